@@ -1,0 +1,34 @@
+// Completion callbacks, with a deadline and the error's diagnostics.
+// Usage: run_script_callback ENDPOINT /abs/path/script.php
+#include <asio/io_context.hpp>
+#include <fcgi/fcgi.hpp>
+#include <iostream>
+
+int main(int argc, char** argv) {
+    if (argc != 3) {
+        std::cerr << "usage: " << argv[0] << " ENDPOINT /abs/path/script.php\n";
+        return 2;
+    }
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    int rc = 1;
+    conn.async_connect(fcgi::endpoint::parse(argv[1]), [&](std::error_code ec) {
+        if (ec) {
+            std::cerr << "connect: " << ec.message() << '\n';
+            return;
+        }
+        fcgi::request req;
+        req.script = argv[2];
+        req.timeout = std::chrono::seconds(10);
+        conn.async_request(std::move(req), [&](std::error_code ec2, fcgi::response resp) {
+            if (ec2) {
+                std::cerr << "request: " << ec2.message() << " (" << resp.diagnostics << ")\n";
+                return;
+            }
+            std::cout << resp.status << ' ' << resp.reason << '\n' << resp.body;
+            rc = 0;
+        });
+    });
+    ctx.run();
+    return rc;
+}

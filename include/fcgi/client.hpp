@@ -1,0 +1,117 @@
+// fcgi::client: a keep-alive connection pool over one or more endpoints.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <memory>
+
+#include "fcgi/client_options.hpp"
+#include "fcgi/detail/client_impl.hpp"
+#include "fcgi/request.hpp"
+#include "fcgi/response.hpp"
+
+namespace fcgi {
+
+/// Runs requests over pooled keep-alive connections.
+///
+/// Connections open lazily, up to `max_connections_per_endpoint` per endpoint, and are reused;
+/// one the server closes while idle (pm.max_requests, restart) is dropped before anyone picks
+/// it. Requests beyond the pool's capacity wait in a bounded queue. An idempotent request
+/// (GET/HEAD/OPTIONS unless `request::idempotent` says otherwise) that fails on a reused
+/// connection, or is refused with CANT_MPX_CONN or OVERLOADED, is retried once; nothing else
+/// is retried. Endpoints that refuse connections back off exponentially; when all are down,
+/// queued requests fail with error::no_endpoint naming each endpoint's error.
+///
+/// Thread safety: async_request may be called from any thread; the rest on the executor.
+class client {
+  public:
+    using executor_type = asio::any_io_executor;
+
+    /// A client on `ex`; nothing connects until the first request.
+    client(executor_type ex, client_options options)
+        : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
+
+    /// Stops the client: outstanding requests complete with error::client_stopped.
+    ~client() {
+        if (impl_)
+            asio::dispatch(impl_->get_executor(), [i = impl_] { i->stop(); });
+    }
+    client(client&&) noexcept = default;
+    client& operator=(client&&) = delete;
+
+    executor_type get_executor() const noexcept { return impl_->get_executor(); }
+
+    /// Runs one request on a pooled connection.
+    ///
+    /// Handler: void(std::error_code, fcgi::response), as connection::async_request, plus
+    /// error::pool_exhausted (queue full), error::no_endpoint (all endpoints down),
+    /// error::client_stopped. The deadline (`req.timeout` or the default) counts from this call,
+    /// queueing included. Cancellation (terminal/partial/total): a queued request is removed, a
+    /// sent one is abandoned as on timeout; it completes with asio::error::operation_aborted.
+    template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
+                  Token = asio::default_completion_token_t<executor_type>>
+    auto async_request(request req, Token&& token = {}) {
+        return asio::async_initiate<Token, void(std::error_code, response)>(
+            initiate_request{}, token, impl_, std::move(req));
+    }
+
+    /// Lets queued and in-flight requests finish, then closes every connection.
+    /// Handler: void(std::error_code). Later requests fail with error::client_stopped.
+    template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
+                  Token = asio::default_completion_token_t<executor_type>>
+    auto async_shutdown(Token&& token = {}) {
+        return asio::async_initiate<Token, void(std::error_code)>(
+            [](auto handler, std::shared_ptr<detail::client_impl> impl) {
+                auto ex = impl->get_executor();
+                detail::connect_handler h(std::move(handler), ex);
+                asio::dispatch(ex, [impl = std::move(impl), h = std::move(h)]() mutable {
+                    impl->start_shutdown(std::move(h));
+                });
+            },
+            token, impl_);
+    }
+
+    /// Fails everything queued and in flight with error::client_stopped and closes the
+    /// connections. Call on the executor.
+    void cancel() { impl_->stop(); }
+
+    /// Counters per endpoint and in total. Call on the executor.
+    client_stats stats() const { return impl_->stats(); }
+
+  private:
+    struct cancel_request {
+        std::shared_ptr<detail::client_impl> impl;
+        std::uint64_t serial;
+        void operator()(asio::cancellation_type type) const {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) == asio::cancellation_type::none)
+                return;
+            asio::post(impl->get_executor(), [i = impl, s = serial] { i->cancel(s); });
+        }
+    };
+
+    struct initiate_request {
+        template <class Handler>
+        void operator()(Handler&& handler, std::shared_ptr<detail::client_impl> impl,
+                        request req) const {
+            auto serial = impl->next_serial();
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            if (slot.is_connected())
+                slot.template emplace<cancel_request>(cancel_request{impl, serial});
+            auto ex = impl->get_executor();
+            detail::request_handler h(std::forward<Handler>(handler), ex);
+            asio::dispatch(ex, [impl = std::move(impl), req = std::move(req), h = std::move(h),
+                                serial]() mutable {
+                impl->start_request(std::move(req), std::move(h), serial);
+            });
+        }
+    };
+
+    std::shared_ptr<detail::client_impl> impl_;
+};
+
+}  // namespace fcgi

@@ -1,0 +1,64 @@
+// Options and statistics of fcgi::client.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fcgi/connection_options.hpp"
+#include "fcgi/endpoint.hpp"
+
+namespace fcgi {
+
+/// How a client's pool behaves. Every field but `endpoints` has a usable default.
+struct client_options {
+    /// The servers (php-fpm pools) to balance over: least outstanding requests first.
+    std::vector<endpoint> endpoints;
+    /// Connections per endpoint: the real concurrency limit against php-fpm. Each kept-alive
+    /// connection pins one worker, and connections beyond pm.max_children wait in the listen
+    /// backlog forever, so keep this <= pm.max_children.
+    std::size_t max_connections_per_endpoint = 4;
+    /// Requests in flight per connection. 1 (the default) for php-fpm; more only for servers
+    /// that multiplex (FCGI_MPXS_CONNS=1).
+    std::uint16_t max_requests_per_connection = 1;
+    /// Requests waiting for a connection; beyond it requests fail at once with
+    /// error::pool_exhausted.
+    std::size_t max_pending = 100000;
+    /// An idle connection is closed after this long; keep it below php-fpm's
+    /// request_terminate_timeout, which also kills idle kept workers. Zero: never.
+    std::chrono::milliseconds idle_timeout{20000};
+    /// A connection is retired after this many requests (0: never). Set it to php-fpm's
+    /// pm.max_requests to recycle in step with the workers.
+    std::uint64_t max_requests_per_connection_lifetime = 0;
+    /// A refused endpoint is retried after this backoff, doubling up to max_backoff.
+    std::chrono::milliseconds initial_backoff{100};
+    std::chrono::milliseconds max_backoff{5000};
+    /// Connect timeout, default request deadline, response limits.
+    connection_options connection;
+};
+
+/// Counters of one endpoint's pool.
+struct endpoint_stats {
+    endpoint where;
+    std::size_t open = 0;       ///< connections open or connecting
+    std::size_t idle = 0;       ///< open with nothing in flight
+    std::size_t in_flight = 0;  ///< requests handed to connections
+    bool down = false;          ///< refused recently; in backoff
+    std::uint64_t connects = 0;
+    std::uint64_t connect_failures = 0;
+    std::uint64_t completed = 0;
+    std::uint64_t failed = 0;
+};
+
+/// Counters of a client.
+struct client_stats {
+    std::vector<endpoint_stats> endpoints;
+    std::size_t queued = 0;  ///< requests waiting for a connection
+    std::uint64_t completed = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t retries = 0;
+    std::uint64_t rejected = 0;  ///< pool_exhausted
+};
+
+}  // namespace fcgi

@@ -1,0 +1,147 @@
+// One FastCGI connection: connect, send requests, get responses.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/post.hpp>
+#include <memory>
+#include <system_error>
+
+#include "fcgi/connection_options.hpp"
+#include "fcgi/detail/connection_impl.hpp"
+#include "fcgi/endpoint.hpp"
+#include "fcgi/request.hpp"
+#include "fcgi/response.hpp"
+
+namespace fcgi {
+
+/// A single FastCGI connection over TCP or a unix socket.
+///
+/// One request is in flight at a time unless `connection_options::max_in_flight` says more (only
+/// for servers reporting FCGI_MPXS_CONNS=1; php-fpm does not). Further requests wait in order.
+/// Every request is sent with FCGI_KEEP_CONN; the connection is reused only when END_REQUEST
+/// ended exactly at the end of the bytes read. A reader is always armed, so a server's close of
+/// an idle connection is seen at once.
+///
+/// Thread safety: async_connect and async_request may be called from any thread (they hop onto
+/// the connection's executor); the other member functions must be called on that executor. Use
+/// a strand as the executor when io_context::run runs on several threads.
+class connection {
+  public:
+    /// The executor every handler of the connection runs on.
+    using executor_type = asio::any_io_executor;
+
+    /// A closed connection using `ex`.
+    explicit connection(executor_type ex, const connection_options& options = {})
+        : impl_(std::make_shared<detail::connection_impl>(std::move(ex), options)) {}
+
+    /// Closes the connection: pending requests complete with asio::error::operation_aborted.
+    ~connection() {
+        if (impl_)
+            impl_->close(asio::error::operation_aborted);
+    }
+
+    connection(connection&&) noexcept = default;
+    connection& operator=(connection&& other) noexcept {
+        if (impl_ && impl_ != other.impl_)
+            impl_->close(asio::error::operation_aborted);
+        impl_ = std::move(other.impl_);
+        return *this;
+    }
+
+    /// The executor of the connection.
+    executor_type get_executor() const noexcept { return impl_->get_executor(); }
+
+    /// Connects to `ep` (resolving host names) within connect_timeout.
+    ///
+    /// Handler: void(std::error_code) — error::connect_timeout, or the system error of the last
+    /// address tried (connection_refused, no such file for a missing socket, ...).
+    /// A connection connects once; make a new one to reconnect.
+    template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
+                  Token = asio::default_completion_token_t<executor_type>>
+    auto async_connect(endpoint ep, Token&& token = {}) {
+        return asio::async_initiate<Token, void(std::error_code)>(
+            [](auto handler, std::shared_ptr<detail::connection_impl> impl, endpoint e) {
+                auto ex = impl->get_executor();
+                detail::connect_handler h(std::move(handler), ex);
+                // Runs inline on the connection's executor, else hops onto it.
+                asio::dispatch(
+                    ex, [impl = std::move(impl), e = std::move(e), h = std::move(h)]() mutable {
+                        impl->start_connect(std::move(e), std::move(h));
+                    });
+            },
+            token, impl_, std::move(ep));
+    }
+
+    /// Runs one request.
+    ///
+    /// Handler: void(std::error_code, fcgi::response). A response arrived when the error is
+    /// empty, whatever its status; stderr text is data, not an error. Errors: request_timeout
+    /// (the deadline of `req.timeout` or the connection's default passed: the connection is
+    /// closed, since php-fpm ignores ABORT_REQUEST), connection_lost, the protocol errors,
+    /// response_too_large, invalid_request and param_too_large (nothing sent), server_error codes
+    /// for END_REQUEST statuses. On error `response::diagnostics` explains what happened.
+    /// Cancellation: terminal, partial and total cancellation through the handler's slot end
+    /// the request with asio::error::operation_aborted, with the same effect as a timeout.
+    /// The handler never runs inside this call.
+    template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
+                  Token = asio::default_completion_token_t<executor_type>>
+    auto async_request(request req, Token&& token = {}) {
+        return asio::async_initiate<Token, void(std::error_code, response)>(
+            initiate_request{}, token, impl_, std::move(req));
+    }
+
+    /// Closes the socket; requests in flight complete with asio::error::operation_aborted.
+    void close() { impl_->close(asio::error::operation_aborted); }
+
+    /// True once connected and until closed by either side.
+    bool is_open() const noexcept { return impl_->state() == detail::connection_state::open; }
+
+    /// Requests accepted and not yet completed.
+    std::size_t outstanding() const noexcept { return impl_->outstanding(); }
+
+    /// Where the connection goes.
+    const endpoint& remote() const noexcept { return impl_->remote(); }
+
+    /// Counters.
+    connection_stats stats() const noexcept { return impl_->stats(); }
+
+  private:
+    struct cancel_request {
+        std::shared_ptr<detail::connection_impl> impl;
+        std::uint64_t serial;
+        void operator()(asio::cancellation_type type) const {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) == asio::cancellation_type::none)
+                return;
+            // Hop onto the connection's executor: the signal may be emitted from elsewhere.
+            asio::post(impl->get_executor(), [i = impl, s = serial] { i->cancel(s); });
+        }
+    };
+
+    struct initiate_request {
+        template <class Handler>
+        void operator()(Handler&& handler, std::shared_ptr<detail::connection_impl> impl,
+                        request req) const {
+            auto serial = impl->next_serial();  // atomic: may run off the executor
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            if (slot.is_connected())
+                slot.template emplace<cancel_request>(cancel_request{impl, serial});
+            auto ex = impl->get_executor();
+            detail::request_handler h(std::forward<Handler>(handler), ex);
+            // Runs inline on the connection's executor, else hops onto it, so plain code on
+            // another thread may start requests (use_future).
+            asio::dispatch(ex, [impl = std::move(impl), req = std::move(req), h = std::move(h),
+                                serial]() mutable {
+                impl->start_request(std::move(req), std::move(h), serial);
+            });
+        }
+    };
+
+    std::shared_ptr<detail::connection_impl> impl_;
+};
+
+}  // namespace fcgi

@@ -1,0 +1,37 @@
+// Options of one FastCGI connection.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace fcgi {
+
+/// How a connection behaves. Every field has a usable default.
+struct connection_options {
+    /// Time allowed for resolving and connecting; error::connect_timeout after it.
+    std::chrono::milliseconds connect_timeout{5000};
+    /// Deadline of a request that sets none itself; zero means no deadline.
+    std::chrono::milliseconds request_timeout{0};
+    /// Request IDs in flight at once. 1 (the default) is right for php-fpm, which cannot
+    /// multiplex; more only for servers that report FCGI_MPXS_CONNS=1.
+    std::uint16_t max_in_flight = 1;
+    /// Largest STDOUT accepted per response (64 MiB); error::response_too_large beyond it.
+    std::size_t max_stdout_size = 64u << 20;
+    /// Largest STDERR accepted per response (1 MiB); error::response_too_large beyond it.
+    std::size_t max_stderr_size = 1u << 20;
+    /// Largest CGI response head (64 KiB); error::response_head_too_large beyond it.
+    std::size_t max_head_size = 64u << 10;
+    /// Size of the read buffer; records larger than it are handed on in pieces.
+    std::size_t read_buffer_size = 64u << 10;
+};
+
+/// Counters of one connection, for pools and monitoring.
+struct connection_stats {
+    std::uint64_t requests_started = 0;    ///< requests whose first byte was written
+    std::uint64_t requests_completed = 0;  ///< END_REQUEST received
+    std::uint64_t bytes_written = 0;
+    std::uint64_t bytes_read = 0;
+};
+
+}  // namespace fcgi

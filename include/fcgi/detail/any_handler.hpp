@@ -1,0 +1,89 @@
+// A move-only, type-erased completion handler (Asio 1.22.1 has no any_completion_handler).
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "fcgi/detail/asio_compat.hpp"
+
+namespace fcgi::detail {
+
+template <class Signature>
+class any_handler;
+
+/// Holds a completion handler of signature void(Args...) and the outstanding work of its
+/// executor. complete() frees the holder before the upcall, as Asio's allocator rules require,
+/// and clears the handler's cancellation slot first.
+template <class... Args>
+class any_handler<void(Args...)> {
+    struct base {
+        virtual ~base() = default;
+        virtual void complete(bool post, Args... args) = 0;  // consumes *this
+    };
+
+    template <class Handler>
+    struct holder final : base {
+        using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
+        using work_executor =
+            typename asio::prefer_result<handler_executor,
+                                         asio::execution::outstanding_work_t::tracked_t>::type;
+
+        holder(Handler&& h, const asio::any_io_executor& io)
+            : handler(std::move(h)),
+              work(asio::prefer(asio::get_associated_executor(handler, io),
+                                asio::execution::outstanding_work.tracked)) {}
+
+        void complete(bool post, Args... args) override {
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            if (slot.is_connected())
+                slot.clear();
+            Handler h(std::move(handler));
+            work_executor ex(std::move(work));
+            delete this;
+            auto bound = detail::append(std::move(h), std::move(args)...);
+            if (post)
+                asio::post(ex, std::move(bound));
+            else
+                asio::dispatch(ex, std::move(bound));
+        }
+
+        Handler handler;
+        work_executor work;
+    };
+
+  public:
+    any_handler() = default;
+
+    /// Wraps `h`; `io` is the default executor when `h` has no associated one.
+    template <class Handler>
+    any_handler(Handler&& h, const asio::any_io_executor& io)
+        : p_(new holder<std::decay_t<Handler>>(std::forward<Handler>(h), io)) {}
+
+    any_handler(any_handler&&) noexcept = default;
+    any_handler& operator=(any_handler&&) noexcept = default;
+
+    /// True while a handler is held.
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+    /// Posts the handler with `args` to its executor; the holder is empty afterwards.
+    void post(Args... args) { p_.release()->complete(true, std::move(args)...); }
+
+    /// Dispatches the handler (runs inline when already on its executor).
+    void dispatch(Args... args) { p_.release()->complete(false, std::move(args)...); }
+
+  private:
+    struct deleter {
+        void operator()(base* b) const noexcept { delete b; }
+    };
+    std::unique_ptr<base, deleter> p_;
+};
+
+}  // namespace fcgi::detail

@@ -1,0 +1,30 @@
+// Derives the CGI params of a request (defaults, HTTP_* headers, raw overrides).
+#pragma once
+
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "fcgi/protocol/name_value.hpp"
+#include "fcgi/request.hpp"
+
+namespace fcgi::detail {
+
+/// The params of one request as name-value views into the request and a few owned strings.
+/// Reusable: build() keeps capacity.
+class cgi_params {
+  public:
+    /// Builds the params of `req`, which must outlive params(). On error returns
+    /// error::invalid_request and explains in `why`.
+    std::error_code build(const request& req, std::string& why);
+
+    /// The params, in the order they are sent.
+    std::span<const protocol::name_value> params() const noexcept { return params_; }
+
+  private:
+    std::vector<protocol::name_value> params_;
+    std::vector<std::string> owned_;  // reserved before use: views into these must stay valid
+};
+
+}  // namespace fcgi::detail

@@ -1,0 +1,78 @@
+// The pool behind fcgi::client: connections per endpoint, a bounded wait queue, balancing,
+// backoff, retries. All state lives on one executor.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/steady_timer.hpp>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "fcgi/client_options.hpp"
+#include "fcgi/detail/any_handler.hpp"
+#include "fcgi/detail/connection_impl.hpp"
+
+namespace fcgi::detail {
+
+class client_impl : public std::enable_shared_from_this<client_impl> {
+  public:
+    client_impl(asio::any_io_executor ex, client_options opts);
+    ~client_impl();
+
+    const asio::any_io_executor& get_executor() const noexcept { return ex_; }
+    std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
+    void start_request(request req, request_handler h, std::uint64_t serial);
+    void cancel(std::uint64_t serial);
+    /// Fails everything pending and in flight with error::client_stopped; closes connections.
+    void stop();
+    /// Lets in-flight and queued requests finish, then closes everything and calls `h`.
+    void start_shutdown(connect_handler h);
+    client_stats stats() const;
+
+  private:
+    struct pending_op;
+    struct pooled_connection {
+        std::shared_ptr<connection_impl> conn;
+        asio::steady_timer idle_timer;
+        bool connected = false;
+    };
+    struct endpoint_pool {
+        endpoint where;
+        std::vector<std::unique_ptr<pooled_connection>> conns;
+        std::chrono::steady_clock::time_point down_until{};
+        std::chrono::milliseconds backoff{0};
+        std::error_code last_error;
+        std::size_t in_flight = 0;
+        std::uint64_t connects = 0, connect_failures = 0, completed = 0, failed = 0;
+    };
+
+    void pump();
+    endpoint_pool* pick_endpoint(bool fresh);
+    pooled_connection* find_usable(endpoint_pool& ep, bool fresh);
+    pooled_connection* find_idle(endpoint_pool& ep);
+    void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
+    void open_connection(endpoint_pool& ep);
+    void on_connected(endpoint_pool* ep, pooled_connection* pc, std::error_code ec);
+    void on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
+                         std::error_code ec, response r);
+    void on_connection_event(pooled_connection* pc);
+    void arm_idle_timer(pooled_connection& pc);
+    void remove_closed(endpoint_pool& ep);
+    void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
+    void check_shutdown_done();
+
+    asio::any_io_executor ex_;
+    client_options opts_;
+    std::vector<endpoint_pool> pools_;
+    std::deque<std::unique_ptr<pending_op>> queue_;
+    std::vector<pending_op*> in_flight_;  // non-owning: owned by the connection's handler
+    std::atomic<std::uint64_t> serial_{0};
+    bool stopped_ = false;
+    connect_handler shutdown_handler_;
+    asio::steady_timer retry_timer_;
+    bool retry_armed_ = false;
+    std::uint64_t completed_ = 0, failed_ = 0, retries_ = 0, rejected_ = 0;
+};
+
+}  // namespace fcgi::detail

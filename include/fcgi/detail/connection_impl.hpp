@@ -1,0 +1,144 @@
+// The state and Asio glue behind fcgi::connection: one socket, an always-armed reader that routes
+// records by request ID, and a writer that gathers queued requests into one write.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fcgi/connection_options.hpp"
+#include "fcgi/detail/any_handler.hpp"
+#include "fcgi/detail/cgi_params.hpp"
+#include "fcgi/detail/response_assembler.hpp"
+#include "fcgi/endpoint.hpp"
+#include "fcgi/protocol/record_bodies.hpp"
+#include "fcgi/protocol/record_decoder.hpp"
+#include "fcgi/protocol/request_encoder.hpp"
+#include "fcgi/request.hpp"
+#include "fcgi/response.hpp"
+
+namespace fcgi::detail {
+
+using request_handler = any_handler<void(std::error_code, response)>;
+using connect_handler = any_handler<void(std::error_code)>;
+
+/// The connection's lifecycle.
+enum class connection_state { idle, connecting, open, closed };
+
+/// Called by a connection when a request slot frees up or the connection closes, so a pool can
+/// hand it more work. Runs on the connection's executor, never inside an initiating function.
+using connection_event_fn = std::function<void()>;
+
+class connection_impl : public std::enable_shared_from_this<connection_impl> {
+  public:
+    connection_impl(asio::any_io_executor ex, const connection_options& opts);
+    ~connection_impl();
+    connection_impl(const connection_impl&) = delete;
+    connection_impl& operator=(const connection_impl&) = delete;
+
+    const asio::any_io_executor& get_executor() const noexcept { return ex_; }
+
+    void start_connect(endpoint ep, connect_handler h);
+    /// A new serial for a request, used to find it again on cancellation.
+    std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
+    void start_request(request req, request_handler h, std::uint64_t serial);
+    /// Cancels request `serial` as if its deadline passed, with asio::error::operation_aborted.
+    void cancel(std::uint64_t serial);
+    /// Closes the socket; every request in flight completes with `ec` (and `detail` in its
+    /// diagnostics), every request not yet sent with error::not_connected.
+    void close(std::error_code ec, std::string_view detail = {});
+
+    connection_state state() const noexcept { return state_; }
+    const endpoint& remote() const noexcept { return endpoint_; }
+    const connection_options& options() const noexcept { return opts_; }
+    /// Requests accepted and not yet completed (queued or in flight).
+    std::size_t outstanding() const noexcept;
+    /// True when a new request would be written at once (a free slot and nothing waiting).
+    bool has_free_slot() const noexcept;
+    /// True when nothing is queued or in flight and the connection is open.
+    bool is_idle() const noexcept { return state_ == connection_state::open && outstanding() == 0; }
+    connection_stats stats() const noexcept { return stats_; }
+    /// Limits requests in flight (a CANT_MPX_CONN answer drops a connection to 1).
+    void set_max_in_flight(std::uint16_t n);
+    /// Called after a request completes or the connection closes (for pools).
+    void set_event_callback(connection_event_fn fn) { on_event_ = std::move(fn); }
+
+  private:
+    struct request_op {
+        request_op(asio::any_io_executor ex, request r, request_handler h, std::uint64_t s)
+            : req(std::move(r)), handler(std::move(h)), serial(s), timer(std::move(ex)) {}
+        request req;
+        request_handler handler;
+        std::uint64_t serial;
+        asio::steady_timer timer;  // deadline; its handler finds the op by serial, never by pointer
+    };
+
+    struct slot {
+        std::unique_ptr<request_op> op;  // null when free, or when abandoned after a timeout
+        std::uint16_t id = 0;
+        bool in_use = false;     // the ID is taken: from assignment until END_REQUEST or close
+        bool queued = false;     // in write_queue_
+        bool writing = false;    // its buffers are part of the current write
+        bool written = false;    // its bytes reached the socket
+        bool abandoned = false;  // completed early; records dropped until END_REQUEST
+        request req;             // owns the bytes the encoder's buffers view
+        cgi_params params;
+        protocol::request_encoder encoder;
+        response_assembler assembler;
+    };
+
+    void assign(slot& s, std::unique_ptr<request_op> op);
+    void pump_waiting();
+    void start_write();
+    void on_write(std::error_code ec, std::size_t n);
+    void start_read();
+    void on_read(std::error_code ec, std::size_t n);
+    bool handle_piece(const protocol::record_piece& piece, bool input_left);
+    void on_end_request(slot& s, std::string_view content, bool input_left);
+    void fail_request(std::uint64_t serial, std::error_code ec, const char* what);
+    void complete(slot& s, std::error_code ec, response r);
+    void release(slot& s);
+    std::string describe(const slot& s) const;
+    void notify();
+    void try_next_endpoint(std::size_t index, std::error_code last);
+    void finish_connect(std::error_code ec);
+
+    asio::any_io_executor ex_;
+    connection_options opts_;
+    asio::generic::stream_protocol::socket socket_;
+    asio::ip::tcp::resolver resolver_;
+    asio::steady_timer connect_timer_;
+    asio::ip::tcp::resolver::results_type resolved_;
+    connect_handler connect_handler_;
+    bool connect_timed_out_ = false;
+    endpoint endpoint_;
+    connection_state state_ = connection_state::idle;
+
+    protocol::record_decoder decoder_;
+    std::vector<char> read_buffer_;
+    bool reading_ = false;
+
+    std::vector<slot> slots_;
+    std::uint16_t max_in_flight_ = 1;
+    std::deque<std::unique_ptr<request_op>> waiting_;
+    std::vector<std::uint16_t> write_queue_;  // slot indexes in order
+    std::vector<std::uint16_t> writing_slots_;
+    std::vector<protocol::abort_request_record> aborts_pending_;
+    std::vector<protocol::abort_request_record> aborts_writing_;
+    std::vector<asio::const_buffer> gather_;
+    bool writing_ = false;
+
+    std::atomic<std::uint64_t> serial_{0};
+    connection_stats stats_;
+    connection_event_fn on_event_;
+};
+
+}  // namespace fcgi::detail

@@ -1,0 +1,50 @@
+// Builds one response from the STDOUT, STDERR and END_REQUEST records routed to it (sans-io).
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+#include <system_error>
+
+#include "fcgi/protocol/cgi_head_parser.hpp"
+#include "fcgi/protocol/record_bodies.hpp"
+#include "fcgi/response.hpp"
+
+namespace fcgi::detail {
+
+/// Size limits of one response.
+struct response_limits {
+    std::size_t max_stdout = 64u << 20;
+    std::size_t max_stderr = 1u << 20;
+    std::size_t max_head = protocol::cgi_head_parser::default_max_size;
+};
+
+/// Feeds STDOUT through the CGI head parser into a response, keeps STDERR apart, enforces the
+/// limits. Reusable: reset() keeps capacity where it can.
+class response_assembler {
+  public:
+    /// Starts a new response.
+    void reset(const response_limits& limits);
+
+    /// A piece of STDOUT. Errors: bad_response_head, response_head_too_large, response_too_large.
+    std::error_code on_stdout(std::string_view bytes);
+    /// A piece of STDERR. Error: response_too_large.
+    std::error_code on_stderr(std::string_view bytes);
+    /// END_REQUEST: finishes the head (a stream may end before its blank line) and stores
+    /// appStatus and protocolStatus.
+    std::error_code on_end(const protocol::end_request_body& end);
+
+    /// Bytes of STDOUT and STDERR received so far (for diagnostics and retry decisions).
+    std::size_t stdout_bytes() const noexcept { return stdout_bytes_; }
+    std::size_t stderr_bytes() const noexcept { return response_.stderr_text.size(); }
+
+    /// The response; valid after on_end().
+    response take() noexcept { return std::move(response_); }
+
+  private:
+    response_limits limits_;
+    protocol::cgi_head_parser head_;
+    response response_;
+    std::size_t stdout_bytes_ = 0;
+};
+
+}  // namespace fcgi::detail

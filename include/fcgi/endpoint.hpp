@@ -1,0 +1,41 @@
+// Where a FastCGI server listens: a unix socket path or a TCP host and port.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace fcgi {
+
+/// A FastCGI server address.
+///
+/// Parsed from `unix:/path/to.sock`, a bare absolute path (unix socket), `tcp:host:port`,
+/// `host:port` or `[v6addr]:port`. Host names are resolved when connecting.
+struct endpoint {
+    /// Transport of the endpoint.
+    enum class kind { unix_socket, tcp };
+
+    kind type = kind::unix_socket;
+    std::string path;        ///< unix socket path (kind::unix_socket)
+    std::string host;        ///< host name or address without brackets (kind::tcp)
+    std::uint16_t port = 0;  ///< TCP port (kind::tcp)
+
+    /// A unix socket endpoint.
+    static endpoint unix_socket(std::string path);
+    /// A TCP endpoint.
+    static endpoint tcp(std::string host, std::uint16_t port);
+
+    /// Parses `text`; throws std::system_error(error::invalid_endpoint) quoting it when malformed.
+    static endpoint parse(std::string_view text);
+
+    /// Canonical text: "unix:/path" or "host:port" ("[::1]:9000" for IPv6 literals).
+    std::string to_string() const;
+
+    friend bool operator==(const endpoint&, const endpoint&) = default;
+};
+
+/// Parses `text` into `out`; error::invalid_endpoint when malformed (out is then unchanged).
+std::error_code parse_endpoint(std::string_view text, endpoint& out);
+
+}  // namespace fcgi

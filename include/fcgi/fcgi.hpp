@@ -1,0 +1,20 @@
+// Umbrella header of asio-fcgi.
+#pragma once
+
+#include "fcgi/client.hpp"
+#include "fcgi/client_options.hpp"
+#include "fcgi/connection.hpp"
+#include "fcgi/connection_options.hpp"
+#include "fcgi/endpoint.hpp"
+#include "fcgi/error.hpp"
+#include "fcgi/fanout.hpp"
+#include "fcgi/get_values.hpp"
+#include "fcgi/protocol/cgi_head_parser.hpp"
+#include "fcgi/protocol/name_value.hpp"
+#include "fcgi/protocol/record_bodies.hpp"
+#include "fcgi/protocol/record_decoder.hpp"
+#include "fcgi/protocol/record_header.hpp"
+#include "fcgi/protocol/request_encoder.hpp"
+#include "fcgi/protocol/types.hpp"
+#include "fcgi/request.hpp"
+#include "fcgi/response.hpp"

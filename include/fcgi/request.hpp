@@ -1,0 +1,73 @@
+// A FastCGI request as the caller describes it; CGI params are derived from it when sent.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "fcgi/protocol/types.hpp"
+
+namespace fcgi {
+
+/// What to run and with which input.
+///
+/// Sent params: CGI defaults derived from the fields (GATEWAY_INTERFACE, SERVER_PROTOCOL,
+/// REQUEST_METHOD, SCRIPT_FILENAME, SCRIPT_NAME, QUERY_STRING, REQUEST_URI, DOCUMENT_ROOT,
+/// CONTENT_LENGTH, CONTENT_TYPE, SERVER_SOFTWARE, REMOTE_ADDR, REMOTE_PORT, SERVER_ADDR,
+/// SERVER_NAME, SERVER_PORT), then each header as HTTP_<NAME>, then `params`, which replace a
+/// default of the same name. CONTENT_LENGTH always equals the body sent (php-fpm hangs or
+/// desynchronises otherwise), so a conflicting override is an error.
+struct request {
+    /// Absolute path of the script (SCRIPT_FILENAME). Required.
+    std::string script;
+    /// REQUEST_METHOD; empty means GET, or POST when there is a body.
+    std::string method;
+    /// QUERY_STRING, without '?'.
+    std::string query;
+    /// DOCUMENT_ROOT; empty means the script's directory. SCRIPT_NAME is the script's path below
+    /// it.
+    std::string document_root;
+    /// HTTP request headers, sent as HTTP_* (Content-Type and Content-Length as CONTENT_*).
+    std::vector<std::pair<std::string, std::string>> headers;
+    /// Raw params, in order; a name equal to a default replaces it.
+    std::vector<std::pair<std::string, std::string>> params;
+    /// Request body (STDIN).
+    std::string body;
+    /// FILTER role only: the file data (DATA stream); FCGI_DATA_LENGTH is set from it.
+    std::string data;
+    /// FILTER role only: FCGI_DATA_LAST_MOD (seconds since the epoch).
+    std::optional<std::uint64_t> data_last_modified;
+    /// The FastCGI role.
+    protocol::role role = protocol::role::responder;
+    /// Whether the request may be sent twice; default: true for GET, HEAD and OPTIONS.
+    std::optional<bool> idempotent;
+    /// Deadline for the whole request, from the call to completion; zero means the default of
+    /// the connection or client (none when that is zero too).
+    std::chrono::milliseconds timeout{0};
+
+    /// The effective method (GET, or POST when a body is present and no method set).
+    std::string_view effective_method() const noexcept {
+        if (!method.empty())
+            return method;
+        return body.empty() ? std::string_view("GET") : std::string_view("POST");
+    }
+
+    /// Whether the client may retry this request on a fresh connection.
+    bool is_idempotent() const noexcept {
+        if (idempotent)
+            return *idempotent;
+        auto m = effective_method();
+        return m == "GET" || m == "HEAD" || m == "OPTIONS";
+    }
+};
+
+/// Checks a request before anything is sent: an absolute script path, header names that are
+/// tokens, no CR, LF or NUL in header values, no '=' or NUL in param names. On failure returns
+/// error::invalid_request and sets `why` to a sentence naming the offending field.
+std::error_code validate(const request& req, std::string& why);
+
+}  // namespace fcgi

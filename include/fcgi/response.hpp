@@ -1,0 +1,39 @@
+// What came back for a request: status, headers, body, stderr and the END_REQUEST fields.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fcgi/protocol/cgi_head_parser.hpp"
+#include "fcgi/protocol/types.hpp"
+
+namespace fcgi {
+
+/// One response header (name as sent, value trimmed).
+using header_field = protocol::header_field;
+
+/// A completed response.
+///
+/// STDERR is kept apart from the body and is not an error by itself: PHP logs warnings there.
+/// When a request fails, only `diagnostics` is meaningful.
+struct response {
+    int status = 0;                     ///< from the CGI Status header; 200 when absent
+    std::string reason;                 ///< reason phrase
+    std::vector<header_field> headers;  ///< in order, repeated names kept, Status excluded
+    std::string body;                   ///< STDOUT after the CGI head
+    std::string stderr_text;            ///< everything the server sent on FCGI_STDERR
+    std::uint32_t app_status = 0;       ///< END_REQUEST appStatus (always 0 with php-fpm)
+    protocol::protocol_status protocol_status = protocol::protocol_status::request_complete;
+    /// On failure, a sentence for humans naming the endpoint and what had arrived.
+    std::string diagnostics;
+
+    /// The first header named `name` (case-insensitive), if any.
+    std::optional<std::string_view> header(std::string_view name) const noexcept;
+    /// Every header named `name` (case-insensitive), in order.
+    std::vector<std::string_view> headers_named(std::string_view name) const;
+};
+
+}  // namespace fcgi

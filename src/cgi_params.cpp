@@ -1,0 +1,140 @@
+#include "fcgi/detail/cgi_params.hpp"
+
+#include <algorithm>
+
+#include "fcgi/detail/ascii.hpp"
+
+#include "fcgi/error.hpp"
+
+namespace fcgi {
+using detail::iequals;
+using detail::is_token_char;
+
+std::error_code validate(const request& req, std::string& why) {
+    if (req.script.empty() || req.script.front() != '/') {
+        why = "script must be an absolute path (SCRIPT_FILENAME), got '" + req.script + "'";
+        return error::invalid_request;
+    }
+    if (req.script.find('\0') != std::string::npos) {
+        why = "script path contains a NUL byte";
+        return error::invalid_request;
+    }
+    for (char c : req.method) {
+        if (!is_token_char(c)) {
+            why = "method '" + req.method + "' is not an HTTP token";
+            return error::invalid_request;
+        }
+    }
+    for (const auto& [name, value] : req.headers) {
+        if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
+            why = "header name '" + name + "' is not an HTTP token";
+            return error::invalid_request;
+        }
+        if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+            why = "header '" + name + "' has CR, LF or NUL in its value";
+            return error::invalid_request;
+        }
+    }
+    for (const auto& [name, value] : req.params) {
+        if (name.empty() || name.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
+            why = "param name '" + name + "' is empty or contains '=' or NUL";
+            return error::invalid_request;
+        }
+    }
+    if (req.role != protocol::role::filter && (!req.data.empty() || req.data_last_modified)) {
+        why = "a DATA stream is only sent with the FILTER role";
+        return error::invalid_request;
+    }
+    return {};
+}
+
+namespace detail {
+
+std::error_code cgi_params::build(const request& req, std::string& why) {
+    if (auto ec = validate(req, why))
+        return ec;
+    params_.clear();
+    owned_.clear();
+    owned_.reserve(4 + req.headers.size());
+    auto own = [&](std::string s) -> std::string_view { return owned_.emplace_back(std::move(s)); };
+
+    std::string_view script = req.script;
+    std::string_view root = req.document_root;
+    if (root.empty())
+        root = script.substr(0, std::max<std::size_t>(script.rfind('/'), 1));
+    while (root.size() > 1 && root.back() == '/')
+        root.remove_suffix(1);
+    std::string_view script_name = script;
+    if (script.starts_with(root) && script.size() > root.size() && script[root.size()] == '/')
+        script_name = root == "/" ? script : script.substr(root.size());
+
+    std::string_view content_type;
+    std::string_view content_length_header;
+    for (const auto& [name, value] : req.headers) {
+        if (iequals(name, "Content-Type"))
+            content_type = value;
+        else if (iequals(name, "Content-Length"))
+            content_length_header = value;
+    }
+    if (content_type.empty() && !req.body.empty())
+        content_type = "application/x-www-form-urlencoded";
+
+    std::string_view content_length = own(std::to_string(req.body.size()));
+    if (!content_length_header.empty() && content_length_header != content_length) {
+        why = "Content-Length header " + std::string(content_length_header) +
+              " differs from the body's " + std::string(content_length) + " bytes";
+        return error::invalid_request;
+    }
+    std::string_view uri =
+        req.query.empty() ? script_name : own(std::string(script_name) + "?" + req.query);
+
+    params_ = {
+        {"GATEWAY_INTERFACE", "CGI/1.1"},
+        {"SERVER_PROTOCOL", "HTTP/1.1"},
+        {"SERVER_SOFTWARE", "asio-fcgi"},
+        {"REQUEST_METHOD", req.effective_method()},
+        {"SCRIPT_FILENAME", script},
+        {"SCRIPT_NAME", script_name},
+        {"DOCUMENT_ROOT", root},
+        {"REQUEST_URI", uri},
+        {"QUERY_STRING", req.query},
+        {"CONTENT_LENGTH", content_length},
+        {"CONTENT_TYPE", content_type},
+        {"REMOTE_ADDR", "127.0.0.1"},
+        {"REMOTE_PORT", "0"},
+        {"SERVER_ADDR", "127.0.0.1"},
+        {"SERVER_NAME", "localhost"},
+        {"SERVER_PORT", "80"},
+    };
+    if (req.role == protocol::role::filter) {
+        params_.push_back({"FCGI_DATA_LENGTH", own(std::to_string(req.data.size()))});
+        if (req.data_last_modified)
+            params_.push_back({"FCGI_DATA_LAST_MOD", own(std::to_string(*req.data_last_modified))});
+    }
+    for (const auto& [name, value] : req.headers) {
+        if (iequals(name, "Content-Type") || iequals(name, "Content-Length"))
+            continue;
+        std::string env = "HTTP_";
+        env.reserve(5 + name.size());
+        for (char c : name)
+            env.push_back(c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c);
+        params_.push_back({own(std::move(env)), value});
+    }
+    for (const auto& [name, value] : req.params) {
+        if (name == "CONTENT_LENGTH" && value != content_length) {
+            why = "param CONTENT_LENGTH=" + value + " differs from the body's " +
+                  std::string(content_length) + " bytes";
+            return error::invalid_request;
+        }
+        auto it = std::find_if(params_.begin(), params_.end(),
+                               [&](const protocol::name_value& p) { return p.name == name; });
+        if (it != params_.end())
+            it->value = value;
+        else
+            params_.push_back({name, value});
+    }
+    return {};
+}
+
+}  // namespace detail
+}  // namespace fcgi

@@ -1,0 +1,425 @@
+#include "fcgi/detail/client_impl.hpp"
+
+#include <algorithm>
+
+#include "fcgi/error.hpp"
+
+namespace fcgi::detail {
+
+using clock = std::chrono::steady_clock;
+
+struct client_impl::pending_op {
+    pending_op(asio::any_io_executor ex, request r, request_handler h, std::uint64_t s)
+        : req(std::move(r)), handler(std::move(h)), serial(s), timer(std::move(ex)) {}
+    request req;  // moved into the connection unless kept for a retry
+    request_handler handler;
+    std::uint64_t serial;
+    clock::time_point deadline = clock::time_point::max();
+    asio::steady_timer timer;  // the deadline while queued; found again by serial
+    int attempts = 0;
+    bool fresh_only = false;  // a retry after a stale kept-alive connection: use a new one
+    std::weak_ptr<connection_impl> conn;  // while dispatched
+    std::uint64_t conn_serial = 0;
+};
+
+client_impl::client_impl(asio::any_io_executor ex, client_options opts)
+    : ex_(ex), opts_(std::move(opts)), retry_timer_(ex) {
+    opts_.max_connections_per_endpoint =
+        std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
+    opts_.max_requests_per_connection =
+        std::max<std::uint16_t>(opts_.max_requests_per_connection, 1);
+    opts_.connection.max_in_flight = opts_.max_requests_per_connection;
+    for (auto& e : opts_.endpoints)
+        pools_.push_back(endpoint_pool{e, {}, {}, {}, {}, 0, 0, 0, 0, 0});
+}
+
+client_impl::~client_impl() {
+    for (auto& p : pools_)
+        for (auto& pc : p.conns) {
+            pc->conn->set_event_callback(nullptr);
+            pc->conn->close(error::client_stopped);
+        }
+}
+
+void client_impl::start_request(request req, request_handler h, std::uint64_t serial) {
+    auto op = std::make_unique<pending_op>(ex_, std::move(req), std::move(h), serial);
+    if (stopped_) {
+        fail(std::move(op), error::client_stopped, "the client was stopped");
+        return;
+    }
+    if (pools_.empty()) {
+        fail(std::move(op), error::no_endpoint, "the client has no endpoint configured");
+        return;
+    }
+    if (queue_.size() >= opts_.max_pending) {
+        ++rejected_;
+        fail(std::move(op), error::pool_exhausted,
+             std::to_string(queue_.size()) + " requests already wait for a connection");
+        return;
+    }
+    auto timeout = op->req.timeout.count() > 0 ? op->req.timeout : opts_.connection.request_timeout;
+    if (timeout.count() > 0) {
+        op->deadline = clock::now() + timeout;
+        op->timer.expires_at(op->deadline);
+        op->timer.async_wait([w = weak_from_this(), serial](std::error_code ec) {
+            auto self = w.lock();
+            if (ec || !self)
+                return;
+            for (auto it = self->queue_.begin(); it != self->queue_.end(); ++it) {
+                if ((*it)->serial == serial) {
+                    auto op = std::move(*it);
+                    self->queue_.erase(it);
+                    self->fail(std::move(op), error::request_timeout,
+                               "deadline passed while waiting for a connection");
+                    return;
+                }
+            }
+        });
+    }
+    queue_.push_back(std::move(op));
+    pump();
+}
+
+void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why) {
+    ++failed_;
+    response r;
+    r.diagnostics = std::move(why);
+    op->timer.cancel();
+    op->handler.post(ec, std::move(r));
+}
+
+void client_impl::remove_closed(endpoint_pool& ep) {
+    std::erase_if(ep.conns, [](const std::unique_ptr<pooled_connection>& pc) {
+        bool dead = pc->conn->state() == connection_state::closed;
+        if (dead)
+            pc->conn->set_event_callback(nullptr);
+        return dead;
+    });
+}
+
+namespace {
+
+bool usable(const connection_impl& c, bool connected, bool fresh) {
+    return connected && c.has_free_slot() && (!fresh || c.stats().requests_started == 0);
+}
+
+}  // namespace
+
+client_impl::pooled_connection* client_impl::find_usable(endpoint_pool& ep, bool fresh) {
+    for (auto& pc : ep.conns)
+        if (usable(*pc->conn, pc->connected, fresh))
+            return pc.get();
+    return nullptr;
+}
+
+client_impl::pooled_connection* client_impl::find_idle(endpoint_pool& ep) {
+    for (auto& pc : ep.conns)
+        if (pc->connected && pc->conn->is_idle())
+            return pc.get();
+    return nullptr;
+}
+
+client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh) {
+    auto now = clock::now();
+    endpoint_pool* best = nullptr;
+    bool best_free = false;
+    for (auto& p : pools_) {
+        if (p.down_until > now)
+            continue;
+        bool free = find_usable(p, fresh) != nullptr;
+        bool can_grow = p.conns.size() < opts_.max_connections_per_endpoint ||
+                        (fresh && find_idle(p) != nullptr);
+        if (!free && !can_grow)
+            continue;
+        if (!best || (free && !best_free) || (free == best_free && p.in_flight < best->in_flight)) {
+            best = &p;
+            best_free = free;
+        }
+    }
+    return best;
+}
+
+void client_impl::pump() {
+    if (stopped_)
+        return;
+    for (auto& p : pools_)
+        remove_closed(p);
+    while (!queue_.empty()) {
+        bool fresh = queue_.front()->fresh_only;
+        endpoint_pool* ep = pick_endpoint(fresh);
+        if (!ep)
+            break;
+        if (pooled_connection* pc = find_usable(*ep, fresh)) {
+            auto op = std::move(queue_.front());
+            queue_.pop_front();
+            dispatch(*ep, *pc, std::move(op));
+            continue;
+        }
+        // Open one more connection unless enough are already connecting for the queue.
+        std::size_t connecting = 0;
+        for (const auto& p : pools_)
+            for (const auto& pc : p.conns)
+                connecting += !pc->connected;
+        if (connecting >= queue_.size())
+            break;
+        if (ep->conns.size() >= opts_.max_connections_per_endpoint) {
+            // Only a retry that needs a fresh connection gets here: retire an idle used one.
+            pooled_connection* idle = find_idle(*ep);
+            if (!idle)
+                break;
+            idle->conn->set_event_callback(nullptr);
+            idle->conn->close(asio::error::operation_aborted);
+            remove_closed(*ep);
+        }
+        open_connection(*ep);
+    }
+    // Every endpoint down: nothing will come of waiting, so fail fast with the reason.
+    auto now = clock::now();
+    bool all_down = !pools_.empty() && std::all_of(pools_.begin(), pools_.end(), [&](auto& p) {
+        return p.down_until > now && p.conns.empty();
+    });
+    if (all_down) {
+        std::string why = "no endpoint accepts connections:";
+        for (const auto& p : pools_)
+            why += " " + p.where.to_string() + " (" + p.last_error.message() + ")";
+        while (!queue_.empty()) {
+            auto op = std::move(queue_.front());
+            queue_.pop_front();
+            fail(std::move(op), error::no_endpoint, why);
+        }
+    }
+    check_shutdown_done();
+}
+
+void client_impl::open_connection(endpoint_pool& ep) {
+    auto pc = std::make_unique<pooled_connection>(pooled_connection{
+        std::make_shared<connection_impl>(ex_, opts_.connection), asio::steady_timer(ex_), false});
+    pooled_connection* raw = pc.get();
+    endpoint_pool* epp = &ep;
+    raw->conn->set_event_callback([w = weak_from_this(), raw] {
+        if (auto self = w.lock())
+            self->on_connection_event(raw);
+    });
+    ++ep.connects;
+    ep.conns.push_back(std::move(pc));
+    raw->conn->start_connect(ep.where, connect_handler(
+                                           [w = weak_from_this(), epp, raw](std::error_code ec) {
+                                               if (auto self = w.lock())
+                                                   self->on_connected(epp, raw, ec);
+                                           },
+                                           ex_));
+}
+
+void client_impl::on_connected(endpoint_pool* ep, pooled_connection* pc, std::error_code ec) {
+    auto it = std::find_if(ep->conns.begin(), ep->conns.end(),
+                           [&](const auto& p) { return p.get() == pc; });
+    if (it == ep->conns.end())
+        return;
+    if (ec) {
+        ++ep->connect_failures;
+        ep->last_error = ec;
+        ep->backoff = ep->backoff.count() == 0 ? opts_.initial_backoff
+                                               : std::min(ep->backoff * 2, opts_.max_backoff);
+        ep->down_until = clock::now() + ep->backoff;
+        (*it)->conn->set_event_callback(nullptr);
+        ep->conns.erase(it);
+        pump();
+        return;
+    }
+    pc->connected = true;
+    ep->backoff = {};
+    ep->down_until = {};
+    pump();
+}
+
+void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
+                           std::unique_ptr<pending_op> op) {
+    op->timer.cancel();
+    bool keep = op->req.is_idempotent() && op->attempts == 0;
+    request req = keep ? op->req : std::move(op->req);
+    if (op->deadline != clock::time_point::max()) {
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(op->deadline - clock::now());
+        req.timeout = std::max(left, std::chrono::milliseconds(1));
+    }
+    bool reused = pc.conn->stats().requests_completed > 0;
+    auto conn = pc.conn;
+    op->conn = conn;
+    op->conn_serial = conn->next_serial();
+    auto conn_serial = op->conn_serial;
+    ++ep.in_flight;
+    in_flight_.push_back(op.get());
+    conn->start_request(std::move(req),
+                        request_handler(
+                            [w = weak_from_this(), op = std::move(op), epp = &ep, reused](
+                                std::error_code ec, response r) mutable {
+                                if (auto self = w.lock())
+                                    self->on_request_done(std::move(op), epp, reused, ec,
+                                                          std::move(r));
+                                else
+                                    op->handler.post(error::client_stopped, std::move(r));
+                            },
+                            ex_),
+                        conn_serial);
+}
+
+void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
+                                  std::error_code ec, response r) {
+    --ep->in_flight;
+    std::erase(in_flight_, op.get());
+    auto conn = op->conn.lock();
+    op->conn.reset();
+    bool kept = op->req.is_idempotent() && op->attempts == 0;
+    bool retry = false;
+    if (ec && kept && !stopped_) {
+        if (ec == error::not_connected) {
+            retry = true;  // never written
+        } else if (ec == error::connection_lost && reused) {
+            retry = true;  // a kept-alive connection the server had closed (pm.max_requests)
+            op->fresh_only = true;
+        } else if (ec == server_error::cant_mpx_conn) {
+            if (conn)
+                conn->set_max_in_flight(1);
+            retry = true;
+        } else if (ec == server_error::overloaded) {
+            ep->backoff = std::max(ep->backoff, opts_.initial_backoff);
+            ep->down_until = clock::now() + ep->backoff;
+            retry = true;
+        }
+    }
+    if (retry) {
+        ++retries_;
+        ++op->attempts;
+        queue_.push_front(std::move(op));
+        pump();
+        return;
+    }
+    if (ec) {
+        ++ep->failed;
+        ++failed_;
+    } else {
+        ++ep->completed;
+        ++completed_;
+    }
+    op->handler.post(ec, std::move(r));
+    if (conn && opts_.max_requests_per_connection_lifetime > 0 && conn->is_idle() &&
+        conn->stats().requests_completed >= opts_.max_requests_per_connection_lifetime)
+        conn->close(error::connection_lost);
+    pump();
+}
+
+void client_impl::on_connection_event(pooled_connection* pc) {
+    // Called from inside the connection: defer, so the pool never re-enters it.
+    asio::post(ex_, [w = weak_from_this(), pc] {
+        auto self = w.lock();
+        if (!self)
+            return;
+        for (auto& p : self->pools_)
+            for (auto& c : p.conns)
+                if (c.get() == pc && c->connected && c->conn->is_idle())
+                    self->arm_idle_timer(*c);
+        self->pump();
+    });
+}
+
+void client_impl::arm_idle_timer(pooled_connection& pc) {
+    if (opts_.idle_timeout.count() <= 0)
+        return;
+    pc.idle_timer.expires_after(opts_.idle_timeout);
+    pc.idle_timer.async_wait([w = weak_from_this(), raw = &pc](std::error_code ec) {
+        auto self = w.lock();
+        if (ec || !self)
+            return;
+        for (auto& p : self->pools_)
+            for (auto& c : p.conns)
+                if (c.get() == raw && c->conn->is_idle() &&
+                    c->idle_timer.expiry() <= asio::steady_timer::clock_type::now())
+                    c->conn->close(asio::error::operation_aborted);
+    });
+}
+
+void client_impl::cancel(std::uint64_t serial) {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if ((*it)->serial == serial) {
+            auto op = std::move(*it);
+            queue_.erase(it);
+            fail(std::move(op), asio::error::operation_aborted, "cancelled while queued");
+            return;
+        }
+    }
+    for (auto* op : in_flight_) {
+        if (op->serial == serial) {
+            if (auto conn = op->conn.lock())
+                conn->cancel(op->conn_serial);
+            return;
+        }
+    }
+}
+
+void client_impl::stop() {
+    if (stopped_)
+        return;
+    stopped_ = true;
+    retry_timer_.cancel();
+    while (!queue_.empty()) {
+        auto op = std::move(queue_.front());
+        queue_.pop_front();
+        fail(std::move(op), error::client_stopped, "the client was stopped");
+    }
+    for (auto& p : pools_) {
+        for (auto& pc : p.conns) {
+            pc->conn->set_event_callback(nullptr);
+            pc->idle_timer.cancel();
+            pc->conn->close(error::client_stopped);
+        }
+        p.conns.clear();
+    }
+    check_shutdown_done();
+}
+
+void client_impl::start_shutdown(connect_handler h) {
+    shutdown_handler_ = std::move(h);
+    check_shutdown_done();
+}
+
+void client_impl::check_shutdown_done() {
+    if (!shutdown_handler_ || !queue_.empty() || !in_flight_.empty())
+        return;
+    stopped_ = true;
+    for (auto& p : pools_) {
+        for (auto& pc : p.conns) {
+            pc->conn->set_event_callback(nullptr);
+            pc->idle_timer.cancel();
+            pc->conn->close(error::client_stopped);
+        }
+        p.conns.clear();
+    }
+    shutdown_handler_.post({});
+}
+
+client_stats client_impl::stats() const {
+    client_stats s;
+    s.queued = queue_.size();
+    s.completed = completed_;
+    s.failed = failed_;
+    s.retries = retries_;
+    s.rejected = rejected_;
+    auto now = clock::now();
+    for (const auto& p : pools_) {
+        endpoint_stats e;
+        e.where = p.where;
+        e.open = p.conns.size();
+        for (const auto& pc : p.conns)
+            e.idle += pc->connected && pc->conn->is_idle();
+        e.in_flight = p.in_flight;
+        e.down = p.down_until > now;
+        e.connects = p.connects;
+        e.connect_failures = p.connect_failures;
+        e.completed = p.completed;
+        e.failed = p.failed;
+        s.endpoints.push_back(std::move(e));
+    }
+    return s;
+}
+
+}  // namespace fcgi::detail

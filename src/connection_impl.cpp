@@ -1,0 +1,518 @@
+#include "fcgi/detail/connection_impl.hpp"
+
+#include <asio/connect.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+#include <span>
+
+#include "fcgi/error.hpp"
+
+namespace fcgi::detail {
+
+namespace proto = fcgi::protocol;
+
+connection_impl::connection_impl(asio::any_io_executor ex, const connection_options& opts)
+    : ex_(ex),
+      opts_(opts),
+      socket_(ex),
+      resolver_(ex),
+      connect_timer_(ex),
+      read_buffer_(std::max<std::size_t>(opts.read_buffer_size, 1024)) {
+    max_in_flight_ = std::max<std::uint16_t>(opts.max_in_flight, 1);
+    slots_.resize(max_in_flight_);
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+        slots_[i].id = static_cast<std::uint16_t>(i + 1);
+}
+
+connection_impl::~connection_impl() = default;
+
+std::size_t connection_impl::outstanding() const noexcept {
+    std::size_t n = waiting_.size();
+    for (const auto& s : slots_)
+        n += s.op != nullptr;
+    return n;
+}
+
+bool connection_impl::has_free_slot() const noexcept {
+    if (state_ != connection_state::open || !waiting_.empty())
+        return false;
+    for (std::size_t i = 0; i < max_in_flight_ && i < slots_.size(); ++i)
+        if (!slots_[i].in_use && !slots_[i].writing)
+            return true;
+    return false;
+}
+
+void connection_impl::set_max_in_flight(std::uint16_t n) {
+    max_in_flight_ = std::clamp<std::uint16_t>(n, 1, static_cast<std::uint16_t>(slots_.size()));
+}
+
+void connection_impl::notify() {
+    if (on_event_)
+        on_event_();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connecting
+
+void connection_impl::start_connect(endpoint ep, connect_handler h) {
+    if (state_ != connection_state::idle) {
+        h.post(state_ == connection_state::open ? std::error_code(asio::error::already_connected)
+                                                : std::error_code(error::not_connected));
+        return;
+    }
+    endpoint_ = std::move(ep);
+    state_ = connection_state::connecting;
+    connect_handler_ = std::move(h);
+    connect_timed_out_ = false;
+    auto self = shared_from_this();
+    if (opts_.connect_timeout.count() > 0) {
+        connect_timer_.expires_after(opts_.connect_timeout);
+        connect_timer_.async_wait([self](std::error_code ec) {
+            if (ec || self->state_ != connection_state::connecting)
+                return;
+            self->connect_timed_out_ = true;
+            self->resolver_.cancel();
+            std::error_code ignored;
+            self->socket_.close(ignored);
+        });
+    }
+    if (endpoint_.type == endpoint::kind::unix_socket) {
+        asio::generic::stream_protocol::endpoint target{
+            asio::local::stream_protocol::endpoint(endpoint_.path)};
+        std::error_code ec;
+        socket_.open(target.protocol(), ec);
+        if (ec) {
+            finish_connect(ec);
+            return;
+        }
+        socket_.async_connect(target, [self](std::error_code ec2) { self->finish_connect(ec2); });
+        return;
+    }
+    resolver_.async_resolve(
+        endpoint_.host, std::to_string(endpoint_.port),
+        [self](std::error_code ec, asio::ip::tcp::resolver::results_type results) {
+            if (ec) {
+                self->finish_connect(ec);
+                return;
+            }
+            self->resolved_ = std::move(results);
+            self->try_next_endpoint(0, asio::error::host_not_found);
+        });
+}
+
+void connection_impl::try_next_endpoint(std::size_t index, std::error_code last) {
+    if (connect_timed_out_ || index >= resolved_.size()) {
+        finish_connect(last);
+        return;
+    }
+    auto it = resolved_.begin();
+    std::advance(it, static_cast<std::ptrdiff_t>(index));
+    asio::generic::stream_protocol::endpoint target{it->endpoint()};
+    std::error_code ec;
+    socket_.close(ec);
+    socket_.open(target.protocol(), ec);
+    if (ec) {
+        try_next_endpoint(index + 1, ec);
+        return;
+    }
+    socket_.async_connect(target, [self = shared_from_this(), index](std::error_code ec2) {
+        if (ec2)
+            self->try_next_endpoint(index + 1, ec2);
+        else
+            self->finish_connect({});
+    });
+}
+
+void connection_impl::finish_connect(std::error_code ec) {
+    if (state_ != connection_state::connecting)
+        return;  // closed meanwhile; the handler was completed by close()
+    connect_timer_.cancel();
+    if (connect_timed_out_)
+        ec = error::connect_timeout;
+    if (!ec && endpoint_.type == endpoint::kind::tcp)
+        socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (ec) {
+        state_ = connection_state::closed;
+        std::error_code ignored;
+        socket_.close(ignored);
+        connect_handler_.post(ec);
+        notify();
+        return;
+    }
+    state_ = connection_state::open;
+    start_read();
+    connect_handler_.post({});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+void connection_impl::start_request(request req, request_handler h, std::uint64_t serial) {
+    if (state_ != connection_state::open) {
+        response r;
+        r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
+        h.post(error::not_connected, std::move(r));
+        return;
+    }
+    auto op = std::make_unique<request_op>(ex_, std::move(req), std::move(h), serial);
+    std::string why;
+    if (auto ec = validate(op->req, why)) {
+        response r;
+        r.diagnostics = std::move(why);
+        op->handler.post(ec, std::move(r));
+        return;
+    }
+    auto timeout = op->req.timeout.count() > 0 ? op->req.timeout : opts_.request_timeout;
+    if (timeout.count() > 0) {
+        op->timer.expires_after(timeout);
+        op->timer.async_wait([self = shared_from_this(), serial](std::error_code ec) {
+            if (!ec)
+                self->fail_request(serial, error::request_timeout, "deadline passed");
+        });
+    }
+    waiting_.push_back(std::move(op));
+    pump_waiting();
+}
+
+void connection_impl::pump_waiting() {
+    for (std::size_t i = 0; i < max_in_flight_ && !waiting_.empty(); ++i) {
+        slot& s = slots_[i];
+        if (s.in_use || s.writing)
+            continue;
+        auto op = std::move(waiting_.front());
+        waiting_.pop_front();
+        assign(s, std::move(op));
+    }
+    start_write();
+}
+
+void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
+    s.req = std::move(op->req);
+    s.op = std::move(op);
+    s.in_use = true;
+    s.written = false;
+    s.abandoned = false;
+    std::string why;
+    std::error_code ec = s.params.build(s.req, why);
+    if (!ec) {
+        s.encoder.clear();
+        ec = s.encoder.encode_request(s.id, s.req.role, proto::begin_flags::keep_conn,
+                                      s.params.params(), s.req.body, s.req.data);
+        if (ec)
+            why =
+                "a single param does not fit in one PARAMS record (65528 bytes); nothing "
+                "was sent";
+    }
+    if (ec) {
+        response r;
+        r.diagnostics = std::move(why);
+        complete(s, ec, std::move(r));
+        release(s);
+        return;
+    }
+    s.assembler.reset({opts_.max_stdout_size, opts_.max_stderr_size, opts_.max_head_size});
+    s.queued = true;
+    write_queue_.push_back(static_cast<std::uint16_t>(s.id - 1));
+}
+
+void connection_impl::complete(slot& s, std::error_code ec, response r) {
+    auto op = std::move(s.op);
+    if (!op)
+        return;
+    op->timer.cancel();
+    op->handler.post(ec, std::move(r));
+}
+
+void connection_impl::release(slot& s) {
+    s.in_use = false;
+    s.abandoned = false;
+    s.op.reset();
+    if (s.queued) {
+        std::erase(write_queue_, static_cast<std::uint16_t>(s.id - 1));
+        s.queued = false;
+    }
+    if (!s.writing)
+        s.req = request{};  // frees the body; the encoder's views into it are dead from here
+}
+
+void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, const char* what) {
+    for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+        if ((*it)->serial == serial) {
+            auto op = std::move(*it);
+            waiting_.erase(it);
+            response r;
+            r.diagnostics =
+                std::string(what) + " before the request was sent to " + endpoint_.to_string();
+            op->handler.post(ec, std::move(r));
+            return;
+        }
+    }
+    for (auto& s : slots_) {
+        if (!s.op || s.op->serial != serial)
+            continue;
+        response r;
+        r.diagnostics = std::string(what) + "; " + describe(s);
+        if (!s.written && !s.writing) {
+            complete(s, ec, std::move(r));
+            release(s);
+            pump_waiting();
+            notify();
+            return;
+        }
+        complete(s, ec, std::move(r));
+        if (max_in_flight_ > 1 && slots_.size() > 1 && state_ == connection_state::open) {
+            // A multiplexing server can abort one request; its ID stays taken until END_REQUEST.
+            s.abandoned = true;
+            aborts_pending_.push_back(proto::encode_abort_request(s.id));
+            start_write();
+        } else {
+            // php-fpm ignores ABORT_REQUEST: closing is the only way to stop the script, and the
+            // stream cannot be resynchronised anyway (PROTOCOL.md item 6).
+            close(error::connection_lost);
+        }
+        notify();
+        return;
+    }
+}
+
+void connection_impl::cancel(std::uint64_t serial) {
+    fail_request(serial, asio::error::operation_aborted, "cancelled");
+}
+
+std::string connection_impl::describe(const slot& s) const {
+    std::string d = "request " + std::to_string(s.id) + " to " + endpoint_.to_string();
+    if (!s.written && !s.writing)
+        return d + " was not sent";
+    d += " had received " + std::to_string(s.assembler.stdout_bytes()) + " bytes of STDOUT and " +
+         std::to_string(s.assembler.stderr_bytes()) + " of STDERR";
+    d += " (" + std::to_string(stats_.requests_completed) +
+         " requests completed earlier on this connection)";
+    return d;
+}
+
+void connection_impl::close(std::error_code ec, std::string_view detail) {
+    if (state_ == connection_state::closed)
+        return;
+    bool was_connecting = state_ == connection_state::connecting;
+    state_ = connection_state::closed;
+    std::error_code ignored;
+    resolver_.cancel();
+    connect_timer_.cancel();
+    socket_.close(ignored);
+    if (was_connecting && connect_handler_)
+        connect_handler_.post(ec);
+    for (auto& s : slots_) {
+        if (s.op) {
+            response r;
+            std::string what(detail);
+            if (what.empty())
+                what = ec == error::connection_lost ? "server closed the connection"
+                                                    : "connection closed";
+            r.diagnostics = what + "; " + describe(s);
+            complete(s, ec, std::move(r));
+        }
+        s.in_use = false;
+        s.queued = false;
+        s.abandoned = false;
+    }
+    write_queue_.clear();
+    while (!waiting_.empty()) {
+        auto op = std::move(waiting_.front());
+        waiting_.pop_front();
+        response r;
+        r.diagnostics =
+            "connection to " + endpoint_.to_string() + " closed before the request was sent";
+        op->handler.post(error::not_connected, std::move(r));
+    }
+    notify();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+void connection_impl::start_write() {
+    if (writing_ || state_ != connection_state::open)
+        return;
+    if (write_queue_.empty() && aborts_pending_.empty())
+        return;
+    gather_.clear();
+    writing_slots_.clear();
+    aborts_writing_.swap(aborts_pending_);
+    aborts_pending_.clear();
+    for (const auto& a : aborts_writing_)
+        gather_.emplace_back(a.data(), a.size());
+    for (auto idx : write_queue_) {
+        slot& s = slots_[idx];
+        s.queued = false;
+        s.writing = true;
+        for (auto b : s.encoder.buffers())
+            gather_.emplace_back(b.data(), b.size());
+        writing_slots_.push_back(idx);
+        ++stats_.requests_started;
+    }
+    write_queue_.clear();
+    writing_ = true;
+    asio::async_write(
+        socket_, std::span<const asio::const_buffer>(gather_),
+        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_write(ec, n); });
+}
+
+void connection_impl::on_write(std::error_code ec, std::size_t n) {
+    writing_ = false;
+    stats_.bytes_written += n;
+    for (auto idx : writing_slots_) {
+        slot& s = slots_[idx];
+        s.writing = false;
+        s.written = true;
+        if (!s.in_use)
+            s.req = request{};
+    }
+    writing_slots_.clear();
+    aborts_writing_.clear();
+    if (state_ != connection_state::open)
+        return;
+    if (ec) {
+        // The reader usually sees the reset first; either way every request on it is lost.
+        close(ec == asio::error::broken_pipe || ec == asio::error::connection_reset
+                  ? std::error_code(error::connection_lost)
+                  : ec);
+        return;
+    }
+    pump_waiting();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+void connection_impl::start_read() {
+    if (reading_ || state_ != connection_state::open)
+        return;
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
+        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+void connection_impl::on_read(std::error_code ec, std::size_t n) {
+    reading_ = false;
+    if (state_ != connection_state::open)
+        return;
+    if (ec) {
+        close(ec == asio::error::eof || ec == asio::error::connection_reset
+                  ? std::error_code(error::connection_lost)
+                  : ec);
+        return;
+    }
+    stats_.bytes_read += n;
+    std::string_view in(read_buffer_.data(), n);
+    while (!in.empty()) {
+        auto r = decoder_.feed(in);
+        in.remove_prefix(r.consumed);
+        if (r.ec) {
+            close(r.ec, "undecodable record header from " + endpoint_.to_string());
+            return;
+        }
+        if (r.has_piece && !handle_piece(r.piece, !in.empty()))
+            return;
+    }
+    start_read();
+}
+
+bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_left) {
+    const auto& h = piece.header;
+    auto type_name = [&] {
+        return proto::is_known(h.type) ? std::string(proto::to_string(h.type))
+                                       : "type " + std::to_string(static_cast<int>(h.type));
+    };
+    if (h.request_id == proto::management_id) {
+        if (h.type == proto::record_type::get_values_result)
+            return true;  // an answer nobody asked for on this connection: harmless
+        if (h.type == proto::record_type::unknown_type) {
+            std::uint8_t t = 0;
+            (void)proto::parse_unknown_type(piece.content, t);
+            close(error::unknown_type_reply, "server at " + endpoint_.to_string() +
+                                                 " answered UNKNOWN_TYPE for a record of type " +
+                                                 std::to_string(t));
+            return false;
+        }
+        close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
+                                      : std::error_code(error::unknown_record_type),
+              "record of " + type_name() + " for request 0 from " + endpoint_.to_string());
+        return false;
+    }
+    if (h.request_id > slots_.size() || !slots_[h.request_id - 1].in_use) {
+        close(error::unexpected_record,
+              "record of " + type_name() + " for request " + std::to_string(h.request_id) +
+                  ", which is not in flight, from " + endpoint_.to_string());
+        return false;
+    }
+    slot& s = slots_[h.request_id - 1];
+    std::error_code ec;
+    switch (h.type) {
+        case proto::record_type::stdout_:
+            if (!s.abandoned)
+                ec = s.assembler.on_stdout(piece.content);
+            break;
+        case proto::record_type::stderr_:
+            if (!s.abandoned)
+                ec = s.assembler.on_stderr(piece.content);
+            break;
+        case proto::record_type::end_request:
+            on_end_request(s, piece.content, input_left);
+            return state_ == connection_state::open;
+        default:
+            close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
+                                          : std::error_code(error::unknown_record_type),
+                  "record of " + type_name() + " from server at " + endpoint_.to_string() +
+                      " for request " + std::to_string(h.request_id));
+            return false;
+    }
+    if (ec) {
+        // The rest of this response cannot be skipped reliably without reading it all: close.
+        response r;
+        r.diagnostics =
+            std::string(ec == error::response_too_large ? "response exceeded the configured limit"
+                                                        : "malformed CGI response head") +
+            "; " + describe(s);
+        complete(s, ec, std::move(r));
+        close(error::connection_lost);
+        return false;
+    }
+    return true;
+}
+
+void connection_impl::on_end_request(slot& s, std::string_view content, bool input_left) {
+    proto::end_request_body end;
+    if (auto ec = proto::parse_end_request(content, end)) {
+        close(ec, "malformed END_REQUEST from " + endpoint_.to_string());
+        return;
+    }
+    ++stats_.requests_completed;
+    if (end.status == proto::protocol_status::cant_mpx_conn)
+        max_in_flight_ = 1;  // the server cannot multiplex: one request at a time from now on
+    if (!s.abandoned && s.op) {
+        std::error_code ec = s.assembler.on_end(end);
+        response r = s.assembler.take();
+        if (!ec && end.status != proto::protocol_status::request_complete)
+            ec = make_error_code(static_cast<server_error>(end.status));
+        if (ec)
+            r.diagnostics = "server at " + endpoint_.to_string() + " ended request " +
+                            std::to_string(s.id) + ": " + ec.message();
+        complete(s, ec, std::move(r));
+    }
+    release(s);
+    // Reuse the stream only if END_REQUEST ended exactly where the bytes read ended: anything
+    // after it, with nothing else in flight, means the stream is out of step (PROTOCOL.md item 8).
+    bool others = false;
+    for (const auto& o : slots_)
+        others = others || o.in_use;
+    if (!others && (input_left || !decoder_.at_record_boundary())) {
+        close(error::connection_lost);
+        return;
+    }
+    pump_waiting();
+    notify();
+}
+
+}  // namespace fcgi::detail

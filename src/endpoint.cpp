@@ -1,0 +1,100 @@
+#include "fcgi/endpoint.hpp"
+
+#include <charconv>
+
+#include "fcgi/error.hpp"
+
+namespace fcgi {
+namespace {
+
+bool parse_port(std::string_view s, std::uint16_t& port) {
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || v == 0 || v > 65535)
+        return false;
+    port = static_cast<std::uint16_t>(v);
+    return true;
+}
+
+bool parse_host_port(std::string_view s, endpoint& out) {
+    std::string_view host;
+    std::string_view port;
+    if (!s.empty() && s.front() == '[') {
+        auto close = s.find(']');
+        if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+            return false;
+        host = s.substr(1, close - 1);
+        port = s.substr(close + 2);
+    } else {
+        auto colon = s.rfind(':');
+        if (colon == std::string_view::npos)
+            return false;
+        host = s.substr(0, colon);
+        port = s.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos)
+            return false;  // an IPv6 literal needs brackets
+    }
+    std::uint16_t p = 0;
+    if (host.empty() || !parse_port(port, p))
+        return false;
+    for (char c : host)
+        if (static_cast<unsigned char>(c) <= ' ' || c == '/')
+            return false;
+    out = endpoint::tcp(std::string(host), p);
+    return true;
+}
+
+}  // namespace
+
+endpoint endpoint::unix_socket(std::string path) {
+    endpoint e;
+    e.type = kind::unix_socket;
+    e.path = std::move(path);
+    return e;
+}
+
+endpoint endpoint::tcp(std::string host, std::uint16_t port) {
+    endpoint e;
+    e.type = kind::tcp;
+    e.host = std::move(host);
+    e.port = port;
+    return e;
+}
+
+std::error_code parse_endpoint(std::string_view text, endpoint& out) {
+    endpoint e;
+    if (text.starts_with("unix:")) {
+        std::string_view path = text.substr(5);
+        if (path.empty())
+            return error::invalid_endpoint;
+        out = endpoint::unix_socket(std::string(path));
+        return {};
+    }
+    if (text.starts_with("/")) {
+        out = endpoint::unix_socket(std::string(text));
+        return {};
+    }
+    if (text.starts_with("tcp:"))
+        text.remove_prefix(4);
+    if (!parse_host_port(text, e))
+        return error::invalid_endpoint;
+    out = std::move(e);
+    return {};
+}
+
+endpoint endpoint::parse(std::string_view text) {
+    endpoint e;
+    if (auto ec = parse_endpoint(text, e))
+        throw std::system_error(ec, "'" + std::string(text) + "'");
+    return e;
+}
+
+std::string endpoint::to_string() const {
+    if (type == kind::unix_socket)
+        return "unix:" + path;
+    if (host.find(':') != std::string::npos)
+        return "[" + host + "]:" + std::to_string(port);
+    return host + ":" + std::to_string(port);
+}
+
+}  // namespace fcgi

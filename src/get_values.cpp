@@ -1,0 +1,227 @@
+#include "fcgi/get_values.hpp"
+
+#include <array>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/generic/stream_protocol.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <memory>
+#include <string_view>
+#include <variant>
+
+#include "fcgi/error.hpp"
+#include "fcgi/protocol/record_decoder.hpp"
+
+namespace fcgi::detail {
+namespace {
+
+namespace proto = fcgi::protocol;
+using namespace asio::experimental::awaitable_operators;
+
+using strand_type = asio::strand<asio::any_io_executor>;
+using socket_type = asio::generic::stream_protocol::socket;
+// Every operation reports its error as a value: an exception in one branch of `||` would make
+// the group wait for the other branch (the deadline) instead of finishing.
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Shared by the coroutine's completion and the caller's cancellation slot.
+struct op_state {
+    explicit op_state(get_values_handler h) : handler(std::move(h)) {}
+    get_values_handler handler;
+    asio::cancellation_signal signal;  // bound to the coroutine
+    bool done = false;
+};
+
+// Installed in the caller's slot; hops onto the strand, where the coroutine lives.
+struct canceller {
+    std::shared_ptr<op_state> state;
+    strand_type strand;
+    void operator()(asio::cancellation_type type) const {
+        if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                     asio::cancellation_type::total)) == asio::cancellation_type::none)
+            return;
+        asio::post(strand, [s = state] {
+            // co_spawn accepts only terminal cancellation by default; partial and total mean
+            // the same thing here, since a half-done probe has no state worth keeping.
+            if (!s->done)
+                s->signal.emit(asio::cancellation_type::terminal);
+        });
+    }
+};
+
+std::error_code map_stream_error(std::error_code ec) {
+    if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::broken_pipe)
+        return error::connection_lost;
+    return ec;
+}
+
+asio::awaitable<std::error_code> connect_socket(socket_type& sock, const endpoint& ep) {
+    if (ep.type == endpoint::kind::unix_socket) {
+        asio::generic::stream_protocol::endpoint target{
+            asio::local::stream_protocol::endpoint(ep.path)};
+        std::error_code ec;
+        sock.open(target.protocol(), ec);
+        if (ec)
+            co_return ec;
+        auto [cec] = co_await sock.async_connect(target, use_tuple);
+        co_return cec;
+    }
+    asio::ip::tcp::resolver resolver(co_await asio::this_coro::executor);
+    auto [rec, results] =
+        co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
+    if (rec)
+        co_return rec;
+    std::error_code last = asio::error::host_not_found;
+    for (const auto& entry : results) {
+        asio::generic::stream_protocol::endpoint target{entry.endpoint()};
+        std::error_code ec;
+        sock.close(ec);
+        sock.open(target.protocol(), ec);
+        if (ec) {
+            last = ec;
+            continue;
+        }
+        auto [cec] = co_await sock.async_connect(target, use_tuple);
+        if (!cec)
+            co_return std::error_code{};
+        last = cec;
+        if (cec == asio::error::operation_aborted)
+            break;
+    }
+    co_return last;
+}
+
+// Reads until the first GET_VALUES_RESULT record; merges further ones from the same read.
+asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_values_result& out) {
+    proto::record_decoder decoder;
+    std::array<char, 4096> buffer;
+    for (;;) {
+        auto [ec, n] = co_await sock.async_read_some(asio::buffer(buffer), use_tuple);
+        if (ec)
+            co_return map_stream_error(ec);
+        std::string_view in(buffer.data(), n);
+        bool answered = false;
+        while (!in.empty()) {
+            auto r = decoder.feed(in);
+            in.remove_prefix(r.consumed);
+            if (r.ec)
+                co_return r.ec;
+            if (!r.has_piece)
+                continue;
+            const auto& h = r.piece.header;
+            if (h.type == proto::record_type::get_values_result) {
+                if (auto pec = proto::parse_get_values_result(r.piece.content, out))
+                    co_return pec;
+                answered = true;
+                continue;
+            }
+            if (answered)
+                break;  // anything after the answer is no concern of a closing probe
+            if (h.type == proto::record_type::unknown_type)
+                co_return error::unknown_type_reply;
+            co_return proto::is_known(h.type) ? std::error_code(error::unexpected_record)
+                                              : std::error_code(error::unknown_record_type);
+        }
+        if (answered)
+            co_return std::error_code{};
+    }
+}
+
+asio::awaitable<std::error_code> exchange(socket_type& sock, const endpoint& ep,
+                                          const get_values_options& opts,
+                                          proto::get_values_result& out) {
+    auto ex = co_await asio::this_coro::executor;
+    std::error_code ec;
+    if (opts.connect_timeout.count() > 0) {
+        asio::steady_timer timer(ex, opts.connect_timeout);
+        auto r = co_await (connect_socket(sock, ep) || timer.async_wait(use_tuple));
+        if (r.index() == 1)
+            co_return std::get<0>(std::get<1>(r)) ? std::error_code(asio::error::operation_aborted)
+                                                  : std::error_code(error::connect_timeout);
+        ec = std::get<0>(r);
+    } else {
+        ec = co_await connect_socket(sock, ep);
+    }
+    if (ec)
+        co_return ec;
+
+    static constexpr std::array<std::string_view, 3> names{
+        proto::max_conns_name, proto::max_reqs_name, proto::mpxs_conns_name};
+    std::string record = proto::encode_get_values(names);
+    auto [wec, written] = co_await asio::async_write(sock, asio::buffer(record), use_tuple);
+    (void)written;
+    if (wec)
+        co_return map_stream_error(wec);
+    co_return co_await read_result(sock, out);
+}
+
+struct outcome {
+    std::error_code ec;
+    proto::get_values_result result;
+};
+
+asio::awaitable<outcome> run(endpoint ep, get_values_options opts) {
+    // Cancellation is reported through error codes, never as an exception.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    auto ex = co_await asio::this_coro::executor;
+    socket_type sock(ex);
+    outcome o;
+    if (opts.timeout.count() > 0) {
+        asio::steady_timer deadline(ex, opts.timeout);
+        auto r = co_await (exchange(sock, ep, opts, o.result) || deadline.async_wait(use_tuple));
+        if (r.index() == 1)
+            o.ec = std::get<0>(std::get<1>(r)) ? std::error_code(asio::error::operation_aborted)
+                                               : std::error_code(error::request_timeout);
+        else
+            o.ec = std::get<0>(r);
+    } else {
+        o.ec = co_await exchange(sock, ep, opts, o.result);
+    }
+    if (o.ec)
+        o.result = {};
+    std::error_code ignored;
+    sock.close(ignored);  // a probe connection is never reused (PROTOCOL.md item 1)
+    co_return o;
+}
+
+}  // namespace
+
+void start_get_values(asio::any_io_executor ex, endpoint ep, get_values_options options,
+                      get_values_handler handler, asio::cancellation_slot slot) {
+    auto strand = asio::make_strand(ex);
+    auto state = std::make_shared<op_state>(std::move(handler));
+    if (slot.is_connected())
+        slot.emplace<canceller>(canceller{state, strand});
+    // co_spawn starts the coroutine through the strand, and the handler is posted: completion
+    // never happens inside the initiating call.
+    asio::co_spawn(strand, run(std::move(ep), options),
+                   asio::bind_cancellation_slot(
+                       state->signal.slot(), [state](std::exception_ptr e, outcome o) {
+                           state->done = true;
+                           if (e) {
+                               try {
+                                   std::rethrow_exception(e);
+                               } catch (const std::system_error& se) {
+                                   o.ec = se.code();
+                               } catch (const std::bad_alloc&) {
+                                   o.ec = std::make_error_code(std::errc::not_enough_memory);
+                               } catch (...) {
+                                   o.ec = std::make_error_code(std::errc::state_not_recoverable);
+                               }
+                               o.result = {};
+                           }
+                           state->handler.post(o.ec, std::move(o.result));
+                       }));
+}
+
+}  // namespace fcgi::detail

@@ -1,0 +1,197 @@
+#include "fcgi/protocol/cgi_head_parser.hpp"
+
+#include <algorithm>
+
+#include "fcgi/detail/ascii.hpp"
+
+#include "fcgi/error.hpp"
+
+namespace fcgi::protocol {
+using detail::iequals;
+using detail::is_token_char;
+namespace {
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+        s.remove_suffix(1);
+    return s;
+}
+
+// Finds the end of the head in `s` from `from`: the index just past the blank line's LF, or npos.
+std::size_t find_head_end(std::string_view s, std::size_t from) noexcept {
+    for (std::size_t i = s.find('\n', from); i != std::string_view::npos; i = s.find('\n', i + 1)) {
+        // A blank line: LF at the very start, or LF preceded by LF or by LF CR.
+        if (i == 0 || (i == 1 && s[0] == '\r'))
+            return i + 1;
+        if (s[i - 1] == '\n' || (s[i - 1] == '\r' && i >= 2 && s[i - 2] == '\n'))
+            return i + 1;
+    }
+    return std::string_view::npos;
+}
+
+}  // namespace
+
+void cgi_head_parser::reset() noexcept {
+    buffer_.clear();
+    scanned_ = 0;
+    done_ = false;
+    ec_.clear();
+    status_ = 200;
+    reason_.clear();
+    headers_.clear();
+}
+
+cgi_head_parser::result cgi_head_parser::feed(std::string_view piece) {
+    result r;
+    if (done_) {
+        r.done = true;
+        return r;
+    }
+    if (ec_) {
+        r.ec = ec_;
+        return r;
+    }
+    std::size_t old = buffer_.size();
+    std::size_t room = max_size_ > old ? max_size_ - old : 0;
+    std::size_t take = std::min(piece.size(), room);
+    buffer_.append(piece.data(), take);
+    // Back up two bytes so a blank line split across pieces is still seen.
+    std::size_t end = find_head_end(buffer_, scanned_ >= 2 ? scanned_ - 2 : 0);
+    scanned_ = buffer_.size();
+    if (end == std::string_view::npos) {
+        r.consumed = take;
+        if (take < piece.size() || buffer_.size() >= max_size_)
+            ec_ = r.ec = error::response_head_too_large;
+        return r;
+    }
+    r.consumed = end - old;
+    buffer_.resize(end);
+    ec_ = r.ec = parse(buffer_);
+    r.done = !r.ec;
+    done_ = r.done;
+    return r;
+}
+
+cgi_head_parser::result cgi_head_parser::finish() {
+    result r;
+    if (!done_) {
+        // A head that already failed (too large, malformed) stays failed.
+        ec_ = r.ec = ec_ ? ec_ : parse(buffer_);
+        done_ = !r.ec;
+    }
+    r.done = done_;
+    return r;
+}
+
+std::error_code cgi_head_parser::parse(std::string_view head) {
+    bool have_status = false;
+    bool have_location = false;
+    while (!head.empty()) {
+        std::size_t nl = head.find('\n');
+        std::string_view line = head.substr(0, nl);
+        head.remove_prefix(nl == std::string_view::npos ? head.size() : nl + 1);
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        if (line.empty())
+            break;  // the blank line
+        std::size_t colon = line.find(':');
+        if (colon == 0 || colon == std::string_view::npos)
+            return error::bad_response_head;
+        std::string_view name = line.substr(0, colon);
+        if (!std::all_of(name.begin(), name.end(), is_token_char))
+            return error::bad_response_head;
+        std::string_view value = trim(line.substr(colon + 1));
+        if (iequals(name, "Status")) {
+            // "NNN Reason" or "NNN"; a second Status line is malformed.
+            if (have_status || value.size() < 3 || (value.size() > 3 && value[3] != ' '))
+                return error::bad_response_head;
+            int code = 0;
+            for (int k = 0; k < 3; ++k) {
+                if (value[k] < '0' || value[k] > '9')
+                    return error::bad_response_head;
+                code = code * 10 + (value[k] - '0');
+            }
+            if (code < 100)
+                return error::bad_response_head;
+            status_ = code;
+            reason_ = trim(value.substr(3));
+            have_status = true;
+            continue;
+        }
+        if (iequals(name, "Location"))
+            have_location = true;
+        headers_.push_back({std::string(name), std::string(value)});
+    }
+    if (!have_status && have_location)
+        status_ = 302;
+    if (reason_.empty())
+        reason_ = standard_reason(status_);
+    return {};
+}
+
+std::string_view standard_reason(int status) noexcept {
+    switch (status) {
+        case 100:
+            return "Continue";
+        case 101:
+            return "Switching Protocols";
+        case 200:
+            return "OK";
+        case 201:
+            return "Created";
+        case 202:
+            return "Accepted";
+        case 204:
+            return "No Content";
+        case 206:
+            return "Partial Content";
+        case 301:
+            return "Moved Permanently";
+        case 302:
+            return "Found";
+        case 303:
+            return "See Other";
+        case 304:
+            return "Not Modified";
+        case 307:
+            return "Temporary Redirect";
+        case 308:
+            return "Permanent Redirect";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 409:
+            return "Conflict";
+        case 410:
+            return "Gone";
+        case 413:
+            return "Content Too Large";
+        case 422:
+            return "Unprocessable Content";
+        case 429:
+            return "Too Many Requests";
+        case 500:
+            return "Internal Server Error";
+        case 501:
+            return "Not Implemented";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        default:
+            return "";
+    }
+}
+
+}  // namespace fcgi::protocol

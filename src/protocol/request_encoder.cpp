@@ -1,0 +1,136 @@
+#include "fcgi/protocol/request_encoder.hpp"
+
+#include "fcgi/error.hpp"
+#include "fcgi/protocol/record_bodies.hpp"
+#include "fcgi/protocol/record_header.hpp"
+
+namespace fcgi::protocol {
+
+void request_encoder::clear() noexcept {
+    storage_.clear();
+    segments_.clear();
+    views_.clear();
+    views_valid_ = false;
+    total_ = 0;
+}
+
+void request_encoder::append_owned(const char* p, std::size_t n) {
+    if (n == 0)
+        return;
+    if (!segments_.empty() && segments_.back().external == nullptr &&
+        segments_.back().offset + segments_.back().length == storage_.size()) {
+        segments_.back().length += n;
+    } else {
+        segments_.push_back({nullptr, storage_.size(), n});
+    }
+    storage_.append(p, n);
+    total_ += n;
+    views_valid_ = false;
+}
+
+void request_encoder::append_zeros(std::size_t n) {
+    static constexpr char zeros[8] = {};
+    append_owned(zeros, n);
+}
+
+void request_encoder::append_external(std::string_view bytes) {
+    segments_.push_back({bytes.data(), 0, bytes.size()});
+    total_ += bytes.size();
+    views_valid_ = false;
+}
+
+void request_encoder::append_header(record_type type, std::uint16_t id,
+                                    std::size_t content_length) {
+    char h[header_size];
+    encode_header(type, id, static_cast<std::uint16_t>(content_length),
+                  std::span<char, header_size>(h));
+    append_owned(h, header_size);
+}
+
+std::error_code request_encoder::begin(std::uint16_t request_id, role r, begin_flags flags,
+                                       std::span<const name_value> params) {
+    // Check every pair first so that nothing is appended on error.
+    std::size_t params_bytes = 0;
+    for (const auto& p : params) {
+        if (p.name.size() > max_name_value_length || p.value.size() > max_name_value_length)
+            return error::param_too_large;
+        std::size_t n = encoded_size(p.name, p.value);
+        if (n > max_params_content)
+            return error::param_too_large;
+        params_bytes += n;
+    }
+    // Upper bound: a header and up to 7 padding bytes per record, one record per pair at worst.
+    storage_.reserve(storage_.size() + 16 + params_bytes + (params.size() + 1) * 16);
+
+    auto begin_rec = encode_begin_request(request_id, r, flags);
+    append_owned(begin_rec.data(), begin_rec.size());
+
+    // The pairs are written straight into storage_; each record's header is patched when the
+    // record closes, once its content length is known.
+    std::size_t i = 0;
+    while (i < params.size()) {
+        std::size_t content = 0;
+        std::size_t j = i;
+        while (j < params.size()) {
+            std::size_t n = encoded_size(params[j].name, params[j].value);
+            if (content + n > max_params_content)
+                break;
+            content += n;
+            ++j;
+        }
+        append_header(record_type::params, request_id, content);
+        std::size_t at = storage_.size();
+        storage_.resize(at + content);
+        char* out = storage_.data() + at;
+        for (; i < j; ++i)
+            out = encode_name_value(out, params[i].name, params[i].value);
+        segments_.back().length += content;
+        total_ += content;
+        append_zeros(padding_for(content));
+    }
+    append_header(record_type::params, request_id, 0);
+    return {};
+}
+
+void request_encoder::add_stream(record_type type, std::uint16_t request_id,
+                                 std::string_view bytes) {
+    while (!bytes.empty()) {
+        std::size_t n = bytes.size() < max_stream_content ? bytes.size() : max_stream_content;
+        append_header(type, request_id, n);
+        append_external(bytes.substr(0, n));
+        append_zeros(padding_for(n));
+        bytes.remove_prefix(n);
+    }
+}
+
+void request_encoder::end_stream(record_type type, std::uint16_t request_id) {
+    append_header(type, request_id, 0);
+}
+
+std::error_code request_encoder::encode_request(std::uint16_t request_id, role r, begin_flags flags,
+                                                std::span<const name_value> params,
+                                                std::string_view stdin_bytes,
+                                                std::string_view data_bytes) {
+    if (auto ec = begin(request_id, r, flags, params))
+        return ec;
+    add_stream(record_type::stdin_, request_id, stdin_bytes);
+    end_stream(record_type::stdin_, request_id);
+    if (r == role::filter) {
+        add_stream(record_type::data, request_id, data_bytes);
+        end_stream(record_type::data, request_id);
+    }
+    return {};
+}
+
+std::span<const std::string_view> request_encoder::buffers() const {
+    if (!views_valid_) {
+        views_.clear();
+        views_.reserve(segments_.size());
+        for (const auto& s : segments_)
+            views_.emplace_back(s.external ? s.external : storage_.data() + s.offset, s.length);
+        views_valid_ = true;
+    }
+    return views_;
+}
+
+}  // namespace fcgi::protocol

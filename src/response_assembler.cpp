@@ -1,0 +1,50 @@
+#include "fcgi/detail/response_assembler.hpp"
+
+#include "fcgi/error.hpp"
+
+namespace fcgi::detail {
+
+void response_assembler::reset(const response_limits& limits) {
+    limits_ = limits;
+    head_ = protocol::cgi_head_parser(limits.max_head);
+    response_ = response{};
+    stdout_bytes_ = 0;
+}
+
+std::error_code response_assembler::on_stdout(std::string_view bytes) {
+    stdout_bytes_ += bytes.size();
+    if (stdout_bytes_ > limits_.max_stdout)
+        return error::response_too_large;
+    if (!head_.done()) {
+        auto r = head_.feed(bytes);
+        if (r.ec)
+            return r.ec;
+        if (!r.done)
+            return {};
+        bytes.remove_prefix(r.consumed);
+    }
+    response_.body.append(bytes);
+    return {};
+}
+
+std::error_code response_assembler::on_stderr(std::string_view bytes) {
+    if (response_.stderr_text.size() + bytes.size() > limits_.max_stderr)
+        return error::response_too_large;
+    response_.stderr_text.append(bytes);
+    return {};
+}
+
+std::error_code response_assembler::on_end(const protocol::end_request_body& end) {
+    response_.app_status = end.app_status;
+    response_.protocol_status = end.status;
+    if (!head_.done()) {
+        if (auto r = head_.finish(); r.ec)
+            return r.ec;
+    }
+    response_.status = head_.status();
+    response_.reason = head_.reason();
+    response_.headers = head_.take_headers();
+    return {};
+}
+
+}  // namespace fcgi::detail

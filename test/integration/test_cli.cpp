@@ -1,0 +1,485 @@
+// The fcgi command-line tool, run as a child process against a private php-fpm: exact stdout
+// bytes, stderr kept apart, exit codes.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/test/unit_test.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "support/php_fpm.hpp"
+
+extern char** environ;
+
+#ifdef FCGI_CLI_PATH
+
+using fcgi::test::php_fpm;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct run_result {
+    int exit_code = -1;  // 128 + signal when killed
+    std::string out;
+    std::string err;
+    std::chrono::milliseconds elapsed{0};
+};
+
+struct run_spec {
+    std::string program = FCGI_CLI_PATH;
+    std::vector<std::string> args;
+    std::string input;               // written to the child's stdin, then EOF
+    std::vector<std::string> env;    // extra NAME=VALUE entries
+    std::string cwd;                 // empty = ours
+    std::chrono::seconds limit{30};  // the child is killed after this
+};
+
+void set_nonblocking(int fd) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+// Runs a program with pipes on stdout/stderr and a socket on stdin (send() with MSG_NOSIGNAL
+// cannot raise SIGPIPE in the test process when the child does not read its input). Waits with
+// poll() on the pipes and a pidfd, so every wait is bounded by spec.limit and needs no sleep.
+run_result run(const run_spec& spec) {
+    int out[2], err[2], in[2];
+    BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    BOOST_REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+    BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) == 0);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[1], 0);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+    if (!spec.cwd.empty())
+        posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
+
+    std::vector<std::string> args{spec.program};
+    args.insert(args.end(), spec.args.begin(), spec.args.end());
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // The caller's FCGI_CONNECT must not leak into a test of the flag.
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e)
+        if (std::strncmp(*e, "FCGI_CONNECT=", 13) != 0)
+            env_strings.emplace_back(*e);
+    env_strings.insert(env_strings.end(), spec.env.begin(), spec.env.end());
+    std::vector<char*> envp;
+    for (auto& e : env_strings)
+        envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    auto start = std::chrono::steady_clock::now();
+    pid_t pid = -1;
+    int rc = ::posix_spawn(&pid, spec.program.c_str(), &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(in[1]);
+    ::close(out[1]);
+    ::close(err[1]);
+    BOOST_REQUIRE_MESSAGE(rc == 0, "posix_spawn " << spec.program << ": " << std::strerror(rc));
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    BOOST_REQUIRE_MESSAGE(pidfd >= 0, "pidfd_open: " << std::strerror(errno));
+
+    set_nonblocking(in[0]);
+    set_nonblocking(out[0]);
+    set_nonblocking(err[0]);
+    int in_fd = in[0];
+    std::size_t in_sent = 0;
+    if (spec.input.empty()) {
+        ::close(in_fd);
+        in_fd = -1;
+    }
+    int out_fd = out[0], err_fd = err[0];
+    bool exited = false;
+    run_result r;
+    auto deadline = start + spec.limit;
+    char buf[65536];
+    while (out_fd >= 0 || err_fd >= 0 || !exited) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            ::kill(pid, SIGKILL);
+            BOOST_ERROR("child " << spec.program << " still running after " << spec.limit.count()
+                                 << " s: killed");
+            break;
+        }
+        pollfd fds[4] = {{out_fd, POLLIN, 0},
+                         {err_fd, POLLIN, 0},
+                         {in_fd, POLLOUT, 0},
+                         {exited ? -1 : pidfd, POLLIN, 0}};
+        int n = ::poll(fds, 4, static_cast<int>(left.count()));
+        if (n < 0 && errno == EINTR)
+            continue;
+        BOOST_REQUIRE(n >= 0);
+        auto drain = [&](int& fd, short revents, std::string& to) {
+            if (fd < 0 || !(revents & (POLLIN | POLLHUP | POLLERR)))
+                return;
+            ssize_t got = ::read(fd, buf, sizeof buf);
+            if (got > 0) {
+                to.append(buf, static_cast<std::size_t>(got));
+            } else if (got == 0 || errno != EAGAIN) {
+                ::close(fd);
+                fd = -1;
+            }
+        };
+        drain(out_fd, fds[0].revents, r.out);
+        drain(err_fd, fds[1].revents, r.err);
+        if (in_fd >= 0 && fds[2].revents) {
+            ssize_t sent = ::send(in_fd, spec.input.data() + in_sent, spec.input.size() - in_sent,
+                                  MSG_NOSIGNAL);
+            if (sent > 0)
+                in_sent += static_cast<std::size_t>(sent);
+            if ((sent < 0 && errno != EAGAIN) || in_sent == spec.input.size()) {
+                ::close(in_fd);  // EOF for the child's stdin
+                in_fd = -1;
+            }
+        }
+        if (fds[3].revents)
+            exited = true;
+    }
+    for (int fd : {in_fd, out_fd, err_fd})
+        if (fd >= 0)
+            ::close(fd);
+    ::close(pidfd);
+    int status = 0;
+    ::waitpid(pid, &status, 0);  // exited, or just killed
+    r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+run_result fcgi_cli(std::vector<std::string> args, std::string input = {}) {
+    run_spec spec;
+    spec.args = std::move(args);
+    spec.input = std::move(input);
+    return run(spec);
+}
+
+// The md5 of `data` as md5sum computes it: an oracle independent of PHP and of the tool.
+std::string md5_of(const std::string& data) {
+    run_spec spec;
+    spec.program = "/usr/bin/md5sum";
+    spec.input = data;
+    auto r = run(spec);
+    BOOST_REQUIRE_EQUAL(r.exit_code, 0);
+    return r.out.substr(0, 32);
+}
+
+// 200 KiB holding every byte value, NUL, CR and LF included.
+std::string binary_data() {
+    std::string s(200 * 1024, '\0');
+    for (std::size_t i = 0; i < s.size(); ++i)
+        s[i] = static_cast<char>((i * 7 + i / 256) & 0xff);
+    return s;
+}
+
+struct temp_file {
+    explicit temp_file(const std::string& content) {
+        std::string templ = (fs::temp_directory_path() / "fcgi-cli-test-XXXXXX").string();
+        int fd = ::mkstemp(templ.data());
+        BOOST_REQUIRE(fd >= 0);
+        ::close(fd);
+        path = templ;
+        std::ofstream(path, std::ios::binary) << content;
+    }
+    ~temp_file() {
+        std::error_code ec;
+        fs::remove(path, ec);
+    }
+    std::string path;
+};
+
+// json_encode escapes '/' as '\/'.
+std::string json_path(const std::string& p) {
+    std::string s;
+    for (char c : p) {
+        if (c == '/')
+            s += '\\';
+        s += c;
+    }
+    return s;
+}
+
+bool is_one_error_line(const std::string& err) {
+    return err.starts_with("fcgi: ") && std::count(err.begin(), err.end(), '\n') == 1 &&
+           err.back() == '\n';
+}
+
+std::string missing_socket() {
+    return (fs::temp_directory_path() / "fcgi-cli-test-no-such.sock").string();
+}
+
+struct fpm_fixture {
+    php_fpm fpm{{.children = 3}};
+    std::string unix_ep = fpm.unix_endpoint();
+    std::string tcp_ep = fpm.tcp_endpoint();
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(cli, fpm_fixture)
+
+BOOST_AUTO_TEST_CASE(get_hello_over_unix_and_tcp) {
+    for (const auto& ep : {unix_ep, tcp_ep}) {
+        auto r = fcgi_cli({"request", "--connect", ep, php_fpm::script("hello.php")});
+        BOOST_TEST_CONTEXT(ep << " stderr: " << r.err) {
+            BOOST_TEST(r.exit_code == 0);
+            BOOST_TEST(r.out == "Hello, world!\n");
+            BOOST_TEST(r.err.empty());
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(connect_from_environment) {
+    run_spec spec;
+    spec.args = {"request", php_fpm::script("hello.php")};
+    spec.env = {"FCGI_CONNECT=" + unix_ep};
+    auto r = run(spec);
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out == "Hello, world!\n");
+}
+
+BOOST_AUTO_TEST_CASE(include_prints_status_and_headers) {
+    auto r =
+        fcgi_cli({"request", "-c", unix_ep, "-i", php_fpm::script("status.php") + "?code=404"});
+    BOOST_TEST(r.exit_code == 0);  // without --fail any status is a success
+    BOOST_TEST(r.out.starts_with("Status: 404 Not Found\r\n"));
+    BOOST_TEST(r.out.find("X-Multi: one\r\nX-Multi: two\r\n") != std::string::npos);
+    BOOST_TEST(r.out.find("Set-Cookie: a=1\r\n") != std::string::npos);
+    BOOST_TEST(r.out.find("Set-Cookie: b=2\r\n") != std::string::npos);
+    BOOST_TEST(r.out.ends_with("\r\n\r\nstatus 404\n"));
+    BOOST_TEST(r.out.find("\r\n\r\n") == r.out.size() - std::string("\r\n\r\nstatus 404\n").size());
+
+    auto ok = fcgi_cli({"request", "-c", unix_ep, "--include", php_fpm::script("hello.php")});
+    BOOST_TEST(ok.exit_code == 0);
+    BOOST_TEST(ok.out.starts_with("Status: 200 OK\r\n"));
+    BOOST_TEST(ok.out.ends_with("\r\n\r\nHello, world!\n"));
+}
+
+BOOST_AUTO_TEST_CASE(query_string_reaches_the_script) {
+    auto r =
+        fcgi_cli({"request", "-c", unix_ep, php_fpm::script("echo.php") + "?a=1&b=two%20words"});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.find(R"("method":"GET")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("query":"a=1&b=two%20words")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("get":{"a":"1","b":"two words"})") != std::string::npos, r.out);
+}
+
+BOOST_AUTO_TEST_CASE(data_from_file_and_stdin) {
+    const std::string data = binary_data();
+    const std::string expected = std::to_string(data.size()) + " " + md5_of(data) + "\n";
+    temp_file file(data);
+
+    auto from_file =
+        fcgi_cli({"request", "-c", unix_ep, "--data", "@" + file.path, php_fpm::script("md5.php")});
+    BOOST_TEST(from_file.exit_code == 0);
+    BOOST_TEST(from_file.out == expected);
+
+    auto from_stdin =
+        fcgi_cli({"request", "-c", tcp_ep, "--data", "@-", php_fpm::script("md5.php")}, data);
+    BOOST_TEST(from_stdin.exit_code == 0);
+    BOOST_TEST(from_stdin.out == expected);
+
+    auto literal = fcgi_cli({"request", "-c", unix_ep, "-d", "abc", php_fpm::script("echo.php")});
+    BOOST_TEST(literal.out.find(R"("method":"POST")") != std::string::npos, literal.out);
+    BOOST_TEST(literal.out.find(R"("body_md5":")" + md5_of("abc") + "\"") != std::string::npos,
+               literal.out);
+}
+
+BOOST_AUTO_TEST_CASE(stdout_is_binary_safe) {
+    const std::string data = binary_data();
+    auto r =
+        fcgi_cli({"request", "-c", unix_ep, "--data", "@-", php_fpm::script("body.php")}, data);
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.size() == data.size());
+    BOOST_TEST((r.out == data));
+}
+
+BOOST_AUTO_TEST_CASE(method_flag) {
+    auto r = fcgi_cli({"request", "-c", unix_ep, "--method", "PUT", "--data", "xyz",
+                       php_fpm::script("echo.php")});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.find(R"("method":"PUT")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("body_length":3)") != std::string::npos, r.out);
+}
+
+BOOST_AUTO_TEST_CASE(headers_become_http_params) {
+    auto r = fcgi_cli({"request", "-c", unix_ep, "--header", "X-Test: hello world", "-H",
+                       "Accept:text/plain", php_fpm::script("server.php")});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.find(R"("HTTP_X_TEST":"hello world")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("HTTP_ACCEPT":"text\/plain")") != std::string::npos, r.out);
+}
+
+BOOST_AUTO_TEST_CASE(params_are_sent_raw) {
+    auto r = fcgi_cli({"request", "-c", unix_ep, "--param", "MY_PARAM=a=b c", "-p",
+                       "SERVER_NAME=example.test", php_fpm::script("server.php")});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.find(R"("MY_PARAM":"a=b c")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("SERVER_NAME":"example.test")") != std::string::npos, r.out);
+}
+
+BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
+    const std::string dir = php_fpm::script_dir();
+    run_spec in_dir;
+    in_dir.args = {"request", "-c", unix_ep, "hello.php"};
+    in_dir.cwd = dir;
+    auto r = run(in_dir);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out == "Hello, world!\n");
+
+    run_spec rooted;
+    rooted.args = {"request", "-c", unix_ep, "--root", dir, "server.php"};
+    rooted.cwd = "/";
+    auto s = run(rooted);
+    BOOST_TEST(s.exit_code == 0, s.err);
+    BOOST_TEST(s.out.find("\"DOCUMENT_ROOT\":\"" + json_path(dir) + "\"") != std::string::npos,
+               s.out);
+    BOOST_TEST(s.out.find(R"("SCRIPT_NAME":"\/server.php")") != std::string::npos, s.out);
+    BOOST_TEST(s.out.find("\"SCRIPT_FILENAME\":\"" + json_path(dir + "/server.php") + "\"") !=
+                   std::string::npos,
+               s.out);
+}
+
+BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
+    auto r = fcgi_cli({"request", "-c", unix_ep, php_fpm::script("stderr.php")});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out == "body-start\nbody-end\n");
+    BOOST_TEST(r.err.find("first message") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("second message") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("fcgi: ") == std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(fail_flag) {
+    auto r =
+        fcgi_cli({"request", "-c", unix_ep, "--fail", php_fpm::script("status.php") + "?code=404"});
+    BOOST_TEST(r.exit_code == 22);
+    BOOST_TEST(r.out.empty());  // like curl -f: no body for an error status
+    BOOST_TEST(is_one_error_line(r.err), r.err);
+    BOOST_TEST(r.err.find("404") != std::string::npos, r.err);
+
+    auto fine =
+        fcgi_cli({"request", "-c", unix_ep, "-f", php_fpm::script("status.php") + "?code=201"});
+    BOOST_TEST(fine.exit_code == 0);
+    BOOST_TEST(fine.out == "status 201\n");
+
+    // A fatal error is a 500 response, not a client failure; PHP's message is on stderr.
+    auto fatal = fcgi_cli({"request", "-c", unix_ep, php_fpm::script("fatal.php")});
+    BOOST_TEST(fatal.exit_code == 0);
+    BOOST_TEST(fatal.err.find("undefined_function_xyz") != std::string::npos, fatal.err);
+    auto fatal_f = fcgi_cli({"request", "-c", unix_ep, "-f", php_fpm::script("fatal.php")});
+    BOOST_TEST(fatal_f.exit_code == 22);
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
+    // FCGI_CONNECT is removed from the child's environment by run().
+    auto no_connect = fcgi_cli({"request", php_fpm::script("hello.php")});
+    BOOST_TEST(no_connect.exit_code == 2);
+    BOOST_TEST(is_one_error_line(no_connect.err), no_connect.err);
+    BOOST_TEST(no_connect.out.empty());
+
+    // Against a socket that does not exist: a 3 would mean something was tried first.
+    const std::string nowhere = "unix:" + missing_socket();
+    for (const auto& bad : std::vector<std::vector<std::string>>{
+             {"--header", "X-Bad: a\r\nX-Injected: 1"},
+             {"--header", "X-Bad: a\nb"},
+             {"--header", "NoColonHere"},
+             {"--header", "Bad Name: x"},
+             {"--param", "NO_EQUALS_SIGN"},
+             {"--param", "=value"},
+             {"--timeout", "-1"},
+             {"--data", "@/nonexistent/file"},
+             {"--no-such-flag"},
+         }) {
+        std::vector<std::string> args{"request", "-c", nowhere};
+        args.insert(args.end(), bad.begin(), bad.end());
+        args.push_back(php_fpm::script("hello.php"));
+        auto r = fcgi_cli(args);
+        BOOST_TEST_CONTEXT(bad.front() << " " << bad.back()) {
+            BOOST_TEST(r.exit_code == 2);
+            BOOST_TEST(is_one_error_line(r.err), r.err);
+        }
+    }
+    BOOST_TEST(fcgi_cli({}).exit_code == 2);                          // no subcommand
+    BOOST_TEST(fcgi_cli({"request", "-c", unix_ep}).exit_code == 2);  // no script
+    BOOST_TEST(fcgi_cli({"request", "-c", "not an address", "x.php"}).exit_code == 2);
+
+    auto help = fcgi_cli({"--help"});
+    BOOST_TEST(help.exit_code == 0);
+    BOOST_TEST(help.out.find("Exit codes:") != std::string::npos);
+    BOOST_TEST(help.out.find("22") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(connect_failure_exits_3) {
+    const std::string ep = "unix:" + missing_socket();
+    auto r = fcgi_cli({"request", "--connect", ep, php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 3);
+    BOOST_TEST(r.out.empty());
+    BOOST_TEST(is_one_error_line(r.err), r.err);
+    BOOST_TEST(r.err.find(ep) != std::string::npos, r.err);
+
+    const std::string refused = "127.0.0.1:" + std::to_string(fcgi::test::free_tcp_port());
+    auto t = fcgi_cli({"request", "--connect", refused, php_fpm::script("hello.php")});
+    BOOST_TEST(t.exit_code == 3);
+    BOOST_TEST(is_one_error_line(t.err), t.err);
+    BOOST_TEST(t.err.find(refused) != std::string::npos, t.err);
+}
+
+BOOST_AUTO_TEST_CASE(timeout_exits_4) {
+    run_spec spec;
+    spec.args = {"request",   "-c",  unix_ep,
+                 "--timeout", "0.5", php_fpm::script("sleep.php") + "?ms=3000"};
+    spec.limit = 20s;
+    auto r = run(spec);
+    BOOST_TEST(r.exit_code == 4);
+    BOOST_TEST(r.elapsed < 2500ms, r.elapsed.count() << " ms");
+    BOOST_TEST(r.elapsed >= 450ms, r.elapsed.count() << " ms");
+    BOOST_TEST(r.out.empty());
+    BOOST_TEST(is_one_error_line(r.err), r.err);
+    BOOST_TEST(r.err.find(unix_ep) != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(probe_reports_get_values) {
+    for (const auto& ep : {unix_ep, tcp_ep}) {
+        auto r = fcgi_cli({"probe", "--connect", ep});
+        BOOST_TEST_CONTEXT(ep << " stderr: " << r.err) {
+            BOOST_TEST(r.exit_code == 0);
+            BOOST_TEST(r.out == "FCGI_MPXS_CONNS=0\nmultiplexing: no\n");
+            BOOST_TEST(r.err.empty());
+        }
+    }
+    const std::string ep = "unix:" + missing_socket();
+    auto bad = fcgi_cli({"probe", "--connect", ep, "--timeout", "2"});
+    BOOST_TEST(bad.exit_code == 3);
+    BOOST_TEST(is_one_error_line(bad.err), bad.err);
+    BOOST_TEST(bad.err.find(ep) != std::string::npos, bad.err);
+    BOOST_TEST(fcgi_cli({"probe"}).exit_code == 2);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+#else
+
+BOOST_AUTO_TEST_CASE(cli_not_built) {
+    BOOST_TEST_MESSAGE("fcgi CLI not built (FCGI_BUILD_TOOLS=OFF): CLI tests skipped");
+}
+
+#endif

@@ -1,0 +1,140 @@
+// fcgi::client (pool, fan-out) against a private php-fpm.
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <set>
+#include <string>
+
+#include "fcgi/client.hpp"
+#include "fcgi/error.hpp"
+#include "fcgi/fanout.hpp"
+#include "support/php_fpm.hpp"
+
+using fcgi::test::php_fpm;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<fcgi::request> pid_requests(std::size_t n) {
+    std::vector<fcgi::request> reqs(n);
+    for (auto& r : reqs)
+        r.script = php_fpm::script("pid.php");
+    return reqs;
+}
+
+// Fans `reqs` out through a client with `opts`; returns the results once all completed.
+std::vector<fcgi::fanout_result> fanout(fcgi::client_options opts, std::vector<fcgi::request> reqs,
+                                        std::size_t concurrency,
+                                        fcgi::client_stats* stats = nullptr) {
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), std::move(opts));
+    std::vector<fcgi::fanout_result> out;
+    bool done = false;
+    fcgi::async_fanout(client, std::move(reqs), concurrency,
+                       [&](std::error_code, std::vector<fcgi::fanout_result> results) {
+                           out = std::move(results);
+                           done = true;
+                           if (stats)
+                               *stats = client.stats();
+                           client.cancel();  // closes the kept-alive connections: run() returns
+                       });
+    ctx.run_for(120s);
+    BOOST_REQUIRE_MESSAGE(done, "fan-out did not finish within 120 s");
+    return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(client_php_fpm)
+
+BOOST_AUTO_TEST_CASE(thousand_requests_through_pool_of_four) {
+    php_fpm fpm({.children = 4, .tcp = false});
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 4;
+    fcgi::client_stats stats;
+    auto results = fanout(opts, pid_requests(1000), 64, &stats);
+    BOOST_REQUIRE(results.size() == 1000u);
+    std::set<std::string> pids;
+    std::size_t ok = 0;
+    for (const auto& r : results) {
+        if (!r.ec && r.resp.status == 200) {
+            ++ok;
+            pids.insert(r.resp.body);
+        } else {
+            BOOST_TEST_MESSAGE(r.ec.message() << ": " << r.resp.diagnostics);
+        }
+    }
+    BOOST_TEST(ok == 1000u);
+    BOOST_TEST(pids.size() <= 4u);
+    BOOST_TEST(pids.size() >= 1u);
+    BOOST_REQUIRE(stats.endpoints.size() == 1u);
+    BOOST_TEST(stats.endpoints[0].connects <= 4u);  // reused, not reopened
+    BOOST_TEST(stats.completed == 1000u);
+}
+
+BOOST_AUTO_TEST_CASE(max_requests_one_reconnects_transparently) {
+    php_fpm fpm({.children = 2, .max_requests = 1, .tcp = false});
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 2;
+    fcgi::client_stats stats;
+    auto results = fanout(opts, pid_requests(500), 8, &stats);
+    std::size_t ok = 0;
+    for (const auto& r : results) {
+        ok += !r.ec && r.resp.status == 200;
+        if (r.ec)
+            BOOST_TEST_MESSAGE(r.ec.message() << ": " << r.resp.diagnostics);
+    }
+    BOOST_TEST(ok == 500u);
+    BOOST_TEST(stats.endpoints[0].connects >= 250u);  // every worker dies after one request
+}
+
+BOOST_AUTO_TEST_CASE(two_endpoints_one_dead) {
+    php_fpm fpm({.children = 2, .tcp = true});
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse("unix:" + fpm.dir() + "/nobody-listens.sock"),
+                      fcgi::endpoint::parse(fpm.tcp_endpoint())};
+    opts.max_connections_per_endpoint = 2;
+    fcgi::client_stats stats;
+    auto results = fanout(opts, pid_requests(200), 8, &stats);
+    std::size_t ok = 0;
+    for (const auto& r : results)
+        ok += !r.ec && r.resp.status == 200;
+    BOOST_TEST(ok == 200u);
+    BOOST_TEST(stats.endpoints[0].completed == 0u);
+    BOOST_TEST(stats.endpoints[0].connect_failures >= 1u);
+    BOOST_TEST(stats.endpoints[1].completed == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(all_endpoints_dead_fail_fast) {
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse("unix:/nonexistent/fcgi-test.sock")};
+    auto results = fanout(opts, pid_requests(20), 4);
+    for (const auto& r : results) {
+        BOOST_TEST(r.ec == fcgi::error::no_endpoint);
+        BOOST_TEST(r.resp.diagnostics.find("/nonexistent/fcgi-test.sock") != std::string::npos);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(bounded_queue_rejects) {
+    php_fpm fpm({.children = 1, .tcp = false});
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 1;
+    opts.max_pending = 5;
+    auto results = fanout(opts, pid_requests(50), 50);
+    std::size_t ok = 0, rejected = 0;
+    for (const auto& r : results) {
+        ok += !r.ec;
+        rejected += r.ec == fcgi::error::pool_exhausted;
+    }
+    BOOST_TEST(ok + rejected == 50u);
+    BOOST_TEST(rejected > 0u);
+    BOOST_TEST(ok >= 5u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

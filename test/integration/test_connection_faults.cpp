@@ -1,0 +1,927 @@
+// fcgi::connection against the scripted fake responder: every fault php-fpm will not produce,
+// multiplexing, cancellation and each completion token.
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fcgi/connection.hpp"
+#include "fcgi/error.hpp"
+#include "fcgi/get_values.hpp"
+#include "support/fake_responder.hpp"
+
+namespace act = fcgi::test::act;
+using asio::awaitable;
+using asio::use_awaitable;
+using fcgi::test::fake_responder;
+using fcgi::test::fake_responder_options;
+using fcgi::test::fake_snapshot;
+using fcgi::test::seen_request;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(use_awaitable);
+
+// Runs `ctx` until `done()` holds; false when `limit` passed first. A connection keeps its
+// reader armed, so "out of work" never means "finished" here.
+template <class Pred>
+bool run_until(asio::io_context& ctx, Pred done, std::chrono::milliseconds limit = 20s) {
+    auto deadline = steady::now() + limit;
+    while (!done()) {
+        auto now = steady::now();
+        if (now >= deadline)
+            return false;
+        if (ctx.stopped())
+            ctx.restart();
+        if (ctx.run_one_for(deadline - now) == 0 && ctx.stopped())
+            return done();  // nothing left that could make progress
+    }
+    return true;
+}
+
+// Runs the coroutine made by `fn()` on `ctx`; fails the test if it does not finish in time.
+template <class F>
+void run_coro(asio::io_context& ctx, F&& fn, std::chrono::milliseconds limit = 20s) {
+    bool done = false;
+    std::exception_ptr failure;
+    asio::co_spawn(ctx, fn(), [&](std::exception_ptr e) {
+        failure = e;
+        done = true;
+    });
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return done; }, limit),
+                          "test coroutine did not finish in time");
+    if (failure)
+        std::rethrow_exception(failure);
+}
+
+fcgi::request make_request(const std::string& id, std::string body = {}) {
+    fcgi::request r;
+    r.script = "/srv/www/fake.php";
+    r.params = {{"X_ID", id}};
+    r.body = std::move(body);
+    return r;
+}
+
+std::string expected_body(const std::string& id, const std::string& body = {}) {
+    seen_request r;
+    r.params = {{"X_ID", id}};
+    r.stdin_data = body;
+    return fcgi::test::echo_body(r);
+}
+
+// Milliseconds since `start` (printable in assertions, unlike durations).
+long long ms_since(steady::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
+}
+
+bool names(const std::string& diagnostics, const fcgi::endpoint& ep) {
+    return diagnostics.find(ep.to_string()) != std::string::npos;
+}
+
+// A script that answers request "X_ID=<id>" with `special` and every other one with the echo.
+std::function<fcgi::test::script(const seen_request&)> special_for(std::string id,
+                                                                   fcgi::test::script special) {
+    return [id, special](const seen_request& r) {
+        return r.param("X_ID") == id ? special : fcgi::test::echo_script(r);
+    };
+}
+
+// One request on a fresh connection to `ep`; the error and the response, whatever happened.
+std::pair<std::error_code, fcgi::response> one_request(const fcgi::endpoint& ep, fcgi::request req,
+                                                       fcgi::connection_options copts = {},
+                                                       bool* open_after = nullptr) {
+    asio::io_context ctx;
+    std::pair<std::error_code, fcgi::response> out;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor(), copts);
+        co_await conn.async_connect(ep, use_awaitable);
+        auto [ec, resp] = co_await conn.async_request(std::move(req), as_tuple_awaitable);
+        out = {ec, std::move(resp)};
+        if (open_after)
+            *open_after = conn.is_open();
+    });
+    return out;
+}
+
+// Runs an io_context on its own thread; stops and joins it when destroyed, also on failure.
+struct io_thread {
+    explicit io_thread(asio::io_context& c) : ctx(c), guard(c.get_executor()) {
+        thread = std::thread([this] { ctx.run(); });
+    }
+    ~io_thread() {
+        guard.reset();
+        ctx.stop();
+        thread.join();
+    }
+    asio::io_context& ctx;
+    asio::executor_work_guard<asio::io_context::executor_type> guard;
+    std::thread thread;
+};
+
+template <class T>
+T get_within(std::future<T>& f, std::chrono::seconds limit = 10s) {
+    BOOST_REQUIRE_MESSAGE(f.wait_for(limit) == std::future_status::ready,
+                          "future not ready in time");
+    return f.get();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(connection_faults)
+
+BOOST_AUTO_TEST_CASE(round_trip_over_tcp_and_unix) {
+    fake_responder fake;
+    for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
+        asio::io_context ctx;
+        run_coro(ctx, [&]() -> awaitable<void> {
+            fcgi::connection conn(ctx.get_executor());
+            co_await conn.async_connect(ep, use_awaitable);
+            BOOST_TEST(conn.is_open());
+            for (int i = 0; i < 3; ++i) {
+                std::string id = "req-" + std::to_string(i);
+                std::string body = i == 2 ? "posted body" : "";
+                auto resp = co_await conn.async_request(make_request(id, body), use_awaitable);
+                BOOST_TEST(resp.status == 200);
+                BOOST_TEST(resp.reason == "OK");
+                BOOST_TEST(resp.header("Content-Type").value_or("") == "text/plain");
+                BOOST_TEST(resp.body == expected_body(id, body));
+                BOOST_TEST(resp.stderr_text.empty());
+                BOOST_TEST(resp.diagnostics.empty());
+                BOOST_TEST(conn.is_open());
+            }
+            BOOST_TEST(conn.stats().requests_completed == 3u);
+        });
+    }
+    auto snap = fake.snapshot();
+    BOOST_TEST(snap.connections_accepted == 2u);  // one per endpoint: each was reused
+    BOOST_REQUIRE(snap.requests.size() == 6u);
+    for (const auto& r : snap.requests) {
+        BOOST_TEST((r.flags == fcgi::protocol::begin_flags::keep_conn));
+        BOOST_TEST((r.role == fcgi::protocol::role::responder));
+        BOOST_TEST(r.complete);
+        BOOST_TEST(r.id == 1u);  // one request in flight: ID 1 is reused
+    }
+    BOOST_TEST(snap.requests[2].stdin_data == "posted body");
+    BOOST_TEST(snap.requests[2].param("REQUEST_METHOD").value_or("") == "POST");
+    BOOST_TEST(snap.requests[2].param("CONTENT_LENGTH").value_or("") == "11");
+    BOOST_TEST(snap.violations.empty());
+}
+
+BOOST_AUTO_TEST_CASE(records_split_byte_by_byte) {
+    fake_responder fake({.split = fcgi::test::write_split::every_byte, .fragment_delay = 1ms});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.tcp_endpoint(), use_awaitable);
+        for (int i = 0; i < 2; ++i) {
+            auto resp = co_await conn.async_request(make_request("split", "abc"), use_awaitable);
+            BOOST_TEST(resp.status == 200);
+            BOOST_TEST(resp.body == expected_body("split", "abc"));
+            BOOST_TEST(conn.is_open());
+        }
+    });
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+BOOST_AUTO_TEST_CASE(records_split_at_random_points) {
+    fake_responder fake({.split = fcgi::test::write_split::random, .random_max_fragment = 13});
+    for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
+        asio::io_context ctx;
+        run_coro(ctx, [&]() -> awaitable<void> {
+            fcgi::connection conn(ctx.get_executor());
+            co_await conn.async_connect(ep, use_awaitable);
+            for (int i = 0; i < 30; ++i) {
+                std::string id = "r" + std::to_string(i);
+                std::string body(static_cast<std::size_t>(i * 37), 'b');
+                auto resp = co_await conn.async_request(make_request(id, body), use_awaitable);
+                BOOST_TEST(resp.body == expected_body(id, body));
+            }
+            BOOST_TEST(conn.is_open());
+        });
+    }
+}
+
+BOOST_AUTO_TEST_CASE(close_before_responding_is_connection_lost) {
+    fake_responder fake(
+        {.script_for = [](const seen_request&) { return fcgi::test::script{act::close()}; }});
+    for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
+        bool open = true;
+        auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+        BOOST_TEST(ec == fcgi::error::connection_lost, ec.message());
+        BOOST_TEST(ec == fcgi::condition::transport_error);
+        BOOST_TEST(!resp.diagnostics.empty());
+        BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        BOOST_TEST(!open);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(close_mid_response_is_connection_lost) {
+    fake_responder fake({.script_for = [](const seen_request&) {
+        return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\n\r\npartial"),
+                                  act::stderr_("PHP message: dying"), act::close()};
+    }});
+    for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
+        bool open = true;
+        auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+        BOOST_TEST(ec == fcgi::error::connection_lost, ec.message());
+        BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        BOOST_TEST(!open);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(close_right_after_accept) {
+    fake_responder fake({.close_on_accept = true});
+    for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
+        bool open = true;
+        auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+        // Either the EOF is seen before the request is submitted (not_connected) or after it
+        // was written (connection_lost); both must name the endpoint.
+        BOOST_TEST((ec == fcgi::error::connection_lost || ec == fcgi::error::not_connected),
+                   ec.message());
+        BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        BOOST_TEST(!open);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(close_after_n_requests) {
+    fake_responder fake({.close_after_requests = 2});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.tcp_endpoint(), use_awaitable);
+        for (int i = 0; i < 2; ++i) {
+            auto resp = co_await conn.async_request(make_request("ok"), use_awaitable);
+            BOOST_TEST(resp.body == expected_body("ok"));
+        }
+        auto [ec, resp] = co_await conn.async_request(make_request("third"), as_tuple_awaitable);
+        BOOST_TEST((ec == fcgi::error::connection_lost || ec == fcgi::error::not_connected),
+                   ec.message());
+        BOOST_TEST(!resp.diagnostics.empty());
+        BOOST_TEST(!conn.is_open());
+    });
+    BOOST_TEST(fake.snapshot().connections_accepted == 1u);
+    BOOST_TEST(fake.snapshot().ends_sent == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(garbage_is_bad_version) {
+    fake_responder fake({.script_for = [](const seen_request&) {
+        return fcgi::test::script{
+            act::raw("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")};
+    }});
+    auto ep = fake.tcp_endpoint();
+    bool open = true;
+    auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+    BOOST_TEST(ec == fcgi::error::bad_version, ec.message());
+    BOOST_TEST(ec == fcgi::condition::protocol_error);
+    BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+    BOOST_TEST(!open);
+}
+
+BOOST_AUTO_TEST_CASE(version_2_record_is_bad_version) {
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        return fcgi::test::script{act::raw(fcgi::test::make_record(
+            fcgi::protocol::record_type::stdout_, r.id, "Content-Type: text/plain\r\n\r\nhi", 2))};
+    }});
+    auto ep = fake.unix_endpoint();
+    bool open = true;
+    auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+    BOOST_TEST(ec == fcgi::error::bad_version, ec.message());
+    BOOST_TEST(ec == fcgi::condition::protocol_error);
+    BOOST_TEST(!open);
+}
+
+BOOST_AUTO_TEST_CASE(record_for_unknown_request_id) {
+    // ID 77 is beyond every slot; ID 3 is a slot that is not in use.
+    for (std::uint16_t stray : {std::uint16_t{77}, std::uint16_t{3}}) {
+        fake_responder fake({.script_for = [stray](const seen_request&) {
+            return fcgi::test::script{
+                act::stdout_("Content-Type: text/plain\r\n\r\nnot yours").for_id(stray),
+                act::end()};
+        }});
+        auto ep = fake.tcp_endpoint();
+        bool open = true;
+        fcgi::connection_options copts;
+        copts.max_in_flight = 4;
+        auto [ec, resp] = one_request(ep, make_request("x"), copts, &open);
+        BOOST_TEST(ec == fcgi::error::unexpected_record, ec.message());
+        BOOST_TEST(ec == fcgi::condition::protocol_error);
+        BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        BOOST_TEST(!open);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(other_malformed_responses) {
+    using fcgi::protocol::record_type;
+    struct fault {
+        std::string name;
+        fcgi::test::script (*make)(const seen_request&);
+        fcgi::error expected;
+    };
+    const fault faults[] = {
+        {"UNKNOWN_TYPE reply",
+         [](const seen_request&) {
+             return fcgi::test::script{act::raw(fcgi::test::make_record(
+                 record_type::unknown_type, 0, std::string("\x2a\0\0\0\0\0\0\0", 8)))};
+         },
+         fcgi::error::unknown_type_reply},
+        {"record of type 42",
+         [](const seen_request& r) {
+             return fcgi::test::script{
+                 act::raw(fcgi::test::make_record(static_cast<record_type>(42), r.id, "what"))};
+         },
+         fcgi::error::unknown_record_type},
+        {"END_REQUEST of 4 bytes",
+         [](const seen_request& r) {
+             return fcgi::test::script{act::raw(
+                 fcgi::test::make_record(record_type::end_request, r.id, std::string(4, '\0')))};
+         },
+         fcgi::error::bad_record_length},
+        {"STDIN from the server",
+         [](const seen_request& r) {
+             return fcgi::test::script{
+                 act::raw(fcgi::test::make_record(record_type::stdin_, r.id, "echo"))};
+         },
+         fcgi::error::unexpected_record},
+        {"head line without a colon",
+         [](const seen_request&) {
+             return fcgi::test::script{act::stdout_("this is not a header\r\n\r\nbody"),
+                                       act::end()};
+         },
+         fcgi::error::bad_response_head},
+    };
+    for (const auto& f : faults) {
+        BOOST_TEST_CONTEXT(f.name) {
+            fake_responder fake({.script_for = f.make});
+            auto ep = fake.tcp_endpoint();
+            bool open = true;
+            auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+            BOOST_TEST(ec == f.expected, ec.message());
+            BOOST_TEST(ec == fcgi::condition::protocol_error);
+            BOOST_TEST(!resp.diagnostics.empty());
+            BOOST_TEST(!open);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(silence_with_request_timeout) {
+    fake_responder fake({.silent = true});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.tcp_endpoint(), use_awaitable);
+        auto req = make_request("silent");
+        req.timeout = 200ms;
+        auto start = steady::now();
+        auto [ec, resp] = co_await conn.async_request(req, as_tuple_awaitable);
+        auto elapsed = ms_since(start);
+        BOOST_TEST(ec == fcgi::error::request_timeout, ec.message());
+        BOOST_TEST(elapsed >= 200);  // steady timers never fire early
+        BOOST_TEST(elapsed < 2000);  // bounds a hang; not a performance assertion
+        BOOST_TEST(names(resp.diagnostics, fake.tcp_endpoint()), resp.diagnostics);
+        BOOST_TEST(!conn.is_open());  // php-fpm ignores ABORT_REQUEST: closing is the abort
+    });
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return s.connections_closed_by_peer >= 1; }, 5s));
+    BOOST_TEST(fake.snapshot().requests.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(connection_default_request_timeout) {
+    fake_responder fake({.silent = true});
+    fcgi::connection_options copts;
+    copts.request_timeout = 150ms;
+    auto start = steady::now();
+    bool open = true;
+    auto [ec, resp] = one_request(fake.unix_endpoint(), make_request("silent"), copts, &open);
+    BOOST_TEST(ec == fcgi::error::request_timeout, ec.message());
+    BOOST_TEST(ms_since(start) < 2000);
+    BOOST_TEST(!open);
+}
+
+BOOST_AUTO_TEST_CASE(delay_before_answering) {
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), act::delay(100ms));
+        return s;
+    }});
+    auto req = make_request("late");
+    req.timeout = 5s;
+    auto start = steady::now();
+    auto [ec, resp] = one_request(fake.tcp_endpoint(), req);
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(resp.body == expected_body("late"));
+    BOOST_TEST(ms_since(start) >= 100);
+}
+
+BOOST_AUTO_TEST_CASE(bytes_after_end_request_close_the_connection) {
+    // Garbage, and a well-formed record nobody asked for: either way the stream is out of step.
+    for (std::string trailer :
+         {std::string("junk"),
+          fcgi::test::make_record(fcgi::protocol::record_type::stdout_, 1, "late")}) {
+        fake_responder fake({.script_for = [trailer](const seen_request& r) {
+            auto s = fcgi::test::echo_script(r);
+            s.push_back(act::raw(trailer));  // same write as END_REQUEST
+            return s;
+        }});
+        bool open = true;
+        auto [ec, resp] = one_request(fake.tcp_endpoint(), make_request("trail"), {}, &open);
+        BOOST_TEST(!ec, ec.message());
+        BOOST_TEST(resp.body == expected_body("trail"));
+        BOOST_TEST(!open);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(oversized_stdout_is_response_too_large) {
+    constexpr std::size_t cap = 64u << 20;
+    fake_responder fake({.script_for = [](const seen_request&) {
+        return fcgi::test::script{act::stdout_(std::string(fcgi::test::echo_head)),
+                                  act::endless_stdout(cap)};
+    }});
+    fcgi::connection_options copts;
+    copts.max_stdout_size = 64 * 1024;
+    bool open = true;
+    auto ep = fake.tcp_endpoint();
+    auto [ec, resp] = one_request(ep, make_request("big"), copts, &open);
+    BOOST_TEST(ec == fcgi::error::response_too_large, ec.message());
+    BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+    BOOST_TEST(!open);
+    // The client's close is what stopped the endless output.
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return s.connections_closed_by_peer >= 1; }, 5s));
+    BOOST_TEST(fake.snapshot().endless_bytes < cap);
+}
+
+BOOST_AUTO_TEST_CASE(response_head_that_never_ends) {
+    fake_responder fake({.script_for = [](const seen_request&) {
+        return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\nX-Long: "),
+                                  act::endless_stdout(64u << 20, 4096, 'a')};
+    }});
+    fcgi::connection_options copts;
+    copts.max_head_size = 16 * 1024;
+    bool open = true;
+    auto [ec, resp] = one_request(fake.unix_endpoint(), make_request("head"), copts, &open);
+    BOOST_TEST(ec == fcgi::error::response_head_too_large, ec.message());
+    BOOST_TEST(!resp.diagnostics.empty());
+    BOOST_TEST(!open);
+}
+
+BOOST_AUTO_TEST_CASE(stderr_is_kept_apart_from_the_body) {
+    fake_responder fake({.script_for = [](const seen_request&) {
+        return fcgi::test::script{act::stderr_("PHP message: one"),
+                                  act::stdout_("Status: 404 Not Found\r\n\r\n"),
+                                  act::stderr_("; PHP message: two"),
+                                  act::stdout_("missing"),
+                                  act::stdout_(""),
+                                  act::stderr_(""),
+                                  act::end(fcgi::protocol::protocol_status::request_complete, 3)};
+    }});
+    auto [ec, resp] = one_request(fake.tcp_endpoint(), make_request("err"));
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(resp.status == 404);
+    BOOST_TEST(resp.body == "missing");
+    BOOST_TEST(resp.stderr_text == "PHP message: one; PHP message: two");
+    BOOST_TEST(resp.app_status == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(end_request_protocol_statuses) {
+    using fcgi::protocol::protocol_status;
+    fake_responder fake({.script_for = [](const seen_request& r) -> fcgi::test::script {
+        auto id = r.param("X_ID").value_or("");
+        if (id == "overloaded")
+            return {act::end(protocol_status::overloaded)};
+        if (id == "cant")
+            return {act::end(protocol_status::cant_mpx_conn)};
+        return fcgi::test::echo_script(r);  // UNKNOWN_ROLE for roles other than RESPONDER
+    }});
+    auto ep = fake.tcp_endpoint();
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(ep, use_awaitable);
+        {
+            auto [ec, resp] =
+                co_await conn.async_request(make_request("overloaded"), as_tuple_awaitable);
+            BOOST_TEST(ec == fcgi::server_error::overloaded, ec.message());
+            BOOST_TEST(fcgi::is_retryable(ec));
+            BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        }
+        {
+            auto [ec, resp] = co_await conn.async_request(make_request("cant"), as_tuple_awaitable);
+            BOOST_TEST(ec == fcgi::server_error::cant_mpx_conn, ec.message());
+        }
+        {
+            auto req = make_request("auth");
+            req.role = fcgi::protocol::role::authorizer;
+            auto [ec, resp] = co_await conn.async_request(req, as_tuple_awaitable);
+            BOOST_TEST(ec == fcgi::server_error::unknown_role, ec.message());
+        }
+        // A clean END_REQUEST leaves the stream in step: the connection is still usable.
+        BOOST_TEST(conn.is_open());
+        auto resp = co_await conn.async_request(make_request("after"), use_awaitable);
+        BOOST_TEST(resp.body == expected_body("after"));
+    });
+    BOOST_TEST(fake.snapshot().connections_accepted == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(cant_mpx_conn_from_a_non_multiplexing_server) {
+    // libfcgi-like: one live request per connection, CANT_MPX_CONN for any other. Answers take
+    // 50 ms, so requests sent together overlap on the server.
+    fake_responder fake({.script_for =
+                             [](const seen_request& r) {
+                                 auto s = fcgi::test::echo_script(r);
+                                 s.insert(s.begin(), act::delay(50ms));
+                                 return s;
+                             },
+                         .max_live_per_connection = 1});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+
+    std::size_t done = 0, ok = 0, refused = 0;
+    auto wave = [&](const std::string& prefix) {
+        for (int i = 0; i < 4; ++i) {
+            std::string id = prefix + std::to_string(i);
+            conn.async_request(make_request(id), [&, id](std::error_code ec, fcgi::response r) {
+                ++done;
+                if (!ec && r.body == expected_body(id))
+                    ++ok;
+                else if (ec == fcgi::server_error::cant_mpx_conn)
+                    ++refused;
+                else
+                    BOOST_ERROR("request " << id << ": " << ec.message());
+            });
+        }
+    };
+    wave("a");
+    BOOST_REQUIRE(run_until(ctx, [&] { return done == 4; }));
+    BOOST_TEST(ok >= 1u);
+    BOOST_TEST(refused >= 1u);  // the server really refused to multiplex
+    BOOST_TEST(ok + refused == 4u);
+    BOOST_TEST(conn.is_open());
+    BOOST_TEST(fake.snapshot().violations.empty());
+
+    // After CANT_MPX_CONN the connection must stop multiplexing (connection_impl.hpp:
+    // "a CANT_MPX_CONN answer drops a connection to 1"), so a second wave all succeeds.
+    done = ok = refused = 0;
+    wave("b");
+    BOOST_REQUIRE(run_until(ctx, [&] { return done == 4; }));
+    BOOST_TEST(ok == 4u, "second wave: " << ok << " ok, " << refused << " CANT_MPX_CONN");
+}
+
+BOOST_AUTO_TEST_CASE(multiplexing_1000_interleaved_requests) {
+    fake_responder fake({.interleave = 8});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 8;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+
+    constexpr int n = 1000;
+    int done = 0, ok = 0;
+    std::vector<int> completion_order;
+    for (int i = 0; i < n; ++i) {
+        std::string id = std::to_string(i);
+        conn.async_request(make_request(id), [&, i, id](std::error_code ec, fcgi::response r) {
+            ++done;
+            completion_order.push_back(i);
+            if (ec)
+                BOOST_ERROR("request " << i << ": " << ec.message() << " " << r.diagnostics);
+            else if (r.body != expected_body(id))
+                BOOST_ERROR("request " << i << " got body " << r.body);
+            else
+                ++ok;
+        });
+    }
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return done == n; }, 60s),
+                          done << " of " << n << " requests completed");
+    BOOST_TEST(ok == n);
+    BOOST_TEST(conn.is_open());
+    int inversions = 0;
+    for (std::size_t i = 1; i < completion_order.size(); ++i)
+        inversions += completion_order[i] < completion_order[i - 1];
+    BOOST_TEST(inversions > 0);  // answers really came out of order
+
+    auto snap = fake.snapshot();
+    BOOST_TEST(snap.connections_accepted == 1u);
+    BOOST_TEST(snap.requests.size() == static_cast<std::size_t>(n));
+    BOOST_TEST(snap.max_live <= 8u);
+    BOOST_TEST(snap.max_live > 1u);
+    BOOST_TEST(snap.violations.empty());
+    for (const auto& r : snap.requests)
+        BOOST_TEST((r.id >= 1 && r.id <= 8));
+}
+
+BOOST_AUTO_TEST_CASE(multiplexing_with_random_fragments) {
+    fake_responder fake(
+        {.split = fcgi::test::write_split::random, .random_max_fragment = 29, .interleave = 4});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    copts.read_buffer_size = 1024;  // records larger than the buffer arrive in pieces too
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor(), copts);
+        co_await conn.async_connect(fake.tcp_endpoint(), use_awaitable);
+        int done = 0, ok = 0;
+        asio::steady_timer all_done(ctx, steady::time_point::max());
+        for (int i = 0; i < 200; ++i) {
+            std::string id = "m" + std::to_string(i);
+            std::string body(static_cast<std::size_t>(i * 11), 'q');
+            conn.async_request(make_request(id, body),
+                               [&, id, body](std::error_code ec, fcgi::response r) {
+                                   ok += !ec && r.body == expected_body(id, body);
+                                   if (++done == 200)
+                                       all_done.cancel();
+                               });
+        }
+        std::error_code ignored;
+        co_await all_done.async_wait(asio::redirect_error(use_awaitable, ignored));
+        BOOST_TEST(ok == 200);
+        BOOST_TEST(conn.is_open());
+    });
+    BOOST_TEST(fake.snapshot().max_live > 1u);
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_signal_closes_a_non_multiplexed_connection) {
+    asio::io_context ctx;
+    asio::cancellation_signal sig;
+    // The responder cancels from its own thread once the request arrived: no guessing of delays.
+    fake_responder fake({.script_for = [&](const seen_request&) {
+        asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+        return fcgi::test::script{};  // never answer
+    }});
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected, result;
+    std::string diagnostics;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    conn.async_request(
+        make_request("slow"),
+        asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, fcgi::response r) {
+            result = ec;
+            diagnostics = r.diagnostics;
+        }));
+    BOOST_REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
+    BOOST_TEST(*result == asio::error::operation_aborted, result->message());
+    BOOST_TEST(names(diagnostics, fake.tcp_endpoint()), diagnostics);
+    BOOST_TEST(!conn.is_open());
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return s.connections_closed_by_peer >= 1; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_queued_request_keeps_the_connection) {
+    fake_responder fake;
+    asio::io_context ctx;
+    asio::cancellation_signal sig;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected, first, second;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    conn.async_request(make_request("first"),
+                       [&](std::error_code ec, fcgi::response) { first = ec; });
+    conn.async_request(make_request("second"),
+                       asio::bind_cancellation_slot(
+                           sig.slot(), [&](std::error_code ec, fcgi::response) { second = ec; }));
+    sig.emit(asio::cancellation_type::terminal);  // "second" waits behind "first": never sent
+    BOOST_REQUIRE(run_until(ctx, [&] { return first && second; }));
+    BOOST_TEST(!*first, first->message());
+    BOOST_TEST(*second == asio::error::operation_aborted, second->message());
+    BOOST_TEST(conn.is_open());
+    BOOST_TEST(fake.snapshot().requests.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_with_multiplexing_sends_abort_request) {
+    asio::io_context ctx;
+    asio::cancellation_signal sig;
+    fake_responder fake({.script_for = [&](const seen_request& r) {
+        if (r.param("X_ID") != "slow")
+            return fcgi::test::echo_script(r);
+        asio::post(ctx, [&] { sig.emit(asio::cancellation_type::terminal); });
+        return fcgi::test::script{};  // answered only by the END_REQUEST for ABORT_REQUEST
+    }});
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected, slow;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+
+    conn.async_request(make_request("slow"),
+                       asio::bind_cancellation_slot(
+                           sig.slot(), [&](std::error_code ec, fcgi::response) { slow = ec; }));
+    int done = 0, ok = 0;
+    auto normal = [&](const std::string& id) {
+        conn.async_request(make_request(id), [&, id](std::error_code ec, fcgi::response r) {
+            ++done;
+            if (!ec && r.body == expected_body(id))
+                ++ok;
+            else
+                BOOST_ERROR("request " << id << ": " << ec.message() << " " << r.body);
+        });
+    };
+    for (auto id : {"a", "b", "c"})
+        normal(id);
+    BOOST_REQUIRE(run_until(ctx, [&] { return slow && done == 3; }));
+    BOOST_TEST(*slow == asio::error::operation_aborted, slow->message());
+    BOOST_TEST(ok == 3);
+    BOOST_TEST(conn.is_open());
+
+    // The responder got ABORT_REQUEST for the slow request's ID.
+    auto slow_id = [](const fake_snapshot& s) -> std::optional<std::uint16_t> {
+        for (const auto& r : s.requests)
+            if (r.param("X_ID") == "slow")
+                return r.id;
+        return std::nullopt;
+    };
+    BOOST_TEST(fake.wait_for(
+        [&](const fake_snapshot& s) {
+            auto id = slow_id(s);
+            for (const auto& a : s.aborts)
+                if (id && a.second == *id)
+                    return true;
+            return false;
+        },
+        5s));
+
+    // The connection goes on; IDs are reused only after their END_REQUEST.
+    for (auto id : {"d", "e", "f", "g", "h"})
+        normal(id);
+    BOOST_REQUIRE(run_until(ctx, [&] { return done == 8; }));
+    BOOST_TEST(ok == 8);
+    BOOST_TEST(conn.is_open());
+    auto snap = fake.snapshot();
+    BOOST_TEST(snap.connections_accepted == 1u);
+    BOOST_TEST(snap.aborts.size() == 1u);
+    BOOST_TEST(snap.violations.empty());
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_through_awaitable_operators) {
+    using namespace asio::experimental::awaitable_operators;
+    fake_responder fake({.script_for = special_for("slow", {})});
+    auto ep = fake.tcp_endpoint();
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(ep, use_awaitable);
+
+        // The request wins against a long timer.
+        asio::steady_timer long_timer(ctx, 10s);
+        auto won = co_await (conn.async_request(make_request("fast"), use_awaitable) ||
+                             long_timer.async_wait(use_awaitable));
+        BOOST_REQUIRE(won.index() == 0u);
+        BOOST_TEST(std::get<0>(won).body == expected_body("fast"));
+        BOOST_TEST(conn.is_open());
+
+        // The timer wins against a request never answered: the request is cancelled.
+        asio::steady_timer short_timer(ctx, 200ms);
+        auto start = steady::now();
+        auto lost = co_await (conn.async_request(make_request("slow"), use_awaitable) ||
+                              short_timer.async_wait(use_awaitable));
+        BOOST_TEST(lost.index() == 1u);
+        BOOST_TEST(ms_since(start) < 2000);
+        // It had been written and php-fpm-style servers ignore ABORT_REQUEST: closed.
+        BOOST_TEST(!conn.is_open());
+    });
+}
+
+BOOST_AUTO_TEST_CASE(token_use_awaitable_and_as_tuple) {
+    fake_responder fake({.script_for = special_for(
+                             "bad", {act::end(fcgi::protocol::protocol_status::overloaded)})});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        auto [cec] = co_await conn.async_connect(fake.tcp_endpoint(), as_tuple_awaitable);
+        BOOST_REQUIRE(!cec);
+        auto [ec, resp] = co_await conn.async_request(make_request("tuple"), as_tuple_awaitable);
+        BOOST_TEST(!ec);
+        BOOST_TEST(resp.body == expected_body("tuple"));
+        auto [ec2, resp2] = co_await conn.async_request(make_request("bad"), as_tuple_awaitable);
+        BOOST_TEST(ec2 == fcgi::server_error::overloaded);
+        // use_awaitable turns the error into an exception carrying the code.
+        bool thrown = false;
+        try {
+            co_await conn.async_request(make_request("bad"), use_awaitable);
+        } catch (const std::system_error& e) {
+            thrown = e.code() == fcgi::server_error::overloaded;
+        }
+        BOOST_TEST(thrown);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(token_use_future) {
+    fake_responder fake({.script_for = special_for(
+                             "bad", {act::end(fcgi::protocol::protocol_status::overloaded)})});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    io_thread io(ctx);
+    // The connection is not thread-safe: initiate on its executor, wait here on the futures.
+    auto on_ctx = [&](auto fn) {
+        auto outer = asio::post(ctx, asio::use_future(std::move(fn)));
+        return get_within(outer);
+    };
+    auto connected =
+        on_ctx([&] { return conn.async_connect(fake.tcp_endpoint(), asio::use_future); });
+    get_within(connected);
+    auto fut = on_ctx([&] { return conn.async_request(make_request("future"), asio::use_future); });
+    auto resp = get_within(fut);
+    BOOST_TEST(resp.body == expected_body("future"));
+    auto bad = on_ctx([&] { return conn.async_request(make_request("bad"), asio::use_future); });
+    BOOST_REQUIRE(bad.wait_for(10s) == std::future_status::ready);
+    BOOST_CHECK_EXCEPTION(bad.get(), std::system_error, [](const std::system_error& e) {
+        return e.code() == fcgi::server_error::overloaded;
+    });
+    on_ctx([&] { conn.close(); });
+}
+
+BOOST_AUTO_TEST_CASE(token_plain_callback) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_TEST(!connected.has_value());  // never completes inside the initiating call
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+
+    std::optional<fcgi::response> got;
+    conn.async_request(make_request("cb"), [&](std::error_code ec, fcgi::response r) {
+        BOOST_TEST(!ec);
+        got = std::move(r);
+    });
+    BOOST_TEST(!got.has_value());
+    BOOST_REQUIRE(run_until(ctx, [&] { return got.has_value(); }));
+    BOOST_TEST(got->body == expected_body("cb"));
+
+    // Errors known at once are not delivered inline either.
+    conn.close();
+    std::optional<std::error_code> closed_ec;
+    conn.async_request(make_request("late"),
+                       [&](std::error_code ec, fcgi::response) { closed_ec = ec; });
+    BOOST_TEST(!closed_ec.has_value());
+    BOOST_REQUIRE(run_until(ctx, [&] { return closed_ec.has_value(); }));
+    BOOST_TEST(*closed_ec == fcgi::error::not_connected);
+}
+
+BOOST_AUTO_TEST_CASE(token_deferred) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    auto connect_op = conn.async_connect(fake.tcp_endpoint(), asio::experimental::deferred);
+    std::move(connect_op)([&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+
+    auto op = conn.async_request(make_request("deferred"), asio::experimental::deferred);
+    BOOST_TEST(conn.outstanding() == 0u);  // nothing starts until the operation is invoked
+    std::optional<fcgi::response> got;
+    std::move(op)([&](std::error_code ec, fcgi::response r) {
+        BOOST_TEST(!ec);
+        got = std::move(r);
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return got.has_value(); }));
+    BOOST_TEST(got->body == expected_body("deferred"));
+}
+
+BOOST_AUTO_TEST_CASE(get_values_reports_configured_limits) {
+    fake_responder fake({.mpxs_conns = "1", .max_reqs = "50", .max_conns = std::nullopt});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        auto [ec, result] = co_await fcgi::async_get_values(ctx.get_executor(), fake.tcp_endpoint(),
+                                                            {}, as_tuple_awaitable);
+        BOOST_TEST(!ec, ec.message());
+        BOOST_TEST(result.mpxs_conns.value_or(false));
+        BOOST_TEST(result.max_reqs.value_or(0) == 50u);
+        BOOST_TEST(!result.max_conns.has_value());  // omitted, as servers do for unknown names
+    });
+    BOOST_TEST(fake.snapshot().get_values == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

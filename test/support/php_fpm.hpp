@@ -1,0 +1,73 @@
+// A private php-fpm for tests: its own temp dir, unix socket and 127.0.0.1 TCP listener, started
+// and stopped by PID.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fcgi::test {
+
+/// How the private php-fpm is configured.
+struct php_fpm_options {
+    int children = 2;                           ///< pm.max_children with pm = static, per listener
+    int max_requests = 0;                       ///< pm.max_requests; 0 = never recycle
+    int request_terminate_timeout = 0;          ///< seconds; 0 = off
+    int listen_backlog = 511;                   ///< listen.backlog
+    bool tcp = true;                            ///< also listen on 127.0.0.1:<free port>
+    std::string post_max_size = "2G";           ///< Debian's 8M drops larger POST bodies silently
+    std::string status_path;                    ///< pm.status_path, empty = none
+    std::vector<std::string> extra_pool_lines;  ///< appended verbatim to each pool
+};
+
+/// A running php-fpm. The destructor stops it (SIGTERM, then SIGKILL) and removes its temp dir,
+/// also when a test fails. Several may run at once.
+class php_fpm {
+  public:
+    explicit php_fpm(php_fpm_options options = {});
+    ~php_fpm();
+    php_fpm(const php_fpm&) = delete;
+    php_fpm& operator=(const php_fpm&) = delete;
+
+    /// Path of the unix socket.
+    const std::string& unix_socket() const noexcept { return unix_socket_; }
+    /// Port of the 127.0.0.1 TCP listener (0 when options.tcp is false).
+    std::uint16_t tcp_port() const noexcept { return tcp_port_; }
+    /// "unix:/path" endpoint string.
+    std::string unix_endpoint() const { return "unix:" + unix_socket_; }
+    /// "127.0.0.1:port" endpoint string.
+    std::string tcp_endpoint() const { return "127.0.0.1:" + std::to_string(tcp_port_); }
+    /// The PID of the php-fpm master.
+    pid_t pid() const noexcept { return pid_; }
+    /// The temp dir holding config, sockets and logs.
+    const std::string& dir() const noexcept { return dir_; }
+    /// php-fpm's log (workers' output included): for failure messages.
+    std::string log() const;
+
+    /// Stops php-fpm and waits for it to exit. Idempotent.
+    void stop();
+    /// Starts it again with the same config, sockets and port.
+    void start();
+
+    /// The directory of the test PHP scripts (test/php).
+    static std::string script_dir();
+    /// Absolute path of a test script, e.g. script("hello.php").
+    static std::string script(const std::string& name);
+
+  private:
+    void write_config() const;
+    void wait_ready();
+
+    php_fpm_options options_;
+    std::string dir_;
+    std::string unix_socket_;
+    std::uint16_t tcp_port_ = 0;
+    pid_t pid_ = -1;
+};
+
+/// A free TCP port on 127.0.0.1 (bound and released; used for listeners started right after).
+std::uint16_t free_tcp_port();
+
+}  // namespace fcgi::test

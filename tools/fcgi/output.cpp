@@ -1,0 +1,48 @@
+#include "output.hpp"
+
+#include <cstdio>
+
+namespace fcgi_cli {
+namespace {
+
+bool write_all(std::FILE* f, std::string_view bytes) {
+    if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size())
+        return false;
+    return std::fflush(f) == 0;
+}
+
+}  // namespace
+
+bool write_stdout(std::string_view bytes) {
+    return write_all(stdout, bytes);
+}
+
+void write_stderr(std::string_view bytes) {
+    (void)write_all(stderr, bytes);
+}
+
+void print_error(std::string_view message) {
+    std::string line = "fcgi: ";
+    line.reserve(line.size() + message.size() + 1);
+    for (char c : message)
+        line.push_back(c == '\r' || c == '\n' ? ' ' : c);
+    line.push_back('\n');
+    write_stderr(line);
+}
+
+std::string describe_failure(std::string_view where, std::string_view what, std::error_code ec,
+                             std::string_view diagnostics) {
+    std::string s(where);
+    s += ": ";
+    s += what;
+    s += ": ";
+    s += ec.message();
+    if (!diagnostics.empty()) {
+        s += " (";
+        s += diagnostics;
+        s += ")";
+    }
+    return s;
+}
+
+}  // namespace fcgi_cli

@@ -1,0 +1,25 @@
+// What the tool writes: body bytes to stdout, its own errors as one "fcgi: " line on stderr.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace fcgi_cli {
+
+/// Writes `bytes` to stdout exactly (binary-safe). False when the write failed.
+bool write_stdout(std::string_view bytes);
+
+/// Writes `bytes` to stderr exactly (the script's FCGI_STDERR).
+void write_stderr(std::string_view bytes);
+
+/// Prints "fcgi: <message>" as one line on stderr; CR and LF inside become spaces, so a
+/// caller can always read exactly one line per failure.
+void print_error(std::string_view message);
+
+/// "<where>: <what>: <ec message>" plus " (<diagnostics>)" when given: names the endpoint
+/// first, so every failure line says where it happened.
+std::string describe_failure(std::string_view where, std::string_view what, std::error_code ec,
+                             std::string_view diagnostics = {});
+
+}  // namespace fcgi_cli

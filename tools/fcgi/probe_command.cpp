@@ -1,0 +1,71 @@
+#include "probe_command.hpp"
+
+#include <CLI/CLI.hpp>
+#include <asio/io_context.hpp>
+#include <chrono>
+#include <cmath>
+#include <optional>
+
+#include "exit_codes.hpp"
+#include "fcgi/error.hpp"
+#include "fcgi/get_values.hpp"
+#include "output.hpp"
+
+namespace fcgi_cli {
+
+void add_probe_flags(CLI::App& cmd, probe_flags& f) {
+    cmd.add_option("-c,--connect", f.connect,
+                   "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
+                   "(default: $FCGI_CONNECT)")
+        ->envname("FCGI_CONNECT");
+    cmd.add_option("-t,--timeout", f.timeout, "Give up after SECONDS (fractional; default 5)")
+        ->check(CLI::PositiveNumber);
+}
+
+int run_probe(const probe_flags& flags) {
+    if (flags.connect.empty()) {
+        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
+        return usage_error;
+    }
+    fcgi::endpoint ep;
+    if (auto ec = fcgi::parse_endpoint(flags.connect, ep)) {
+        print_error("'" + flags.connect + "': " + ec.message());
+        return usage_error;
+    }
+    fcgi::get_values_options options;
+    options.timeout = std::chrono::milliseconds(
+        std::max<long long>(1, std::llround(std::ceil(flags.timeout * 1000.0))));
+    options.connect_timeout = options.timeout;
+
+    asio::io_context ctx;
+    std::error_code result_ec;
+    fcgi::protocol::get_values_result result;
+    fcgi::async_get_values(ctx.get_executor(), ep, options,
+                           [&](std::error_code ec, fcgi::protocol::get_values_result r) {
+                               result_ec = ec;
+                               result = std::move(r);
+                           });
+    ctx.run();
+
+    const std::string where = ep.to_string();
+    if (result_ec) {
+        print_error(describe_failure(where, "GET_VALUES failed", result_ec));
+        // Errors outside the library's category come from connecting (refused, no socket).
+        if (result_ec.category() != fcgi::client_category())
+            return exit_code_of_connect(result_ec);
+        return exit_code_after_connect(result_ec);
+    }
+    std::string out;
+    for (const auto& [name, value] : result.all)
+        out += name + "=" + value + "\n";
+    out += "multiplexing: ";
+    out += !result.mpxs_conns ? "unknown (not reported)" : *result.mpxs_conns ? "yes" : "no";
+    out += "\n";
+    if (!write_stdout(out)) {
+        print_error(where + ": cannot write to stdout");
+        return request_failure;
+    }
+    return ok;
+}
+
+}  // namespace fcgi_cli

@@ -1,0 +1,119 @@
+#include "request_command.hpp"
+
+#include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <string>
+
+#include "exit_codes.hpp"
+#include "fcgi/connection.hpp"
+#include "fcgi/endpoint.hpp"
+#include "fcgi/error.hpp"
+#include "output.hpp"
+
+namespace fcgi_cli {
+namespace {
+
+using namespace std::chrono;
+constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+// "Status: 404 Not Found" and the headers, CRLF-terminated like the CGI head they came from.
+std::string head_text(const fcgi::response& r) {
+    std::string s = "Status: " + std::to_string(r.status);
+    if (!r.reason.empty())
+        s += " " + r.reason;
+    s += "\r\n";
+    for (const auto& h : r.headers)
+        s += h.name + ": " + h.value + "\r\n";
+    s += "\r\n";
+    return s;
+}
+
+asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_flags& flags) {
+    const std::string where = ep.to_string();
+    // One budget for connecting and the response together, as --timeout promises.
+    std::optional<milliseconds> budget;
+    if (flags.timeout > 0)
+        budget =
+            milliseconds(std::max<long long>(1, std::llround(std::ceil(flags.timeout * 1000.0))));
+    const auto start = steady_clock::now();
+
+    fcgi::connection_options options;
+    if (budget)
+        options.connect_timeout = *budget;
+    fcgi::connection conn(co_await asio::this_coro::executor, options);
+    auto [cec] = co_await conn.async_connect(ep, use_tuple);
+    if (cec) {
+        print_error(describe_failure(where, "cannot connect", cec));
+        co_return exit_code_of_connect(cec);
+    }
+    if (budget) {
+        auto left = *budget - duration_cast<milliseconds>(steady_clock::now() - start);
+        req.timeout = std::max(left, milliseconds(1));
+    }
+
+    auto [ec, resp] = co_await conn.async_request(std::move(req), use_tuple);
+    if (ec) {
+        print_error(describe_failure(where, "request failed", ec, resp.diagnostics));
+        co_return exit_code_after_connect(ec);
+    }
+    // The script's own log lines are data: passed through verbatim, never mixed into stdout.
+    write_stderr(resp.stderr_text);
+    if (flags.fail && resp.status >= 400) {
+        std::string status = std::to_string(resp.status);
+        if (!resp.reason.empty())
+            status += " " + resp.reason;
+        print_error(where + ": the script answered " + status);
+        co_return http_failure;
+    }
+    bool written = (!flags.include || write_stdout(head_text(resp))) && write_stdout(resp.body);
+    if (!written) {
+        print_error(where + ": cannot write the response to stdout");
+        co_return request_failure;
+    }
+    co_return ok;
+}
+
+}  // namespace
+
+int run_request(const request_flags& flags) {
+    if (flags.connect.empty()) {
+        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
+        return usage_error;
+    }
+    fcgi::endpoint ep;
+    if (auto ec = fcgi::parse_endpoint(flags.connect, ep)) {
+        print_error("'" + flags.connect + "': " + ec.message());
+        return usage_error;
+    }
+    fcgi::request req;
+    std::string why;
+    if (!build_request(flags, req, why)) {
+        print_error(why);
+        return usage_error;
+    }
+
+    asio::io_context ctx;
+    int code = request_failure;
+    asio::co_spawn(ctx, run(std::move(ep), std::move(req), flags),
+                   [&](std::exception_ptr e, int rc) {
+                       if (!e) {
+                           code = rc;
+                           return;
+                       }
+                       try {
+                           std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                           print_error(flags.connect + ": " + ex.what());
+                       }
+                   });
+    ctx.run();
+    return code;
+}
+
+}  // namespace fcgi_cli

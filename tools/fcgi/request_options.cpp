@@ -1,0 +1,155 @@
+#include "request_options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+
+namespace fcgi_cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+bool read_stream(std::FILE* f, std::string& out) {
+    char buf[1 << 16];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        out.append(buf, n);
+    return !std::ferror(f);
+}
+
+// --data DATA, @FILE or @- (stdin), read as bytes: bodies may be binary.
+bool read_data(const std::string& spec, std::string& out, std::string& why) {
+    if (!spec.starts_with('@')) {
+        out = spec;
+        return true;
+    }
+    std::string name = spec.substr(1);
+    if (name == "-") {
+        if (!read_stream(stdin, out)) {
+            why = "cannot read the body from stdin: " + std::string(std::strerror(errno));
+            return false;
+        }
+        return true;
+    }
+    std::FILE* f = std::fopen(name.c_str(), "rb");
+    if (!f) {
+        why = "cannot open '" + name + "' for --data: " + std::strerror(errno);
+        return false;
+    }
+    bool ok = read_stream(f, out);
+    int err = errno;
+    std::fclose(f);
+    if (!ok)
+        why = "cannot read '" + name + "' for --data: " + std::strerror(err);
+    return ok;
+}
+
+bool absolute_path(const fs::path& p, fs::path& out, std::string& why) {
+    std::error_code ec;
+    out = fs::absolute(p, ec);
+    if (ec) {
+        why = "cannot make '" + p.string() + "' absolute: " + ec.message();
+        return false;
+    }
+    out = out.lexically_normal();
+    return true;
+}
+
+}  // namespace
+
+void add_request_flags(CLI::App& cmd, request_flags& f) {
+    cmd.add_option("-c,--connect", f.connect,
+                   "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
+                   "(default: $FCGI_CONNECT)")
+        ->envname("FCGI_CONNECT");
+    cmd.add_option("-X,--method", f.method, "REQUEST_METHOD (default GET, or POST with --data)");
+    cmd.add_option_function<std::string>(
+        "-d,--data", [&f](const std::string& v) { f.data = v; },
+        "Request body: DATA, @FILE, or @- for stdin");
+    // allow_extra_args(false): each occurrence takes one value, so SCRIPT is never swallowed.
+    cmd.add_option("-H,--header", f.headers, "Request header 'Name: value' (repeatable)")
+        ->allow_extra_args(false);
+    cmd.add_option("-p,--param", f.params, "Raw FastCGI param NAME=VALUE (repeatable)")
+        ->allow_extra_args(false);
+    cmd.add_option("-r,--root", f.root,
+                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it "
+                   "(default: the current directory)");
+    cmd.add_flag("-i,--include", f.include, "Print the status line and headers before the body");
+    cmd.add_option("-t,--timeout", f.timeout,
+                   "Give up after SECONDS (fractional), connecting included (default: none)")
+        ->check(CLI::PositiveNumber);
+    cmd.add_flag("-f,--fail", f.fail, "Exit 22 and print no body when the status is 400 or more");
+    cmd.add_option("script", f.target, "SCRIPT[?QUERY]: the script to run")->required();
+}
+
+bool build_request(const request_flags& f, fcgi::request& req, std::string& why) {
+    auto qmark = f.target.find('?');
+    std::string script = f.target.substr(0, qmark);
+    if (qmark != std::string::npos)
+        req.query = f.target.substr(qmark + 1);
+    if (script.empty()) {
+        why = "SCRIPT is empty";
+        return false;
+    }
+    fs::path base;
+    if (!f.root.empty()) {
+        if (!absolute_path(f.root, base, why))
+            return false;
+        std::string root = base.string();
+        while (root.size() > 1 && root.back() == '/')
+            root.pop_back();
+        req.document_root = root;
+    }
+    fs::path p(script);
+    if (p.is_relative()) {
+        // SCRIPT_FILENAME must be absolute (PROTOCOL.md item 10).
+        if (!absolute_path(base.empty() ? p : base / p, p, why))
+            return false;
+    }
+    req.script = p.lexically_normal().string();
+    req.method = f.method;
+
+    if (f.data) {
+        if (!read_data(*f.data, req.body, why))
+            return false;
+        if (req.method.empty())
+            req.method = "POST";  // also for an empty --data '', as curl does
+    }
+    for (const auto& h : f.headers) {
+        if (h.find_first_of("\r\n") != std::string::npos) {
+            why = "--header '" + h + "' contains CR or LF";
+            return false;
+        }
+        auto colon = h.find(':');
+        if (colon == std::string::npos) {
+            why = "--header '" + h + "' is not 'Name: value'";
+            return false;
+        }
+        req.headers.emplace_back(std::string(trim(std::string_view(h).substr(0, colon))),
+                                 std::string(trim(std::string_view(h).substr(colon + 1))));
+    }
+    for (const auto& p2 : f.params) {
+        auto eq = p2.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            why = "--param '" + p2 + "' is not NAME=VALUE";
+            return false;
+        }
+        req.params.emplace_back(p2.substr(0, eq), p2.substr(eq + 1));
+    }
+    if (fcgi::validate(req, why))
+        return false;
+    return true;
+}
+
+}  // namespace fcgi_cli

@@ -1,0 +1,38 @@
+// The flags of `fcgi request` and how they become an fcgi::request.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fcgi/request.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace fcgi_cli {
+
+/// `fcgi request` flags as given on the command line.
+struct request_flags {
+    std::string connect;               ///< --connect, or FCGI_CONNECT
+    std::string method;                ///< --method
+    std::optional<std::string> data;   ///< --data DATA|@FILE|@-
+    std::vector<std::string> headers;  ///< --header 'Name: value', repeatable
+    std::vector<std::string> params;   ///< --param NAME=VALUE, repeatable
+    std::string root;                  ///< --root DIR
+    bool include = false;              ///< --include
+    double timeout = 0;                ///< --timeout SECONDS; 0 = none
+    bool fail = false;                 ///< --fail
+    std::string target;                ///< SCRIPT[?QUERY]
+};
+
+/// Declares the flags of `fcgi request` on `cmd`, storing into `flags`.
+void add_request_flags(CLI::App& cmd, request_flags& flags);
+
+/// Builds the request from `flags`: splits off the query, resolves a relative script against
+/// --root or the current directory, reads --data, parses headers and params, and runs
+/// fcgi::validate. On a usage error returns false and sets `why`; nothing has been sent.
+bool build_request(const request_flags& flags, fcgi::request& out, std::string& why);
+
+}  // namespace fcgi_cli
