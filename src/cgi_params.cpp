@@ -1,6 +1,7 @@
 #include "fcgi/detail/cgi_params.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "fcgi/detail/ascii.hpp"
 
@@ -51,12 +52,25 @@ std::error_code validate(const request& req, std::string& why) {
 namespace detail {
 
 std::error_code cgi_params::build(const request& req, std::string& why) {
-    if (auto ec = validate(req, why))
-        return ec;
     params_.clear();
-    owned_.clear();
-    owned_.reserve(4 + req.headers.size());
-    auto own = [&](std::string s) -> std::string_view { return owned_.emplace_back(std::move(s)); };
+    // Every derived string goes into one arena reserved up front, so the views stay valid and
+    // steady state does not allocate.
+    std::size_t need = 64 + req.script.size() + req.query.size();
+    for (const auto& h : req.headers)
+        need += 5 + h.first.size();
+    arena_.clear();
+    arena_.reserve(need);
+    auto own = [&](std::string_view a, std::string_view b = {},
+                   std::string_view c = {}) -> std::string_view {
+        std::size_t at = arena_.size();
+        arena_.append(a).append(b).append(c);
+        return std::string_view(arena_).substr(at);
+    };
+    char digits[24];
+    auto number = [&](std::uint64_t v) -> std::string_view {
+        auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), v);
+        return own(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+    };
 
     std::string_view script = req.script;
     std::string_view root = req.document_root;
@@ -79,14 +93,13 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
     if (content_type.empty() && !req.body.empty())
         content_type = "application/x-www-form-urlencoded";
 
-    std::string_view content_length = own(std::to_string(req.body.size()));
+    std::string_view content_length = number(req.body.size());
     if (!content_length_header.empty() && content_length_header != content_length) {
         why = "Content-Length header " + std::string(content_length_header) +
               " differs from the body's " + std::string(content_length) + " bytes";
         return error::invalid_request;
     }
-    std::string_view uri =
-        req.query.empty() ? script_name : own(std::string(script_name) + "?" + req.query);
+    std::string_view uri = req.query.empty() ? script_name : own(script_name, "?", req.query);
 
     params_ = {
         {"GATEWAY_INTERFACE", "CGI/1.1"},
@@ -107,18 +120,19 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
         {"SERVER_PORT", "80"},
     };
     if (req.role == protocol::role::filter) {
-        params_.push_back({"FCGI_DATA_LENGTH", own(std::to_string(req.data.size()))});
+        params_.push_back({"FCGI_DATA_LENGTH", number(req.data.size())});
         if (req.data_last_modified)
-            params_.push_back({"FCGI_DATA_LAST_MOD", own(std::to_string(*req.data_last_modified))});
+            params_.push_back({"FCGI_DATA_LAST_MOD", number(*req.data_last_modified)});
     }
     for (const auto& [name, value] : req.headers) {
         if (iequals(name, "Content-Type") || iequals(name, "Content-Length"))
             continue;
-        std::string env = "HTTP_";
-        env.reserve(5 + name.size());
-        for (char c : name)
-            env.push_back(c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c);
-        params_.push_back({own(std::move(env)), value});
+        std::string_view env = own("HTTP_", name);
+        for (std::size_t i = arena_.size() - name.size(); i < arena_.size(); ++i) {
+            char c = arena_[i];
+            arena_[i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
+        }
+        params_.push_back({env, value});
     }
     for (const auto& [name, value] : req.params) {
         if (name == "CONTENT_LENGTH" && value != content_length) {

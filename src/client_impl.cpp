@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fcgi/error.hpp"
+#include "fcgi/get_values.hpp"
 
 namespace fcgi::detail {
 
@@ -18,6 +19,7 @@ struct client_impl::pending_op {
     asio::steady_timer timer;  // the deadline while queued; found again by serial
     int attempts = 0;
     bool fresh_only = false;  // a retry after a stale kept-alive connection: use a new one
+    bool kept = false;        // `req` still holds the request (a copy went to the connection)
     std::weak_ptr<connection_impl> conn;  // while dispatched
     std::uint64_t conn_serial = 0;
 };
@@ -28,9 +30,14 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
         std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
     opts_.max_requests_per_connection =
         std::max<std::uint16_t>(opts_.max_requests_per_connection, 1);
-    opts_.connection.max_in_flight = opts_.max_requests_per_connection;
-    for (auto& e : opts_.endpoints)
-        pools_.push_back(endpoint_pool{e, {}, {}, {}, {}, 0, 0, 0, 0, 0});
+    pools_.reserve(opts_.endpoints.size());  // pointers into pools_ are kept: never grows
+    for (auto& e : opts_.endpoints) {
+        auto& p = pools_.emplace_back();
+        p.where = e;
+        p.max_in_flight = opts_.mode == multiplexing::on ? opts_.max_requests_per_connection : 1;
+        p.probe_state = opts_.mode == multiplexing::auto_detect ? endpoint_pool::probe::needed
+                                                                : endpoint_pool::probe::done;
+    }
 }
 
 client_impl::~client_impl() {
@@ -43,8 +50,9 @@ client_impl::~client_impl() {
 
 void client_impl::start_request(request req, request_handler h, std::uint64_t serial) {
     auto op = std::make_unique<pending_op>(ex_, std::move(req), std::move(h), serial);
-    if (stopped_) {
-        fail(std::move(op), error::client_stopped, "the client was stopped");
+    if (stopped_ || shutdown_handler_) {
+        fail(std::move(op), error::client_stopped,
+             stopped_ ? "the client was stopped" : "the client is shutting down");
         return;
     }
     if (pools_.empty()) {
@@ -67,9 +75,9 @@ void client_impl::start_request(request req, request_handler h, std::uint64_t se
                 return;
             for (auto it = self->queue_.begin(); it != self->queue_.end(); ++it) {
                 if ((*it)->serial == serial) {
-                    auto op = std::move(*it);
+                    auto expired = std::move(*it);
                     self->queue_.erase(it);
-                    self->fail(std::move(op), error::request_timeout,
+                    self->fail(std::move(expired), error::request_timeout,
                                "deadline passed while waiting for a connection");
                     return;
                 }
@@ -89,10 +97,12 @@ void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::
 }
 
 void client_impl::remove_closed(endpoint_pool& ep) {
-    std::erase_if(ep.conns, [](const std::unique_ptr<pooled_connection>& pc) {
+    std::erase_if(ep.conns, [&](const std::unique_ptr<pooled_connection>& pc) {
         bool dead = pc->conn->state() == connection_state::closed;
-        if (dead)
+        if (dead) {
             pc->conn->set_event_callback(nullptr);
+            ep.closed += pc->connected;
+        }
         return dead;
     });
 }
@@ -124,7 +134,7 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh) {
     endpoint_pool* best = nullptr;
     bool best_free = false;
     for (auto& p : pools_) {
-        if (p.down_until > now)
+        if (p.down_until > now || p.probe_state != endpoint_pool::probe::done)
             continue;
         bool free = find_usable(p, fresh) != nullptr;
         bool can_grow = p.conns.size() < opts_.max_connections_per_endpoint ||
@@ -139,11 +149,55 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh) {
     return best;
 }
 
+void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
+    ++ep.connect_failures;
+    ep.last_error = ec;
+    ep.backoff = ep.backoff.count() == 0 ? opts_.initial_backoff
+                                         : std::min(ep.backoff * 2, opts_.max_backoff);
+    ep.down_until = clock::now() + ep.backoff;
+}
+
+connection_options client_impl::connection_options_for(const endpoint_pool& ep) const {
+    connection_options o = opts_.connection;
+    o.max_in_flight = ep.max_in_flight;
+    return o;
+}
+
+void client_impl::start_probe(endpoint_pool& ep) {
+    ep.probe_state = endpoint_pool::probe::running;
+    get_values_options gv;
+    gv.connect_timeout = opts_.connection.connect_timeout;
+    async_get_values(
+        ex_, ep.where, gv,
+        [w = weak_from_this(), epp = &ep](std::error_code ec, protocol::get_values_result r) {
+            auto self = w.lock();
+            if (!self)
+                return;
+            epp->probe_state = endpoint_pool::probe::done;
+            if (ec && ec == condition::transport_error) {
+                // Refused: probe again when the backoff ends.
+                epp->probe_state = endpoint_pool::probe::needed;
+                self->mark_down(*epp, ec);
+            } else {
+                // A server that does not answer GET_VALUES is not trusted to
+                // multiplex.
+                bool mpx = !ec && r.mpxs_conns.value_or(false);
+                epp->max_in_flight = mpx ? self->opts_.max_requests_per_connection : 1;
+            }
+            self->pump();
+        });
+}
+
 void client_impl::pump() {
     if (stopped_)
         return;
-    for (auto& p : pools_)
+    auto probe_now = clock::now();
+    for (auto& p : pools_) {
         remove_closed(p);
+        if (p.probe_state == endpoint_pool::probe::needed && p.down_until <= probe_now &&
+            !queue_.empty())
+            start_probe(p);
+    }
     while (!queue_.empty()) {
         bool fresh = queue_.front()->fresh_only;
         endpoint_pool* ep = pick_endpoint(fresh);
@@ -178,6 +232,8 @@ void client_impl::pump() {
     bool all_down = !pools_.empty() && std::all_of(pools_.begin(), pools_.end(), [&](auto& p) {
         return p.down_until > now && p.conns.empty();
     });
+    if (!all_down && !queue_.empty())
+        arm_retry_timer();
     if (all_down) {
         std::string why = "no endpoint accepts connections:";
         for (const auto& p : pools_)
@@ -191,9 +247,32 @@ void client_impl::pump() {
     check_shutdown_done();
 }
 
+void client_impl::arm_retry_timer() {
+    // Requests wait for an endpoint in backoff (OVERLOADED, refused): wake up when the first
+    // backoff ends, since no connection event may come before.
+    auto earliest = clock::time_point::max();
+    auto now = clock::now();
+    for (const auto& p : pools_)
+        if (p.down_until > now)
+            earliest = std::min(earliest, p.down_until);
+    if (earliest == clock::time_point::max() || (retry_armed_ && retry_at_ <= earliest))
+        return;
+    retry_armed_ = true;
+    retry_at_ = earliest;
+    retry_timer_.expires_at(earliest);
+    retry_timer_.async_wait([w = weak_from_this()](std::error_code ec) {
+        auto self = w.lock();
+        if (!self || ec)
+            return;
+        self->retry_armed_ = false;
+        self->pump();
+    });
+}
+
 void client_impl::open_connection(endpoint_pool& ep) {
-    auto pc = std::make_unique<pooled_connection>(pooled_connection{
-        std::make_shared<connection_impl>(ex_, opts_.connection), asio::steady_timer(ex_), false});
+    auto pc = std::make_unique<pooled_connection>(
+        pooled_connection{std::make_shared<connection_impl>(ex_, connection_options_for(ep)),
+                          asio::steady_timer(ex_), false});
     pooled_connection* raw = pc.get();
     endpoint_pool* epp = &ep;
     raw->conn->set_event_callback([w = weak_from_this(), raw] {
@@ -216,13 +295,9 @@ void client_impl::on_connected(endpoint_pool* ep, pooled_connection* pc, std::er
     if (it == ep->conns.end())
         return;
     if (ec) {
-        ++ep->connect_failures;
-        ep->last_error = ec;
-        ep->backoff = ep->backoff.count() == 0 ? opts_.initial_backoff
-                                               : std::min(ep->backoff * 2, opts_.max_backoff);
-        ep->down_until = clock::now() + ep->backoff;
         (*it)->conn->set_event_callback(nullptr);
         ep->conns.erase(it);
+        mark_down(*ep, ec);
         pump();
         return;
     }
@@ -235,8 +310,9 @@ void client_impl::on_connected(endpoint_pool* ep, pooled_connection* pc, std::er
 void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
                            std::unique_ptr<pending_op> op) {
     op->timer.cancel();
-    bool keep = op->req.is_idempotent() && op->attempts == 0;
-    request req = keep ? op->req : std::move(op->req);
+    // Only an idempotent request may be sent twice, so only its copy is kept for a retry.
+    op->kept = op->req.is_idempotent() && op->attempts == 0;
+    request req = op->kept ? op->req : std::move(op->req);
     if (op->deadline != clock::time_point::max()) {
         auto left =
             std::chrono::duration_cast<std::chrono::milliseconds>(op->deadline - clock::now());
@@ -249,18 +325,17 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     auto conn_serial = op->conn_serial;
     ++ep.in_flight;
     in_flight_.push_back(op.get());
-    conn->start_request(std::move(req),
-                        request_handler(
-                            [w = weak_from_this(), op = std::move(op), epp = &ep, reused](
-                                std::error_code ec, response r) mutable {
-                                if (auto self = w.lock())
-                                    self->on_request_done(std::move(op), epp, reused, ec,
-                                                          std::move(r));
-                                else
-                                    op->handler.post(error::client_stopped, std::move(r));
-                            },
-                            ex_),
-                        conn_serial);
+    auto handler = request_handler(
+        [w = weak_from_this(), op = std::move(op), epp = &ep, reused](std::error_code ec,
+                                                                      response r) mutable {
+            if (auto self = w.lock())
+                self->on_request_done(std::move(op), epp, reused, ec, std::move(r));
+            else
+                op->handler.post(error::client_stopped, std::move(r));
+        },
+        ex_);
+    conn->start_request(
+        std::make_unique<request_op>(ex_, std::move(req), std::move(handler), conn_serial));
 }
 
 void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
@@ -269,12 +344,12 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     std::erase(in_flight_, op.get());
     auto conn = op->conn.lock();
     op->conn.reset();
-    bool kept = op->req.is_idempotent() && op->attempts == 0;
+    bool kept = op->kept;
     bool retry = false;
     if (ec && kept && !stopped_) {
         if (ec == error::not_connected) {
             retry = true;  // never written
-        } else if (ec == error::connection_lost && reused) {
+        } else if (ec == error::connection_lost && reused && r.bytes_received == 0) {
             retry = true;  // a kept-alive connection the server had closed (pm.max_requests)
             op->fresh_only = true;
         } else if (ec == server_error::cant_mpx_conn) {
@@ -296,6 +371,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     }
     if (ec) {
         ++ep->failed;
+        ++ep->failed_by_reason[ec];
         ++failed_;
     } else {
         ++ep->completed;
@@ -409,10 +485,15 @@ client_stats client_impl::stats() const {
         endpoint_stats e;
         e.where = p.where;
         e.open = p.conns.size();
-        for (const auto& pc : p.conns)
+        for (const auto& pc : p.conns) {
             e.idle += pc->connected && pc->conn->is_idle();
+            e.busy += pc->connected && !pc->conn->is_idle();
+        }
+        e.reconnects = p.closed;
+        e.failed_by_reason = p.failed_by_reason;
         e.in_flight = p.in_flight;
         e.down = p.down_until > now;
+        e.max_in_flight_per_connection = p.max_in_flight;
         e.connects = p.connects;
         e.connect_failures = p.connect_failures;
         e.completed = p.completed;

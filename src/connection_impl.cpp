@@ -30,7 +30,7 @@ connection_impl::~connection_impl() = default;
 std::size_t connection_impl::outstanding() const noexcept {
     std::size_t n = waiting_.size();
     for (const auto& s : slots_)
-        n += s.op != nullptr;
+        n += s.op && s.op->handler;
     return n;
 }
 
@@ -140,6 +140,7 @@ void connection_impl::finish_connect(std::error_code ec) {
         notify();
         return;
     }
+    socket_.non_blocking(true, ec);  // for the speculative write in start_write()
     state_ = connection_state::open;
     start_read();
     connect_handler_.post({});
@@ -148,14 +149,14 @@ void connection_impl::finish_connect(std::error_code ec) {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-void connection_impl::start_request(request req, request_handler h, std::uint64_t serial) {
+void connection_impl::start_request(std::unique_ptr<request_op> op) {
     if (state_ != connection_state::open) {
         response r;
         r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
-        h.post(error::not_connected, std::move(r));
+        op->handler.post(error::not_connected, std::move(r));
         return;
     }
-    auto op = std::make_unique<request_op>(ex_, std::move(req), std::move(h), serial);
+    std::uint64_t serial = op->serial;
     std::string why;
     if (auto ec = validate(op->req, why)) {
         response r;
@@ -188,21 +189,26 @@ void connection_impl::pump_waiting() {
 }
 
 void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
-    s.req = std::move(op->req);
     s.op = std::move(op);
     s.in_use = true;
     s.written = false;
     s.abandoned = false;
+    const request& req = s.op->req;
     std::string why;
-    std::error_code ec = s.params.build(s.req, why);
+    std::error_code ec = s.params.build(req, why);
     if (!ec) {
         s.encoder.clear();
-        ec = s.encoder.encode_request(s.id, s.req.role, proto::begin_flags::keep_conn,
-                                      s.params.params(), s.req.body, s.req.data);
-        if (ec)
-            why =
-                "a single param does not fit in one PARAMS record (65528 bytes); nothing "
-                "was sent";
+        ec = s.encoder.encode_request(s.id, req.role, proto::begin_flags::keep_conn,
+                                      s.params.params(), req.body, req.data);
+        if (ec) {
+            for (const auto& p : s.params.params()) {
+                std::size_t n = proto::encoded_size(p.name, p.value);
+                if (n > proto::max_params_content)
+                    why = "param " + std::string(p.name.substr(0, 64)) + " takes " +
+                          std::to_string(n) + " bytes encoded; at most " +
+                          std::to_string(proto::max_params_content) + " fit in a record";
+            }
+        }
     }
     if (ec) {
         response r;
@@ -217,23 +223,43 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
 }
 
 void connection_impl::complete(slot& s, std::error_code ec, response r) {
-    auto op = std::move(s.op);
-    if (!op)
+    if (!s.op || !s.op->handler)
         return;
-    op->timer.cancel();
-    op->handler.post(ec, std::move(r));
+    if (s.written || s.writing)
+        r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
+    s.op->timer.cancel();
+    deliver(std::move(s.op->handler), ec, std::move(r));
+}
+
+void connection_impl::deliver(request_handler h, std::error_code ec, response r) {
+    // Inside on_read, completions wait until the input is processed, then run inline: that
+    // saves a trip through the scheduler per request, and the user's code never runs while the
+    // read loop is half way through a buffer.
+    if (in_read_)
+        deferred_.push_back({std::move(h), ec, std::move(r)});
+    else
+        h.post(ec, std::move(r));
+}
+
+void connection_impl::flush_deferred() {
+    if (deferred_.empty())
+        return;
+    flushing_.swap(deferred_);
+    for (auto& d : flushing_)
+        d.handler.dispatch(d.ec, std::move(d.resp));
+    flushing_.clear();
 }
 
 void connection_impl::release(slot& s) {
     s.in_use = false;
     s.abandoned = false;
-    s.op.reset();
     if (s.queued) {
         std::erase(write_queue_, static_cast<std::uint16_t>(s.id - 1));
         s.queued = false;
     }
+    // The op owns the bytes a write in progress views: it goes when that write is done.
     if (!s.writing)
-        s.req = request{};  // frees the body; the encoder's views into it are dead from here
+        s.op.reset();
 }
 
 void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, const char* what) {
@@ -249,7 +275,7 @@ void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, con
         }
     }
     for (auto& s : slots_) {
-        if (!s.op || s.op->serial != serial)
+        if (!s.op || !s.op->handler || s.op->serial != serial)
             continue;
         response r;
         r.diagnostics = std::string(what) + "; " + describe(s);
@@ -303,7 +329,7 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
     if (was_connecting && connect_handler_)
         connect_handler_.post(ec);
     for (auto& s : slots_) {
-        if (s.op) {
+        if (s.op && s.op->handler) {
             response r;
             std::string what(detail);
             if (what.empty())
@@ -315,6 +341,8 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
         s.in_use = false;
         s.queued = false;
         s.abandoned = false;
+        if (!s.writing)
+            s.op.reset();
     }
     write_queue_.clear();
     while (!waiting_.empty()) {
@@ -353,9 +381,31 @@ void connection_impl::start_write() {
     }
     write_queue_.clear();
     writing_ = true;
-    asio::async_write(
-        socket_, std::span<const asio::const_buffer>(gather_),
-        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_write(ec, n); });
+    // Try the write at once: a request usually fits in the socket buffer, and finishing it here
+    // saves a trip through the reactor and the scheduler.
+    std::error_code ec;
+    std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(gather_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again)
+        ec.clear();
+    std::size_t total = asio::buffer_size(gather_);
+    if (ec || n == total) {
+        on_write(ec, n);
+        return;
+    }
+    // Drop what went out and let async_write finish the rest.
+    std::size_t skip = n;
+    auto first = gather_.begin();
+    while (skip >= first->size()) {
+        skip -= first->size();
+        ++first;
+    }
+    *first += skip;
+    gather_.erase(gather_.begin(), first);
+    stats_.bytes_written += n;
+    asio::async_write(socket_, std::span<const asio::const_buffer>(gather_),
+                      [self = shared_from_this()](std::error_code ec2, std::size_t m) {
+                          self->on_write(ec2, m);
+                      });
 }
 
 void connection_impl::on_write(std::error_code ec, std::size_t n) {
@@ -366,7 +416,7 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         s.writing = false;
         s.written = true;
         if (!s.in_use)
-            s.req = request{};
+            s.op.reset();
     }
     writing_slots_.clear();
     aborts_writing_.clear();
@@ -405,18 +455,26 @@ void connection_impl::on_read(std::error_code ec, std::size_t n) {
         return;
     }
     stats_.bytes_read += n;
-    std::string_view in(read_buffer_.data(), n);
+    in_read_ = true;
+    bool open = process_input(std::string_view(read_buffer_.data(), n));
+    in_read_ = false;
+    if (open)
+        start_read();  // re-armed first, so a close by the user's handlers below is seen
+    flush_deferred();
+}
+
+bool connection_impl::process_input(std::string_view in) {
     while (!in.empty()) {
         auto r = decoder_.feed(in);
         in.remove_prefix(r.consumed);
         if (r.ec) {
             close(r.ec, "undecodable record header from " + endpoint_.to_string());
-            return;
+            return false;
         }
         if (r.has_piece && !handle_piece(r.piece, !in.empty()))
-            return;
+            return false;
     }
-    start_read();
+    return state_ == connection_state::open;
 }
 
 bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_left) {
@@ -491,7 +549,7 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
     ++stats_.requests_completed;
     if (end.status == proto::protocol_status::cant_mpx_conn)
         max_in_flight_ = 1;  // the server cannot multiplex: one request at a time from now on
-    if (!s.abandoned && s.op) {
+    if (!s.abandoned && s.op && s.op->handler) {
         std::error_code ec = s.assembler.on_end(end);
         response r = s.assembler.take();
         if (!ec && end.status != proto::protocol_status::request_complete)

@@ -4,12 +4,22 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <system_error>
 #include <vector>
 
 #include "fcgi/connection_options.hpp"
 #include "fcgi/endpoint.hpp"
 
 namespace fcgi {
+
+/// Whether a client sends several requests at once on one connection.
+enum class multiplexing {
+    off,          ///< one request per connection at a time (php-fpm)
+    on,           ///< up to max_requests_per_connection, without asking the server
+    auto_detect,  ///< ask each endpoint with GET_VALUES on a throw-away connection first, and
+                  ///< multiplex only where it reports FCGI_MPXS_CONNS=1
+};
 
 /// How a client's pool behaves. Every field but `endpoints` has a usable default.
 struct client_options {
@@ -19,9 +29,11 @@ struct client_options {
     /// connection pins one worker, and connections beyond pm.max_children wait in the listen
     /// backlog forever, so keep this <= pm.max_children.
     std::size_t max_connections_per_endpoint = 4;
-    /// Requests in flight per connection. 1 (the default) for php-fpm; more only for servers
-    /// that multiplex (FCGI_MPXS_CONNS=1).
-    std::uint16_t max_requests_per_connection = 1;
+    /// Whether to multiplex; off by default, which is right for php-fpm.
+    multiplexing mode = multiplexing::off;
+    /// Requests in flight per connection when multiplexing (ignored when off). A server that
+    /// answers CANT_MPX_CONN drops that connection to one.
+    std::uint16_t max_requests_per_connection = 16;
     /// Requests waiting for a connection; beyond it requests fail at once with
     /// error::pool_exhausted.
     std::size_t max_pending = 100000;
@@ -41,14 +53,19 @@ struct client_options {
 /// Counters of one endpoint's pool.
 struct endpoint_stats {
     endpoint where;
-    std::size_t open = 0;       ///< connections open or connecting
-    std::size_t idle = 0;       ///< open with nothing in flight
-    std::size_t in_flight = 0;  ///< requests handed to connections
-    bool down = false;          ///< refused recently; in backoff
-    std::uint64_t connects = 0;
+    std::size_t open = 0;                            ///< connections open or connecting
+    std::size_t idle = 0;                            ///< open with nothing in flight
+    std::size_t busy = 0;                            ///< open with requests in flight
+    std::size_t in_flight = 0;                       ///< requests handed to connections
+    bool down = false;                               ///< refused recently; in backoff
+    std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use
+    std::uint64_t connects = 0;                      ///< connections opened (reconnects included)
+    std::uint64_t reconnects = 0;  ///< connections that were open and closed since
     std::uint64_t connect_failures = 0;
     std::uint64_t completed = 0;
     std::uint64_t failed = 0;
+    /// Failed requests by error code (a request retried successfully is not counted).
+    std::map<std::error_code, std::uint64_t> failed_by_reason;
 };
 
 /// Counters of a client.

@@ -131,12 +131,13 @@ class connection {
             if (slot.is_connected())
                 slot.template emplace<cancel_request>(cancel_request{impl, serial});
             auto ex = impl->get_executor();
-            detail::request_handler h(std::forward<Handler>(handler), ex);
+            auto op = std::make_unique<detail::request_op>(
+                ex, std::move(req), detail::request_handler(std::forward<Handler>(handler), ex),
+                serial);
             // Runs inline on the connection's executor, else hops onto it, so plain code on
             // another thread may start requests (use_future).
-            asio::dispatch(ex, [impl = std::move(impl), req = std::move(req), h = std::move(h),
-                                serial]() mutable {
-                impl->start_request(std::move(req), std::move(h), serial);
+            asio::dispatch(ex, [impl = std::move(impl), op = std::move(op)]() mutable {
+                impl->start_request(std::move(op));
             });
         }
     };

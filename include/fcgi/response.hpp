@@ -1,6 +1,7 @@
 // What came back for a request: status, headers, body, stderr and the END_REQUEST fields.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,6 +30,9 @@ struct response {
     protocol::protocol_status protocol_status = protocol::protocol_status::request_complete;
     /// On failure, a sentence for humans naming the endpoint and what had arrived.
     std::string diagnostics;
+    /// STDOUT and STDERR bytes that arrived for this request, also when it failed: a failed
+    /// request with none may be retried safely if idempotent.
+    std::size_t bytes_received = 0;
 
     /// The first header named `name` (case-insensitive), if any.
     std::optional<std::string_view> header(std::string_view name) const noexcept;

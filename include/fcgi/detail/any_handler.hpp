@@ -2,12 +2,14 @@
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_allocator.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
+#include <asio/recycling_allocator.hpp>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -20,34 +22,59 @@ template <class Signature>
 class any_handler;
 
 /// Holds a completion handler of signature void(Args...) and the outstanding work of its
-/// executor. complete() frees the holder before the upcall, as Asio's allocator rules require,
-/// and clears the handler's cancellation slot first.
+/// executor. The holder is allocated with the handler's associated allocator (Asio's
+/// thread-local recycling allocator by default, so steady state does not hit malloc) and freed
+/// before the upcall, as Asio's allocator rules require; the cancellation slot is cleared first.
 template <class... Args>
 class any_handler<void(Args...)> {
     struct base {
-        virtual ~base() = default;
-        virtual void complete(bool post, Args... args) = 0;  // consumes *this
+        virtual void complete(bool post, Args&&... args) = 0;  // consumes *this
+        virtual void destroy() noexcept = 0;                   // frees without invoking
+
+      protected:
+        ~base() = default;
     };
 
     template <class Handler>
     struct holder final : base {
         using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
-        using work_executor =
-            typename asio::prefer_result<handler_executor,
-                                         asio::execution::outstanding_work_t::tracked_t>::type;
+        // decay: for executors without outstanding_work (use_future's) the result is E&&.
+        using work_executor = std::decay_t<typename asio::prefer_result<
+            handler_executor, asio::execution::outstanding_work_t::tracked_t>::type>;
+        using allocator_type = typename std::allocator_traits<asio::associated_allocator_t<
+            Handler, asio::recycling_allocator<void>>>::template rebind_alloc<holder>;
 
         holder(Handler&& h, const asio::any_io_executor& io)
             : handler(std::move(h)),
               work(asio::prefer(asio::get_associated_executor(handler, io),
                                 asio::execution::outstanding_work.tracked)) {}
 
-        void complete(bool post, Args... args) override {
+        static holder* create(Handler&& h, const asio::any_io_executor& io) {
+            allocator_type alloc(
+                asio::get_associated_allocator(h, asio::recycling_allocator<void>()));
+            holder* p = std::allocator_traits<allocator_type>::allocate(alloc, 1);
+            try {
+                return ::new (static_cast<void*>(p)) holder(std::move(h), io);
+            } catch (...) {
+                std::allocator_traits<allocator_type>::deallocate(alloc, p, 1);
+                throw;
+            }
+        }
+
+        void destroy() noexcept override {
+            allocator_type alloc(
+                asio::get_associated_allocator(handler, asio::recycling_allocator<void>()));
+            this->~holder();
+            std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
+        }
+
+        void complete(bool post, Args&&... args) override {
             auto slot = asio::get_associated_cancellation_slot(handler);
             if (slot.is_connected())
                 slot.clear();
             Handler h(std::move(handler));
             work_executor ex(std::move(work));
-            delete this;
+            destroy();
             auto bound = detail::append(std::move(h), std::move(args)...);
             if (post)
                 asio::post(ex, std::move(bound));
@@ -65,7 +92,7 @@ class any_handler<void(Args...)> {
     /// Wraps `h`; `io` is the default executor when `h` has no associated one.
     template <class Handler>
     any_handler(Handler&& h, const asio::any_io_executor& io)
-        : p_(new holder<std::decay_t<Handler>>(std::forward<Handler>(h), io)) {}
+        : p_(holder<std::decay_t<Handler>>::create(std::forward<Handler>(h), io)) {}
 
     any_handler(any_handler&&) noexcept = default;
     any_handler& operator=(any_handler&&) noexcept = default;
@@ -81,7 +108,7 @@ class any_handler<void(Args...)> {
 
   private:
     struct deleter {
-        void operator()(base* b) const noexcept { delete b; }
+        void operator()(base* b) const noexcept { b->destroy(); }
     };
     std::unique_ptr<base, deleter> p_;
 };

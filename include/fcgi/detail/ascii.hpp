@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <string_view>
 
 namespace fcgi::detail {
@@ -18,12 +20,20 @@ constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
            });
 }
 
-/// True for the characters of an HTTP token (RFC 9110 section 5.6.2).
+/// The characters of an HTTP token (RFC 9110 section 5.6.2), as a table: validation runs on
+/// every header name of every request.
+inline constexpr auto token_table = [] {
+    std::array<bool, 256> t{};
+    for (int c = 33; c < 127; ++c)
+        t[static_cast<std::size_t>(c)] =
+            std::string_view("()<>@,;:\\\"/[]?={}").find(static_cast<char>(c)) ==
+            std::string_view::npos;
+    return t;
+}();
+
+/// True for the characters of an HTTP token.
 constexpr bool is_token_char(char c) noexcept {
-    auto u = static_cast<unsigned char>(c);
-    if (u <= 32 || u >= 127)
-        return false;
-    return std::string_view("()<>@,;:\\\"/[]?={}").find(c) == std::string_view::npos;
+    return token_table[static_cast<unsigned char>(c)];
 }
 
 }  // namespace fcgi::detail

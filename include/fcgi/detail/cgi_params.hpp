@@ -15,7 +15,8 @@ namespace fcgi::detail {
 /// Reusable: build() keeps capacity.
 class cgi_params {
   public:
-    /// Builds the params of `req`, which must outlive params(). On error returns
+    /// Builds the params of `req`, which must have passed validate() and must outlive
+    /// params(). On error (a Content-Length that contradicts the body) returns
     /// error::invalid_request and explains in `why`.
     std::error_code build(const request& req, std::string& why);
 
@@ -24,7 +25,7 @@ class cgi_params {
 
   private:
     std::vector<protocol::name_value> params_;
-    std::vector<std::string> owned_;  // reserved before use: views into these must stay valid
+    std::string arena_;  // derived strings; reserved before use, so views into it stay valid
 };
 
 }  // namespace fcgi::detail

@@ -6,6 +6,7 @@
 #include <asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -45,6 +46,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::error_code last_error;
         std::size_t in_flight = 0;
         std::uint64_t connects = 0, connect_failures = 0, completed = 0, failed = 0;
+        std::uint64_t closed = 0;  // connections that were open and closed since
+        std::map<std::error_code, std::uint64_t> failed_by_reason;
+        enum class probe { needed, running, done } probe_state = probe::done;
+        std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
     };
 
     void pump();
@@ -53,6 +58,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     pooled_connection* find_idle(endpoint_pool& ep);
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
     void open_connection(endpoint_pool& ep);
+    void start_probe(endpoint_pool& ep);
+    void arm_retry_timer();
+    void mark_down(endpoint_pool& ep, std::error_code ec);
+    connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, pooled_connection* pc, std::error_code ec);
     void on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
                          std::error_code ec, response r);
@@ -72,6 +81,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     connect_handler shutdown_handler_;
     asio::steady_timer retry_timer_;
     bool retry_armed_ = false;
+    std::chrono::steady_clock::time_point retry_at_{};
     std::uint64_t completed_ = 0, failed_ = 0, retries_ = 0, rejected_ = 0;
 };
 

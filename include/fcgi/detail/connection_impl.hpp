@@ -37,6 +37,17 @@ enum class connection_state { idle, connecting, open, closed };
 /// hand it more work. Runs on the connection's executor, never inside an initiating function.
 using connection_event_fn = std::function<void()>;
 
+/// One request on its way: created by the initiating function, owned by the connection until
+/// its handler ran and no write views its bytes any more.
+struct request_op {
+    request_op(asio::any_io_executor ex, request r, request_handler h, std::uint64_t s)
+        : req(std::move(r)), handler(std::move(h)), serial(s), timer(std::move(ex)) {}
+    request req;              // owns the body the encoder's buffers view
+    request_handler handler;  // empty once completed
+    std::uint64_t serial;
+    asio::steady_timer timer;  // deadline; its handler finds the op by serial, never by pointer
+};
+
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
   public:
     connection_impl(asio::any_io_executor ex, const connection_options& opts);
@@ -49,7 +60,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void start_connect(endpoint ep, connect_handler h);
     /// A new serial for a request, used to find it again on cancellation.
     std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
-    void start_request(request req, request_handler h, std::uint64_t serial);
+    /// Queues `op`; its handler is always posted or dispatched later, never run inside.
+    void start_request(std::unique_ptr<request_op> op);
     /// Cancels request `serial` as if its deadline passed, with asio::error::operation_aborted.
     void cancel(std::uint64_t serial);
     /// Closes the socket; every request in flight completes with `ec` (and `detail` in its
@@ -72,24 +84,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void set_event_callback(connection_event_fn fn) { on_event_ = std::move(fn); }
 
   private:
-    struct request_op {
-        request_op(asio::any_io_executor ex, request r, request_handler h, std::uint64_t s)
-            : req(std::move(r)), handler(std::move(h)), serial(s), timer(std::move(ex)) {}
-        request req;
-        request_handler handler;
-        std::uint64_t serial;
-        asio::steady_timer timer;  // deadline; its handler finds the op by serial, never by pointer
-    };
-
     struct slot {
-        std::unique_ptr<request_op> op;  // null when free, or when abandoned after a timeout
+        std::unique_ptr<request_op> op;  // null when free; handler empty once completed
         std::uint16_t id = 0;
         bool in_use = false;     // the ID is taken: from assignment until END_REQUEST or close
         bool queued = false;     // in write_queue_
         bool writing = false;    // its buffers are part of the current write
         bool written = false;    // its bytes reached the socket
         bool abandoned = false;  // completed early; records dropped until END_REQUEST
-        request req;             // owns the bytes the encoder's buffers view
         cgi_params params;
         protocol::request_encoder encoder;
         response_assembler assembler;
@@ -105,6 +107,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void on_end_request(slot& s, std::string_view content, bool input_left);
     void fail_request(std::uint64_t serial, std::error_code ec, const char* what);
     void complete(slot& s, std::error_code ec, response r);
+    void deliver(request_handler h, std::error_code ec, response r);
+    void flush_deferred();
+    bool process_input(std::string_view in);
     void release(slot& s);
     std::string describe(const slot& s) const;
     void notify();
@@ -125,6 +130,14 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     protocol::record_decoder decoder_;
     std::vector<char> read_buffer_;
     bool reading_ = false;
+    bool in_read_ = false;
+    struct deferred_completion {
+        request_handler handler;
+        std::error_code ec;
+        response resp;
+    };
+    std::vector<deferred_completion> deferred_;
+    std::vector<deferred_completion> flushing_;
 
     std::vector<slot> slots_;
     std::uint16_t max_in_flight_ = 1;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs a build into a temp prefix, then builds test/consumer against it with find_package
+# and with pkg-config. Usage: scripts/check-install.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "${1:?usage: check-install.sh BUILD_DIR}" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
+prefix=$(mktemp -d /tmp/fcgi-install-XXXXXX)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+test -x "$prefix/bin/fcgi" || { echo "fcgi CLI not installed"; exit 1; }
+
+cmake -S "$src/test/consumer" -B "$prefix/consumer-build" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$prefix/consumer-build" >/dev/null
+out=$("$prefix/consumer-build/consumer")
+[ "$out" = "unix:/run/php/php8.2-fpm.sock" ] || { echo "consumer printed '$out'"; exit 1; }
+
+# The same program through pkg-config.
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+# shellcheck disable=SC2046
+g++ -std=c++20 -o "$prefix/consumer-pc" "$src/test/consumer/main.cpp" $(pkg-config --cflags --libs asio-fcgi)
+out=$("$prefix/consumer-pc")
+[ "$out" = "unix:/run/php/php8.2-fpm.sock" ] || { echo "pkg-config consumer printed '$out'"; exit 1; }
+echo "install: find_package and pkg-config consumers built and ran"
