@@ -236,7 +236,8 @@ int main(int argc, char** argv) {
         bench_allocs = static_cast<double>(g_allocs.load() - a0);
     }
 
-    // Hint 1: one thread runs the context, so Asio may skip its scheduler locking.
+    // Hint 1: one thread runs the context, so Asio queues handlers thread-locally and never wakes
+    // another thread (it still takes its mutexes).
     asio::io_context ioc(1);
     driver drv{ioc, run};
     std::vector<std::unique_ptr<fcgi::connection>> conns;

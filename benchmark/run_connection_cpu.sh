@@ -61,18 +61,18 @@ fi
 
 common=(-n "$requests" -t "$seconds" -w "$warmup")
 declare -A cpu usr sys rps allocs
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }  # field NAME LINE
 run() {  # run KEY PROGRAM ARGS...: records CPU (total, user, sys), req_per_s and allocs_per_req
     local key=$1
     shift
     local line
     line=$("$@")
     echo "  $line" >&2
-    f() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
-    cpu[$key]+="$(f cpu_us_per_req) "
-    usr[$key]+="$(f user_us_per_req) "
-    sys[$key]+="$(f sys_us_per_req) "
-    rps[$key]+="$(f req_per_s) "
-    allocs[$key]+="$(f allocs_per_req) "
+    cpu[$key]+="$(field cpu_us_per_req "$line") "
+    usr[$key]+="$(field user_us_per_req "$line") "
+    sys[$key]+="$(field sys_us_per_req "$line") "
+    rps[$key]+="$(field req_per_s "$line") "
+    allocs[$key]+="$(field allocs_per_req "$line") "
 }
 
 for ((r = 1; r <= rounds; ++r)); do

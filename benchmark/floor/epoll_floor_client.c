@@ -191,7 +191,7 @@ static double cpu_s(double* user, double* sys) {
     return *user + *sys;
 }
 
-/* One request-response on a connection; ping-pong uses it in blocking mode. */
+/* Writes the whole request: one write() in practice, in both modes. */
 static void send_request(struct conn* c) {
     size_t off = 0;
     while (off < request_size) {
@@ -199,8 +199,8 @@ static void send_request(struct conn* c) {
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            /* A non-blocking unix socket with an empty peer queue takes ~600 bytes at once;
-             * anything else means the responder stopped reading. */
+            /* With one request in flight the socket buffer is empty and takes the ~500 bytes
+             * at once; EAGAIN here would mean the responder stopped reading. */
             die("write");
         }
         off += (size_t)w;

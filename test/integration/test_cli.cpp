@@ -1,28 +1,18 @@
 // The fcgi command-line tool, run as a child process against a private php-fpm: exact stdout
 // bytes, stderr kept apart, exit codes.
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "support/php_fpm.hpp"
-
-extern char** environ;
+#include "support/spawn.hpp"
+#include "support/temp_file.hpp"
 
 #ifdef FCGI_CLI_PATH
 
@@ -32,138 +22,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct run_result {
-    int exit_code = -1;  // 128 + signal when killed
-    std::string out;
-    std::string err;
-    std::chrono::milliseconds elapsed{0};
-};
+using fcgi::test::binary_data;
+using fcgi::test::temp_file;
 
-struct run_spec {
-    std::string program = FCGI_CLI_PATH;
-    std::vector<std::string> args;
-    std::string input;               // written to the child's stdin, then EOF
-    std::vector<std::string> env;    // extra NAME=VALUE entries
-    std::string cwd;                 // empty = ours
-    std::chrono::seconds limit{30};  // the child is killed after this
-};
+using fcgi::test::run_result;
+using fcgi::test::run_spec;
 
-void set_nonblocking(int fd) {
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
-
-// Runs a program with pipes on stdout/stderr and a socket on stdin (send() with MSG_NOSIGNAL
-// cannot raise SIGPIPE in the test process when the child does not read its input). Waits with
-// poll() on the pipes and a pidfd, so every wait is bounded by spec.limit and needs no sleep.
-run_result run(const run_spec& spec) {
-    int out[2], err[2], in[2];
-    BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    BOOST_REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
-    BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) == 0);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[1], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-    if (!spec.cwd.empty())
-        posix_spawn_file_actions_addchdir_np(&actions, spec.cwd.c_str());
-
-    std::vector<std::string> args{spec.program};
-    args.insert(args.end(), spec.args.begin(), spec.args.end());
-    std::vector<char*> argv;
-    for (auto& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // The caller's FCGI_CONNECT must not leak into a test of the flag.
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e)
-        if (std::strncmp(*e, "FCGI_CONNECT=", 13) != 0)
-            env_strings.emplace_back(*e);
-    env_strings.insert(env_strings.end(), spec.env.begin(), spec.env.end());
-    std::vector<char*> envp;
-    for (auto& e : env_strings)
-        envp.push_back(e.data());
-    envp.push_back(nullptr);
-
-    auto start = std::chrono::steady_clock::now();
-    pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, spec.program.c_str(), &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(in[1]);
-    ::close(out[1]);
-    ::close(err[1]);
-    BOOST_REQUIRE_MESSAGE(rc == 0, "posix_spawn " << spec.program << ": " << std::strerror(rc));
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    BOOST_REQUIRE_MESSAGE(pidfd >= 0, "pidfd_open: " << std::strerror(errno));
-
-    set_nonblocking(in[0]);
-    set_nonblocking(out[0]);
-    set_nonblocking(err[0]);
-    int in_fd = in[0];
-    std::size_t in_sent = 0;
-    if (spec.input.empty()) {
-        ::close(in_fd);
-        in_fd = -1;
-    }
-    int out_fd = out[0], err_fd = err[0];
-    bool exited = false;
-    run_result r;
-    auto deadline = start + spec.limit;
-    char buf[65536];
-    while (out_fd >= 0 || err_fd >= 0 || !exited) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) {
-            ::kill(pid, SIGKILL);
-            BOOST_ERROR("child " << spec.program << " still running after " << spec.limit.count()
-                                 << " s: killed");
-            break;
-        }
-        pollfd fds[4] = {{out_fd, POLLIN, 0},
-                         {err_fd, POLLIN, 0},
-                         {in_fd, POLLOUT, 0},
-                         {exited ? -1 : pidfd, POLLIN, 0}};
-        int n = ::poll(fds, 4, static_cast<int>(left.count()));
-        if (n < 0 && errno == EINTR)
-            continue;
-        BOOST_REQUIRE(n >= 0);
-        auto drain = [&](int& fd, short revents, std::string& to) {
-            if (fd < 0 || !(revents & (POLLIN | POLLHUP | POLLERR)))
-                return;
-            ssize_t got = ::read(fd, buf, sizeof buf);
-            if (got > 0) {
-                to.append(buf, static_cast<std::size_t>(got));
-            } else if (got == 0 || errno != EAGAIN) {
-                ::close(fd);
-                fd = -1;
-            }
-        };
-        drain(out_fd, fds[0].revents, r.out);
-        drain(err_fd, fds[1].revents, r.err);
-        if (in_fd >= 0 && fds[2].revents) {
-            ssize_t sent = ::send(in_fd, spec.input.data() + in_sent, spec.input.size() - in_sent,
-                                  MSG_NOSIGNAL);
-            if (sent > 0)
-                in_sent += static_cast<std::size_t>(sent);
-            if ((sent < 0 && errno != EAGAIN) || in_sent == spec.input.size()) {
-                ::close(in_fd);  // EOF for the child's stdin
-                in_fd = -1;
-            }
-        }
-        if (fds[3].revents)
-            exited = true;
-    }
-    for (int fd : {in_fd, out_fd, err_fd})
-        if (fd >= 0)
-            ::close(fd);
-    ::close(pidfd);
-    int status = 0;
-    ::waitpid(pid, &status, 0);  // exited, or just killed
-    r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - start);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
+// Runs spec.program, or the tool when it names none.
+run_result run(run_spec spec) {
+    if (spec.program.empty())
+        spec.program = FCGI_CLI_PATH;
+    return fcgi::test::run_child(spec);
 }
 
 run_result fcgi_cli(std::vector<std::string> args, std::string input = {}) {
@@ -182,30 +51,6 @@ std::string md5_of(const std::string& data) {
     BOOST_REQUIRE_EQUAL(r.exit_code, 0);
     return r.out.substr(0, 32);
 }
-
-// 200 KiB holding every byte value, NUL, CR and LF included.
-std::string binary_data() {
-    std::string s(200 * 1024, '\0');
-    for (std::size_t i = 0; i < s.size(); ++i)
-        s[i] = static_cast<char>((i * 7 + i / 256) & 0xff);
-    return s;
-}
-
-struct temp_file {
-    explicit temp_file(const std::string& content) {
-        std::string templ = (fs::temp_directory_path() / "fcgi-cli-test-XXXXXX").string();
-        int fd = ::mkstemp(templ.data());
-        BOOST_REQUIRE(fd >= 0);
-        ::close(fd);
-        path = templ;
-        std::ofstream(path, std::ios::binary) << content;
-    }
-    ~temp_file() {
-        std::error_code ec;
-        fs::remove(path, ec);
-    }
-    std::string path;
-};
 
 // json_encode escapes '/' as '\/'.
 std::string json_path(const std::string& p) {
@@ -387,6 +232,15 @@ BOOST_AUTO_TEST_CASE(fail_flag) {
     BOOST_TEST(fatal.err.find("undefined_function_xyz") != std::string::npos, fatal.err);
     auto fatal_f = fcgi_cli({"request", "-c", unix_ep, "-f", php_fpm::script("fatal.php")});
     BOOST_TEST(fatal_f.exit_code == 22);
+
+    // php-fpm's stderr text has no final newline; the tool's own line still starts a line.
+    auto missing =
+        fcgi_cli({"request", "-c", unix_ep, "-f", php_fpm::script("no-such-script.php")});
+    BOOST_TEST(missing.exit_code == 22);
+    BOOST_TEST(missing.out.empty());
+    BOOST_TEST(
+        missing.err.find("Primary script unknown\nfcgi: " + unix_ep + ": ") != std::string::npos,
+        missing.err);
 }
 
 BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {

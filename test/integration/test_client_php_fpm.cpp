@@ -11,6 +11,7 @@
 #include "fcgi/client.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/fanout.hpp"
+#include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
 
 using fcgi::test::php_fpm;
@@ -135,6 +136,37 @@ BOOST_AUTO_TEST_CASE(bounded_queue_rejects) {
     BOOST_TEST(ok + rejected == 50u);
     BOOST_TEST(rejected > 0u);
     BOOST_TEST(ok >= 5u);
+}
+
+BOOST_AUTO_TEST_CASE(auto_multiplexing_follows_get_values) {
+    // php-fpm reports FCGI_MPXS_CONNS=0: one request per connection.
+    php_fpm fpm({.children = 2, .tcp = false});
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 2;
+    opts.mode = fcgi::multiplexing::auto_detect;
+    fcgi::client_stats stats;
+    auto results = fanout(opts, pid_requests(50), 8, &stats);
+    for (const auto& r : results)
+        BOOST_TEST(!r.ec);
+    BOOST_TEST(stats.endpoints[0].max_in_flight_per_connection == 1u);
+
+    // A responder that reports FCGI_MPXS_CONNS=1 gets several requests per connection.
+    fcgi::test::fake_responder fake({.tcp = false, .interleave = 8});
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    opts.max_requests_per_connection = 8;
+    std::vector<fcgi::request> reqs(200);
+    for (auto& r : reqs)
+        r.script = "/srv/echo.php";
+    results = fanout(opts, std::move(reqs), 32, &stats);
+    for (const auto& r : results)
+        BOOST_TEST(!r.ec);
+    BOOST_TEST(stats.endpoints[0].max_in_flight_per_connection == 8u);
+    auto seen = fake.snapshot();
+    BOOST_TEST(seen.get_values == 1u);
+    BOOST_TEST(seen.max_live > 1u);
+    BOOST_TEST(seen.violations.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

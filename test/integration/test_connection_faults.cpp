@@ -25,6 +25,7 @@
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
 #include "support/fake_responder.hpp"
+#include "support/run_until.hpp"
 
 namespace act = fcgi::test::act;
 using asio::awaitable;
@@ -38,24 +39,9 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(use_awaitable);
+using fcgi::test::run_until;
 
-// Runs `ctx` until `done()` holds; false when `limit` passed first. A connection keeps its
-// reader armed, so "out of work" never means "finished" here.
-template <class Pred>
-bool run_until(asio::io_context& ctx, Pred done, std::chrono::milliseconds limit = 20s) {
-    auto deadline = steady::now() + limit;
-    while (!done()) {
-        auto now = steady::now();
-        if (now >= deadline)
-            return false;
-        if (ctx.stopped())
-            ctx.restart();
-        if (ctx.run_one_for(deadline - now) == 0 && ctx.stopped())
-            return done();  // nothing left that could make progress
-    }
-    return true;
-}
+constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(use_awaitable);
 
 // Runs the coroutine made by `fn()` on `ctx`; fails the test if it does not finish in time.
 template <class F>

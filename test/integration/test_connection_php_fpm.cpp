@@ -5,6 +5,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
@@ -240,6 +241,39 @@ BOOST_AUTO_TEST_CASE(connect_errors) {
             get("hello.php"), asio::experimental::as_tuple(asio::use_awaitable));
         BOOST_TEST(ec2 == fcgi::error::not_connected);
     });
+}
+
+BOOST_AUTO_TEST_CASE(connect_timeout_against_a_full_backlog) {
+    // A listener that never accepts, with its accept queue filled: further SYNs are dropped,
+    // so connect() neither succeeds nor fails (PROTOCOL.md item 2 seen from TCP).
+    asio::io_context ctx;
+    asio::ip::tcp::acceptor listener(
+        ctx, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    listener.listen(0);
+    auto port = listener.local_endpoint().port();
+    std::vector<std::unique_ptr<asio::ip::tcp::socket>> fillers;
+    for (int i = 0; i < 4; ++i) {
+        auto s = std::make_unique<asio::ip::tcp::socket>(ctx);
+        s->async_connect(listener.local_endpoint(), [](std::error_code) {});
+        fillers.push_back(std::move(s));
+    }
+    fcgi::connection_options opts;
+    opts.connect_timeout = 300ms;
+    fcgi::connection conn(ctx.get_executor(), opts);
+    std::error_code result = asio::error::would_block;
+    auto start = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::duration took{};
+    conn.async_connect(fcgi::endpoint::tcp("127.0.0.1", port), [&](std::error_code ec) {
+        result = ec;
+        took = std::chrono::steady_clock::now() - start;
+        for (auto& f : fillers)
+            f->close();
+    });
+    ctx.run_for(10s);
+    BOOST_TEST(result == fcgi::error::connect_timeout, result.message());
+    BOOST_TEST(took >= 300ms);
+    BOOST_TEST(took < 5s);
+    BOOST_TEST(!conn.is_open());
 }
 
 BOOST_AUTO_TEST_CASE(future_and_callback_tokens) {

@@ -83,7 +83,9 @@ raw_reply read_reply(int fd) {
     return r;
 }
 
-// The pairs view `script`, which must outlive them.
+// The pairs view `script`, which must outlive them: temporaries are refused.
+std::vector<proto::name_value> cgi_params(std::string&&, std::string_view, std::string_view,
+                                          std::string_view) = delete;
 std::vector<proto::name_value> cgi_params(const std::string& script, std::string_view method,
                                           std::string_view query, std::string_view length) {
     return {{"GATEWAY_INTERFACE", "CGI/1.1"}, {"SERVER_PROTOCOL", "HTTP/1.1"},
@@ -154,7 +156,8 @@ BOOST_AUTO_TEST_CASE(stderr_and_404_over_blocking_socket) {
     BOOST_TEST(r.stdout_bytes.find("first message") == std::string::npos);
 
     enc.clear();
-    params = cgi_params("/nonexistent/missing.php", "GET", "", "0");
+    std::string missing = "/nonexistent/missing.php";
+    params = cgi_params(missing, "GET", "", "0");
     BOOST_REQUIRE(
         !enc.encode_request(1, proto::role::responder, proto::begin_flags::keep_conn, params, {}));
     write_all(fd, enc.buffers());

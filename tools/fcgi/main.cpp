@@ -1,8 +1,10 @@
-// fcgi: run one FastCGI script the way curl fetches one URL, or probe a FastCGI server.
+// fcgi: run one FastCGI script the way curl fetches one URL, probe a FastCGI server, or fan
+// many jobs out over pooled connections.
 #include <CLI/CLI.hpp>
 #include <string>
 
 #include "exit_codes.hpp"
+#include "fanout_command.hpp"
 #include "output.hpp"
 #include "probe_command.hpp"
 #include "request_command.hpp"
@@ -10,8 +12,10 @@
 
 int main(int argc, char** argv) {
     using namespace fcgi_cli;
-    CLI::App app{"Run one FastCGI script (like curl for one URL) or probe a FastCGI server.",
-                 "fcgi"};
+    CLI::App app{
+        "Run one FastCGI script (like curl for one URL), many (fanout), or probe a FastCGI "
+        "server.",
+        "fcgi"};
     app.footer(std::string(exit_codes_help));
     app.require_subcommand(1);
 
@@ -25,6 +29,12 @@ int main(int argc, char** argv) {
     auto* probe_cmd = app.add_subcommand(
         "probe", "Print what the server reports for GET_VALUES, one NAME=VALUE per line");
     add_probe_flags(*probe_cmd, probe);
+    fanout_flags fanout;
+    auto* fanout_cmd = app.add_subcommand(
+        "fanout",
+        "Run many jobs (JSON lines from FILE or stdin) over pooled connections; print one JSON "
+        "result line per job as each completes, and a summary on stderr");
+    add_fanout_flags(*fanout_cmd, fanout);
 
     try {
         app.parse(argc, argv);
@@ -36,5 +46,7 @@ int main(int argc, char** argv) {
     }
     if (probe_cmd->parsed())
         return run_probe(probe);
+    if (fanout_cmd->parsed())
+        return run_fanout(fanout);
     return run_request(request);
 }

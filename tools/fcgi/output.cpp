@@ -5,6 +5,10 @@
 namespace fcgi_cli {
 namespace {
 
+// Whether stderr ends at the start of a line. php-fpm sends its log text without a final
+// newline, and our own "fcgi: " line must still start a line of its own.
+bool stderr_at_line_start = true;
+
 bool write_all(std::FILE* f, std::string_view bytes) {
     if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size())
         return false;
@@ -18,11 +22,14 @@ bool write_stdout(std::string_view bytes) {
 }
 
 void write_stderr(std::string_view bytes) {
+    if (bytes.empty())
+        return;
     (void)write_all(stderr, bytes);
+    stderr_at_line_start = bytes.back() == '\n';
 }
 
 void print_error(std::string_view message) {
-    std::string line = "fcgi: ";
+    std::string line = stderr_at_line_start ? "fcgi: " : "\nfcgi: ";
     line.reserve(line.size() + message.size() + 1);
     for (char c : message)
         line.push_back(c == '\r' || c == '\n' ? ' ' : c);

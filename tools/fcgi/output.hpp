@@ -10,11 +10,13 @@ namespace fcgi_cli {
 /// Writes `bytes` to stdout exactly (binary-safe). False when the write failed.
 bool write_stdout(std::string_view bytes);
 
-/// Writes `bytes` to stderr exactly (the script's FCGI_STDERR).
+/// Writes `bytes` to stderr exactly (the script's FCGI_STDERR, which php-fpm does not end with
+/// a newline).
 void write_stderr(std::string_view bytes);
 
-/// Prints "fcgi: <message>" as one line on stderr; CR and LF inside become spaces, so a
-/// caller can always read exactly one line per failure.
+/// Prints "fcgi: <message>" as one line on stderr, first ending a line the script's stderr
+/// text left open; CR and LF inside become spaces, so a caller can always find exactly one
+/// line per failure.
 void print_error(std::string_view message);
 
 /// "<where>: <what>: <ec message>" plus " (<diagnostics>)" when given: names the endpoint

@@ -4,10 +4,12 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <chrono>
 #include <cmath>
 #include <exception>
+#include <optional>
 #include <string>
 
 #include "exit_codes.hpp"

@@ -1,0 +1,431 @@
+// `fcgi fanout`, run as a child process against a private php-fpm: one JSON result line per job,
+// ids echoed, invalid lines reported by number, the summary on stderr, exit codes.
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "support/php_fpm.hpp"
+#include "support/spawn.hpp"
+#include "support/temp_file.hpp"
+
+#ifdef FCGI_CLI_PATH
+
+#include <nlohmann/json.hpp>
+
+using fcgi::test::php_fpm;
+using fcgi::test::run_result;
+using fcgi::test::run_spec;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using namespace std::string_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+using fcgi::test::binary_data;
+using fcgi::test::temp_file;
+
+run_result fanout(std::vector<std::string> args, std::string input = {},
+                  std::chrono::seconds limit = 60s) {
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"fanout"};
+    spec.args.insert(spec.args.end(), args.begin(), args.end());
+    spec.input = std::move(input);
+    spec.limit = limit;
+    return fcgi::test::run_child(spec);
+}
+
+// Every stdout line as JSON; a line that does not parse fails the test.
+std::vector<json> result_lines(const std::string& out) {
+    std::vector<json> lines;
+    std::size_t pos = 0;
+    while (pos < out.size()) {
+        auto nl = out.find('\n', pos);
+        BOOST_REQUIRE_MESSAGE(nl != std::string::npos, "last line not terminated: " << out);
+        std::string line = out.substr(pos, nl - pos);
+        pos = nl + 1;
+        json j = json::parse(line, nullptr, false);
+        BOOST_REQUIRE_MESSAGE(!j.is_discarded(), "not JSON: " << line);
+        BOOST_REQUIRE(j.is_object());
+        for (const char* key : {"id", "status", "headers", "duration_ms", "error"})
+            BOOST_REQUIRE_MESSAGE(j.contains(key), key << " missing: " << line);
+        lines.push_back(std::move(j));
+    }
+    return lines;
+}
+
+// The output of a coreutils tool fed `input`: oracles independent of PHP and of the tool.
+std::string oracle(const std::string& program, const std::vector<std::string>& args,
+                   const std::string& input) {
+    run_spec spec;
+    spec.program = program;
+    spec.args = args;
+    spec.input = input;
+    auto r = fcgi::test::run_child(spec);
+    BOOST_REQUIRE_EQUAL(r.exit_code, 0);
+    return r.out;
+}
+
+std::string md5_of(const std::string& data) {
+    return oracle("/usr/bin/md5sum", {}, data).substr(0, 32);
+}
+
+std::string base64_of(const std::string& data) {
+    return oracle("/usr/bin/base64", {"-w0"}, data);
+}
+
+std::string line_of(const json& job) {
+    return job.dump() + "\n";
+}
+
+bool has(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+struct fpm_fixture {
+    // Four workers for the default --connections 4: a kept-alive connection pins a worker.
+    php_fpm fpm{{.children = 4}};
+    std::string unix_ep = fpm.unix_endpoint();
+    std::string tcp_ep = fpm.tcp_endpoint();
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(cli_fanout, fpm_fixture)
+
+BOOST_AUTO_TEST_CASE(mixed_jobs_with_invalid_lines) {
+    const std::string body_text = "name=fanout&x=1";
+    const std::string bin = "\x00\x01\xfe\xff binary\r\n"s;  // NUL first: needs the length
+    std::string input;
+    std::size_t line = 0;
+    std::size_t malformed_line = 0, no_script_line = 0;
+    std::map<int, std::string> kind;  // id -> what was asked
+    for (int id = 0; id < 200; ++id) {
+        if (id == 20) {  // blank lines are skipped but still counted
+            input += "\n  \n";
+            line += 2;
+        }
+        ++line;
+        json job = {{"id", id}};
+        if (id == 77) {
+            input += R"({"id": 77, "script": "hello.php",)"
+                     "\n";  // cut off: not JSON
+            malformed_line = line;
+            continue;
+        }
+        if (id == 150) {
+            job["method"] = "GET";
+            input += line_of(job);
+            no_script_line = line;
+            continue;
+        }
+        if (id == 60) {
+            job["script"] = php_fpm::script("no-such-script.php");
+            kind[id] = "missing";
+            input += line_of(job);
+            continue;
+        }
+        switch (id % 6) {
+            case 0:
+                job["script"] = php_fpm::script("hello.php");
+                kind[id] = "hello";
+                break;
+            case 1:
+                job["script"] = php_fpm::script("echo.php");
+                job["query"] = "a=1&n=" + std::to_string(id);
+                kind[id] = "query";
+                break;
+            case 2:
+                job["script"] = php_fpm::script("echo.php");
+                job["body"] = body_text;
+                job["headers"] = {{"Content-Type", "application/x-www-form-urlencoded"}};
+                kind[id] = "body";
+                break;
+            case 3:
+                job["script"] = php_fpm::script("echo.php");
+                job["body_base64"] = base64_of(bin);
+                job["method"] = "PUT";
+                kind[id] = "body_base64";
+                break;
+            case 4:
+                job["script"] = php_fpm::script("status.php") + "?code=404";
+                kind[id] = "status";
+                break;
+            case 5:
+                job["script"] = php_fpm::script("stderr.php");
+                kind[id] = "stderr";
+                break;
+        }
+        input += line_of(job);
+    }
+
+    auto r = fanout({"--connect", unix_ep, "--concurrency", "16"}, input);
+    BOOST_TEST(r.exit_code == 6);  // the two invalid jobs
+    auto lines = result_lines(r.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 200u);
+
+    std::map<int, int> seen;
+    int null_ids = 0;
+    const std::string body_md5 = md5_of(body_text);
+    const std::string bin_md5 = md5_of(bin);
+    for (const auto& j : lines) {
+        BOOST_TEST_CONTEXT(j.dump()) {
+            if (j["id"].is_null()) {
+                ++null_ids;  // the malformed line: its id cannot be read
+                BOOST_TEST(j["error"]["code"] == "invalid_job");
+                BOOST_TEST(has(j["error"]["message"].get<std::string>(),
+                               "line " + std::to_string(malformed_line) + ":"));
+                continue;
+            }
+            int id = j["id"].get<int>();
+            ++seen[id];
+            if (id == 150) {
+                BOOST_TEST(j["error"]["code"] == "invalid_job");
+                BOOST_TEST(has(j["error"]["message"].get<std::string>(),
+                               "line " + std::to_string(no_script_line) + ":"));
+                BOOST_TEST(has(j["error"]["message"].get<std::string>(), "script"));
+                BOOST_TEST(j["status"].is_null());
+                continue;
+            }
+            BOOST_REQUIRE(j["error"].is_null());
+            BOOST_TEST(j["duration_ms"].get<double>() > 0);
+            const std::string& k = kind.at(id);
+            const std::string body = j.value("body", "");
+            if (k == "hello") {
+                BOOST_TEST(j["status"] == 200);
+                BOOST_TEST(body == "Hello, world!\n");
+                BOOST_TEST(j["stderr"] == "");
+            } else if (k == "query") {
+                auto echo = json::parse(body);
+                BOOST_TEST(echo["method"] == "GET");
+                BOOST_TEST(echo["query"] == "a=1&n=" + std::to_string(id));
+                BOOST_TEST(echo["get"]["n"] == std::to_string(id));
+            } else if (k == "body") {
+                auto echo = json::parse(body);
+                BOOST_TEST(echo["method"] == "POST");
+                BOOST_TEST(echo["content_type"] == "application/x-www-form-urlencoded");
+                BOOST_TEST(echo["body_md5"] == body_md5);
+            } else if (k == "body_base64") {
+                auto echo = json::parse(body);
+                BOOST_TEST(echo["method"] == "PUT");
+                BOOST_TEST(echo["body_length"] == bin.size());
+                BOOST_TEST(echo["body_md5"] == bin_md5);
+            } else if (k == "status") {
+                BOOST_TEST(j["status"] == 404);
+                BOOST_TEST(j["headers"]["X-Multi"] == json::array({"one", "two"}));
+                BOOST_TEST(j["headers"]["Set-Cookie"] == json::array({"a=1", "b=2"}));
+                BOOST_TEST(body == "status 404\n");
+            } else if (k == "stderr") {
+                BOOST_TEST(j["status"] == 200);
+                BOOST_TEST(body == "body-start\nbody-end\n");
+                BOOST_TEST(has(j["stderr"].get<std::string>(), "first message"));
+                BOOST_TEST(has(j["stderr"].get<std::string>(), "second message"));
+            } else if (k == "missing") {
+                // php-fpm answers a missing script itself: a response, not a failure.
+                BOOST_TEST(j["status"] == 404);
+                BOOST_TEST(has(j["stderr"].get<std::string>(), "Primary script unknown"));
+            }
+        }
+    }
+    BOOST_TEST(null_ids == 1);
+    BOOST_TEST(seen.size() == 199u);  // every id but the malformed line's
+    for (const auto& [id, n] : seen)
+        BOOST_TEST(n == 1, "id " << id << " seen " << n << " times");
+    BOOST_TEST(!seen.contains(77));
+    BOOST_TEST(has(r.err, "200 jobs, 198 ok, 2 failed (invalid_job 2)"), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(clean_file_exits_0_with_summary) {
+    std::string input;
+    for (int id = 0; id < 300; ++id) {
+        json job = {{"id", "job-" + std::to_string(id)}};
+        job["script"] = id % 2 ? "hello.php" : "echo.php";  // relative: against --root
+        input += line_of(job);
+    }
+    temp_file file(input);
+    auto r = fanout({"-c", tcp_ep, "--concurrency", "32", "--connections", "4", "--root",
+                     php_fpm::script_dir(), file.path});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    auto lines = result_lines(r.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 300u);
+    std::map<std::string, int> seen;
+    for (const auto& j : lines) {
+        BOOST_TEST(j["error"].is_null(), j.dump());
+        BOOST_TEST(j["status"] == 200);
+        ++seen[j["id"].get<std::string>()];
+    }
+    BOOST_TEST(seen.size() == 300u);
+    BOOST_TEST(has(r.err, "fanout: 300 jobs, 300 ok, 0 failed\n"), r.err);
+    BOOST_TEST(has(r.err, "300 requests sent in "), r.err);
+    BOOST_TEST(has(r.err, " req/s, latency p50 "), r.err);
+    BOOST_TEST(has(r.err, " ms, p99 "), r.err);
+}
+
+BOOST_AUTO_TEST_CASE(body_base64_round_trip) {
+    const std::string data = binary_data();
+    const std::string encoded = base64_of(data);
+    const std::string text = "h\xc3\xa9llo \xe2\x9c\x93\n";  // valid UTF-8: comes back as text
+    std::string input =
+        line_of(
+            {{"id", "bin"}, {"script", php_fpm::script("body.php")}, {"body_base64", encoded}}) +
+        line_of({{"id", "text"},
+                 {"script", php_fpm::script("body.php")},
+                 {"body_base64", base64_of(text)}});
+    auto r = fanout({"--connect", unix_ep}, input);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    auto lines = result_lines(r.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+    for (const auto& j : lines) {
+        BOOST_REQUIRE_MESSAGE(j["error"].is_null(), j.dump());
+        if (j["id"] == "bin") {
+            BOOST_TEST(!j.contains("body"));
+            BOOST_TEST(j["body_base64"].get<std::string>() == encoded);
+        } else {
+            BOOST_TEST(!j.contains("body_base64"));
+            BOOST_TEST(j["body"].get<std::string>() == text);
+        }
+    }
+
+    auto bad = fanout({"--connect", unix_ep},
+                      line_of({{"id", 1}, {"script", "x.php"}, {"body_base64", "not base64!"}}));
+    BOOST_TEST(bad.exit_code == 6);
+    auto bad_lines = result_lines(bad.out);
+    BOOST_REQUIRE_EQUAL(bad_lines.size(), 1u);
+    BOOST_TEST(bad_lines[0]["error"]["code"] == "invalid_job");
+    BOOST_TEST(has(bad_lines[0]["error"]["message"].get<std::string>(), "line 1: "));
+}
+
+BOOST_AUTO_TEST_CASE(dead_endpoint_beside_a_live_one) {
+    std::string input;
+    for (int id = 0; id < 50; ++id)
+        input += line_of({{"id", id}, {"script", php_fpm::script("hello.php")}});
+    const std::string missing =
+        "unix:" + (fs::temp_directory_path() / "fcgi-fanout-test-no-such.sock").string();
+    const std::string refused = "127.0.0.1:" + std::to_string(fcgi::test::free_tcp_port());
+    for (const auto& dead : {missing, refused}) {
+        auto r = fanout({"--connect", dead, "--connect", unix_ep}, input);
+        BOOST_TEST_CONTEXT(dead << " stderr: " << r.err) {
+            BOOST_TEST(r.exit_code == 0);
+            auto lines = result_lines(r.out);
+            BOOST_TEST(lines.size() == 50u);
+            for (const auto& j : lines)
+                BOOST_TEST(j["error"].is_null(), j.dump());
+        }
+    }
+
+    // Nothing alive: every job fails with a stable code, and the exit code says so.
+    auto none = fanout({"--connect", missing}, input.substr(0, input.find('\n') + 1));
+    BOOST_TEST(none.exit_code == 6);
+    auto lines = result_lines(none.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+    BOOST_TEST(lines[0]["error"]["code"] == "no_endpoint", lines[0].dump());
+    BOOST_TEST(has(lines[0]["error"]["message"].get<std::string>(), missing.substr(5)),
+               lines[0].dump());
+}
+
+BOOST_AUTO_TEST_CASE(timeout_flag_and_job_timeout) {
+    const std::string slow = php_fpm::script("sleep.php") + "?ms=3000";
+    std::string input = line_of({{"id", "slow"}, {"script", slow}}) +
+                        line_of({{"id", "fast"}, {"script", php_fpm::script("hello.php")}});
+    auto r = fanout({"--connect", unix_ep, "--timeout", "0.3"}, input, 20s);
+    BOOST_TEST(r.exit_code == 6);
+    BOOST_TEST(r.elapsed < 2500ms, r.elapsed.count() << " ms");
+    auto lines = result_lines(r.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+    for (const auto& j : lines) {
+        BOOST_TEST_CONTEXT(j.dump()) {
+            if (j["id"] == "slow") {
+                BOOST_TEST(j["error"]["code"] == "request_timeout");
+                BOOST_TEST(j["status"].is_null());
+                BOOST_TEST(j["duration_ms"].get<double>() >= 290.0);
+            } else {
+                BOOST_TEST(j["error"].is_null());
+            }
+        }
+    }
+    BOOST_TEST(has(r.err, "request_timeout 1"), r.err);
+
+    // A job's own "timeout" applies without --timeout.
+    auto own = fanout({"--connect", unix_ep},
+                      line_of({{"id", 1}, {"script", slow}, {"timeout", 0.3}}), 20s);
+    BOOST_TEST(own.exit_code == 6);
+    BOOST_TEST(own.elapsed < 2500ms, own.elapsed.count() << " ms");
+    auto own_lines = result_lines(own.out);
+    BOOST_REQUIRE_EQUAL(own_lines.size(), 1u);
+    BOOST_TEST(own_lines[0]["error"]["code"] == "request_timeout", own_lines[0].dump());
+}
+
+BOOST_AUTO_TEST_CASE(wrong_field_types_are_invalid_jobs) {
+    const std::string hello = php_fpm::script("hello.php");
+    const std::vector<json> jobs = {
+        {{"id", 1}, {"script", 5}},
+        {{"id", 2}, {"script", hello}, {"headers", {{"X-A", 1}}}},
+        {{"id", 3}, {"script", hello}, {"params", json::array()}},
+        {{"id", 4}, {"script", hello}, {"timeout", "1"}},
+        {{"id", 5}, {"script", hello}, {"body", "a"}, {"body_base64", "YQ=="}},
+        {{"id", 6}, {"script", hello}, {"header", {{"X-A", "b"}}}},  // typo
+        {{"id", 7}, {"script", hello}, {"headers", {{"Bad Name", "x"}}}},
+        {{"id", 8}, {"script", hello + "?a=1"}, {"query", "b=2"}},
+    };
+    std::string input = "[1, 2]\n";  // JSON, but not an object
+    for (const auto& j : jobs)
+        input += line_of(j);
+    input += line_of({{"id", 9}, {"script", hello}});
+    auto r = fanout({"--connect", unix_ep}, input);
+    BOOST_TEST(r.exit_code == 6);
+    auto lines = result_lines(r.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), jobs.size() + 2);
+    for (const auto& j : lines) {
+        BOOST_TEST_CONTEXT(j.dump()) {
+            if (j["id"] == 9) {
+                BOOST_TEST(j["error"].is_null());
+                continue;
+            }
+            BOOST_TEST(j["error"]["code"] == "invalid_job");
+            // Job n is on line n + 1, after the array line.
+            int line = j["id"].is_null() ? 1 : j["id"].get<int>() + 1;
+            BOOST_TEST(j["error"]["message"].get<std::string>().starts_with(
+                "line " + std::to_string(line) + ": "));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
+    const std::string job = line_of({{"id", 1}, {"script", php_fpm::script("hello.php")}});
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {},                                            // no --connect
+             {"--connect", "not an address"},               // bad endpoint
+             {"--connect", unix_ep, "/nonexistent/jobs"},   // unreadable FILE
+             {"--connect", unix_ep, "--concurrency", "0"},  // out of range
+             {"--connect", unix_ep, "--timeout", "-1"},     // not positive
+         }) {
+        auto r = fanout(args, job);
+        BOOST_TEST_CONTEXT(r.err) {
+            BOOST_TEST(r.exit_code == 2);
+            BOOST_TEST(r.out.empty());
+            BOOST_TEST(r.err.starts_with("fcgi: "));
+        }
+    }
+    // No jobs at all is not an error.
+    auto empty = fanout({"--connect", unix_ep}, "\n\n");
+    BOOST_TEST(empty.exit_code == 0, empty.err);
+    BOOST_TEST(empty.out.empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+#else
+
+BOOST_AUTO_TEST_CASE(cli_fanout_not_built) {
+    BOOST_TEST_MESSAGE("fcgi CLI not built (FCGI_BUILD_TOOLS=OFF): fanout CLI tests skipped");
+}
+
+#endif

@@ -1,0 +1,858 @@
+// fcgi::client under faults: queueing beyond the pool, workers that exit after each request
+// (pm.max_requests), php-fpm restarted in the middle of a fan-out, heavy multiplexing, every
+// fault of the scripted responder against a pool, and cancellation, shutdown and destruction.
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fcgi/client.hpp"
+#include "fcgi/error.hpp"
+#include "fcgi/fanout.hpp"
+#include "support/fake_responder.hpp"
+#include "support/php_fpm.hpp"
+#include "support/run_until.hpp"
+
+namespace act = fcgi::test::act;
+using fcgi::protocol::protocol_status;
+using fcgi::test::fake_responder;
+using fcgi::test::fake_snapshot;
+using fcgi::test::php_fpm;
+using fcgi::test::seen_request;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+using fcgi::test::run_until;
+
+// Runs `ctx` until it has no work left; false when something still kept it busy after `limit`
+// (a timer or socket operation the client failed to cancel).
+bool drains(asio::io_context& ctx, std::chrono::milliseconds limit = 5s) {
+    ctx.restart();
+    ctx.run_for(limit);
+    return ctx.stopped();
+}
+
+// For a script_for whose request is never answered: wakes a run_until waiting on the client's
+// io_context, so a predicate on the responder's state is checked again as soon as it changed
+// (the request is recorded before script_for runs).
+void wake(asio::io_context& ctx) {
+    asio::post(ctx, [] {});
+}
+
+// Milliseconds since `start`.
+long long ms_since(steady::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
+}
+
+// The completion of one client request.
+struct outcome {
+    bool done = false;
+    int calls = 0;
+    std::error_code ec;
+    fcgi::response resp;
+};
+
+// Starts `req` on `c`; `out` (which must stay put) records the completion.
+void start(fcgi::client& c, fcgi::request req, outcome& out) {
+    c.async_request(std::move(req), [&out](std::error_code ec, fcgi::response r) {
+        ++out.calls;
+        out.done = true;
+        out.ec = ec;
+        out.resp = std::move(r);
+    });
+}
+
+// Outcomes by X_ID; std::map keeps references to its elements valid.
+using outcomes = std::map<std::string, outcome>;
+
+bool all_done(const outcomes& o) {
+    for (const auto& [id, out] : o)
+        if (!out.done)
+            return false;
+    return true;
+}
+
+// A request for the fake responder, tagged with X_ID.
+fcgi::request fake_request(const std::string& id, std::string body = {}) {
+    fcgi::request r;
+    r.script = "/srv/www/fake.php";
+    r.params = {{"X_ID", id}};
+    r.body = std::move(body);
+    return r;
+}
+
+std::string expected_body(const std::string& id, const std::string& body = {}) {
+    seen_request r;
+    r.params = {{"X_ID", id}};
+    r.stdin_data = body;
+    return fcgi::test::echo_body(r);
+}
+
+// How many times the responder received a request with this X_ID.
+std::size_t times_seen(const fake_snapshot& s, const std::string& id) {
+    std::size_t n = 0;
+    for (const auto& r : s.requests)
+        n += r.param("X_ID") == id;
+    return n;
+}
+
+// Shuts `c` down gracefully and checks that it completes and leaves no work behind.
+void shutdown(asio::io_context& ctx, fcgi::client& c) {
+    std::optional<std::error_code> result;
+    c.async_shutdown([&](std::error_code ec) { result = ec; });
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return result.has_value(); }, 10s),
+                          "async_shutdown did not complete within 10 s");
+    BOOST_TEST(!*result, result->message());
+    BOOST_TEST(drains(ctx), "the io_context still had work 5 s after shutdown");
+}
+
+// Blocks the responder's thread inside script_for until opened: a request held on the server
+// for exactly as long as the test needs, without guessing delays. Opened at the latest by the
+// `opener` the test declares after the responder, so the responder's thread can always be
+// joined; the wait itself is bounded too.
+struct gate {
+    std::promise<void> promise;
+    std::shared_future<void> opened = promise.get_future().share();
+    std::atomic<bool> is_open{false};
+    void open() {
+        if (!is_open.exchange(true))
+            promise.set_value();
+    }
+    void wait() const { opened.wait_for(20s); }
+};
+struct opener {
+    std::shared_ptr<gate> g;
+    ~opener() { g->open(); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(client_faults)
+
+// -- 1. More concurrency than connections: requests queue in the client; php-fpm never sees
+// more connections than it has workers (PROTOCOL.md item 2: a connection beyond
+// pm.max_children would wait in the listen backlog forever).
+BOOST_AUTO_TEST_CASE(concurrency_64_queues_on_a_pool_of_4) {
+    php_fpm fpm({.children = 4, .tcp = false});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 4;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    constexpr std::size_t n = 256;
+    std::vector<fcgi::request> reqs(n);
+    for (auto& r : reqs) {
+        r.script = php_fpm::script("sleep.php");
+        r.query = "ms=5";
+    }
+    std::vector<std::optional<fcgi::fanout_result>> results(n);
+    std::size_t max_queued = 0, max_open = 0, max_in_flight = 0;
+    bool done = false;
+    auto started = steady::now();
+    fcgi::async_fanout_each(
+        client, std::move(reqs), 64,
+        [&](std::size_t i, fcgi::fanout_result r) {
+            auto s = client.stats();
+            max_queued = std::max(max_queued, s.queued);
+            max_open = std::max(max_open, s.endpoints.at(0).open);
+            max_in_flight = std::max(max_in_flight, s.endpoints.at(0).in_flight);
+            BOOST_TEST(!results[i].has_value(), "request " << i << " completed twice");
+            results[i] = std::move(r);
+        },
+        [&](std::error_code) { done = true; });
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return done; }, 60s),
+                          "fan-out of 256 requests at concurrency 64 did not finish in 60 s");
+    BOOST_TEST_MESSAGE("256 requests, concurrency 64, pool of 4: " << ms_since(started) << " ms");
+
+    std::set<std::string> pids;
+    std::size_t ok = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        BOOST_REQUIRE_MESSAGE(results[i].has_value(), "request " << i << " never completed");
+        const auto& r = *results[i];
+        if (!r.ec && r.resp.status == 200) {
+            ++ok;
+            pids.insert(r.resp.body);
+        } else {
+            BOOST_ERROR("request " << i << ": " << r.ec.message() << " " << r.resp.diagnostics);
+        }
+    }
+    BOOST_TEST(ok == n);
+    BOOST_TEST(pids.size() <= 4u);
+    BOOST_TEST(pids.size() >= 1u);
+    auto s = client.stats();
+    BOOST_TEST(s.endpoints.at(0).connects <= 4u);
+    BOOST_TEST(s.endpoints.at(0).connect_failures == 0u);
+    BOOST_TEST(max_open <= 4u);
+    BOOST_TEST(max_in_flight <= 4u);
+    BOOST_TEST(max_queued > 0u);  // the other 60 really waited in the client's queue
+    BOOST_TEST(s.completed == n);
+    BOOST_TEST(s.failed == 0u);
+    BOOST_TEST(s.retries == 0u);
+    shutdown(ctx, client);
+}
+
+// -- 2. pm.max_requests = 1: the worker answers one request, then closes. A request sent on
+// that kept-alive connection gets no answer. Only idempotent ones may be retried (PROTOCOL.md
+// item 7); a POST must fail and must not be sent twice.
+BOOST_AUTO_TEST_CASE(max_requests_one_post_fails_get_is_retried) {
+    php_fpm fpm({.children = 1, .max_requests = 1, .tcp = false});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 1;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    // A GET and a POST together: the pool has one connection, so the POST waits for the GET
+    // and is handed the same connection the moment the GET's END_REQUEST arrives, before the
+    // worker's close is read (the GET's completion is handled before the next read's result).
+    fcgi::request get;
+    get.script = php_fpm::script("pid.php");
+    fcgi::request post;
+    post.script = php_fpm::script("echo_body.php");
+    post.body = "must not run twice";
+    BOOST_REQUIRE(!post.is_idempotent());
+
+    outcome first_get, first_post;
+    std::optional<fcgi::client_stats> at_post;
+    start(client, get, first_get);
+    client.async_request(post, [&](std::error_code ec, fcgi::response r) {
+        ++first_post.calls;
+        first_post.done = true;
+        first_post.ec = ec;
+        first_post.resp = std::move(r);
+        at_post = client.stats();
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return first_get.done && first_post.done; }));
+    BOOST_TEST(!first_get.ec, first_get.ec.message() << " " << first_get.resp.diagnostics);
+    BOOST_TEST(first_get.resp.status == 200);
+    BOOST_TEST((first_post.ec == fcgi::error::connection_lost ||
+                first_post.ec == fcgi::error::not_connected),
+               first_post.ec.message() << " " << first_post.resp.diagnostics);
+    BOOST_TEST(!first_post.resp.diagnostics.empty());
+    BOOST_REQUIRE(at_post.has_value());
+    // One connection opened so far: the POST went to the connection the GET had used.
+    BOOST_TEST(at_post->endpoints.at(0).connects == 1u,
+               "the POST did not go to the GET's connection: the premise of this test");
+    BOOST_TEST(at_post->retries == 0u);  // not retried
+    BOOST_TEST(at_post->failed == 1u);
+    BOOST_TEST(first_post.calls == 1);
+
+    // Two GETs together: the second lands on the first one's used connection the same way,
+    // finds it closed, and is retried once on a fresh connection (a new worker).
+    outcome second, third;
+    start(client, get, second);
+    start(client, get, third);
+    BOOST_REQUIRE(run_until(ctx, [&] { return second.done && third.done; }));
+    BOOST_TEST(!second.ec, second.ec.message() << " " << second.resp.diagnostics);
+    BOOST_TEST(!third.ec, third.ec.message() << " " << third.resp.diagnostics);
+    BOOST_TEST(second.resp.status == 200);
+    BOOST_TEST(third.resp.status == 200);
+    BOOST_TEST(second.resp.body != third.resp.body);  // two workers: one request each
+    auto s = client.stats();
+    BOOST_TEST(s.retries == 1u);
+    BOOST_TEST(s.endpoints.at(0).connects == 3u);
+    BOOST_TEST(s.completed == 3u);
+    BOOST_TEST(s.failed == 1u);
+    shutdown(ctx, client);
+}
+
+// -- 3. php-fpm stopped while a fan-out runs, then started again. Driven from the client's own
+// thread: after 40 successes the completion handler stops php-fpm (the workers die
+// mid-request); the first failure seen afterwards starts it again. The client runs on between
+// the two, so in-flight requests, retries and connects meet a dead server.
+BOOST_AUTO_TEST_CASE(php_fpm_restarted_in_the_middle_of_a_fanout) {
+    php_fpm fpm({.children = 4, .tcp = true});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.tcp_endpoint())};
+    opts.max_connections_per_endpoint = 4;
+    // A refused connect marks the endpoint down for at most 1 ms; a restart takes longer
+    // (php_fpm::start polls readiness every 10 ms), so requests launched after the restart
+    // never meet a backoff left over from the outage.
+    opts.initial_backoff = 1ms;
+    opts.max_backoff = 1ms;
+    opts.connection.request_timeout = 30s;  // a hang becomes a visible request_timeout
+    fcgi::client client(ctx.get_executor(), opts);
+
+    constexpr std::size_t n = 300, concurrency = 8, stop_after = 40;
+    std::vector<fcgi::request> reqs(n);
+    for (auto& r : reqs) {
+        r.script = php_fpm::script("sleep.php");
+        r.query = "ms=5";
+    }
+    std::vector<std::optional<fcgi::fanout_result>> results(n);
+    std::size_t completed = 0, ok = 0;
+    bool stopped = false, restarted = false, done = false;
+    std::size_t launched_before_restart = n;
+    auto started = steady::now();
+    long long stop_ms = 0, restart_ms = 0;
+    fcgi::async_fanout_each(
+        client, std::move(reqs), concurrency,
+        [&](std::size_t i, fcgi::fanout_result r) {
+            BOOST_TEST(!results[i].has_value(), "request " << i << " completed twice");
+            ++completed;
+            bool failed = static_cast<bool>(r.ec);
+            ok += !failed;
+            results[i] = std::move(r);
+            if (!stopped && ok >= stop_after) {
+                stopped = true;
+                stop_ms = ms_since(started);
+                fpm.stop();
+            } else if (stopped && !restarted && failed) {
+                restarted = true;
+                fpm.start();
+                restart_ms = ms_since(started);
+                // `concurrency` requests were running before this completion; the fan-out
+                // launches every later one after this handler returns.
+                launched_before_restart = std::min(n, completed - 1 + concurrency);
+            }
+        },
+        [&](std::error_code) { done = true; });
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return done; }, 120s),
+                          "fan-out did not finish within 120 s after a php-fpm restart");
+    BOOST_TEST_MESSAGE("restart: stopped at " << stop_ms << " ms, started again at " << restart_ms
+                                              << " ms, fan-out done at " << ms_since(started)
+                                              << " ms");
+    BOOST_REQUIRE(stopped);
+    BOOST_REQUIRE(restarted);
+    BOOST_TEST(n - launched_before_restart >= 100u);
+
+    std::size_t failures = 0, later_ok = 0;
+    std::set<std::string> pids_before, pids_after;
+    for (std::size_t i = 0; i < n; ++i) {
+        BOOST_REQUIRE_MESSAGE(results[i].has_value(), "request " << i << " never completed");
+        const auto& r = *results[i];
+        if (r.ec) {
+            ++failures;
+            BOOST_TEST(
+                (r.ec == fcgi::condition::transport_error || r.ec == fcgi::error::no_endpoint),
+                "request " << i << ": " << r.ec.message() << " " << r.resp.diagnostics);
+            BOOST_TEST(i < launched_before_restart,
+                       "request " << i << " launched after the restart failed: " << r.ec.message()
+                                  << " " << r.resp.diagnostics);
+            continue;
+        }
+        BOOST_TEST(r.resp.status == 200);
+        (i < launched_before_restart ? pids_before : pids_after).insert(r.resp.body);
+        later_ok += i >= launched_before_restart;
+    }
+    BOOST_TEST(failures >= 1u);
+    BOOST_TEST(later_ok == n - launched_before_restart);
+    // The later requests were served by the new php-fpm's workers.
+    for (const auto& pid : pids_after)
+        BOOST_TEST(!pids_before.contains(pid), "worker " << pid << " survived the restart");
+    auto s = client.stats();
+    BOOST_TEST(s.completed + s.failed == n);
+    BOOST_TEST(s.queued == 0u);
+    BOOST_TEST(s.endpoints.at(0).in_flight == 0u);
+    shutdown(ctx, client);
+}
+
+// -- 4. Multiplexing at volume: 10,000 requests over 2 connections of 16 request IDs each, the
+// responder answering 8 at a time newest first with their records interleaved. Every answer
+// must reach its own request.
+BOOST_AUTO_TEST_CASE(ten_thousand_requests_multiplexed_over_two_connections) {
+    fake_responder fake({.interleave = 8});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.tcp_endpoint()};
+    opts.max_connections_per_endpoint = 2;
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_requests_per_connection = 16;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    constexpr int n = 10000;
+    int done = 0, ok = 0, inversions = 0, last = -1;
+    auto started = steady::now();
+    for (int i = 0; i < n; ++i) {
+        std::string id = std::to_string(i);
+        client.async_request(fake_request(id), [&, i, id](std::error_code ec, fcgi::response r) {
+            ++done;
+            inversions += i < last;
+            last = i;
+            if (ec)
+                BOOST_ERROR("request " << id << ": " << ec.message() << " " << r.diagnostics);
+            else if (r.body != expected_body(id))
+                BOOST_ERROR("request " << id << " got the answer \"" << r.body << "\"");
+            else
+                ++ok;
+        });
+    }
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return done == n; }, 120s),
+                          done << " of " << n << " requests completed within 120 s");
+    BOOST_TEST_MESSAGE("10,000 multiplexed requests: " << ms_since(started) << " ms");
+    BOOST_TEST(ok == n);
+    BOOST_TEST(inversions > 0);  // answers really came back out of order
+
+    auto s = client.stats();
+    BOOST_TEST(s.completed == static_cast<std::uint64_t>(n));
+    BOOST_TEST(s.retries == 0u);
+    BOOST_TEST(s.endpoints.at(0).connects <= 2u);
+    auto snap = fake.snapshot();
+    BOOST_TEST(snap.connections_accepted <= 2u);
+    BOOST_TEST(snap.requests.size() == static_cast<std::size_t>(n));  // each sent once
+    BOOST_TEST(snap.max_live <= 16u);
+    BOOST_TEST(snap.max_live > 1u);
+    BOOST_TEST(snap.violations.empty());
+    std::size_t bad_ids = 0;
+    for (const auto& r : snap.requests)
+        bad_ids += r.id < 1 || r.id > 16;
+    BOOST_TEST(bad_ids == 0u);
+    shutdown(ctx, client);
+}
+
+// -- 5. Every fault of the responder against a php-fpm-like pool (one request per
+// connection): each affected request gets its own error, the others are untouched, nothing is
+// retried (protocol errors, timeouts and a close after response bytes are never retried:
+// STYLE.md "Errors", PROTOCOL.md item 7), and the pool serves afterwards.
+BOOST_AUTO_TEST_CASE(pool_survives_every_fault) {
+    fake_responder fake({.script_for = [](const seen_request& r) -> fcgi::test::script {
+        auto id = r.param("X_ID").value_or("");
+        if (id.starts_with("close-mid"))
+            return {act::stdout_("Content-Type: text/plain\r\n\r\npartial"), act::close()};
+        if (id == "garbage")
+            return {act::raw("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")};
+        if (id == "v2")
+            return {act::raw(fcgi::test::make_record(fcgi::protocol::record_type::stdout_, r.id,
+                                                     "Content-Type: text/plain\r\n\r\nhi", 2))};
+        if (id == "silent")
+            return {};                      // never answered
+        return fcgi::test::echo_script(r);  // UNKNOWN_ROLE for the AUTHORIZER request
+    }});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 4;
+    opts.mode = fcgi::multiplexing::off;  // one request per connection, as with php-fpm
+    fcgi::client client(ctx.get_executor(), opts);
+
+    // Warm up: four requests at once open the four connections; from now on the first four
+    // requests dispatched land on used (kept-alive) connections.
+    outcomes warm;
+    for (int i = 0; i < 4; ++i)
+        start(client, fake_request("warm-" + std::to_string(i)), warm["warm-" + std::to_string(i)]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(warm); }));
+    for (const auto& [id, o] : warm)
+        BOOST_TEST(!o.ec, id << ": " << o.ec.message());
+    BOOST_REQUIRE(client.stats().endpoints.at(0).connects == 4u);
+    BOOST_REQUIRE(client.stats().endpoints.at(0).idle == 4u);
+
+    outcomes faults;
+    auto started = steady::now();
+    // Submission order is dispatch order: these four get the four used connections.
+    for (const char* id : {"close-mid-a", "close-mid-b", "garbage", "v2"})
+        start(client, fake_request(id), faults[id]);
+    auto silent = fake_request("silent");
+    silent.timeout = 300ms;
+    start(client, silent, faults["silent"]);
+    auto auth = fake_request("auth");
+    auth.role = fcgi::protocol::role::authorizer;
+    start(client, auth, faults["auth"]);
+    for (int i = 0; i < 8; ++i)
+        start(client, fake_request("ok-" + std::to_string(i)), faults["ok-" + std::to_string(i)]);
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return all_done(faults); }, 10s),
+                          "the fault batch did not finish within 10 s");
+    BOOST_TEST_MESSAGE("fault batch: " << ms_since(started) << " ms");
+
+    const std::map<std::string, std::error_code> expected = {
+        {"close-mid-a", fcgi::error::connection_lost},
+        {"close-mid-b", fcgi::error::connection_lost},
+        {"garbage", fcgi::error::bad_version},
+        {"v2", fcgi::error::bad_version},
+        {"silent", fcgi::error::request_timeout},
+        {"auth", fcgi::server_error::unknown_role},
+    };
+    auto snap = fake.snapshot();
+    for (const auto& [id, o] : faults) {
+        BOOST_TEST_CONTEXT("request " << id) {
+            BOOST_TEST(o.calls == 1);
+            BOOST_TEST(times_seen(snap, id) == 1u);  // sent once: no retry
+            if (auto it = expected.find(id); it != expected.end()) {
+                BOOST_TEST(o.ec == it->second, o.ec.message() << " " << o.resp.diagnostics);
+                BOOST_TEST(!o.resp.diagnostics.empty());
+            } else {
+                BOOST_TEST(!o.ec, o.ec.message() << " " << o.resp.diagnostics);
+                BOOST_TEST(o.resp.body == expected_body(id));
+            }
+        }
+    }
+    BOOST_TEST(faults["close-mid-a"].ec == fcgi::condition::transport_error);
+    BOOST_TEST(faults["garbage"].ec == fcgi::condition::protocol_error);
+    auto s = client.stats();
+    BOOST_TEST(s.retries == 0u);
+    BOOST_TEST(s.failed == 6u);
+    BOOST_TEST(s.completed == 12u);
+    BOOST_TEST(s.endpoints.at(0).open <= 4u);
+    BOOST_TEST(snap.violations.empty());
+
+    // The pool goes on serving.
+    outcomes after;
+    for (int i = 0; i < 12; ++i)
+        start(client, fake_request("after-" + std::to_string(i)),
+              after["after-" + std::to_string(i)]);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return all_done(after); }, 10s));
+    for (const auto& [id, o] : after) {
+        BOOST_TEST(!o.ec, id << ": " << o.ec.message() << " " << o.resp.diagnostics);
+        BOOST_TEST(o.resp.body == expected_body(id));
+    }
+    BOOST_TEST(client.stats().endpoints.at(0).open <= 4u);
+    BOOST_TEST(client.stats().retries == 0u);
+    shutdown(ctx, client);
+}
+
+// -- 5b. CANT_MPX_CONN and OVERLOADED on idempotent requests: retried once, transparently;
+// OVERLOADED on a POST is the caller's answer. The responder refuses only the first attempt.
+BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
+    auto attempts = std::make_shared<std::map<std::string, int>>();  // responder thread only
+    fake_responder fake({.script_for = [attempts](const seen_request& r) -> fcgi::test::script {
+        auto id = r.param("X_ID").value_or("");
+        int n = ++(*attempts)[id];
+        if (id == "overloaded-post" || (id == "overloaded-get" && n == 1))
+            return {act::end(protocol_status::overloaded)};
+        if (id == "cant-get" && n == 1)
+            return {act::end(protocol_status::cant_mpx_conn)};
+        return fcgi::test::echo_script(r);
+    }});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.tcp_endpoint()};
+    opts.max_connections_per_endpoint = 2;
+    opts.mode = fcgi::multiplexing::off;
+    opts.initial_backoff = 100ms;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    // CANT_MPX_CONN: the server did not take the request; it is sent again at once.
+    outcomes cant;
+    for (const char* id : {"cant-get", "ok-a", "ok-b"})
+        start(client, fake_request(id), cant[id]);
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return all_done(cant); }, 10s),
+                          "CANT_MPX_CONN batch did not finish within 10 s");
+    for (const auto& [id, o] : cant) {
+        BOOST_TEST(!o.ec, id << ": " << o.ec.message() << " " << o.resp.diagnostics);
+        BOOST_TEST(o.resp.body == expected_body(id));
+        BOOST_TEST(o.calls == 1);
+    }
+    BOOST_TEST(client.stats().retries == 1u);
+    BOOST_TEST(times_seen(fake.snapshot(), "cant-get") == 2u);
+
+    // OVERLOADED: the endpoint backs off (100 ms), then the GET is sent again; the POST fails.
+    outcomes over;
+    auto started = steady::now();
+    start(client, fake_request("overloaded-get"), over["overloaded-get"]);
+    start(client, fake_request("overloaded-post", "body"), over["overloaded-post"]);
+    start(client, fake_request("ok-c"), over["ok-c"]);
+    start(client, fake_request("ok-d"), over["ok-d"]);
+    bool finished = run_until(
+        ctx, [&] { return all_done(over); }, 10s);
+    BOOST_TEST_MESSAGE("OVERLOADED batch: " << ms_since(started) << " ms");
+    // Nothing else would wake the queue before the idle timeout (20 s): stop here if stuck.
+    BOOST_REQUIRE_MESSAGE(finished, "OVERLOADED batch did not finish within 10 s; "
+                                        << client.stats().queued << " requests still queued");
+    auto& get = over["overloaded-get"];
+    BOOST_TEST(!get.ec, get.ec.message() << " " << get.resp.diagnostics);
+    BOOST_TEST(get.resp.body == expected_body("overloaded-get"));
+    auto& post = over["overloaded-post"];
+    BOOST_TEST(post.ec == fcgi::server_error::overloaded, post.ec.message());
+    BOOST_TEST(!post.resp.diagnostics.empty());
+    for (const char* id : {"ok-c", "ok-d"})
+        BOOST_TEST(!over[id].ec, id << ": " << over[id].ec.message());
+    auto snap = fake.snapshot();
+    BOOST_TEST(times_seen(snap, "overloaded-get") == 2u);
+    BOOST_TEST(times_seen(snap, "overloaded-post") == 1u);
+    BOOST_TEST(times_seen(snap, "ok-c") == 1u);
+    BOOST_TEST(client.stats().retries == 2u);
+
+    // The pool goes on serving.
+    outcomes after;
+    for (int i = 0; i < 6; ++i)
+        start(client, fake_request("after-" + std::to_string(i)),
+              after["after-" + std::to_string(i)]);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return all_done(after); }, 10s));
+    for (const auto& [id, o] : after)
+        BOOST_TEST(!o.ec, id << ": " << o.ec.message() << " " << o.resp.diagnostics);
+    BOOST_TEST(fake.snapshot().violations.empty());
+    shutdown(ctx, client);
+}
+
+// -- 5c. A pool that multiplexes against a server that cannot (libfcgi answers a concurrent
+// BEGIN_REQUEST with CANT_MPX_CONN): the refused requests are retried and succeed, and the
+// connection stops multiplexing.
+BOOST_AUTO_TEST_CASE(pool_multiplexing_against_a_server_that_refuses) {
+    fake_responder fake({.script_for =
+                             [](const seen_request& r) {
+                                 auto s = fcgi::test::echo_script(r);
+                                 s.insert(s.begin(), act::delay(50ms));
+                                 return s;
+                             },
+                         .max_live_per_connection = 1});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_requests_per_connection = 4;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    auto wave = [&](const std::string& prefix) {
+        outcomes o;
+        for (int i = 0; i < 4; ++i)
+            start(client, fake_request(prefix + std::to_string(i)), o[prefix + std::to_string(i)]);
+        BOOST_REQUIRE_MESSAGE(run_until(
+                                  ctx, [&] { return all_done(o); }, 10s),
+                              "wave " << prefix << " did not finish within 10 s");
+        for (const auto& [id, out] : o) {
+            BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+            BOOST_TEST(out.resp.body == expected_body(id));
+        }
+    };
+    wave("a");
+    auto snap = fake.snapshot();
+    std::size_t refused = 0;
+    for (const auto& r : snap.requests)
+        refused += r.refused;
+    BOOST_TEST(refused >= 1u);  // the server really refused to multiplex
+    BOOST_TEST(client.stats().retries == refused);
+    wave("b");  // one request at a time now: nothing refused, nothing retried
+    BOOST_TEST(client.stats().retries == refused);
+    BOOST_TEST(fake.snapshot().connections_accepted == 1u);
+    BOOST_TEST(fake.snapshot().violations.empty());
+    shutdown(ctx, client);
+}
+
+// -- 6. Cancellation through the client.
+BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
+    auto g = std::make_shared<gate>();
+    asio::io_context ctx;
+    fake_responder fake({.script_for = [g, &ctx](const seen_request& r) -> fcgi::test::script {
+        wake(ctx);
+        auto id = r.param("X_ID").value_or("");
+        if (id == "held")
+            g->wait();  // answered once the test opens the gate
+        if (id == "never")
+            return {};
+        return fcgi::test::echo_script(r);
+    }});
+    opener open_on_exit{g};
+    fcgi::client_options opts;
+    opts.endpoints = {fake.tcp_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    asio::cancellation_signal sig;
+    outcomes o;
+    start(client, fake_request("held"), o["held"]);
+    client.async_request(
+        fake_request("cancelled"),
+        asio::bind_cancellation_slot(sig.slot(),
+                                     [&out = o["cancelled"]](std::error_code ec, fcgi::response r) {
+                                         ++out.calls;
+                                         out.done = true;
+                                         out.ec = ec;
+                                         out.resp = std::move(r);
+                                     }));
+    start(client, fake_request("after"), o["after"]);
+    // "held" is on the server, the two others wait in the client's queue.
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return !fake.snapshot().requests.empty() && client.stats().queued == 2; }));
+    sig.emit(asio::cancellation_type::terminal);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["cancelled"].done; }));
+    BOOST_TEST(o["cancelled"].ec == asio::error::operation_aborted, o["cancelled"].ec.message());
+    BOOST_TEST(!o["held"].done);
+    BOOST_TEST(!o["after"].done);
+    BOOST_TEST(client.stats().queued == 1u);
+
+    g->open();
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const char* id : {"held", "after"}) {
+        BOOST_TEST(!o[id].ec, id << ": " << o[id].ec.message());
+        BOOST_TEST(o[id].resp.body == expected_body(id));
+    }
+    for (const auto& [id, out] : o)
+        BOOST_TEST(out.calls == 1, id);
+    auto snap = fake.snapshot();
+    BOOST_TEST(times_seen(snap, "cancelled") == 0u);  // never sent
+    BOOST_TEST(snap.connections_accepted == 1u);
+
+    // A request cancelled while on the server: abandoned, and its connection closed (the pool
+    // does not multiplex; php-fpm ignores ABORT_REQUEST). The pool opens a new one.
+    asio::cancellation_signal sig2;
+    outcome never, next;
+    client.async_request(
+        fake_request("never"),
+        asio::bind_cancellation_slot(sig2.slot(), [&](std::error_code ec, fcgi::response r) {
+            ++never.calls;
+            never.done = true;
+            never.ec = ec;
+            never.resp = std::move(r);
+        }));
+    BOOST_REQUIRE(run_until(ctx, [&] { return times_seen(fake.snapshot(), "never") == 1; }));
+    sig2.emit(asio::cancellation_type::terminal);
+    BOOST_REQUIRE(run_until(ctx, [&] { return never.done; }));
+    BOOST_TEST(never.ec == asio::error::operation_aborted, never.ec.message());
+    start(client, fake_request("next"), next);
+    BOOST_REQUIRE(run_until(ctx, [&] { return next.done; }));
+    BOOST_TEST(!next.ec, next.ec.message() << " " << next.resp.diagnostics);
+    BOOST_TEST(next.resp.body == expected_body("next"));
+    BOOST_TEST(fake.snapshot().connections_accepted == 2u);
+    BOOST_TEST(client.stats().retries == 0u);
+    shutdown(ctx, client);
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), act::delay(30ms));
+        return s;
+    }});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 2;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    std::vector<std::string> order;  // completions, in order
+    outcomes o;
+    for (int i = 0; i < 6; ++i) {
+        std::string id = "s" + std::to_string(i);
+        client.async_request(fake_request(id), [&, id](std::error_code ec, fcgi::response r) {
+            order.push_back(id);
+            auto& out = o[id];
+            ++out.calls;
+            out.done = true;
+            out.ec = ec;
+            out.resp = std::move(r);
+        });
+    }
+    std::optional<std::error_code> shut;
+    client.async_shutdown([&](std::error_code ec) {
+        order.push_back("shutdown");
+        shut = ec;
+    });
+    // Started after async_shutdown: the documented answer is client_stopped.
+    outcome late;
+    start(client, fake_request("late"), late);
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return shut.has_value() && late.done; }, 10s),
+                          "async_shutdown did not complete within 10 s");
+    BOOST_TEST(!*shut, shut->message());
+    BOOST_REQUIRE(o.size() == 6u);
+    for (const auto& [id, out] : o) {
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == expected_body(id));
+    }
+    BOOST_REQUIRE(!order.empty());
+    BOOST_TEST(order.back() == "shutdown");  // only after every request finished
+    BOOST_TEST(late.ec == fcgi::error::client_stopped,
+               "a request started after async_shutdown: " << late.ec.message());
+
+    outcome after;
+    start(client, fake_request("after"), after);
+    BOOST_REQUIRE(run_until(ctx, [&] { return after.done; }));
+    BOOST_TEST(after.ec == fcgi::error::client_stopped, after.ec.message());
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) {
+            return s.connections_closed_by_peer == s.connections_accepted;
+        },
+        5s));
+    BOOST_TEST(drains(ctx), "the io_context still had work 5 s after shutdown");
+}
+
+BOOST_AUTO_TEST_CASE(cancel_fails_everything_pending_with_client_stopped) {
+    asio::io_context ctx;
+    fake_responder fake({.script_for = [&ctx](const seen_request&) {
+        wake(ctx);
+        return fcgi::test::script{};  // never answered
+    }});
+    fcgi::client_options opts;
+    opts.endpoints = {fake.tcp_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcomes o;
+    for (int i = 0; i < 5; ++i)
+        start(client, fake_request("c" + std::to_string(i)), o["c" + std::to_string(i)]);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return fake.snapshot().requests.size() == 1 && client.stats().queued == 4; }));
+    client.cancel();
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o) {
+        BOOST_TEST(out.ec == fcgi::error::client_stopped, id << ": " << out.ec.message());
+        BOOST_TEST(out.calls == 1, id);
+    }
+    outcome after;
+    start(client, fake_request("after"), after);
+    BOOST_REQUIRE(run_until(ctx, [&] { return after.done; }));
+    BOOST_TEST(after.ec == fcgi::error::client_stopped, after.ec.message());
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return s.connections_closed_by_peer == 1; }, 5s));
+    BOOST_TEST(fake.snapshot().requests.size() == 1u);
+    BOOST_TEST(drains(ctx), "the io_context still had work 5 s after cancel()");
+}
+
+BOOST_AUTO_TEST_CASE(destroying_the_client_with_requests_outstanding) {
+    asio::io_context ctx;
+    fake_responder fake({.script_for = [&ctx](const seen_request&) {
+        wake(ctx);
+        return fcgi::test::script{};  // never answered
+    }});
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+
+    // One request on the server, four queued.
+    outcomes o;
+    {
+        fcgi::client client(ctx.get_executor(), opts);
+        for (int i = 0; i < 5; ++i)
+            start(client, fake_request("d" + std::to_string(i)), o["d" + std::to_string(i)]);
+        BOOST_REQUIRE(run_until(ctx, [&] {
+            return fake.snapshot().requests.size() == 1 && client.stats().queued == 4;
+        }));
+    }
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o) {
+        BOOST_TEST(out.ec == fcgi::error::client_stopped, id << ": " << out.ec.message());
+        BOOST_TEST(out.calls == 1, id);
+    }
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return s.connections_closed_by_peer == 1; }, 5s));
+    BOOST_TEST(drains(ctx), "the io_context still had work 5 s after the client was destroyed");
+
+    // Requests started and the client destroyed before the io_context ever ran: connections
+    // still connecting are dropped, every handler runs once.
+    outcomes early;
+    {
+        fcgi::client client(ctx.get_executor(), opts);
+        for (int i = 0; i < 3; ++i)
+            start(client, fake_request("e" + std::to_string(i)), early["e" + std::to_string(i)]);
+    }
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(early); }));
+    for (const auto& [id, out] : early) {
+        BOOST_TEST(out.ec == fcgi::error::client_stopped, id << ": " << out.ec.message());
+        BOOST_TEST(out.calls == 1, id);
+    }
+    BOOST_TEST(drains(ctx), "the io_context still had work 5 s after the client was destroyed");
+    BOOST_TEST(times_seen(fake.snapshot(), "e0") == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

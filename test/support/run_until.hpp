@@ -1,0 +1,29 @@
+// Drives an io_context until a condition holds, bounded in time: the replacement for sleeps.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <chrono>
+
+namespace fcgi::test {
+
+/// Runs `ctx` until `done()` holds; false when `limit` passed first. Connections keep their
+/// readers armed, so "out of work" never means "finished". A predicate on another thread's
+/// state needs that thread to post something to `ctx` to wake it.
+template <class Pred>
+bool run_until(asio::io_context& ctx, Pred done,
+               std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    using steady = std::chrono::steady_clock;
+    auto deadline = steady::now() + limit;
+    while (!done()) {
+        auto now = steady::now();
+        if (now >= deadline)
+            return false;
+        if (ctx.stopped())
+            ctx.restart();
+        if (ctx.run_one_for(deadline - now) == 0 && ctx.stopped())
+            return done();  // nothing left that could make progress
+    }
+    return true;
+}
+
+}  // namespace fcgi::test

@@ -1,0 +1,36 @@
+// Runs a program as a child process with its stdin, stdout and stderr attached to the test: for
+// tests of the fcgi command-line tool.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace fcgi::test {
+
+/// What a child did.
+struct run_result {
+    int exit_code = -1;  ///< 128 + signal when killed
+    std::string out;     ///< everything it wrote to stdout
+    std::string err;     ///< everything it wrote to stderr
+    std::chrono::milliseconds elapsed{0};
+};
+
+/// What to run.
+struct run_spec {
+    std::string program;             ///< absolute path
+    std::vector<std::string> args;   ///< argv[1..]
+    std::string input;               ///< written to the child's stdin, then EOF
+    std::vector<std::string> env;    ///< extra NAME=VALUE entries
+    std::string cwd;                 ///< empty = ours
+    std::chrono::seconds limit{30};  ///< the child is killed after this
+};
+
+/// Runs `spec` to completion and collects its output. The child inherits our environment
+/// minus FCGI_CONNECT (so a caller's setting cannot leak into a test of the flag), plus
+/// spec.env. Every wait is bounded by spec.limit and none is a sleep. Throws std::system_error
+/// when the child cannot be started, and std::runtime_error when it outlives spec.limit (it is
+/// killed and reaped first).
+run_result run_child(const run_spec& spec);
+
+}  // namespace fcgi::test

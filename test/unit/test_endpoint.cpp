@@ -1,0 +1,56 @@
+// Endpoint parsing: every accepted form, and malformed ones quoted in the error.
+#include <boost/test/unit_test.hpp>
+
+#include "fcgi/endpoint.hpp"
+#include "fcgi/error.hpp"
+
+using fcgi::endpoint;
+
+BOOST_AUTO_TEST_SUITE(endpoint_parsing)
+
+BOOST_AUTO_TEST_CASE(unix_forms) {
+    auto e = endpoint::parse("unix:/run/php/php8.2-fpm.sock");
+    BOOST_TEST((e.type == endpoint::kind::unix_socket));
+    BOOST_TEST(e.path == "/run/php/php8.2-fpm.sock");
+    BOOST_TEST(e.to_string() == "unix:/run/php/php8.2-fpm.sock");
+    auto bare = endpoint::parse("/tmp/x.sock");
+    BOOST_TEST((bare.type == endpoint::kind::unix_socket));
+    BOOST_TEST(bare.path == "/tmp/x.sock");
+    BOOST_TEST((bare == endpoint::unix_socket("/tmp/x.sock")));
+}
+
+BOOST_AUTO_TEST_CASE(tcp_forms) {
+    auto a = endpoint::parse("127.0.0.1:9000");
+    BOOST_TEST((a.type == endpoint::kind::tcp));
+    BOOST_TEST(a.host == "127.0.0.1");
+    BOOST_TEST(a.port == 9000);
+    auto b = endpoint::parse("tcp:localhost:9001");
+    BOOST_TEST(b.host == "localhost");
+    BOOST_TEST(b.port == 9001);
+    auto c = endpoint::parse("[::1]:9002");
+    BOOST_TEST(c.host == "::1");
+    BOOST_TEST(c.port == 9002);
+    BOOST_TEST(c.to_string() == "[::1]:9002");
+    BOOST_TEST(a.to_string() == "127.0.0.1:9000");
+    BOOST_TEST(endpoint::parse("tcp:[::1]:1").port == 1);
+    BOOST_TEST(endpoint::parse("h:65535").port == 65535);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_are_rejected_and_quoted) {
+    for (const char* bad :
+         {"", "unix:", "localhost", "host:", ":9000", "host:0", "host:65536", "host:12x",
+          "::1:9000", "[::1]9000", "[::1]:", "tcp:", "a b:80", "host:-1"}) {
+        endpoint out;
+        BOOST_TEST(fcgi::parse_endpoint(bad, out) == fcgi::error::invalid_endpoint, bad);
+        try {
+            (void)endpoint::parse(bad);
+            BOOST_ERROR("no exception for '" << bad << "'");
+        } catch (const std::system_error& e) {
+            BOOST_TEST(e.code() == fcgi::error::invalid_endpoint);
+            BOOST_TEST(std::string(e.what()).find("'" + std::string(bad) + "'") !=
+                       std::string::npos);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,177 @@
+#include "fanout_command.hpp"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <asio/io_context.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "error_names.hpp"
+#include "exit_codes.hpp"
+#include "fanout_jobs.hpp"
+#include "fanout_summary.hpp"
+#include "fcgi/client.hpp"
+#include "fcgi/endpoint.hpp"
+#include "fcgi/fanout.hpp"
+#include "json_output.hpp"
+#include "output.hpp"
+
+namespace fcgi_cli {
+namespace {
+
+using namespace std::chrono;
+
+bool read_all(const std::string& name, std::string& out, std::string& why) {
+    const bool from_stdin = name.empty() || name == "-";
+    std::FILE* f = from_stdin ? stdin : std::fopen(name.c_str(), "rb");
+    if (!f) {
+        why = "cannot open '" + name + "': " + std::strerror(errno);
+        return false;
+    }
+    char buf[1 << 16];
+    std::size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+        out.append(buf, n);
+    bool ok = !std::ferror(f);
+    int err = errno;
+    if (!from_stdin)
+        std::fclose(f);
+    if (!ok)
+        why = "cannot read " + (from_stdin ? std::string("stdin") : "'" + name + "'") + ": " +
+              std::strerror(err);
+    return ok;
+}
+
+milliseconds seconds_to_ms(double s) {
+    return milliseconds(std::max<long long>(1, std::llround(std::ceil(s * 1000.0))));
+}
+
+}  // namespace
+
+void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
+    cmd.footer(
+        "Job (one JSON object per line; blank lines skipped):\n"
+        "  {\"id\": any, \"script\": \"x.php[?QUERY]\", \"method\": \"GET\", \"query\": \"a=1\",\n"
+        "   \"params\": {\"NAME\": \"v\"}, \"headers\": {\"Name\": \"v\"},\n"
+        "   \"body\": \"text\" | \"body_base64\": \"...\", \"timeout\": SECONDS}\n"
+        "  Only \"script\" is required; unknown fields make the job invalid.\n"
+        "Result (one line per job, in completion order):\n"
+        "  {\"id\", \"status\": 200|null, \"headers\": {\"Name\": [values]},\n"
+        "   \"body\" | \"body_base64\", \"stderr\" | \"stderr_base64\", \"duration_ms\",\n"
+        "   \"error\": null | {\"code\": \"request_timeout\", \"message\": \"...\"}}\n"
+        "  Body and stderr are base64 under *_base64 when they are not valid UTF-8.\n"
+        "Exit: 0 when every job got a response (any status), 6 when any job failed or was\n"
+        "invalid (error.code \"invalid_job\", message naming the line), 2 on usage errors.\n");
+    cmd.add_option("-c,--connect", f.connect,
+                   "Server address, repeatable to balance over several: unix:/path.sock, "
+                   "/path.sock, host:port, [v6]:port (default: $FCGI_CONNECT)")
+        ->envname("FCGI_CONNECT")
+        ->allow_extra_args(false);  // one value per occurrence, so FILE is never swallowed
+    cmd.add_option("-n,--concurrency", f.concurrency,
+                   "Requests handed to the client at once (default 16)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));  // the client's max_pending
+    cmd.add_option("--connections", f.connections,
+                   "Connections per endpoint; keep it <= php-fpm's pm.max_children (default 4)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+    cmd.add_option("-t,--timeout", f.timeout,
+                   "Default deadline of each request in SECONDS (fractional), queueing and "
+                   "connecting included; a job's \"timeout\" overrides it (default: none)")
+        ->check(CLI::PositiveNumber);
+    cmd.add_option("-r,--root", f.root,
+                   "DOCUMENT_ROOT; relative scripts are resolved against it "
+                   "(default: the current directory)");
+    cmd.add_option("file", f.input, "Jobs, one JSON object per line (default or '-': stdin)");
+}
+
+int run_fanout(const fanout_flags& flags) {
+    if (flags.connect.empty()) {
+        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
+        return usage_error;
+    }
+    fcgi::client_options options;
+    for (const auto& text : flags.connect) {
+        fcgi::endpoint ep;
+        if (auto ec = fcgi::parse_endpoint(text, ep)) {
+            print_error("'" + text + "': " + ec.message());
+            return usage_error;
+        }
+        options.endpoints.push_back(std::move(ep));
+    }
+    options.max_connections_per_endpoint = flags.connections;
+    if (flags.timeout > 0) {
+        options.connection.request_timeout = seconds_to_ms(flags.timeout);
+        // Connecting counts against the deadline anyway; waiting longer than it is pointless.
+        options.connection.connect_timeout =
+            std::min(options.connection.connect_timeout, options.connection.request_timeout);
+    }
+
+    std::string input;
+    std::string why;
+    if (!read_all(flags.input, input, why)) {
+        print_error(why);
+        return usage_error;
+    }
+    std::vector<fanout_job> jobs = parse_jobs(input, flags.root);
+    input = std::string();  // the jobs hold what they need
+
+    fanout_summary summary;
+    bool output_failed = false;
+    auto emit = [&](const std::string& line) {
+        if (output_failed)
+            return;
+        if (!write_stdout(line + "\n")) {
+            output_failed = true;
+            print_error("cannot write results to stdout: " + std::string(std::strerror(errno)));
+        }
+    };
+
+    // Invalid jobs complete at once; the valid ones keep their id for when they complete.
+    std::vector<fcgi::request> requests;
+    std::vector<ordered_json> ids;
+    requests.reserve(jobs.size());
+    ids.reserve(jobs.size());
+    for (auto& job : jobs) {
+        if (!job.error.empty()) {
+            summary.add_unsent(invalid_job_name);
+            emit(invalid_job_line(job.id, job.error));
+            continue;
+        }
+        requests.push_back(std::move(job.req));
+        ids.push_back(std::move(job.id));
+    }
+    jobs = std::vector<fanout_job>();
+
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), std::move(options));
+    const auto start = steady_clock::now();
+    auto finish = start;
+    // Runs on the client's executor, one result at a time: no locking around stdout.
+    auto on_result = [&](std::size_t index, fcgi::fanout_result r) {
+        if (r.ec)
+            summary.add_failure(error_name(r.ec), r.duration);
+        else
+            summary.add_response(r.duration);
+        bool was_failed = output_failed;
+        emit(result_line(ids[index], r));
+        ids[index] = nullptr;  // the response itself dies with `r`
+        if (output_failed && !was_failed)
+            client.cancel();  // nobody will read the rest
+    };
+    fcgi::async_fanout_each(client, std::move(requests), flags.concurrency, on_result,
+                            [&](std::error_code) {
+                                finish = steady_clock::now();
+                                // Closes the kept-alive connections so ctx.run() returns.
+                                client.async_shutdown([](std::error_code) {});
+                            });
+    ctx.run();
+
+    write_stderr(summary.text(finish - start));
+    if (output_failed || summary.failed() > 0)
+        return request_failure;
+    return ok;
+}
+
+}  // namespace fcgi_cli

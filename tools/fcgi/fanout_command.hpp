@@ -1,0 +1,32 @@
+// `fcgi fanout`: run many jobs (JSON lines) through one pooled client, print results as JSON lines.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace fcgi_cli {
+
+/// `fcgi fanout` flags.
+struct fanout_flags {
+    std::vector<std::string> connect;  ///< --connect, repeatable, or FCGI_CONNECT
+    std::size_t concurrency = 16;      ///< --concurrency: requests handed to the client at once
+    std::size_t connections = 4;       ///< --connections: max_connections_per_endpoint
+    double timeout = 0;                ///< --timeout SECONDS per request; 0 = none
+    std::string root;                  ///< --root DIR for relative scripts
+    std::string input;                 ///< FILE; empty or "-" = stdin
+};
+
+/// Declares the flags of `fcgi fanout` on `cmd`, storing into `flags`.
+void add_fanout_flags(CLI::App& cmd, fanout_flags& flags);
+
+/// Reads every job, runs them, writes one result line per job to stdout as each completes and
+/// a summary to stderr. Returns 0 when every job got a response (any status), 6
+/// (request_failure) when any failed or was invalid, 2 on a usage error (nothing sent).
+int run_fanout(const fanout_flags& flags);
+
+}  // namespace fcgi_cli

@@ -1,0 +1,164 @@
+#include "fanout_jobs.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "base64.hpp"
+#include "request_options.hpp"
+
+namespace fcgi_cli {
+namespace {
+
+// Thrown inside parse_job only, so each check is one line; never escapes it.
+struct job_error {
+    std::string what;
+};
+
+[[noreturn]] void reject(std::string what) {
+    throw job_error{std::move(what)};
+}
+
+const std::string& string_field(const ordered_json& j, const char* name) {
+    if (!j.is_string())
+        reject(std::string("\"") + name + "\" must be a string, not " + j.type_name());
+    return j.get_ref<const std::string&>();
+}
+
+// An object of strings, in the order written.
+std::vector<std::pair<std::string, std::string>> string_pairs(const ordered_json& j,
+                                                              const char* name) {
+    if (!j.is_object())
+        reject(std::string("\"") + name + "\" must be an object of strings, not " + j.type_name());
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [key, value] : j.items()) {
+        if (!value.is_string())
+            reject(std::string("\"") + name + "\".\"" + key + "\" must be a string, not " +
+                   value.type_name());
+        out.emplace_back(key, value.get<std::string>());
+    }
+    return out;
+}
+
+std::chrono::milliseconds timeout_field(const ordered_json& j) {
+    if (!j.is_number())
+        reject(std::string("\"timeout\" must be a number of seconds, not ") + j.type_name());
+    double s = j.get<double>();
+    // The upper bound keeps the conversion to milliseconds from overflowing.
+    if (!std::isfinite(s) || s < 0 || s > 1e9)
+        reject("\"timeout\" must be between 0 and 1e9 seconds");
+    if (s == 0)
+        return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds(std::max<long long>(1, std::llround(std::ceil(s * 1000.0))));
+}
+
+// nlohmann's message names "line 1" of the one-line text; the caller names the real line.
+std::string parse_error_text(const char* what) {
+    std::string s = what;
+    if (auto p = s.find("] "); s.starts_with("[json.exception.") && p != std::string::npos)
+        s.erase(0, p + 2);
+    if (auto p = s.find("at line 1, column"); p != std::string::npos)
+        s.replace(p, std::string_view("at line 1, column").size(), "at column");
+    return s;
+}
+
+void fill_request(const ordered_json& j, const std::string& root, fcgi::request& req) {
+    const ordered_json* script = nullptr;
+    const ordered_json* body = nullptr;
+    const ordered_json* body_base64 = nullptr;
+    const ordered_json* query = nullptr;
+    for (const auto& [key, value] : j.items()) {
+        if (key == "id")
+            continue;
+        else if (key == "script")
+            script = &value;
+        else if (key == "method")
+            req.method = string_field(value, "method");
+        else if (key == "query")
+            query = &value;
+        else if (key == "params")
+            req.params = string_pairs(value, "params");
+        else if (key == "headers")
+            req.headers = string_pairs(value, "headers");
+        else if (key == "body")
+            body = &value;
+        else if (key == "body_base64")
+            body_base64 = &value;
+        else if (key == "timeout")
+            req.timeout = timeout_field(value);
+        else
+            reject("unknown field \"" + key + "\"");
+    }
+    if (!script)
+        reject("\"script\" is missing");
+    request_flags flags;
+    flags.target = string_field(*script, "script");
+    flags.root = root;
+    if (flags.target.empty())
+        reject("\"script\" is empty");
+    // Resolved by `fcgi request`'s own code, so both commands agree on paths and DOCUMENT_ROOT.
+    fcgi::request resolved;
+    std::string why;
+    if (!build_request(flags, resolved, why))
+        reject(why);
+    req.script = std::move(resolved.script);
+    req.document_root = std::move(resolved.document_root);
+    if (query) {
+        if (flags.target.find('?') != std::string::npos)
+            reject("give the query either after '?' in \"script\" or in \"query\", not both");
+        req.query = string_field(*query, "query");
+    } else {
+        req.query = std::move(resolved.query);
+    }
+    if (body && body_base64)
+        reject("give \"body\" or \"body_base64\", not both");
+    if (body)
+        req.body = string_field(*body, "body");
+    if (body_base64 && !base64_decode(string_field(*body_base64, "body_base64"), req.body))
+        reject("\"body_base64\" is not valid base64");
+    if (fcgi::validate(req, why))
+        reject(why);
+}
+
+}  // namespace
+
+fanout_job parse_job(std::string_view text, std::size_t line, const std::string& root) {
+    fanout_job job;
+    job.line = line;
+    try {
+        ordered_json j;
+        try {
+            j = ordered_json::parse(text);
+        } catch (const nlohmann::json::parse_error& e) {
+            reject("not valid JSON: " + parse_error_text(e.what()));
+        }
+        if (!j.is_object())
+            reject(std::string("a job must be a JSON object, not ") + j.type_name());
+        if (auto it = j.find("id"); it != j.end())
+            job.id = *it;
+        fill_request(j, root, job.req);
+    } catch (const job_error& e) {
+        job.error = "line " + std::to_string(line) + ": " + e.what;
+        job.req = {};
+    }
+    return job;
+}
+
+std::vector<fanout_job> parse_jobs(std::string_view input, const std::string& root) {
+    std::vector<fanout_job> jobs;
+    std::size_t line = 0;
+    while (!input.empty()) {
+        ++line;
+        auto nl = input.find('\n');
+        std::string_view text = input.substr(0, nl);
+        input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
+        if (text.ends_with('\r'))
+            text.remove_suffix(1);
+        if (text.find_first_not_of(" \t") == std::string_view::npos)
+            continue;
+        jobs.push_back(parse_job(text, line, root));
+    }
+    return jobs;
+}
+
+}  // namespace fcgi_cli
