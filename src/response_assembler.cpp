@@ -6,7 +6,7 @@ namespace fcgi::detail {
 
 void response_assembler::reset(const response_limits& limits) {
     limits_ = limits;
-    head_ = protocol::cgi_head_parser(limits.max_head);
+    head_.reset(limits.max_head);  // keeps the head buffer's capacity across requests
     response_ = response{};
     stdout_bytes_ = 0;
 }

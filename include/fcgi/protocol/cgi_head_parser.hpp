@@ -56,6 +56,11 @@ class cgi_head_parser {
 
     /// Forgets everything for a new response; keeps the limit and capacity.
     void reset() noexcept;
+    /// Forgets everything and sets a new limit; keeps capacity.
+    void reset(std::size_t max_size) noexcept {
+        reset();
+        max_size_ = max_size;
+    }
 
   private:
     std::error_code parse(std::string_view head);
