@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
         req.script = argv[2];
         req.timeout = std::chrono::seconds(10);
         conn.async_request(std::move(req), [&](std::error_code ec2, fcgi::response resp) {
+            conn.close();  // the kept-alive connection would keep ctx.run() going
             if (ec2) {
                 std::cerr << "request: " << ec2.message() << " (" << resp.diagnostics << ")\n";
                 return;

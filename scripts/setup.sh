@@ -8,7 +8,7 @@ packages=(
   libasio-dev libboost-test-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev
   php8.2-fpm php8.2-cli
-  clang-format
+  clang-format clang libclang-rt-14-dev
 )
 
 missing=()

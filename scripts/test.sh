@@ -15,3 +15,8 @@ if [ "${FCGI_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake --build --preset asan -j "$jobs"
   ctest --preset asan -j "$jobs" -LE "lint|install"
 fi
+
+# libFuzzer runs of the protocol code (clang, ~1 minute); the corpora also replay in ctest above.
+if [ "${FCGI_SKIP_FUZZ:-0}" != 1 ]; then
+  bash scripts/fuzz.sh
+fi

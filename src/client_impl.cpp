@@ -137,8 +137,9 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh) {
         if (p.down_until > now || p.probe_state != endpoint_pool::probe::done)
             continue;
         bool free = find_usable(p, fresh) != nullptr;
-        bool can_grow = p.conns.size() < opts_.max_connections_per_endpoint ||
-                        (fresh && find_idle(p) != nullptr);
+        bool can_grow =
+            p.grow_after <= now && (p.conns.size() < opts_.max_connections_per_endpoint ||
+                                    (fresh && find_idle(p) != nullptr));
         if (!free && !can_grow)
             continue;
         if (!best || (free && !best_free) || (free == best_free && p.in_flight < best->in_flight)) {
@@ -252,9 +253,12 @@ void client_impl::arm_retry_timer() {
     // backoff ends, since no connection event may come before.
     auto earliest = clock::time_point::max();
     auto now = clock::now();
-    for (const auto& p : pools_)
+    for (const auto& p : pools_) {
         if (p.down_until > now)
             earliest = std::min(earliest, p.down_until);
+        if (p.grow_after > now)
+            earliest = std::min(earliest, p.grow_after);
+    }
     if (earliest == clock::time_point::max() || (retry_armed_ && retry_at_ <= earliest))
         return;
     retry_armed_ = true;
@@ -297,11 +301,22 @@ void client_impl::on_connected(endpoint_pool* ep, pooled_connection* pc, std::er
     if (ec) {
         (*it)->conn->set_event_callback(nullptr);
         ep->conns.erase(it);
-        mark_down(*ep, ec);
+        if (ep->where.type == endpoint::kind::unix_socket &&
+            (ec == asio::error::no_buffer_space || ec == asio::error::try_again ||
+             ec == asio::error::would_block)) {
+            // The listen backlog is full: transient, the server is up. Retry soon.
+            ep->transient_backoff =
+                std::clamp(ep->transient_backoff * 2, std::chrono::milliseconds(2),
+                           std::chrono::milliseconds(100));
+            ep->grow_after = clock::now() + ep->transient_backoff;
+        } else {
+            mark_down(*ep, ec);
+        }
         pump();
         return;
     }
     pc->connected = true;
+    ep->transient_backoff = {};
     ep->backoff = {};
     ep->down_until = {};
     pump();

@@ -59,7 +59,7 @@ struct endpoint_stats {
     std::size_t in_flight = 0;                       ///< requests handed to connections
     bool down = false;                               ///< refused recently; in backoff
     std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use
-    std::uint64_t connects = 0;                      ///< connections opened (reconnects included)
+    std::uint64_t connects = 0;                      ///< connection attempts (reconnects included)
     std::uint64_t reconnects = 0;  ///< connections that were open and closed since
     std::uint64_t connect_failures = 0;
     std::uint64_t completed = 0;

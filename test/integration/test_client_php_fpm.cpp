@@ -13,6 +13,7 @@
 #include "fcgi/fanout.hpp"
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
+#include "support/run_until.hpp"
 
 using fcgi::test::php_fpm;
 using namespace std::chrono_literals;
@@ -136,6 +137,38 @@ BOOST_AUTO_TEST_CASE(bounded_queue_rejects) {
     BOOST_TEST(ok + rejected == 50u);
     BOOST_TEST(rejected > 0u);
     BOOST_TEST(ok >= 5u);
+}
+
+BOOST_AUTO_TEST_CASE(recycling_after_n_requests_and_idle_timeout) {
+    php_fpm fpm({.children = 1, .tcp = false});
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 1;
+    opts.max_requests_per_connection_lifetime = 3;
+    fcgi::client_stats stats;
+    auto results = fanout(opts, pid_requests(10), 1, &stats);
+    for (const auto& r : results)
+        BOOST_TEST(!r.ec);
+    BOOST_TEST(stats.endpoints[0].connects == 4u);  // 3 + 3 + 3 + 1
+    BOOST_TEST(stats.retries == 0u);
+
+    // An idle connection is closed after idle_timeout.
+    asio::io_context ctx;
+    opts.max_requests_per_connection_lifetime = 0;
+    opts.idle_timeout = 100ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    fcgi::request req = pid_requests(1)[0];
+    bool done = false;
+    client.async_request(req, [&](std::error_code ec, fcgi::response) {
+        BOOST_TEST(!ec);
+        done = true;
+    });
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return done; }));
+    BOOST_TEST(client.stats().endpoints[0].open == 1u);
+    auto start = std::chrono::steady_clock::now();
+    BOOST_REQUIRE(fcgi::test::run_until(
+        ctx, [&] { return client.stats().endpoints[0].open == 0; }, 5s));
+    BOOST_TEST((std::chrono::steady_clock::now() - start >= 90ms));
 }
 
 BOOST_AUTO_TEST_CASE(auto_multiplexing_follows_get_values) {

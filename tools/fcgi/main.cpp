@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "bench_command.hpp"
 #include "exit_codes.hpp"
 #include "fanout_command.hpp"
 #include "output.hpp"
@@ -35,6 +36,12 @@ int main(int argc, char** argv) {
         "Run many jobs (JSON lines from FILE or stdin) over pooled connections; print one JSON "
         "result line per job as each completes, and a summary on stderr");
     add_fanout_flags(*fanout_cmd, fanout);
+    bench_flags bench;
+    auto* bench_cmd = app.add_subcommand(
+        "bench",
+        "Load-test SCRIPT[?QUERY]: closed loop (--concurrency) or open loop (--rate); report "
+        "throughput, latency percentiles, failures and never-answered requests");
+    add_bench_flags(*bench_cmd, bench);
 
     try {
         app.parse(argc, argv);
@@ -48,5 +55,7 @@ int main(int argc, char** argv) {
         return run_probe(probe);
     if (fanout_cmd->parsed())
         return run_fanout(fanout);
+    if (bench_cmd->parsed())
+        return run_bench(bench);
     return run_request(request);
 }

@@ -44,17 +44,20 @@ class any_handler<void(Args...)> {
         using allocator_type = typename std::allocator_traits<asio::associated_allocator_t<
             Handler, asio::recycling_allocator<void>>>::template rebind_alloc<holder>;
 
-        holder(Handler&& h, const asio::any_io_executor& io)
-            : handler(std::move(h)),
+        template <class H>
+        holder(H&& h, const asio::any_io_executor& io)
+            : handler(std::forward<H>(h)),
               work(asio::prefer(asio::get_associated_executor(handler, io),
                                 asio::execution::outstanding_work.tracked)) {}
 
-        static holder* create(Handler&& h, const asio::any_io_executor& io) {
+        // `h` may be an lvalue: a named callback passed as the completion token is copied.
+        template <class H>
+        static holder* create(H&& h, const asio::any_io_executor& io) {
             allocator_type alloc(
                 asio::get_associated_allocator(h, asio::recycling_allocator<void>()));
             holder* p = std::allocator_traits<allocator_type>::allocate(alloc, 1);
             try {
-                return ::new (static_cast<void*>(p)) holder(std::move(h), io);
+                return ::new (static_cast<void*>(p)) holder(std::forward<H>(h), io);
             } catch (...) {
                 std::allocator_traits<allocator_type>::deallocate(alloc, p, 1);
                 throw;

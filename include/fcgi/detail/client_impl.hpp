@@ -50,6 +50,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::map<std::error_code, std::uint64_t> failed_by_reason;
         enum class probe { needed, running, done } probe_state = probe::done;
         std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
+        // A unix socket whose backlog is full refuses connects for a moment (EAGAIN, seen as
+        // ENOBUFS through Asio 1.22): no new connection before this, without marking it down.
+        std::chrono::steady_clock::time_point grow_after{};
+        std::chrono::milliseconds transient_backoff{0};
     };
 
     void pump();

@@ -1,0 +1,150 @@
+// `fcgi bench`, run as a child process against a private php-fpm and a silent fake server:
+// the JSON report's counts, latency order, open-loop pacing, timeouts, never-answered
+// requests and the php-fpm status poller.
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "support/fake_responder.hpp"
+#include "support/php_fpm.hpp"
+#include "support/spawn.hpp"
+
+#ifdef FCGI_CLI_PATH
+
+#include <nlohmann/json.hpp>
+
+using fcgi::test::php_fpm;
+using fcgi::test::run_result;
+using fcgi::test::run_spec;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+run_result bench(std::vector<std::string> args, std::chrono::seconds limit = 60s) {
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"bench"};
+    spec.args.insert(spec.args.end(), args.begin(), args.end());
+    spec.limit = limit;
+    return fcgi::test::run_child(spec);
+}
+
+// The report as JSON, with the keys every report has; anything else fails the test.
+json report_of(const run_result& r) {
+    json j = json::parse(r.out, nullptr, false);
+    BOOST_REQUIRE_MESSAGE(!j.is_discarded() && j.is_object(),
+                          "not a JSON object: " << r.out << "\nstderr: " << r.err);
+    for (const char* key : {"requests", "ok", "errors", "unanswered", "duration_s", "rps",
+                            "latency_ms", "status", "client_cpu_s", "client_cpu_us_per_request"})
+        BOOST_REQUIRE_MESSAGE(j.contains(key), key << " missing: " << r.out);
+    for (const char* key : {"p50", "p90", "p99", "p999", "max"})
+        BOOST_REQUIRE_MESSAGE(j["latency_ms"].contains(key), key << " missing: " << r.out);
+    return j;
+}
+
+struct fpm_fixture {
+    php_fpm fpm{{.children = 4, .status_path = "/status"}};
+    std::string ep = fpm.unix_endpoint();
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli_bench)
+
+BOOST_FIXTURE_TEST_CASE(closed_loop_counted_requests, fpm_fixture) {
+    auto r = bench({"--connect", ep, "--requests", "300", "--concurrency", "4", "--json",
+                    php_fpm::script("hello.php")});
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 0);
+    auto j = report_of(r);
+    BOOST_TEST(j["requests"].get<int>() == 300);
+    BOOST_TEST(j["ok"].get<int>() == 300);
+    BOOST_TEST(j["unanswered"].get<int>() == 0);
+    BOOST_TEST(j["errors"].empty());
+    BOOST_TEST(j["status"] == json({{"200", 300}}));
+    BOOST_TEST(j["bytes_in"].get<int>() == 300 * 14);  // "Hello, world!\n"
+    auto lat = j["latency_ms"];
+    BOOST_TEST(lat["p50"].get<double>() > 0);
+    BOOST_TEST(lat["p50"].get<double>() <= lat["p99"].get<double>());
+    BOOST_TEST(lat["p99"].get<double>() <= lat["max"].get<double>());
+    BOOST_TEST(j["rps"].get<double>() > 0);
+    BOOST_TEST(j["client_cpu_s"].get<double>() >= 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(human_report, fpm_fixture) {
+    auto r = bench({"--connect", ep, "--requests", "20", php_fpm::script("hello.php")});
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.find("20 sent, 20 ok, 0 failed, 0 never answered") != std::string::npos,
+               r.out);
+    BOOST_TEST(r.out.find("status:      200 20") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("p99.9") != std::string::npos, r.out);
+}
+
+BOOST_FIXTURE_TEST_CASE(open_loop_rate, fpm_fixture) {
+    auto r = bench({"--connect", ep, "--duration", "1", "--rate", "200", "--json",
+                    php_fpm::script("hello.php")});
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 0);
+    auto j = report_of(r);
+    auto n = j["requests"].get<int>();
+    BOOST_TEST(n >= 150);
+    BOOST_TEST(n <= 250);
+    BOOST_TEST(j["ok"].get<int>() == n);
+    BOOST_TEST(j["mode"] == "open");
+    BOOST_TEST(j["rps"].get<double>() > 100);
+}
+
+BOOST_FIXTURE_TEST_CASE(timeouts_counted_by_name, fpm_fixture) {
+    auto r = bench({"--connect", ep, "--timeout", "0.2", "--requests", "4", "--json",
+                    php_fpm::script("sleep.php") + "?ms=2000"});
+    BOOST_TEST(r.exit_code == 6);
+    auto j = report_of(r);
+    BOOST_TEST(j["requests"].get<int>() == 4);
+    BOOST_TEST(j["ok"].get<int>() == 0);
+    BOOST_TEST(j["errors"]["request_timeout"].get<int>() == 4);
+    BOOST_TEST(j["unanswered"].get<int>() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
+    // Two connections leave two of the four workers for the status polls.
+    auto r = bench({"--connect", ep, "--duration", "1.2", "--concurrency", "2", "--fpm-status",
+                    "/status", "--json", php_fpm::script("sleep.php") + "?ms=20"});
+    BOOST_TEST_INFO("stdout: " << r.out << "\nstderr: " << r.err << "\nlog: " << fpm.log());
+    BOOST_TEST(r.exit_code == 0);
+    auto j = report_of(r);
+    BOOST_REQUIRE(j.contains("fpm_status"));
+    BOOST_TEST(j["fpm_status"]["polls"].get<int>() >= 2);
+    BOOST_TEST(j["fpm_status"]["max_active_processes"].get<int>() >= 1);
+    BOOST_TEST(j["fpm_status"]["total_processes"].get<int>() == 4);
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {
+    auto r = bench({"--connect", ep, "--requests", "200000000", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 2);
+    r = bench({"--connect", ep, "--duration", "4000", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 2);
+    r = bench({php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 2);
+}
+
+// A server that never answers: every request in flight at the end is reported, none dropped.
+BOOST_AUTO_TEST_CASE(silent_server_unanswered) {
+    fcgi::test::fake_responder fake({.silent = true});
+    auto r =
+        bench({"--connect", fake.tcp_endpoint().to_string(), "--duration", "1", "--concurrency",
+               "2", "--timeout", "0", "--json", php_fpm::script("hello.php")});
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 6);
+    auto j = report_of(r);
+    BOOST_TEST(j["requests"].get<int>() == 2);
+    BOOST_TEST(j["unanswered"].get<int>() == 2);
+    BOOST_TEST(j["ok"].get<int>() == 0);
+    BOOST_TEST(r.err.find("never answered") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+#endif  // FCGI_CLI_PATH

@@ -1,0 +1,510 @@
+#include "bench_command.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "error_names.hpp"
+#include "exit_codes.hpp"
+#include "fcgi/client.hpp"
+#include "fcgi/endpoint.hpp"
+#include "fpm_status.hpp"
+#include "latency_histogram.hpp"
+#include "output.hpp"
+
+namespace fcgi_cli {
+namespace {
+
+using namespace std::chrono;
+using clock_type = steady_clock;
+
+constexpr std::uint64_t max_requests = 100'000'000;
+constexpr double max_seconds = 3600;
+constexpr std::size_t warn_connections = 64;
+
+double cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    auto sec = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+    return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
+clock_type::duration seconds_to(double s) {
+    return duration_cast<clock_type::duration>(duration<double>(s));
+}
+
+std::string fixed(double v, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+double ms(microseconds us) {
+    return double(us.count()) / 1000.0;
+}
+
+// Everything a run counts. Only requests intended to start after the warmup are counted.
+struct bench_counts {
+    std::uint64_t sent = 0;
+    std::uint64_t ok = 0;
+    std::uint64_t failed = 0;
+    std::uint64_t unanswered = 0;
+    std::map<std::string, std::uint64_t, std::less<>> errors;
+    std::map<int, std::uint64_t> status;
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    latency_histogram latency;  // responses only: a failure's time says nothing of the server
+};
+
+// One benchmark on one single-threaded io_context. Every handler captures `this`: the run
+// outlives ctx.run(), which returns only once the clients are stopped and the timers cancelled.
+class bench_run {
+  public:
+    bench_run(asio::io_context& ctx, const bench_flags& f, fcgi::client_options options,
+              fcgi::request req, fpm_status_poller* poller)
+        : ctx_(ctx),
+          flags_(f),
+          client_(ctx.get_executor(), std::move(options)),
+          req_(std::move(req)),
+          poller_(poller),
+          end_timer_(ctx),
+          pace_timer_(ctx),
+          grace_timer_(ctx),
+          progress_timer_(ctx),
+          warmup_timer_(ctx) {
+        const double timeout = f.request.timeout;
+        // Requests still out after this grace are counted as never answered.
+        grace_ = timeout > 0 ? seconds_to(timeout) + milliseconds(100) : seconds(2);
+        progress_ = isatty(STDERR_FILENO) == 1;
+    }
+
+    void start() {
+        start_ = clock_type::now();
+        measure_start_ = start_ + seconds_to(flags_.warmup);
+        cpu_start_ = cpu_seconds();
+        double run = flags_.duration > 0 ? flags_.duration : (flags_.requests ? max_seconds : 10);
+        end_ = measure_start_ + seconds_to(run);
+        stop_time_ = end_;
+        end_timer_.expires_at(end_);
+        end_timer_.async_wait([this](std::error_code ec) {
+            if (!ec)
+                stop_sending();
+        });
+        if (flags_.warmup > 0) {
+            warmup_timer_.expires_at(measure_start_);
+            warmup_timer_.async_wait([this](std::error_code ec) {
+                if (!ec)
+                    cpu_start_ = cpu_seconds();  // the warmup's CPU is not the measurement's
+            });
+        }
+        if (poller_)
+            poller_->start(milliseconds(500));
+        if (progress_)
+            schedule_progress();
+        if (flags_.rate > 0) {
+            interval_ = 1.0 / flags_.rate;
+            pace();
+        } else {
+            launch();
+        }
+    }
+
+    const bench_counts& counts() const noexcept { return counts_; }
+    double duration_s() const {
+        auto last = std::max(stop_time_, last_completion_);
+        return std::max(0.0, duration<double>(last - measure_start_).count());
+    }
+    double cpu_s() const noexcept { return cpu_end_ - cpu_start_; }
+
+  private:
+    bool limit_reached() const noexcept {
+        return flags_.requests != 0 && counts_.sent >= flags_.requests;
+    }
+
+    // Closed loop: keep `concurrency` requests in flight.
+    void launch() {
+        while (!stopping_ && in_flight_ < flags_.concurrency) {
+            auto now = clock_type::now();
+            if (now >= end_) {
+                stop_sending();
+                return;
+            }
+            send(now);
+        }
+    }
+
+    // Open loop: request k is due at start + k/rate; a late tick sends every overdue request
+    // with its own intended time, so a stalled server shows up in the latency (wrk2's
+    // correction for coordinated omission).
+    void pace() {
+        auto now = clock_type::now();
+        while (!stopping_) {
+            auto due = start_ + seconds_to(interval_ * double(next_k_));
+            if (due >= end_) {
+                stop_sending();
+                return;
+            }
+            if (due > now) {
+                pace_timer_.expires_at(due);
+                pace_timer_.async_wait([this](std::error_code ec) {
+                    if (!ec)
+                        pace();
+                });
+                return;
+            }
+            ++next_k_;
+            send(due);
+        }
+    }
+
+    void send(clock_type::time_point intended) {
+        const bool counted = intended >= measure_start_;
+        if (counted) {
+            ++counts_.sent;
+            ++counted_in_flight_;
+            counts_.bytes_out += req_.body.size();
+        }
+        ++in_flight_;
+        client_.async_request(req_,
+                              [this, intended, counted](std::error_code ec, fcgi::response r) {
+                                  on_complete(intended, counted, ec, r);
+                              });
+        if (counted && limit_reached())
+            stop_sending();
+    }
+
+    void on_complete(clock_type::time_point intended, bool counted, std::error_code ec,
+                     const fcgi::response& r) {
+        if (finished_)
+            return;  // abandoned by finish(): already counted as unanswered
+        --in_flight_;
+        auto now = clock_type::now();
+        if (counted) {
+            --counted_in_flight_;
+            last_completion_ = now;
+            if (ec) {
+                ++counts_.failed;
+                ++counts_.errors[std::string(error_name(ec))];
+            } else {
+                ++counts_.ok;
+                ++counts_.status[r.status];
+                counts_.bytes_in += r.body.size() + r.stderr_text.size();
+                counts_.latency.record(duration_cast<microseconds>(now - intended));
+            }
+        }
+        if (stopping_) {
+            if (counted_in_flight_ == 0)
+                finish();
+            return;
+        }
+        if (flags_.rate <= 0)
+            launch();
+    }
+
+    void stop_sending() {
+        if (stopping_)
+            return;
+        stopping_ = true;
+        stop_time_ = std::min(clock_type::now(), end_);
+        end_timer_.cancel();
+        pace_timer_.cancel();
+        if (counted_in_flight_ == 0) {
+            finish();
+            return;
+        }
+        grace_timer_.expires_after(grace_);
+        grace_timer_.async_wait([this](std::error_code ec) {
+            if (!ec)
+                finish();
+        });
+    }
+
+    void finish() {
+        if (finished_)
+            return;
+        finished_ = true;
+        cpu_end_ = cpu_seconds();
+        counts_.unanswered = counted_in_flight_;
+        for (auto* t : {&end_timer_, &pace_timer_, &grace_timer_, &progress_timer_, &warmup_timer_})
+            t->cancel();
+        if (poller_)
+            poller_->stop();
+        if (progress_)
+            write_stderr("\r\033[K");
+        // Fails whatever is still out (warmup stragglers, unanswered) and closes the
+        // connections, so ctx.run() returns.
+        client_.cancel();
+    }
+
+    void schedule_progress() {
+        progress_timer_.expires_after(seconds(1));
+        progress_timer_.async_wait([this](std::error_code ec) {
+            if (ec || finished_)
+                return;
+            auto now = clock_type::now();
+            double t = duration<double>(now - start_).count();
+            double measured = duration<double>(now - measure_start_).count();
+            std::string line = "\rbench: " + fixed(t, 0) + " s, " + std::to_string(counts_.sent) +
+                               " sent, " + std::to_string(counts_.ok) + " ok, " +
+                               std::to_string(counts_.failed) + " failed, " +
+                               std::to_string(in_flight_) + " in flight";
+            if (measured > 0)
+                line += ", " + fixed(double(counts_.ok + counts_.failed) / measured, 1) + " req/s";
+            else
+                line += " (warming up)";
+            write_stderr(line + "\033[K");
+            schedule_progress();
+        });
+    }
+
+    asio::io_context& ctx_;
+    const bench_flags& flags_;
+    fcgi::client client_;
+    fcgi::request req_;
+    fpm_status_poller* poller_;
+    asio::steady_timer end_timer_, pace_timer_, grace_timer_, progress_timer_, warmup_timer_;
+    clock_type::duration grace_{};
+    bool progress_ = false;
+    clock_type::time_point start_, measure_start_, end_, stop_time_, last_completion_;
+    double interval_ = 0;
+    std::uint64_t next_k_ = 0;
+    std::size_t in_flight_ = 0;
+    std::uint64_t counted_in_flight_ = 0;
+    bool stopping_ = false;
+    bool finished_ = false;
+    double cpu_start_ = 0, cpu_end_ = 0;
+    bench_counts counts_;
+};
+
+std::string human_report(const bench_flags& f, std::size_t connections, const bench_counts& c,
+                         double dur, double cpu, const fpm_status_summary* st) {
+    std::ostringstream o;
+    o << "bench: " << f.request.target << " on " << f.request.connect << ", ";
+    if (f.rate > 0)
+        o << "open loop at " << fixed(f.rate, 1) << " req/s";
+    else
+        o << "closed loop, " << f.concurrency << " in flight";
+    o << ", " << connections << " connections";
+    if (f.warmup > 0)
+        o << ", " << fixed(f.warmup, 1) << " s warmup";
+    o << "\n";
+    const std::uint64_t completed = c.ok + c.failed;
+    o << "requests:    " << c.sent << " sent, " << c.ok << " ok, " << c.failed << " failed, "
+      << c.unanswered << " never answered\n";
+    if (!c.errors.empty()) {
+        o << "errors:     ";
+        for (const auto& [name, n] : c.errors)
+            o << " " << name << " " << n;
+        o << "\n";
+    }
+    o << "throughput:  " << fixed(dur > 0 ? double(completed) / dur : 0, 1) << " req/s over "
+      << fixed(dur, 3) << " s\n";
+    const auto& h = c.latency;
+    o << "latency:     p50 " << fixed(ms(h.percentile(50)), 3) << " ms, p90 "
+      << fixed(ms(h.percentile(90)), 3) << " ms, p99 " << fixed(ms(h.percentile(99)), 3)
+      << " ms, p99.9 " << fixed(ms(h.percentile(99.9)), 3) << " ms, max " << fixed(ms(h.max()), 3)
+      << " ms";
+    if (f.rate > 0)
+        o << " (from the intended send time)";
+    o << "\n";
+    o << "status:     ";
+    if (c.status.empty())
+        o << " none";
+    for (const auto& [code, n] : c.status)
+        o << " " << code << " " << n;
+    o << "\n";
+    o << "bytes:       in " << c.bytes_in << " (body+stderr), out " << c.bytes_out << " (body)\n";
+    o << "client cpu:  " << fixed(cpu, 3) << " s, "
+      << fixed(completed ? cpu * 1e6 / double(completed) : 0, 1) << " us/request\n";
+    if (st) {
+        o << "fpm status:  max listen queue " << st->max_listen_queue << ", max active processes "
+          << st->max_active_processes << " of " << st->total_processes << ", " << st->polls
+          << " polls";
+        if (st->failures)
+            o << ", " << st->failures << " failed (" << st->last_error << ")";
+        o << "\n";
+    }
+    return o.str();
+}
+
+std::string json_report(const bench_flags& f, std::size_t connections, const bench_counts& c,
+                        double dur, double cpu, const fpm_status_summary* st) {
+    nlohmann::ordered_json j;
+    const std::uint64_t completed = c.ok + c.failed;
+    j["mode"] = f.rate > 0 ? "open" : "closed";
+    j["concurrency"] = f.concurrency;
+    j["connections"] = connections;
+    if (f.rate > 0)
+        j["rate"] = f.rate;
+    j["requests"] = c.sent;
+    j["ok"] = c.ok;
+    j["failed"] = c.failed;
+    j["errors"] = nlohmann::ordered_json::object();
+    for (const auto& [name, n] : c.errors)
+        j["errors"][name] = n;
+    j["unanswered"] = c.unanswered;
+    j["duration_s"] = dur;
+    j["rps"] = dur > 0 ? double(completed) / dur : 0.0;
+    const auto& h = c.latency;
+    j["latency_ms"] = {{"p50", ms(h.percentile(50))}, {"p90", ms(h.percentile(90))},
+                       {"p99", ms(h.percentile(99))}, {"p999", ms(h.percentile(99.9))},
+                       {"max", ms(h.max())},          {"mean", h.mean_us() / 1000.0},
+                       {"count", h.count()}};
+    j["status"] = nlohmann::ordered_json::object();
+    for (const auto& [code, n] : c.status)
+        j["status"][std::to_string(code)] = n;
+    j["bytes_in"] = c.bytes_in;
+    j["bytes_out"] = c.bytes_out;
+    j["client_cpu_s"] = cpu;
+    j["client_cpu_us_per_request"] = completed ? cpu * 1e6 / double(completed) : 0.0;
+    if (st) {
+        j["fpm_status"] = {{"polls", st->polls},
+                           {"failures", st->failures},
+                           {"max_listen_queue", st->max_listen_queue},
+                           {"max_active_processes", st->max_active_processes},
+                           {"total_processes", st->total_processes}};
+        if (!st->last_error.empty())
+            j["fpm_status"]["last_error"] = st->last_error;
+    }
+    return j.dump() + "\n";
+}
+
+}  // namespace
+
+void add_bench_flags(CLI::App& cmd, bench_flags& f) {
+    auto& r = f.request;
+    cmd.footer(
+        "Closed loop (default): --concurrency requests in flight. Open loop (--rate): requests\n"
+        "sent on a fixed schedule, latency measured from each one's intended send time.\n"
+        "Requests still out when the run ends get a grace of --timeout (or 2 s), then count as\n"
+        "never answered. Latency covers responses (any status); failures are counted by name.\n"
+        "Exit: 0 when every counted request got a response (any status), 6 when any failed or\n"
+        "was never answered, 2 on usage errors.\n");
+    cmd.add_option("-c,--connect", r.connect,
+                   "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
+                   "(default: $FCGI_CONNECT)")
+        ->envname("FCGI_CONNECT");
+    cmd.add_option("-X,--method", r.method, "REQUEST_METHOD (default GET, or POST with --data)");
+    cmd.add_option_function<std::string>(
+        "-d,--data", [&r](const std::string& v) { r.data = v; },
+        "Request body: DATA, @FILE, or @- for stdin");
+    cmd.add_option("-H,--header", r.headers, "Request header 'Name: value' (repeatable)")
+        ->allow_extra_args(false);
+    cmd.add_option("-p,--param", r.params, "Raw FastCGI param NAME=VALUE (repeatable)")
+        ->allow_extra_args(false);
+    cmd.add_option("-r,--root", r.root,
+                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it "
+                   "(default: the current directory)");
+    cmd.add_option("-t,--timeout", r.timeout,
+                   "Deadline of each request in SECONDS, queueing included (default 0: none)")
+        ->check(CLI::NonNegativeNumber);
+    cmd.add_option("-n,--concurrency", f.concurrency, "Requests in flight (default 4)")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+    cmd.add_option("-N,--requests", f.requests, "Stop after this many counted requests")
+        ->check(CLI::Range(std::uint64_t{1}, max_requests));
+    cmd.add_option("-D,--duration", f.duration,
+                   "Run for SECONDS after the warmup (default 10, or until --requests)")
+        ->check(CLI::Range(0.001, max_seconds));
+    cmd.add_option("--connections", f.connections,
+                   "Connections to the server (default: --concurrency); keep it <= php-fpm's "
+                   "pm.max_children")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+    cmd.add_option("--warmup", f.warmup, "SECONDS of load before counting starts (default 0)")
+        ->check(CLI::Range(0.0, max_seconds));
+    cmd.add_option("--rate", f.rate, "Open loop: send REQ/S at a constant pace")
+        ->check(CLI::Range(0.001, 1e7));
+    cmd.add_flag("--json", f.json, "Print the report as one JSON object");
+    cmd.add_option("--fpm-status", f.fpm_status,
+                   "php-fpm's pm.status_path (e.g. /status): poll it every 500 ms and report "
+                   "the largest listen queue and active process count");
+    cmd.add_option("script", r.target, "SCRIPT[?QUERY]: the script to run")->required();
+}
+
+int run_bench(const bench_flags& f) {
+    if (f.request.connect.empty()) {
+        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
+        return usage_error;
+    }
+    fcgi::endpoint ep;
+    if (auto ec = fcgi::parse_endpoint(f.request.connect, ep)) {
+        print_error("'" + f.request.connect + "': " + ec.message());
+        return usage_error;
+    }
+    if (!f.fpm_status.empty() && !f.fpm_status.starts_with('/')) {
+        print_error("--fpm-status '" + f.fpm_status + "' must be an absolute path like /status");
+        return usage_error;
+    }
+    fcgi::request req;
+    std::string why;
+    if (!build_request(f.request, req, why)) {
+        print_error(why);
+        return usage_error;
+    }
+    const std::size_t connections = f.connections ? f.connections : f.concurrency;
+    fcgi::client_options options;
+    options.endpoints.push_back(ep);
+    options.max_connections_per_endpoint = connections;
+    if (f.request.timeout > 0) {
+        options.connection.request_timeout = milliseconds(
+            std::max<long long>(1, std::llround(std::ceil(f.request.timeout * 1000.0))));
+        options.connection.connect_timeout =
+            std::min(options.connection.connect_timeout, options.connection.request_timeout);
+    }
+
+    asio::io_context ctx;
+    std::optional<fpm_status_poller> poller;
+    if (!f.fpm_status.empty())
+        poller.emplace(ctx.get_executor(), ep, f.fpm_status);
+    bench_run run(ctx, f, std::move(options), std::move(req), poller ? &*poller : nullptr);
+
+    if (poller) {
+        // One poll first: the pool's size tells whether --connections can be served at all.
+        poller->poll_once([&] {
+            const auto& s = poller->summary();
+            if (s.polls == 0) {
+                print_error("warning: --fpm-status " + f.fpm_status + ": " + s.last_error);
+            } else if (std::int64_t(connections) >= s.total_processes) {
+                print_error("warning: --connections " + std::to_string(connections) +
+                            " >= the pool's " + std::to_string(s.total_processes) +
+                            " processes: connections beyond pm.max_children wait in the "
+                            "listen backlog, and status polls wait for a free worker");
+            }
+            run.start();
+        });
+    } else {
+        if (connections > warn_connections)
+            print_error("warning: --connections " + std::to_string(connections) +
+                        ": php-fpm's pm.max_children limits concurrency; connections beyond "
+                        "it wait in the listen backlog");
+        run.start();
+    }
+    ctx.run();
+
+    const auto& c = run.counts();
+    const fpm_status_summary* st = poller ? &poller->summary() : nullptr;
+    std::string report = f.json
+                             ? json_report(f, connections, c, run.duration_s(), run.cpu_s(), st)
+                             : human_report(f, connections, c, run.duration_s(), run.cpu_s(), st);
+    if (!write_stdout(report)) {
+        print_error("cannot write the report to stdout");
+        return request_failure;
+    }
+    if (c.unanswered > 0)
+        print_error(std::to_string(c.unanswered) +
+                    " requests were never answered (still in flight at the end of the run)");
+    return c.ok == c.sent ? ok : request_failure;
+}
+
+}  // namespace fcgi_cli
