@@ -83,22 +83,6 @@ bool all_done(const outcomes& o) {
     return true;
 }
 
-// A request for the fake responder, tagged with X_ID.
-fcgi::request fake_request(const std::string& id, std::string body = {}) {
-    fcgi::request r;
-    r.script = "/srv/www/fake.php";
-    r.params = {{"X_ID", id}};
-    r.body = std::move(body);
-    return r;
-}
-
-std::string expected_body(const std::string& id, const std::string& body = {}) {
-    seen_request r;
-    r.params = {{"X_ID", id}};
-    r.stdin_data = body;
-    return fcgi::test::echo_body(r);
-}
-
 // How many times the responder received a request with this X_ID.
 std::size_t times_seen(const fake_snapshot& s, const std::string& id) {
     std::size_t n = 0;
@@ -381,17 +365,18 @@ BOOST_AUTO_TEST_CASE(ten_thousand_requests_multiplexed_over_two_connections) {
     auto started = steady::now();
     for (int i = 0; i < n; ++i) {
         std::string id = std::to_string(i);
-        client.async_request(fake_request(id), [&, i, id](std::error_code ec, fcgi::response r) {
-            ++done;
-            inversions += i < last;
-            last = i;
-            if (ec)
-                BOOST_ERROR("request " << id << ": " << ec.message() << " " << r.diagnostics);
-            else if (r.body != expected_body(id))
-                BOOST_ERROR("request " << id << " got the answer \"" << r.body << "\"");
-            else
-                ++ok;
-        });
+        client.async_request(
+            fcgi::test::tagged_request(id), [&, i, id](std::error_code ec, fcgi::response r) {
+                ++done;
+                inversions += i < last;
+                last = i;
+                if (ec)
+                    BOOST_ERROR("request " << id << ": " << ec.message() << " " << r.diagnostics);
+                else if (r.body != fcgi::test::tagged_body(id))
+                    BOOST_ERROR("request " << id << " got the answer \"" << r.body << "\"");
+                else
+                    ++ok;
+            });
     }
     BOOST_REQUIRE_MESSAGE(run_until(
                               ctx, [&] { return done == n; }, 120s),
@@ -446,7 +431,8 @@ BOOST_AUTO_TEST_CASE(pool_survives_every_fault) {
     // requests dispatched land on used (kept-alive) connections.
     outcomes warm;
     for (int i = 0; i < 4; ++i)
-        start(client, fake_request("warm-" + std::to_string(i)), warm["warm-" + std::to_string(i)]);
+        start(client, fcgi::test::tagged_request("warm-" + std::to_string(i)),
+              warm["warm-" + std::to_string(i)]);
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(warm); }));
     for (const auto& [id, o] : warm)
         BOOST_TEST(!o.ec, id << ": " << o.ec.message());
@@ -457,15 +443,16 @@ BOOST_AUTO_TEST_CASE(pool_survives_every_fault) {
     auto started = steady::now();
     // Submission order is dispatch order: these four get the four used connections.
     for (const char* id : {"close-mid-a", "close-mid-b", "garbage", "v2"})
-        start(client, fake_request(id), faults[id]);
-    auto silent = fake_request("silent");
+        start(client, fcgi::test::tagged_request(id), faults[id]);
+    auto silent = fcgi::test::tagged_request("silent");
     silent.timeout = 300ms;
     start(client, silent, faults["silent"]);
-    auto auth = fake_request("auth");
+    auto auth = fcgi::test::tagged_request("auth");
     auth.role = fcgi::protocol::role::authorizer;
     start(client, auth, faults["auth"]);
     for (int i = 0; i < 8; ++i)
-        start(client, fake_request("ok-" + std::to_string(i)), faults["ok-" + std::to_string(i)]);
+        start(client, fcgi::test::tagged_request("ok-" + std::to_string(i)),
+              faults["ok-" + std::to_string(i)]);
     BOOST_REQUIRE_MESSAGE(run_until(
                               ctx, [&] { return all_done(faults); }, 10s),
                           "the fault batch did not finish within 10 s");
@@ -489,7 +476,7 @@ BOOST_AUTO_TEST_CASE(pool_survives_every_fault) {
                 BOOST_TEST(!o.resp.diagnostics.empty());
             } else {
                 BOOST_TEST(!o.ec, o.ec.message() << " " << o.resp.diagnostics);
-                BOOST_TEST(o.resp.body == expected_body(id));
+                BOOST_TEST(o.resp.body == fcgi::test::tagged_body(id));
             }
         }
     }
@@ -505,13 +492,13 @@ BOOST_AUTO_TEST_CASE(pool_survives_every_fault) {
     // The pool goes on serving.
     outcomes after;
     for (int i = 0; i < 12; ++i)
-        start(client, fake_request("after-" + std::to_string(i)),
+        start(client, fcgi::test::tagged_request("after-" + std::to_string(i)),
               after["after-" + std::to_string(i)]);
     BOOST_REQUIRE(run_until(
         ctx, [&] { return all_done(after); }, 10s));
     for (const auto& [id, o] : after) {
         BOOST_TEST(!o.ec, id << ": " << o.ec.message() << " " << o.resp.diagnostics);
-        BOOST_TEST(o.resp.body == expected_body(id));
+        BOOST_TEST(o.resp.body == fcgi::test::tagged_body(id));
     }
     BOOST_TEST(client.stats().endpoints.at(0).open <= 4u);
     BOOST_TEST(client.stats().retries == 0u);
@@ -542,13 +529,13 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
     // CANT_MPX_CONN: the server did not take the request; it is sent again at once.
     outcomes cant;
     for (const char* id : {"cant-get", "ok-a", "ok-b"})
-        start(client, fake_request(id), cant[id]);
+        start(client, fcgi::test::tagged_request(id), cant[id]);
     BOOST_REQUIRE_MESSAGE(run_until(
                               ctx, [&] { return all_done(cant); }, 10s),
                           "CANT_MPX_CONN batch did not finish within 10 s");
     for (const auto& [id, o] : cant) {
         BOOST_TEST(!o.ec, id << ": " << o.ec.message() << " " << o.resp.diagnostics);
-        BOOST_TEST(o.resp.body == expected_body(id));
+        BOOST_TEST(o.resp.body == fcgi::test::tagged_body(id));
         BOOST_TEST(o.calls == 1);
     }
     BOOST_TEST(client.stats().retries == 1u);
@@ -557,10 +544,10 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
     // OVERLOADED: the endpoint backs off (100 ms), then the GET is sent again; the POST fails.
     outcomes over;
     auto started = steady::now();
-    start(client, fake_request("overloaded-get"), over["overloaded-get"]);
-    start(client, fake_request("overloaded-post", "body"), over["overloaded-post"]);
-    start(client, fake_request("ok-c"), over["ok-c"]);
-    start(client, fake_request("ok-d"), over["ok-d"]);
+    start(client, fcgi::test::tagged_request("overloaded-get"), over["overloaded-get"]);
+    start(client, fcgi::test::tagged_request("overloaded-post", "body"), over["overloaded-post"]);
+    start(client, fcgi::test::tagged_request("ok-c"), over["ok-c"]);
+    start(client, fcgi::test::tagged_request("ok-d"), over["ok-d"]);
     bool finished = run_until(
         ctx, [&] { return all_done(over); }, 10s);
     BOOST_TEST_MESSAGE("OVERLOADED batch: " << ms_since(started) << " ms");
@@ -569,7 +556,7 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
                                         << client.stats().queued << " requests still queued");
     auto& get = over["overloaded-get"];
     BOOST_TEST(!get.ec, get.ec.message() << " " << get.resp.diagnostics);
-    BOOST_TEST(get.resp.body == expected_body("overloaded-get"));
+    BOOST_TEST(get.resp.body == fcgi::test::tagged_body("overloaded-get"));
     auto& post = over["overloaded-post"];
     BOOST_TEST(post.ec == fcgi::server_error::overloaded, post.ec.message());
     BOOST_TEST(!post.resp.diagnostics.empty());
@@ -584,7 +571,7 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
     // The pool goes on serving.
     outcomes after;
     for (int i = 0; i < 6; ++i)
-        start(client, fake_request("after-" + std::to_string(i)),
+        start(client, fcgi::test::tagged_request("after-" + std::to_string(i)),
               after["after-" + std::to_string(i)]);
     BOOST_REQUIRE(run_until(
         ctx, [&] { return all_done(after); }, 10s));
@@ -616,13 +603,14 @@ BOOST_AUTO_TEST_CASE(pool_multiplexing_against_a_server_that_refuses) {
     auto wave = [&](const std::string& prefix) {
         outcomes o;
         for (int i = 0; i < 4; ++i)
-            start(client, fake_request(prefix + std::to_string(i)), o[prefix + std::to_string(i)]);
+            start(client, fcgi::test::tagged_request(prefix + std::to_string(i)),
+                  o[prefix + std::to_string(i)]);
         BOOST_REQUIRE_MESSAGE(run_until(
                                   ctx, [&] { return all_done(o); }, 10s),
                               "wave " << prefix << " did not finish within 10 s");
         for (const auto& [id, out] : o) {
             BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
-            BOOST_TEST(out.resp.body == expected_body(id));
+            BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
         }
     };
     wave("a");
@@ -660,9 +648,9 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
 
     asio::cancellation_signal sig;
     outcomes o;
-    start(client, fake_request("held"), o["held"]);
+    start(client, fcgi::test::tagged_request("held"), o["held"]);
     client.async_request(
-        fake_request("cancelled"),
+        fcgi::test::tagged_request("cancelled"),
         asio::bind_cancellation_slot(sig.slot(),
                                      [&out = o["cancelled"]](std::error_code ec, fcgi::response r) {
                                          ++out.calls;
@@ -670,7 +658,7 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
                                          out.ec = ec;
                                          out.resp = std::move(r);
                                      }));
-    start(client, fake_request("after"), o["after"]);
+    start(client, fcgi::test::tagged_request("after"), o["after"]);
     // "held" is on the server, the two others wait in the client's queue.
     BOOST_REQUIRE(run_until(
         ctx, [&] { return !fake.snapshot().requests.empty() && client.stats().queued == 2; }));
@@ -685,7 +673,7 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
     for (const char* id : {"held", "after"}) {
         BOOST_TEST(!o[id].ec, id << ": " << o[id].ec.message());
-        BOOST_TEST(o[id].resp.body == expected_body(id));
+        BOOST_TEST(o[id].resp.body == fcgi::test::tagged_body(id));
     }
     for (const auto& [id, out] : o)
         BOOST_TEST(out.calls == 1, id);
@@ -698,7 +686,7 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
     asio::cancellation_signal sig2;
     outcome never, next;
     client.async_request(
-        fake_request("never"),
+        fcgi::test::tagged_request("never"),
         asio::bind_cancellation_slot(sig2.slot(), [&](std::error_code ec, fcgi::response r) {
             ++never.calls;
             never.done = true;
@@ -709,10 +697,10 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
     sig2.emit(asio::cancellation_type::terminal);
     BOOST_REQUIRE(run_until(ctx, [&] { return never.done; }));
     BOOST_TEST(never.ec == asio::error::operation_aborted, never.ec.message());
-    start(client, fake_request("next"), next);
+    start(client, fcgi::test::tagged_request("next"), next);
     BOOST_REQUIRE(run_until(ctx, [&] { return next.done; }));
     BOOST_TEST(!next.ec, next.ec.message() << " " << next.resp.diagnostics);
-    BOOST_TEST(next.resp.body == expected_body("next"));
+    BOOST_TEST(next.resp.body == fcgi::test::tagged_body("next"));
     BOOST_TEST(fake.snapshot().connections_accepted == 2u);
     BOOST_TEST(client.stats().retries == 0u);
     shutdown(ctx, client);
@@ -734,14 +722,15 @@ BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
     outcomes o;
     for (int i = 0; i < 6; ++i) {
         std::string id = "s" + std::to_string(i);
-        client.async_request(fake_request(id), [&, id](std::error_code ec, fcgi::response r) {
-            order.push_back(id);
-            auto& out = o[id];
-            ++out.calls;
-            out.done = true;
-            out.ec = ec;
-            out.resp = std::move(r);
-        });
+        client.async_request(fcgi::test::tagged_request(id),
+                             [&, id](std::error_code ec, fcgi::response r) {
+                                 order.push_back(id);
+                                 auto& out = o[id];
+                                 ++out.calls;
+                                 out.done = true;
+                                 out.ec = ec;
+                                 out.resp = std::move(r);
+                             });
     }
     std::optional<std::error_code> shut;
     client.async_shutdown([&](std::error_code ec) {
@@ -750,7 +739,7 @@ BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
     });
     // Started after async_shutdown: the documented answer is client_stopped.
     outcome late;
-    start(client, fake_request("late"), late);
+    start(client, fcgi::test::tagged_request("late"), late);
     BOOST_REQUIRE_MESSAGE(run_until(
                               ctx, [&] { return shut.has_value() && late.done; }, 10s),
                           "async_shutdown did not complete within 10 s");
@@ -758,7 +747,7 @@ BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
     BOOST_REQUIRE(o.size() == 6u);
     for (const auto& [id, out] : o) {
         BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
-        BOOST_TEST(out.resp.body == expected_body(id));
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
     }
     BOOST_REQUIRE(!order.empty());
     BOOST_TEST(order.back() == "shutdown");  // only after every request finished
@@ -766,7 +755,7 @@ BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
                "a request started after async_shutdown: " << late.ec.message());
 
     outcome after;
-    start(client, fake_request("after"), after);
+    start(client, fcgi::test::tagged_request("after"), after);
     BOOST_REQUIRE(run_until(ctx, [&] { return after.done; }));
     BOOST_TEST(after.ec == fcgi::error::client_stopped, after.ec.message());
     BOOST_TEST(fake.wait_for(
@@ -790,7 +779,8 @@ BOOST_AUTO_TEST_CASE(cancel_fails_everything_pending_with_client_stopped) {
 
     outcomes o;
     for (int i = 0; i < 5; ++i)
-        start(client, fake_request("c" + std::to_string(i)), o["c" + std::to_string(i)]);
+        start(client, fcgi::test::tagged_request("c" + std::to_string(i)),
+              o["c" + std::to_string(i)]);
     BOOST_REQUIRE(run_until(
         ctx, [&] { return fake.snapshot().requests.size() == 1 && client.stats().queued == 4; }));
     client.cancel();
@@ -800,7 +790,7 @@ BOOST_AUTO_TEST_CASE(cancel_fails_everything_pending_with_client_stopped) {
         BOOST_TEST(out.calls == 1, id);
     }
     outcome after;
-    start(client, fake_request("after"), after);
+    start(client, fcgi::test::tagged_request("after"), after);
     BOOST_REQUIRE(run_until(ctx, [&] { return after.done; }));
     BOOST_TEST(after.ec == fcgi::error::client_stopped, after.ec.message());
     BOOST_TEST(fake.wait_for(
@@ -824,7 +814,8 @@ BOOST_AUTO_TEST_CASE(destroying_the_client_with_requests_outstanding) {
     {
         fcgi::client client(ctx.get_executor(), opts);
         for (int i = 0; i < 5; ++i)
-            start(client, fake_request("d" + std::to_string(i)), o["d" + std::to_string(i)]);
+            start(client, fcgi::test::tagged_request("d" + std::to_string(i)),
+                  o["d" + std::to_string(i)]);
         BOOST_REQUIRE(run_until(ctx, [&] {
             return fake.snapshot().requests.size() == 1 && client.stats().queued == 4;
         }));
@@ -844,7 +835,8 @@ BOOST_AUTO_TEST_CASE(destroying_the_client_with_requests_outstanding) {
     {
         fcgi::client client(ctx.get_executor(), opts);
         for (int i = 0; i < 3; ++i)
-            start(client, fake_request("e" + std::to_string(i)), early["e" + std::to_string(i)]);
+            start(client, fcgi::test::tagged_request("e" + std::to_string(i)),
+                  early["e" + std::to_string(i)]);
     }
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(early); }));
     for (const auto& [id, out] : early) {

@@ -59,21 +59,6 @@ void run_coro(asio::io_context& ctx, F&& fn, std::chrono::milliseconds limit = 2
         std::rethrow_exception(failure);
 }
 
-fcgi::request make_request(const std::string& id, std::string body = {}) {
-    fcgi::request r;
-    r.script = "/srv/www/fake.php";
-    r.params = {{"X_ID", id}};
-    r.body = std::move(body);
-    return r;
-}
-
-std::string expected_body(const std::string& id, const std::string& body = {}) {
-    seen_request r;
-    r.params = {{"X_ID", id}};
-    r.stdin_data = body;
-    return fcgi::test::echo_body(r);
-}
-
 // Milliseconds since `start` (printable in assertions, unlike durations).
 long long ms_since(steady::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
@@ -145,11 +130,12 @@ BOOST_AUTO_TEST_CASE(round_trip_over_tcp_and_unix) {
             for (int i = 0; i < 3; ++i) {
                 std::string id = "req-" + std::to_string(i);
                 std::string body = i == 2 ? "posted body" : "";
-                auto resp = co_await conn.async_request(make_request(id, body), use_awaitable);
+                auto resp = co_await conn.async_request(fcgi::test::tagged_request(id, body),
+                                                        use_awaitable);
                 BOOST_TEST(resp.status == 200);
                 BOOST_TEST(resp.reason == "OK");
                 BOOST_TEST(resp.header("Content-Type").value_or("") == "text/plain");
-                BOOST_TEST(resp.body == expected_body(id, body));
+                BOOST_TEST(resp.body == fcgi::test::tagged_body(id, body));
                 BOOST_TEST(resp.stderr_text.empty());
                 BOOST_TEST(resp.diagnostics.empty());
                 BOOST_TEST(conn.is_open());
@@ -179,9 +165,10 @@ BOOST_AUTO_TEST_CASE(records_split_byte_by_byte) {
         fcgi::connection conn(ctx.get_executor());
         co_await conn.async_connect(fake.tcp_endpoint(), use_awaitable);
         for (int i = 0; i < 2; ++i) {
-            auto resp = co_await conn.async_request(make_request("split", "abc"), use_awaitable);
+            auto resp = co_await conn.async_request(fcgi::test::tagged_request("split", "abc"),
+                                                    use_awaitable);
             BOOST_TEST(resp.status == 200);
-            BOOST_TEST(resp.body == expected_body("split", "abc"));
+            BOOST_TEST(resp.body == fcgi::test::tagged_body("split", "abc"));
             BOOST_TEST(conn.is_open());
         }
     });
@@ -198,8 +185,9 @@ BOOST_AUTO_TEST_CASE(records_split_at_random_points) {
             for (int i = 0; i < 30; ++i) {
                 std::string id = "r" + std::to_string(i);
                 std::string body(static_cast<std::size_t>(i * 37), 'b');
-                auto resp = co_await conn.async_request(make_request(id, body), use_awaitable);
-                BOOST_TEST(resp.body == expected_body(id, body));
+                auto resp = co_await conn.async_request(fcgi::test::tagged_request(id, body),
+                                                        use_awaitable);
+                BOOST_TEST(resp.body == fcgi::test::tagged_body(id, body));
             }
             BOOST_TEST(conn.is_open());
         });
@@ -211,7 +199,7 @@ BOOST_AUTO_TEST_CASE(close_before_responding_is_connection_lost) {
         {.script_for = [](const seen_request&) { return fcgi::test::script{act::close()}; }});
     for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
         bool open = true;
-        auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+        auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), {}, &open);
         BOOST_TEST(ec == fcgi::error::connection_lost, ec.message());
         BOOST_TEST(ec == fcgi::condition::transport_error);
         BOOST_TEST(!resp.diagnostics.empty());
@@ -227,7 +215,7 @@ BOOST_AUTO_TEST_CASE(close_mid_response_is_connection_lost) {
     }});
     for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
         bool open = true;
-        auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+        auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), {}, &open);
         BOOST_TEST(ec == fcgi::error::connection_lost, ec.message());
         BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
         BOOST_TEST(!open);
@@ -238,7 +226,7 @@ BOOST_AUTO_TEST_CASE(close_right_after_accept) {
     fake_responder fake({.close_on_accept = true});
     for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
         bool open = true;
-        auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+        auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), {}, &open);
         // Either the EOF is seen before the request is submitted (not_connected) or after it
         // was written (connection_lost); both must name the endpoint.
         BOOST_TEST((ec == fcgi::error::connection_lost || ec == fcgi::error::not_connected),
@@ -255,10 +243,12 @@ BOOST_AUTO_TEST_CASE(close_after_n_requests) {
         fcgi::connection conn(ctx.get_executor());
         co_await conn.async_connect(fake.tcp_endpoint(), use_awaitable);
         for (int i = 0; i < 2; ++i) {
-            auto resp = co_await conn.async_request(make_request("ok"), use_awaitable);
-            BOOST_TEST(resp.body == expected_body("ok"));
+            auto resp =
+                co_await conn.async_request(fcgi::test::tagged_request("ok"), use_awaitable);
+            BOOST_TEST(resp.body == fcgi::test::tagged_body("ok"));
         }
-        auto [ec, resp] = co_await conn.async_request(make_request("third"), as_tuple_awaitable);
+        auto [ec, resp] =
+            co_await conn.async_request(fcgi::test::tagged_request("third"), as_tuple_awaitable);
         BOOST_TEST((ec == fcgi::error::connection_lost || ec == fcgi::error::not_connected),
                    ec.message());
         BOOST_TEST(!resp.diagnostics.empty());
@@ -275,7 +265,7 @@ BOOST_AUTO_TEST_CASE(garbage_is_bad_version) {
     }});
     auto ep = fake.tcp_endpoint();
     bool open = true;
-    auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+    auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), {}, &open);
     BOOST_TEST(ec == fcgi::error::bad_version, ec.message());
     BOOST_TEST(ec == fcgi::condition::protocol_error);
     BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
@@ -289,7 +279,7 @@ BOOST_AUTO_TEST_CASE(version_2_record_is_bad_version) {
     }});
     auto ep = fake.unix_endpoint();
     bool open = true;
-    auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+    auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), {}, &open);
     BOOST_TEST(ec == fcgi::error::bad_version, ec.message());
     BOOST_TEST(ec == fcgi::condition::protocol_error);
     BOOST_TEST(!open);
@@ -307,7 +297,7 @@ BOOST_AUTO_TEST_CASE(record_for_unknown_request_id) {
         bool open = true;
         fcgi::connection_options copts;
         copts.max_in_flight = 4;
-        auto [ec, resp] = one_request(ep, make_request("x"), copts, &open);
+        auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), copts, &open);
         BOOST_TEST(ec == fcgi::error::unexpected_record, ec.message());
         BOOST_TEST(ec == fcgi::condition::protocol_error);
         BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
@@ -359,7 +349,7 @@ BOOST_AUTO_TEST_CASE(other_malformed_responses) {
             fake_responder fake({.script_for = f.make});
             auto ep = fake.tcp_endpoint();
             bool open = true;
-            auto [ec, resp] = one_request(ep, make_request("x"), {}, &open);
+            auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), {}, &open);
             BOOST_TEST(ec == f.expected, ec.message());
             BOOST_TEST(ec == fcgi::condition::protocol_error);
             BOOST_TEST(!resp.diagnostics.empty());
@@ -374,7 +364,7 @@ BOOST_AUTO_TEST_CASE(silence_with_request_timeout) {
     run_coro(ctx, [&]() -> awaitable<void> {
         fcgi::connection conn(ctx.get_executor());
         co_await conn.async_connect(fake.tcp_endpoint(), use_awaitable);
-        auto req = make_request("silent");
+        auto req = fcgi::test::tagged_request("silent");
         req.timeout = 200ms;
         auto start = steady::now();
         auto [ec, resp] = co_await conn.async_request(req, as_tuple_awaitable);
@@ -396,7 +386,8 @@ BOOST_AUTO_TEST_CASE(connection_default_request_timeout) {
     copts.request_timeout = 150ms;
     auto start = steady::now();
     bool open = true;
-    auto [ec, resp] = one_request(fake.unix_endpoint(), make_request("silent"), copts, &open);
+    auto [ec, resp] =
+        one_request(fake.unix_endpoint(), fcgi::test::tagged_request("silent"), copts, &open);
     BOOST_TEST(ec == fcgi::error::request_timeout, ec.message());
     BOOST_TEST(ms_since(start) < 2000);
     BOOST_TEST(!open);
@@ -408,12 +399,12 @@ BOOST_AUTO_TEST_CASE(delay_before_answering) {
         s.insert(s.begin(), act::delay(100ms));
         return s;
     }});
-    auto req = make_request("late");
+    auto req = fcgi::test::tagged_request("late");
     req.timeout = 5s;
     auto start = steady::now();
     auto [ec, resp] = one_request(fake.tcp_endpoint(), req);
     BOOST_TEST(!ec, ec.message());
-    BOOST_TEST(resp.body == expected_body("late"));
+    BOOST_TEST(resp.body == fcgi::test::tagged_body("late"));
     BOOST_TEST(ms_since(start) >= 100);
 }
 
@@ -428,9 +419,10 @@ BOOST_AUTO_TEST_CASE(bytes_after_end_request_close_the_connection) {
             return s;
         }});
         bool open = true;
-        auto [ec, resp] = one_request(fake.tcp_endpoint(), make_request("trail"), {}, &open);
+        auto [ec, resp] =
+            one_request(fake.tcp_endpoint(), fcgi::test::tagged_request("trail"), {}, &open);
         BOOST_TEST(!ec, ec.message());
-        BOOST_TEST(resp.body == expected_body("trail"));
+        BOOST_TEST(resp.body == fcgi::test::tagged_body("trail"));
         BOOST_TEST(!open);
     }
 }
@@ -445,7 +437,7 @@ BOOST_AUTO_TEST_CASE(oversized_stdout_is_response_too_large) {
     copts.max_stdout_size = 64 * 1024;
     bool open = true;
     auto ep = fake.tcp_endpoint();
-    auto [ec, resp] = one_request(ep, make_request("big"), copts, &open);
+    auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("big"), copts, &open);
     BOOST_TEST(ec == fcgi::error::response_too_large, ec.message());
     BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
     BOOST_TEST(!open);
@@ -463,7 +455,8 @@ BOOST_AUTO_TEST_CASE(response_head_that_never_ends) {
     fcgi::connection_options copts;
     copts.max_head_size = 16 * 1024;
     bool open = true;
-    auto [ec, resp] = one_request(fake.unix_endpoint(), make_request("head"), copts, &open);
+    auto [ec, resp] =
+        one_request(fake.unix_endpoint(), fcgi::test::tagged_request("head"), copts, &open);
     BOOST_TEST(ec == fcgi::error::response_head_too_large, ec.message());
     BOOST_TEST(!resp.diagnostics.empty());
     BOOST_TEST(!open);
@@ -479,7 +472,7 @@ BOOST_AUTO_TEST_CASE(stderr_is_kept_apart_from_the_body) {
                                   act::stderr_(""),
                                   act::end(fcgi::protocol::protocol_status::request_complete, 3)};
     }});
-    auto [ec, resp] = one_request(fake.tcp_endpoint(), make_request("err"));
+    auto [ec, resp] = one_request(fake.tcp_endpoint(), fcgi::test::tagged_request("err"));
     BOOST_TEST(!ec, ec.message());
     BOOST_TEST(resp.status == 404);
     BOOST_TEST(resp.body == "missing");
@@ -503,26 +496,27 @@ BOOST_AUTO_TEST_CASE(end_request_protocol_statuses) {
         fcgi::connection conn(ctx.get_executor());
         co_await conn.async_connect(ep, use_awaitable);
         {
-            auto [ec, resp] =
-                co_await conn.async_request(make_request("overloaded"), as_tuple_awaitable);
+            auto [ec, resp] = co_await conn.async_request(fcgi::test::tagged_request("overloaded"),
+                                                          as_tuple_awaitable);
             BOOST_TEST(ec == fcgi::server_error::overloaded, ec.message());
             BOOST_TEST(fcgi::is_retryable(ec));
             BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
         }
         {
-            auto [ec, resp] = co_await conn.async_request(make_request("cant"), as_tuple_awaitable);
+            auto [ec, resp] =
+                co_await conn.async_request(fcgi::test::tagged_request("cant"), as_tuple_awaitable);
             BOOST_TEST(ec == fcgi::server_error::cant_mpx_conn, ec.message());
         }
         {
-            auto req = make_request("auth");
+            auto req = fcgi::test::tagged_request("auth");
             req.role = fcgi::protocol::role::authorizer;
             auto [ec, resp] = co_await conn.async_request(req, as_tuple_awaitable);
             BOOST_TEST(ec == fcgi::server_error::unknown_role, ec.message());
         }
         // A clean END_REQUEST leaves the stream in step: the connection is still usable.
         BOOST_TEST(conn.is_open());
-        auto resp = co_await conn.async_request(make_request("after"), use_awaitable);
-        BOOST_TEST(resp.body == expected_body("after"));
+        auto resp = co_await conn.async_request(fcgi::test::tagged_request("after"), use_awaitable);
+        BOOST_TEST(resp.body == fcgi::test::tagged_body("after"));
     });
     BOOST_TEST(fake.snapshot().connections_accepted == 1u);
 }
@@ -550,15 +544,16 @@ BOOST_AUTO_TEST_CASE(cant_mpx_conn_from_a_non_multiplexing_server) {
     auto wave = [&](const std::string& prefix) {
         for (int i = 0; i < 4; ++i) {
             std::string id = prefix + std::to_string(i);
-            conn.async_request(make_request(id), [&, id](std::error_code ec, fcgi::response r) {
-                ++done;
-                if (!ec && r.body == expected_body(id))
-                    ++ok;
-                else if (ec == fcgi::server_error::cant_mpx_conn)
-                    ++refused;
-                else
-                    BOOST_ERROR("request " << id << ": " << ec.message());
-            });
+            conn.async_request(fcgi::test::tagged_request(id),
+                               [&, id](std::error_code ec, fcgi::response r) {
+                                   ++done;
+                                   if (!ec && r.body == fcgi::test::tagged_body(id))
+                                       ++ok;
+                                   else if (ec == fcgi::server_error::cant_mpx_conn)
+                                       ++refused;
+                                   else
+                                       BOOST_ERROR("request " << id << ": " << ec.message());
+                               });
         }
     };
     wave("a");
@@ -593,16 +588,17 @@ BOOST_AUTO_TEST_CASE(multiplexing_1000_interleaved_requests) {
     std::vector<int> completion_order;
     for (int i = 0; i < n; ++i) {
         std::string id = std::to_string(i);
-        conn.async_request(make_request(id), [&, i, id](std::error_code ec, fcgi::response r) {
-            ++done;
-            completion_order.push_back(i);
-            if (ec)
-                BOOST_ERROR("request " << i << ": " << ec.message() << " " << r.diagnostics);
-            else if (r.body != expected_body(id))
-                BOOST_ERROR("request " << i << " got body " << r.body);
-            else
-                ++ok;
-        });
+        conn.async_request(
+            fcgi::test::tagged_request(id), [&, i, id](std::error_code ec, fcgi::response r) {
+                ++done;
+                completion_order.push_back(i);
+                if (ec)
+                    BOOST_ERROR("request " << i << ": " << ec.message() << " " << r.diagnostics);
+                else if (r.body != fcgi::test::tagged_body(id))
+                    BOOST_ERROR("request " << i << " got body " << r.body);
+                else
+                    ++ok;
+            });
     }
     BOOST_REQUIRE_MESSAGE(run_until(
                               ctx, [&] { return done == n; }, 60s),
@@ -639,9 +635,9 @@ BOOST_AUTO_TEST_CASE(multiplexing_with_random_fragments) {
         for (int i = 0; i < 200; ++i) {
             std::string id = "m" + std::to_string(i);
             std::string body(static_cast<std::size_t>(i * 11), 'q');
-            conn.async_request(make_request(id, body),
+            conn.async_request(fcgi::test::tagged_request(id, body),
                                [&, id, body](std::error_code ec, fcgi::response r) {
-                                   ok += !ec && r.body == expected_body(id, body);
+                                   ok += !ec && r.body == fcgi::test::tagged_body(id, body);
                                    if (++done == 200)
                                        all_done.cancel();
                                });
@@ -669,7 +665,7 @@ BOOST_AUTO_TEST_CASE(cancellation_signal_closes_a_non_multiplexed_connection) {
     conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
     BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
     conn.async_request(
-        make_request("slow"),
+        fcgi::test::tagged_request("slow"),
         asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, fcgi::response r) {
             result = ec;
             diagnostics = r.diagnostics;
@@ -690,9 +686,9 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request_keeps_the_connection) {
     std::optional<std::error_code> connected, first, second;
     conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
     BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
-    conn.async_request(make_request("first"),
+    conn.async_request(fcgi::test::tagged_request("first"),
                        [&](std::error_code ec, fcgi::response) { first = ec; });
-    conn.async_request(make_request("second"),
+    conn.async_request(fcgi::test::tagged_request("second"),
                        asio::bind_cancellation_slot(
                            sig.slot(), [&](std::error_code ec, fcgi::response) { second = ec; }));
     sig.emit(asio::cancellation_type::terminal);  // "second" waits behind "first": never sent
@@ -719,18 +715,19 @@ BOOST_AUTO_TEST_CASE(cancellation_with_multiplexing_sends_abort_request) {
     conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
     BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
 
-    conn.async_request(make_request("slow"),
+    conn.async_request(fcgi::test::tagged_request("slow"),
                        asio::bind_cancellation_slot(
                            sig.slot(), [&](std::error_code ec, fcgi::response) { slow = ec; }));
     int done = 0, ok = 0;
     auto normal = [&](const std::string& id) {
-        conn.async_request(make_request(id), [&, id](std::error_code ec, fcgi::response r) {
-            ++done;
-            if (!ec && r.body == expected_body(id))
-                ++ok;
-            else
-                BOOST_ERROR("request " << id << ": " << ec.message() << " " << r.body);
-        });
+        conn.async_request(
+            fcgi::test::tagged_request(id), [&, id](std::error_code ec, fcgi::response r) {
+                ++done;
+                if (!ec && r.body == fcgi::test::tagged_body(id))
+                    ++ok;
+                else
+                    BOOST_ERROR("request " << id << ": " << ec.message() << " " << r.body);
+            });
     };
     for (auto id : {"a", "b", "c"})
         normal(id);
@@ -779,17 +776,19 @@ BOOST_AUTO_TEST_CASE(cancellation_through_awaitable_operators) {
 
         // The request wins against a long timer.
         asio::steady_timer long_timer(ctx, 10s);
-        auto won = co_await (conn.async_request(make_request("fast"), use_awaitable) ||
-                             long_timer.async_wait(use_awaitable));
+        auto won =
+            co_await (conn.async_request(fcgi::test::tagged_request("fast"), use_awaitable) ||
+                      long_timer.async_wait(use_awaitable));
         BOOST_REQUIRE(won.index() == 0u);
-        BOOST_TEST(std::get<0>(won).body == expected_body("fast"));
+        BOOST_TEST(std::get<0>(won).body == fcgi::test::tagged_body("fast"));
         BOOST_TEST(conn.is_open());
 
         // The timer wins against a request never answered: the request is cancelled.
         asio::steady_timer short_timer(ctx, 200ms);
         auto start = steady::now();
-        auto lost = co_await (conn.async_request(make_request("slow"), use_awaitable) ||
-                              short_timer.async_wait(use_awaitable));
+        auto lost =
+            co_await (conn.async_request(fcgi::test::tagged_request("slow"), use_awaitable) ||
+                      short_timer.async_wait(use_awaitable));
         BOOST_TEST(lost.index() == 1u);
         BOOST_TEST(ms_since(start) < 2000);
         // It had been written and php-fpm-style servers ignore ABORT_REQUEST: closed.
@@ -805,15 +804,17 @@ BOOST_AUTO_TEST_CASE(token_use_awaitable_and_as_tuple) {
         fcgi::connection conn(ctx.get_executor());
         auto [cec] = co_await conn.async_connect(fake.tcp_endpoint(), as_tuple_awaitable);
         BOOST_REQUIRE(!cec);
-        auto [ec, resp] = co_await conn.async_request(make_request("tuple"), as_tuple_awaitable);
+        auto [ec, resp] =
+            co_await conn.async_request(fcgi::test::tagged_request("tuple"), as_tuple_awaitable);
         BOOST_TEST(!ec);
-        BOOST_TEST(resp.body == expected_body("tuple"));
-        auto [ec2, resp2] = co_await conn.async_request(make_request("bad"), as_tuple_awaitable);
+        BOOST_TEST(resp.body == fcgi::test::tagged_body("tuple"));
+        auto [ec2, resp2] =
+            co_await conn.async_request(fcgi::test::tagged_request("bad"), as_tuple_awaitable);
         BOOST_TEST(ec2 == fcgi::server_error::overloaded);
         // use_awaitable turns the error into an exception carrying the code.
         bool thrown = false;
         try {
-            co_await conn.async_request(make_request("bad"), use_awaitable);
+            co_await conn.async_request(fcgi::test::tagged_request("bad"), use_awaitable);
         } catch (const std::system_error& e) {
             thrown = e.code() == fcgi::server_error::overloaded;
         }
@@ -835,10 +836,12 @@ BOOST_AUTO_TEST_CASE(token_use_future) {
     auto connected =
         on_ctx([&] { return conn.async_connect(fake.tcp_endpoint(), asio::use_future); });
     get_within(connected);
-    auto fut = on_ctx([&] { return conn.async_request(make_request("future"), asio::use_future); });
+    auto fut = on_ctx(
+        [&] { return conn.async_request(fcgi::test::tagged_request("future"), asio::use_future); });
     auto resp = get_within(fut);
-    BOOST_TEST(resp.body == expected_body("future"));
-    auto bad = on_ctx([&] { return conn.async_request(make_request("bad"), asio::use_future); });
+    BOOST_TEST(resp.body == fcgi::test::tagged_body("future"));
+    auto bad = on_ctx(
+        [&] { return conn.async_request(fcgi::test::tagged_request("bad"), asio::use_future); });
     BOOST_REQUIRE(bad.wait_for(10s) == std::future_status::ready);
     BOOST_CHECK_EXCEPTION(bad.get(), std::system_error, [](const std::system_error& e) {
         return e.code() == fcgi::server_error::overloaded;
@@ -857,18 +860,18 @@ BOOST_AUTO_TEST_CASE(token_plain_callback) {
     BOOST_REQUIRE(!*connected);
 
     std::optional<fcgi::response> got;
-    conn.async_request(make_request("cb"), [&](std::error_code ec, fcgi::response r) {
+    conn.async_request(fcgi::test::tagged_request("cb"), [&](std::error_code ec, fcgi::response r) {
         BOOST_TEST(!ec);
         got = std::move(r);
     });
     BOOST_TEST(!got.has_value());
     BOOST_REQUIRE(run_until(ctx, [&] { return got.has_value(); }));
-    BOOST_TEST(got->body == expected_body("cb"));
+    BOOST_TEST(got->body == fcgi::test::tagged_body("cb"));
 
     // Errors known at once are not delivered inline either.
     conn.close();
     std::optional<std::error_code> closed_ec;
-    conn.async_request(make_request("late"),
+    conn.async_request(fcgi::test::tagged_request("late"),
                        [&](std::error_code ec, fcgi::response) { closed_ec = ec; });
     BOOST_TEST(!closed_ec.has_value());
     BOOST_REQUIRE(run_until(ctx, [&] { return closed_ec.has_value(); }));
@@ -885,7 +888,8 @@ BOOST_AUTO_TEST_CASE(token_deferred) {
     BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
     BOOST_REQUIRE(!*connected);
 
-    auto op = conn.async_request(make_request("deferred"), asio::experimental::deferred);
+    auto op =
+        conn.async_request(fcgi::test::tagged_request("deferred"), asio::experimental::deferred);
     BOOST_TEST(conn.outstanding() == 0u);  // nothing starts until the operation is invoked
     std::optional<fcgi::response> got;
     std::move(op)([&](std::error_code ec, fcgi::response r) {
@@ -893,7 +897,7 @@ BOOST_AUTO_TEST_CASE(token_deferred) {
         got = std::move(r);
     });
     BOOST_REQUIRE(run_until(ctx, [&] { return got.has_value(); }));
-    BOOST_TEST(got->body == expected_body("deferred"));
+    BOOST_TEST(got->body == fcgi::test::tagged_body("deferred"));
 }
 
 BOOST_AUTO_TEST_CASE(get_values_reports_configured_limits) {

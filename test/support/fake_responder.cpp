@@ -806,4 +806,19 @@ bool fake_responder::wait_for(const std::function<bool(const fake_snapshot&)>& p
     return impl_->cv.wait_for(lk, timeout, [&] { return pred(impl_->state); });
 }
 
+fcgi::request tagged_request(const std::string& id, std::string body) {
+    fcgi::request r;
+    r.script = "/srv/www/fake.php";
+    r.params = {{"X_ID", id}};
+    r.body = std::move(body);
+    return r;
+}
+
+std::string tagged_body(const std::string& id, const std::string& body) {
+    seen_request r;
+    r.params = {{"X_ID", id}};
+    r.stdin_data = body;
+    return echo_body(r);
+}
+
 }  // namespace fcgi::test

@@ -17,6 +17,7 @@
 
 #include "fcgi/endpoint.hpp"
 #include "fcgi/protocol/types.hpp"
+#include "fcgi/request.hpp"
 
 namespace fcgi::test {
 
@@ -89,6 +90,13 @@ inline constexpr std::string_view echo_head = "Status: 200 OK\r\nContent-Type: t
 /// The body the echo script answers `r` with: "id=<X_ID>", plus "\nstdin=<stdin>" when a body
 /// was sent.
 std::string echo_body(const seen_request& r);
+
+/// A request the default script answers with its X_ID param echoed: lets a test check that
+/// every response was routed to its own request.
+fcgi::request tagged_request(const std::string& id, std::string body = {});
+
+/// The body the default script sends for tagged_request(id, body).
+std::string tagged_body(const std::string& id, const std::string& body = {});
 
 /// The default script: for RESPONDER, STDOUT with echo_head, STDOUT with echo_body (two records,
 /// so multiplexed answers interleave), then END_REQUEST (no empty STDOUT, as php-fpm does); for
