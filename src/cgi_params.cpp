@@ -42,6 +42,16 @@ std::error_code validate(const request& req, std::string& why) {
             return error::invalid_request;
         }
     }
+    if (req.stdin_source && !req.body.empty()) {
+        why = "a request has either a body or a body source, not both";
+        return error::invalid_request;
+    }
+    if (req.stdin_source && !req.stdin_source.size()) {
+        why =
+            "the request body source has no known length; FastCGI needs CONTENT_LENGTH "
+            "before the body";
+        return error::body_length_unknown;
+    }
     if (req.role != protocol::role::filter && (!req.data.empty() || req.data_last_modified)) {
         why = "a DATA stream is only sent with the FILTER role";
         return error::invalid_request;
@@ -90,10 +100,10 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
         else if (iequals(name, "Content-Length"))
             content_length_header = value;
     }
-    if (content_type.empty() && !req.body.empty())
+    if (content_type.empty() && req.body_size() != 0)
         content_type = "application/x-www-form-urlencoded";
 
-    std::string_view content_length = number(req.body.size());
+    std::string_view content_length = number(req.body_size());
     if (!content_length_header.empty() && content_length_header != content_length) {
         why = "Content-Length header " + std::string(content_length_header) +
               " differs from the body's " + std::string(content_length) + " bytes";

@@ -38,7 +38,7 @@ bool connection_impl::has_free_slot() const noexcept {
     if (state_ != connection_state::open || !waiting_.empty())
         return false;
     for (std::size_t i = 0; i < max_in_flight_ && i < slots_.size(); ++i)
-        if (!slots_[i].in_use && !slots_[i].writing)
+        if (!busy(slots_[i]))
             return true;
     return false;
 }
@@ -179,7 +179,7 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
 void connection_impl::pump_waiting() {
     for (std::size_t i = 0; i < max_in_flight_ && !waiting_.empty(); ++i) {
         slot& s = slots_[i];
-        if (s.in_use || s.writing)
+        if (busy(s))
             continue;
         auto op = std::move(waiting_.front());
         waiting_.pop_front();
@@ -195,12 +195,20 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
     s.abandoned = false;
     const request& req = s.op->req;
     std::string why;
-    std::error_code ec = s.params.build(req, why);
+    std::error_code ec;
+    if (req.stdin_source || req.stdout_sink)
+        ec = start_streams(s, why);
+    if (!ec)
+        ec = s.params.build(req, why);
     if (!ec) {
         s.encoder.clear();
-        ec = s.encoder.encode_request(s.id, req.role, proto::begin_flags::keep_conn,
-                                      s.params.params(), req.body, req.data);
-        if (ec) {
+        if (s.op->stream && s.op->stream->upload_left > 0)
+            // The body follows chunk by chunk as the source yields it (read_source).
+            ec = s.encoder.begin(s.id, req.role, proto::begin_flags::keep_conn, s.params.params());
+        else
+            ec = s.encoder.encode_request(s.id, req.role, proto::begin_flags::keep_conn,
+                                          s.params.params(), req.body, req.data);
+        if (ec == error::param_too_large) {
             for (const auto& p : s.params.params()) {
                 std::size_t n = proto::encoded_size(p.name, p.value);
                 if (n > proto::max_params_content)
@@ -227,6 +235,8 @@ void connection_impl::complete(slot& s, std::error_code ec, response r) {
         return;
     if (s.written || s.writing)
         r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
+    if (s.op->stream)
+        s.op->stream->sink_pending.clear();  // a failed request's output goes nowhere
     s.op->timer.cancel();
     deliver(std::move(s.op->handler), ec, std::move(r));
 }
@@ -257,9 +267,9 @@ void connection_impl::release(slot& s) {
         std::erase(write_queue_, static_cast<std::uint16_t>(s.id - 1));
         s.queued = false;
     }
-    // The op owns the bytes a write in progress views: it goes when that write is done.
-    if (!s.writing)
-        s.op.reset();
+    // The op owns the bytes a write, a source or a sink in progress views: it goes when they
+    // are done.
+    drop_op_if_unused(s);
 }
 
 void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, const char* what) {
@@ -277,29 +287,32 @@ void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, con
     for (auto& s : slots_) {
         if (!s.op || !s.op->handler || s.op->serial != serial)
             continue;
-        response r;
-        r.diagnostics = std::string(what) + "; " + describe(s);
-        if (!s.written && !s.writing) {
-            complete(s, ec, std::move(r));
-            release(s);
-            pump_waiting();
-            notify();
-            return;
-        }
-        complete(s, ec, std::move(r));
-        if (max_in_flight_ > 1 && slots_.size() > 1 && state_ == connection_state::open) {
-            // A multiplexing server can abort one request; its ID stays taken until END_REQUEST.
-            s.abandoned = true;
-            aborts_pending_.push_back(proto::encode_abort_request(s.id));
-            start_write();
-        } else {
-            // php-fpm ignores ABORT_REQUEST: closing is the only way to stop the script, and the
-            // stream cannot be resynchronised anyway (PROTOCOL.md item 6).
-            close(error::connection_lost);
-        }
-        notify();
+        abandon(s, ec, std::string(what) + "; " + describe(s));
         return;
     }
+}
+
+void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnostics) {
+    response r;
+    r.diagnostics = std::move(diagnostics);
+    bool server_done = s.op->stream && s.op->stream->ended;
+    complete(s, ec, std::move(r));
+    if (server_done || (!s.written && !s.writing)) {
+        // Nothing of it is on the wire, or the server already ended it: the connection is fine.
+        release(s);
+        pump_waiting();
+    } else if (max_in_flight_ > 1 && slots_.size() > 1 && state_ == connection_state::open) {
+        // A multiplexing server can abort one request; its ID stays taken until END_REQUEST.
+        s.abandoned = true;
+        aborts_pending_.push_back(proto::encode_abort_request(s.id));
+        start_write();
+    } else {
+        // php-fpm ignores ABORT_REQUEST: closing is the only way to stop the script, and the
+        // stream cannot be resynchronised anyway (PROTOCOL.md item 6).
+        close(error::connection_lost);
+    }
+    resume_reading();
+    notify();
 }
 
 void connection_impl::cancel(std::uint64_t serial) {
@@ -310,6 +323,11 @@ std::string connection_impl::describe(const slot& s) const {
     std::string d = "request " + std::to_string(s.id) + " to " + endpoint_.to_string();
     if (!s.written && !s.writing)
         return d + " was not sent";
+    if (s.op && s.op->stream && s.op->req.stdin_source) {
+        auto total = s.op->req.body_size();
+        d += " had sent " + std::to_string(total - s.op->stream->upload_left) + " of " +
+             std::to_string(total) + " body bytes and";
+    }
     d += " had received " + std::to_string(s.assembler.stdout_bytes()) + " bytes of STDOUT and " +
          std::to_string(s.assembler.stderr_bytes()) + " of STDERR";
     d += " (" + std::to_string(stats_.requests_completed) +
@@ -329,6 +347,9 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
     if (was_connecting && connect_handler_)
         connect_handler_.post(ec);
     for (auto& s : slots_) {
+        if (s.op && s.op->handler && s.op->stream && s.op->stream->ended &&
+            ec != asio::error::operation_aborted)
+            continue;  // the server ended it: its sink drains on and completes it (finish_stream)
         if (s.op && s.op->handler) {
             response r;
             std::string what(detail);
@@ -341,8 +362,7 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
         s.in_use = false;
         s.queued = false;
         s.abandoned = false;
-        if (!s.writing)
-            s.op.reset();
+        drop_op_if_unused(s);
     }
     write_queue_.clear();
     while (!waiting_.empty()) {
@@ -377,7 +397,8 @@ void connection_impl::start_write() {
         for (auto b : s.encoder.buffers())
             gather_.emplace_back(b.data(), b.size());
         writing_slots_.push_back(idx);
-        ++stats_.requests_started;
+        if (!s.written)
+            ++stats_.requests_started;  // a streamed body's later chunks are the same request
     }
     write_queue_.clear();
     writing_ = true;
@@ -411,12 +432,23 @@ void connection_impl::start_write() {
 void connection_impl::on_write(std::error_code ec, std::size_t n) {
     writing_ = false;
     stats_.bytes_written += n;
+    bool uploading = false;
     for (auto idx : writing_slots_) {
         slot& s = slots_[idx];
         s.writing = false;
         s.written = true;
         if (!s.in_use)
-            s.op.reset();
+            drop_op_if_unused(s);
+        else if (s.op->stream && s.op->stream->upload_left > 0)
+            uploading = true;
+    }
+    if (uploading && !ec && state_ == connection_state::open) {
+        for (auto idx : writing_slots_) {
+            slot& s = slots_[idx];
+            if (s.in_use && !s.abandoned && s.op->handler && s.op->stream &&
+                s.op->stream->upload_left > 0 && !s.op->stream->source_busy)
+                read_source(s);
+        }
     }
     writing_slots_.clear();
     aborts_writing_.clear();
@@ -458,8 +490,15 @@ void connection_impl::on_read(std::error_code ec, std::size_t n) {
     in_read_ = true;
     bool open = process_input(std::string_view(read_buffer_.data(), n));
     in_read_ = false;
-    if (open)
-        start_read();  // re-armed first, so a close by the user's handlers below is seen
+    if (open) {
+        // Re-armed first, so a close by the user's handlers below is seen; not while a sink's
+        // buffer is full (backpressure: resume_reading() re-arms it).
+        if (sink_buffer_full())
+            paused_ = true;
+        else
+            start_read();
+    }
+    start_sink_writes();
     flush_deferred();
 }
 
@@ -506,10 +545,19 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
         return false;
     }
     slot& s = slots_[h.request_id - 1];
+    if (s.op->stream && s.op->stream->ended) {
+        close(error::unexpected_record, "record of " + type_name() + " for request " +
+                                            std::to_string(h.request_id) +
+                                            " after its END_REQUEST from " + endpoint_.to_string());
+        return false;
+    }
     std::error_code ec;
+    std::string why;
     switch (h.type) {
         case proto::record_type::stdout_:
-            if (!s.abandoned)
+            if (!s.abandoned && s.op->req.stdout_sink)
+                ec = on_streamed_stdout(s, piece.content, why);
+            else if (!s.abandoned)
                 ec = s.assembler.on_stdout(piece.content);
             break;
         case proto::record_type::stderr_:
@@ -525,6 +573,10 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
                   "record of " + type_name() + " from server at " + endpoint_.to_string() +
                       " for request " + std::to_string(h.request_id));
             return false;
+    }
+    if (ec == error::sink_failed) {
+        abandon(s, ec, why + "; " + describe(s));
+        return state_ == connection_state::open;
     }
     if (ec) {
         // The rest of this response cannot be skipped reliably without reading it all: close.
@@ -549,6 +601,12 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
     ++stats_.requests_completed;
     if (end.status == proto::protocol_status::cant_mpx_conn)
         max_in_flight_ = 1;  // the server cannot multiplex: one request at a time from now on
+    // A body not sent in full when the server ended the request leaves records the server will
+    // read as the next request's: that stream cannot be reused unless it multiplexes.
+    bool body_unsent =
+        s.writing || s.queued ||
+        (s.op && s.op->stream && (s.op->stream->upload_left > 0 || s.op->stream->source_busy));
+    bool draining = false;
     if (!s.abandoned && s.op && s.op->handler) {
         std::error_code ec = s.assembler.on_end(end);
         response r = s.assembler.take();
@@ -557,20 +615,227 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         if (ec)
             r.diagnostics = "server at " + endpoint_.to_string() + " ended request " +
                             std::to_string(s.id) + ": " + ec.message();
-        complete(s, ec, std::move(r));
+        auto* sink = s.op->req.stdout_sink.get();
+        if (!ec && sink && !s.op->stream->head_delivered) {
+            // The stream ended before the blank line: the head is all there is.
+            s.op->stream->head_delivered = true;
+            std::string why;
+            if (sink->on_head(r, why)) {
+                ec = error::sink_failed;
+                r.diagnostics = why + "; " + describe(s);
+            }
+        }
+        if (!ec && sink) {
+            // The response is complete; the handler runs once the sink has everything.
+            auto& st = *s.op->stream;
+            st.ended = true;
+            st.end_response = std::move(r);
+            draining = st.sink_busy || !st.sink_pending.empty();
+            if (!draining)
+                finish_stream(s);
+        } else {
+            complete(s, ec, std::move(r));
+        }
     }
-    release(s);
+    if (!draining && s.in_use)
+        release(s);
     // Reuse the stream only if END_REQUEST ended exactly where the bytes read ended: anything
     // after it, with nothing else in flight, means the stream is out of step (PROTOCOL.md item 8).
     bool others = false;
     for (const auto& o : slots_)
-        others = others || o.in_use;
-    if (!others && (input_left || !decoder_.at_record_boundary())) {
+        others = others || (o.in_use && !(o.op && o.op->stream && o.op->stream->ended));
+    if ((!others && (input_left || !decoder_.at_record_boundary())) ||
+        (body_unsent && max_in_flight_ == 1)) {
         close(error::connection_lost);
         return;
     }
     pump_waiting();
     notify();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamed bodies
+
+std::error_code connection_impl::start_streams(slot& s, std::string& why) {
+    auto st = std::make_unique<stream_state>();
+    const request& req = s.op->req;
+    if (auto* source = req.stdin_source.get()) {
+        if (auto ec = source->start(why))
+            return ec;
+        st->upload_left = req.body_size();
+    }
+    if (auto* sink = req.stdout_sink.get()) {
+        if (auto ec = sink->start(why))
+            return ec;
+    }
+    s.op->stream = std::move(st);
+    return {};
+}
+
+void connection_impl::read_source(slot& s) {
+    auto& st = *s.op->stream;
+    if (st.chunk.empty())
+        st.chunk.resize(static_cast<std::size_t>(std::min<std::uint64_t>(
+            std::max<std::size_t>(opts_.source_chunk_size, 1), st.upload_left)));
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(st.chunk.size(), st.upload_left));
+    st.source_busy = true;
+    auto index = static_cast<std::uint16_t>(s.id - 1);
+    // The source may complete inline or on another thread: hop onto the executor either way,
+    // which also keeps a fast source from recursing through write and read.
+    s.op->req.stdin_source.get()->async_read_some(
+        asio::buffer(st.chunk.data(), n), ex_,
+        [self = shared_from_this(), index, serial = s.op->serial](std::error_code ec,
+                                                                  std::size_t m) {
+            auto& ex = self->ex_;
+            asio::post(ex, [self = std::move(self), index, serial, ec, m] {
+                self->on_source_read(index, serial, ec, m);
+            });
+        });
+}
+
+void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, std::error_code ec,
+                                     std::size_t n) {
+    slot& s = slots_[index];
+    if (!s.op || s.op->serial != serial || !s.op->stream)
+        return;
+    auto& st = *s.op->stream;
+    st.source_busy = false;
+    if (!s.in_use || s.abandoned || !s.op->handler || state_ != connection_state::open) {
+        // Ended meanwhile: the chunk is not sent.
+        if (!s.in_use) {
+            drop_op_if_unused(s);
+            pump_waiting();
+        }
+        return;
+    }
+    std::uint64_t total = s.op->req.body_size();
+    std::uint64_t asked = std::min<std::uint64_t>(st.chunk.size(), st.upload_left);
+    if (ec || n == 0 || n > asked) {
+        std::string sent =
+            std::to_string(total - st.upload_left) + " of " + std::to_string(total) + " bytes";
+        std::string what = ec ? "request body source failed after " + sent + ": " + ec.message()
+                           : n == 0 ? "request body source ended after " + sent
+                                    : "request body source returned more bytes than asked";
+        abandon(s, ec || n > asked ? error::source_failed : error::source_ended_early,
+                what + "; " + describe(s));
+        return;
+    }
+    st.upload_left -= n;
+    s.encoder.clear();
+    s.encoder.add_stream(proto::record_type::stdin_, s.id, std::string_view(st.chunk.data(), n));
+    if (st.upload_left == 0) {
+        s.encoder.end_stream(proto::record_type::stdin_, s.id);
+        if (s.op->req.role == proto::role::filter) {
+            s.encoder.add_stream(proto::record_type::data, s.id, s.op->req.data);
+            s.encoder.end_stream(proto::record_type::data, s.id);
+        }
+    }
+    s.queued = true;
+    write_queue_.push_back(index);
+    start_write();
+}
+
+std::error_code connection_impl::on_streamed_stdout(slot& s, std::string_view bytes,
+                                                    std::string& why) {
+    auto& st = *s.op->stream;
+    auto piece = s.assembler.on_stdout_streamed(bytes);
+    if (piece.ec)
+        return piece.ec;
+    if (piece.head_complete) {
+        st.head_delivered = true;
+        if (s.op->req.stdout_sink.get()->on_head(s.assembler.head(), why))
+            return error::sink_failed;
+    }
+    st.sink_pending.append(piece.body);
+    return {};
+}
+
+void connection_impl::start_sink_writes() {
+    for (auto& s : slots_) {
+        if (s.op && s.op->handler && s.op->stream && !s.op->stream->sink_busy &&
+            !s.op->stream->sink_pending.empty())
+            write_sink(s);
+    }
+}
+
+void connection_impl::write_sink(slot& s) {
+    auto& st = *s.op->stream;
+    // Swap rather than copy: the sink consumes one buffer while the reader fills the other.
+    st.sink_inflight.swap(st.sink_pending);
+    st.sink_pending.clear();
+    st.sink_busy = true;
+    auto index = static_cast<std::uint16_t>(s.id - 1);
+    s.op->req.stdout_sink.get()->async_write(
+        st.sink_inflight, ex_,
+        [self = shared_from_this(), index, serial = s.op->serial](std::error_code ec) {
+            auto& ex = self->ex_;
+            asio::post(ex, [self = std::move(self), index, serial, ec] {
+                self->on_sink_written(index, serial, ec);
+            });
+        });
+}
+
+void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
+                                      std::error_code ec) {
+    slot& s = slots_[index];
+    if (!s.op || s.op->serial != serial || !s.op->stream)
+        return;
+    auto& st = *s.op->stream;
+    st.sink_busy = false;
+    st.sink_delivered += st.sink_inflight.size();
+    st.sink_inflight.clear();
+    if (!s.op->handler) {
+        // Completed meanwhile (failed, cancelled): nothing more goes to the sink.
+        if (!s.in_use) {
+            drop_op_if_unused(s);
+            pump_waiting();
+        }
+        resume_reading();
+        return;
+    }
+    if (ec) {
+        abandon(s, error::sink_failed,
+                "response sink failed after " + std::to_string(st.sink_delivered) +
+                    " bytes of body: " + ec.message() + "; " + describe(s));
+        return;
+    }
+    if (!st.sink_pending.empty())
+        write_sink(s);
+    else if (st.ended)
+        finish_stream(s);
+    resume_reading();
+}
+
+void connection_impl::finish_stream(slot& s) {
+    auto& st = *s.op->stream;
+    response r = std::move(st.end_response);
+    std::error_code ec;
+    std::string why;
+    if (s.op->req.stdout_sink.get()->finish(why)) {
+        ec = error::sink_failed;
+        r = response{};
+        r.diagnostics = why + "; " + describe(s);
+    }
+    complete(s, ec, std::move(r));
+    release(s);
+    if (state_ == connection_state::open)
+        pump_waiting();
+    notify();
+}
+
+bool connection_impl::sink_buffer_full() const noexcept {
+    for (const auto& s : slots_)
+        if (s.op && s.op->stream && s.op->handler &&
+            s.op->stream->sink_pending.size() >= opts_.sink_buffer_size)
+            return true;
+    return false;
+}
+
+void connection_impl::resume_reading() {
+    if (paused_ && state_ == connection_state::open && !sink_buffer_full()) {
+        paused_ = false;
+        start_read();
+    }
 }
 
 }  // namespace fcgi::detail

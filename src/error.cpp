@@ -67,6 +67,17 @@ class client_category_impl final : public std::error_category {
                 return "the client was stopped before the request completed";
             case error::no_endpoint:
                 return "no endpoint is available: all are down or none is configured";
+            case error::body_length_unknown:
+                return "the request body source has no known length: FastCGI sends CONTENT_LENGTH "
+                       "before the body, so give the length; nothing was sent";
+            case error::source_ended_early:
+                return "the request body source ended before the length it announced; the "
+                       "request was abandoned and its connection closed";
+            case error::source_failed:
+                return "the request body source failed while the body was being sent; the "
+                       "request was abandoned and its connection closed";
+            case error::sink_failed:
+                return "the response sink failed; the rest of the response was discarded";
         }
         return "unknown fcgi error " + std::to_string(ev);
     }
@@ -85,6 +96,7 @@ class client_category_impl final : public std::error_category {
             case error::param_too_large:
             case error::invalid_request:
             case error::invalid_endpoint:
+            case error::body_length_unknown:
                 return condition::caller_error;
             case error::connection_lost:
             case error::connect_timeout:

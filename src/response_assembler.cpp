@@ -27,6 +27,30 @@ std::error_code response_assembler::on_stdout(std::string_view bytes) {
     return {};
 }
 
+response_assembler::streamed_piece response_assembler::on_stdout_streamed(std::string_view bytes) {
+    stdout_bytes_ += bytes.size();
+    streamed_piece out;
+    if (!head_.done()) {
+        auto r = head_.feed(bytes);
+        if (r.ec || !r.done) {
+            out.ec = r.ec;
+            return out;
+        }
+        bytes.remove_prefix(r.consumed);
+        out.head_complete = true;
+    }
+    out.body = bytes;
+    return out;
+}
+
+response response_assembler::head() const {
+    response r;
+    r.status = head_.status();
+    r.reason = head_.reason();
+    r.headers = head_.headers();
+    return r;
+}
+
 std::error_code response_assembler::on_stderr(std::string_view bytes) {
     if (response_.stderr_text.size() + bytes.size() > limits_.max_stderr)
         return error::response_too_large;

@@ -24,6 +24,13 @@ struct connection_options {
     std::size_t max_head_size = 64u << 10;
     /// Size of the read buffer; records larger than it are handed on in pieces.
     std::size_t read_buffer_size = 64u << 10;
+    /// Bytes read from a request's body source per step (256 KiB); one such buffer exists per
+    /// request streaming its body.
+    std::size_t source_chunk_size = 256u << 10;
+    /// STDOUT buffered for a request whose sink is busy (1 MiB). When a request's buffer is full
+    /// the connection stops reading until its sink catches up (on a multiplexed connection this
+    /// holds up the other requests too).
+    std::size_t sink_buffer_size = 1u << 20;
 };
 
 /// Counters of one connection, for pools and monitoring.

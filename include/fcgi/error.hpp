@@ -33,6 +33,11 @@ enum class error {
     pool_exhausted,   ///< the client's wait queue is full (max_pending)
     client_stopped,   ///< the client was cancelled or shut down
     no_endpoint,      ///< every endpoint is down or none was configured
+    // -- streamed bodies --
+    body_length_unknown,  ///< a request body source without a known length; nothing was sent
+    source_ended_early,   ///< the body source ended before its announced length
+    source_failed,        ///< the body source reported an error while the body was being sent
+    sink_failed,          ///< the response sink reported an error
 };
 
 /// The server's END_REQUEST protocolStatus when it is not REQUEST_COMPLETE.

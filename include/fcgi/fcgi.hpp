@@ -1,6 +1,8 @@
 // Umbrella header of asio-fcgi.
 #pragma once
 
+#include "fcgi/body_sink.hpp"
+#include "fcgi/body_source.hpp"
 #include "fcgi/client.hpp"
 #include "fcgi/client_options.hpp"
 #include "fcgi/connection.hpp"

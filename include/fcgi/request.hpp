@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "fcgi/body_sink.hpp"
+#include "fcgi/body_source.hpp"
 #include "fcgi/protocol/types.hpp"
 
 namespace fcgi {
@@ -37,6 +39,11 @@ struct request {
     std::vector<std::pair<std::string, std::string>> params;
     /// Request body (STDIN).
     std::string body;
+    /// A streamed request body read while it is sent, instead of `body` (which must then be
+    /// empty). Its length must be known: it is sent as CONTENT_LENGTH first.
+    body_source stdin_source;
+    /// Where the response body goes as it arrives, instead of `response::body`.
+    body_sink stdout_sink;
     /// FILTER role only: the file data (DATA stream); FCGI_DATA_LENGTH is set from it.
     std::string data;
     /// FILTER role only: FCGI_DATA_LAST_MOD (seconds since the epoch).
@@ -53,21 +60,30 @@ struct request {
     std::string_view effective_method() const noexcept {
         if (!method.empty())
             return method;
-        return body.empty() ? std::string_view("GET") : std::string_view("POST");
+        return body.empty() && !stdin_source ? std::string_view("GET") : std::string_view("POST");
     }
 
-    /// Whether the client may retry this request on a fresh connection.
-    bool is_idempotent() const noexcept {
+    /// Whether the client may retry this request on a fresh connection: idempotent, and its body
+    /// source (if any) can be read again.
+    bool is_idempotent() const {
+        if (!stdin_source.restartable())
+            return false;
         if (idempotent)
             return *idempotent;
         auto m = effective_method();
         return m == "GET" || m == "HEAD" || m == "OPTIONS";
     }
+
+    /// The length of the body sent: the source's when one is set (0 when it has none).
+    std::uint64_t body_size() const {
+        return stdin_source ? stdin_source.size().value_or(0) : body.size();
+    }
 };
 
 /// Checks a request before anything is sent: an absolute script path, header names that are
-/// tokens, no CR, LF or NUL in header values, no '=' or NUL in param names. On failure returns
-/// error::invalid_request and sets `why` to a sentence naming the offending field.
+/// tokens, no CR, LF or NUL in header values, no '=' or NUL in param names, a body source with a
+/// known length and no `body` beside it. On failure returns error::invalid_request (or
+/// error::body_length_unknown) and sets `why` to a sentence naming the offending field.
 std::error_code validate(const request& req, std::string& why);
 
 }  // namespace fcgi

@@ -7,9 +7,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "support/checksum.hpp"
 #include "support/php_fpm.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
@@ -23,6 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using fcgi::test::binary_data;
+using fcgi::test::md5_of;
 using fcgi::test::temp_file;
 
 using fcgi::test::run_result;
@@ -40,16 +43,6 @@ run_result fcgi_cli(std::vector<std::string> args, std::string input = {}) {
     spec.args = std::move(args);
     spec.input = std::move(input);
     return run(spec);
-}
-
-// The md5 of `data` as md5sum computes it: an oracle independent of PHP and of the tool.
-std::string md5_of(const std::string& data) {
-    run_spec spec;
-    spec.program = "/usr/bin/md5sum";
-    spec.input = data;
-    auto r = run(spec);
-    BOOST_REQUIRE_EQUAL(r.exit_code, 0);
-    return r.out.substr(0, 32);
 }
 
 // json_encode escapes '/' as '\/'.
@@ -147,6 +140,45 @@ BOOST_AUTO_TEST_CASE(data_from_file_and_stdin) {
     BOOST_TEST(literal.out.find(R"("method":"POST")") != std::string::npos, literal.out);
     BOOST_TEST(literal.out.find(R"("body_md5":")" + md5_of("abc") + "\"") != std::string::npos,
                literal.out);
+}
+
+BOOST_AUTO_TEST_CASE(large_bodies_stream_through_files) {
+    // 20 MB each way: --data @FILE is read as records go out, --output gets the body as it
+    // arrives (the memory bound is measured in docs/benchmarks.md, not here).
+    std::string data(20u << 20, '\0');
+    for (std::size_t i = 0; i < data.size(); ++i)
+        data[i] = static_cast<char>((i * 131 + i / 4099) & 0xff);
+    temp_file in(data);
+    temp_file out("old");
+    auto up = fcgi_cli({"request", "-c", unix_ep, "--data", "@" + in.path, "--output", out.path,
+                        php_fpm::script("md5.php")});
+    BOOST_TEST(up.exit_code == 0, up.err);
+    BOOST_TEST(up.out.empty());  // the body went to --output
+    std::ifstream f(out.path, std::ios::binary);
+    std::string written((std::istreambuf_iterator<char>(f)), {});
+    BOOST_TEST(written == std::to_string(data.size()) + " " + md5_of(data) + "\n");
+
+    const std::string size = std::to_string(20u << 20);
+    auto down = fcgi_cli({"request", "-c", tcp_ep, "-i", "-o", out.path,
+                          php_fpm::script("big.php") + "?size=" + size});
+    BOOST_TEST(down.exit_code == 0, down.err);
+    // -i puts the head in the same file, before the body.
+    std::ifstream g(out.path, std::ios::binary);
+    std::string file((std::istreambuf_iterator<char>(g)), {});
+    auto blank = file.find("\r\n\r\n");
+    BOOST_REQUIRE(blank != std::string::npos);
+    std::string head = file.substr(0, blank);
+    BOOST_TEST(head.starts_with("Status: 200 OK\r\n"), head);
+    auto md5_at = head.find("X-Md5: ");
+    BOOST_REQUIRE(md5_at != std::string::npos);
+    BOOST_TEST(file.size() - blank - 4 == 20u << 20);
+    BOOST_TEST(md5_of(file.substr(blank + 4)) == head.substr(md5_at + 7, 32));
+
+    auto bad_output = fcgi_cli(
+        {"request", "-c", unix_ep, "-o", "/nonexistent/dir/out", php_fpm::script("hello.php")});
+    BOOST_TEST(bad_output.exit_code != 0);
+    BOOST_TEST(is_one_error_line(bad_output.err), bad_output.err);
+    BOOST_TEST(bad_output.err.find("/nonexistent/dir/out") != std::string::npos, bad_output.err);
 }
 
 BOOST_AUTO_TEST_CASE(stdout_is_binary_safe) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/checksum.hpp"
 #include "support/php_fpm.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
@@ -30,6 +31,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using fcgi::test::binary_data;
+using fcgi::test::md5_of;
 using fcgi::test::temp_file;
 
 run_result fanout(std::vector<std::string> args, std::string input = {},
@@ -72,10 +74,6 @@ std::string oracle(const std::string& program, const std::vector<std::string>& a
     auto r = fcgi::test::run_child(spec);
     BOOST_REQUIRE_EQUAL(r.exit_code, 0);
     return r.out;
-}
-
-std::string md5_of(const std::string& data) {
-    return oracle("/usr/bin/md5sum", {}, data).substr(0, 32);
 }
 
 std::string base64_of(const std::string& data) {

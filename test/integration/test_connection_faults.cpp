@@ -39,25 +39,10 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+using fcgi::test::run_coro;
 using fcgi::test::run_until;
 
 constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(use_awaitable);
-
-// Runs the coroutine made by `fn()` on `ctx`; fails the test if it does not finish in time.
-template <class F>
-void run_coro(asio::io_context& ctx, F&& fn, std::chrono::milliseconds limit = 20s) {
-    bool done = false;
-    std::exception_ptr failure;
-    asio::co_spawn(ctx, fn(), [&](std::exception_ptr e) {
-        failure = e;
-        done = true;
-    });
-    BOOST_REQUIRE_MESSAGE(run_until(
-                              ctx, [&] { return done; }, limit),
-                          "test coroutine did not finish in time");
-    if (failure)
-        std::rethrow_exception(failure);
-}
 
 // Milliseconds since `start` (printable in assertions, unlike durations).
 long long ms_since(steady::time_point start) {

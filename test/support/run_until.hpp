@@ -1,8 +1,11 @@
 // Drives an io_context until a condition holds, bounded in time: the replacement for sleeps.
 #pragma once
 
+#include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <exception>
 
 namespace fcgi::test {
 
@@ -24,6 +27,24 @@ bool run_until(asio::io_context& ctx, Pred done,
             return done();  // nothing left that could make progress
     }
     return true;
+}
+
+/// Runs the coroutine made by `fn()` on `ctx`; fails the test if it does not finish within
+/// `limit`, and rethrows what it threw.
+template <class F>
+void run_coro(asio::io_context& ctx, F&& fn,
+              std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    bool done = false;
+    std::exception_ptr failure;
+    asio::co_spawn(ctx, fn(), [&](std::exception_ptr e) {
+        failure = e;
+        done = true;
+    });
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return done; }, limit),
+                          "test coroutine did not finish in time");
+    if (failure)
+        std::rethrow_exception(failure);
 }
 
 }  // namespace fcgi::test

@@ -34,6 +34,10 @@ constexpr error all_errors[] = {
     error::pool_exhausted,
     error::client_stopped,
     error::no_endpoint,
+    error::body_length_unknown,
+    error::source_ended_early,
+    error::source_failed,
+    error::sink_failed,
 };
 
 constexpr error protocol_errors[] = {
@@ -69,7 +73,7 @@ BOOST_AUTO_TEST_CASE(enumerators_start_at_one_and_are_dense) {
     BOOST_TEST(static_cast<int>(all_errors[0]) == 1);
     for (std::size_t i = 0; i < std::size(all_errors); ++i)
         BOOST_TEST(static_cast<int>(all_errors[i]) == static_cast<int>(i) + 1);
-    BOOST_TEST(static_cast<int>(error::no_endpoint) == static_cast<int>(std::size(all_errors)));
+    BOOST_TEST(static_cast<int>(error::sink_failed) == static_cast<int>(std::size(all_errors)));
     // The value after the last one has no message: an enumerator added to error.hpp without
     // being added to the list above (and so without these checks) shows up here.
     std::error_code next(static_cast<int>(std::size(all_errors)) + 1, fcgi::client_category());
@@ -148,13 +152,13 @@ BOOST_AUTO_TEST_CASE(protocol_error_condition_matches_protocol_codes) {
 
 BOOST_AUTO_TEST_CASE(caller_error_condition) {
     std::error_code caller[] = {error::param_too_large, error::invalid_request,
-                                error::invalid_endpoint};
+                                error::invalid_endpoint, error::body_length_unknown};
     for (auto ec : caller)
         BOOST_TEST((ec == condition::caller_error), ec.message());
     for (auto e : all_errors) {
         std::error_code ec = e;
         bool expected = e == error::param_too_large || e == error::invalid_request ||
-                        e == error::invalid_endpoint;
+                        e == error::invalid_endpoint || e == error::body_length_unknown;
         BOOST_TEST((ec == condition::caller_error) == expected, ec.message());
     }
 }

@@ -48,6 +48,14 @@ std::string_view client_error_name(fcgi::error e) {
             return "client_stopped";
         case error::no_endpoint:
             return "no_endpoint";
+        case error::body_length_unknown:
+            return "body_length_unknown";
+        case error::source_ended_early:
+            return "source_ended_early";
+        case error::source_failed:
+            return "source_failed";
+        case error::sink_failed:
+            return "sink_failed";
     }
     return "unknown_error";
 }

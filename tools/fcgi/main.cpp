@@ -21,11 +21,13 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
 
     request_flags request;
-    add_request_flags(
-        *app.add_subcommand("request",
-                            "Run SCRIPT[?QUERY]: the body goes to stdout, the script's "
-                            "FCGI_STDERR to stderr"),
-        request);
+    auto* request_cmd = app.add_subcommand(
+        "request",
+        "Run SCRIPT[?QUERY]: the body streams to stdout (or --output), the script's FCGI_STDERR "
+        "goes to stderr");
+    add_request_flags(*request_cmd, request);
+    request_cmd->add_option("-o,--output", request.output,
+                            "Write the body to FILE as it arrives instead of stdout");
     probe_flags probe;
     auto* probe_cmd = app.add_subcommand(
         "probe", "Print what the server reports for GET_VALUES, one NAME=VALUE per line");

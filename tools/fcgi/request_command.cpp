@@ -17,24 +17,13 @@
 #include "fcgi/endpoint.hpp"
 #include "fcgi/error.hpp"
 #include "output.hpp"
+#include "response_output.hpp"
 
 namespace fcgi_cli {
 namespace {
 
 using namespace std::chrono;
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
-
-// "Status: 404 Not Found" and the headers, CRLF-terminated like the CGI head they came from.
-std::string head_text(const fcgi::response& r) {
-    std::string s = "Status: " + std::to_string(r.status);
-    if (!r.reason.empty())
-        s += " " + r.reason;
-    s += "\r\n";
-    for (const auto& h : r.headers)
-        s += h.name + ": " + h.value + "\r\n";
-    s += "\r\n";
-    return s;
-}
 
 asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_flags& flags) {
     const std::string where = ep.to_string();
@@ -59,24 +48,24 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
         req.timeout = std::max(left, milliseconds(1));
     }
 
+    // The body streams to stdout or --output as it arrives.
+    auto output = std::make_shared<response_output_state>();
+    req.stdout_sink = make_response_output(flags.output, flags.include, flags.fail, output);
     auto [ec, resp] = co_await conn.async_request(std::move(req), use_tuple);
     if (ec) {
-        print_error(describe_failure(where, "request failed", ec, resp.diagnostics));
-        co_return exit_code_after_connect(ec);
+        print_error(describe_failure(
+            where, output->write_failed ? "cannot write the response" : "request failed", ec,
+            resp.diagnostics));
+        co_return output->write_failed ? request_failure : exit_code_after_connect(ec);
     }
     // The script's own log lines are data: passed through verbatim, never mixed into stdout.
     write_stderr(resp.stderr_text);
-    if (flags.fail && resp.status >= 400) {
+    if (output->refused_status) {
         std::string status = std::to_string(resp.status);
         if (!resp.reason.empty())
             status += " " + resp.reason;
         print_error(where + ": the script answered " + status);
         co_return http_failure;
-    }
-    bool written = (!flags.include || write_stdout(head_text(resp))) && write_stdout(resp.body);
-    if (!written) {
-        print_error(where + ": cannot write the response to stdout");
-        co_return request_failure;
     }
     co_return ok;
 }
@@ -95,7 +84,9 @@ int run_request(const request_flags& flags) {
     }
     fcgi::request req;
     std::string why;
-    if (!build_request(flags, req, why)) {
+    request_flags streaming = flags;
+    streaming.stream_data_file = true;
+    if (!build_request(streaming, req, why)) {
         print_error(why);
         return usage_error;
     }

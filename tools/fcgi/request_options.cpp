@@ -1,5 +1,6 @@
 #include "request_options.hpp"
 
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -26,6 +27,21 @@ bool read_stream(std::FILE* f, std::string& out) {
     while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
         out.append(buf, n);
     return !std::ferror(f);
+}
+
+// --data @FILE for a regular file, when streaming: the file is read as the records go out, so
+// its size does not matter. Other files (a pipe, /dev/stdin) have no length to announce.
+bool stream_data_file(const std::string& spec, fcgi::request& req, std::string& why) {
+    std::string name = spec.substr(1);
+    std::error_code ec;
+    if (name == "-" || !fs::is_regular_file(name, ec))
+        return false;
+    if (::access(name.c_str(), R_OK) != 0) {
+        why = "cannot open '" + name + "' for --data: " + std::strerror(errno);
+        return false;
+    }
+    req.stdin_source = fcgi::body_source::file(name);
+    return true;
 }
 
 // --data DATA, @FILE or @- (stdin), read as bytes: bodies may be binary.
@@ -121,7 +137,11 @@ bool build_request(const request_flags& f, fcgi::request& req, std::string& why)
     req.method = f.method;
 
     if (f.data) {
-        if (!read_data(*f.data, req.body, why))
+        bool streamed =
+            f.stream_data_file && f.data->starts_with('@') && stream_data_file(*f.data, req, why);
+        if (!why.empty())
+            return false;
+        if (!streamed && !read_data(*f.data, req.body, why))
             return false;
         if (req.method.empty())
             req.method = "POST";  // also for an empty --data '', as curl does

@@ -25,6 +25,10 @@ struct request_flags {
     double timeout = 0;                ///< --timeout SECONDS; 0 = none
     bool fail = false;                 ///< --fail
     std::string target;                ///< SCRIPT[?QUERY]
+    std::string output;                ///< --output FILE (fcgi request only); empty = stdout
+    /// Stream a regular --data @FILE as the request is sent instead of reading it into memory
+    /// (fcgi request; bench and fanout send a body many times and keep it in memory).
+    bool stream_data_file = false;
 };
 
 /// Declares the flags of `fcgi request` on `cmd`, storing into `flags`.

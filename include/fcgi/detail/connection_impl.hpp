@@ -37,8 +37,27 @@ enum class connection_state { idle, connecting, open, closed };
 /// hand it more work. Runs on the connection's executor, never inside an initiating function.
 using connection_event_fn = std::function<void()>;
 
+/// The state of a request that streams its body from a source or its response into a sink.
+/// The buffers live here, in the op, so they outlive the slot's reuse while a source or sink
+/// still holds them.
+struct stream_state {
+    std::vector<char> chunk;        // the source reads into it; a write views it
+    std::uint64_t upload_left = 0;  // bytes still to read from the source
+    bool source_busy = false;       // a source read is outstanding
+    std::string sink_pending;       // STDOUT for the sink, not handed over yet
+    std::string sink_inflight;      // the chunk the sink is consuming
+    std::uint64_t sink_delivered = 0;
+    bool sink_busy = false;  // a sink write is outstanding
+    bool head_delivered = false;
+    bool ended = false;      // END_REQUEST arrived; completion waits for the sink
+    std::error_code end_ec;  // the outcome to complete with once the sink drained
+    response end_response;
+
+    bool io_busy() const noexcept { return source_busy || sink_busy; }
+};
+
 /// One request on its way: created by the initiating function, owned by the connection until
-/// its handler ran and no write views its bytes any more.
+/// its handler ran and neither a write, a source nor a sink views its bytes any more.
 struct request_op {
     request_op(asio::any_io_executor ex, request r, request_handler h, std::uint64_t s)
         : req(std::move(r)), handler(std::move(h)), serial(s), timer(std::move(ex)) {}
@@ -46,6 +65,7 @@ struct request_op {
     request_handler handler;  // empty once completed
     std::uint64_t serial;
     asio::steady_timer timer;  // deadline; its handler finds the op by serial, never by pointer
+    std::unique_ptr<stream_state> stream;  // only for streamed requests
 };
 
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
@@ -97,7 +117,28 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         response_assembler assembler;
     };
 
+    /// True while the slot's ID or buffers are taken: it cannot get a new request.
+    static bool busy(const slot& s) noexcept {
+        return s.in_use || s.writing || (s.op && s.op->stream && s.op->stream->io_busy());
+    }
+    /// Frees the op once nothing views its buffers any more.
+    static void drop_op_if_unused(slot& s) noexcept {
+        if (!busy(s))
+            s.op.reset();
+    }
     void assign(slot& s, std::unique_ptr<request_op> op);
+    std::error_code start_streams(slot& s, std::string& why);
+    void read_source(slot& s);
+    void on_source_read(std::uint16_t index, std::uint64_t serial, std::error_code ec,
+                        std::size_t n);
+    std::error_code on_streamed_stdout(slot& s, std::string_view bytes, std::string& why);
+    void start_sink_writes();
+    void write_sink(slot& s);
+    void on_sink_written(std::uint16_t index, std::uint64_t serial, std::error_code ec);
+    void finish_stream(slot& s);
+    bool sink_buffer_full() const noexcept;
+    void resume_reading();
+    void abandon(slot& s, std::error_code ec, std::string diagnostics);
     void pump_waiting();
     void start_write();
     void on_write(std::error_code ec, std::size_t n);
@@ -131,6 +172,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::vector<char> read_buffer_;
     bool reading_ = false;
     bool in_read_ = false;
+    bool paused_ = false;  // reading stopped: a sink's buffer is full
     struct deferred_completion {
         request_handler handler;
         std::error_code ec;

@@ -27,6 +27,18 @@ class response_assembler {
 
     /// A piece of STDOUT. Errors: bad_response_head, response_head_too_large, response_too_large.
     std::error_code on_stdout(std::string_view bytes);
+    /// What on_stdout_streamed() made of a piece.
+    struct streamed_piece {
+        std::error_code ec;          ///< bad_response_head or response_head_too_large
+        std::string_view body;       ///< the part of the piece after the head (views the piece)
+        bool head_complete = false;  ///< the head ended within this piece
+    };
+    /// A piece of STDOUT for a streamed response: the body is handed back, not stored, and only
+    /// the head counts against a limit.
+    streamed_piece on_stdout_streamed(std::string_view bytes);
+    /// The head parsed so far as a response (status, reason, headers; empty body). Valid once
+    /// the head is complete and until on_end().
+    response head() const;
     /// A piece of STDERR. Error: response_too_large.
     std::error_code on_stderr(std::string_view bytes);
     /// END_REQUEST: finishes the head (a stream may end before its blank line) and stores

@@ -1,0 +1,86 @@
+// Where a streamed request body (STDIN) comes from: a file or a producer, read in chunks as the
+// records go out, so a large upload never sits in memory.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+
+namespace fcgi {
+
+/// Called by a source when a read finished: an error, or the number of bytes placed in the
+/// buffer (0 without an error means the source ended). May be called from any thread.
+using source_read_handler = std::function<void(std::error_code, std::size_t)>;
+
+/// A producer's read: fill some of `buffer` (at most its size), then call `done` exactly once.
+using source_read_fn = std::function<void(asio::mutable_buffer buffer, source_read_handler done)>;
+
+/// A coroutine producer's read: returns how many bytes it placed in `buffer`; 0 ends the source.
+/// An exception fails the request with error::source_failed.
+using source_coroutine_fn =
+    std::function<asio::awaitable<std::size_t>(asio::mutable_buffer buffer)>;
+
+/// A request body read in chunks while it is sent (`request::stdin_source`).
+///
+/// FastCGI announces the body's length (CONTENT_LENGTH) before the body, so a source must know
+/// its length: a request whose source has none fails with error::body_length_unknown before
+/// anything is sent. A source that ends early or fails midway ends the request with
+/// error::source_ended_early or error::source_failed; the server's view of the stream is then
+/// broken, so the connection is closed (or, on a multiplexed connection, the request aborted).
+/// Only `size()` bytes are read: a source that has more is not asked for them.
+///
+/// Copies share one source. A file source may be sent again (a retry re-opens the file); a
+/// producer can be consumed once, so the client never retries a request that streams from one.
+class body_source {
+  public:
+    /// What a source does; implement it for a source of your own.
+    class implementation {
+      public:
+        virtual ~implementation() = default;
+        /// The body's length, if known.
+        virtual std::optional<std::uint64_t> size() const = 0;
+        /// Called before the request is sent, on the connection's executor: prepare to read from
+        /// the beginning. On failure return an error and set `why` to a sentence for humans.
+        virtual std::error_code start(std::string& why) = 0;
+        /// Reads the next bytes into `buffer`; calls `done` exactly once, from any thread.
+        /// `ex` is the connection's executor, for sources that do asynchronous work.
+        virtual void async_read_some(asio::mutable_buffer buffer, const asio::any_io_executor& ex,
+                                     source_read_handler done) = 0;
+        /// True when start() may be called again after bytes were read (a retry).
+        virtual bool restartable() const { return false; }
+    };
+
+    /// No source: the request's `body` string is sent.
+    body_source() = default;
+    /// A source of your own.
+    explicit body_source(std::shared_ptr<implementation> impl) noexcept : impl_(std::move(impl)) {}
+
+    /// The file at `path`, read in chunks. Its size is taken now; opening it happens when the
+    /// request is sent, and a file that cannot be opened, or whose size changed, fails the
+    /// request with a system error before its body is sent.
+    static body_source file(std::string path);
+    /// `size` bytes from `read` (std::nullopt: unknown, which is rejected when sent).
+    static body_source producer(std::optional<std::uint64_t> size, source_read_fn read);
+    /// `size` bytes from a coroutine run on the connection's executor for each chunk.
+    static body_source coroutine(std::optional<std::uint64_t> size, source_coroutine_fn read);
+
+    /// True when a source is set.
+    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    /// The body's length, if known (std::nullopt also when no source is set).
+    std::optional<std::uint64_t> size() const { return impl_ ? impl_->size() : std::nullopt; }
+    /// True when a request streaming from this source may be sent again.
+    bool restartable() const { return !impl_ || impl_->restartable(); }
+    /// The implementation (for the connection).
+    implementation* get() const noexcept { return impl_.get(); }
+
+  private:
+    std::shared_ptr<implementation> impl_;
+};
+
+}  // namespace fcgi

@@ -1,0 +1,468 @@
+// Streamed request bodies (sources) and response bodies (sinks): against php-fpm with large
+// bodies and checksums, failing sources and sinks, and a slow sink on a multiplexed connection.
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "fcgi/client.hpp"
+#include "fcgi/connection.hpp"
+#include "fcgi/error.hpp"
+#include "support/checksum.hpp"
+#include "support/fake_responder.hpp"
+#include "support/php_fpm.hpp"
+#include "support/run_until.hpp"
+#include "support/temp_file.hpp"
+
+namespace act = fcgi::test::act;
+using asio::awaitable;
+using asio::use_awaitable;
+using fcgi::body_sink;
+using fcgi::body_source;
+using fcgi::test::fake_responder;
+using fcgi::test::md5_of;
+using fcgi::test::md5_of_file;
+using fcgi::test::php_fpm;
+using fcgi::test::run_coro;
+using fcgi::test::run_until;
+using fcgi::test::temp_file;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(use_awaitable);
+
+// Bytes that are not periodic at record or chunk sizes, so a misplaced chunk changes the md5.
+std::string pattern(std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<char>((i * 131 + i / 4099) & 0xff);
+    return s;
+}
+
+fcgi::request script_request(const std::string& name, std::string query = {}) {
+    fcgi::request r;
+    r.script = php_fpm::script(name);
+    r.query = std::move(query);
+    return r;
+}
+
+// A producer that yields `data` in pieces of at most `piece` bytes, then fails with `fail` when
+// that is set, or ends.
+body_source pieces_of(std::shared_ptr<const std::string> data, std::uint64_t announced,
+                      std::size_t piece, std::error_code fail = {}) {
+    auto offset = std::make_shared<std::size_t>(0);
+    return body_source::producer(
+        announced, [data, offset, piece, fail](asio::mutable_buffer buf, auto done) {
+            std::size_t n = std::min({buf.size(), piece, data->size() - *offset});
+            if (n == 0) {
+                done(fail, 0);
+                return;
+            }
+            std::memcpy(buf.data(), data->data() + *offset, n);
+            *offset += n;
+            done({}, n);
+        });
+}
+
+// A sink that keeps what it gets and answers each chunk later, through the executor.
+struct collecting_sink {
+    std::string body;
+    std::vector<std::string> events;  // "head <status>", "chunk"
+    asio::any_io_executor ex;
+
+    body_sink make() {
+        return body_sink::consumer(
+            [this](std::string_view chunk, fcgi::sink_write_handler done) {
+                events.push_back("chunk");
+                body.append(chunk);
+                asio::post(ex, [done = std::move(done)] { done({}); });
+            },
+            [this](const fcgi::response& head) {
+                events.push_back("head " + std::to_string(head.status));
+                return std::error_code();
+            });
+    }
+};
+
+// A sink that holds every chunk's completion until released, to stand for a slow consumer.
+struct stalled_sink {
+    std::string body;
+    std::vector<fcgi::sink_write_handler> held;
+    bool released = false;
+
+    body_sink make() {
+        return body_sink::consumer([this](std::string_view chunk, fcgi::sink_write_handler done) {
+            body.append(chunk);
+            if (released)
+                done({});
+            else
+                held.push_back(std::move(done));
+        });
+    }
+    void release() {
+        released = true;
+        for (auto& h : held)
+            h({});
+        held.clear();
+    }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(streaming_php_fpm)
+
+BOOST_AUTO_TEST_CASE(upload_50_mb_from_a_file) {
+    php_fpm fpm({.children = 1});
+    const std::string data = pattern(50u << 20);
+    temp_file file(data);
+    const std::string expected = std::to_string(data.size()) + " " + md5_of(data) + "\n";
+    asio::io_context ctx;
+    run_coro(
+        ctx,
+        [&]() -> awaitable<void> {
+            fcgi::connection conn(ctx.get_executor());
+            co_await conn.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()), use_awaitable);
+            auto req = script_request("md5.php");
+            req.stdin_source = body_source::file(file.path);
+            auto resp = co_await conn.async_request(std::move(req), use_awaitable);
+            BOOST_TEST(resp.status == 200);
+            BOOST_TEST(resp.body == expected);
+            BOOST_TEST(conn.stats().bytes_written > data.size());
+            // The stream ended at a record boundary: the connection is reused.
+            auto again = co_await conn.async_request(script_request("hello.php"), use_awaitable);
+            BOOST_TEST(again.body == "Hello, world!\n");
+            BOOST_TEST(conn.stats().requests_started == 2u);
+        },
+        120s);
+}
+
+BOOST_AUTO_TEST_CASE(download_50_mb_to_a_file) {
+    php_fpm fpm({.children = 1});
+    temp_file out("stale content the sink must replace");
+    asio::io_context ctx;
+    run_coro(
+        ctx,
+        [&]() -> awaitable<void> {
+            fcgi::connection conn(ctx.get_executor());
+            co_await conn.async_connect(fcgi::endpoint::parse(fpm.tcp_endpoint()), use_awaitable);
+            auto req = script_request("big.php", "size=" + std::to_string(50u << 20));
+            req.stdout_sink = body_sink::file(out.path);
+            auto resp = co_await conn.async_request(std::move(req), use_awaitable);
+            BOOST_TEST(resp.status == 200);
+            BOOST_TEST(resp.body.empty());  // it went to the file
+            BOOST_TEST(std::filesystem::file_size(out.path) == 50u << 20);
+            BOOST_TEST(md5_of_file(out.path) == std::string(resp.header("X-Md5").value_or("")));
+            BOOST_TEST(resp.bytes_received > 50u << 20);
+            BOOST_TEST(conn.is_open());
+        },
+        120s);
+}
+
+BOOST_AUTO_TEST_CASE(producer_source_and_consumer_sink_round_trip) {
+    php_fpm fpm({.children = 1});
+    auto data = std::make_shared<const std::string>(pattern(3u << 20));
+    asio::io_context ctx;
+    collecting_sink sink{.ex = ctx.get_executor()};
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()), use_awaitable);
+        auto req = script_request("echo_body.php");
+        // Odd piece sizes: records and chunks never line up with what the producer yields.
+        req.stdin_source = pieces_of(data, data->size(), 100003);
+        req.stdout_sink = sink.make();
+        BOOST_TEST(!req.is_idempotent());  // a producer cannot be read twice
+        BOOST_TEST(req.effective_method() == "POST");
+        auto resp = co_await conn.async_request(std::move(req), use_awaitable);
+        BOOST_TEST(resp.status == 200);
+        BOOST_TEST(resp.header("Content-Type").value_or("") == "application/octet-stream");
+        BOOST_TEST(resp.body.empty());
+    });
+    BOOST_TEST(sink.body.size() == data->size());
+    BOOST_TEST((sink.body == *data));
+    BOOST_REQUIRE(sink.events.size() >= 2u);
+    BOOST_TEST(sink.events.front() == "head 200");
+    for (std::size_t i = 1; i < sink.events.size(); ++i)
+        BOOST_TEST(sink.events[i] == "chunk");
+}
+
+BOOST_AUTO_TEST_CASE(coroutine_source_and_sink) {
+    php_fpm fpm({.children = 1});
+    const std::string data = pattern(1u << 20);
+    std::size_t offset = 0;
+    std::string received;
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()), use_awaitable);
+        auto req = script_request("echo_body.php");
+        req.stdin_source = body_source::coroutine(
+            data.size(), [&](asio::mutable_buffer buf) -> awaitable<std::size_t> {
+                co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+                std::size_t n = std::min(buf.size(), data.size() - offset);
+                std::memcpy(buf.data(), data.data() + offset, n);
+                offset += n;
+                co_return n;
+            });
+        req.stdout_sink = body_sink::coroutine([&](std::string_view chunk) -> awaitable<void> {
+            co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+            received.append(chunk);
+        });
+        auto resp = co_await conn.async_request(std::move(req), use_awaitable);
+        BOOST_TEST(resp.status == 200);
+    });
+    BOOST_TEST((received == data));
+}
+
+BOOST_AUTO_TEST_CASE(source_failing_halfway_closes_the_connection) {
+    php_fpm fpm({.children = 1});
+    auto data = std::make_shared<const std::string>(pattern(1u << 20));
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        for (bool fails : {true, false}) {
+            fcgi::connection conn(ctx.get_executor());
+            co_await conn.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()), use_awaitable);
+            auto req = script_request("md5.php");
+            // 2 MB announced, 1 MB delivered, then an I/O error or a plain end.
+            req.stdin_source =
+                pieces_of(data, 2u << 20, 65536,
+                          fails ? std::make_error_code(std::errc::io_error) : std::error_code());
+            auto [ec, resp] = co_await conn.async_request(std::move(req), as_tuple_awaitable);
+            if (fails) {
+                BOOST_TEST(ec == fcgi::error::source_failed, ec.message());
+                BOOST_TEST(resp.diagnostics.find("failed after 1048576 of 2097152 bytes") !=
+                               std::string::npos,
+                           resp.diagnostics);
+            } else {
+                BOOST_TEST(ec == fcgi::error::source_ended_early, ec.message());
+                BOOST_TEST(resp.diagnostics.find("ended after 1048576 of 2097152 bytes") !=
+                               std::string::npos,
+                           resp.diagnostics);
+            }
+            // php-fpm's view of the body is broken: the connection is closed.
+            BOOST_TEST(!conn.is_open());
+        }
+        // The server is fine: a new connection serves.
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()), use_awaitable);
+        auto resp = co_await conn.async_request(script_request("hello.php"), use_awaitable);
+        BOOST_TEST(resp.body == "Hello, world!\n");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(sink_failing_halfway) {
+    php_fpm fpm({.children = 1});
+    asio::io_context ctx;
+    std::size_t got = 0;
+    std::size_t calls_after_failure = 0;
+    bool failed = false;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()), use_awaitable);
+        auto req = script_request("big.php", "size=" + std::to_string(10u << 20));
+        req.stdout_sink = body_sink::consumer([&](std::string_view chunk,
+                                                  fcgi::sink_write_handler done) {
+            if (failed)
+                ++calls_after_failure;
+            got += chunk.size();
+            failed = got >= (1u << 20);
+            done(failed ? std::make_error_code(std::errc::no_space_on_device) : std::error_code());
+        });
+        auto [ec, resp] = co_await conn.async_request(std::move(req), as_tuple_awaitable);
+        BOOST_TEST(ec == fcgi::error::sink_failed, ec.message());
+        BOOST_TEST(resp.diagnostics.find("response sink failed after") != std::string::npos,
+                   resp.diagnostics);
+        BOOST_TEST(
+            resp.diagnostics.find(std::make_error_code(std::errc::no_space_on_device).message()) !=
+                std::string::npos,
+            resp.diagnostics);
+        BOOST_TEST(!conn.is_open());  // the rest of the response cannot be skipped on php-fpm
+
+        fcgi::connection next(ctx.get_executor());
+        co_await next.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()), use_awaitable);
+        auto resp2 = co_await next.async_request(script_request("hello.php"), use_awaitable);
+        BOOST_TEST(resp2.body == "Hello, world!\n");
+    });
+    BOOST_TEST(calls_after_failure == 0u);
+    BOOST_TEST(got < (10u << 20));
+}
+
+BOOST_AUTO_TEST_CASE(streamed_requests_through_the_client) {
+    // pm.max_requests=3 recycles the worker under the pool: a file source is re-read when the
+    // client retries on a fresh connection.
+    php_fpm fpm({.children = 1, .max_requests = 3});
+    const std::string data = pattern(2u << 20);
+    temp_file in(data);
+    const std::string expected = std::to_string(data.size()) + " " + md5_of(data) + "\n";
+    asio::io_context ctx;
+    run_coro(
+        ctx,
+        [&]() -> awaitable<void> {
+            fcgi::client_options opts;
+            opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+            opts.max_connections_per_endpoint = 1;
+            fcgi::client client(ctx.get_executor(), opts);
+            for (int i = 0; i < 8; ++i) {
+                temp_file out("");
+                auto req = script_request("md5.php");
+                req.method = "PUT";
+                req.idempotent = true;
+                req.stdin_source = body_source::file(in.path);
+                req.stdout_sink = body_sink::file(out.path);
+                BOOST_TEST(req.is_idempotent());
+                auto resp = co_await client.async_request(std::move(req), use_awaitable);
+                BOOST_TEST(resp.status == 200);
+                std::ifstream f(out.path, std::ios::binary);
+                std::string written((std::istreambuf_iterator<char>(f)), {});
+                BOOST_TEST(written == expected, "request " << i);
+            }
+            BOOST_TEST(client.stats().failed == 0u);
+            co_await client.async_shutdown(use_awaitable);
+        },
+        120s);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(streaming_errors)
+
+BOOST_AUTO_TEST_CASE(bad_sources_fail_before_anything_is_sent) {
+    fake_responder fake;
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.unix_endpoint(), use_awaitable);
+
+        auto unknown = fcgi::test::tagged_request("a");
+        unknown.stdin_source = body_source::producer(
+            std::nullopt,
+            [](asio::mutable_buffer, fcgi::source_read_handler done) { done({}, 0); });
+        auto [ec1, r1] = co_await conn.async_request(std::move(unknown), as_tuple_awaitable);
+        BOOST_TEST(ec1 == fcgi::error::body_length_unknown, ec1.message());
+        BOOST_TEST((ec1 == fcgi::condition::caller_error));
+        BOOST_TEST(r1.diagnostics.find("CONTENT_LENGTH") != std::string::npos, r1.diagnostics);
+
+        auto both = fcgi::test::tagged_request("b", "inline body");
+        both.stdin_source = body_source::file("/etc/hostname");
+        auto [ec2, r2] = co_await conn.async_request(std::move(both), as_tuple_awaitable);
+        BOOST_TEST(ec2 == fcgi::error::invalid_request, ec2.message());
+
+        auto missing = fcgi::test::tagged_request("c");
+        missing.stdin_source = body_source::file("/nonexistent/upload.bin");
+        auto [ec3, r3] = co_await conn.async_request(std::move(missing), as_tuple_awaitable);
+        BOOST_TEST((ec3 == std::errc::no_such_file_or_directory), ec3.message());
+        BOOST_TEST(r3.diagnostics.find("/nonexistent/upload.bin") != std::string::npos,
+                   r3.diagnostics);
+
+        auto unwritable = fcgi::test::tagged_request("d");
+        unwritable.stdout_sink = body_sink::file("/nonexistent/output.bin");
+        auto [ec4, r4] = co_await conn.async_request(std::move(unwritable), as_tuple_awaitable);
+        BOOST_TEST((ec4 == std::errc::no_such_file_or_directory), ec4.message());
+
+        // A producer is consumed once: sending the same source again is refused.
+        auto once = body_source::producer(1, [](asio::mutable_buffer b, auto done) {
+            static_cast<char*>(b.data())[0] = 'x';
+            done({}, 1);
+        });
+        auto first = fcgi::test::tagged_request("e");
+        first.stdin_source = once;
+        auto resp = co_await conn.async_request(first, use_awaitable);
+        BOOST_TEST(resp.body == fcgi::test::tagged_body("e", "x"));
+        auto [ec5, r5] = co_await conn.async_request(first, as_tuple_awaitable);
+        BOOST_TEST(ec5 == fcgi::error::invalid_request, ec5.message());
+
+        // None of the refused requests reached the server, and the connection still serves.
+        BOOST_TEST(conn.is_open());
+        auto ok = co_await conn.async_request(fcgi::test::tagged_request("f"), use_awaitable);
+        BOOST_TEST(ok.body == fcgi::test::tagged_body("f"));
+    });
+    auto snap = fake.snapshot();
+    BOOST_REQUIRE(snap.requests.size() == 2u);
+    BOOST_TEST(snap.requests[0].param("X_ID").value_or("") == "e");
+    BOOST_TEST(snap.requests[0].param("CONTENT_LENGTH").value_or("") == "1");
+    BOOST_TEST(snap.requests[1].param("X_ID").value_or("") == "f");
+    BOOST_TEST(snap.violations.empty());
+}
+
+BOOST_AUTO_TEST_CASE(slow_sink_on_a_multiplexed_connection) {
+    // Request "big" answers with a head and `big_size` bytes; the others echo their ID.
+    constexpr std::size_t small_size = 300u << 10;
+    constexpr std::size_t big_size = 8u << 20;
+    std::atomic<std::size_t> size_for_big = small_size;
+    fake_responder fake({.script_for = [&size_for_big](const fcgi::test::seen_request& r) {
+        if (r.param("X_ID").value_or("") != "big")
+            return fcgi::test::echo_script(r);
+        return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\n\r\n"),
+                                  act::endless_stdout(size_for_big, 16384, 'y'), act::end()};
+    }});
+    for (std::size_t size : {small_size, big_size}) {
+        size_for_big = size;
+        asio::io_context ctx;
+        fcgi::connection_options copts;
+        copts.max_in_flight = 8;
+        copts.sink_buffer_size = 1u << 20;
+        fcgi::connection conn(ctx.get_executor(), copts);
+        bool connected = false;
+        conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) {
+            BOOST_REQUIRE(!ec);
+            connected = true;
+        });
+        BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+
+        stalled_sink sink;
+        auto big = fcgi::test::tagged_request("big");
+        big.stdout_sink = sink.make();
+        bool big_done = false;
+        std::error_code big_ec;
+        conn.async_request(big, [&](std::error_code ec, fcgi::response) {
+            big_ec = ec;
+            big_done = true;
+        });
+        BOOST_REQUIRE(run_until(ctx, [&] { return !sink.held.empty(); }));
+
+        int small_done = 0;
+        for (int i = 0; i < 5; ++i) {
+            auto id = "s" + std::to_string(i);
+            conn.async_request(fcgi::test::tagged_request(id),
+                               [&, id](std::error_code ec, fcgi::response r) {
+                                   BOOST_TEST(!ec, ec.message());
+                                   BOOST_TEST(r.body == fcgi::test::tagged_body(id));
+                                   ++small_done;
+                               });
+        }
+        if (size == small_size) {
+            // Within the sink's buffer: the other requests complete while the sink is stuck.
+            BOOST_TEST(run_until(ctx, [&] { return small_done == 5; }));
+            BOOST_TEST(!big_done);
+        } else {
+            // Beyond it: the connection stops reading, so memory stays bounded; the other
+            // requests wait behind the big one's records. Wait a bounded time for a read that
+            // must not happen.
+            BOOST_TEST(!run_until(
+                ctx, [&] { return conn.stats().bytes_read > (4u << 20); }, 300ms));
+            BOOST_TEST(conn.stats().bytes_read < copts.sink_buffer_size * 2 + (256u << 10),
+                       "read " << conn.stats().bytes_read << " bytes while the sink was stuck");
+        }
+        sink.release();
+        BOOST_TEST(run_until(
+            ctx, [&] { return big_done && small_done == 5; }, 30s));
+        BOOST_TEST(!big_ec, big_ec.message());
+        BOOST_TEST(sink.body == std::string(size, 'y'));
+        BOOST_TEST(conn.is_open());
+    }
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
