@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs a build into a temp prefix, then builds test/consumer against it with find_package
-# and with pkg-config, then the project of docs/getting-started.md. Usage: scripts/check-install.sh BUILD_DIR
+# and with pkg-config, then the project of docs/getting-started.md.
+# Usage: scripts/check-install.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "${1:?usage: check-install.sh BUILD_DIR}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
