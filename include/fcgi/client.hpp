@@ -29,6 +29,7 @@ namespace fcgi {
 /// Thread safety: async_request may be called from any thread; the rest on the executor.
 class client {
   public:
+    /// The executor every handler of the client runs on, unless it has its own.
     using executor_type = asio::any_io_executor;
 
     /// A client on `ex`; nothing connects until the first request.
@@ -40,9 +41,12 @@ class client {
         if (impl_)
             asio::dispatch(impl_->get_executor(), [i = impl_] { i->stop(); });
     }
+    /// Moves the client; the moved-from one must only be destroyed.
     client(client&&) noexcept = default;
+    /// Not assignable.
     client& operator=(client&&) = delete;
 
+    /// The executor of the client.
     executor_type get_executor() const noexcept { return impl_->get_executor(); }
 
     /// Runs one request on a pooled connection.

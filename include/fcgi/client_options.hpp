@@ -45,6 +45,7 @@ struct client_options {
     std::uint64_t max_requests_per_connection_lifetime = 0;
     /// A refused endpoint is retried after this backoff, doubling up to max_backoff.
     std::chrono::milliseconds initial_backoff{100};
+    /// The longest backoff of a refused endpoint.
     std::chrono::milliseconds max_backoff{5000};
     /// Connect timeout, default request deadline, response limits.
     connection_options connection;
@@ -52,7 +53,7 @@ struct client_options {
 
 /// Counters of one endpoint's pool.
 struct endpoint_stats {
-    endpoint where;
+    endpoint where;                                  ///< the endpoint
     std::size_t open = 0;                            ///< connections open or connecting
     std::size_t idle = 0;                            ///< open with nothing in flight
     std::size_t busy = 0;                            ///< open with requests in flight
@@ -60,22 +61,22 @@ struct endpoint_stats {
     bool down = false;                               ///< refused recently; in backoff
     std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use
     std::uint64_t connects = 0;                      ///< connection attempts (reconnects included)
-    std::uint64_t reconnects = 0;  ///< connections that were open and closed since
-    std::uint64_t connect_failures = 0;
-    std::uint64_t completed = 0;
-    std::uint64_t failed = 0;
+    std::uint64_t reconnects = 0;        ///< connections that were open and closed since
+    std::uint64_t connect_failures = 0;  ///< connection attempts that failed
+    std::uint64_t completed = 0;         ///< requests that got a response
+    std::uint64_t failed = 0;            ///< requests that failed (after any retry)
     /// Failed requests by error code (a request retried successfully is not counted).
     std::map<std::error_code, std::uint64_t> failed_by_reason;
 };
 
 /// Counters of a client.
 struct client_stats {
-    std::vector<endpoint_stats> endpoints;
-    std::size_t queued = 0;  ///< requests waiting for a connection
-    std::uint64_t completed = 0;
-    std::uint64_t failed = 0;
-    std::uint64_t retries = 0;
-    std::uint64_t rejected = 0;  ///< pool_exhausted
+    std::vector<endpoint_stats> endpoints;  ///< per endpoint, in the order of the options
+    std::size_t queued = 0;                 ///< requests waiting for a connection
+    std::uint64_t completed = 0;            ///< requests that got a response
+    std::uint64_t failed = 0;               ///< requests that failed, rejected ones included
+    std::uint64_t retries = 0;              ///< requests sent again after a retryable failure
+    std::uint64_t rejected = 0;             ///< pool_exhausted
 };
 
 }  // namespace fcgi

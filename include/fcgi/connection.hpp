@@ -44,7 +44,9 @@ class connection {
             impl_->close(asio::error::operation_aborted);
     }
 
+    /// Moves the connection; the moved-from one must only be destroyed or assigned to.
     connection(connection&&) noexcept = default;
+    /// Closes this connection (as close()), then takes over `other`'s.
     connection& operator=(connection&& other) noexcept {
         if (impl_ && impl_ != other.impl_)
             impl_->close(asio::error::operation_aborted);

@@ -37,8 +37,8 @@ struct connection_options {
 struct connection_stats {
     std::uint64_t requests_started = 0;    ///< requests whose first byte was written
     std::uint64_t requests_completed = 0;  ///< END_REQUEST received
-    std::uint64_t bytes_written = 0;
-    std::uint64_t bytes_read = 0;
+    std::uint64_t bytes_written = 0;       ///< bytes written to the socket
+    std::uint64_t bytes_read = 0;          ///< bytes read from the socket
 };
 
 }  // namespace fcgi

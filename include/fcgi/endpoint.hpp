@@ -14,12 +14,15 @@ namespace fcgi {
 /// `host:port` or `[v6addr]:port`. Host names are resolved when connecting.
 struct endpoint {
     /// Transport of the endpoint.
-    enum class kind { unix_socket, tcp };
+    enum class kind {
+        unix_socket,  ///< a unix domain socket at `path`
+        tcp,          ///< TCP to `host`:`port`
+    };
 
-    kind type = kind::unix_socket;
-    std::string path;        ///< unix socket path (kind::unix_socket)
-    std::string host;        ///< host name or address without brackets (kind::tcp)
-    std::uint16_t port = 0;  ///< TCP port (kind::tcp)
+    kind type = kind::unix_socket;  ///< which of the fields below apply
+    std::string path;               ///< unix socket path (kind::unix_socket)
+    std::string host;               ///< host name or address without brackets (kind::tcp)
+    std::uint16_t port = 0;         ///< TCP port (kind::tcp)
 
     /// A unix socket endpoint.
     static endpoint unix_socket(std::string path);
@@ -32,6 +35,7 @@ struct endpoint {
     /// Canonical text: "unix:/path" or "host:port" ("[::1]:9000" for IPv6 literals).
     std::string to_string() const;
 
+    /// Field-wise equality (no resolving).
     friend bool operator==(const endpoint&, const endpoint&) = default;
 };
 

@@ -20,3 +20,10 @@
 #include "fcgi/protocol/types.hpp"
 #include "fcgi/request.hpp"
 #include "fcgi/response.hpp"
+
+/// \namespace fcgi
+/// asio-fcgi: a FastCGI client for C++20 on standalone Asio — fcgi::connection,
+/// the pooled fcgi::client, fan-out, errors and options.
+
+/// \namespace fcgi::protocol
+/// The sans-io FastCGI 1.0 codec: values and pure functions, no Asio and no sockets.

@@ -27,6 +27,7 @@ struct response {
     std::string body;                   ///< STDOUT after the CGI head
     std::string stderr_text;            ///< everything the server sent on FCGI_STDERR
     std::uint32_t app_status = 0;       ///< END_REQUEST appStatus (always 0 with php-fpm)
+    /// END_REQUEST protocolStatus; anything but request_complete fails the request.
     protocol::protocol_status protocol_status = protocol::protocol_status::request_complete;
     /// On failure, a sentence for humans naming the endpoint and what had arrived.
     std::string diagnostics;

@@ -11,8 +11,9 @@ namespace fcgi::protocol {
 
 /// One response header as the script sent it.
 struct header_field {
-    std::string name;
-    std::string value;
+    std::string name;   ///< as sent (case kept)
+    std::string value;  ///< with surrounding spaces and tabs trimmed
+    /// Field-wise (case-sensitive) equality.
     friend bool operator==(const header_field&, const header_field&) = default;
 };
 
@@ -26,6 +27,7 @@ class cgi_head_parser {
     /// Default limit on the head's size.
     static constexpr std::size_t default_max_size = 64 * 1024;
 
+    /// A parser that fails with error::response_head_too_large once the head exceeds `max_size`.
     explicit cgi_head_parser(std::size_t max_size = default_max_size) : max_size_(max_size) {}
 
     /// The outcome of feed(): how much of the piece belonged to the head, and whether it ended.

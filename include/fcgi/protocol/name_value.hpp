@@ -13,9 +13,10 @@ namespace fcgi::protocol {
 
 /// A name-value pair viewing bytes owned elsewhere.
 struct name_value {
-    std::string_view name;
-    std::string_view value;
+    std::string_view name;   ///< the name bytes
+    std::string_view value;  ///< the value bytes
 
+    /// Byte-wise equality of name and value.
     friend bool operator==(const name_value&, const name_value&) = default;
 };
 
@@ -56,6 +57,7 @@ std::error_code decode_name_value(std::string_view& in, name_value& out) noexcep
 ///     if (r.error()) ...
 class name_value_reader {
   public:
+    /// A reader over `content`, which must outlive it.
     explicit name_value_reader(std::string_view content) noexcept : rest_(content) {}
 
     /// Reads the next pair; false at the end of the content or on error (see error()).

@@ -30,8 +30,9 @@ abort_request_record encode_abort_request(std::uint16_t request_id) noexcept;
 
 /// The body of BEGIN_REQUEST as a server reads it.
 struct begin_request_body {
-    role r = role::responder;
-    begin_flags flags = begin_flags::none;
+    role r = role::responder;               ///< the role asked for
+    begin_flags flags = begin_flags::none;  ///< FCGI_KEEP_CONN or none
+    /// Field-wise equality.
     friend bool operator==(const begin_request_body&, const begin_request_body&) = default;
 };
 
@@ -40,8 +41,9 @@ std::error_code parse_begin_request(std::string_view content, begin_request_body
 
 /// The body of END_REQUEST.
 struct end_request_body {
-    std::uint32_t app_status = 0;
-    protocol_status status = protocol_status::request_complete;
+    std::uint32_t app_status = 0;                                ///< the application's exit status
+    protocol_status status = protocol_status::request_complete;  ///< the protocolStatus
+    /// Field-wise equality.
     friend bool operator==(const end_request_body&, const end_request_body&) = default;
 };
 
@@ -58,9 +60,11 @@ std::error_code parse_unknown_type(std::string_view content, std::uint8_t& type)
 /// Encodes a whole UNKNOWN_TYPE record (request ID 0) for `type`.
 std::array<char, header_size + 8> encode_unknown_type(std::uint8_t type) noexcept;
 
-/// Names a client asks for in GET_VALUES.
+/// GET_VALUES name: the most concurrent connections the server accepts.
 inline constexpr std::string_view max_conns_name = "FCGI_MAX_CONNS";
+/// GET_VALUES name: the most concurrent requests the server accepts.
 inline constexpr std::string_view max_reqs_name = "FCGI_MAX_REQS";
+/// GET_VALUES name: "1" when the server multiplexes connections.
 inline constexpr std::string_view mpxs_conns_name = "FCGI_MPXS_CONNS";
 
 /// Encodes a whole GET_VALUES record asking for `names` (empty values), padded to 8.

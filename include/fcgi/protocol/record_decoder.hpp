@@ -18,17 +18,17 @@ namespace fcgi::protocol {
 /// with `end_of_record` set. `content` views the bytes given to feed() or the decoder's own buffer,
 /// and is valid until the next call to feed().
 struct record_piece {
-    record_header header;
-    std::string_view content;
-    bool end_of_record = false;
+    record_header header;        ///< the header of the record this piece belongs to
+    std::string_view content;    ///< content bytes (no padding)
+    bool end_of_record = false;  ///< this is the record's last piece
 };
 
 /// The outcome of one record_decoder::feed() call.
 struct decode_result {
     std::size_t consumed = 0;  ///< bytes of the input used; the caller drops them
     bool has_piece = false;    ///< `piece` is set
-    record_piece piece;
-    std::error_code ec;  ///< bad_version or bad_record_length; the stream is then unusable
+    record_piece piece;        ///< the piece, when has_piece
+    std::error_code ec;        ///< bad_version or bad_record_length; the stream is then unusable
 };
 
 /// Splits a byte stream into records (Beast's basic_parser::put is the model).

@@ -10,12 +10,13 @@ namespace fcgi::protocol {
 
 /// A decoded record header. `type` may hold values outside record_type's enumerators.
 struct record_header {
-    std::uint8_t version = version_1;
-    record_type type = record_type::unknown_type;
-    std::uint16_t request_id = 0;
-    std::uint16_t content_length = 0;
-    std::uint8_t padding_length = 0;
+    std::uint8_t version = version_1;              ///< protocol version (1)
+    record_type type = record_type::unknown_type;  ///< record type, possibly unknown
+    std::uint16_t request_id = 0;                  ///< 0 for management records
+    std::uint16_t content_length = 0;              ///< content bytes that follow the header
+    std::uint8_t padding_length = 0;               ///< padding bytes after the content
 
+    /// Field-wise equality.
     friend bool operator==(const record_header&, const record_header&) = default;
 };
 

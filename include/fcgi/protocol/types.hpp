@@ -25,38 +25,38 @@ inline constexpr std::uint32_t max_name_value_length = 0x7fffffffu;
 
 /// Record types (FCGI_BEGIN_REQUEST ... FCGI_UNKNOWN_TYPE).
 enum class record_type : std::uint8_t {
-    begin_request = 1,
-    abort_request = 2,
-    end_request = 3,
-    params = 4,
-    stdin_ = 5,
-    stdout_ = 6,
-    stderr_ = 7,
-    data = 8,
-    get_values = 9,
-    get_values_result = 10,
-    unknown_type = 11,
+    begin_request = 1,       ///< FCGI_BEGIN_REQUEST: starts a request (client to server)
+    abort_request = 2,       ///< FCGI_ABORT_REQUEST: asks the server to stop a request
+    end_request = 3,         ///< FCGI_END_REQUEST: the request is over (server to client)
+    params = 4,              ///< FCGI_PARAMS: the CGI environment, as name-value pairs
+    stdin_ = 5,              ///< FCGI_STDIN: the request body
+    stdout_ = 6,             ///< FCGI_STDOUT: the response (CGI head and body)
+    stderr_ = 7,             ///< FCGI_STDERR: the script's error output
+    data = 8,                ///< FCGI_DATA: the file data of the FILTER role
+    get_values = 9,          ///< FCGI_GET_VALUES: asks what the server supports
+    get_values_result = 10,  ///< FCGI_GET_VALUES_RESULT: the answer to GET_VALUES
+    unknown_type = 11,       ///< FCGI_UNKNOWN_TYPE: the server did not know a record's type
 };
 
 /// Roles of BEGIN_REQUEST.
 enum class role : std::uint16_t {
-    responder = 1,
-    authorizer = 2,
-    filter = 3,
+    responder = 1,   ///< FCGI_RESPONDER: CGI semantics (what php-fpm serves)
+    authorizer = 2,  ///< FCGI_AUTHORIZER: decides whether a request is allowed
+    filter = 3,      ///< FCGI_FILTER: like a responder, with a file on the DATA stream
 };
 
 /// Flags of BEGIN_REQUEST.
 enum class begin_flags : std::uint8_t {
-    none = 0,
+    none = 0,       ///< the server closes the connection after END_REQUEST
     keep_conn = 1,  ///< FCGI_KEEP_CONN: the server keeps the connection open after END_REQUEST
 };
 
 /// protocolStatus of END_REQUEST.
 enum class protocol_status : std::uint8_t {
-    request_complete = 0,
-    cant_mpx_conn = 1,
-    overloaded = 2,
-    unknown_role = 3,
+    request_complete = 0,  ///< FCGI_REQUEST_COMPLETE: the request ran to its end
+    cant_mpx_conn = 1,     ///< FCGI_CANT_MPX_CONN: refused a second request on a connection
+    overloaded = 2,        ///< FCGI_OVERLOADED: out of a resource (workers, memory)
+    unknown_role = 3,      ///< FCGI_UNKNOWN_ROLE: the role is not implemented
 };
 
 /// True for the types the spec knows (1..11).
