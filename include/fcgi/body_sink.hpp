@@ -44,6 +44,7 @@ class body_sink {
     /// What a sink does; implement it for a sink of your own. Called on the connection's executor.
     class implementation {
       public:
+        /// Destroys the implementation.
         virtual ~implementation() = default;
         /// Called before the request is sent: prepare (open, truncate). On failure return an
         /// error and set `why`; nothing is sent then.

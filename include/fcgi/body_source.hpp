@@ -42,6 +42,7 @@ class body_source {
     /// What a source does; implement it for a source of your own.
     class implementation {
       public:
+        /// Destroys the implementation.
         virtual ~implementation() = default;
         /// The body's length, if known.
         virtual std::optional<std::uint64_t> size() const = 0;
