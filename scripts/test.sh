@@ -20,5 +20,24 @@ fi
 if [ "${FCGI_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake --preset asan
   cmake --build --preset asan -j "$jobs"
-  ctest --preset asan -j "$jobs" -LE "lint|install"
+  ctest --preset asan -j "$jobs" -LE "lint|install|soak"
+fi
+
+# ThreadSanitizer: only the multi-threaded stress test (label "stress"), built alone.
+if [ "${FCGI_SKIP_SANITIZERS:-0}" != 1 ]; then
+  cmake --preset tsan
+  cmake --build --preset tsan -j "$jobs"
+  # GCC 12's TSan runtime aborts ("unexpected memory mapping") when the kernel randomises
+  # mmap with more than 28 bits (vm.mmap_rnd_bits, 32 on newer kernels); without ASLR it runs.
+  tsan_prefix=()
+  if [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -gt 28 ]; then
+    tsan_prefix=(setarch "$(uname -m)" -R)
+  fi
+  "${tsan_prefix[@]}" ctest --preset tsan
+fi
+
+# Soak (label "soak"): fan-out against php-fpm while workers are SIGKILLed; FCGI_SOAK_SECONDS
+# sets its length (120 s by default).
+if [ "${FCGI_SKIP_SOAK:-0}" != 1 ]; then
+  ctest --preset soak
 fi
