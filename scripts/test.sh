@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: installs what is missing, builds everything, runs every test (unit,
 # integration against a private php-fpm, CLI, examples, install, formatting), fuzzes the
-# protocol code for about a minute, then runs the tests again under ASan+UBSan. The output ends
+# protocol code for about a minute, then runs the tests again under ASan+UBSan, the
+# multi-threaded stress test under TSan, and the soak test (docs/reliability.md). The output ends
 # with ctest's summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
