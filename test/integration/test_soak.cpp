@@ -140,7 +140,7 @@ BOOST_AUTO_TEST_CASE(fanout_while_workers_are_killed) {
             if (!pids.empty()) {
                 auto victim =
                     pids[std::uniform_int_distribution<std::size_t>(0, pids.size() - 1)(rng)];
-                if (::kill(victim, SIGKILL) == 0)
+                if (fpm.kill_worker(victim, SIGKILL))
                     ++kills;
             }
             arm_killer();

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -222,35 +223,58 @@ void php_fpm::stop() {
     std::filesystem::remove(unix_socket_, ec);
 }
 
+namespace {
+
+// The parent PID of `pid` from /proc/<pid>/stat ("pid (comm) state ppid ..."; comm may hold
+// spaces or parentheses, so the fields are read after the last ')'); -1 when it is gone or a
+// zombie.
+long parent_of(long pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    if (!std::getline(f, stat))
+        return -1;
+    auto close = stat.rfind(')');
+    if (close == std::string::npos)
+        return -1;
+    std::istringstream rest(stat.substr(close + 1));
+    char state = 0;
+    long ppid = 0;
+    if (!(rest >> state >> ppid) || state == 'Z')
+        return -1;
+    return ppid;
+}
+
+}  // namespace
+
 std::vector<pid_t> php_fpm::worker_pids() const {
     std::vector<pid_t> pids;
     if (pid_ <= 0)
         return pids;
-    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces or parentheses, so
-    // the fields are read after the last ')'.
     DIR* proc = ::opendir("/proc");
     if (!proc)
         return pids;
     while (dirent* e = ::readdir(proc)) {
         char* end = nullptr;
         long pid = std::strtol(e->d_name, &end, 10);
-        if (pid <= 0 || *end != '\0')
-            continue;
-        std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
-        std::string stat;
-        if (!std::getline(f, stat))
-            continue;  // exited meanwhile
-        auto close = stat.rfind(')');
-        if (close == std::string::npos)
-            continue;
-        std::istringstream rest(stat.substr(close + 1));
-        char state = 0;
-        long ppid = 0;
-        if (rest >> state >> ppid && ppid == pid_ && state != 'Z')
+        if (pid > 0 && *end == '\0' && parent_of(pid) == pid_)
             pids.push_back(static_cast<pid_t>(pid));
     }
     ::closedir(proc);
     return pids;
+}
+
+bool php_fpm::kill_worker(pid_t worker, int sig) const {
+    if (pid_ <= 0 || worker <= 0)
+        return false;
+    // A pidfd pins the process: checking its parent after opening it, then signalling through
+    // it, cannot hit an unrelated process that reused the PID in between.
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, worker, 0));
+    if (fd < 0)
+        return false;
+    bool ok =
+        parent_of(worker) == pid_ && ::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0;
+    ::close(fd);
+    return ok;
 }
 
 std::string php_fpm::log() const {

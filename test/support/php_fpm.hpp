@@ -46,6 +46,9 @@ class php_fpm {
     /// PIDs of the master's live worker processes (children of pid(), read from /proc): for
     /// tests that kill workers. Empty when stopped.
     std::vector<pid_t> worker_pids() const;
+    /// Sends `sig` to `worker` if it is still a worker of this php-fpm (checked through a pidfd,
+    /// so a recycled PID is never hit); true when sent.
+    bool kill_worker(pid_t worker, int sig) const;
     /// The temp dir holding config, sockets and logs.
     const std::string& dir() const noexcept { return dir_; }
     /// php-fpm's log (workers' output included): for failure messages.
