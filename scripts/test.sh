@@ -24,7 +24,8 @@ if [ "${FCGI_SKIP_SANITIZERS:-0}" != 1 ]; then
   ctest --preset asan -j "$jobs" -LE "lint|install|soak"
 fi
 
-# ThreadSanitizer: only the multi-threaded stress test (label "stress"), built alone.
+# ThreadSanitizer: the multi-threaded stress test plus the connection fault tests (label
+# "stress"), built alone.
 if [ "${FCGI_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake --preset tsan
   cmake --build --preset tsan -j "$jobs"
