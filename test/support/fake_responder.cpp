@@ -93,6 +93,18 @@ action endless_stdout(std::size_t cap, std::size_t record_size, char fill) {
     return a;
 }
 
+action endless_stderr(std::size_t cap, std::size_t record_size, char fill) {
+    action a = endless_stdout(cap, record_size, fill);
+    a.stream = proto::record_type::stderr_;
+    return a;
+}
+
+action reset() {
+    action a;
+    a.what = action::kind::reset;
+    return a;
+}
+
 }  // namespace act
 
 std::string echo_body(const seen_request& r) {
@@ -730,6 +742,14 @@ awaitable<void> fake_responder::impl::run(std::shared_ptr<conn_state> c, std::ve
             case action::kind::close:
                 co_await send(c, std::exchange(pending, {}), true);
                 co_return;
+            case action::kind::reset: {
+                if (!pending.empty() && !co_await send(c, std::exchange(pending, {}), false))
+                    co_return;
+                std::error_code ignored;
+                c->socket.set_option(asio::socket_base::linger(true, 0), ignored);
+                close_conn(*c);
+                co_return;
+            }
             case action::kind::endless_stdout: {
                 if (!pending.empty() && !co_await send(c, std::exchange(pending, {}), false))
                     co_return;
@@ -738,10 +758,9 @@ awaitable<void> fake_responder::impl::run(std::shared_ptr<conn_state> c, std::ve
                 std::size_t sent = 0;
                 while (sent < a.cap && !lr.aborted) {
                     std::size_t n = std::min(chunk.size(), a.cap - sent);
-                    if (!co_await send(c,
-                                       make_record(proto::record_type::stdout_, id,
-                                                   std::string_view(chunk).substr(0, n)),
-                                       false))
+                    if (!co_await send(
+                            c, make_record(a.stream, id, std::string_view(chunk).substr(0, n)),
+                            false))
                         co_return;
                     sent += n;
                     record([n](fake_snapshot& st) { st.endless_bytes += n; });
@@ -755,6 +774,10 @@ awaitable<void> fake_responder::impl::run(std::shared_ptr<conn_state> c, std::ve
 }
 
 void fake_responder::impl::answer_get_values(conn_state& c, std::string_view content) {
+    if (opts.get_values_reply) {
+        enqueue(c, *opts.get_values_reply, false);
+        return;
+    }
     std::vector<std::pair<std::string, std::string>> values;
     proto::name_value_reader r(content);
     for (proto::name_value nv; r.next(nv);) {

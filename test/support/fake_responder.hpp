@@ -49,7 +49,8 @@ struct action {
         delay,           ///< wait `delay` (a timer) before the next action
         close,           ///< flush what is queued, then close the connection
         endless_stdout,  ///< STDOUT records of `record_size` bytes until the client goes away or
-                         ///< `cap` bytes were sent
+                         ///< `cap` bytes were sent (STDERR records when `stream` says so)
+        reset,           ///< write what is queued, then close with RST (SO_LINGER 0)
     };
     kind what = kind::raw;
     std::string bytes;
@@ -60,6 +61,8 @@ struct action {
     std::size_t record_size = 65535;  ///< largest content per STDOUT/STDERR record
     std::size_t cap = 0;              ///< endless_stdout: stop after this many bytes
     char fill = 'x';                  ///< endless_stdout: the byte repeated
+    /// endless_stdout: the record type sent (stdout_ or stderr_).
+    protocol::record_type stream = protocol::record_type::stdout_;
 
     /// This action with its records sent under request ID `other` instead.
     action for_id(std::uint16_t other) const {
@@ -82,6 +85,9 @@ action raw(std::string bytes);
 action delay(std::chrono::milliseconds d);
 action close();
 action endless_stdout(std::size_t cap, std::size_t record_size = 16384, char fill = 'x');
+/// endless_stdout with STDERR records: a flood of error output.
+action endless_stderr(std::size_t cap, std::size_t record_size = 16384, char fill = 'e');
+action reset();
 }  // namespace act
 
 /// The CGI head every echo response starts with.
@@ -141,6 +147,9 @@ struct fake_responder_options {
     std::optional<std::string> mpxs_conns = "1";
     std::optional<std::string> max_reqs = "100";
     std::optional<std::string> max_conns = "10";
+    /// When set, written verbatim instead of the GET_VALUES_RESULT record built from the three
+    /// fields above (a malformed answer).
+    std::optional<std::string> get_values_reply;
 };
 
 /// What the responder has seen so far.

@@ -1,15 +1,18 @@
 #include "support/php_fpm.hpp"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -155,18 +158,28 @@ void php_fpm::start() {
         argv.push_back(a.data());
     argv.push_back(nullptr);
 
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
+    // fork + exec rather than posix_spawn: the child asks for SIGTERM when we die, so a test
+    // binary killed mid-run (SIGKILL, a ctest timeout) does not leave its php-fpm behind. SIGTERM,
+    // not SIGKILL: php-fpm's master then stops its workers, which would otherwise keep running.
+    // Everything the child needs is prepared here; between fork and exec it calls only
+    // async-signal-safe functions.
     std::string out = dir_ + "/stdout.log";
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0)
-        throw std::runtime_error("cannot start " + bin + ": " + std::strerror(rc) +
-                                 " (install php8.2-fpm: scripts/setup.sh)");
+    std::string exec_failed = "cannot start " + bin + " (install php8.2-fpm: scripts/setup.sh)\n";
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0)
+        throw std::runtime_error(std::string("cannot fork for php-fpm: ") + std::strerror(errno));
+    if (pid == 0) {
+        if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent)
+            ::_exit(127);  // the parent is already gone
+        int in = ::open("/dev/null", O_RDONLY);
+        int log = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (in < 0 || log < 0 || ::dup2(in, 0) < 0 || ::dup2(log, 1) < 0 || ::dup2(log, 2) < 0)
+            ::_exit(127);
+        ::execve(bin.c_str(), argv.data(), environ);
+        (void)!::write(2, exec_failed.data(), exec_failed.size());  // lands in log()
+        ::_exit(127);
+    }
     pid_ = pid;
     wait_ready();
 }
@@ -210,11 +223,67 @@ void php_fpm::stop() {
     std::filesystem::remove(unix_socket_, ec);
 }
 
+namespace {
+
+// The parent PID of `pid` from /proc/<pid>/stat ("pid (comm) state ppid ..."; comm may hold
+// spaces or parentheses, so the fields are read after the last ')'); -1 when it is gone or a
+// zombie.
+long parent_of(long pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    if (!std::getline(f, stat))
+        return -1;
+    auto close = stat.rfind(')');
+    if (close == std::string::npos)
+        return -1;
+    std::istringstream rest(stat.substr(close + 1));
+    char state = 0;
+    long ppid = 0;
+    if (!(rest >> state >> ppid) || state == 'Z')
+        return -1;
+    return ppid;
+}
+
+}  // namespace
+
+std::vector<pid_t> php_fpm::worker_pids() const {
+    std::vector<pid_t> pids;
+    if (pid_ <= 0)
+        return pids;
+    DIR* proc = ::opendir("/proc");
+    if (!proc)
+        return pids;
+    while (dirent* e = ::readdir(proc)) {
+        char* end = nullptr;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (pid > 0 && *end == '\0' && parent_of(pid) == pid_)
+            pids.push_back(static_cast<pid_t>(pid));
+    }
+    ::closedir(proc);
+    return pids;
+}
+
+bool php_fpm::kill_worker(pid_t worker, int sig) const {
+    if (pid_ <= 0 || worker <= 0)
+        return false;
+    // A pidfd pins the process: checking its parent after opening it, then signalling through
+    // it, cannot hit an unrelated process that reused the PID in between.
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, worker, 0));
+    if (fd < 0)
+        return false;
+    bool ok =
+        parent_of(worker) == pid_ && ::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0;
+    ::close(fd);
+    return ok;
+}
+
 std::string php_fpm::log() const {
     std::stringstream ss;
     for (const char* name : {"/php-fpm.log", "/stdout.log"}) {
         std::ifstream f(dir_ + name);
-        ss << f.rdbuf();
+        // Streaming an empty or unopened file sets failbit on `ss`, which would drop the rest.
+        if (f && f.peek() != std::ifstream::traits_type::eof())
+            ss << f.rdbuf();
     }
     return ss.str();
 }

@@ -23,7 +23,9 @@ struct php_fpm_options {
 };
 
 /// A running php-fpm. The destructor stops it (SIGTERM, then SIGKILL) and removes its temp dir,
-/// also when a test fails. Several may run at once.
+/// also when a test fails. Several may run at once. php-fpm also gets SIGTERM when the thread
+/// that started it exits (PR_SET_PDEATHSIG), so a test killed mid-run leaves no php-fpm behind:
+/// start it from a thread that lives as long as the object (the test's main thread).
 class php_fpm {
   public:
     explicit php_fpm(php_fpm_options options = {});
@@ -41,6 +43,12 @@ class php_fpm {
     std::string tcp_endpoint() const { return "127.0.0.1:" + std::to_string(tcp_port_); }
     /// The PID of the php-fpm master.
     pid_t pid() const noexcept { return pid_; }
+    /// PIDs of the master's live worker processes (children of pid(), read from /proc): for
+    /// tests that kill workers. Empty when stopped.
+    std::vector<pid_t> worker_pids() const;
+    /// Sends `sig` to `worker` if it is still a worker of this php-fpm (checked through a pidfd,
+    /// so a recycled PID is never hit); true when sent.
+    bool kill_worker(pid_t worker, int sig) const;
     /// The temp dir holding config, sockets and logs.
     const std::string& dir() const noexcept { return dir_; }
     /// php-fpm's log (workers' output included): for failure messages.

@@ -1,0 +1,298 @@
+// Multi-threaded stress, built for ThreadSanitizer (the `tsan` preset runs this executable
+// alone): several threads each driving their own fcgi::client, against the private php-fpm and
+// the fake responder (plain and multiplexed), plus one client on a strand of an
+// asio::thread_pool whose completion handlers run on the pool's threads, fed through use_future
+// from plain threads and by handlers that start the next request themselves.
+//
+// Boost.Test is not thread-safe: worker threads only record failures, the main thread asserts.
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+#include <asio/thread_pool.hpp>
+#include <asio/use_future.hpp>
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fcgi/client.hpp"
+#include "fcgi/error.hpp"
+#include "support/fake_responder.hpp"
+#include "support/php_fpm.hpp"
+#include "support/run_until.hpp"
+
+using fcgi::test::fake_responder;
+using fcgi::test::php_fpm;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+// Failures seen on worker threads, reported by the main thread.
+struct failures {
+    std::mutex mu;
+    std::vector<std::string> list;
+    void add(std::string what) {
+        std::lock_guard lk(mu);
+        if (list.size() < 20)  // enough to diagnose; a broken run must not flood the log
+            list.push_back(std::move(what));
+    }
+};
+
+// Scales request counts (FCGI_STRESS_SCALE, default 1): the TSan pass is ~10x slower.
+int scaled(int n) {
+    const char* s = std::getenv("FCGI_STRESS_SCALE");
+    double f = s ? std::atof(s) : 1.0;
+    return std::max(1, static_cast<int>(n * (f > 0 ? f : 1.0)));
+}
+
+// What one driver thread achieved.
+struct driver_result {
+    int started = 0;
+    int ok = 0;
+    int failed = 0;
+    bool finished = false;  // every started request completed and the client shut down
+};
+
+// Drives `total` requests through a client of its own on the calling thread, `window` at a
+// time, stopping to start new ones once `budget` passed. `check` validates a response and
+// returns an empty string when it is right.
+driver_result drive_client(fcgi::client_options opts, int total, int window,
+                           std::function<fcgi::request(int)> make,
+                           std::function<std::string(int, const fcgi::response&)> check,
+                           failures& fails, const std::string& name,
+                           std::chrono::seconds budget = 60s) {
+    asio::io_context ctx;
+    driver_result res;
+    std::optional<fcgi::client> client;
+    client.emplace(ctx.get_executor(), std::move(opts));
+    auto stop_at = steady::now() + budget;
+    int done = 0;
+    std::function<void()> start_one = [&] {
+        int i = res.started++;
+        auto req = make(i);
+        client->async_request(std::move(req), [&, i](std::error_code ec, fcgi::response r) {
+            ++done;
+            if (ec) {
+                ++res.failed;
+                fails.add(name + " request " + std::to_string(i) + ": " + ec.message() + " " +
+                          r.diagnostics);
+            } else if (auto bad = check(i, r); !bad.empty()) {
+                ++res.failed;
+                fails.add(name + " request " + std::to_string(i) + ": " + bad);
+            } else {
+                ++res.ok;
+            }
+            if (res.started < total && steady::now() < stop_at)
+                start_one();
+        });
+    };
+    for (int i = 0; i < window && i < total; ++i)
+        start_one();
+    bool all = fcgi::test::run_until(
+        ctx, [&] { return done == res.started; }, budget + 30s);
+    std::optional<std::error_code> shut;
+    client->async_shutdown([&](std::error_code ec) { shut = ec; });
+    bool down = fcgi::test::run_until(
+        ctx, [&] { return shut.has_value(); }, 10s);
+    client.reset();
+    res.finished = all && down && !*shut;
+    if (!res.finished)
+        fails.add(name + ": did not finish (" + std::to_string(done) + " of " +
+                  std::to_string(res.started) + " completed)");
+    return res;
+}
+
+fcgi::request php_echo(int i) {
+    fcgi::request r;
+    r.script = php_fpm::script("echo.php");
+    r.query = "i=" + std::to_string(i);
+    if (i % 3 == 0)
+        r.body = std::string(static_cast<std::size_t>(100 + i % 5000), 'b');
+    return r;
+}
+
+std::string php_echo_check(int i, const fcgi::response& r) {
+    std::string want = "\"query\":\"i=" + std::to_string(i) + "\"";
+    if (r.status != 200 || r.body.find(want) == std::string::npos)
+        return "status " + std::to_string(r.status) + " body " + r.body.substr(0, 200);
+    return {};
+}
+
+std::string tag(const std::string& who, int i) {
+    return who + "-" + std::to_string(i);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(stress_threads)
+
+// Four threads, four clients, two servers: nothing is shared but the servers, so TSan checks
+// that the library keeps no hidden global state (the error categories, the allocator caches)
+// and that clients on different threads do not interfere.
+BOOST_AUTO_TEST_CASE(one_client_per_thread) {
+    php_fpm fpm({.children = 4, .tcp = false});
+    fake_responder fake({.interleave = 4});
+    failures fails;
+    std::vector<driver_result> results(4);
+    std::vector<std::thread> threads;
+    auto started = steady::now();
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&, t] {
+            fcgi::client_options o;
+            o.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+            o.max_connections_per_endpoint = 2;  // 2 threads x 2 = pm.max_children
+            o.connection.request_timeout = 20s;
+            results[t] = drive_client(o, scaled(1000), 4, php_echo, php_echo_check, fails,
+                                      "php-fpm thread " + std::to_string(t));
+        });
+    for (int t = 2; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            fcgi::client_options o;
+            o.endpoints = {t == 2 ? fake.tcp_endpoint() : fake.unix_endpoint()};
+            o.max_connections_per_endpoint = 2;
+            o.mode = fcgi::multiplexing::on;
+            o.max_requests_per_connection = 8;
+            o.connection.request_timeout = 20s;
+            auto who = "t" + std::to_string(t);
+            results[t] = drive_client(
+                o, scaled(5000), 16, [&](int i) { return fcgi::test::tagged_request(tag(who, i)); },
+                [&](int i, const fcgi::response& r) {
+                    return r.body == fcgi::test::tagged_body(tag(who, i)) ? std::string()
+                                                                          : "body " + r.body;
+                },
+                fails, "fake thread " + std::to_string(t));
+        });
+    for (auto& th : threads)
+        th.join();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started);
+    int total = 0;
+    for (std::size_t t = 0; t < results.size(); ++t) {
+        BOOST_TEST_CONTEXT("thread " << t) {
+            BOOST_TEST(results[t].finished);
+            BOOST_TEST(results[t].failed == 0);
+            BOOST_TEST(results[t].ok == results[t].started);
+            BOOST_TEST(results[t].ok > 0);
+        }
+        total += results[t].ok;
+    }
+    BOOST_TEST_MESSAGE("4 threads: " << total << " requests in " << ms.count() << " ms");
+    for (const auto& f : fails.list)
+        BOOST_TEST_MESSAGE(f);
+    BOOST_TEST(fails.list.empty());
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+// One client on a strand of a thread pool (client.hpp: async_request from any thread, the rest
+// on the executor). Two plain threads submit with use_future and block on the futures; on the
+// pool, handlers chain further requests from inside their completion; stats() is read on the
+// strand.
+BOOST_AUTO_TEST_CASE(client_on_a_thread_pool_strand) {
+    php_fpm fpm({.children = 2, .tcp = false});
+    fake_responder fake({.interleave = 2});
+    asio::thread_pool pool(3);
+    auto strand = asio::make_strand(pool);
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint(), fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 2;
+    opts.connection.request_timeout = 20s;
+    std::optional<fcgi::client> client;
+    client.emplace(strand, opts);
+    failures fails;
+
+    // Responses come from either endpoint: the fake echoes X_ID, php-fpm's echo.php the query.
+    auto make = [](const std::string& id) {
+        auto r = fcgi::test::tagged_request(id);
+        r.script = php_fpm::script("echo.php");
+        r.query = "id=" + id;
+        return r;
+    };
+    auto check = [](const std::string& id, const fcgi::response& r) {
+        bool fake_ok = r.body == fcgi::test::tagged_body(id);
+        bool php_ok = r.body.find("\"query\":\"id=" + id + "\"") != std::string::npos;
+        return fake_ok || php_ok ? std::string() : "body " + r.body.substr(0, 200);
+    };
+
+    // Handlers that start the next request themselves, on the pool's threads.
+    const int chained_total = scaled(2000);
+    std::atomic<int> chained_started{0}, chained_done{0}, off_strand{0};
+    std::promise<void> chains_done;
+    std::function<void()> chain = [&] {
+        int i = chained_started++;
+        if (i >= chained_total)
+            return;
+        auto id = tag("chain", i);
+        client->async_request(make(id), [&, id](std::error_code ec, fcgi::response r) {
+            if (!strand.running_in_this_thread())
+                ++off_strand;
+            if (ec)
+                fails.add(id + ": " + ec.message() + " " + r.diagnostics);
+            else if (auto bad = check(id, r); !bad.empty())
+                fails.add(id + ": " + bad);
+            chain();
+            if (++chained_done == chained_total)
+                chains_done.set_value();
+        });
+    };
+    for (int i = 0; i < 4; ++i)
+        asio::post(strand, [&] { chain(); });
+
+    // Plain threads blocking on futures.
+    const int per_thread = scaled(500);
+    std::atomic<int> future_ok{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < 2; ++t)
+        submitters.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                auto id = tag("fut" + std::to_string(t), i);
+                auto f = client->async_request(make(id), asio::use_future);
+                if (f.wait_for(30s) != std::future_status::ready) {
+                    fails.add(id + ": future not ready within 30 s");
+                    return;
+                }
+                try {
+                    auto r = f.get();
+                    if (auto bad = check(id, r); !bad.empty())
+                        fails.add(id + ": " + bad);
+                    else
+                        ++future_ok;
+                } catch (const std::system_error& e) {
+                    fails.add(id + ": " + e.what());
+                }
+            }
+        });
+    for (auto& th : submitters)
+        th.join();
+    auto chains = chains_done.get_future();
+    BOOST_REQUIRE_MESSAGE(chains.wait_for(60s) == std::future_status::ready,
+                          "chained requests did not finish within 60 s");
+
+    auto stats = asio::post(strand, asio::use_future([&] { return client->stats(); })).get();
+    auto shut = client->async_shutdown(asio::use_future);
+    BOOST_REQUIRE(shut.wait_for(10s) == std::future_status::ready);
+    BOOST_CHECK_NO_THROW(shut.get());
+    // Destroyed on the strand: ~client dispatches its stop there.
+    asio::post(strand, asio::use_future([&] { client.reset(); })).get();
+    pool.join();
+
+    for (const auto& f : fails.list)
+        BOOST_TEST_MESSAGE(f);
+    BOOST_TEST(fails.list.empty());
+    BOOST_TEST(future_ok.load() == 2 * per_thread);
+    BOOST_TEST(chained_done.load() == chained_total);
+    BOOST_TEST(off_strand.load() == 0);
+    BOOST_TEST(stats.completed == static_cast<std::uint64_t>(2 * per_thread + chained_total));
+    BOOST_TEST(stats.failed == 0u);
+    BOOST_TEST_MESSAGE("thread pool client: " << stats.completed << " requests, fake saw "
+                                              << fake.snapshot().requests.size());
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
