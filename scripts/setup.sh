@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   php8.2-fpm php8.2-cli
   clang-format clang libclang-rt-14-dev
+  libfcgi-dev golang-go
 )
 
 missing=()
