@@ -23,6 +23,7 @@
 #include "peers.hpp"
 #include "support/fake_responder.hpp"
 #include "support/run_until.hpp"
+#include "support/spawn.hpp"
 #include "support/temp_file.hpp"
 
 namespace conf = fcgi::conformance;
@@ -129,6 +130,30 @@ BOOST_DATA_TEST_CASE(get_values_reply, every_peer, name) {
         BOOST_TEST(got->first == fcgi::error::request_timeout, got->first.message());
     }
 }
+
+#ifdef FCGI_CLI_PATH
+// What `fcgi probe` prints for each peer (docs/conformance.md quotes it).
+BOOST_DATA_TEST_CASE(fcgi_probe_output, every_peer, name) {
+    const auto& t = conf::traits(name);
+    auto peer = conf::start_peer(name);
+    auto r =
+        fcgi::test::run_child({.program = FCGI_CLI_PATH,
+                               .args = {"probe", "-c", peer->endpoint().to_string(), "-t", "1.5"}});
+    BOOST_TEST_MESSAGE(name << ": exit " << r.exit_code << "\n" << r.out << r.err);
+    if (t.get_values) {
+        std::string expected;
+        for (const auto& [n, v] : *t.get_values)
+            expected += n + "=" + v + "\n";
+        expected += t.multiplexes ? "multiplexing: yes\n" : "multiplexing: no\n";
+        BOOST_TEST(r.exit_code == 0);
+        BOOST_TEST(r.out == expected);
+    } else {
+        BOOST_TEST(r.exit_code == 4);  // timed out
+        BOOST_TEST(r.out.empty());
+        BOOST_TEST(r.err.find("GET_VALUES failed") != std::string::npos, r.err);
+    }
+}
+#endif
 
 BOOST_DATA_TEST_CASE(echo_of_method_query_params_body, every_peer, name) {
     auto peer = conf::start_peer(name);
@@ -329,6 +354,8 @@ BOOST_DATA_TEST_CASE(forced_multiplexing_on_one_connection, every_peer, name) {
         BOOST_TEST(o.ec != fcgi::server_error::cant_mpx_conn);  // retried, never surfaced
     }
     auto st = c.stats();
+    BOOST_TEST_MESSAGE(name << ": " << ok << " answered, " << timed_out << " timed out, "
+                            << st.retries << " retried");
     if (t.survives_forced_multiplexing) {
         BOOST_TEST(ok == n, errors);
     } else {
