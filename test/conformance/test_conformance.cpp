@@ -377,6 +377,9 @@ BOOST_DATA_TEST_CASE(forced_multiplexing_on_one_connection, every_peer, name) {
     auto after = run_one(ctx, c, tagged("after"));
     require_ok(after, *peer);
     BOOST_TEST(after.resp.body == tagged_body("after"));
+    st = c.stats();
+    BOOST_TEST_MESSAGE(name << ": afterwards " << st.endpoints[0].connects << " connects, "
+                            << st.retries << " retries");
 }
 
 BOOST_DATA_TEST_CASE(authorizer_role, every_peer, name) {
