@@ -3,11 +3,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,8 +15,9 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <vector>
+
+#include "support/spawn.hpp"
 
 extern char** environ;
 
@@ -106,19 +105,7 @@ peer_process::~peer_process() {
 void peer_process::stop() {
     if (pid_ <= 0)
         return;
-    ::kill(pid_, SIGTERM);
-    using clock = std::chrono::steady_clock;
-    auto deadline = clock::now() + std::chrono::seconds(5);
-    int status = 0;
-    // Polled: there is no portable way to wait for a child with a timeout.
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-        if (clock::now() > deadline) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &status, 0);
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    stop_child(pid_, std::chrono::seconds(5));
     pid_ = -1;
 }
 

@@ -105,6 +105,17 @@ std::string tagged_body(const std::string& tag) {
     return conf::echo_text("GET", "", tag, "", "0:0:0", "");
 }
 
+// Runs `count` echo requests one after another, tagged `prefix`<n>, each answered correctly.
+void run_tagged_in_turn(asio::io_context& ctx, fcgi::client& c, const conf::running_peer& peer,
+                        const std::string& prefix, int count) {
+    for (int i = 0; i < count; ++i) {
+        auto tag = prefix + std::to_string(i);
+        auto out = run_one(ctx, c, tagged(tag));
+        require_ok(out, peer);
+        BOOST_TEST(out.resp.body == tagged_body(tag));
+    }
+}
+
 }  // namespace conformance_helpers
 
 using namespace conformance_helpers;
@@ -256,12 +267,7 @@ BOOST_DATA_TEST_CASE(keep_alive_reuses_one_connection, every_peer, name) {
     auto peer = conf::start_peer(name);
     asio::io_context ctx;
     fcgi::client c(ctx.get_executor(), options_for(*peer));
-    for (int i = 0; i < 20; ++i) {
-        auto tag = "k" + std::to_string(i);
-        auto out = run_one(ctx, c, tagged(tag));
-        require_ok(out, *peer);
-        BOOST_TEST(out.resp.body == tagged_body(tag));
-    }
+    run_tagged_in_turn(ctx, c, *peer, "k", 20);
     auto st = c.stats();
     BOOST_REQUIRE(st.endpoints.size() == 1u);
     BOOST_TEST(st.endpoints[0].connects == 1u);
@@ -454,12 +460,7 @@ BOOST_DATA_TEST_CASE(abort_request_on_cancellation, every_peer, name) {
         release.params.emplace_back("CONF_TOKEN", "t1");
         require_ok(run_one(ctx, c, release), *peer);
     }
-    for (int i = 0; i < 20; ++i) {
-        auto tag = "a" + std::to_string(i);
-        auto out = run_one(ctx, c, tagged(tag));
-        require_ok(out, *peer);
-        BOOST_TEST(out.resp.body == tagged_body(tag));
-    }
+    run_tagged_in_turn(ctx, c, *peer, "a", 20);
     auto st = c.stats();
     BOOST_TEST(st.endpoints[0].connects == 1u);  // the connection survived the abort
     BOOST_TEST(st.endpoints[0].reconnects == 0u);
