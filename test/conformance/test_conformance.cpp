@@ -422,14 +422,15 @@ BOOST_DATA_TEST_CASE(abort_request_on_cancellation, every_peer, name) {
     }
     auto peer = conf::start_peer(name);
     asio::io_context ctx;
+    // Declared before the client, so they outlive anything it still holds on a failure path.
+    outcome held;
+    asio::cancellation_signal sig;
     fcgi::client c(ctx.get_executor(), options_for(*peer, 1, fcgi::multiplexing::auto_detect));
     require_ok(run_one(ctx, c, tagged("warm")), *peer);
     BOOST_REQUIRE(c.stats().endpoints[0].max_in_flight_per_connection > 1u);
 
     auto hold = conf::contract_request("hold");
     hold.params.emplace_back("CONF_TOKEN", "t1");
-    outcome held;
-    asio::cancellation_signal sig;
     c.async_request(std::move(hold), asio::bind_cancellation_slot(
                                          sig.slot(), [&](std::error_code ec, fcgi::response r) {
                                              held.done = true;
