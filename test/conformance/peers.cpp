@@ -97,8 +97,8 @@ const std::vector<peer_traits>& all_peers() {
          .survives_forced_multiplexing = true},
         // libfcgi 2.4.2 reads ahead before it notices the end of a GET_VALUES record, so a
         // lone GET_VALUES is answered (MAX_CONNS=1, MAX_REQS=1, MPXS_CONNS=0) only when more
-        // bytes follow: the probe times out. Requests written back to back on one connection
-        // are lost: the second sits in the first one's read buffer, which FCGX_Finish_r frees.
+        // bytes follow: the probe times out. A request that arrives in the same read as the one
+        // before it is lost: it sits in that one's input buffer, which FCGX_Finish_r frees.
         {.name = "libfcgi",
          .get_values = std::nullopt,
          .multiplexes = false,

@@ -365,11 +365,12 @@ BOOST_DATA_TEST_CASE(forced_multiplexing_on_one_connection, every_peer, name) {
     if (t.survives_forced_multiplexing) {
         BOOST_TEST(ok == n, errors);
     } else {
-        // Written back to back, the extra requests are lost without an answer: only the
-        // request deadline ends them. No CANT_MPX_CONN ever comes.
+        // An extra request is served in turn when it reaches the server in a read of its own,
+        // and lost without an answer when it shared a read with the one before (which one
+        // depends on timing); only the deadline ends a lost one. No CANT_MPX_CONN ever comes.
+        // test_libfcgi_facts.cpp pins the loss with one write.
         BOOST_TEST(ok >= 1);
         BOOST_TEST(ok + timed_out == n, errors);
-        BOOST_TEST(timed_out >= 1);
         BOOST_TEST(st.retries == 0u);
     }
     if (auto* fake = peer->fake()) {
