@@ -10,6 +10,7 @@ packages=(
   php8.2-fpm php8.2-cli
   clang-format clang libclang-rt-14-dev
   doxygen
+  libfcgi-dev golang-go
 )
 
 missing=()

@@ -22,6 +22,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/spawn.hpp"
+
 extern char** environ;
 
 namespace fcgi::test {
@@ -205,18 +207,7 @@ void php_fpm::wait_ready() {
 void php_fpm::stop() {
     if (pid_ <= 0)
         return;
-    ::kill(pid_, SIGTERM);
-    using clock = std::chrono::steady_clock;
-    auto deadline = clock::now() + std::chrono::seconds(5);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-        if (clock::now() > deadline) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, &status, 0);
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    stop_child(pid_, std::chrono::seconds(5));
     pid_ = -1;
     // php-fpm removes its unix socket on a clean exit; make sure a SIGKILL leaves none behind.
     std::error_code ec;

@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 extern char** environ;
 
@@ -161,6 +163,21 @@ run_result run_child(const run_spec& spec) {
                                  std::to_string(spec.limit.count()) +
                                  " s: killed; stderr: " + r.err);
     return r;
+}
+
+void stop_child(int pid, std::chrono::milliseconds grace) {
+    ::kill(pid, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    int status = 0;
+    // Polled: there is no portable way to wait for a child with a timeout.
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
 }
 
 }  // namespace fcgi::test

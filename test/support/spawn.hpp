@@ -33,4 +33,7 @@ struct run_spec {
 /// killed and reaped first).
 run_result run_child(const run_spec& spec);
 
+/// Stops a child we started and reaps it: SIGTERM, then SIGKILL once `grace` has passed.
+void stop_child(int pid, std::chrono::milliseconds grace);
+
 }  // namespace fcgi::test

@@ -1,0 +1,3 @@
+module asio-fcgi/conformance/go_responder
+
+go 1.19
