@@ -168,6 +168,7 @@ void client_impl::start_probe(endpoint_pool& ep) {
     ep.probe_state = endpoint_pool::probe::running;
     get_values_options gv;
     gv.connect_timeout = opts_.connection.connect_timeout;
+    gv.timeout = opts_.probe_timeout;
     async_get_values(
         ex_, ep.where, gv,
         [w = weak_from_this(), epp = &ep](std::error_code ec, protocol::get_values_result r) {
@@ -183,7 +184,11 @@ void client_impl::start_probe(endpoint_pool& ep) {
                 // A server that does not answer GET_VALUES is not trusted to
                 // multiplex.
                 bool mpx = !ec && r.mpxs_conns.value_or(false);
-                epp->max_in_flight = mpx ? self->opts_.max_requests_per_connection : 1;
+                std::uint32_t n = mpx ? self->opts_.max_requests_per_connection : 1;
+                // FCGI_MAX_REQS, when reported, caps what one connection is given.
+                if (mpx && r.max_reqs && *r.max_reqs > 0)
+                    n = std::min(n, *r.max_reqs);
+                epp->max_in_flight = static_cast<std::uint16_t>(n);
             }
             self->pump();
         });
@@ -329,8 +334,8 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     op->kept = op->req.is_idempotent() && op->attempts == 0;
     request req = op->kept ? op->req : std::move(op->req);
     if (op->deadline != clock::time_point::max()) {
-        auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(op->deadline - clock::now());
+        // Rounded up: truncating would fire the deadline up to a millisecond early.
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(op->deadline - clock::now());
         req.timeout = std::max(left, std::chrono::milliseconds(1));
     }
     bool reused = pc.conn->stats().requests_completed > 0;

@@ -35,7 +35,7 @@ std::size_t connection_impl::outstanding() const noexcept {
 }
 
 bool connection_impl::has_free_slot() const noexcept {
-    if (state_ != connection_state::open || !waiting_.empty())
+    if (state_ != connection_state::open || !waiting_.empty() || retiring_)
         return false;
     for (std::size_t i = 0; i < max_in_flight_ && i < slots_.size(); ++i)
         if (!busy(slots_[i]))
@@ -305,6 +305,14 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
         // A multiplexing server can abort one request; its ID stays taken until END_REQUEST.
         s.abandoned = true;
         aborts_pending_.push_back(proto::encode_abort_request(s.id));
+        if (opts_.abort_timeout.count() > 0) {
+            s.op->timer.expires_after(opts_.abort_timeout);
+            s.op->timer.async_wait(
+                [self = shared_from_this(), serial = s.op->serial](std::error_code tec) {
+                    if (!tec)
+                        self->on_abort_timeout(serial);
+                });
+        }
         start_write();
     } else {
         // php-fpm ignores ABORT_REQUEST: closing is the only way to stop the script, and the
@@ -313,6 +321,32 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
     }
     resume_reading();
     notify();
+}
+
+void connection_impl::on_abort_timeout(std::uint64_t serial) {
+    for (auto& s : slots_) {
+        if (s.in_use && s.abandoned && s.op && s.op->serial == serial) {
+            retiring_ = true;
+            close_if_retired();
+            notify();
+            return;
+        }
+    }
+}
+
+void connection_impl::close_if_retired() {
+    if (!retiring_ || state_ != connection_state::open)
+        return;
+    std::string stuck;
+    for (const auto& s : slots_) {
+        if (s.in_use && !s.abandoned)
+            return;  // a live request finishes first
+        if (s.in_use)
+            stuck += (stuck.empty() ? "" : ", ") + std::to_string(s.id);
+    }
+    close(error::connection_lost, "server at " + endpoint_.to_string() +
+                                      " did not end aborted request(s) " + stuck + " within " +
+                                      std::to_string(opts_.abort_timeout.count()) + " ms");
 }
 
 void connection_impl::cancel(std::uint64_t serial) {
@@ -649,6 +683,9 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         close(error::connection_lost);
         return;
     }
+    close_if_retired();
+    if (state_ != connection_state::open)
+        return;
     pump_waiting();
     notify();
 }

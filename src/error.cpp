@@ -56,8 +56,8 @@ class client_category_impl final : public std::error_category {
             case error::connect_timeout:
                 return "could not connect within connect_timeout";
             case error::request_timeout:
-                return "the request did not complete within its deadline; the connection was "
-                       "closed";
+                return "the request did not complete within its deadline (if it had been sent, "
+                       "its connection was closed, or the request aborted on a multiplexed one)";
             case error::not_connected:
                 return "the connection is not open";
             case error::pool_exhausted:

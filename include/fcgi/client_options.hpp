@@ -34,6 +34,9 @@ struct client_options {
     /// Requests in flight per connection when multiplexing (ignored when off). A server that
     /// answers CANT_MPX_CONN drops that connection to one.
     std::uint16_t max_requests_per_connection = 16;
+    /// auto_detect: deadline of the GET_VALUES probe. A server that does not answer within it
+    /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing.
+    std::chrono::milliseconds probe_timeout{1000};
     /// Requests waiting for a connection; beyond it requests fail at once with
     /// error::pool_exhausted.
     std::size_t max_pending = 100000;

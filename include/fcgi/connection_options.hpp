@@ -22,6 +22,10 @@ struct connection_options {
     std::size_t max_stderr_size = 1u << 20;
     /// Largest CGI response head (64 KiB); error::response_head_too_large beyond it.
     std::size_t max_head_size = 64u << 10;
+    /// How long a multiplexing server may take to end a request after ABORT_REQUEST. Its ID
+    /// stays taken until then; past it the connection takes no new requests and is closed once
+    /// its other requests are done, so a server that ignores aborts cannot use up every ID.
+    std::chrono::milliseconds abort_timeout{2000};
     /// Size of the read buffer; records larger than it are handed on in pieces.
     std::size_t read_buffer_size = 64u << 10;
     /// Bytes read from a request's body source per step (256 KiB); one such buffer exists per

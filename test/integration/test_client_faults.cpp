@@ -627,6 +627,46 @@ BOOST_AUTO_TEST_CASE(pool_multiplexing_against_a_server_that_refuses) {
     shutdown(ctx, client);
 }
 
+// auto_detect takes FCGI_MPXS_CONNS from GET_VALUES, and FCGI_MAX_REQS caps the requests in
+// flight per connection; a server that never answers the probe is not multiplexed, and the
+// probe gives up after probe_timeout rather than holding the first requests back.
+BOOST_AUTO_TEST_CASE(auto_detect_honours_max_reqs_and_a_silent_probe) {
+    for (bool answers : {true, false}) {
+        fake_responder fake({.script_for =
+                                 [](const seen_request& r) {
+                                     auto s = fcgi::test::echo_script(r);
+                                     s.insert(s.begin(), act::delay(20ms));
+                                     return s;
+                                 },
+                             .interleave = 8,
+                             .max_reqs = "3",
+                             .answer_get_values = answers});
+        asio::io_context ctx;
+        fcgi::client_options opts;
+        opts.endpoints = {fake.unix_endpoint()};
+        opts.max_connections_per_endpoint = 1;
+        opts.mode = fcgi::multiplexing::auto_detect;
+        opts.max_requests_per_connection = 16;
+        opts.probe_timeout = 300ms;
+        fcgi::client client(ctx.get_executor(), opts);
+        outcomes o;
+        for (int i = 0; i < 12; ++i)
+            start(client, fcgi::test::tagged_request("r" + std::to_string(i)),
+                  o["r" + std::to_string(i)]);
+        auto t0 = steady::now();
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return all_done(o); }, 10s));
+        // Unanswered, the probe costs its timeout once, not a 5 s connect-style wait.
+        BOOST_TEST(ms_since(t0) < 3000);
+        for (const auto& [id, out] : o)
+            BOOST_TEST(!out.ec, id << ": " << out.ec.message());
+        auto per_conn = client.stats().endpoints.at(0).max_in_flight_per_connection;
+        BOOST_TEST(per_conn == (answers ? 3u : 1u));
+        BOOST_TEST(fake.snapshot().max_live <= per_conn);
+        shutdown(ctx, client);
+    }
+}
+
 // -- 6. Cancellation through the client.
 BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
     auto g = std::make_shared<gate>();

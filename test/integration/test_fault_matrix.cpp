@@ -88,14 +88,7 @@ struct fault {
     conn_after after = conn_after::closed;
     std::string body;           // expected body of the faulty request when it succeeds
     bool ignore_abort = false;  // the responder never answers ABORT_REQUEST
-    // Non-empty: a known library bug makes the multiplexed client stop serving after this
-    // fault; that mode skips its "serves afterwards" check (see the disabled test below).
-    std::string mpx_bug;
 };
-
-constexpr std::string_view stuck_mpx_bug =
-    "a multiplexed connection whose timed-out requests never get END_REQUEST keeps their "
-    "request IDs forever and is never closed or replaced";
 
 std::vector<fault> matrix() {
     using ps = proto::protocol_status;
@@ -136,8 +129,7 @@ std::vector<fault> matrix() {
          true,
          conn_after::closed,
          {},
-         true,
-         std::string(stuck_mpx_bug)},
+         true},
         {"record with version 2",
          [](const seen_request& r) {
              return fcgi::test::script{act::raw(fcgi::test::make_record(
@@ -154,8 +146,7 @@ std::vector<fault> matrix() {
          false,
          conn_after::closed,
          {},
-         false,
-         std::string(stuck_mpx_bug)},
+         false},
         {"content length shorter than sent",
          [](const seen_request& r) {
              return fcgi::test::script{act::raw(lying_record(r.id, std::string(head) + "long", 5)),
@@ -481,28 +472,18 @@ BOOST_AUTO_TEST_CASE(multiplexed_connection) {
             others = std::to_string(harmed) + " of 5 others failed" + others;
             if (f.request_scoped)
                 check_good(run.out);
-            if (f.mpx_bug.empty()) {
-                run.check_serves_afterwards();
-                BOOST_TEST(run.client->stats().endpoints.at(0).open <= 1u);
-            } else {
-                BOOST_TEST_MESSAGE("KNOWN BUG, 'serves afterwards' not checked: " << f.mpx_bug);
-                others += "; BUG";
-            }
+            run.check_serves_afterwards();
+            BOOST_TEST(run.client->stats().endpoints.at(0).open <= 1u);
             shutdown(run.ctx, *run.client);
             BOOST_TEST_MESSAGE(row("mpx", f, run.out["fault"], others));
         }
     }
 }
 
-// The known bug the matrix skips: after a timed-out request whose END_REQUEST never comes
-// (a server that ignores ABORT_REQUEST, or a record that never ends), the multiplexed connection
-// keeps the request ID forever; once every ID is stuck nothing can be sent, yet the connection
-// is neither closed nor replaced, so every later request times out waiting for a connection.
-// Expected: abandoned IDs drained within a bound (or the connection closed), then a new
-// connection. Run with --run_test=fault_matrix/multiplexed_connection_after_abort_is_ignored.
-BOOST_AUTO_TEST_CASE(multiplexed_connection_after_abort_is_ignored,
-                     *boost::unit_test::disabled() *
-                         boost::unit_test::description("known bug: stuck multiplexed connection")) {
+// After timed-out requests whose END_REQUEST never comes (a server that ignores ABORT_REQUEST),
+// every ID of the multiplexed connection is taken: after abort_timeout the connection is closed
+// and replaced, so later requests are served (it once stayed stuck forever).
+BOOST_AUTO_TEST_CASE(multiplexed_connection_after_abort_is_ignored) {
     fake_responder fake({.script_for =
                              [](const seen_request& r) {
                                  return r.param("X_ID").value_or("").starts_with("stall")

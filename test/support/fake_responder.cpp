@@ -774,6 +774,8 @@ awaitable<void> fake_responder::impl::run(std::shared_ptr<conn_state> c, std::ve
 }
 
 void fake_responder::impl::answer_get_values(conn_state& c, std::string_view content) {
+    if (!opts.answer_get_values)
+        return;
     if (opts.get_values_reply) {
         enqueue(c, *opts.get_values_reply, false);
         return;

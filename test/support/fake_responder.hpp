@@ -147,6 +147,8 @@ struct fake_responder_options {
     std::optional<std::string> mpxs_conns = "1";
     std::optional<std::string> max_reqs = "100";
     std::optional<std::string> max_conns = "10";
+    /// False: GET_VALUES is read and never answered (as libfcgi does with a lone GET_VALUES).
+    bool answer_get_values = true;
     /// When set, written verbatim instead of the GET_VALUES_RESULT record built from the three
     /// fields above (a malformed answer).
     std::optional<std::string> get_values_reply;

@@ -139,6 +139,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     bool sink_buffer_full() const noexcept;
     void resume_reading();
     void abandon(slot& s, std::error_code ec, std::string diagnostics);
+    void on_abort_timeout(std::uint64_t serial);
+    void close_if_retired();
     void pump_waiting();
     void start_write();
     void on_write(std::error_code ec, std::size_t n);
@@ -172,7 +174,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::vector<char> read_buffer_;
     bool reading_ = false;
     bool in_read_ = false;
-    bool paused_ = false;  // reading stopped: a sink's buffer is full
+    bool paused_ = false;    // reading stopped: a sink's buffer is full
+    bool retiring_ = false;  // an aborted request was never ended: no new requests, close soon
     struct deferred_completion {
         request_handler handler;
         std::error_code ec;
