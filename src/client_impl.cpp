@@ -129,8 +129,7 @@ client_impl::pooled_connection* client_impl::find_idle(endpoint_pool& ep) {
     return nullptr;
 }
 
-client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh) {
-    auto now = clock::now();
+client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, clock::time_point now) {
     endpoint_pool* best = nullptr;
     bool best_free = false;
     for (auto& p : pools_) {
@@ -197,16 +196,16 @@ void client_impl::start_probe(endpoint_pool& ep) {
 void client_impl::pump() {
     if (stopped_)
         return;
-    auto probe_now = clock::now();
+    // One clock read per pump: it runs after every completion.
+    const auto now = clock::now();
     for (auto& p : pools_) {
         remove_closed(p);
-        if (p.probe_state == endpoint_pool::probe::needed && p.down_until <= probe_now &&
-            !queue_.empty())
+        if (p.probe_state == endpoint_pool::probe::needed && p.down_until <= now && !queue_.empty())
             start_probe(p);
     }
     while (!queue_.empty()) {
         bool fresh = queue_.front()->fresh_only;
-        endpoint_pool* ep = pick_endpoint(fresh);
+        endpoint_pool* ep = pick_endpoint(fresh, now);
         if (!ep)
             break;
         if (pooled_connection* pc = find_usable(*ep, fresh)) {
@@ -234,7 +233,6 @@ void client_impl::pump() {
         open_connection(*ep);
     }
     // Every endpoint down: nothing will come of waiting, so fail fast with the reason.
-    auto now = clock::now();
     bool all_down = !pools_.empty() && std::all_of(pools_.begin(), pools_.end(), [&](auto& p) {
         return p.down_until > now && p.conns.empty();
     });

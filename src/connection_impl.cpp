@@ -1,5 +1,6 @@
 #include "fcgi/detail/connection_impl.hpp"
 
+#include <algorithm>
 #include <asio/connect.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
@@ -28,15 +29,13 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
 connection_impl::~connection_impl() = default;
 
 std::size_t connection_impl::outstanding() const noexcept {
-    std::size_t n = waiting_.size();
-    for (const auto& s : slots_)
-        n += s.op && s.op->handler;
-    return n;
+    return waiting_.size() + slot_handlers_;
 }
 
 bool connection_impl::has_free_slot() const noexcept {
-    if (state_ != connection_state::open || !waiting_.empty() || retiring_)
-        return false;
+    if (state_ != connection_state::open || !waiting_.empty() || retiring_ ||
+        in_use_ >= max_in_flight_)
+        return false;  // the pool asks per dispatch: a full connection answers without a scan
     for (std::size_t i = 0; i < max_in_flight_ && i < slots_.size(); ++i)
         if (!busy(slots_[i]))
             return true;
@@ -177,7 +176,8 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
 }
 
 void connection_impl::pump_waiting() {
-    for (std::size_t i = 0; i < max_in_flight_ && !waiting_.empty(); ++i) {
+    for (std::size_t i = 0; in_use_ < max_in_flight_ && i < max_in_flight_ && !waiting_.empty();
+         ++i) {
         slot& s = slots_[i];
         if (busy(s))
             continue;
@@ -191,6 +191,8 @@ void connection_impl::pump_waiting() {
 void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
     s.op = std::move(op);
     s.in_use = true;
+    ++in_use_;
+    ++slot_handlers_;
     s.written = false;
     s.abandoned = false;
     const request& req = s.op->req;
@@ -238,6 +240,7 @@ void connection_impl::complete(slot& s, std::error_code ec, response r) {
     if (s.op->stream)
         s.op->stream->sink_pending.clear();  // a failed request's output goes nowhere
     s.op->timer.cancel();
+    --slot_handlers_;
     deliver(std::move(s.op->handler), ec, std::move(r));
 }
 
@@ -261,6 +264,7 @@ void connection_impl::flush_deferred() {
 }
 
 void connection_impl::release(slot& s) {
+    in_use_ -= s.in_use;
     s.in_use = false;
     s.abandoned = false;
     if (s.queued) {
@@ -393,6 +397,7 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
             r.diagnostics = what + "; " + describe(s);
             complete(s, ec, std::move(r));
         }
+        in_use_ -= s.in_use;
         s.in_use = false;
         s.queued = false;
         s.abandoned = false;
@@ -675,9 +680,9 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         release(s);
     // Reuse the stream only if END_REQUEST ended exactly where the bytes read ended: anything
     // after it, with nothing else in flight, means the stream is out of step (PROTOCOL.md item 8).
-    bool others = false;
-    for (const auto& o : slots_)
-        others = others || (o.in_use && !(o.op && o.op->stream && o.op->stream->ended));
+    bool others = std::any_of(slots_.begin(), slots_.end(), [](const slot& o) {
+        return o.in_use && !(o.op && o.op->stream && o.op->stream->ended);
+    });
     if ((!others && (input_left || !decoder_.at_record_boundary())) ||
         (body_unsent && max_in_flight_ == 1)) {
         close(error::connection_lost);

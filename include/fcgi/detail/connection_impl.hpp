@@ -186,6 +186,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     std::vector<slot> slots_;
     std::uint16_t max_in_flight_ = 1;
+    std::size_t in_use_ = 0;         // slots whose ID is taken (kept, so a full pool is O(1))
+    std::size_t slot_handlers_ = 0;  // slots whose op still has its handler
     std::deque<std::unique_ptr<request_op>> waiting_;
     std::vector<std::uint16_t> write_queue_;  // slot indexes in order
     std::vector<std::uint16_t> writing_slots_;
