@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Macro benchmark (issue 6): `fcgi bench` straight to php-fpm against wrk -> nginx -> php-fpm on
+# the same hello-world script, same private php-fpm (pm=static, 4 workers, unix socket).
+#
+# 1. ROUNDS rounds of SECONDS_PER_RUN s each, alternating fcgi bench (pool of 4, concurrency 4)
+#    and wrk (4 connections), then a table of req/s, p99, CPU per request and the ratio.
+# 2. A concurrency sweep (SWEEP, SWEEP_SECONDS s per point, both tools) written to
+#    docs/benchmarks-sweep.dat and rendered by benchmark/macro/sweep.gp to docs/benchmarks-sweep.svg.
+#
+# Usage: benchmark/macro/run.sh   (needs build/bin/fcgi; FCGI_BIN overrides; root for apt)
+# Environment: ROUNDS (3), SECONDS_PER_RUN (10), SWEEP ("1 4 16 64"), SWEEP_SECONDS (5),
+# NO_SWEEP=1 skips part 2. Every run is bounded by `timeout`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=common.sh
+source "$here/common.sh"
+
+ROUNDS=${ROUNDS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+SWEEP=${SWEEP:-"1 4 16 64"}
+SWEEP_SECONDS=${SWEEP_SECONDS:-5}
+docs=$macro_src/docs
+
+fcgi_macro_install
+fcgi_macro_start
+url="http://127.0.0.1:$NGINX_PORT/hello.php"
+
+# run_fcgi CONCURRENCY SECONDS -> "rps p99_ms client_cpu_us_per_req fpm_cpu_us_per_req failures"
+run_fcgi() {
+  local c=$1 s=$2 conns json f0 f1
+  conns=$((c < 4 ? c : 4))
+  f0=$(fcgi_macro_fpm_cpu)
+  json=$(timeout $((s + 30)) "$FCGI_BIN" bench --connect "unix:$FPM_SOCK" --root "$PHP_DIR" \
+    --concurrency "$c" --connections "$conns" --duration "$s" --json hello.php) || true
+  f1=$(fcgi_macro_fpm_cpu)
+  python3 - "$json" "$f0" "$f1" <<'EOF'
+import json, sys
+j = json.loads(sys.argv[1])
+n = max(j["ok"], 1)
+fpm = (float(sys.argv[3]) - float(sys.argv[2])) / n * 1e6
+fail = j["failed"] + j["unanswered"]
+print(f'{j["rps"]:.0f} {j["latency_ms"]["p99"]:.3f} {j["client_cpu_s"] / n * 1e6:.2f} {fpm:.1f} {fail}')
+EOF
+}
+
+# run_wrk CONNECTIONS SECONDS -> "rps p99_ms nginx_cpu_us_per_req fpm_cpu_us_per_req failures"
+run_wrk() {
+  local c=$1 s=$2 out f0 f1 n0 n1 threads
+  threads=$((c < 2 ? c : 2))
+  fcgi_macro_nginx_up >&2
+  f0=$(fcgi_macro_fpm_cpu); n0=$(fcgi_macro_nginx_cpu)
+  out=$(timeout $((s + 30)) wrk -t "$threads" -c "$c" -d "${s}s" --latency "$url") || true
+  f1=$(fcgi_macro_fpm_cpu); n1=$(fcgi_macro_nginx_cpu)
+  fcgi_macro_nginx_down
+  python3 - "$out" "$f0" "$f1" "$n0" "$n1" <<'EOF'
+import re, sys
+out = sys.argv[1]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+fail = (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)
+n = max(total, 1)
+fpm = (float(sys.argv[3]) - float(sys.argv[2])) / n * 1e6
+ngx = (float(sys.argv[5]) - float(sys.argv[4])) / n * 1e6
+print(f"{rps:.0f} {p99:.3f} {ngx:.2f} {fpm:.1f} {fail}")
+EOF
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo "machine: $(nproc) CPUs, $(uptime | sed 's/.*load/load/')"
+echo "warmup (2 s each)"
+run_fcgi 4 2 >/dev/null
+run_wrk 4 2 >/dev/null
+
+printf '\n%-6s %-10s %10s %9s %14s %12s %8s\n' round tool req/s p99_ms cpu_us/req fpm_us/req failed
+fr=() fp=() fc=() ff=() wr=() wp=() wc=() wf=()
+for r in $(seq 1 "$ROUNDS"); do
+  read -r rps p99 cpu fpm fail < <(run_fcgi 4 "$SECONDS_PER_RUN")
+  printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "fcgi" "$rps" "$p99" "$cpu" "$fpm" "$fail"
+  fr+=("$rps") fp+=("$p99") fc+=("$cpu") ff+=("$fpm")
+  read -r rps p99 cpu fpm fail < <(run_wrk 4 "$SECONDS_PER_RUN")
+  printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "wrk+nginx" "$rps" "$p99" "$cpu" "$fpm" "$fail"
+  wr+=("$rps") wp+=("$p99") wc+=("$cpu") wf+=("$fpm")
+done
+mfr=$(median "${fr[@]}") mwr=$(median "${wr[@]}")
+printf '\nmedians over %s rounds of %s s, concurrency 4 (fcgi: pool of 4; wrk: 4 connections, 2 threads)\n' \
+  "$ROUNDS" "$SECONDS_PER_RUN"
+printf '| tool | req/s | p99 ms | client or nginx CPU µs/req | php-fpm CPU µs/req |\n|---|---:|---:|---:|---:|\n'
+printf '| fcgi bench | %s | %s | %s (client) | %s |\n' "$mfr" "$(median "${fp[@]}")" "$(median "${fc[@]}")" "$(median "${ff[@]}")"
+printf '| wrk -> nginx | %s | %s | %s (nginx) | %s |\n' "$mwr" "$(median "${wp[@]}")" "$(median "${wc[@]}")" "$(median "${wf[@]}")"
+python3 -c "print(f'ratio fcgi bench / nginx: {$mfr / $mwr:.2f}x (target >= 2.0x)')"
+echo "load after: $(uptime | sed 's/.*load/load/')"
+
+[ -z "${NO_SWEEP:-}" ] || exit 0
+dat=$docs/benchmarks-sweep.dat
+{
+  echo "# concurrency fcgi_rps fcgi_p99_ms nginx_rps nginx_p99_ms  (benchmark/macro/run.sh, $(date -u +%F))"
+  echo "# fcgi bench: --connections min(c,4); wrk: -c c -t min(c,2); ${SWEEP_SECONDS} s per point; $(nproc) CPUs"
+} > "$dat.tmp"
+printf '\n%-12s %10s %9s %10s %9s\n' concurrency fcgi_rps p99_ms nginx_rps p99_ms
+for c in $SWEEP; do
+  read -r frps fp99 _ _ ffail < <(run_fcgi "$c" "$SWEEP_SECONDS")
+  read -r wrps wp99 _ _ wfail < <(run_wrk "$c" "$SWEEP_SECONDS")
+  printf '%-12s %10s %9s %10s %9s   (failed: fcgi %s, wrk %s)\n' "$c" "$frps" "$fp99" "$wrps" "$wp99" "$ffail" "$wfail"
+  echo "$c $frps $fp99 $wrps $wp99" >> "$dat.tmp"
+done
+mv "$dat.tmp" "$dat"
+gnuplot -e "datafile='$dat'; outfile='$docs/benchmarks-sweep.svg'" "$here/sweep.gp"
+echo "wrote $dat and $docs/benchmarks-sweep.svg"
