@@ -39,7 +39,7 @@ pattern_md5() (
 post_fcgi() {
   local t0 t1 out
   t0=$(now)
-  out=$(timeout $limit "$FCGI_BIN" request --connect "unix:$FPM_SOCK" --root "$PHP_DIR" -H "$ct" \
+  out=$(timeout $limit "$FCGI_BIN" request --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" -H "$ct" \
     --data "@$1" hash_input.php)
   t1=$(now)
   [ "$out" = "$(stat -c %s "$1") $2" ] || fail "fcgi POST $1: got '$out'"
@@ -59,7 +59,7 @@ get_fcgi() {
   local t0 t1 out=$MACRO_DIR/out.bin
   rm -f "$out"
   t0=$(now)
-  timeout $limit "$FCGI_BIN" request --connect "unix:$FPM_SOCK" --root "$PHP_DIR" --output "$out" \
+  timeout $limit "$FCGI_BIN" request --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" --output "$out" \
     "output.php?mb=$1"
   t1=$(now)
   [ "$(md5sum < "$out" | cut -d' ' -f1)" = "$2" ] || fail "fcgi GET $1 MiB: checksum"
@@ -111,14 +111,14 @@ bmd5=$(md5sum < "$big" | cut -d' ' -f1)
 rss() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1"; }
 t0=$(now)
 out=$(timeout $limit /usr/bin/time -v -o "$MACRO_DIR/time-post.txt" "$FCGI_BIN" request \
-  --connect "unix:$FPM_SOCK" --root "$PHP_DIR" -H "$ct" --data "@$big" hash_input.php)
+  --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" -H "$ct" --data "@$big" hash_input.php)
 t1=$(now)
 [ "$out" = "$((BIG_MB << 20)) $bmd5" ] || fail "big POST: got '$out', want $((BIG_MB << 20)) $bmd5"
 echo "POST $BIG_MB MiB from a file: peak RSS $(rss "$MACRO_DIR/time-post.txt") KiB, $(mbps "$BIG_MB" "$t0" "$t1") MiB/s, MD5 $bmd5 matches"
 rm -f "$big"
 t0=$(now)
 timeout $limit /usr/bin/time -v -o "$MACRO_DIR/time-get.txt" "$FCGI_BIN" request \
-  --connect "unix:$FPM_SOCK" --root "$PHP_DIR" --output "$MACRO_DIR/out.bin" "output.php?mb=$BIG_MB"
+  --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" --output "$MACRO_DIR/out.bin" "output.php?mb=$BIG_MB"
 t1=$(now)
 got=$(md5sum < "$MACRO_DIR/out.bin" | cut -d' ' -f1)
 want=$(pattern_md5 "$BIG_MB")

@@ -2,7 +2,10 @@
 # benchmarks need, starts a private php-fpm and a private nginx in a temp dir, and stops both by
 # PID on exit. Every server listens on a unix socket or 127.0.0.1.
 #
-# After fcgi_macro_start: $MACRO_DIR (temp dir), $FPM_SOCK, $FPM_PID, $NGINX_PORT, $PHP_DIR (the scripts, document root of both);
+# After fcgi_macro_start: $MACRO_DIR (temp dir), $FPM_SOCK, $FPM_PID, $NGINX_PORT, and
+# $SCRIPT_ROOT=/srv, where php-fpm sees the scripts of benchmark/macro/php: the pool runs in a
+# chroot ($MACRO_DIR/root) so that benchmark/floor/epoll_floor_client, whose pre-encoded request
+# names /srv/hello.php, runs the same script as fcgi bench and nginx.
 # nginx is started and stopped around each use (fcgi_macro_nginx_up / _down).
 
 macro_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -56,6 +59,10 @@ fcgi_macro_start() {
   MACRO_DIR=$(mktemp -d /tmp/fcgi-macro-XXXXXX)
   trap fcgi_macro_stop EXIT
   FPM_SOCK=$MACRO_DIR/php-fpm.sock
+  SCRIPT_ROOT=/srv
+  mkdir -p "$MACRO_DIR/root/srv" "$MACRO_DIR/root/tmp"
+  chmod 1777 "$MACRO_DIR/root/tmp" # PHP's temp files (large request bodies) inside the chroot
+  cp "$PHP_DIR"/*.php "$MACRO_DIR/root/srv/"
   # pm=static with 4 workers, no recycling (pm.max_requests=0) so that no run pays for a respawn;
   # post_max_size=0 lifts PHP's body limit for the 1 GB POST.
   cat > "$MACRO_DIR/php-fpm.conf" <<EOF
@@ -71,6 +78,7 @@ pm = static
 pm.max_children = 4
 pm.max_requests = 0
 pm.status_path = /fpm-status
+chroot = $MACRO_DIR/root
 clear_env = no
 php_admin_value[post_max_size] = 0
 php_admin_value[memory_limit] = 256M
@@ -115,19 +123,19 @@ http {
   }
   server {
     listen 127.0.0.1:$NGINX_PORT;
-    root $PHP_DIR;
+    root $SCRIPT_ROOT;
     client_max_body_size 0;
     client_body_buffer_size 1m;
     location ~ \.php\$ {
       include /etc/nginx/fastcgi_params;
-      fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+      fastcgi_param SCRIPT_FILENAME $SCRIPT_ROOT\$fastcgi_script_name;
       fastcgi_pass php;
       fastcgi_keep_conn on;
     }
   }
 }
 EOF
-  "$FCGI_BIN" request --connect "unix:$FPM_SOCK" --root "$PHP_DIR" hello.php >/dev/null ||
+  "$FCGI_BIN" request --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" hello.php >/dev/null ||
     { echo "fcgi request hello.php failed" >&2; return 1; }
 }
 

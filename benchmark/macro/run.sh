@@ -25,13 +25,19 @@ fcgi_macro_install
 fcgi_macro_start
 url="http://127.0.0.1:$NGINX_PORT/hello.php"
 
+# The request headers benchmark/floor/epoll_floor_client sends, so both send the same params.
+floor_headers=(-H "Host: localhost" -H "User-Agent: asio-fcgi-bench" -H "Accept: */*"
+               -H "Accept-Encoding: gzip")
+floor_bin=$(dirname "$FCGI_BIN")/epoll_floor_client
+
 # run_fcgi CONCURRENCY SECONDS -> "rps p99_ms client_cpu_us_per_req fpm_cpu_us_per_req failures"
 run_fcgi() {
   local c=$1 s=$2 conns json f0 f1
   conns=$((c < 4 ? c : 4))
   f0=$(fcgi_macro_fpm_cpu)
-  json=$(timeout $((s + 30)) "$FCGI_BIN" bench --connect "unix:$FPM_SOCK" --root "$PHP_DIR" \
-    --concurrency "$c" --connections "$conns" --duration "$s" --json hello.php) || true
+  json=$(timeout $((s + 30)) "$FCGI_BIN" bench --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" \
+    "${floor_headers[@]}" --concurrency "$c" --connections "$conns" --duration "$s" --json \
+    hello.php) || true
   f1=$(fcgi_macro_fpm_cpu)
   python3 - "$json" "$f0" "$f1" <<'EOF'
 import json, sys
@@ -69,6 +75,21 @@ print(f"{rps:.0f} {p99:.3f} {ngx:.2f} {fpm:.1f} {fail}")
 EOF
 }
 
+# run_floor CONNECTIONS SECONDS -> "rps cpu_us_per_req fpm_cpu_us_per_req": the syscall floor
+# (one write and one read per request, epoll, C) on the same php-fpm and script.
+run_floor() {
+  local out f0 f1
+  f0=$(fcgi_macro_fpm_cpu)
+  out=$(timeout $(($2 + 30)) "$floor_bin" -c "$1" -n 100000000 -t "$2" -w 1000 "$FPM_SOCK")
+  f1=$(fcgi_macro_fpm_cpu)
+  python3 - "$out" "$f0" "$f1" <<'EOF2'
+import sys
+kv = dict(x.split("=", 1) for x in sys.argv[1].split())
+fpm = (float(sys.argv[3]) - float(sys.argv[2])) / max(int(kv["requests"]), 1) * 1e6
+print(f'{float(kv["req_per_s"]):.0f} {float(kv["cpu_us_per_req"]):.2f} {fpm:.1f}')
+EOF2
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 echo "machine: $(nproc) CPUs, $(uptime | sed 's/.*load/load/')"
@@ -77,7 +98,10 @@ run_fcgi 4 2 >/dev/null
 run_wrk 4 2 >/dev/null
 
 printf '\n%-6s %-10s %10s %9s %14s %12s %8s\n' round tool req/s p99_ms cpu_us/req fpm_us/req failed
-fr=() fp=() fc=() ff=() wr=() wp=() wc=() wf=()
+fr=() fp=() fc=() ff=() wr=() wp=() wc=() wf=() lr=() lc=() lf=()
+have_floor=0
+[ -x "$floor_bin" ] && have_floor=1 ||
+  echo "no $floor_bin (cmake --build build --target epoll_floor_client): floor skipped" >&2
 for r in $(seq 1 "$ROUNDS"); do
   read -r rps p99 cpu fpm fail < <(run_fcgi 4 "$SECONDS_PER_RUN")
   printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "fcgi" "$rps" "$p99" "$cpu" "$fpm" "$fail"
@@ -85,6 +109,11 @@ for r in $(seq 1 "$ROUNDS"); do
   read -r rps p99 cpu fpm fail < <(run_wrk 4 "$SECONDS_PER_RUN")
   printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "wrk+nginx" "$rps" "$p99" "$cpu" "$fpm" "$fail"
   wr+=("$rps") wp+=("$p99") wc+=("$cpu") wf+=("$fpm")
+  if [ $have_floor = 1 ]; then
+    read -r rps cpu fpm < <(run_floor 4 "$SECONDS_PER_RUN")
+    printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "C floor" "$rps" "-" "$cpu" "$fpm" "-"
+    lr+=("$rps") lc+=("$cpu") lf+=("$fpm")
+  fi
 done
 mfr=$(median "${fr[@]}") mwr=$(median "${wr[@]}")
 printf '\nmedians over %s rounds of %s s, concurrency 4 (fcgi: pool of 4; wrk: 4 connections, 2 threads)\n' \
@@ -93,6 +122,18 @@ printf '| tool | req/s | p99 ms | client or nginx CPU µs/req | php-fpm CPU µs/
 printf '| fcgi bench | %s | %s | %s (client) | %s |\n' "$mfr" "$(median "${fp[@]}")" "$(median "${fc[@]}")" "$(median "${ff[@]}")"
 printf '| wrk -> nginx | %s | %s | %s (nginx) | %s |\n' "$mwr" "$(median "${wp[@]}")" "$(median "${wc[@]}")" "$(median "${wf[@]}")"
 python3 -c "print(f'ratio fcgi bench / nginx: {$mfr / $mwr:.2f}x (target >= 2.0x)')"
+if [ $have_floor = 1 ]; then
+  mlc=$(median "${lc[@]}") mfc=$(median "${fc[@]}") mff=$(median "${ff[@]}")
+  printf '| C epoll floor | %s | - | %s (client) | %s |\n' "$(median "${lr[@]}")" "$mlc" "$(median "${lf[@]}")"
+  python3 - "$mfc" "$mlc" "$mff" "$mfr" "$(nproc)" <<'EOF2'
+import sys
+client, floor, fpm, rps, cores = map(float, sys.argv[1:])
+ceiling = cores / ((fpm + floor) * 1e-6)
+print(f"client CPU / floor CPU: {client / floor:.2f}x (target <= 1.25x)")
+print(f"ceiling = {cores:.0f} cores / ({fpm:.1f} us php-fpm + {floor:.2f} us floor) = {ceiling:.0f} req/s; "
+      f"fcgi bench reaches {rps / ceiling * 100:.0f} % (target >= 85 %)")
+EOF2
+fi
 echo "load after: $(uptime | sed 's/.*load/load/')"
 
 [ -z "${NO_SWEEP:-}" ] || exit 0
