@@ -244,8 +244,14 @@ struct closed_loop {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         for (long i = 0; i < concurrency && to_start > 0; ++i)
             start_one();
-        while (outstanding > 0 && std::chrono::steady_clock::now() < deadline)
-            ioc.run_one_for(std::chrono::milliseconds(100));
+        // poll_one() first: run_one_for() reads the clock twice per handler, which showed up
+        // as 10 % of the profile. The deadline is checked every 1024 handlers.
+        for (unsigned n = 1; outstanding > 0; ++n) {
+            if (ioc.poll_one() == 0)
+                ioc.run_one_for(std::chrono::milliseconds(100));
+            if (n % 1024 == 0 && std::chrono::steady_clock::now() >= deadline)
+                break;
+        }
         return failed == 0 && outstanding == 0;
     }
 };
