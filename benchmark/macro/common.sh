@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by benchmark/macro/run.sh and bodies.sh (sourced, not run): installs the tools the macro
 # benchmarks need, starts a private php-fpm and a private nginx in a temp dir, and stops both by
 # PID on exit. Every server listens on a unix socket or 127.0.0.1.

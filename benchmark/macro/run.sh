@@ -2,8 +2,11 @@
 # Macro benchmark (issue 6): `fcgi bench` straight to php-fpm against wrk -> nginx -> php-fpm on
 # the same hello-world script, same private php-fpm (pm=static, 4 workers, unix socket).
 #
-# 1. ROUNDS rounds of SECONDS_PER_RUN s each, alternating fcgi bench (pool of 4, concurrency 4)
-#    and wrk (4 connections), then a table of req/s, p99, CPU per request and the ratio.
+# 1. ROUNDS rounds of SECONDS_PER_RUN s each, alternating fcgi bench (pool of 4, concurrency 4),
+#    wrk (4 connections) and the C epoll floor client (4 connections; build/bin/epoll_floor_client,
+#    skipped when not built), then a table of req/s, p99, CPU per request, the ratio, client CPU
+#    against the floor and the share of the ceiling (cores / (php-fpm CPU + floor CPU) per
+#    request); then the client's peak RSS with 10,000 requests queued.
 # 2. A concurrency sweep (SWEEP, SWEEP_SECONDS s per point, both tools) written to
 #    docs/benchmarks-sweep.dat and rendered by benchmark/macro/sweep.gp to docs/benchmarks-sweep.svg.
 #
