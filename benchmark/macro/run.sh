@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Macro benchmark (issue 6): `fcgi bench` straight to php-fpm against wrk -> nginx -> php-fpm on
+# the same hello-world script, same private php-fpm (pm=static, 4 workers, unix socket).
+#
+# 1. ROUNDS rounds of SECONDS_PER_RUN s each, alternating fcgi bench (pool of 4, concurrency 4),
+#    wrk (4 connections) and the C epoll floor client (4 connections; build/bin/epoll_floor_client,
+#    skipped when not built), then a table of req/s, p99, CPU per request, the ratio, client CPU
+#    against the floor and the share of the ceiling (cores / (php-fpm CPU + floor CPU) per
+#    request); then the client's peak RSS with 10,000 requests queued.
+# 2. A concurrency sweep (SWEEP, SWEEP_SECONDS s per point, both tools) written to
+#    docs/benchmarks-sweep.dat and rendered by benchmark/macro/sweep.gp to docs/benchmarks-sweep.svg.
+#
+# Usage: benchmark/macro/run.sh   (needs build/bin/fcgi; FCGI_BIN overrides; root for apt)
+# Environment: ROUNDS (3), SECONDS_PER_RUN (10), SWEEP ("1 4 16 64"), SWEEP_SECONDS (5),
+# NO_SWEEP=1 skips part 2. Every run is bounded by `timeout`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=common.sh
+source "$here/common.sh"
+
+ROUNDS=${ROUNDS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+SWEEP=${SWEEP:-"1 4 16 64"}
+SWEEP_SECONDS=${SWEEP_SECONDS:-5}
+docs=$macro_src/docs
+
+fcgi_macro_install
+fcgi_macro_start
+url="http://127.0.0.1:$NGINX_PORT/hello.php"
+
+# The request headers benchmark/floor/epoll_floor_client sends, so both send the same params.
+floor_headers=(-H "Host: localhost" -H "User-Agent: asio-fcgi-bench" -H "Accept: */*"
+               -H "Accept-Encoding: gzip")
+floor_bin=$(dirname "$FCGI_BIN")/epoll_floor_client
+
+# run_fcgi CONCURRENCY SECONDS -> "rps p99_ms client_cpu_us_per_req fpm_cpu_us_per_req failures"
+run_fcgi() {
+  local c=$1 s=$2 conns json f0 f1
+  conns=$((c < 4 ? c : 4))
+  f0=$(fcgi_macro_fpm_cpu)
+  json=$(timeout $((s + 30)) "$FCGI_BIN" bench --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" \
+    "${floor_headers[@]}" --concurrency "$c" --connections "$conns" --duration "$s" --json \
+    hello.php) || true
+  f1=$(fcgi_macro_fpm_cpu)
+  python3 - "$json" "$f0" "$f1" <<'EOF'
+import json, sys
+j = json.loads(sys.argv[1])
+n = max(j["ok"], 1)
+fpm = (float(sys.argv[3]) - float(sys.argv[2])) / n * 1e6
+fail = j["failed"] + j["unanswered"]
+print(f'{j["rps"]:.0f} {j["latency_ms"]["p99"]:.3f} {j["client_cpu_s"] / n * 1e6:.2f} {fpm:.1f} {fail}')
+EOF
+}
+
+# run_wrk CONNECTIONS SECONDS -> "rps p99_ms nginx_cpu_us_per_req fpm_cpu_us_per_req failures"
+run_wrk() {
+  local c=$1 s=$2 out f0 f1 n0 n1 threads
+  threads=$((c < 2 ? c : 2))
+  fcgi_macro_nginx_up >&2
+  f0=$(fcgi_macro_fpm_cpu); n0=$(fcgi_macro_nginx_cpu)
+  out=$(timeout $((s + 30)) wrk -t "$threads" -c "$c" -d "${s}s" --latency "$url") || true
+  f1=$(fcgi_macro_fpm_cpu); n1=$(fcgi_macro_nginx_cpu)
+  fcgi_macro_nginx_down
+  python3 - "$out" "$f0" "$f1" "$n0" "$n1" <<'EOF'
+import re, sys
+out = sys.argv[1]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+fail = (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)
+n = max(total, 1)
+fpm = (float(sys.argv[3]) - float(sys.argv[2])) / n * 1e6
+ngx = (float(sys.argv[5]) - float(sys.argv[4])) / n * 1e6
+print(f"{rps:.0f} {p99:.3f} {ngx:.2f} {fpm:.1f} {fail}")
+EOF
+}
+
+# run_floor CONNECTIONS SECONDS -> "rps cpu_us_per_req fpm_cpu_us_per_req": the syscall floor
+# (one write and one read per request, epoll, C) on the same php-fpm and script.
+run_floor() {
+  local out f0 f1
+  f0=$(fcgi_macro_fpm_cpu)
+  out=$(timeout $(($2 + 30)) "$floor_bin" -c "$1" -n 100000000 -t "$2" -w 1000 "$FPM_SOCK")
+  f1=$(fcgi_macro_fpm_cpu)
+  python3 - "$out" "$f0" "$f1" <<'EOF2'
+import sys
+kv = dict(x.split("=", 1) for x in sys.argv[1].split())
+fpm = (float(sys.argv[3]) - float(sys.argv[2])) / max(int(kv["requests"]), 1) * 1e6
+print(f'{float(kv["req_per_s"]):.0f} {float(kv["cpu_us_per_req"]):.2f} {fpm:.1f}')
+EOF2
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo "machine: $(nproc) CPUs, $(uptime | sed 's/.*load/load/')"
+echo "warmup (2 s each)"
+run_fcgi 4 2 >/dev/null
+run_wrk 4 2 >/dev/null
+
+printf '\n%-6s %-10s %10s %9s %14s %12s %8s\n' round tool req/s p99_ms cpu_us/req fpm_us/req failed
+fr=() fp=() fc=() ff=() wr=() wp=() wc=() wf=() lr=() lc=() lf=()
+have_floor=0
+[ -x "$floor_bin" ] && have_floor=1 ||
+  echo "no $floor_bin (cmake --build build --target epoll_floor_client): floor skipped" >&2
+for r in $(seq 1 "$ROUNDS"); do
+  read -r rps p99 cpu fpm fail < <(run_fcgi 4 "$SECONDS_PER_RUN")
+  printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "fcgi" "$rps" "$p99" "$cpu" "$fpm" "$fail"
+  fr+=("$rps") fp+=("$p99") fc+=("$cpu") ff+=("$fpm")
+  read -r rps p99 cpu fpm fail < <(run_wrk 4 "$SECONDS_PER_RUN")
+  printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "wrk+nginx" "$rps" "$p99" "$cpu" "$fpm" "$fail"
+  wr+=("$rps") wp+=("$p99") wc+=("$cpu") wf+=("$fpm")
+  if [ $have_floor = 1 ]; then
+    read -r rps cpu fpm < <(run_floor 4 "$SECONDS_PER_RUN")
+    printf '%-6s %-10s %10s %9s %14s %12s %8s\n' "$r" "C floor" "$rps" "-" "$cpu" "$fpm" "-"
+    lr+=("$rps") lc+=("$cpu") lf+=("$fpm")
+  fi
+done
+mfr=$(median "${fr[@]}") mwr=$(median "${wr[@]}")
+printf '\nmedians over %s rounds of %s s, concurrency 4 (fcgi: pool of 4; wrk: 4 connections, 2 threads)\n' \
+  "$ROUNDS" "$SECONDS_PER_RUN"
+printf '| tool | req/s | p99 ms | client or nginx CPU µs/req | php-fpm CPU µs/req |\n|---|---:|---:|---:|---:|\n'
+printf '| fcgi bench | %s | %s | %s (client) | %s |\n' "$mfr" "$(median "${fp[@]}")" "$(median "${fc[@]}")" "$(median "${ff[@]}")"
+printf '| wrk -> nginx | %s | %s | %s (nginx) | %s |\n' "$mwr" "$(median "${wp[@]}")" "$(median "${wc[@]}")" "$(median "${wf[@]}")"
+python3 -c "print(f'ratio fcgi bench / nginx: {$mfr / $mwr:.2f}x (target >= 2.0x)')"
+if [ $have_floor = 1 ]; then
+  mlc=$(median "${lc[@]}") mfc=$(median "${fc[@]}") mlf=$(median "${lf[@]}") mlr=$(median "${lr[@]}")
+  printf '| C epoll floor | %s | - | %s (client) | %s |\n' "$mlr" "$mlc" "$mlf"
+  # The ceiling takes php-fpm's CPU per request under the floor client: its own cost when the
+  # client is as cheap as can be.
+  python3 - "$mfc" "$mlc" "$mlf" "$mfr" "$mlr" "$(nproc)" <<'EOF2'
+import sys
+client, floor, fpm, rps, floor_rps, cores = map(float, sys.argv[1:])
+ceiling = cores / ((fpm + floor) * 1e-6)
+print(f"client CPU / floor CPU: {client / floor:.2f}x (target <= 1.25x)")
+print(f"ceiling = {cores:.0f} cores / ({fpm:.1f} us php-fpm + {floor:.2f} us floor) = {ceiling:.0f} req/s; "
+      f"fcgi bench reaches {rps / ceiling * 100:.0f} % (target >= 85 %), the floor client "
+      f"{floor_rps / ceiling * 100:.0f} %")
+EOF2
+fi
+echo "load after: $(uptime | sed 's/.*load/load/')"
+
+# 10,000 requests queued at once on a pool of 4: the client's peak RSS (target <= 30 MB).
+timeout 120 /usr/bin/time -v -o "$MACRO_DIR/time-queue.txt" "$FCGI_BIN" bench \
+  --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" --concurrency 10000 --connections 4 \
+  --requests 50000 --json hello.php > "$MACRO_DIR/queue.json" || true
+python3 - "$MACRO_DIR/queue.json" "$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$MACRO_DIR/time-queue.txt")" <<'EOF2'
+import json, sys
+j = json.load(open(sys.argv[1]))
+print(f"10,000 in flight, 4 connections, 50,000 requests: {j['ok']} ok, peak RSS {int(sys.argv[2]) / 1024:.1f} MiB "
+      f"(target <= 30 MB), {j['rps']:.0f} req/s")
+EOF2
+
+[ -z "${NO_SWEEP:-}" ] || exit 0
+dat=$docs/benchmarks-sweep.dat
+{
+  echo "# concurrency fcgi_rps fcgi_p99_ms nginx_rps nginx_p99_ms  (benchmark/macro/run.sh, $(date -u +%F))"
+  echo "# fcgi bench: --connections min(c,4); wrk: -c c -t min(c,2); ${SWEEP_SECONDS} s per point; $(nproc) CPUs"
+} > "$dat.tmp"
+printf '\n%-12s %10s %9s %10s %9s\n' concurrency fcgi_rps p99_ms nginx_rps p99_ms
+for c in $SWEEP; do
+  read -r frps fp99 _ _ ffail < <(run_fcgi "$c" "$SWEEP_SECONDS")
+  read -r wrps wp99 _ _ wfail < <(run_wrk "$c" "$SWEEP_SECONDS")
+  printf '%-12s %10s %9s %10s %9s   (failed: fcgi %s, wrk %s)\n' "$c" "$frps" "$fp99" "$wrps" "$wp99" "$ffail" "$wfail"
+  echo "$c $frps $fp99 $wrps $wp99" >> "$dat.tmp"
+done
+mv "$dat.tmp" "$dat"
+gnuplot -e "datafile='$dat'; outfile='$docs/benchmarks-sweep.svg'" "$here/sweep.gp"
+echo "wrote $dat and $docs/benchmarks-sweep.svg"
