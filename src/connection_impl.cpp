@@ -24,6 +24,8 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
     slots_.resize(max_in_flight_);
     for (std::size_t i = 0; i < slots_.size(); ++i)
         slots_[i].id = static_cast<std::uint16_t>(i + 1);
+    for (std::size_t i = slots_.size(); i-- > 0;)
+        free_list_.push_back(static_cast<std::uint16_t>(i));  // ID 1 on top
 }
 
 connection_impl::~connection_impl() = default;
@@ -36,10 +38,7 @@ bool connection_impl::has_free_slot() const noexcept {
     if (state_ != connection_state::open || !waiting_.empty() || retiring_ ||
         in_use_ >= max_in_flight_)
         return false;  // the pool asks per dispatch: a full connection answers without a scan
-    for (std::size_t i = 0; i < max_in_flight_ && i < slots_.size(); ++i)
-        if (!busy(slots_[i]))
-            return true;
-    return false;
+    return free_slot() < max_in_flight_;
 }
 
 void connection_impl::set_max_in_flight(std::uint16_t n) {
@@ -175,15 +174,29 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     pump_waiting();
 }
 
+std::size_t connection_impl::free_slot() const noexcept {
+    // Slots are pushed when they free up; entries taken meanwhile are dropped here.
+    while (!free_list_.empty()) {
+        auto i = free_list_.back();
+        if (i < max_in_flight_ && !busy(slots_[i]))
+            return i;
+        free_list_.pop_back();
+    }
+    // A slot freed on a path that does not push it (never expected to find much).
+    for (std::size_t i = 0; i < max_in_flight_ && i < slots_.size(); ++i)
+        if (!busy(slots_[i]))
+            return i;
+    return slots_.size();
+}
+
 void connection_impl::pump_waiting() {
-    for (std::size_t i = 0; in_use_ < max_in_flight_ && i < max_in_flight_ && !waiting_.empty();
-         ++i) {
-        slot& s = slots_[i];
-        if (busy(s))
-            continue;
+    while (!waiting_.empty() && in_use_ < max_in_flight_) {
+        std::size_t i = free_slot();
+        if (i >= max_in_flight_)
+            break;
         auto op = std::move(waiting_.front());
         waiting_.pop_front();
-        assign(s, std::move(op));
+        assign(slots_[i], std::move(op));
     }
     start_write();
 }
@@ -264,6 +277,7 @@ void connection_impl::flush_deferred() {
 }
 
 void connection_impl::release(slot& s) {
+    free_list_.push_back(static_cast<std::uint16_t>(s.id - 1));
     in_use_ -= s.in_use;
     s.in_use = false;
     s.abandoned = false;
@@ -476,9 +490,10 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         slot& s = slots_[idx];
         s.writing = false;
         s.written = true;
-        if (!s.in_use)
+        if (!s.in_use) {
             drop_op_if_unused(s);
-        else if (s.op->stream && s.op->stream->upload_left > 0)
+            free_list_.push_back(idx);
+        } else if (s.op->stream && s.op->stream->upload_left > 0)
             uploading = true;
     }
     if (uploading && !ec && state_ == connection_state::open) {
@@ -746,6 +761,7 @@ void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, 
         // Ended meanwhile: the chunk is not sent.
         if (!s.in_use) {
             drop_op_if_unused(s);
+            free_list_.push_back(index);
             pump_waiting();
         }
         return;
@@ -830,6 +846,7 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
         // Completed meanwhile (failed, cancelled): nothing more goes to the sink.
         if (!s.in_use) {
             drop_op_if_unused(s);
+            free_list_.push_back(index);
             pump_waiting();
         }
         resume_reading();

@@ -126,6 +126,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         if (!busy(s))
             s.op.reset();
     }
+    /// The index of a slot below max_in_flight_ that can take a request now, or slots_.size().
+    std::size_t free_slot() const noexcept;
     void assign(slot& s, std::unique_ptr<request_op> op);
     std::error_code start_streams(slot& s, std::string& why);
     void read_source(slot& s);
@@ -188,6 +190,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::uint16_t max_in_flight_ = 1;
     std::size_t in_use_ = 0;         // slots whose ID is taken (kept, so a full pool is O(1))
     std::size_t slot_handlers_ = 0;  // slots whose op still has its handler
+    // Indexes of slots that freed up, most recent last; may hold stale entries (free_slot()).
+    mutable std::vector<std::uint16_t> free_list_;
     std::deque<std::unique_ptr<request_op>> waiting_;
     std::vector<std::uint16_t> write_queue_;  // slot indexes in order
     std::vector<std::uint16_t> writing_slots_;
