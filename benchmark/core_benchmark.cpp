@@ -83,6 +83,30 @@ void BM_core_request(benchmark::State& state) {
 }
 BENCHMARK(BM_core_request)->ComputeStatistics("min", min_of);
 
+// Feeds `wire` through the decoder into the assembler as the connection's read loop does:
+// STDOUT to the head parser and body, END_REQUEST finishes the response (`ended`).
+std::error_code assemble(p::record_decoder& dec, fcgi::detail::response_assembler& assembler,
+                         std::string_view in, bool& ended) {
+    std::error_code ec;
+    while (!in.empty() && !ec) {
+        auto r = dec.feed(in);
+        in.remove_prefix(r.consumed);
+        ec = r.ec;
+        if (!r.has_piece || ec)
+            continue;
+        if (r.piece.header.type == p::record_type::stdout_) {
+            ec = assembler.on_stdout(r.piece.content);
+        } else if (r.piece.header.type == p::record_type::end_request) {
+            p::end_request_body end;
+            ec = p::parse_end_request(r.piece.content, end);
+            if (!ec)
+                ec = assembler.on_end(end);
+            ended = true;
+        }
+    }
+    return ec;
+}
+
 // Response side: decode the records of a hello-world answer, route STDOUT through the head
 // parser into a response, finish it with END_REQUEST and take it.
 void BM_core_response(benchmark::State& state) {
@@ -92,25 +116,8 @@ void BM_core_response(benchmark::State& state) {
     const fcgi::detail::response_limits limits;
     for (auto _ : state) {
         assembler.reset(limits);
-        std::string_view in = wire;
-        std::error_code ec;
         bool ended = false;
-        while (!in.empty() && !ec) {
-            auto r = dec.feed(in);
-            in.remove_prefix(r.consumed);
-            ec = r.ec;
-            if (!r.has_piece || ec)
-                continue;
-            if (r.piece.header.type == p::record_type::stdout_) {
-                ec = assembler.on_stdout(r.piece.content);
-            } else if (r.piece.header.type == p::record_type::end_request) {
-                p::end_request_body end;
-                ec = p::parse_end_request(r.piece.content, end);
-                if (!ec)
-                    ec = assembler.on_end(end);
-                ended = true;
-            }
-        }
+        std::error_code ec = assemble(dec, assembler, wire, ended);
         fcgi::response resp = assembler.take();
         if (ec || !ended || resp.status != 200 || resp.body != "Hello, world!\n") {
             state.SkipWithError("hello-world response not assembled");
@@ -145,22 +152,9 @@ void BM_core_request_response(benchmark::State& state) {
                                     req.body);
         benchmark::DoNotOptimize(enc.buffers().data());
         assembler.reset(limits);
-        std::string_view in = wire;
-        while (!in.empty() && !ec) {
-            auto r = dec.feed(in);
-            in.remove_prefix(r.consumed);
-            ec = r.ec;
-            if (!r.has_piece || ec)
-                continue;
-            if (r.piece.header.type == p::record_type::stdout_) {
-                ec = assembler.on_stdout(r.piece.content);
-            } else if (r.piece.header.type == p::record_type::end_request) {
-                p::end_request_body end;
-                ec = p::parse_end_request(r.piece.content, end);
-                if (!ec)
-                    ec = assembler.on_end(end);
-            }
-        }
+        bool ended = false;
+        if (!ec)
+            ec = assemble(dec, assembler, wire, ended);
         fcgi::response resp = assembler.take();
         if (ec || resp.status != 200) {
             state.SkipWithError("request/response cycle failed");
