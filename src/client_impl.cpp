@@ -10,13 +10,16 @@ namespace fcgi::detail {
 using clock = std::chrono::steady_clock;
 
 struct client_impl::pending_op {
-    pending_op(asio::any_io_executor ex, request r, request_handler h, std::uint64_t s)
-        : req(std::move(r)), handler(std::move(h)), serial(s), timer(std::move(ex)) {}
+    pending_op(request&& r, request_handler h, std::uint64_t s)
+        : req(std::move(r)), handler(std::move(h)), serial(s) {}
     request req;  // moved into the connection unless kept for a retry
     request_handler handler;
     std::uint64_t serial;
     clock::time_point deadline = clock::time_point::max();
-    asio::steady_timer timer;  // the deadline while queued; found again by serial
+    // The deadline while queued; found again by serial. Only made for requests with a deadline:
+    // a timer per request is measurable at benchmark rates.
+    std::optional<asio::steady_timer> timer;
+    std::size_t in_flight_index = 0;  // position in in_flight_ while dispatched
     int attempts = 0;
     bool fresh_only = false;  // a retry after a stale kept-alive connection: use a new one
     bool kept = false;        // `req` still holds the request (a copy went to the connection)
@@ -25,7 +28,7 @@ struct client_impl::pending_op {
 };
 
 client_impl::client_impl(asio::any_io_executor ex, client_options opts)
-    : ex_(ex), opts_(std::move(opts)), retry_timer_(ex) {
+    : ex_(ex), opts_(std::move(opts)), retry_timer_(ex), idle_timer_(ex) {
     opts_.max_connections_per_endpoint =
         std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
     opts_.max_requests_per_connection =
@@ -48,8 +51,8 @@ client_impl::~client_impl() {
         }
 }
 
-void client_impl::start_request(request req, request_handler h, std::uint64_t serial) {
-    auto op = std::make_unique<pending_op>(ex_, std::move(req), std::move(h), serial);
+void client_impl::start_request(request&& req, request_handler h, std::uint64_t serial) {
+    auto op = std::make_unique<pending_op>(std::move(req), std::move(h), serial);
     if (stopped_ || shutdown_handler_) {
         fail(std::move(op), error::client_stopped,
              stopped_ ? "the client was stopped" : "the client is shutting down");
@@ -68,8 +71,8 @@ void client_impl::start_request(request req, request_handler h, std::uint64_t se
     auto timeout = op->req.timeout.count() > 0 ? op->req.timeout : opts_.connection.request_timeout;
     if (timeout.count() > 0) {
         op->deadline = clock::now() + timeout;
-        op->timer.expires_at(op->deadline);
-        op->timer.async_wait([w = weak_from_this(), serial](std::error_code ec) {
+        op->timer.emplace(ex_, op->deadline);
+        op->timer->async_wait([w = weak_from_this(), serial](std::error_code ec) {
             auto self = w.lock();
             if (ec || !self)
                 return;
@@ -92,7 +95,8 @@ void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::
     ++failed_;
     response r;
     r.diagnostics = std::move(why);
-    op->timer.cancel();
+    if (op->timer)
+        op->timer->cancel();
     op->handler.post(ec, std::move(r));
 }
 
@@ -277,14 +281,13 @@ void client_impl::arm_retry_timer() {
 }
 
 void client_impl::open_connection(endpoint_pool& ep) {
-    auto pc = std::make_unique<pooled_connection>(
-        pooled_connection{std::make_shared<connection_impl>(ex_, connection_options_for(ep)),
-                          asio::steady_timer(ex_), false});
+    auto pc = std::make_unique<pooled_connection>(pooled_connection{
+        std::make_shared<connection_impl>(ex_, connection_options_for(ep)), false});
     pooled_connection* raw = pc.get();
     endpoint_pool* epp = &ep;
-    raw->conn->set_event_callback([w = weak_from_this(), raw] {
+    raw->conn->set_event_callback([w = weak_from_this()] {
         if (auto self = w.lock())
-            self->on_connection_event(raw);
+            self->on_connection_event();
     });
     ++ep.connects;
     ep.conns.push_back(std::move(pc));
@@ -327,7 +330,8 @@ void client_impl::on_connected(endpoint_pool* ep, pooled_connection* pc, std::er
 
 void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
                            std::unique_ptr<pending_op> op) {
-    op->timer.cancel();
+    if (op->timer)
+        op->timer->cancel();
     // Only an idempotent request may be sent twice, so only its copy is kept for a retry.
     op->kept = op->req.is_idempotent() && op->attempts == 0;
     request req = op->kept ? op->req : std::move(op->req);
@@ -342,10 +346,11 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     op->conn_serial = conn->next_serial();
     auto conn_serial = op->conn_serial;
     ++ep.in_flight;
+    op->in_flight_index = in_flight_.size();
     in_flight_.push_back(op.get());
     auto handler = request_handler(
         [w = weak_from_this(), op = std::move(op), epp = &ep, reused](std::error_code ec,
-                                                                      response r) mutable {
+                                                                      response&& r) mutable {
             if (auto self = w.lock())
                 self->on_request_done(std::move(op), epp, reused, ec, std::move(r));
             else
@@ -353,13 +358,17 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         },
         ex_);
     conn->start_request(
-        std::make_unique<request_op>(ex_, std::move(req), std::move(handler), conn_serial));
+        std::make_unique<request_op>(std::move(req), std::move(handler), conn_serial));
 }
 
 void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
-                                  std::error_code ec, response r) {
+                                  std::error_code ec, response&& r) {
     --ep->in_flight;
-    std::erase(in_flight_, op.get());
+    // Swap with the last: O(1) with thousands in flight.
+    pending_op* last = in_flight_.back();
+    in_flight_[op->in_flight_index] = last;
+    last->in_flight_index = op->in_flight_index;
+    in_flight_.pop_back();
     auto conn = op->conn.lock();
     op->conn.reset();
     bool kept = op->kept;
@@ -395,41 +404,71 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         ++ep->completed;
         ++completed_;
     }
-    op->handler.post(ec, std::move(r));
     if (conn && opts_.max_requests_per_connection_lifetime > 0 && conn->is_idle() &&
         conn->stats().requests_completed >= opts_.max_requests_per_connection_lifetime)
         conn->close(error::connection_lost);
     pump();
+    if (conn && conn->is_idle())
+        watch_idle();
+    // Last, and inline when already on its executor: this runs from a completion of the
+    // connection (never inside the initiating call), the pool's state is settled, and a handler
+    // that sends the next request does so in the same turn of the event loop, without a trip
+    // through the scheduler.
+    auto handler = std::move(op->handler);
+    op.reset();
+    handler.dispatch(ec, std::move(r));
 }
 
-void client_impl::on_connection_event(pooled_connection* pc) {
-    // Called from inside the connection: defer, so the pool never re-enters it.
-    asio::post(ex_, [w = weak_from_this(), pc] {
+void client_impl::on_connection_event() {
+    // Called from inside the connection: defer, so the pool never re-enters it. Events in a row
+    // share one trip.
+    if (event_posted_)
+        return;
+    event_posted_ = true;
+    asio::post(ex_, [w = weak_from_this()] {
         auto self = w.lock();
         if (!self)
             return;
-        for (auto& p : self->pools_)
-            for (auto& c : p.conns)
-                if (c.get() == pc && c->connected && c->conn->is_idle())
-                    self->arm_idle_timer(*c);
+        self->event_posted_ = false;
         self->pump();
+        for (auto& p : self->pools_)
+            if (self->find_idle(p))
+                self->watch_idle();
     });
 }
 
-void client_impl::arm_idle_timer(pooled_connection& pc) {
-    if (opts_.idle_timeout.count() <= 0)
+void client_impl::watch_idle() {
+    // One timer for the whole pool, armed while some connection is idle: per connection and
+    // request it would cost a timer wait and a cancellation each time a connection is reused.
+    if (idle_armed_ || stopped_ || opts_.idle_timeout.count() <= 0)
         return;
-    pc.idle_timer.expires_after(opts_.idle_timeout);
-    pc.idle_timer.async_wait([w = weak_from_this(), raw = &pc](std::error_code ec) {
+    auto due = clock::time_point::max();
+    for (auto& p : pools_)
+        for (auto& pc : p.conns)
+            if (pc->connected && pc->conn->is_idle())
+                due = std::min(due, pc->conn->idle_since() + opts_.idle_timeout);
+    if (due == clock::time_point::max())
+        return;
+    idle_armed_ = true;
+    idle_timer_.expires_at(due);
+    idle_timer_.async_wait([w = weak_from_this()](std::error_code ec) {
         auto self = w.lock();
-        if (ec || !self)
+        if (!self)
             return;
-        for (auto& p : self->pools_)
-            for (auto& c : p.conns)
-                if (c.get() == raw && c->conn->is_idle() &&
-                    c->idle_timer.expiry() <= asio::steady_timer::clock_type::now())
-                    c->conn->close(asio::error::operation_aborted);
+        self->idle_armed_ = false;
+        if (!ec)
+            self->close_idle();
     });
+}
+
+void client_impl::close_idle() {
+    auto now = clock::now();
+    for (auto& p : pools_)
+        for (auto& pc : p.conns)
+            if (pc->connected && pc->conn->is_idle() &&
+                pc->conn->idle_since() + opts_.idle_timeout <= now)
+                pc->conn->close(asio::error::operation_aborted);
+    watch_idle();  // for the connections idle for less than the timeout
 }
 
 void client_impl::cancel(std::uint64_t serial) {
@@ -455,6 +494,7 @@ void client_impl::stop() {
         return;
     stopped_ = true;
     retry_timer_.cancel();
+    idle_timer_.cancel();
     while (!queue_.empty()) {
         auto op = std::move(queue_.front());
         queue_.pop_front();
@@ -463,7 +503,6 @@ void client_impl::stop() {
     for (auto& p : pools_) {
         for (auto& pc : p.conns) {
             pc->conn->set_event_callback(nullptr);
-            pc->idle_timer.cancel();
             pc->conn->close(error::client_stopped);
         }
         p.conns.clear();
@@ -480,15 +519,15 @@ void client_impl::check_shutdown_done() {
     if (!shutdown_handler_ || !queue_.empty() || !in_flight_.empty())
         return;
     stopped_ = true;
+    idle_timer_.cancel();
     for (auto& p : pools_) {
         for (auto& pc : p.conns) {
             pc->conn->set_event_callback(nullptr);
-            pc->idle_timer.cancel();
             pc->conn->close(error::client_stopped);
         }
         p.conns.clear();
     }
-    shutdown_handler_.post({});
+    shutdown_handler_.post(std::error_code());
 }
 
 client_stats client_impl::stats() const {

@@ -140,8 +140,9 @@ void connection_impl::finish_connect(std::error_code ec) {
     }
     socket_.non_blocking(true, ec);  // for the speculative write in start_write()
     state_ = connection_state::open;
+    idle_since_ = std::chrono::steady_clock::now();
     start_read();
-    connect_handler_.post({});
+    connect_handler_.post(std::error_code());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,8 +165,8 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     }
     auto timeout = op->req.timeout.count() > 0 ? op->req.timeout : opts_.request_timeout;
     if (timeout.count() > 0) {
-        op->timer.expires_after(timeout);
-        op->timer.async_wait([self = shared_from_this(), serial](std::error_code ec) {
+        op->timer.emplace(socket_.get_executor(), timeout);
+        op->timer->async_wait([self = shared_from_this(), serial](std::error_code ec) {
             if (!ec)
                 self->fail_request(serial, error::request_timeout, "deadline passed");
         });
@@ -245,24 +246,25 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
     write_queue_.push_back(static_cast<std::uint16_t>(s.id - 1));
 }
 
-void connection_impl::complete(slot& s, std::error_code ec, response r) {
+void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
     if (!s.op || !s.op->handler)
         return;
     if (s.written || s.writing)
         r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
     if (s.op->stream)
         s.op->stream->sink_pending.clear();  // a failed request's output goes nowhere
-    s.op->timer.cancel();
+    if (s.op->timer)
+        s.op->timer->cancel();
     --slot_handlers_;
     deliver(std::move(s.op->handler), ec, std::move(r));
 }
 
-void connection_impl::deliver(request_handler h, std::error_code ec, response r) {
+void connection_impl::deliver(request_handler h, std::error_code ec, response&& r) {
     // Inside on_read, completions wait until the input is processed, then run inline: that
     // saves a trip through the scheduler per request, and the user's code never runs while the
     // read loop is half way through a buffer.
     if (in_read_)
-        deferred_.push_back({std::move(h), ec, std::move(r)});
+        deferred_.emplace_back(std::move(h), ec, std::move(r));
     else
         h.post(ec, std::move(r));
 }
@@ -279,6 +281,8 @@ void connection_impl::flush_deferred() {
 void connection_impl::release(slot& s) {
     free_list_.push_back(static_cast<std::uint16_t>(s.id - 1));
     in_use_ -= s.in_use;
+    if (in_use_ == 0)
+        idle_since_ = std::chrono::steady_clock::now();
     s.in_use = false;
     s.abandoned = false;
     if (s.queued) {
@@ -324,8 +328,10 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
         s.abandoned = true;
         aborts_pending_.push_back(proto::encode_abort_request(s.id));
         if (opts_.abort_timeout.count() > 0) {
-            s.op->timer.expires_after(opts_.abort_timeout);
-            s.op->timer.async_wait(
+            if (!s.op->timer)
+                s.op->timer.emplace(socket_.get_executor());
+            s.op->timer->expires_after(opts_.abort_timeout);
+            s.op->timer->async_wait(
                 [self = shared_from_this(), serial = s.op->serial](std::error_code tec) {
                     if (!tec)
                         self->on_abort_timeout(serial);
@@ -661,7 +667,8 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         s.writing || s.queued ||
         (s.op && s.op->stream && (s.op->stream->upload_left > 0 || s.op->stream->source_busy));
     bool draining = false;
-    if (!s.abandoned && s.op && s.op->handler) {
+    const bool delivered = !s.abandoned && s.op && s.op->handler;
+    if (delivered) {
         std::error_code ec = s.assembler.on_end(end);
         response r = s.assembler.take();
         if (!ec && end.status != proto::protocol_status::request_complete)
@@ -695,10 +702,12 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         release(s);
     // Reuse the stream only if END_REQUEST ended exactly where the bytes read ended: anything
     // after it, with nothing else in flight, means the stream is out of step (PROTOCOL.md item 8).
-    bool others = std::any_of(slots_.begin(), slots_.end(), [](const slot& o) {
-        return o.in_use && !(o.op && o.op->stream && o.op->stream->ended);
-    });
-    if ((!others && (input_left || !decoder_.at_record_boundary())) ||
+    auto others = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const slot& o) {
+            return o.in_use && !(o.op && o.op->stream && o.op->stream->ended);
+        });
+    };
+    if (((input_left || !decoder_.at_record_boundary()) && !others()) ||
         (body_unsent && max_in_flight_ == 1)) {
         close(error::connection_lost);
         return;
@@ -707,7 +716,10 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
     if (state_ != connection_state::open)
         return;
     pump_waiting();
-    notify();
+    // A delivered completion reaches the pool through its handler; only a slot freed without
+    // one (an aborted request's END_REQUEST) needs telling.
+    if (!delivered)
+        notify();
 }
 
 // ---------------------------------------------------------------------------------------------

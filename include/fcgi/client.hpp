@@ -11,6 +11,7 @@
 
 #include "fcgi/client_options.hpp"
 #include "fcgi/detail/client_impl.hpp"
+#include "fcgi/detail/running_in_this_thread.hpp"
 #include "fcgi/request.hpp"
 #include "fcgi/response.hpp"
 
@@ -108,6 +109,12 @@ class client {
                 slot.template emplace<cancel_request>(cancel_request{impl, serial});
             auto ex = impl->get_executor();
             detail::request_handler h(std::forward<Handler>(handler), ex);
+            if (detail::running_in_this_thread(ex)) {
+                // On the executor already (a handler sending the next request): what
+                // asio::dispatch would do, without wrapping the request in a function object.
+                impl->start_request(std::move(req), std::move(h), serial);
+                return;
+            }
             asio::dispatch(ex, [impl = std::move(impl), req = std::move(req), h = std::move(h),
                                 serial]() mutable {
                 impl->start_request(std::move(req), std::move(h), serial);

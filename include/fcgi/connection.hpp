@@ -12,6 +12,7 @@
 
 #include "fcgi/connection_options.hpp"
 #include "fcgi/detail/connection_impl.hpp"
+#include "fcgi/detail/running_in_this_thread.hpp"
 #include "fcgi/endpoint.hpp"
 #include "fcgi/request.hpp"
 #include "fcgi/response.hpp"
@@ -134,10 +135,14 @@ class connection {
                 slot.template emplace<cancel_request>(cancel_request{impl, serial});
             auto ex = impl->get_executor();
             auto op = std::make_unique<detail::request_op>(
-                ex, std::move(req), detail::request_handler(std::forward<Handler>(handler), ex),
+                std::move(req), detail::request_handler(std::forward<Handler>(handler), ex),
                 serial);
             // Runs inline on the connection's executor, else hops onto it, so plain code on
             // another thread may start requests (use_future).
+            if (detail::running_in_this_thread(ex)) {
+                impl->start_request(std::move(op));
+                return;
+            }
             asio::dispatch(ex, [impl = std::move(impl), op = std::move(op)]() mutable {
                 impl->start_request(std::move(op));
             });

@@ -81,7 +81,7 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
         [&c](auto handler, std::vector<request> reqs, std::size_t conc, OnResult each) {
             auto h =
                 std::make_shared<detail::connect_handler>(std::move(handler), c.get_executor());
-            auto on_done = [h] { h->post({}); };
+            auto on_done = [h] { h->post(std::error_code()); };
             auto st = std::make_shared<detail::fanout_state<OnResult, decltype(on_done)>>(
                 c, std::move(reqs), std::move(each), std::move(on_done));
             st->concurrency = conc == 0 ? 1 : conc;

@@ -1,5 +1,8 @@
 #include "fcgi/protocol/request_encoder.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include "fcgi/error.hpp"
 #include "fcgi/protocol/record_bodies.hpp"
 #include "fcgi/protocol/record_header.hpp"
@@ -14,18 +17,24 @@ void request_encoder::clear() noexcept {
     total_ = 0;
 }
 
+char* request_encoder::grow_owned(std::size_t n) {
+    const std::size_t at = storage_.size();
+    if (!segments_.empty() && segments_.back().external == nullptr &&
+        segments_.back().offset + segments_.back().length == at) {
+        segments_.back().length += n;
+    } else {
+        segments_.push_back({nullptr, at, n});
+    }
+    storage_.resize(at + n);
+    total_ += n;
+    views_valid_ = false;
+    return storage_.data() + at;
+}
+
 void request_encoder::append_owned(const char* p, std::size_t n) {
     if (n == 0)
         return;
-    if (!segments_.empty() && segments_.back().external == nullptr &&
-        segments_.back().offset + segments_.back().length == storage_.size()) {
-        segments_.back().length += n;
-    } else {
-        segments_.push_back({nullptr, storage_.size(), n});
-    }
-    storage_.append(p, n);
-    total_ += n;
-    views_valid_ = false;
+    std::memcpy(grow_owned(n), p, n);
 }
 
 void request_encoder::append_zeros(std::size_t n) {
@@ -58,6 +67,22 @@ std::error_code request_encoder::begin(std::uint16_t request_id, role r, begin_f
         if (n > max_params_content)
             return error::param_too_large;
         params_bytes += n;
+    }
+    if (!params.empty() && params_bytes <= max_params_content) {
+        // The usual case, all pairs in one PARAMS record: one pass straight into storage_.
+        const std::size_t pad = padding_for(params_bytes);
+        char* out = grow_owned(header_size + 8 + header_size + params_bytes + pad + header_size);
+        auto begin_rec = encode_begin_request(request_id, r, flags);
+        out = std::copy(begin_rec.begin(), begin_rec.end(), out);
+        encode_header(record_type::params, request_id, static_cast<std::uint16_t>(params_bytes),
+                      std::span<char, header_size>(out, header_size));
+        out += header_size;
+        for (const auto& p : params)
+            out = encode_name_value(out, p.name, p.value);
+        out += pad;  // zeroed by grow_owned
+        encode_header(record_type::params, request_id, 0,
+                      std::span<char, header_size>(out, header_size));
+        return {};
     }
     // Upper bound: a header and up to 7 padding bytes per record, one record per pair at worst.
     storage_.reserve(storage_.size() + 16 + params_bytes + (params.size() + 1) * 16);

@@ -4,9 +4,11 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -885,6 +887,111 @@ BOOST_AUTO_TEST_CASE(destroying_the_client_with_requests_outstanding) {
     }
     BOOST_TEST(drains(ctx), "the io_context still had work 5 s after the client was destroyed");
     BOOST_TEST(times_seen(fake.snapshot(), "e0") == 0u);
+}
+
+// A completion handler runs inline when the client's executor is already running it (no trip
+// through the scheduler): one that stops or destroys the client in the middle of the pool's
+// bookkeeping must leave every other request completed exactly once and nothing behind.
+BOOST_AUTO_TEST_CASE(completion_handlers_may_cancel_or_destroy_the_client) {
+    for (bool destroy : {false, true}) {
+        BOOST_TEST_CONTEXT((destroy ? "destroy" : "cancel")) {
+            asio::io_context ctx;
+            fake_responder fake({.script_for = [&ctx](const seen_request& r) {
+                wake(ctx);
+                if (r.param("X_ID").value_or("").starts_with("slow"))
+                    return fcgi::test::script{};  // never answered
+                return fcgi::test::echo_script(r);
+            }});
+            fcgi::client_options opts;
+            opts.endpoints = {fake.unix_endpoint()};
+            opts.max_connections_per_endpoint = 2;
+            auto client = std::make_unique<fcgi::client>(ctx.get_executor(), opts);
+
+            outcomes o;
+            start(*client, fcgi::test::tagged_request("slow"), o["slow"]);
+            BOOST_REQUIRE(run_until(ctx, [&] { return fake.snapshot().requests.size() == 1; }));
+            // Queued behind "fast": sent only if the pool goes on after the handler.
+            start(*client, fcgi::test::tagged_request("queued"), o["queued"]);
+            outcome& fast = o["fast"];
+            client->async_request(fcgi::test::tagged_request("fast"),
+                                  [&](std::error_code ec, fcgi::response r) {
+                                      ++fast.calls;
+                                      fast.done = true;
+                                      fast.ec = ec;
+                                      fast.resp = std::move(r);
+                                      if (destroy)
+                                          client.reset();
+                                      else
+                                          client->cancel();
+                                  });
+            BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+            BOOST_TEST(!fast.ec, fast.ec.message());
+            BOOST_TEST(fast.resp.body == fcgi::test::tagged_body("fast"));
+            BOOST_TEST(o["slow"].ec == fcgi::error::client_stopped, o["slow"].ec.message());
+            for (const auto& [id, out] : o)
+                BOOST_TEST(out.calls == 1, id);
+            // "queued" either went out on the freed connection before the handler ran (and was
+            // stopped there) or was failed from the queue: never both, never answered twice.
+            BOOST_TEST(times_seen(fake.snapshot(), "queued") <= 1u);
+            BOOST_TEST(drains(ctx), "the io_context still had work 5 s after the handler");
+        }
+    }
+}
+
+// One timer serves every connection's idle timeout: a connection in use every 50 ms is never
+// closed by a 500 ms idle timeout, while the pool's other connection, idle all along, is.
+BOOST_AUTO_TEST_CASE(idle_timeout_closes_only_the_connection_left_idle) {
+    asio::io_context ctx;
+    fake_responder fake(fcgi::test::fake_responder_options{});
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 2;
+    opts.idle_timeout = 500ms;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    // Two at once: two connections.
+    outcomes o;
+    start(client, fcgi::test::tagged_request("a"), o["a"]);
+    start(client, fcgi::test::tagged_request("b"), o["b"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_REQUIRE(client.stats().endpoints[0].open == 2u);
+
+    // Then one at a time, every 50 ms for 1.2 s: the pool takes the same connection each time
+    // (the first usable), so the other one idles.
+    asio::steady_timer pace(ctx);
+    int sent = 0;
+    bool chain_done = false;
+    std::size_t open_at_end = 0;
+    steady::time_point last_done{};
+    std::function<void()> next = [&] {
+        if (sent == 24) {
+            open_at_end = client.stats().endpoints[0].open;
+            chain_done = true;
+            return;
+        }
+        ++sent;
+        client.async_request(fcgi::test::tagged_request("seq" + std::to_string(sent)),
+                             [&](std::error_code ec, fcgi::response) {
+                                 BOOST_TEST(!ec, ec.message());
+                                 last_done = steady::now();
+                                 pace.expires_after(50ms);
+                                 pace.async_wait([&](std::error_code) { next(); });
+                             });
+    };
+    next();
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return chain_done; }, 10s));
+    auto stats = client.stats().endpoints[0];
+    BOOST_TEST(open_at_end == 1u);     // the idle one went
+    BOOST_TEST(stats.connects == 2u);  // the busy one was never closed and reopened
+    BOOST_TEST(stats.completed == 26u);
+
+    // Left alone, the last one goes too, no sooner than its timeout.
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return client.stats().endpoints[0].open == 0; }, 5s));
+    BOOST_TEST(ms_since(last_done) >= 490);
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return s.connections_closed_by_peer == 2; }, 5s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -602,4 +602,94 @@ BOOST_AUTO_TEST_CASE(buffers_are_stable_between_calls) {
     BOOST_TEST(w.substr(w.size() - 16, 8) == "\x01\x08\x00\x01\x00\x02\x06\x00"s);
 }
 
+namespace {
+
+// The PARAMS framing spelled out the slow way, independent of the encoder: BEGIN_REQUEST
+// (RESPONDER, KEEP_CONN), then whole pairs packed greedily into records of at most
+// max_params_content bytes, each padded to 8, then the empty PARAMS record.
+std::string reference_begin(std::uint16_t id, const std::vector<p::name_value>& params) {
+    auto header = [&](std::uint8_t type, std::size_t len) {
+        std::size_t pad = (8 - len % 8) % 8;
+        return std::string{
+            1,         char(type), char(id >> 8), char(id & 0xff), char(len >> 8), char(len & 0xff),
+            char(pad), 0};
+    };
+    auto length = [](std::size_t n) {
+        if (n < 128)
+            return std::string(1, char(n));
+        return std::string{char((n >> 24) | 0x80), char(n >> 16), char(n >> 8), char(n)};
+    };
+    std::string out = header(1, 8) + std::string{0, 1, 1, 0, 0, 0, 0, 0};  // RESPONDER, KEEP_CONN
+    std::string content;
+    auto flush = [&] {
+        out +=
+            header(4, content.size()) + content + std::string((8 - content.size() % 8) % 8, '\0');
+        content.clear();
+    };
+    for (const auto& nv : params) {
+        std::string pair = length(nv.name.size()) + length(nv.value.size()) + std::string(nv.name) +
+                           std::string(nv.value);
+        if (content.size() + pair.size() > p::max_params_content)
+            flush();
+        content += pair;
+    }
+    if (!content.empty())
+        flush();
+    return out + header(4, 0);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(params_bytes_match_a_reference_at_every_padding_and_record_limit) {
+    // Totals of 3..140 bytes cover every padding length; the ones around max_params_content the
+    // switch from one PARAMS record to two (the encoder has a one-pass path for a single record).
+    std::vector<std::size_t> totals;
+    for (std::size_t t = 3; t <= 140; ++t)
+        totals.push_back(t);
+    for (std::size_t t = p::max_params_content - 9; t <= p::max_params_content + 9; ++t)
+        totals.push_back(t);
+    for (std::size_t total : totals) {
+        // Pairs of at most 30,000 bytes adding up to exactly `total`, each of exactly `size`
+        // bytes: names of 1..4 bytes, values around 127 / 128 switching length forms.
+        std::vector<std::string> strings;
+        strings.reserve(16);
+        std::vector<p::name_value> params;
+        auto add_pair = [&](std::size_t size) {
+            std::size_t n = 1, v = 0;
+            if (size <= 130) {
+                v = size - 3;
+            } else if (size <= 133) {
+                n = size - 129;
+                v = 127;
+            } else {
+                v = size - 6;
+            }
+            strings.emplace_back(n, 'B');
+            std::string_view name = strings.back();
+            strings.emplace_back(v, 'v');
+            params.push_back({name, strings.back()});
+        };
+        for (std::size_t left = total; left > 0;) {
+            std::size_t chunk = left <= 30000 ? left : (left - 30000 < 3 ? 29990 : 30000);
+            add_pair(chunk);
+            left -= chunk;
+        }
+        std::size_t encoded = 0;
+        for (const auto& nv : params)
+            encoded += p::encoded_size(nv.name, nv.value);
+        BOOST_REQUIRE(encoded == total);
+        p::request_encoder enc;
+        BOOST_TEST_CONTEXT("content " << total) {
+            BOOST_TEST(!enc.begin(7, p::role::responder, p::begin_flags::keep_conn, params));
+            BOOST_TEST(wire_of(enc) == reference_begin(7, params));
+            // Appended after another request, as on a multiplexed connection.
+            p::request_encoder two;
+            BOOST_TEST(!two.encode_request(1, p::role::responder, p::begin_flags::none, {}, "x"));
+            std::string first = wire_of(two);
+            BOOST_TEST(!two.begin(7, p::role::responder, p::begin_flags::keep_conn, params));
+            BOOST_TEST(wire_of(two) == first + reference_begin(7, params));
+        }
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

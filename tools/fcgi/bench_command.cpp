@@ -178,7 +178,7 @@ class bench_run {
         }
         ++in_flight_;
         client_.async_request(req_,
-                              [this, intended, counted](std::error_code ec, fcgi::response r) {
+                              [this, intended, counted](std::error_code ec, fcgi::response&& r) {
                                   on_complete(intended, counted, ec, r);
                               });
         if (counted && limit_reached())
@@ -463,7 +463,7 @@ int run_bench(const bench_flags& f) {
             std::min(options.connection.connect_timeout, options.connection.request_timeout);
     }
 
-    asio::io_context ctx;
+    asio::io_context ctx{1};  // one thread runs it: lets Asio skip some locking
     std::optional<fpm_status_poller> poller;
     if (!f.fpm_status.empty())
         poller.emplace(ctx.get_executor(), ep, f.fpm_status);

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "fcgi/detail/asio_compat.hpp"
+#include "fcgi/detail/running_in_this_thread.hpp"
 
 namespace fcgi::detail {
 
@@ -78,6 +79,12 @@ class any_handler<void(Args...)> {
             Handler h(std::move(handler));
             work_executor ex(std::move(work));
             destroy();
+            if (!post && detail::running_in_this_thread(ex)) {
+                // What asio::dispatch would do, without type-erasing the handler into a
+                // freshly allocated function object first.
+                std::move(h)(std::move(args)...);
+                return;
+            }
             auto bound = detail::append(std::move(h), std::move(args)...);
             if (post)
                 asio::post(ex, std::move(bound));
@@ -104,12 +111,28 @@ class any_handler<void(Args...)> {
     explicit operator bool() const noexcept { return p_ != nullptr; }
 
     /// Posts the handler with `args` to its executor; the holder is empty afterwards.
-    void post(Args... args) { p_.release()->complete(true, std::move(args)...); }
+    template <class... A>
+    void post(A&&... args) {
+        p_.release()->complete(true, pass<Args>(std::forward<A>(args))...);
+    }
 
     /// Dispatches the handler (runs inline when already on its executor).
-    void dispatch(Args... args) { p_.release()->complete(false, std::move(args)...); }
+    template <class... A>
+    void dispatch(A&&... args) {
+        p_.release()->complete(false, pass<Args>(std::forward<A>(args))...);
+    }
 
   private:
+    // An rvalue of exactly T is passed on by reference, anything else converted to a T first:
+    // a response handed down a chain of handlers is moved once, not once per layer.
+    template <class T, class U>
+    static decltype(auto) pass(U&& u) {
+        if constexpr (std::is_same_v<std::remove_cvref_t<U>, T> && !std::is_lvalue_reference_v<U>)
+            return static_cast<T&&>(u);
+        else
+            return T(std::forward<U>(u));
+    }
+
     struct deleter {
         void operator()(base* b) const noexcept { b->destroy(); }
     };

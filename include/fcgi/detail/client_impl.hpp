@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "fcgi/client_options.hpp"
@@ -23,7 +24,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
 
     const asio::any_io_executor& get_executor() const noexcept { return ex_; }
     std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
-    void start_request(request req, request_handler h, std::uint64_t serial);
+    void start_request(request&& req, request_handler h, std::uint64_t serial);
     void cancel(std::uint64_t serial);
     /// Fails everything pending and in flight with error::client_stopped; closes connections.
     void stop();
@@ -35,7 +36,6 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     struct pending_op;
     struct pooled_connection {
         std::shared_ptr<connection_impl> conn;
-        asio::steady_timer idle_timer;
         bool connected = false;
     };
     struct endpoint_pool {
@@ -68,9 +68,11 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, pooled_connection* pc, std::error_code ec);
     void on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
-                         std::error_code ec, response r);
-    void on_connection_event(pooled_connection* pc);
-    void arm_idle_timer(pooled_connection& pc);
+                         std::error_code ec, response&& r);
+    void on_connection_event();
+    /// Arms the idle timer for the connection idle longest, unless armed or none is idle.
+    void watch_idle();
+    void close_idle();
     void remove_closed(endpoint_pool& ep);
     void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
     void check_shutdown_done();
@@ -85,6 +87,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     connect_handler shutdown_handler_;
     asio::steady_timer retry_timer_;
     bool retry_armed_ = false;
+    asio::steady_timer idle_timer_;  // closes connections idle for client_options::idle_timeout
+    bool idle_armed_ = false;
+    bool event_posted_ = false;
     std::chrono::steady_clock::time_point retry_at_{};
     std::uint64_t completed_ = 0, failed_ = 0, retries_ = 0, rejected_ = 0;
 };

@@ -60,6 +60,7 @@ class request_encoder {
         std::size_t length;
     };
 
+    char* grow_owned(std::size_t n);  // n more owned bytes (zeroed) at the end; their start
     void append_owned(const char* p, std::size_t n);
     void append_zeros(std::size_t n);
     void append_external(std::string_view bytes);

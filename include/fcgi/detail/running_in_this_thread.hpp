@@ -1,0 +1,37 @@
+// Whether the calling thread is inside a handler of an executor: lets a completion that would
+// be dispatched run inline without asio::dispatch type-erasing and allocating it first.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/io_context.hpp>
+#include <asio/strand.hpp>
+#include <memory>
+#include <type_traits>
+
+namespace fcgi::detail {
+
+/// True when the calling thread runs a handler of `ex`. False when that cannot be told (an
+/// executor type not known here): the caller then goes through asio::dispatch as usual.
+template <class Executor>
+bool running_in_this_thread(const Executor& ex) noexcept {
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+        // The io_context's executor and a strand of it, as given and as tracking work (bit 4).
+        using plain = asio::io_context::basic_executor_type<std::allocator<void>, 0>;
+        using tracked = asio::io_context::basic_executor_type<std::allocator<void>, 4>;
+        if (const auto* e = ex.template target<plain>())
+            return e->running_in_this_thread();
+        if (const auto* e = ex.template target<tracked>())
+            return e->running_in_this_thread();
+        if (const auto* s = ex.template target<asio::strand<plain>>())
+            return s->running_in_this_thread();
+        if (const auto* s = ex.template target<asio::strand<tracked>>())
+            return s->running_in_this_thread();
+        return false;
+    } else if constexpr (requires { ex.running_in_this_thread(); }) {
+        return ex.running_in_this_thread();
+    } else {
+        return false;
+    }
+}
+
+}  // namespace fcgi::detail
