@@ -27,6 +27,25 @@ struct client_impl::pending_op {
     std::uint64_t conn_serial = 0;
 };
 
+// The clock, read once and only when a comparison needs it: pump() runs twice per request and
+// usually has nothing to compare but backoff ends that were never set ({}).
+class client_impl::lazy_now {
+  public:
+    clock::time_point get() {
+        if (!read_) {
+            now_ = clock::now();
+            read_ = true;
+        }
+        return now_;
+    }
+    /// True while `t` (a backoff end, {} when unset) lies ahead.
+    bool before(clock::time_point t) { return t != clock::time_point{} && t > get(); }
+
+  private:
+    clock::time_point now_{};
+    bool read_ = false;
+};
+
 client_impl::client_impl(asio::any_io_executor ex, client_options opts)
     : ex_(ex), opts_(std::move(opts)), retry_timer_(ex), idle_timer_(ex) {
     opts_.max_connections_per_endpoint =
@@ -133,16 +152,16 @@ client_impl::pooled_connection* client_impl::find_idle(endpoint_pool& ep) {
     return nullptr;
 }
 
-client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, clock::time_point now) {
+client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now) {
     endpoint_pool* best = nullptr;
     bool best_free = false;
     for (auto& p : pools_) {
-        if (p.down_until > now || p.probe_state != endpoint_pool::probe::done)
+        if (p.probe_state != endpoint_pool::probe::done || now.before(p.down_until))
             continue;
         bool free = find_usable(p, fresh) != nullptr;
         bool can_grow =
-            p.grow_after <= now && (p.conns.size() < opts_.max_connections_per_endpoint ||
-                                    (fresh && find_idle(p) != nullptr));
+            !now.before(p.grow_after) && (p.conns.size() < opts_.max_connections_per_endpoint ||
+                                          (fresh && find_idle(p) != nullptr));
         if (!free && !can_grow)
             continue;
         if (!best || (free && !best_free) || (free == best_free && p.in_flight < best->in_flight)) {
@@ -200,11 +219,16 @@ void client_impl::start_probe(endpoint_pool& ep) {
 void client_impl::pump() {
     if (stopped_)
         return;
-    // One clock read per pump: it runs after every completion.
-    const auto now = clock::now();
+    lazy_now now;
     for (auto& p : pools_) {
         remove_closed(p);
-        if (p.probe_state == endpoint_pool::probe::needed && p.down_until <= now && !queue_.empty())
+        // Backoffs that ended are unset, so later pumps need not read the clock for them.
+        if (!now.before(p.down_until))
+            p.down_until = {};
+        if (!now.before(p.grow_after))
+            p.grow_after = {};
+        if (!queue_.empty() && p.probe_state == endpoint_pool::probe::needed &&
+            !now.before(p.down_until))
             start_probe(p);
     }
     while (!queue_.empty()) {
@@ -238,7 +262,7 @@ void client_impl::pump() {
     }
     // Every endpoint down: nothing will come of waiting, so fail fast with the reason.
     bool all_down = !pools_.empty() && std::all_of(pools_.begin(), pools_.end(), [&](auto& p) {
-        return p.down_until > now && p.conns.empty();
+        return p.conns.empty() && now.before(p.down_until);
     });
     if (!all_down && !queue_.empty())
         arm_retry_timer();
@@ -334,21 +358,22 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         op->timer->cancel();
     // Only an idempotent request may be sent twice, so only its copy is kept for a retry.
     op->kept = op->req.is_idempotent() && op->attempts == 0;
-    request req = op->kept ? op->req : std::move(op->req);
+    auto rop = op->kept ? std::make_unique<request_op>(op->req, request_handler(), 0)
+                        : std::make_unique<request_op>(std::move(op->req), request_handler(), 0);
     if (op->deadline != clock::time_point::max()) {
         // Rounded up: truncating would fire the deadline up to a millisecond early.
         auto left = std::chrono::ceil<std::chrono::milliseconds>(op->deadline - clock::now());
-        req.timeout = std::max(left, std::chrono::milliseconds(1));
+        rop->req.timeout = std::max(left, std::chrono::milliseconds(1));
     }
     bool reused = pc.conn->stats().requests_completed > 0;
     auto conn = pc.conn;
     op->conn = conn;
     op->conn_serial = conn->next_serial();
-    auto conn_serial = op->conn_serial;
+    rop->serial = op->conn_serial;
     ++ep.in_flight;
     op->in_flight_index = in_flight_.size();
     in_flight_.push_back(op.get());
-    auto handler = request_handler(
+    rop->handler = request_handler(
         [w = weak_from_this(), op = std::move(op), epp = &ep, reused](std::error_code ec,
                                                                       response&& r) mutable {
             if (auto self = w.lock())
@@ -357,8 +382,7 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
                 op->handler.post(error::client_stopped, std::move(r));
         },
         ex_);
-    conn->start_request(
-        std::make_unique<request_op>(std::move(req), std::move(handler), conn_serial));
+    conn->start_request(std::move(rop));
 }
 
 void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,

@@ -53,6 +53,17 @@ cgi_head_parser::result cgi_head_parser::feed(std::string_view piece) {
         r.ec = ec_;
         return r;
     }
+    if (buffer_.empty()) {
+        // The whole head in the first piece, the usual case: parsed where it lies, not copied.
+        std::size_t end = find_head_end(piece, 0);
+        if (end != std::string_view::npos && end <= max_size_) {
+            r.consumed = end;
+            ec_ = r.ec = parse(piece.substr(0, end));
+            r.done = !r.ec;
+            done_ = r.done;
+            return r;
+        }
+    }
     std::size_t old = buffer_.size();
     std::size_t room = max_size_ > old ? max_size_ - old : 0;
     std::size_t take = std::min(piece.size(), room);

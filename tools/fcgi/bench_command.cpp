@@ -117,7 +117,7 @@ class bench_run {
             interval_ = 1.0 / flags_.rate;
             pace();
         } else {
-            launch();
+            launch(clock_type::now());
         }
     }
 
@@ -133,10 +133,10 @@ class bench_run {
         return flags_.requests != 0 && counts_.sent >= flags_.requests;
     }
 
-    // Closed loop: keep `concurrency` requests in flight.
-    void launch() {
+    // Closed loop: keep `concurrency` requests in flight. `now` is the clock read just before
+    // (one read per completion, not two: it shows at these rates).
+    void launch(clock_type::time_point now) {
         while (!stopping_ && in_flight_ < flags_.concurrency) {
-            auto now = clock_type::now();
             if (now >= end_) {
                 stop_sending();
                 return;
@@ -210,7 +210,7 @@ class bench_run {
             return;
         }
         if (flags_.rate <= 0)
-            launch();
+            launch(now);
     }
 
     void stop_sending() {

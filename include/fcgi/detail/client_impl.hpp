@@ -34,6 +34,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
 
   private:
     struct pending_op;
+    class lazy_now;
     struct pooled_connection {
         std::shared_ptr<connection_impl> conn;
         bool connected = false;
@@ -57,7 +58,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     };
 
     void pump();
-    endpoint_pool* pick_endpoint(bool fresh, std::chrono::steady_clock::time_point now);
+    endpoint_pool* pick_endpoint(bool fresh, lazy_now& now);
     pooled_connection* find_usable(endpoint_pool& ep, bool fresh);
     pooled_connection* find_idle(endpoint_pool& ep);
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
