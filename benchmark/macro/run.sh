@@ -139,6 +139,23 @@ print(f"ceiling = {cores:.0f} cores / ({fpm:.1f} us php-fpm + {floor:.2f} us flo
       f"fcgi bench reaches {rps / ceiling * 100:.0f} % (target >= 85 %), the floor client "
       f"{floor_rps / ceiling * 100:.0f} %")
 EOF2
+  # Rounds alternate the tools, so the three runs of a round share the machine's state (this VM's
+  # speed drifts by 30 % between rounds): ratios within a round are the fairer comparison.
+  python3 - "$(nproc)" "${fr[*]}" "${wr[*]}" "${fc[*]}" "${lr[*]}" "${lc[*]}" "${lf[*]}" <<'EOF2'
+import statistics, sys
+cores = float(sys.argv[1])
+fr, wr, fc, lr, lc, lf = ([float(x) for x in a.split()] for a in sys.argv[2:])
+def show(name, values, fmt, target):
+    rounds = " ".join(fmt.format(v) for v in values)
+    print(f"  {name}: {fmt.format(statistics.median(values))} ({target}; rounds: {rounds})")
+print("paired, median of the per-round ratios:")
+show("fcgi bench / nginx req/s", [f / w for f, w in zip(fr, wr)], "{:.2f}x", "target >= 2.0x")
+show("C floor / nginx req/s", [l / w for l, w in zip(lr, wr)], "{:.2f}x", "what the cheapest client gets")
+show("client CPU / floor CPU", [c / l for c, l in zip(fc, lc)], "{:.2f}x", "target <= 1.25x")
+ceil = [cores / ((f + l) * 1e-6) for f, l in zip(lf, lc)]
+show("fcgi bench / ceiling", [f / c * 100 for f, c in zip(fr, ceil)], "{:.0f} %", "target >= 85 %")
+show("ceiling / nginx req/s", [c / w for c, w in zip(ceil, wr)], "{:.2f}x", "the most any client can get")
+EOF2
 fi
 echo "load after: $(uptime | sed 's/.*load/load/')"
 
