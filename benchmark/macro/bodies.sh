@@ -12,7 +12,7 @@
 # Usage: benchmark/macro/bodies.sh   Environment: ROUNDS (3), SIZES ("10 100"), BIG_MB (1024).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
 
 ROUNDS=${ROUNDS:-3}

@@ -15,7 +15,7 @@
 # NO_SWEEP=1 skips part 2. Every run is bounded by `timeout`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 source "$here/common.sh"
 
 ROUNDS=${ROUNDS:-3}

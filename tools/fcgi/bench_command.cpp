@@ -463,7 +463,7 @@ int run_bench(const bench_flags& f) {
             std::min(options.connection.connect_timeout, options.connection.request_timeout);
     }
 
-    asio::io_context ctx{1};  // one thread runs it: lets Asio skip some locking
+    asio::io_context ctx{1};  // one thread runs it: posts from handlers skip Asio's lock
     std::optional<fpm_status_poller> poller;
     if (!f.fpm_status.empty())
         poller.emplace(ctx.get_executor(), ep, f.fpm_status);
