@@ -55,6 +55,18 @@ std::string hello_response_wire() {
     return wire;
 }
 
+// What the connection does to send `req` on a slot: validate, CGI params, records.
+std::error_code encode(const fcgi::request& req, fcgi::detail::cgi_params& params,
+                       p::request_encoder& enc, std::string& why) {
+    auto ec = fcgi::validate(req, why);
+    if (!ec)
+        ec = params.build(req, why);
+    enc.clear();
+    if (!ec)
+        ec = enc.encode_request(1, req.role, p::begin_flags::keep_conn, params.params(), req.body);
+    return ec;
+}
+
 // Request side: validate + CGI params + records, reusing the params and the encoder as a
 // connection's slot does.
 void BM_core_request(benchmark::State& state) {
@@ -63,13 +75,7 @@ void BM_core_request(benchmark::State& state) {
     p::request_encoder enc;
     std::string why;
     for (auto _ : state) {
-        auto ec = fcgi::validate(req, why);
-        if (!ec)
-            ec = params.build(req, why);
-        enc.clear();
-        if (!ec)
-            ec = enc.encode_request(1, req.role, p::begin_flags::keep_conn, params.params(),
-                                    req.body);
+        auto ec = encode(req, params, enc, why);
         auto buffers = enc.buffers();
         benchmark::DoNotOptimize(buffers.data());
         if (ec) {
@@ -143,13 +149,7 @@ void BM_core_request_response(benchmark::State& state) {
     std::string why;
     for (auto _ : state) {
         fcgi::request req = tmpl;
-        auto ec = fcgi::validate(req, why);
-        if (!ec)
-            ec = params.build(req, why);
-        enc.clear();
-        if (!ec)
-            ec = enc.encode_request(1, req.role, p::begin_flags::keep_conn, params.params(),
-                                    req.body);
+        auto ec = encode(req, params, enc, why);
         benchmark::DoNotOptimize(enc.buffers().data());
         assembler.reset(limits);
         bool ended = false;

@@ -16,9 +16,6 @@ floor=${FLOOR:-$(dirname "$2")/epoll_floor_client}
 
 fcgi_macro_install
 fcgi_macro_start
-# The floor client's request headers, so every client sends the same params.
-headers=(-H "Host: localhost" -H "User-Agent: asio-fcgi-bench" -H "Accept: */*"
-         -H "Accept-Encoding: gzip")
 
 printf '%-6s %-6s %10s %14s\n' round build req/s cpu_us/req
 for r in $(seq 1 "$ROUNDS"); do
@@ -26,7 +23,7 @@ for r in $(seq 1 "$ROUNDS"); do
     bin=$1
     [ $side = B ] && bin=$2
     json=$(timeout $((SECONDS_PER_RUN + 30)) "$bin" bench --connect "unix:$FPM_SOCK" \
-      --root "$SCRIPT_ROOT" "${headers[@]}" --concurrency 4 --connections 4 \
+      --root "$SCRIPT_ROOT" "${FLOOR_HEADERS[@]}" --concurrency 4 --connections 4 \
       --duration "$SECONDS_PER_RUN" --json hello.php) || true
     python3 - "$r" "$side" "$json" <<'EOF2'
 import json, sys

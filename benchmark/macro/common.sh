@@ -159,11 +159,11 @@ fcgi_macro_nginx_down() {
   NGINX_PID=
 }
 
-# Sum of user+system CPU seconds of every php-fpm process (master and workers).
-fcgi_macro_fpm_cpu() {
+# Sum of user+system CPU seconds of process PID and its children (a master and its workers).
+fcgi_macro_tree_cpu() {
   local tck total=0 pid
   tck=$(getconf CLK_TCK)
-  for pid in "$FPM_PID" $(pgrep -P "$FPM_PID"); do
+  for pid in "$1" $(pgrep -P "$1"); do
     [ -r "/proc/$pid/stat" ] || continue
     # Fields 14 and 15 (utime, stime) counted after the ')' that ends the command name.
     total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
@@ -171,13 +171,11 @@ fcgi_macro_fpm_cpu() {
   python3 -c "print($total / $tck)"
 }
 
-# Same for nginx (master and workers).
-fcgi_macro_nginx_cpu() {
-  local tck total=0 pid
-  tck=$(getconf CLK_TCK)
-  for pid in "$NGINX_PID" $(pgrep -P "$NGINX_PID"); do
-    [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
-  done
-  python3 -c "print($total / $tck)"
-}
+fcgi_macro_fpm_cpu() { fcgi_macro_tree_cpu "$FPM_PID"; }
+fcgi_macro_nginx_cpu() { fcgi_macro_tree_cpu "$NGINX_PID"; }
+
+# The request headers benchmark/floor/epoll_floor_client sends, for fcgi bench to send the same
+# params.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+FLOOR_HEADERS=(-H "Host: localhost" -H "User-Agent: asio-fcgi-bench" -H "Accept: */*"
+               -H "Accept-Encoding: gzip")

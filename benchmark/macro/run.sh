@@ -28,9 +28,6 @@ fcgi_macro_install
 fcgi_macro_start
 url="http://127.0.0.1:$NGINX_PORT/hello.php"
 
-# The request headers benchmark/floor/epoll_floor_client sends, so both send the same params.
-floor_headers=(-H "Host: localhost" -H "User-Agent: asio-fcgi-bench" -H "Accept: */*"
-               -H "Accept-Encoding: gzip")
 floor_bin=$(dirname "$FCGI_BIN")/epoll_floor_client
 
 # run_fcgi CONCURRENCY SECONDS -> "rps p99_ms client_cpu_us_per_req fpm_cpu_us_per_req failures"
@@ -39,7 +36,7 @@ run_fcgi() {
   conns=$((c < 4 ? c : 4))
   f0=$(fcgi_macro_fpm_cpu)
   json=$(timeout $((s + 30)) "$FCGI_BIN" bench --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT" \
-    "${floor_headers[@]}" --concurrency "$c" --connections "$conns" --duration "$s" --json \
+    "${FLOOR_HEADERS[@]}" --concurrency "$c" --connections "$conns" --duration "$s" --json \
     hello.php) || true
   f1=$(fcgi_macro_fpm_cpu)
   python3 - "$json" "$f0" "$f1" <<'EOF'
