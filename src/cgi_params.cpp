@@ -11,6 +11,16 @@ namespace fcgi {
 using detail::iequals;
 using detail::is_token_char;
 
+namespace {
+
+// A plain loop: find_first_of with a set calls memchr once per character, which showed in the
+// benchmark profile (header values are checked on every request).
+bool contains_any(std::string_view s, char a, char b, char c) {
+    return std::any_of(s.begin(), s.end(), [=](char x) { return x == a || x == b || x == c; });
+}
+
+}  // namespace
+
 std::error_code validate(const request& req, std::string& why) {
     if (req.script.empty() || req.script.front() != '/') {
         why = "script must be an absolute path (SCRIPT_FILENAME), got '" + req.script + "'";
@@ -31,13 +41,13 @@ std::error_code validate(const request& req, std::string& why) {
             why = "header name '" + name + "' is not an HTTP token";
             return error::invalid_request;
         }
-        if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+        if (contains_any(value, '\r', '\n', '\0')) {
             why = "header '" + name + "' has CR, LF or NUL in its value";
             return error::invalid_request;
         }
     }
     for (const auto& [name, value] : req.params) {
-        if (name.empty() || name.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
+        if (name.empty() || contains_any(name, '=', '\0', '\0')) {
             why = "param name '" + name + "' is empty or contains '=' or NUL";
             return error::invalid_request;
         }

@@ -11,8 +11,10 @@ using clock = std::chrono::steady_clock;
 
 struct client_impl::pending_op {
     pending_op(request&& r, request_handler h, std::uint64_t s)
-        : req(std::move(r)), handler(std::move(h)), serial(s) {}
-    request req;  // moved into the connection unless kept for a retry
+        : req(std::in_place, std::move(r)), handler(std::move(h)), serial(s) {}
+    // Empty while the connection has it; a connection hands a failed request back
+    // (request_op::hand_back), which is what makes a retry possible without a copy.
+    std::optional<request> req;
     request_handler handler;
     std::uint64_t serial;
     clock::time_point deadline = clock::time_point::max();
@@ -22,7 +24,6 @@ struct client_impl::pending_op {
     std::size_t in_flight_index = 0;  // position in in_flight_ while dispatched
     int attempts = 0;
     bool fresh_only = false;  // a retry after a stale kept-alive connection: use a new one
-    bool kept = false;        // `req` still holds the request (a copy went to the connection)
     std::weak_ptr<connection_impl> conn;  // while dispatched
     std::uint64_t conn_serial = 0;
 };
@@ -87,7 +88,8 @@ void client_impl::start_request(request&& req, request_handler h, std::uint64_t 
              std::to_string(queue_.size()) + " requests already wait for a connection");
         return;
     }
-    auto timeout = op->req.timeout.count() > 0 ? op->req.timeout : opts_.connection.request_timeout;
+    auto timeout =
+        op->req->timeout.count() > 0 ? op->req->timeout : opts_.connection.request_timeout;
     if (timeout.count() > 0) {
         op->deadline = clock::now() + timeout;
         op->timer.emplace(ex_, op->deadline);
@@ -356,10 +358,9 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
                            std::unique_ptr<pending_op> op) {
     if (op->timer)
         op->timer->cancel();
-    // Only an idempotent request may be sent twice, so only its copy is kept for a retry.
-    op->kept = op->req.is_idempotent() && op->attempts == 0;
-    auto rop = op->kept ? std::make_unique<request_op>(op->req, request_handler(), 0)
-                        : std::make_unique<request_op>(std::move(op->req), request_handler(), 0);
+    auto rop = std::make_unique<request_op>(std::move(*op->req), request_handler(), 0);
+    op->req.reset();
+    rop->hand_back = &op->req;  // stable: the op lives on the heap, inside rop's handler
     if (op->deadline != clock::time_point::max()) {
         // Rounded up: truncating would fire the deadline up to a millisecond early.
         auto left = std::chrono::ceil<std::chrono::milliseconds>(op->deadline - clock::now());
@@ -395,11 +396,14 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     in_flight_.pop_back();
     auto conn = op->conn.lock();
     op->conn.reset();
-    bool kept = op->kept;
+    // Only once, and only what the connection handed back. A request that was never written may
+    // go again whatever its method; any other only when it is idempotent.
     bool retry = false;
-    if (ec && kept && !stopped_) {
+    if (ec && op->req && op->attempts == 0 && !stopped_) {
         if (ec == error::not_connected) {
-            retry = true;  // never written
+            retry = op->req->stdin_source.restartable();  // never written: safe for any method
+        } else if (!op->req->is_idempotent()) {
+            retry = false;
         } else if (ec == error::connection_lost && reused && r.bytes_received == 0) {
             retry = true;  // a kept-alive connection the server had closed (pm.max_requests)
             op->fresh_only = true;

@@ -6,6 +6,7 @@
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 #include <span>
+#include <utility>
 
 #include "fcgi/error.hpp"
 
@@ -130,6 +131,9 @@ void connection_impl::finish_connect(std::error_code ec) {
         ec = error::connect_timeout;
     if (!ec && endpoint_.type == endpoint::kind::tcp)
         socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    // For the speculative write in start_write().
+    if (!ec)
+        socket_.non_blocking(true, ec);
     if (ec) {
         state_ = connection_state::closed;
         std::error_code ignored;
@@ -138,7 +142,6 @@ void connection_impl::finish_connect(std::error_code ec) {
         notify();
         return;
     }
-    socket_.non_blocking(true, ec);  // for the speculative write in start_write()
     state_ = connection_state::open;
     idle_since_ = std::chrono::steady_clock::now();
     start_read();
@@ -152,6 +155,8 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     if (state_ != connection_state::open) {
         response r;
         r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
+        if (op->hand_back)
+            *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));
         return;
     }
@@ -255,8 +260,23 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
         s.op->stream->sink_pending.clear();  // a failed request's output goes nowhere
     if (s.op->timer)
         s.op->timer->cancel();
+    if (ec)
+        give_back(s);
     --slot_handlers_;
     deliver(std::move(s.op->handler), ec, std::move(r));
+}
+
+void connection_impl::give_back(slot& s) {
+    auto* to = std::exchange(s.op->hand_back, nullptr);
+    if (!to)
+        return;
+    // A closed socket writes nothing more, so a write's views of the request no longer matter;
+    // a stream's source and sink use the request until they are done: those get a copy.
+    bool viewed = (state_ != connection_state::closed && (s.writing || s.queued)) || s.op->stream;
+    if (viewed)
+        *to = s.op->req;
+    else
+        *to = std::move(s.op->req);
 }
 
 void connection_impl::deliver(request_handler h, std::error_code ec, response&& r) {
@@ -430,6 +450,8 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
         response r;
         r.diagnostics =
             "connection to " + endpoint_.to_string() + " closed before the request was sent";
+        if (op->hand_back)
+            *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));
     }
     notify();

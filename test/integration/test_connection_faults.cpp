@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fcgi/connection.hpp"
+#include "fcgi/detail/connection_impl.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
 #include "support/fake_responder.hpp"
@@ -897,6 +898,62 @@ BOOST_AUTO_TEST_CASE(get_values_reports_configured_limits) {
         BOOST_TEST(!result.max_conns.has_value());  // omitted, as servers do for unknown names
     });
     BOOST_TEST(fake.snapshot().get_values == 1u);
+}
+
+// A failed request goes back to whoever asked for it (request_op::hand_back; the pool retries
+// from it instead of keeping a copy of every request), whole; a request that succeeded does not.
+BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
+    fake_responder fake({.script_for = special_for("dies", {act::close()})});
+    asio::io_context ctx;
+    struct attempt {
+        std::optional<fcgi::request> back;
+        std::optional<std::error_code> ec;
+    };
+    auto send = [&](fcgi::detail::connection_impl& conn, const std::string& id, attempt& a) {
+        auto op = std::make_unique<fcgi::detail::request_op>(
+            fcgi::test::tagged_request(id, "body of " + id),
+            fcgi::detail::request_handler([&a](std::error_code ec, fcgi::response&&) { a.ec = ec; },
+                                          ctx.get_executor()),
+            conn.next_serial());
+        op->hand_back = &a.back;
+        conn.start_request(std::move(op));
+        BOOST_REQUIRE(run_until(ctx, [&] { return a.ec.has_value(); }));
+    };
+    auto check_back = [](const attempt& a, const std::string& id) {
+        BOOST_REQUIRE(a.back.has_value());
+        auto expected = fcgi::test::tagged_request(id, "body of " + id);
+        BOOST_TEST(a.back->script == expected.script);
+        BOOST_TEST(a.back->body == expected.body);
+        BOOST_TEST((a.back->params == expected.params));
+    };
+
+    // Never connected: not_connected, and the request comes back.
+    auto never = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
+                                                                 fcgi::connection_options{});
+    attempt unsent;
+    send(*never, "unsent", unsent);
+    BOOST_TEST(*unsent.ec == fcgi::error::not_connected, unsent.ec->message());
+    check_back(unsent, "unsent");
+
+    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
+                                                                fcgi::connection_options{});
+    std::optional<std::error_code> connected;
+    conn->start_connect(fake.unix_endpoint(),
+                        fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
+                                                      ctx.get_executor()));
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+    attempt ok;
+    send(*conn, "ok", ok);
+    BOOST_TEST(!*ok.ec, ok.ec->message());
+    BOOST_TEST(!ok.back.has_value());  // nothing to retry: the connection keeps it
+
+    // Written, then the server closes: connection_lost, and the request comes back whole.
+    attempt lost;
+    send(*conn, "dies", lost);
+    BOOST_TEST(*lost.ec == fcgi::error::connection_lost, lost.ec->message());
+    check_back(lost, "dies");
+    BOOST_TEST(fake.snapshot().requests.size() == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -116,12 +116,21 @@ BOOST_AUTO_TEST_CASE(invalid_requests_are_rejected_with_reasons) {
     r = base;
     r.headers = {{"X-Ok", "a\r\nInjected: 1"}};
     reject(r, "CR, LF or NUL");
+    for (char c : {'\r', '\n', '\0'}) {  // each alone, first and last
+        r = base;
+        r.headers = {{"X-Ok", std::string("value") + c}};
+        reject(r, "CR, LF or NUL");
+        r.headers = {{"X-Ok", "fine"}, {"X-Ok", c + std::string("value")}};
+        reject(r, "CR, LF or NUL");
+    }
     r = base;
     r.params = {{"A=B", "v"}};
     reject(r, "'='");
     r = base;
     r.params = {{std::string("A\0B", 3), "v"}};
     reject(r, "NUL");
+    r.params = {{"AB=", "v"}};
+    reject(r, "'='");
     r = base;
     r.body = "abc";
     r.params = {{"CONTENT_LENGTH", "10"}};
