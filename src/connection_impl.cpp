@@ -260,23 +260,22 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
         s.op->stream->sink_pending.clear();  // a failed request's output goes nowhere
     if (s.op->timer)
         s.op->timer->cancel();
-    if (ec)
-        give_back(s);
+    // Only what may be sent again (a timeout is not: no copy of a large body for nothing).
+    // Cleared either way: the handler that owns where it points goes now.
+    if (auto* to = std::exchange(s.op->hand_back, nullptr); to && is_retryable(ec))
+        give_back(s, *to);
     --slot_handlers_;
     deliver(std::move(s.op->handler), ec, std::move(r));
 }
 
-void connection_impl::give_back(slot& s) {
-    auto* to = std::exchange(s.op->hand_back, nullptr);
-    if (!to)
-        return;
+void connection_impl::give_back(slot& s, std::optional<request>& to) {
     // A closed socket writes nothing more, so a write's views of the request no longer matter;
     // a stream's source and sink use the request until they are done: those get a copy.
     bool viewed = (state_ != connection_state::closed && (s.writing || s.queued)) || s.op->stream;
     if (viewed)
-        *to = s.op->req;
+        to = s.op->req;
     else
-        *to = std::move(s.op->req);
+        to = std::move(s.op->req);
 }
 
 void connection_impl::deliver(request_handler h, std::error_code ec, response&& r) {

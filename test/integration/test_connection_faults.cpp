@@ -900,18 +900,28 @@ BOOST_AUTO_TEST_CASE(get_values_reports_configured_limits) {
     BOOST_TEST(fake.snapshot().get_values == 1u);
 }
 
-// A failed request goes back to whoever asked for it (request_op::hand_back; the pool retries
-// from it instead of keeping a copy of every request), whole; a request that succeeded does not.
+// A failed request that may be sent again goes back to whoever asked for it
+// (request_op::hand_back; the pool retries from it instead of keeping a copy of every request),
+// whole; one that succeeded or timed out does not.
 BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
-    fake_responder fake({.script_for = special_for("dies", {act::close()})});
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        if (r.param("X_ID") == "dies")
+            return fcgi::test::script{act::close()};
+        if (r.param("X_ID") == "slow")
+            return fcgi::test::script{act::delay(30s)};  // answers after the test's deadline
+        return fcgi::test::echo_script(r);
+    }});
     asio::io_context ctx;
     struct attempt {
         std::optional<fcgi::request> back;
         std::optional<std::error_code> ec;
     };
-    auto send = [&](fcgi::detail::connection_impl& conn, const std::string& id, attempt& a) {
+    auto send = [&](fcgi::detail::connection_impl& conn, const std::string& id, attempt& a,
+                    std::chrono::milliseconds timeout = {}) {
+        auto req = fcgi::test::tagged_request(id, "body of " + id);
+        req.timeout = timeout;
         auto op = std::make_unique<fcgi::detail::request_op>(
-            fcgi::test::tagged_request(id, "body of " + id),
+            std::move(req),
             fcgi::detail::request_handler([&a](std::error_code ec, fcgi::response&&) { a.ec = ec; },
                                           ctx.get_executor()),
             conn.next_serial());
@@ -948,12 +958,26 @@ BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
     BOOST_TEST(!*ok.ec, ok.ec->message());
     BOOST_TEST(!ok.back.has_value());  // nothing to retry: the connection keeps it
 
+    // A timeout is not retried: nothing comes back (a large body would be copied for nothing).
+    attempt late;
+    send(*conn, "slow", late, 100ms);
+    BOOST_TEST(*late.ec == fcgi::error::request_timeout, late.ec->message());
+    BOOST_TEST(!late.back.has_value());
+
     // Written, then the server closes: connection_lost, and the request comes back whole.
+    auto conn2 = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
+                                                                 fcgi::connection_options{});
+    connected.reset();
+    conn2->start_connect(fake.unix_endpoint(),
+                         fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
+                                                       ctx.get_executor()));
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
     attempt lost;
-    send(*conn, "dies", lost);
+    send(*conn2, "dies", lost);
     BOOST_TEST(*lost.ec == fcgi::error::connection_lost, lost.ec->message());
     check_back(lost, "dies");
-    BOOST_TEST(fake.snapshot().requests.size() == 2u);
+    BOOST_TEST(fake.snapshot().requests.size() == 3u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -71,9 +71,10 @@ struct request_op {
     // Made only when needed: constructing a timer per request shows at benchmark rates.
     std::optional<asio::steady_timer> timer;
     std::unique_ptr<stream_state> stream;  // only for streamed requests
-    // Where a failed request goes back to before its handler runs (a pool retries from there
-    // instead of keeping a copy of every request): moved when nothing views its bytes any
-    // more, copied otherwise. Null: nobody wants it back.
+    // Where a request that failed with an error that allows sending it again (is_retryable)
+    // goes back to before its handler runs: a pool retries from there instead of keeping a copy
+    // of every request. Moved when nothing views its bytes any more, copied otherwise. Null:
+    // nobody wants it back.
     std::optional<request>* hand_back = nullptr;
 };
 
@@ -163,7 +164,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void on_end_request(slot& s, std::string_view content, bool input_left);
     void fail_request(std::uint64_t serial, std::error_code ec, const char* what);
     void complete(slot& s, std::error_code ec, response&& r);
-    void give_back(slot& s);
+    void give_back(slot& s, std::optional<request>& to);
     void deliver(request_handler h, std::error_code ec, response&& r);
     void flush_deferred();
     bool process_input(std::string_view in);
