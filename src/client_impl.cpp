@@ -396,25 +396,25 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     in_flight_.pop_back();
     auto conn = op->conn.lock();
     op->conn.reset();
+    // The server is out of resources whether or not this request goes again. (CANT_MPX_CONN
+    // needs nothing here: the connection drops to one request at a time by itself.)
+    if (ec == server_error::overloaded) {
+        ep->backoff = std::max(ep->backoff, opts_.initial_backoff);
+        ep->down_until = clock::now() + ep->backoff;
+    }
     // Only once, and only what the connection handed back. A request that was never written may
     // go again whatever its method; any other only when it is idempotent.
     bool retry = false;
     if (ec && op->req && op->attempts == 0 && !stopped_) {
         if (ec == error::not_connected) {
             retry = op->req->stdin_source.restartable();  // never written: safe for any method
-        } else if (!op->req->is_idempotent()) {
-            retry = false;
-        } else if (ec == error::connection_lost && reused && r.bytes_received == 0) {
-            retry = true;  // a kept-alive connection the server had closed (pm.max_requests)
-            op->fresh_only = true;
-        } else if (ec == server_error::cant_mpx_conn) {
-            if (conn)
-                conn->set_max_in_flight(1);
-            retry = true;
-        } else if (ec == server_error::overloaded) {
-            ep->backoff = std::max(ep->backoff, opts_.initial_backoff);
-            ep->down_until = clock::now() + ep->backoff;
-            retry = true;
+        } else if (op->req->is_idempotent()) {
+            if (ec == error::connection_lost && reused && r.bytes_received == 0) {
+                retry = true;  // a kept-alive connection the server had closed (pm.max_requests)
+                op->fresh_only = true;
+            } else {
+                retry = ec == server_error::cant_mpx_conn || ec == server_error::overloaded;
+            }
         }
     }
     if (retry) {

@@ -42,10 +42,6 @@ bool connection_impl::has_free_slot() const noexcept {
     return free_slot() < max_in_flight_;
 }
 
-void connection_impl::set_max_in_flight(std::uint16_t n) {
-    max_in_flight_ = std::clamp<std::uint16_t>(n, 1, static_cast<std::uint16_t>(slots_.size()));
-}
-
 void connection_impl::notify() {
     if (on_event_)
         on_event_();

@@ -629,6 +629,103 @@ BOOST_AUTO_TEST_CASE(pool_multiplexing_against_a_server_that_refuses) {
     shutdown(ctx, client);
 }
 
+// -- 5e. OVERLOADED for a POST: not retried, but the endpoint backs off all the same (the
+// server said it is out of resources, whatever the method of the request it refused).
+BOOST_AUTO_TEST_CASE(overloaded_post_backs_the_endpoint_off) {
+    fake_responder fake({.script_for = [](const seen_request& r) -> fcgi::test::script {
+        if (r.param("X_ID") == "overloaded-post")
+            return {act::end(protocol_status::overloaded)};
+        return fcgi::test::echo_script(r);
+    }});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    opts.mode = fcgi::multiplexing::off;
+    opts.initial_backoff = 300ms;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcome post, next;
+    steady::time_point failed_at;
+    client.async_request(fcgi::test::tagged_request("overloaded-post", "body"),
+                         [&](std::error_code ec, fcgi::response r) {
+                             post.done = true;
+                             post.ec = ec;
+                             post.resp = std::move(r);
+                             failed_at = steady::now();
+                             start(client, fcgi::test::tagged_request("next"), next);
+                         });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return post.done && next.done; }, 10s));
+    BOOST_TEST(post.ec == fcgi::server_error::overloaded, post.ec.message());
+    BOOST_TEST(!next.ec, next.ec.message() << " " << next.resp.diagnostics);
+    // Held for the backoff (steady timers never fire early; the margin covers the instant
+    // between setting it and this handler). Without a backoff it takes about a millisecond.
+    BOOST_TEST(ms_since(failed_at) >= 250);
+    BOOST_TEST(client.stats().retries == 0u);
+    BOOST_TEST(times_seen(fake.snapshot(), "overloaded-post") == 1u);
+    shutdown(ctx, client);
+}
+
+// -- 5d. The same with POSTs, which are never sent twice: the refused ones fail with
+// cant_mpx_conn (no retry), and the connection still goes on one request at a time.
+BOOST_AUTO_TEST_CASE(pool_stops_multiplexing_after_refused_posts) {
+    fake_responder fake({.script_for =
+                             [](const seen_request& r) {
+                                 auto s = fcgi::test::echo_script(r);
+                                 s.insert(s.begin(), act::delay(50ms));
+                                 return s;
+                             },
+                         .max_live_per_connection = 1});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_requests_per_connection = 4;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    auto wave = [&](const std::string& prefix) {
+        outcomes o;
+        for (int i = 0; i < 4; ++i) {
+            auto id = prefix + std::to_string(i);
+            auto req = fcgi::test::tagged_request(id, "post " + id);
+            BOOST_REQUIRE(!req.is_idempotent());
+            start(client, std::move(req), o[id]);
+        }
+        BOOST_REQUIRE_MESSAGE(run_until(
+                                  ctx, [&] { return all_done(o); }, 10s),
+                              "wave " << prefix << " did not finish within 10 s");
+        return o;
+    };
+    std::size_t failed = 0;
+    for (const auto& [id, out] : wave("a")) {
+        if (out.ec) {
+            BOOST_TEST(out.ec == fcgi::server_error::cant_mpx_conn, id << ": " << out.ec.message());
+            ++failed;
+        } else {
+            BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id, "post " + id));
+        }
+    }
+    std::size_t refused = 0;
+    for (const auto& r : fake.snapshot().requests)
+        refused += r.refused;
+    BOOST_TEST(refused >= 1u);  // the server really refused to multiplex
+    BOOST_TEST(failed == refused);
+    BOOST_TEST(client.stats().retries == 0u);  // a POST is never sent twice
+    for (const auto& [id, out] : wave("b")) {  // one at a time now: nothing refused
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id, "post " + id));
+    }
+    refused = 0;
+    for (const auto& r : fake.snapshot().requests)
+        refused += r.refused;
+    BOOST_TEST(failed == refused);
+    BOOST_TEST(fake.snapshot().connections_accepted == 1u);
+    BOOST_TEST(fake.snapshot().violations.empty());
+    shutdown(ctx, client);
+}
+
 // auto_detect takes FCGI_MPXS_CONNS from GET_VALUES, and FCGI_MAX_REQS caps the requests in
 // flight per connection; a server that never answers the probe is not multiplexed, and the
 // probe gives up after probe_timeout rather than holding the first requests back.

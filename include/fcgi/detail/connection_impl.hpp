@@ -110,8 +110,6 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// When the connection was connected or last gave a request slot back (for idle timeouts).
     std::chrono::steady_clock::time_point idle_since() const noexcept { return idle_since_; }
     connection_stats stats() const noexcept { return stats_; }
-    /// Limits requests in flight (a CANT_MPX_CONN answer drops a connection to 1).
-    void set_max_in_flight(std::uint16_t n);
     /// Called after a request completes or the connection closes (for pools).
     void set_event_callback(connection_event_fn fn) { on_event_ = std::move(fn); }
 
