@@ -583,50 +583,83 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
     shutdown(ctx, client);
 }
 
+// A pool of one connection that multiplexes up to 4 requests, against a libfcgi-like server
+// (one live request per connection, CANT_MPX_CONN for any other, answers after 50 ms).
+struct refusing_server_pool {
+    static fcgi::client_options options(const fake_responder& f) {
+        fcgi::client_options opts;
+        opts.endpoints = {f.unix_endpoint()};
+        opts.max_connections_per_endpoint = 1;
+        opts.mode = fcgi::multiplexing::on;
+        opts.max_requests_per_connection = 4;
+        return opts;
+    }
+    // Four requests at once, "<prefix>0".."<prefix>3"; POSTs of "post <id>" when `post`.
+    outcomes wave(const std::string& prefix, bool post) {
+        outcomes o;
+        for (int i = 0; i < 4; ++i) {
+            auto id = prefix + std::to_string(i);
+            start(client, fcgi::test::tagged_request(id, post ? "post " + id : ""), o[id]);
+        }
+        BOOST_REQUIRE_MESSAGE(run_until(
+                                  ctx, [&] { return all_done(o); }, 10s),
+                              "wave " << prefix << " did not finish within 10 s");
+        return o;
+    }
+    std::size_t refused() const {
+        std::size_t n = 0;
+        for (const auto& r : fake.snapshot().requests)
+            n += r.refused;
+        return n;
+    }
+
+    fake_responder fake{fcgi::test::one_live_request_options()};
+    asio::io_context ctx;
+    fcgi::client client{ctx.get_executor(), options(fake)};
+};
+
 // -- 5c. A pool that multiplexes against a server that cannot (libfcgi answers a concurrent
 // BEGIN_REQUEST with CANT_MPX_CONN): the refused requests are retried and succeed, and the
 // connection stops multiplexing.
 BOOST_AUTO_TEST_CASE(pool_multiplexing_against_a_server_that_refuses) {
-    fake_responder fake({.script_for =
-                             [](const seen_request& r) {
-                                 auto s = fcgi::test::echo_script(r);
-                                 s.insert(s.begin(), act::delay(50ms));
-                                 return s;
-                             },
-                         .max_live_per_connection = 1});
-    asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fake.unix_endpoint()};
-    opts.max_connections_per_endpoint = 1;
-    opts.mode = fcgi::multiplexing::on;
-    opts.max_requests_per_connection = 4;
-    fcgi::client client(ctx.get_executor(), opts);
-
-    auto wave = [&](const std::string& prefix) {
-        outcomes o;
-        for (int i = 0; i < 4; ++i)
-            start(client, fcgi::test::tagged_request(prefix + std::to_string(i)),
-                  o[prefix + std::to_string(i)]);
-        BOOST_REQUIRE_MESSAGE(run_until(
-                                  ctx, [&] { return all_done(o); }, 10s),
-                              "wave " << prefix << " did not finish within 10 s");
-        for (const auto& [id, out] : o) {
+    refusing_server_pool p;
+    for (const char* prefix : {"a", "b"}) {
+        for (const auto& [id, out] : p.wave(prefix, false)) {
             BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
             BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
         }
-    };
-    wave("a");
-    auto snap = fake.snapshot();
-    std::size_t refused = 0;
-    for (const auto& r : snap.requests)
-        refused += r.refused;
-    BOOST_TEST(refused >= 1u);  // the server really refused to multiplex
-    BOOST_TEST(client.stats().retries == refused);
-    wave("b");  // one request at a time now: nothing refused, nothing retried
-    BOOST_TEST(client.stats().retries == refused);
-    BOOST_TEST(fake.snapshot().connections_accepted == 1u);
-    BOOST_TEST(fake.snapshot().violations.empty());
-    shutdown(ctx, client);
+        // After "a": the server really refused; after "b" (one at a time): nothing more.
+        BOOST_TEST(p.refused() >= 1u);
+        BOOST_TEST(p.client.stats().retries == p.refused());
+    }
+    BOOST_TEST(p.fake.snapshot().connections_accepted == 1u);
+    BOOST_TEST(p.fake.snapshot().violations.empty());
+    shutdown(p.ctx, p.client);
+}
+
+// -- 5d. The same with POSTs, which are never sent twice: the refused ones fail with
+// cant_mpx_conn (no retry), and the connection still goes on one request at a time.
+BOOST_AUTO_TEST_CASE(pool_stops_multiplexing_after_refused_posts) {
+    refusing_server_pool p;
+    std::size_t failed = 0;
+    for (const char* prefix : {"a", "b"}) {
+        for (const auto& [id, out] : p.wave(prefix, true)) {
+            if (out.ec) {
+                BOOST_TEST(out.ec == fcgi::server_error::cant_mpx_conn,
+                           id << ": " << out.ec.message());
+                ++failed;
+            } else {
+                BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id, "post " + id));
+            }
+        }
+        // After "a": refused ones failed; after "b" (one at a time): nothing more refused.
+        BOOST_TEST(p.refused() >= 1u);
+        BOOST_TEST(failed == p.refused());
+    }
+    BOOST_TEST(p.client.stats().retries == 0u);  // a POST is never sent twice
+    BOOST_TEST(p.fake.snapshot().connections_accepted == 1u);
+    BOOST_TEST(p.fake.snapshot().violations.empty());
+    shutdown(p.ctx, p.client);
 }
 
 // -- 5e. OVERLOADED for a POST: not retried, but the endpoint backs off all the same (the
@@ -664,65 +697,6 @@ BOOST_AUTO_TEST_CASE(overloaded_post_backs_the_endpoint_off) {
     BOOST_TEST(ms_since(failed_at) >= 250);
     BOOST_TEST(client.stats().retries == 0u);
     BOOST_TEST(times_seen(fake.snapshot(), "overloaded-post") == 1u);
-    shutdown(ctx, client);
-}
-
-// -- 5d. The same with POSTs, which are never sent twice: the refused ones fail with
-// cant_mpx_conn (no retry), and the connection still goes on one request at a time.
-BOOST_AUTO_TEST_CASE(pool_stops_multiplexing_after_refused_posts) {
-    fake_responder fake({.script_for =
-                             [](const seen_request& r) {
-                                 auto s = fcgi::test::echo_script(r);
-                                 s.insert(s.begin(), act::delay(50ms));
-                                 return s;
-                             },
-                         .max_live_per_connection = 1});
-    asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fake.unix_endpoint()};
-    opts.max_connections_per_endpoint = 1;
-    opts.mode = fcgi::multiplexing::on;
-    opts.max_requests_per_connection = 4;
-    fcgi::client client(ctx.get_executor(), opts);
-
-    auto wave = [&](const std::string& prefix) {
-        outcomes o;
-        for (int i = 0; i < 4; ++i) {
-            auto id = prefix + std::to_string(i);
-            auto req = fcgi::test::tagged_request(id, "post " + id);
-            BOOST_REQUIRE(!req.is_idempotent());
-            start(client, std::move(req), o[id]);
-        }
-        BOOST_REQUIRE_MESSAGE(run_until(
-                                  ctx, [&] { return all_done(o); }, 10s),
-                              "wave " << prefix << " did not finish within 10 s");
-        return o;
-    };
-    std::size_t failed = 0;
-    for (const auto& [id, out] : wave("a")) {
-        if (out.ec) {
-            BOOST_TEST(out.ec == fcgi::server_error::cant_mpx_conn, id << ": " << out.ec.message());
-            ++failed;
-        } else {
-            BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id, "post " + id));
-        }
-    }
-    std::size_t refused = 0;
-    for (const auto& r : fake.snapshot().requests)
-        refused += r.refused;
-    BOOST_TEST(refused >= 1u);  // the server really refused to multiplex
-    BOOST_TEST(failed == refused);
-    BOOST_TEST(client.stats().retries == 0u);  // a POST is never sent twice
-    for (const auto& [id, out] : wave("b")) {  // one at a time now: nothing refused
-        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
-        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id, "post " + id));
-    }
-    refused = 0;
-    for (const auto& r : fake.snapshot().requests)
-        refused += r.refused;
-    BOOST_TEST(failed == refused);
-    BOOST_TEST(fake.snapshot().connections_accepted == 1u);
-    BOOST_TEST(fake.snapshot().violations.empty());
     shutdown(ctx, client);
 }
 

@@ -508,15 +508,8 @@ BOOST_AUTO_TEST_CASE(end_request_protocol_statuses) {
 }
 
 BOOST_AUTO_TEST_CASE(cant_mpx_conn_from_a_non_multiplexing_server) {
-    // libfcgi-like: one live request per connection, CANT_MPX_CONN for any other. Answers take
-    // 50 ms, so requests sent together overlap on the server.
-    fake_responder fake({.script_for =
-                             [](const seen_request& r) {
-                                 auto s = fcgi::test::echo_script(r);
-                                 s.insert(s.begin(), act::delay(50ms));
-                                 return s;
-                             },
-                         .max_live_per_connection = 1});
+    // libfcgi-like: requests sent together overlap on the server, which refuses all but one.
+    fake_responder fake(fcgi::test::one_live_request_options());
     asio::io_context ctx;
     fcgi::connection_options copts;
     copts.max_in_flight = 4;

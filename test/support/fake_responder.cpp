@@ -120,6 +120,16 @@ script echo_script(const seen_request& r) {
     return {act::stdout_(std::string(echo_head)), act::stdout_(echo_body(r)), act::end()};
 }
 
+fake_responder_options one_live_request_options() {
+    return {.script_for =
+                [](const seen_request& r) {
+                    auto s = echo_script(r);
+                    s.insert(s.begin(), act::delay(std::chrono::milliseconds(50)));
+                    return s;
+                },
+            .max_live_per_connection = 1};
+}
+
 std::string make_record(proto::record_type type, std::uint16_t id, std::string_view content,
                         std::uint8_t version) {
     if (content.size() > proto::max_content_length)

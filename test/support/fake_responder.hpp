@@ -154,6 +154,10 @@ struct fake_responder_options {
     std::optional<std::string> get_values_reply;
 };
 
+/// A libfcgi-like server: one live request per connection, CANT_MPX_CONN for any other, echo
+/// answers after 50 ms (so requests sent together overlap on the server).
+fake_responder_options one_live_request_options();
+
 /// What the responder has seen so far.
 struct fake_snapshot {
     std::size_t connections_accepted = 0;
