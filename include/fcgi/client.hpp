@@ -21,10 +21,11 @@ namespace fcgi {
 ///
 /// Connections open lazily, up to `max_connections_per_endpoint` per endpoint, and are reused;
 /// one the server closes while idle (pm.max_requests, restart) is dropped before anyone picks
-/// it. Requests beyond the pool's capacity wait in a bounded queue. An idempotent request
-/// (GET/HEAD/OPTIONS unless `request::idempotent` says otherwise) that fails on a reused
-/// connection, or is refused with CANT_MPX_CONN or OVERLOADED, is retried once; nothing else
-/// is retried. Endpoints that refuse connections back off exponentially; when all are down,
+/// it. Requests beyond the pool's capacity wait in a bounded queue. A request whose connection
+/// closed before it was written is retried once; an idempotent request (GET/HEAD/OPTIONS
+/// unless `request::idempotent` says otherwise) also when it fails on a reused connection
+/// before any response byte, or is refused with CANT_MPX_CONN or OVERLOADED; nothing else is
+/// retried. Endpoints that refuse connections back off exponentially; when all are down,
 /// queued requests fail with error::no_endpoint naming each endpoint's error.
 ///
 /// Thread safety: async_request may be called from any thread; the rest on the executor.
