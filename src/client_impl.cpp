@@ -459,9 +459,7 @@ void client_impl::on_connection_event() {
             return;
         self->event_posted_ = false;
         self->pump();
-        for (auto& p : self->pools_)
-            if (self->find_idle(p))
-                self->watch_idle();
+        self->watch_idle();  // finds the connections left idle, if any
     });
 }
 

@@ -938,14 +938,19 @@ BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
     BOOST_TEST(*unsent.ec == fcgi::error::not_connected, unsent.ec->message());
     check_back(unsent, "unsent");
 
-    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
-                                                                fcgi::connection_options{});
-    std::optional<std::error_code> connected;
-    conn->start_connect(fake.unix_endpoint(),
-                        fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
-                                                      ctx.get_executor()));
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
-    BOOST_REQUIRE(!*connected);
+    // A connection to the fake, open.
+    auto open_connection = [&] {
+        auto c = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
+                                                                 fcgi::connection_options{});
+        std::optional<std::error_code> connected;
+        c->start_connect(fake.unix_endpoint(),
+                         fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
+                                                       ctx.get_executor()));
+        BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+        BOOST_REQUIRE(!*connected);
+        return c;
+    };
+    auto conn = open_connection();
     attempt ok;
     send(*conn, "ok", ok);
     BOOST_TEST(!*ok.ec, ok.ec->message());
@@ -958,14 +963,7 @@ BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
     BOOST_TEST(!late.back.has_value());
 
     // Written, then the server closes: connection_lost, and the request comes back whole.
-    auto conn2 = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
-                                                                 fcgi::connection_options{});
-    connected.reset();
-    conn2->start_connect(fake.unix_endpoint(),
-                         fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
-                                                       ctx.get_executor()));
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
-    BOOST_REQUIRE(!*connected);
+    auto conn2 = open_connection();
     attempt lost;
     send(*conn2, "dies", lost);
     BOOST_TEST(*lost.ec == fcgi::error::connection_lost, lost.ec->message());

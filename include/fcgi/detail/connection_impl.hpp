@@ -62,8 +62,6 @@ struct stream_state {
 struct request_op {
     request_op(request&& r, request_handler h, std::uint64_t s)
         : req(std::move(r)), handler(std::move(h)), serial(s) {}
-    request_op(const request& r, request_handler h, std::uint64_t s)
-        : req(r), handler(std::move(h)), serial(s) {}
     request req;              // owns the body the encoder's buffers view
     request_handler handler;  // empty once completed
     std::uint64_t serial;
