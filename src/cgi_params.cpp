@@ -170,5 +170,16 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
     return {};
 }
 
+std::string explain_param_too_large(std::span<const protocol::name_value> params) {
+    for (const auto& p : params) {
+        std::size_t n = protocol::encoded_size(p.name, p.value);
+        if (n > protocol::max_params_content)
+            return "param " + std::string(p.name.substr(0, 64)) + " takes " + std::to_string(n) +
+                   " bytes encoded; at most " + std::to_string(protocol::max_params_content) +
+                   " fit in a record";
+    }
+    return "a param is too large for a PARAMS record";
+}
+
 }  // namespace detail
 }  // namespace fcgi

@@ -12,9 +12,22 @@ using clock = std::chrono::steady_clock;
 struct client_impl::pending_op {
     pending_op(request&& r, request_handler h, std::uint64_t s)
         : req(std::in_place, std::move(r)), handler(std::move(h)), serial(s) {}
+    pending_op(prepared_request&& p, request_handler h, std::uint64_t s)
+        : prepared(std::move(p)), is_prepared(true), handler(std::move(h)), serial(s) {}
+
+    /// The request as it can be sent (again), or null: handed to a connection and not back.
+    const request* sendable() const noexcept {
+        if (is_prepared)
+            return prepared ? &prepared.get() : nullptr;
+        return req ? &*req : nullptr;
+    }
+
     // Empty while the connection has it; a connection hands a failed request back
     // (request_op::hand_back), which is what makes a retry possible without a copy.
     std::optional<request> req;
+    // A prepared request stays here while sent: a copy shares its state.
+    prepared_request prepared;
+    bool is_prepared = false;
     request_handler handler;
     std::uint64_t serial;
     clock::time_point deadline = clock::time_point::max();
@@ -72,7 +85,15 @@ client_impl::~client_impl() {
 }
 
 void client_impl::start_request(request&& req, request_handler h, std::uint64_t serial) {
-    auto op = std::make_unique<pending_op>(std::move(req), std::move(h), serial);
+    enqueue(std::make_unique<pending_op>(std::move(req), std::move(h), serial));
+}
+
+void client_impl::start_request(prepared_request&& req, request_handler h, std::uint64_t serial) {
+    enqueue(std::make_unique<pending_op>(std::move(req), std::move(h), serial));
+}
+
+void client_impl::enqueue(std::unique_ptr<pending_op> op) {
+    const std::uint64_t serial = op->serial;
     if (stopped_ || shutdown_handler_) {
         fail(std::move(op), error::client_stopped,
              stopped_ ? "the client was stopped" : "the client is shutting down");
@@ -88,8 +109,9 @@ void client_impl::start_request(request&& req, request_handler h, std::uint64_t 
              std::to_string(queue_.size()) + " requests already wait for a connection");
         return;
     }
-    auto timeout =
-        op->req->timeout.count() > 0 ? op->req->timeout : opts_.connection.request_timeout;
+    // An empty prepared request has no timeout of its own; the connection rejects it.
+    auto own = op->sendable() ? op->sendable()->timeout : std::chrono::milliseconds(0);
+    auto timeout = own.count() > 0 ? own : opts_.connection.request_timeout;
     if (timeout.count() > 0) {
         op->deadline = clock::now() + timeout;
         op->timer.emplace(ex_, op->deadline);
@@ -358,13 +380,18 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
                            std::unique_ptr<pending_op> op) {
     if (op->timer)
         op->timer->cancel();
-    auto rop = std::make_unique<request_op>(std::move(*op->req), request_handler(), 0);
-    op->req.reset();
-    rop->hand_back = &op->req;  // stable: the op lives on the heap, inside rop's handler
+    std::unique_ptr<request_op> rop;
+    if (op->is_prepared) {
+        rop = std::make_unique<request_op>(op->prepared, request_handler(), 0);
+    } else {
+        rop = std::make_unique<request_op>(std::move(*op->req), request_handler(), 0);
+        op->req.reset();
+        rop->hand_back = &op->req;  // stable: the op lives on the heap, inside rop's handler
+    }
     if (op->deadline != clock::time_point::max()) {
         // Rounded up: truncating would fire the deadline up to a millisecond early.
         auto left = std::chrono::ceil<std::chrono::milliseconds>(op->deadline - clock::now());
-        rop->req.timeout = std::max(left, std::chrono::milliseconds(1));
+        rop->timeout = std::max(left, std::chrono::milliseconds(1));
     }
     bool reused = pc.conn->stats().requests_completed > 0;
     auto conn = pc.conn;
@@ -405,10 +432,11 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // Only once, and only what the connection handed back. A request that was never written may
     // go again whatever its method; any other only when it is idempotent.
     bool retry = false;
-    if (ec && op->req && op->attempts == 0 && !stopped_) {
+    const request* again = op->sendable();
+    if (ec && again && op->attempts == 0 && !stopped_) {
         if (ec == error::not_connected) {
-            retry = op->req->stdin_source.restartable();  // never written: safe for any method
-        } else if (op->req->is_idempotent()) {
+            retry = again->stdin_source.restartable();  // never written: safe for any method
+        } else if (again->is_idempotent()) {
             if (ec == error::connection_lost && reused && r.bytes_received == 0) {
                 retry = true;  // a kept-alive connection the server had closed (pm.max_requests)
                 op->fresh_only = true;

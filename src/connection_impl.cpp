@@ -151,20 +151,27 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     if (state_ != connection_state::open) {
         response r;
         r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
-        if (op->hand_back)
+        if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));
         return;
     }
     std::uint64_t serial = op->serial;
     std::string why;
-    if (auto ec = validate(op->req, why)) {
+    std::error_code invalid;
+    if (!op->is_prepared)
+        invalid = validate(op->req, why);  // a prepared request was checked when prepared
+    else if (!op->prepared) {
+        invalid = error::invalid_request;
+        why = "the prepared request is empty (default-constructed or moved from)";
+    }
+    if (invalid) {
         response r;
         r.diagnostics = std::move(why);
-        op->handler.post(ec, std::move(r));
+        op->handler.post(invalid, std::move(r));
         return;
     }
-    auto timeout = op->req.timeout.count() > 0 ? op->req.timeout : opts_.request_timeout;
+    auto timeout = op->timeout.count() > 0 ? op->timeout : opts_.request_timeout;
     if (timeout.count() > 0) {
         op->timer.emplace(socket_.get_executor(), timeout);
         op->timer->async_wait([self = shared_from_this(), serial](std::error_code ec) {
@@ -210,29 +217,29 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
     ++slot_handlers_;
     s.written = false;
     s.abandoned = false;
-    const request& req = s.op->req;
+    const request& req = s.op->get();
     std::string why;
     std::error_code ec;
-    if (req.stdin_source || req.stdout_sink)
-        ec = start_streams(s, why);
-    if (!ec)
-        ec = s.params.build(req, why);
-    if (!ec) {
-        s.encoder.clear();
-        if (s.op->stream && s.op->stream->upload_left > 0)
-            // The body follows chunk by chunk as the source yields it (read_source).
-            ec = s.encoder.begin(s.id, req.role, proto::begin_flags::keep_conn, s.params.params());
-        else
-            ec = s.encoder.encode_request(s.id, req.role, proto::begin_flags::keep_conn,
-                                          s.params.params(), req.body, req.data);
-        if (ec == error::param_too_large) {
-            for (const auto& p : s.params.params()) {
-                std::size_t n = proto::encoded_size(p.name, p.value);
-                if (n > proto::max_params_content)
-                    why = "param " + std::string(p.name.substr(0, 64)) + " takes " +
-                          std::to_string(n) + " bytes encoded; at most " +
-                          std::to_string(proto::max_params_content) + " fit in a record";
-            }
+    s.encoder.clear();
+    if (s.op->prepared) {
+        // Checked, derived and encoded once; only the records' headers carry this slot's ID.
+        s.encoder.encode_request_encoded(s.id, req.role, proto::begin_flags::keep_conn,
+                                         s.op->prepared.params(), req.body, req.data);
+    } else {
+        if (req.stdin_source || req.stdout_sink)
+            ec = start_streams(s, why);
+        if (!ec)
+            ec = s.params.build(req, why);
+        if (!ec) {
+            if (s.op->stream && s.op->stream->upload_left > 0)
+                // The body follows chunk by chunk as the source yields it (read_source).
+                ec = s.encoder.begin(s.id, req.role, proto::begin_flags::keep_conn,
+                                     s.params.params());
+            else
+                ec = s.encoder.encode_request(s.id, req.role, proto::begin_flags::keep_conn,
+                                              s.params.params(), req.body, req.data);
+            if (ec == error::param_too_large)
+                why = explain_param_too_large(s.params.params());
         }
     }
     if (ec) {
@@ -258,7 +265,8 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
         s.op->timer->cancel();
     // Only what may be sent again (a timeout is not: no copy of a large body for nothing).
     // Cleared either way: the handler that owns where it points goes now.
-    if (auto* to = std::exchange(s.op->hand_back, nullptr); to && is_retryable(ec))
+    if (auto* to = std::exchange(s.op->hand_back, nullptr);
+        to && !s.op->is_prepared && is_retryable(ec))
         give_back(s, *to);
     --slot_handlers_;
     deliver(std::move(s.op->handler), ec, std::move(r));
@@ -445,7 +453,7 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
         response r;
         r.diagnostics =
             "connection to " + endpoint_.to_string() + " closed before the request was sent";
-        if (op->hand_back)
+        if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));
     }

@@ -12,6 +12,7 @@
 #include "fcgi/client_options.hpp"
 #include "fcgi/detail/client_impl.hpp"
 #include "fcgi/detail/running_in_this_thread.hpp"
+#include "fcgi/prepared_request.hpp"
 #include "fcgi/request.hpp"
 #include "fcgi/response.hpp"
 
@@ -65,6 +66,18 @@ class client {
             initiate_request{}, token, impl_, std::move(req));
     }
 
+    /// Runs a prepared request, as async_request(request) does without checking, deriving or
+    /// encoding its params again: the cheapest way to send one request many times. An empty one
+    /// fails with error::invalid_request. It is retried under the same rules, from the shared
+    /// state (nothing is handed back). The prepared request may be sent again, or dropped, while
+    /// this send is in flight.
+    template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
+                  Token = asio::default_completion_token_t<executor_type>>
+    auto async_request(prepared_request req, Token&& token = {}) {
+        return asio::async_initiate<Token, void(std::error_code, response)>(
+            initiate_request{}, token, impl_, std::move(req));
+    }
+
     /// Lets queued and in-flight requests finish, then closes every connection.
     /// Handler: void(std::error_code). Later requests fail with error::client_stopped.
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
@@ -101,9 +114,9 @@ class client {
     };
 
     struct initiate_request {
-        template <class Handler>
+        template <class Handler, class Request>  // request or prepared_request
         void operator()(Handler&& handler, std::shared_ptr<detail::client_impl> impl,
-                        request req) const {
+                        Request req) const {
             auto serial = impl->next_serial();
             auto slot = asio::get_associated_cancellation_slot(handler);
             if (slot.is_connected())

@@ -14,6 +14,7 @@
 #include "fcgi/detail/connection_impl.hpp"
 #include "fcgi/detail/running_in_this_thread.hpp"
 #include "fcgi/endpoint.hpp"
+#include "fcgi/prepared_request.hpp"
 #include "fcgi/request.hpp"
 #include "fcgi/response.hpp"
 
@@ -97,6 +98,16 @@ class connection {
             initiate_request{}, token, impl_, std::move(req));
     }
 
+    /// Runs a prepared request, as async_request(request) does without checking, deriving or
+    /// encoding its params again. An empty one fails with error::invalid_request. The prepared
+    /// request may be sent again, or dropped, while this send is in flight.
+    template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
+                  Token = asio::default_completion_token_t<executor_type>>
+    auto async_request(prepared_request req, Token&& token = {}) {
+        return asio::async_initiate<Token, void(std::error_code, response)>(
+            initiate_request{}, token, impl_, std::move(req));
+    }
+
     /// Closes the socket; requests in flight complete with asio::error::operation_aborted.
     void close() { impl_->close(asio::error::operation_aborted); }
 
@@ -126,9 +137,9 @@ class connection {
     };
 
     struct initiate_request {
-        template <class Handler>
+        template <class Handler, class Request>  // request or prepared_request
         void operator()(Handler&& handler, std::shared_ptr<detail::connection_impl> impl,
-                        request req) const {
+                        Request req) const {
             auto serial = impl->next_serial();  // atomic: may run off the executor
             auto slot = asio::get_associated_cancellation_slot(handler);
             if (slot.is_connected())

@@ -84,37 +84,31 @@ std::error_code request_encoder::begin(std::uint16_t request_id, role r, begin_f
                       std::span<char, header_size>(out, header_size));
         return {};
     }
-    // Upper bound: a header and up to 7 padding bytes per record, one record per pair at worst.
-    storage_.reserve(storage_.size() + 16 + params_bytes + (params.size() + 1) * 16);
-
-    auto begin_rec = encode_begin_request(request_id, r, flags);
-    append_owned(begin_rec.data(), begin_rec.size());
-
-    // The pairs are written straight into storage_; each record's header is patched when the
-    // record closes, once its content length is known.
-    std::size_t i = 0;
-    while (i < params.size()) {
-        std::size_t content = 0;
-        std::size_t j = i;
-        while (j < params.size()) {
-            std::size_t n = encoded_size(params[j].name, params[j].value);
-            if (content + n > max_params_content)
-                break;
-            content += n;
-            ++j;
-        }
-        append_header(record_type::params, request_id, content);
-        std::size_t at = storage_.size();
-        storage_.resize(at + content);
-        char* out = storage_.data() + at;
-        for (; i < j; ++i)
-            out = encode_name_value(out, params[i].name, params[i].value);
-        segments_.back().length += content;
-        total_ += content;
-        append_zeros(padding_for(content));
-    }
-    append_header(record_type::params, request_id, 0);
+    // Pairs over more than one record (rare: over 64 KiB of params), or none.
+    encoded_params split;
+    if (auto ec = split.assign(params))
+        return ec;
+    begin_encoded(request_id, r, flags, split);
     return {};
+}
+
+void request_encoder::begin_encoded(std::uint16_t request_id, role r, begin_flags flags,
+                                    const encoded_params& params) {
+    std::size_t bytes = header_size + 8 + header_size;  // BEGIN_REQUEST, the empty PARAMS
+    for (std::size_t i = 0; i < params.record_count(); ++i)
+        bytes += header_size + params.record(i).size() + padding_for(params.record(i).size());
+    char* out = grow_owned(bytes);  // zeroed: the padding needs no writing
+    auto begin_rec = encode_begin_request(request_id, r, flags);
+    out = std::copy(begin_rec.begin(), begin_rec.end(), out);
+    for (std::size_t i = 0; i < params.record_count(); ++i) {
+        std::string_view content = params.record(i);
+        encode_header(record_type::params, request_id, static_cast<std::uint16_t>(content.size()),
+                      std::span<char, header_size>(out, header_size));
+        out = std::copy(content.begin(), content.end(), out + header_size);
+        out += padding_for(content.size());
+    }
+    encode_header(record_type::params, request_id, 0,
+                  std::span<char, header_size>(out, header_size));
 }
 
 void request_encoder::add_stream(record_type type, std::uint16_t request_id,
@@ -145,6 +139,19 @@ std::error_code request_encoder::encode_request(std::uint16_t request_id, role r
         end_stream(record_type::data, request_id);
     }
     return {};
+}
+
+void request_encoder::encode_request_encoded(std::uint16_t request_id, role r, begin_flags flags,
+                                             const encoded_params& params,
+                                             std::string_view stdin_bytes,
+                                             std::string_view data_bytes) {
+    begin_encoded(request_id, r, flags, params);
+    add_stream(record_type::stdin_, request_id, stdin_bytes);
+    end_stream(record_type::stdin_, request_id);
+    if (r == role::filter) {
+        add_stream(record_type::data, request_id, data_bytes);
+        end_stream(record_type::data, request_id);
+    }
 }
 
 std::span<const std::string_view> request_encoder::buffers() const {

@@ -256,6 +256,49 @@ BOOST_AUTO_TEST_CASE(max_requests_one_post_fails_get_is_retried) {
     shutdown(ctx, client);
 }
 
+// A prepared request lost to a kept-alive connection the server closed is retried from its
+// shared state (nothing is handed back for it), once, and arrives byte for byte the same.
+BOOST_AUTO_TEST_CASE(prepared_request_is_retried_from_its_shared_state) {
+    fake_responder fake({.tcp = false, .close_after_requests = 1});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcome first, second, third;
+    {
+        fcgi::prepared_request get(fcgi::test::tagged_request("same"));
+        auto send = [&](outcome& out) {
+            client.async_request(get, [&out](std::error_code ec, fcgi::response r) {
+                ++out.calls;
+                out.done = true;
+                out.ec = ec;
+                out.resp = std::move(r);
+            });
+        };
+        // Three together on a pool of one: the second is handed the first one's connection
+        // the moment its END_REQUEST arrives, before the server's close is read, fails, and
+        // goes again on a new connection; so does the third after the second.
+        send(first);
+        send(second);
+        send(third);
+    }  // dropped: the pool's copy is what a retry is made from
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.done && second.done && third.done; }));
+    for (auto* o : {&first, &second, &third}) {
+        BOOST_TEST(!o->ec, o->ec.message() << " " << o->resp.diagnostics);
+        BOOST_TEST(o->calls == 1);
+        BOOST_TEST(o->resp.body == fcgi::test::tagged_body("same"));
+    }
+    BOOST_TEST(client.stats().retries == 2u);
+    BOOST_TEST(client.stats().endpoints.at(0).connects == 3u);
+    auto snap = fake.snapshot();
+    BOOST_TEST(snap.requests.size() >= 3u);  // and the lost ones, if read before the close
+    for (const auto& r : snap.requests)
+        BOOST_TEST((r.params == snap.requests.front().params));
+    shutdown(ctx, client);
+}
+
 // -- 3. php-fpm stopped while a fan-out runs, then started again. Driven from the client's own
 // thread: after 40 successes the completion handler stops php-fpm (the workers die
 // mid-request); the first failure seen afterwards starts it again. The client runs on between

@@ -971,4 +971,72 @@ BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
     BOOST_TEST(fake.snapshot().requests.size() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(prepared_request_sends_what_the_request_sends) {
+    fake_responder fake({.interleave = 4});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+
+    // The plain request first, then the same request prepared, 20 times over 4 IDs; the
+    // prepared request is dropped at once, so only the sends in flight keep its state alive.
+    std::optional<std::pair<std::error_code, fcgi::response>> plain;
+    conn.async_request(fcgi::test::tagged_request("p", "a body"),
+                       [&](std::error_code ec, fcgi::response r) { plain.emplace(ec, r); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return plain.has_value(); }));
+    BOOST_REQUIRE(!plain->first);
+    constexpr int n = 20;
+    int done = 0, ok = 0;
+    {
+        fcgi::prepared_request prepared(fcgi::test::tagged_request("p", "a body"));
+        for (int i = 0; i < n; ++i)
+            conn.async_request(prepared, [&](std::error_code ec, fcgi::response r) {
+                ++done;
+                if (ec)
+                    BOOST_ERROR(ec.message() << " " << r.diagnostics);
+                else if (r.body == plain->second.body && r.status == plain->second.status)
+                    ++ok;
+            });
+    }
+    BOOST_REQUIRE(run_until(ctx, [&] { return done == n; }));
+    BOOST_TEST(ok == n);
+
+    auto snap = fake.snapshot();
+    BOOST_REQUIRE(snap.requests.size() == std::size_t(n + 1));
+    BOOST_TEST(snap.max_live > 1u);  // several IDs carried the same encoded params at once
+    const auto& first = snap.requests.front();
+    for (const auto& r : snap.requests) {
+        BOOST_TEST((r.params == first.params));  // every pair, in order
+        BOOST_TEST(r.stdin_data == "a body");
+        BOOST_TEST(r.complete);
+        BOOST_TEST((r.flags == fcgi::protocol::begin_flags::keep_conn));
+    }
+    BOOST_TEST(snap.violations.empty());
+}
+
+BOOST_AUTO_TEST_CASE(empty_prepared_request_is_invalid_and_sends_nothing) {
+    fake_responder fake;
+    asio::io_context ctx;
+    std::pair<std::error_code, fcgi::response> empty, after;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.unix_endpoint(), use_awaitable);
+        auto [ec, r] = co_await conn.async_request(fcgi::prepared_request(), as_tuple_awaitable);
+        empty = {ec, std::move(r)};
+        auto [ec2, r2] = co_await conn.async_request(
+            fcgi::prepared_request(fcgi::test::tagged_request("next")), as_tuple_awaitable);
+        after = {ec2, std::move(r2)};
+    });
+    BOOST_TEST(empty.first == fcgi::error::invalid_request);
+    BOOST_TEST(empty.second.diagnostics.find("prepared request is empty") != std::string::npos,
+               empty.second.diagnostics);
+    BOOST_TEST(!after.first, after.first.message());  // the connection goes on
+    BOOST_TEST(after.second.body == fcgi::test::tagged_body("next"));
+    BOOST_TEST(fake.snapshot().requests.size() == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -164,6 +164,35 @@ BOOST_AUTO_TEST_CASE(large_params_and_param_too_large) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(prepared_requests_run_as_the_plain_ones) {
+    php_fpm fpm({.children = 1, .tcp = false});
+    run_coro([&](asio::io_context& ctx) -> asio::awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fcgi::endpoint::parse(fpm.unix_endpoint()),
+                                    asio::use_awaitable);
+        // A POST with a query and a body, and 200 KB of params over several PARAMS records:
+        // each sent plain, then prepared twice, must give php-fpm the same request.
+        fcgi::request post = get("echo.php", "a=1&b=two");
+        post.body = "x=1&y=2";
+        fcgi::request params = get("params.php");
+        for (int i = 0; i < 400; ++i)
+            params.params.emplace_back("X_P_" + std::to_string(i), std::string(500, 'a' + i % 26));
+        for (const fcgi::request& req : {post, params}) {
+            auto plain = co_await conn.async_request(req, asio::use_awaitable);
+            BOOST_TEST(plain.status == 200);
+            fcgi::prepared_request prepared(req);
+            for (int i = 0; i < 2; ++i) {
+                auto resp = co_await conn.async_request(prepared, asio::use_awaitable);
+                BOOST_TEST(resp.status == 200);
+                BOOST_TEST(resp.body == plain.body);
+                BOOST_TEST(resp.stderr_text.empty(), resp.stderr_text);
+            }
+        }
+        BOOST_TEST(conn.stats().requests_completed == 6u);
+        BOOST_TEST(conn.is_open());
+    });
+}
+
 BOOST_AUTO_TEST_CASE(keep_alive_reuses_one_worker) {
     php_fpm fpm({.children = 3, .tcp = false});
     run_coro([&](asio::io_context& ctx) -> asio::awaitable<void> {

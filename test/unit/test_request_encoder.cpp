@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "fcgi/error.hpp"
+#include "fcgi/protocol/encoded_params.hpp"
 #include "fcgi/protocol/name_value.hpp"
 #include "fcgi/protocol/record_bodies.hpp"
 #include "fcgi/protocol/record_decoder.hpp"
@@ -688,7 +689,60 @@ BOOST_AUTO_TEST_CASE(params_bytes_match_a_reference_at_every_padding_and_record_
             std::string first = wire_of(two);
             BOOST_TEST(!two.begin(7, p::role::responder, p::begin_flags::keep_conn, params));
             BOOST_TEST(wire_of(two) == first + reference_begin(7, params));
+            // Encoded beforehand: the same bytes, whatever the ID they are sent with.
+            p::encoded_params pre;
+            BOOST_TEST(!pre.assign(params));
+            BOOST_TEST(pre.record_count() == (total <= p::max_params_content ? 1u : 2u));
+            BOOST_TEST(pre.size() == total);
+            p::request_encoder three;
+            three.begin_encoded(7, p::role::responder, p::begin_flags::keep_conn, pre);
+            BOOST_TEST(wire_of(three) == reference_begin(7, params));
+            three.begin_encoded(9, p::role::responder, p::begin_flags::keep_conn, pre);
+            BOOST_TEST(wire_of(three) == reference_begin(7, params) + reference_begin(9, params));
         }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(encoded_params_without_pairs) {
+    p::encoded_params pre;
+    BOOST_TEST(!pre.assign({}));
+    BOOST_TEST(pre.record_count() == 0u);
+    BOOST_TEST(pre.size() == 0u);
+    p::request_encoder enc;
+    enc.begin_encoded(3, p::role::responder, p::begin_flags::keep_conn, pre);
+    BOOST_TEST(wire_of(enc) == reference_begin(3, {}));
+}
+
+BOOST_AUTO_TEST_CASE(encoded_params_too_large_hold_nothing) {
+    std::string big(p::max_params_content, 'v');
+    const std::vector<p::name_value> ok = {{"A", "1"}};
+    const std::vector<p::name_value> bad = {{"A", "1"}, {"BIG", big}};
+    p::encoded_params pre;
+    BOOST_TEST(!pre.assign(ok));
+    BOOST_TEST(pre.record_count() == 1u);
+    BOOST_TEST(pre.assign(bad) == param_too_large);
+    BOOST_TEST(pre.record_count() == 0u);
+    BOOST_TEST(pre.size() == 0u);
+    // Reassigned: what was held before is gone, the new pairs are all there is.
+    BOOST_TEST(!pre.assign(ok));
+    BOOST_TEST(pre.record(0) ==
+               "\x01\x01"
+               "A1"s);
+}
+
+BOOST_AUTO_TEST_CASE(encoded_request_equals_the_encoded_one_with_streams) {
+    // The whole request, FILTER role with STDIN and DATA: only the params were encoded early.
+    const std::vector<p::name_value> params = {{"SCRIPT_FILENAME", "/srv/a.php"}, {"X", "y"}};
+    std::string body(70000, 'b');
+    std::string data = "file data";
+    p::encoded_params pre;
+    BOOST_TEST(!pre.assign(params));
+    for (auto r : {p::role::responder, p::role::filter}) {
+        p::request_encoder direct, early;
+        BOOST_TEST(!direct.encode_request(5, r, p::begin_flags::keep_conn, params, body, data));
+        early.encode_request_encoded(5, r, p::begin_flags::keep_conn, pre, body, data);
+        BOOST_TEST(wire_of(early) == wire_of(direct));
+        BOOST_TEST(early.buffers().size() == direct.buffers().size());
     }
 }
 

@@ -73,7 +73,7 @@ struct bench_counts {
 class bench_run {
   public:
     bench_run(asio::io_context& ctx, const bench_flags& f, fcgi::client_options options,
-              fcgi::request req, fpm_status_poller* poller)
+              fcgi::prepared_request req, fpm_status_poller* poller)
         : ctx_(ctx),
           flags_(f),
           client_(ctx.get_executor(), std::move(options)),
@@ -174,7 +174,7 @@ class bench_run {
         if (counted) {
             ++counts_.sent;
             ++counted_in_flight_;
-            counts_.bytes_out += req_.body.size();
+            counts_.bytes_out += req_.get().body.size();
         }
         ++in_flight_;
         client_.async_request(req_,
@@ -272,7 +272,7 @@ class bench_run {
     asio::io_context& ctx_;
     const bench_flags& flags_;
     fcgi::client client_;
-    fcgi::request req_;
+    fcgi::prepared_request req_;
     fpm_status_poller* poller_;
     asio::steady_timer end_timer_, pace_timer_, grace_timer_, progress_timer_, warmup_timer_;
     clock_type::duration grace_{};
@@ -448,7 +448,11 @@ int run_bench(const bench_flags& f) {
     }
     fcgi::request req;
     std::string why;
-    if (!build_request(f.request, req, why)) {
+    // Prepared once: every send then skips the checks and the params' encoding, which were a
+    // third of the client's instructions per request (docs/benchmarks.md).
+    fcgi::prepared_request prepared;
+    if (!build_request(f.request, req, why) ||
+        fcgi::prepare_request(std::move(req), prepared, why)) {
         print_error(why);
         return usage_error;
     }
@@ -467,7 +471,7 @@ int run_bench(const bench_flags& f) {
     std::optional<fpm_status_poller> poller;
     if (!f.fpm_status.empty())
         poller.emplace(ctx.get_executor(), ep, f.fpm_status);
-    bench_run run(ctx, f, std::move(options), std::move(req), poller ? &*poller : nullptr);
+    bench_run run(ctx, f, std::move(options), std::move(prepared), poller ? &*poller : nullptr);
 
     if (poller) {
         // One poll first: the pool's size tells whether --connections can be served at all.

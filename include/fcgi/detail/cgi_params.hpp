@@ -28,4 +28,7 @@ class cgi_params {
     std::string arena_;  // derived strings; reserved before use, so views into it stay valid
 };
 
+/// The sentence for error::param_too_large: which of `params` cannot fit in a PARAMS record.
+std::string explain_param_too_large(std::span<const protocol::name_value> params);
+
 }  // namespace fcgi::detail

@@ -25,6 +25,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     const asio::any_io_executor& get_executor() const noexcept { return ex_; }
     std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
     void start_request(request&& req, request_handler h, std::uint64_t serial);
+    void start_request(prepared_request&& req, request_handler h, std::uint64_t serial);
     void cancel(std::uint64_t serial);
     /// Fails everything pending and in flight with error::client_stopped; closes connections.
     void stop();
@@ -57,6 +58,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::chrono::milliseconds transient_backoff{0};
     };
 
+    void enqueue(std::unique_ptr<pending_op> op);
     void pump();
     endpoint_pool* pick_endpoint(bool fresh, lazy_now& now);
     pooled_connection* find_usable(endpoint_pool& ep, bool fresh);

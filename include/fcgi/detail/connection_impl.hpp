@@ -20,6 +20,7 @@
 #include "fcgi/detail/cgi_params.hpp"
 #include "fcgi/detail/response_assembler.hpp"
 #include "fcgi/endpoint.hpp"
+#include "fcgi/prepared_request.hpp"
 #include "fcgi/protocol/record_bodies.hpp"
 #include "fcgi/protocol/record_decoder.hpp"
 #include "fcgi/protocol/request_encoder.hpp"
@@ -61,8 +62,21 @@ struct stream_state {
 /// its handler ran and neither a write, a source nor a sink views its bytes any more.
 struct request_op {
     request_op(request&& r, request_handler h, std::uint64_t s)
-        : req(std::move(r)), handler(std::move(h)), serial(s) {}
-    request req;              // owns the body the encoder's buffers view
+        : req(std::move(r)), timeout(req.timeout), handler(std::move(h)), serial(s) {}
+    request_op(prepared_request p, request_handler h, std::uint64_t s)
+        : prepared(std::move(p)),
+          is_prepared(true),
+          timeout(prepared ? prepared.get().timeout : std::chrono::milliseconds(0)),
+          handler(std::move(h)),
+          serial(s) {}
+    /// What is sent: the prepared request's, or `req`.
+    const request& get() const noexcept { return prepared ? prepared.get() : req; }
+
+    request req;                // owns the body the encoder's buffers view (unless prepared)
+    prepared_request prepared;  // instead of `req`: its shared state owns the body
+    bool is_prepared = false;   // sent as a prepared request (an empty one is an error)
+    // The request's own; a pool sets what is left of the deadline it counts from the call.
+    std::chrono::milliseconds timeout;
     request_handler handler;  // empty once completed
     std::uint64_t serial;
     // The deadline (or the abort timeout); its handler finds the op by serial, never by pointer.
@@ -72,7 +86,7 @@ struct request_op {
     // Where a request that failed with an error that allows sending it again (is_retryable)
     // goes back to before its handler runs: a pool retries from there instead of keeping a copy
     // of every request. Moved when nothing views its bytes any more, copied otherwise. Null:
-    // nobody wants it back.
+    // nobody wants it back (nor for a prepared request, which a pool keeps: a copy is cheap).
     std::optional<request>* hand_back = nullptr;
 };
 

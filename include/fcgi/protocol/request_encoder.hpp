@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "fcgi/protocol/encoded_params.hpp"
 #include "fcgi/protocol/name_value.hpp"
 #include "fcgi/protocol/types.hpp"
 
@@ -32,6 +33,10 @@ class request_encoder {
     std::error_code begin(std::uint16_t request_id, role r, begin_flags flags,
                           std::span<const name_value> params);
 
+    /// The same with params encoded beforehand: their bytes are copied, not encoded again.
+    void begin_encoded(std::uint16_t request_id, role r, begin_flags flags,
+                       const encoded_params& params);
+
     /// Appends records of `type` (STDIN or DATA) carrying `bytes`, which are viewed, not copied.
     /// Appends nothing for empty `bytes`: call end_stream() to send the empty record.
     void add_stream(record_type type, std::uint16_t request_id, std::string_view bytes);
@@ -45,6 +50,11 @@ class request_encoder {
     std::error_code encode_request(std::uint16_t request_id, role r, begin_flags flags,
                                    std::span<const name_value> params, std::string_view stdin_bytes,
                                    std::string_view data_bytes = {});
+
+    /// The same with params encoded beforehand.
+    void encode_request_encoded(std::uint16_t request_id, role r, begin_flags flags,
+                                const encoded_params& params, std::string_view stdin_bytes,
+                                std::string_view data_bytes = {});
 
     /// The encoded bytes in order: a scatter-gather list for one write. Valid until the next
     /// non-const call.

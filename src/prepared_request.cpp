@@ -1,0 +1,38 @@
+#include "fcgi/prepared_request.hpp"
+
+#include "fcgi/detail/cgi_params.hpp"
+#include "fcgi/error.hpp"
+
+namespace fcgi {
+
+prepared_request::prepared_request(request req) {
+    std::string why;
+    if (auto ec = prepare_request(std::move(req), *this, why))
+        throw std::system_error(ec, why);
+}
+
+std::error_code prepare_request(request req, prepared_request& out, std::string& why) {
+    if (auto ec = validate(req, why))
+        return ec;
+    if (req.stdin_source || req.stdout_sink) {
+        why =
+            "a prepared request cannot stream: its body source or sink would be shared by "
+            "every send";
+        return error::invalid_request;
+    }
+    detail::cgi_params derived;
+    if (auto ec = derived.build(req, why))
+        return ec;
+    protocol::encoded_params params;
+    if (auto ec = params.assign(derived.params())) {
+        why = detail::explain_param_too_large(derived.params());
+        return ec;
+    }
+    // The params are bytes now, so moving the request (and its strings) cannot leave a view
+    // dangling.
+    out.state_ = std::make_shared<const prepared_request::state>(
+        prepared_request::state{std::move(req), std::move(params)});
+    return {};
+}
+
+}  // namespace fcgi
