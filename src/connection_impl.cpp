@@ -489,7 +489,11 @@ void connection_impl::start_write() {
     // Try the write at once: a request usually fits in the socket buffer, and finishing it here
     // saves a trip through the reactor and the scheduler.
     std::error_code ec;
-    std::size_t n = socket_.write_some(std::span<const asio::const_buffer>(gather_), ec);
+    // One buffer, the usual request, goes out through send(): a buffer sequence takes
+    // sendmsg(), which also copies in a message header and an iovec array.
+    std::size_t n = gather_.size() == 1
+                        ? socket_.write_some(gather_.front(), ec)
+                        : socket_.write_some(std::span<const asio::const_buffer>(gather_), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again)
         ec.clear();
     std::size_t total = asio::buffer_size(gather_);
