@@ -2,13 +2,16 @@
  * kept-alive connections, to compare connection_cpu_benchmark with.
  *
  * Usage: epoll_floor_client [-c conns] [-n requests] [-t seconds] [-w warmup] [--pingpong]
- *                           [--dump] socket_path
+ *                           [--spin-ns N] [--dump] socket_path
  *
  * Default mode: `conns` non-blocking connections under one epoll loop (level-triggered); each
  * does one write of a pre-encoded request, reads until END_REQUEST, and repeats. --pingpong: one
  * blocking connection, write then read, no epoll. The request is encoded once, byte for byte what
  * fcgi::connection sends for the benchmark's request (run_connection_cpu.sh checks this), so the
  * only difference left is the client's own work. --dump writes those bytes to stdout and exits.
+ * --spin-ns N (epoll mode): busy-waits N ns between a response and the next request on its
+ * connection, modelling a client that does N ns more work per response (what that slower
+ * turnaround costs the server, see benchmark/macro/fpm_cost.sh).
  *
  * Output: one line of key=value pairs, the same as connection_cpu_benchmark's. CPU is the
  * process's own user+sys time (getrusage RUSAGE_SELF) over the measured phase, which starts
@@ -217,7 +220,17 @@ struct run {
     int measuring;
     long started0, done0; /* counters when measuring began */
     double t0, u0, s0;
+    long spin_ns; /* busy-wait before each next request (--spin-ns) */
 };
+
+/* Burns `ns` nanoseconds of CPU, as a client's own work between response and request would. */
+static void spin(long ns) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < ns);
+}
 
 static void begin_measuring(struct run* r) {
     r->measuring = 1;
@@ -342,6 +355,8 @@ static void run_epoll(const char* path, int nconns, struct run* r) {
                 --active;
                 if (should_stop(r))
                     continue;
+                if (r->spin_ns > 0)
+                    spin(r->spin_ns);
                 send_request(c);
                 ++r->started;
                 ++active;
@@ -378,12 +393,14 @@ int main(int argc, char** argv) {
             r.max_s = atof(argv[++i]);
         else if (!strcmp(a, "-w") && i + 1 < argc)
             r.warmup = atol(argv[++i]);
+        else if (!strcmp(a, "--spin-ns") && i + 1 < argc)
+            r.spin_ns = atol(argv[++i]);
         else if (a[0] != '-' && !path)
             path = a;
         else {
             fprintf(stderr,
                     "usage: %s [-c conns] [-n requests] [-t seconds] [-w warmup] [--pingpong] "
-                    "[--dump] socket_path\n",
+                    "[--spin-ns N] [--dump] socket_path\n",
                     argv[0]);
             return 2;
         }

@@ -68,9 +68,8 @@ class client {
 
     /// Runs a prepared request, as async_request(request) does without checking, deriving or
     /// encoding its params again: the cheapest way to send one request many times. An empty one
-    /// fails with error::invalid_request. It is retried under the same rules, from the shared
-    /// state (nothing is handed back). The prepared request may be sent again, or dropped, while
-    /// this send is in flight.
+    /// fails with error::invalid_request. It is retried under the same rules as a request. The
+    /// prepared request may be sent again, or dropped, while this send is in flight.
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_request(prepared_request req, Token&& token = {}) {
