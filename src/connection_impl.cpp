@@ -203,6 +203,11 @@ void connection_impl::pump_waiting() {
         std::size_t i = free_slot();
         if (i >= max_in_flight_)
             break;
+        // Found on top of the free list (the fallback scan runs only when the list is empty):
+        // taken off it here, or every request would leave one entry behind on a kept-alive
+        // connection, whose release pushes the slot again.
+        if (!free_list_.empty())
+            free_list_.pop_back();
         auto op = std::move(waiting_.front());
         waiting_.pop_front();
         assign(slots_[i], std::move(op));

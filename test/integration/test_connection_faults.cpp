@@ -971,6 +971,47 @@ BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
     BOOST_TEST(fake.snapshot().requests.size() == 3u);
 }
 
+// The list of freed slots stays as long as the slots, however many requests a kept-alive
+// connection carries (it grew by one entry per request: 2 bytes a request, without bound).
+BOOST_AUTO_TEST_CASE(free_slots_do_not_pile_up_on_a_kept_alive_connection) {
+    fake_responder fake({.interleave = 4});
+    asio::io_context ctx;
+    for (std::uint16_t in_flight : {1, 8}) {
+        fcgi::connection_options copts;
+        copts.max_in_flight = in_flight;
+        auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(), copts);
+        std::optional<std::error_code> connected;
+        conn->start_connect(fake.unix_endpoint(),
+                            fcgi::detail::connect_handler(
+                                [&](std::error_code ec) { connected = ec; }, ctx.get_executor()));
+        BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+        BOOST_REQUIRE(!*connected);
+        int done = 0, ok = 0;
+        auto start = [&](int i) {
+            conn->start_request(std::make_unique<fcgi::detail::request_op>(
+                fcgi::test::tagged_request(std::to_string(i)),
+                fcgi::detail::request_handler(
+                    [&](std::error_code ec, fcgi::response&&) {
+                        ++done;
+                        ok += !ec;
+                    },
+                    ctx.get_executor()),
+                conn->next_serial()));
+        };
+        constexpr int rounds = 50;
+        for (int r = 0; r < rounds; ++r) {
+            // In_flight requests at once, then the next batch once they completed.
+            for (int i = 0; i < in_flight; ++i)
+                start(r * in_flight + i);
+            BOOST_REQUIRE(run_until(ctx, [&] { return done == (r + 1) * in_flight; }));
+            BOOST_TEST(conn->free_list_size() <= std::size_t(in_flight),
+                       "after " << done << " requests: " << conn->free_list_size());
+        }
+        BOOST_TEST(ok == rounds * in_flight);
+        conn->close(asio::error::operation_aborted);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(prepared_request_sends_what_the_request_sends) {
     fake_responder fake({.interleave = 4});
     asio::io_context ctx;

@@ -122,6 +122,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// When the connection was connected or last gave a request slot back (for idle timeouts).
     std::chrono::steady_clock::time_point idle_since() const noexcept { return idle_since_; }
     connection_stats stats() const noexcept { return stats_; }
+    /// Entries in the list of freed slots (for tests: bounded by the slots, not the requests).
+    std::size_t free_list_size() const noexcept { return free_list_.size(); }
     /// Called after a request completes or the connection closes (for pools).
     void set_event_callback(connection_event_fn fn) { on_event_ = std::move(fn); }
 
