@@ -599,6 +599,9 @@ client_stats client_impl::stats() const {
         for (const auto& pc : p.conns) {
             e.idle += pc->connected && pc->conn->is_idle();
             e.busy += pc->connected && !pc->conn->is_idle();
+            e.unserved += pc->connected && !pc->conn->is_idle() &&
+                          pc->conn->stats().requests_started > 0 &&
+                          pc->conn->stats().bytes_read == 0;
         }
         e.reconnects = p.closed;
         e.failed_by_reason = p.failed_by_reason;

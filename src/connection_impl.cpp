@@ -337,7 +337,14 @@ void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, con
     for (auto& s : slots_) {
         if (!s.op || !s.op->handler || s.op->serial != serial)
             continue;
-        abandon(s, ec, std::string(what) + "; " + describe(s));
+        std::string why = std::string(what) + "; " + describe(s);
+        if (ec == error::request_timeout && (s.written || s.writing) && stats_.bytes_read == 0)
+            // PROTOCOL.md item 2: the case where a connect succeeds and nothing ever answers.
+            why +=
+                "; not one byte has come back since the connection opened: the server may "
+                "never have accepted it (php-fpm keeps a worker per kept-alive connection, "
+                "so connections beyond pm.max_children wait in its listen backlog)";
+        abandon(s, ec, std::move(why));
         return;
     }
 }

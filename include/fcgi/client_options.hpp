@@ -56,10 +56,14 @@ struct client_options {
 
 /// Counters of one endpoint's pool.
 struct endpoint_stats {
-    endpoint where;                                  ///< the endpoint
-    std::size_t open = 0;                            ///< connections open or connecting
-    std::size_t idle = 0;                            ///< open with nothing in flight
-    std::size_t busy = 0;                            ///< open with requests in flight
+    endpoint where;        ///< the endpoint
+    std::size_t open = 0;  ///< connections open or connecting
+    std::size_t idle = 0;  ///< open with nothing in flight
+    std::size_t busy = 0;  ///< open with requests in flight
+    /// Busy connections that have not received a single byte since they opened. php-fpm
+    /// gives each kept-alive connection a worker of its own: connections beyond
+    /// pm.max_children wait in its listen backlog like this, and only a deadline ends them.
+    std::size_t unserved = 0;
     std::size_t in_flight = 0;                       ///< requests handed to connections
     bool down = false;                               ///< refused recently; in backoff
     std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use

@@ -62,8 +62,10 @@ BOOST_FIXTURE_TEST_CASE(closed_loop_counted_requests, fpm_fixture) {
     BOOST_TEST(j["requests"].get<int>() == 300);
     BOOST_TEST(j["ok"].get<int>() == 300);
     BOOST_TEST(j["unanswered"].get<int>() == 0);
+    BOOST_TEST(j["unserved_connections"].get<int>() == 0);
     BOOST_TEST(j["errors"].empty());
     BOOST_TEST(j["status"] == json({{"200", 300}}));
+    BOOST_TEST(r.err.find("never received a byte") == std::string::npos, r.err);
     BOOST_TEST(j["bytes_in"].get<int>() == 300 * 14);  // "Hello, world!\n"
     auto lat = j["latency_ms"];
     BOOST_TEST(lat["p50"].get<double>() > 0);
@@ -108,6 +110,22 @@ BOOST_FIXTURE_TEST_CASE(timeouts_counted_by_name, fpm_fixture) {
     BOOST_TEST(j["unanswered"].get<int>() == 0);
 }
 
+// More connections than workers: php-fpm serves two of the three (a kept-alive connection
+// keeps its worker) and the third waits in the listen backlog until the run ends.
+BOOST_AUTO_TEST_CASE(connections_beyond_the_workers_reported) {
+    php_fpm fpm({.children = 2});
+    auto r = bench({"--connect", fpm.unix_endpoint(), "--duration", "0.5", "--concurrency", "3",
+                    "--timeout", "0", "--json", php_fpm::script("hello.php")});
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 6);
+    auto j = report_of(r);
+    BOOST_TEST(j["unserved_connections"].get<int>() == 1);
+    BOOST_TEST(j["unanswered"].get<int>() == 1);
+    BOOST_TEST(j["ok"].get<int>() > 0);
+    BOOST_TEST(r.err.find("1 of 3 connections never received a byte") != std::string::npos);
+    BOOST_TEST(r.err.find("pm.max_children") != std::string::npos);
+}
+
 BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
     // Two connections leave two of the four workers for the status polls.
     auto r = bench({"--connect", ep, "--duration", "1.2", "--concurrency", "2", "--fpm-status",
@@ -141,8 +159,10 @@ BOOST_AUTO_TEST_CASE(silent_server_unanswered) {
     auto j = report_of(r);
     BOOST_TEST(j["requests"].get<int>() == 2);
     BOOST_TEST(j["unanswered"].get<int>() == 2);
+    BOOST_TEST(j["unserved_connections"].get<int>() == 2);
     BOOST_TEST(j["ok"].get<int>() == 0);
     BOOST_TEST(r.err.find("never answered") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("2 of 2 connections never received a byte") != std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

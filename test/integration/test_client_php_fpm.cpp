@@ -171,6 +171,52 @@ BOOST_AUTO_TEST_CASE(recycling_after_n_requests_and_idle_timeout) {
     BOOST_TEST((std::chrono::steady_clock::now() - start >= 90ms));
 }
 
+// PROTOCOL.md item 2 on the real server: a kept-alive connection keeps php-fpm's only worker,
+// so a second connection is accepted by the kernel and never served. The pool reports it as
+// unserved, and the deadline that ends its request says why.
+BOOST_AUTO_TEST_CASE(connection_beyond_max_children_is_unserved) {
+    php_fpm fpm({.children = 1, .tcp = false});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 2;
+    fcgi::client client(ctx.get_executor(), opts);
+    int done = 0, ok = 0;
+    std::vector<std::pair<std::error_code, std::string>> failures;
+    auto send = [&](std::string query, std::chrono::milliseconds timeout) {
+        fcgi::request req;
+        req.script = php_fpm::script(query.empty() ? "pid.php" : "sleep.php");
+        req.query = std::move(query);
+        req.timeout = timeout;
+        client.async_request(req, [&](std::error_code ec, fcgi::response r) {
+            ++done;
+            if (ec)
+                failures.emplace_back(ec, r.diagnostics);
+            else
+                ++ok;
+        });
+    };
+    auto endpoint = [&] { return client.stats().endpoints.at(0); };
+    send("", 5s);  // the first connection takes the worker and keeps it
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return done == 1; }));
+    BOOST_REQUIRE(ok == 1);
+    BOOST_TEST(endpoint().unserved == 0u);
+    // While the kept-alive connection runs a slow script, the next request opens a second
+    // connection: the kernel accepts it into php-fpm's backlog and nothing ever answers it.
+    send("ms=500", 5s);
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return endpoint().in_flight == 1u; }));
+    send("", 1500ms);
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return endpoint().unserved == 1u; }));
+    BOOST_TEST(endpoint().busy == 2u);
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return done == 3; }));
+    BOOST_TEST(ok == 2);  // the slow script answered on the first connection
+    BOOST_REQUIRE(failures.size() == 1u);
+    BOOST_TEST(failures[0].first == fcgi::error::request_timeout, failures[0].first.message());
+    BOOST_TEST(failures[0].second.find("pm.max_children") != std::string::npos, failures[0].second);
+    BOOST_TEST(endpoint().unserved == 0u);  // the timeout closed it
+    client.cancel();
+}
+
 BOOST_AUTO_TEST_CASE(auto_multiplexing_follows_get_values) {
     // php-fpm reports FCGI_MPXS_CONNS=0: one request per connection.
     php_fpm fpm({.children = 2, .tcp = false});

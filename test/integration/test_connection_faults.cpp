@@ -13,6 +13,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
+#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <future>
@@ -359,11 +360,37 @@ BOOST_AUTO_TEST_CASE(silence_with_request_timeout) {
         BOOST_TEST(elapsed >= 200);  // steady timers never fire early
         BOOST_TEST(elapsed < 2000);  // bounds a hang; not a performance assertion
         BOOST_TEST(names(resp.diagnostics, fake.tcp_endpoint()), resp.diagnostics);
+        // Nothing ever came back: the diagnostics point at the listen backlog.
+        BOOST_TEST(resp.diagnostics.find("not one byte has come back") != std::string::npos,
+                   resp.diagnostics);
         BOOST_TEST(!conn.is_open());  // php-fpm ignores ABORT_REQUEST: closing is the abort
     });
     BOOST_TEST(fake.wait_for(
         [](const fake_snapshot& s) { return s.connections_closed_by_peer >= 1; }, 5s));
     BOOST_TEST(fake.snapshot().requests.size() == 1u);
+}
+
+// The backlog hint is for connections that never heard back, not for a slow second request.
+BOOST_AUTO_TEST_CASE(silence_after_an_answer_gets_no_backlog_hint) {
+    std::atomic<int> seen{0};
+    fake_responder fake({.script_for = [&](const seen_request& r) {
+        return ++seen == 1 ? fcgi::test::echo_script(r) : fcgi::test::script{};
+    }});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.unix_endpoint(), use_awaitable);
+        auto [ec1, r1] =
+            co_await conn.async_request(fcgi::test::tagged_request("first"), as_tuple_awaitable);
+        BOOST_TEST(!ec1, ec1.message());
+        auto req = fcgi::test::tagged_request("silent");
+        req.timeout = 100ms;
+        auto [ec2, r2] = co_await conn.async_request(req, as_tuple_awaitable);
+        BOOST_TEST(ec2 == fcgi::error::request_timeout, ec2.message());
+        BOOST_TEST(r2.diagnostics.find("1 requests completed earlier") != std::string::npos,
+                   r2.diagnostics);
+        BOOST_TEST(r2.diagnostics.find("not one byte") == std::string::npos, r2.diagnostics);
+    });
 }
 
 BOOST_AUTO_TEST_CASE(connection_default_request_timeout) {

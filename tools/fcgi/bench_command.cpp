@@ -61,6 +61,9 @@ struct bench_counts {
     std::uint64_t ok = 0;
     std::uint64_t failed = 0;
     std::uint64_t unanswered = 0;
+    // Connections with a request out and not one byte back when the run ended: beyond
+    // pm.max_children, php-fpm leaves them in its listen backlog.
+    std::size_t unserved_connections = 0;
     std::map<std::string, std::uint64_t, std::less<>> errors;
     std::map<int, std::uint64_t> status;
     std::uint64_t bytes_in = 0;
@@ -237,6 +240,8 @@ class bench_run {
         finished_ = true;
         cpu_end_ = cpu_seconds();
         counts_.unanswered = counted_in_flight_;
+        for (const auto& e : client_.stats().endpoints)
+            counts_.unserved_connections += e.unserved;
         for (auto* t : {&end_timer_, &pace_timer_, &grace_timer_, &progress_timer_, &warmup_timer_})
             t->cancel();
         if (poller_)
@@ -355,6 +360,7 @@ std::string json_report(const bench_flags& f, std::size_t connections, const ben
     for (const auto& [name, n] : c.errors)
         j["errors"][name] = n;
     j["unanswered"] = c.unanswered;
+    j["unserved_connections"] = c.unserved_connections;
     j["duration_s"] = dur;
     j["rps"] = dur > 0 ? double(completed) / dur : 0.0;
     const auto& h = c.latency;
@@ -508,6 +514,13 @@ int run_bench(const bench_flags& f) {
     if (c.unanswered > 0)
         print_error(std::to_string(c.unanswered) +
                     " requests were never answered (still in flight at the end of the run)");
+    if (c.unserved_connections > 0)
+        print_error("warning: " + std::to_string(c.unserved_connections) + " of " +
+                    std::to_string(connections) +
+                    " connections never received a byte: php-fpm keeps a worker per kept-alive "
+                    "connection, so connections beyond pm.max_children wait in its listen "
+                    "backlog; use --connections at most its number of workers (--fpm-status "
+                    "shows it)");
     return c.ok == c.sent ? ok : request_failure;
 }
 
