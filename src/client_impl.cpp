@@ -61,7 +61,7 @@ class client_impl::lazy_now {
 };
 
 client_impl::client_impl(asio::any_io_executor ex, client_options opts)
-    : ex_(ex), opts_(std::move(opts)), retry_timer_(ex), idle_timer_(ex) {
+    : ex_(ex), opts_(std::move(opts)), retry_timer_(ex), idle_timer_(ex), relief_timer_(ex) {
     opts_.max_connections_per_endpoint =
         std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
     opts_.max_requests_per_connection =
@@ -158,6 +158,12 @@ namespace {
 
 bool usable(const connection_impl& c, bool connected, bool fresh) {
     return connected && c.has_free_slot() && (!fresh || c.stats().requests_started == 0);
+}
+
+// A request out and not one byte back since the connection opened: beyond pm.max_children,
+// php-fpm leaves such a connection in its listen backlog (or a script is slow to write).
+bool unserved(const connection_impl& c, bool connected) {
+    return connected && !c.is_idle() && c.stats().requests_started > 0 && c.stats().bytes_read == 0;
 }
 
 }  // namespace
@@ -394,6 +400,9 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         rop->timeout = std::max(left, std::chrono::milliseconds(1));
     }
     bool reused = pc.conn->stats().requests_completed > 0;
+    bool first = pc.first_dispatch == clock::time_point{};
+    if (first)
+        pc.first_dispatch = clock::now();
     auto conn = pc.conn;
     op->conn = conn;
     op->conn_serial = conn->next_serial();
@@ -411,6 +420,8 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         },
         ex_);
     conn->start_request(std::move(rop));
+    if (first)
+        relieve_backlog();  // arms the check for this connection
 }
 
 void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
@@ -464,8 +475,11 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         conn->stats().requests_completed >= opts_.max_requests_per_connection_lifetime)
         conn->close(error::connection_lost);
     pump();
-    if (conn && conn->is_idle())
+    if (conn && conn->is_idle()) {
         watch_idle();
+        if (relief_waiting_)
+            relieve_backlog();  // this idle connection may free a worker for a waiting one
+    }
     // Last, and inline when already on its executor: this runs from a completion of the
     // connection (never inside the initiating call), the pool's state is settled, and a handler
     // that sends the next request does so in the same turn of the event loop, without a trip
@@ -488,6 +502,8 @@ void client_impl::on_connection_event() {
         self->event_posted_ = false;
         self->pump();
         self->watch_idle();  // finds the connections left idle, if any
+        if (self->relief_waiting_)
+            self->relieve_backlog();
     });
 }
 
@@ -503,15 +519,20 @@ void client_impl::watch_idle() {
                 due = std::min(due, pc->conn->idle_since() + opts_.idle_timeout);
     if (due == clock::time_point::max())
         return;
-    idle_armed_ = true;
-    idle_timer_.expires_at(due);
-    idle_timer_.async_wait([w = weak_from_this()](std::error_code ec) {
+    wait_then(idle_timer_, &client_impl::idle_armed_, due, &client_impl::close_idle);
+}
+
+void client_impl::wait_then(asio::steady_timer& timer, bool client_impl::*armed,
+                            clock::time_point at, void (client_impl::*then)()) {
+    this->*armed = true;
+    timer.expires_at(at);
+    timer.async_wait([w = weak_from_this(), armed, then](std::error_code ec) {
         auto self = w.lock();
         if (!self)
             return;
-        self->idle_armed_ = false;
+        (*self).*armed = false;
         if (!ec)
-            self->close_idle();
+            ((*self).*then)();
     });
 }
 
@@ -523,6 +544,43 @@ void client_impl::close_idle() {
                 pc->conn->idle_since() + opts_.idle_timeout <= now)
                 pc->conn->close(asio::error::operation_aborted);
     watch_idle();  // for the connections idle for less than the timeout
+}
+
+void client_impl::relieve_backlog() {
+    // PROTOCOL.md item 2: php-fpm keeps a worker per kept-alive connection, and a connection
+    // beyond pm.max_children waits in its backlog until some worker lets its connection go.
+    // An idle connection of ours holding one is the only one that ever will.
+    relief_waiting_ = false;
+    if (stopped_ || opts_.backlog_relief.count() <= 0)
+        return;
+    auto now = clock::now();
+    auto next = clock::time_point::max();
+    for (auto& p : pools_) {
+        for (auto& pc : p.conns) {
+            if (pc->relieved || !unserved(*pc->conn, pc->connected))
+                continue;
+            auto due = pc->first_dispatch + opts_.backlog_relief;
+            if (due > now) {
+                next = std::min(next, due);
+                continue;
+            }
+            pooled_connection* idle = nullptr;
+            for (auto& other : p.conns)
+                if (other->connected && other->conn->is_idle() &&
+                    (!idle || other->conn->idle_since() < idle->conn->idle_since()))
+                    idle = other.get();
+            if (!idle) {
+                relief_waiting_ = true;  // checked again when a connection goes idle
+                continue;
+            }
+            pc->relieved = true;
+            idle->conn->close(asio::error::operation_aborted);
+        }
+    }
+    // Due times only grow (first dispatch + a constant): an armed timer is never too late.
+    if (next == clock::time_point::max() || relief_armed_)
+        return;
+    wait_then(relief_timer_, &client_impl::relief_armed_, next, &client_impl::relieve_backlog);
 }
 
 void client_impl::cancel(std::uint64_t serial) {
@@ -549,6 +607,7 @@ void client_impl::stop() {
     stopped_ = true;
     retry_timer_.cancel();
     idle_timer_.cancel();
+    relief_timer_.cancel();
     while (!queue_.empty()) {
         auto op = std::move(queue_.front());
         queue_.pop_front();
@@ -574,6 +633,7 @@ void client_impl::check_shutdown_done() {
         return;
     stopped_ = true;
     idle_timer_.cancel();
+    relief_timer_.cancel();
     for (auto& p : pools_) {
         for (auto& pc : p.conns) {
             pc->conn->set_event_callback(nullptr);
@@ -599,9 +659,7 @@ client_stats client_impl::stats() const {
         for (const auto& pc : p.conns) {
             e.idle += pc->connected && pc->conn->is_idle();
             e.busy += pc->connected && !pc->conn->is_idle();
-            e.unserved += pc->connected && !pc->conn->is_idle() &&
-                          pc->conn->stats().requests_started > 0 &&
-                          pc->conn->stats().bytes_read == 0;
+            e.unserved += unserved(*pc->conn, pc->connected);
         }
         e.reconnects = p.closed;
         e.failed_by_reason = p.failed_by_reason;

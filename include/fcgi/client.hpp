@@ -27,7 +27,9 @@ namespace fcgi {
 /// unless `request::idempotent` says otherwise) also when it fails on a reused connection
 /// before any response byte, or is refused with CANT_MPX_CONN or OVERLOADED; nothing else is
 /// retried. Endpoints that refuse connections back off exponentially; when all are down,
-/// queued requests fail with error::no_endpoint naming each endpoint's error.
+/// queued requests fail with error::no_endpoint naming each endpoint's error. A new
+/// connection that gets no byte back for `backlog_relief` may be in php-fpm's listen backlog:
+/// the pool closes one of its idle connections to free a worker for it.
 ///
 /// Thread safety: async_request may be called from any thread; the rest on the executor.
 class client {

@@ -43,6 +43,12 @@ struct client_options {
     /// An idle connection is closed after this long; keep it below php-fpm's
     /// request_terminate_timeout, which also kills idle kept workers. Zero: never.
     std::chrono::milliseconds idle_timeout{20000};
+    /// A connection that has sent a request and received nothing for this long may be waiting
+    /// in php-fpm's listen backlog for a worker that one of this pool's idle kept-alive
+    /// connections holds. The pool then closes its longest-idle connection to that endpoint,
+    /// which frees the worker, once per waiting connection (a slow script that has not
+    /// written yet costs one reconnect). Zero: never; the request then waits for its deadline.
+    std::chrono::milliseconds backlog_relief{1000};
     /// A connection is retired after this many requests (0: never). Set it to php-fpm's
     /// pm.max_requests to recycle in step with the workers.
     std::uint64_t max_requests_per_connection_lifetime = 0;

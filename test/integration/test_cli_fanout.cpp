@@ -267,6 +267,26 @@ BOOST_AUTO_TEST_CASE(clean_file_exits_0_with_summary) {
     BOOST_TEST(has(r.err, " ms, p99 "), r.err);
 }
 
+// More connections than php-fpm workers: the connections beyond them wait in php-fpm's backlog
+// while the others are kept alive. Without the pool's backlog relief their jobs wait until the
+// others have idled out (idle_timeout, 20 s), and the limit below kills the run first; with it
+// every job is answered about a second after the queue drained.
+BOOST_AUTO_TEST_CASE(more_connections_than_workers_still_finishes) {
+    std::string input;
+    for (int id = 0; id < 40; ++id)
+        input += line_of({{"id", id}, {"script", "hello.php"}});
+    temp_file file(input);
+    auto r = fanout({"-c", unix_ep, "--concurrency", "16", "--connections", "6", "--root",
+                     php_fpm::script_dir(), file.path},
+                    {}, 12s);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    auto lines = result_lines(r.out);
+    BOOST_TEST(lines.size() == 40u);
+    for (const auto& j : lines)
+        BOOST_TEST(j["status"] == 200, j.dump());
+    BOOST_TEST(has(r.err, "fanout: 40 jobs, 40 ok, 0 failed\n"), r.err);
+}
+
 BOOST_AUTO_TEST_CASE(body_base64_round_trip) {
     const std::string data = binary_data();
     const std::string encoded = base64_of(data);

@@ -1108,4 +1108,54 @@ BOOST_AUTO_TEST_CASE(idle_timeout_closes_only_the_connection_left_idle) {
         [](const fake_snapshot& s) { return s.connections_closed_by_peer == 2; }, 5s));
 }
 
+// backlog_relief against a server that did accept: a first request on a new connection that
+// stays silent for a while (a slow script) costs the pool one idle connection, once per
+// waiting connection however many idle later.
+BOOST_AUTO_TEST_CASE(backlog_relief_closes_one_idle_connection_per_waiting_one) {
+    for (auto relief : {100ms, 0ms}) {
+        BOOST_TEST_CONTEXT("backlog_relief " << relief.count() << " ms") {
+            asio::io_context ctx;
+            fake_responder fake({.script_for = [](const seen_request& r) {
+                auto s = fcgi::test::echo_script(r);
+                auto id = r.param("X_ID").value_or("");
+                auto d = id == "x"                ? 300ms
+                         : id == "y"              ? 450ms
+                         : id == "z"              ? 600ms
+                         : id.starts_with("slow") ? 1200ms
+                                                  : 0ms;
+                if (d.count() > 0)
+                    s.insert(s.begin(), act::delay(d));
+                return s;
+            }});
+            fcgi::client_options opts;
+            opts.endpoints = {fake.unix_endpoint()};
+            opts.max_connections_per_endpoint = 5;
+            opts.backlog_relief = relief;
+            fcgi::client client(ctx.get_executor(), opts);
+            // Three connections that have answered before.
+            outcomes warm;
+            for (const char* id : {"a", "b", "c"})
+                start(client, fcgi::test::tagged_request(id), warm[id]);
+            BOOST_REQUIRE(run_until(ctx, [&] { return all_done(warm); }));
+            BOOST_REQUIRE(client.stats().endpoints[0].open == 3u);
+            // x, y and z keep those three busy, so slow1 and slow2 open two more, silent past
+            // the relief time. x, y and z then answer one after the other, and each leaves a
+            // connection idle: the first two are closed for slow1 and slow2, the third stays.
+            outcomes o;
+            for (const char* id : {"x", "y", "z", "slow1", "slow2"})
+                start(client, fcgi::test::tagged_request(id), o[id]);
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return all_done(o); }, 10s));
+            for (const auto& [id, out] : o)
+                BOOST_TEST(!out.ec, id << ": " << out.ec.message());
+            auto e = client.stats().endpoints[0];
+            BOOST_TEST(e.connects == 5u);
+            BOOST_TEST(e.reconnects == (relief.count() > 0 ? 2u : 0u));
+            BOOST_TEST(e.open == (relief.count() > 0 ? 3u : 5u));
+            BOOST_TEST(e.completed == 8u);
+            client.cancel();
+        }
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -180,6 +180,7 @@ BOOST_AUTO_TEST_CASE(connection_beyond_max_children_is_unserved) {
     fcgi::client_options opts;
     opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
     opts.max_connections_per_endpoint = 2;
+    opts.backlog_relief = 0ms;  // what happens without it (the next test has it on)
     fcgi::client client(ctx.get_executor(), opts);
     int done = 0, ok = 0;
     std::vector<std::pair<std::error_code, std::string>> failures;
@@ -214,6 +215,46 @@ BOOST_AUTO_TEST_CASE(connection_beyond_max_children_is_unserved) {
     BOOST_TEST(failures[0].first == fcgi::error::request_timeout, failures[0].first.message());
     BOOST_TEST(failures[0].second.find("pm.max_children") != std::string::npos, failures[0].second);
     BOOST_TEST(endpoint().unserved == 0u);  // the timeout closed it
+    client.cancel();
+}
+
+// The same pool with backlog_relief: once the kept-alive connection idles, the pool closes it,
+// php-fpm's only worker moves on to the connection waiting in its backlog, and the request
+// there is answered instead of timing out.
+BOOST_AUTO_TEST_CASE(backlog_relief_frees_the_worker_for_a_waiting_connection) {
+    php_fpm fpm({.children = 1, .tcp = false});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 2;
+    opts.backlog_relief = 200ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    std::vector<std::pair<std::error_code, fcgi::response>> results;
+    auto send = [&](std::string query) {
+        fcgi::request req;
+        req.script = php_fpm::script(query.empty() ? "pid.php" : "sleep.php");
+        req.query = std::move(query);
+        req.timeout = 20s;
+        client.async_request(req, [&](std::error_code ec, fcgi::response r) {
+            results.emplace_back(ec, std::move(r));
+        });
+    };
+    auto endpoint = [&] { return client.stats().endpoints.at(0); };
+    send("");
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return results.size() == 1; }));
+    send("ms=500");
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return endpoint().in_flight == 1u; }));
+    send("");  // on a second connection, in the backlog
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return endpoint().unserved == 1u; }));
+    BOOST_REQUIRE(fcgi::test::run_until(
+        ctx, [&] { return results.size() == 3; }, 30s));
+    for (const auto& [ec, r] : results) {
+        BOOST_TEST(!ec, ec.message() << ": " << r.diagnostics);
+        BOOST_TEST(r.status == 200);
+    }
+    BOOST_TEST(results[2].second.body == results[0].second.body);  // the one worker's pid
+    BOOST_TEST(endpoint().reconnects == 1u);  // the kept-alive one, closed to free the worker
+    BOOST_TEST(endpoint().unserved == 0u);
     client.cancel();
 }
 

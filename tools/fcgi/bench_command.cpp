@@ -466,6 +466,9 @@ int run_bench(const bench_flags& f) {
     fcgi::client_options options;
     options.endpoints.push_back(ep);
     options.max_connections_per_endpoint = connections;
+    // Measure the pool as configured: connections beyond php-fpm's workers are reported as
+    // unserved, not relieved by closing served ones.
+    options.backlog_relief = milliseconds(0);
     if (f.request.timeout > 0) {
         options.connection.request_timeout = milliseconds(
             std::max<long long>(1, std::llround(std::ceil(f.request.timeout * 1000.0))));

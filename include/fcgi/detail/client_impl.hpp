@@ -39,6 +39,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     struct pooled_connection {
         std::shared_ptr<connection_impl> conn;
         bool connected = false;
+        // When its first request was handed to it; a relief was tried for it (backlog_relief).
+        std::chrono::steady_clock::time_point first_dispatch{};
+        bool relieved = false;
     };
     struct endpoint_pool {
         endpoint where;
@@ -76,6 +79,12 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// Arms the idle timer for the connection idle longest, unless armed or none is idle.
     void watch_idle();
     void close_idle();
+    /// Frees a worker for connections waiting in a listen backlog (client_options::backlog_relief).
+    void relieve_backlog();
+    /// Waits on `timer` until `at`, then runs `then` unless the wait was cancelled; `armed`
+    /// holds while the wait is pending.
+    void wait_then(asio::steady_timer& timer, bool client_impl::*armed,
+                   std::chrono::steady_clock::time_point at, void (client_impl::*then)());
     void remove_closed(endpoint_pool& ep);
     void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
     void check_shutdown_done();
@@ -92,6 +101,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     bool retry_armed_ = false;
     asio::steady_timer idle_timer_;  // closes connections idle for client_options::idle_timeout
     bool idle_armed_ = false;
+    asio::steady_timer relief_timer_;  // next backlog_relief check, while a connection waits
+    bool relief_armed_ = false;
+    bool relief_waiting_ = false;  // a connection is due for relief and no connection was idle
     bool event_posted_ = false;
     std::chrono::steady_clock::time_point retry_at_{};
     std::uint64_t completed_ = 0, failed_ = 0, retries_ = 0, rejected_ = 0;
