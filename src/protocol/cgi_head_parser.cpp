@@ -133,6 +133,10 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
         }
         if (iequals(name, "Location"))
             have_location = true;
+        // take_headers() leaves no capacity behind; php-fpm sends two to four headers, so one
+        // allocation instead of growing 1, 2, 4.
+        if (headers_.capacity() == 0)
+            headers_.reserve(4);
         headers_.push_back({std::string(name), std::string(value)});
     }
     if (!have_status && have_location)
