@@ -168,6 +168,15 @@ bool unserved(const connection_impl& c, bool connected) {
 
 }  // namespace
 
+client_impl::pooled_connection* client_impl::longest_idle(endpoint_pool& ep) {
+    pooled_connection* idle = nullptr;
+    for (auto& pc : ep.conns)
+        if (pc->connected && pc->conn->is_idle() &&
+            (!idle || pc->conn->idle_since() < idle->conn->idle_since()))
+            idle = pc.get();
+    return idle;
+}
+
 client_impl::pooled_connection* client_impl::find_usable(endpoint_pool& ep, bool fresh) {
     for (auto& pc : ep.conns)
         if (usable(*pc->conn, pc->connected, fresh))
@@ -564,11 +573,7 @@ void client_impl::relieve_backlog() {
                 next = std::min(next, due);
                 continue;
             }
-            pooled_connection* idle = nullptr;
-            for (auto& other : p.conns)
-                if (other->connected && other->conn->is_idle() &&
-                    (!idle || other->conn->idle_since() < idle->conn->idle_since()))
-                    idle = other.get();
+            pooled_connection* idle = longest_idle(p);
             if (!idle) {
                 relief_waiting_ = true;  // checked again when a connection goes idle
                 continue;

@@ -65,6 +65,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void pump();
     endpoint_pool* pick_endpoint(bool fresh, lazy_now& now);
     pooled_connection* find_usable(endpoint_pool& ep, bool fresh);
+    /// The open connection of `ep` idle the longest, or null when none is idle.
+    static pooled_connection* longest_idle(endpoint_pool& ep);
     pooled_connection* find_idle(endpoint_pool& ep);
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
     void open_connection(endpoint_pool& ep);
