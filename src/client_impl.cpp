@@ -304,7 +304,7 @@ void client_impl::pump() {
         return p.conns.empty() && now.before(p.down_until);
     });
     if (!all_down && !queue_.empty())
-        arm_retry_timer();
+        arm_retry_timer(now);
     if (all_down) {
         std::string why = "no endpoint accepts connections:";
         for (const auto& p : pools_)
@@ -318,15 +318,16 @@ void client_impl::pump() {
     check_shutdown_done();
 }
 
-void client_impl::arm_retry_timer() {
+void client_impl::arm_retry_timer(lazy_now& now) {
     // Requests wait for an endpoint in backoff (OVERLOADED, refused): wake up when the first
-    // backoff ends, since no connection event may come before.
+    // backoff ends, since no connection event may come before. `now` is the instant pump()
+    // judged the endpoints by: a fresh reading could find a backoff over that pump() still saw
+    // running, arm nothing, and leave the queue to wait for an event that never comes.
     auto earliest = clock::time_point::max();
-    auto now = clock::now();
     for (const auto& p : pools_) {
-        if (p.down_until > now)
+        if (now.before(p.down_until))
             earliest = std::min(earliest, p.down_until);
-        if (p.grow_after > now)
+        if (now.before(p.grow_after))
             earliest = std::min(earliest, p.grow_after);
     }
     if (earliest == clock::time_point::max() || (retry_armed_ && retry_at_ <= earliest))

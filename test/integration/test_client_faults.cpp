@@ -123,6 +123,31 @@ struct opener {
     ~opener() { g->open(); }
 };
 
+// A script_for that counts the attempts at each X_ID and ends an attempt with the status
+// `refuse(id, attempt)` gives (attempts count from 1), or echoes it when that is empty.
+template <class Refuse>
+auto refusing_by_attempt(Refuse refuse) {
+    auto attempts = std::make_shared<std::map<std::string, int>>();  // responder thread only
+    return [attempts, refuse](const seen_request& r) -> fcgi::test::script {
+        auto id = r.param("X_ID").value_or("");
+        if (std::optional<protocol_status> s = refuse(id, ++(*attempts)[id]))
+            return {act::end(*s)};
+        return fcgi::test::echo_script(r);
+    };
+}
+
+// A pool of two connections to `where`, one request at a time on each; a refused or
+// overloaded endpoint backs off for `backoff` first.
+fcgi::client_options two_plain_connections(fcgi::endpoint where,
+                                           std::chrono::milliseconds backoff) {
+    fcgi::client_options opts;
+    opts.endpoints = {std::move(where)};
+    opts.max_connections_per_endpoint = 2;
+    opts.mode = fcgi::multiplexing::off;
+    opts.initial_backoff = backoff;
+    return opts;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(client_faults)
@@ -553,23 +578,16 @@ BOOST_AUTO_TEST_CASE(pool_survives_every_fault) {
 // -- 5b. CANT_MPX_CONN and OVERLOADED on idempotent requests: retried once, transparently;
 // OVERLOADED on a POST is the caller's answer. The responder refuses only the first attempt.
 BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
-    auto attempts = std::make_shared<std::map<std::string, int>>();  // responder thread only
-    fake_responder fake({.script_for = [attempts](const seen_request& r) -> fcgi::test::script {
-        auto id = r.param("X_ID").value_or("");
-        int n = ++(*attempts)[id];
-        if (id == "overloaded-post" || (id == "overloaded-get" && n == 1))
-            return {act::end(protocol_status::overloaded)};
-        if (id == "cant-get" && n == 1)
-            return {act::end(protocol_status::cant_mpx_conn)};
-        return fcgi::test::echo_script(r);
-    }});
+    fake_responder fake({.script_for = refusing_by_attempt(
+                             [](const std::string& id, int n) -> std::optional<protocol_status> {
+                                 if (id == "overloaded-post" || (id == "overloaded-get" && n == 1))
+                                     return protocol_status::overloaded;
+                                 if (id == "cant-get" && n == 1)
+                                     return protocol_status::cant_mpx_conn;
+                                 return std::nullopt;
+                             })});
     asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fake.tcp_endpoint()};
-    opts.max_connections_per_endpoint = 2;
-    opts.mode = fcgi::multiplexing::off;
-    opts.initial_backoff = 100ms;
-    fcgi::client client(ctx.get_executor(), opts);
+    fcgi::client client(ctx.get_executor(), two_plain_connections(fake.tcp_endpoint(), 100ms));
 
     // CANT_MPX_CONN: the server did not take the request; it is sent again at once.
     outcomes cant;
@@ -623,6 +641,44 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
     for (const auto& [id, o] : after)
         BOOST_TEST(!o.ec, id << ": " << o.ec.message() << " " << o.resp.diagnostics);
     BOOST_TEST(fake.snapshot().violations.empty());
+    shutdown(ctx, client);
+}
+
+// -- 5b'. Backoffs ending in quick succession: every first attempt is OVERLOADED and the backoff
+// is 1 ms, so the retry timer keeps firing close to the end of a backoff set a moment later. A
+// pump that found the endpoint down and then armed no timer (the clock read twice, the backoff
+// ending in between) strands the queue: nothing else wakes it before the idle timeout.
+BOOST_AUTO_TEST_CASE(overloaded_bursts_never_strand_the_queue) {
+    fake_responder fake({.script_for = refusing_by_attempt(
+                             [](const std::string&, int n) -> std::optional<protocol_status> {
+                                 if (n == 1)
+                                     return protocol_status::overloaded;
+                                 return std::nullopt;
+                             })});
+    asio::io_context ctx;
+    auto opts = two_plain_connections(fake.unix_endpoint(), 1ms);
+    opts.max_backoff = 1ms;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    constexpr int n = 400;
+    outcomes out;
+    for (int i = 0; i < n; ++i)
+        start(client, fcgi::test::tagged_request("o" + std::to_string(i)),
+              out["o" + std::to_string(i)]);
+    bool finished = run_until(
+        ctx, [&] { return all_done(out); }, 20s);
+    // Read after the run: the operands of a Boost.Test message may be evaluated before its
+    // condition.
+    auto st = client.stats();
+    BOOST_REQUIRE_MESSAGE(finished,
+                          "stranded: " << st.queued << " requests still queued, "
+                                       << st.endpoints.at(0).in_flight
+                                       << " in flight, endpoint down: " << st.endpoints.at(0).down);
+    for (const auto& [id, o] : out) {
+        BOOST_TEST(!o.ec, id << ": " << o.ec.message() << " " << o.resp.diagnostics);
+        BOOST_TEST(o.resp.body == fcgi::test::tagged_body(id));
+    }
+    BOOST_TEST(client.stats().retries == std::uint64_t{n});
     shutdown(ctx, client);
 }
 

@@ -71,7 +71,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
     void open_connection(endpoint_pool& ep);
     void start_probe(endpoint_pool& ep);
-    void arm_retry_timer();
+    void arm_retry_timer(lazy_now& now);
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, pooled_connection* pc, std::error_code ec);
