@@ -136,13 +136,13 @@ auto refusing_by_attempt(Refuse refuse) {
     };
 }
 
-// A pool of two connections to `where`, one request at a time on each; a refused or
-// overloaded endpoint backs off for `backoff` first.
-fcgi::client_options two_plain_connections(fcgi::endpoint where,
-                                           std::chrono::milliseconds backoff) {
+// A pool of `connections` to `where`, one request at a time on each; a refused or overloaded
+// endpoint backs off for `backoff` first.
+fcgi::client_options plain_pool(fcgi::endpoint where, std::size_t connections,
+                                std::chrono::milliseconds backoff) {
     fcgi::client_options opts;
     opts.endpoints = {std::move(where)};
-    opts.max_connections_per_endpoint = 2;
+    opts.max_connections_per_endpoint = connections;
     opts.mode = fcgi::multiplexing::off;
     opts.initial_backoff = backoff;
     return opts;
@@ -587,7 +587,7 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
                                  return std::nullopt;
                              })});
     asio::io_context ctx;
-    fcgi::client client(ctx.get_executor(), two_plain_connections(fake.tcp_endpoint(), 100ms));
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.tcp_endpoint(), 2, 100ms));
 
     // CANT_MPX_CONN: the server did not take the request; it is sent again at once.
     outcomes cant;
@@ -656,7 +656,7 @@ BOOST_AUTO_TEST_CASE(overloaded_bursts_never_strand_the_queue) {
                                  return std::nullopt;
                              })});
     asio::io_context ctx;
-    auto opts = two_plain_connections(fake.unix_endpoint(), 1ms);
+    auto opts = plain_pool(fake.unix_endpoint(), 2, 1ms);
     opts.max_backoff = 1ms;
     fcgi::client client(ctx.get_executor(), opts);
 
@@ -764,18 +764,14 @@ BOOST_AUTO_TEST_CASE(pool_stops_multiplexing_after_refused_posts) {
 // -- 5e. OVERLOADED for a POST: not retried, but the endpoint backs off all the same (the
 // server said it is out of resources, whatever the method of the request it refused).
 BOOST_AUTO_TEST_CASE(overloaded_post_backs_the_endpoint_off) {
-    fake_responder fake({.script_for = [](const seen_request& r) -> fcgi::test::script {
-        if (r.param("X_ID") == "overloaded-post")
-            return {act::end(protocol_status::overloaded)};
-        return fcgi::test::echo_script(r);
-    }});
+    fake_responder fake({.script_for = refusing_by_attempt(
+                             [](const std::string& id, int) -> std::optional<protocol_status> {
+                                 if (id == "overloaded-post")
+                                     return protocol_status::overloaded;
+                                 return std::nullopt;
+                             })});
     asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fake.unix_endpoint()};
-    opts.max_connections_per_endpoint = 1;
-    opts.mode = fcgi::multiplexing::off;
-    opts.initial_backoff = 300ms;
-    fcgi::client client(ctx.get_executor(), opts);
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 300ms));
 
     outcome post, next;
     steady::time_point failed_at;
