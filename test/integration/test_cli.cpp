@@ -292,6 +292,8 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
              {"--param", "NO_EQUALS_SIGN"},
              {"--param", "=value"},
              {"--timeout", "-1"},
+             {"--timeout", "nan"},
+             {"--timeout", "1e300"},
              {"--data", "@/nonexistent/file"},
              {"--no-such-flag"},
          }) {

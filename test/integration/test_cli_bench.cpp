@@ -3,6 +3,7 @@
 // requests and the php-fpm status poller.
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -146,6 +147,51 @@ BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {
     BOOST_TEST(r.exit_code == 2);
     r = bench({php_fpm::script("hello.php")});
     BOOST_TEST(r.exit_code == 2);
+    // CLI11's own range checks let NaN through (an open loop at NaN req/s ran as a closed
+    // loop) and described a refusal with the whole range of a double.
+    for (const auto& bad : std::vector<std::vector<std::string>>{{"--rate", "nan"},
+                                                                 {"--rate", "0"},
+                                                                 {"--timeout", "nan"},
+                                                                 {"--timeout", "1e300"},
+                                                                 {"--duration", "inf"},
+                                                                 {"--warmup", "-1"}}) {
+        std::vector<std::string> args{"--connect", ep, "--requests", "2"};
+        args.insert(args.end(), bad.begin(), bad.end());
+        args.push_back(php_fpm::script("hello.php"));
+        r = bench(args);
+        BOOST_TEST_CONTEXT(bad.front() << " " << bad.back()) {
+            BOOST_TEST(r.exit_code == 2);
+            BOOST_TEST(r.out.empty());
+            BOOST_TEST(r.err.starts_with("fcgi: " + bad.front() + ": "), r.err);
+            BOOST_TEST(r.err.size() < 120u, r.err);
+        }
+    }
+}
+
+// No server: the run stops at the pool's first "no endpoint" instead of failing millions of
+// sends for the whole --duration, says why, exits 3 as `fcgi request` does, and counts no
+// instant failure as throughput.
+BOOST_AUTO_TEST_CASE(unreachable_server_stops_the_run) {
+    const std::string nowhere =
+        "unix:" + (std::filesystem::temp_directory_path() / "fcgi-bench-no-such.sock").string();
+    auto r = bench({"--connect", nowhere, "--duration", "3", "--concurrency", "4", "--json",
+                    php_fpm::script("hello.php")});
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 3);
+    auto j = report_of(r);
+    BOOST_TEST(j["requests"].get<int>() <= 4);
+    BOOST_TEST(j["ok"].get<int>() == 0);
+    BOOST_TEST(j["rps"].get<double>() == 0.0);
+    BOOST_TEST(j["errors"]["no_endpoint"].get<int>() == j["requests"].get<int>());
+    const std::string why = j["error_messages"]["no_endpoint"].get<std::string>();
+    BOOST_TEST(why.find("No such file or directory") != std::string::npos, why);
+    BOOST_TEST(r.err.starts_with("fcgi: " + nowhere + ": cannot connect"), r.err);
+
+    // The human report says so too, and shows no latency made of zeros.
+    r = bench({"--connect", nowhere, "--duration", "3", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 3);
+    BOOST_TEST(r.out.find("first no_endpoint: ") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("latency:     none (no responses)") != std::string::npos, r.out);
 }
 
 // A server that never answers: every request in flight at the end is reported, none dropped.

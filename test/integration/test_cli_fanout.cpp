@@ -424,6 +424,7 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
              {"--connect", unix_ep, "/nonexistent/jobs"},   // unreadable FILE
              {"--connect", unix_ep, "--concurrency", "0"},  // out of range
              {"--connect", unix_ep, "--timeout", "-1"},     // not positive
+             {"--connect", unix_ep, "--timeout", "nan"},    // not a number
          }) {
         auto r = fanout(args, job);
         BOOST_TEST_CONTEXT(r.err) {

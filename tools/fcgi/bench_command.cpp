@@ -20,6 +20,7 @@
 #include "exit_codes.hpp"
 #include "fcgi/client.hpp"
 #include "fcgi/endpoint.hpp"
+#include "fcgi/error.hpp"
 #include "fpm_status.hpp"
 #include "latency_histogram.hpp"
 #include "output.hpp"
@@ -65,6 +66,9 @@ struct bench_counts {
     // pm.max_children, php-fpm leaves them in its listen backlog.
     std::size_t unserved_connections = 0;
     std::map<std::string, std::uint64_t, std::less<>> errors;
+    // The first failure of each name, in words: a run where every request fails should say
+    // why ("cannot connect: No such file or directory"), not only how often.
+    std::map<std::string, std::string, std::less<>> first_error;
     std::map<int, std::uint64_t> status;
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
@@ -130,6 +134,8 @@ class bench_run {
         return std::max(0.0, duration<double>(last - measure_start_).count());
     }
     double cpu_s() const noexcept { return cpu_end_ - cpu_start_; }
+    /// True when the run stopped because no connection could be made before any response.
+    bool unreachable() const noexcept { return unreachable_; }
 
   private:
     bool limit_reached() const noexcept {
@@ -194,18 +200,29 @@ class bench_run {
             return;  // abandoned by finish(): already counted as unanswered
         --in_flight_;
         auto now = clock_type::now();
+        if (!ec)
+            answered_ = true;
         if (counted) {
             --counted_in_flight_;
             last_completion_ = now;
             if (ec) {
                 ++counts_.failed;
-                ++counts_.errors[std::string(error_name(ec))];
+                auto [it, first] = counts_.errors.try_emplace(std::string(error_name(ec)), 0);
+                ++it->second;
+                if (first)
+                    counts_.first_error[it->first] = error_text(ec, r.diagnostics);
             } else {
                 ++counts_.ok;
                 ++counts_.status[r.status];
                 counts_.bytes_in += r.body.size() + r.stderr_text.size();
                 counts_.latency.record(duration_cast<microseconds>(now - intended));
             }
+        }
+        // The pool gave up connecting before the server ever answered: every further send
+        // would fail at once, so the closed loop would spin on failures until the end.
+        if (ec == fcgi::error::no_endpoint && !answered_) {
+            unreachable_ = true;
+            stop_sending();
         }
         if (stopping_) {
             if (counted_in_flight_ == 0)
@@ -266,7 +283,7 @@ class bench_run {
                                std::to_string(counts_.failed) + " failed, " +
                                std::to_string(in_flight_) + " in flight";
             if (measured > 0)
-                line += ", " + fixed(double(counts_.ok + counts_.failed) / measured, 1) + " req/s";
+                line += ", " + fixed(double(counts_.ok) / measured, 1) + " req/s";
             else
                 line += " (warming up)";
             write_stderr(line + "\033[K");
@@ -289,6 +306,8 @@ class bench_run {
     std::uint64_t counted_in_flight_ = 0;
     bool stopping_ = false;
     bool finished_ = false;
+    bool answered_ = false;     // any response so far, warmup included
+    bool unreachable_ = false;  // see on_complete()
     double cpu_start_ = 0, cpu_end_ = 0;
     bench_counts counts_;
 };
@@ -313,17 +332,24 @@ std::string human_report(const bench_flags& f, std::size_t connections, const be
         for (const auto& [name, n] : c.errors)
             o << " " << name << " " << n;
         o << "\n";
+        for (const auto& [name, text] : c.first_error)
+            o << "first " << name << ": " << text << "\n";
     }
-    o << "throughput:  " << fixed(dur > 0 ? double(completed) / dur : 0, 1) << " req/s over "
+    // Responses only: a failure that comes back at once is not throughput.
+    o << "throughput:  " << fixed(dur > 0 ? double(c.ok) / dur : 0, 1) << " req/s over "
       << fixed(dur, 3) << " s\n";
     const auto& h = c.latency;
-    o << "latency:     p50 " << fixed(ms(h.percentile(50)), 3) << " ms, p90 "
-      << fixed(ms(h.percentile(90)), 3) << " ms, p99 " << fixed(ms(h.percentile(99)), 3)
-      << " ms, p99.9 " << fixed(ms(h.percentile(99.9)), 3) << " ms, max " << fixed(ms(h.max()), 3)
-      << " ms";
-    if (f.rate > 0)
-        o << " (from the intended send time)";
-    o << "\n";
+    if (h.count() == 0) {
+        o << "latency:     none (no responses)\n";
+    } else {
+        o << "latency:     p50 " << fixed(ms(h.percentile(50)), 3) << " ms, p90 "
+          << fixed(ms(h.percentile(90)), 3) << " ms, p99 " << fixed(ms(h.percentile(99)), 3)
+          << " ms, p99.9 " << fixed(ms(h.percentile(99.9)), 3) << " ms, max "
+          << fixed(ms(h.max()), 3) << " ms";
+        if (f.rate > 0)
+            o << " (from the intended send time)";
+        o << "\n";
+    }
     o << "status:     ";
     if (c.status.empty())
         o << " none";
@@ -359,10 +385,13 @@ std::string json_report(const bench_flags& f, std::size_t connections, const ben
     j["errors"] = nlohmann::ordered_json::object();
     for (const auto& [name, n] : c.errors)
         j["errors"][name] = n;
+    j["error_messages"] = nlohmann::ordered_json::object();
+    for (const auto& [name, text] : c.first_error)
+        j["error_messages"][name] = text;
     j["unanswered"] = c.unanswered;
     j["unserved_connections"] = c.unserved_connections;
     j["duration_s"] = dur;
-    j["rps"] = dur > 0 ? double(completed) / dur : 0.0;
+    j["rps"] = dur > 0 ? double(c.ok) / dur : 0.0;  // responses only, as in the human report
     const auto& h = c.latency;
     j["latency_ms"] = {{"p50", ms(h.percentile(50))}, {"p90", ms(h.percentile(90))},
                        {"p99", ms(h.percentile(99))}, {"p999", ms(h.percentile(99.9))},
@@ -396,8 +425,10 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
         "sent on a fixed schedule, latency measured from each one's intended send time.\n"
         "Requests still out when the run ends get a grace of --timeout (or 2 s), then count as\n"
         "never answered. Latency covers responses (any status); failures are counted by name.\n"
-        "Exit: 0 when every counted request got a response (any status), 6 when any failed or\n"
-        "was never answered, 2 on usage errors.\n");
+        "Throughput counts responses (any status), not failures. A run stops early when no\n"
+        "connection can be made before the first response.\n"
+        "Exit: 0 when every counted request got a response (any status), 3 when the server\n"
+        "could not be reached, 6 when any failed or was never answered, 2 on usage errors.\n");
     cmd.add_option("-c,--connect", r.connect,
                    "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
                    "(default: $FCGI_CONNECT)")
@@ -414,23 +445,25 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
                    "DOCUMENT_ROOT; a relative SCRIPT is resolved against it "
                    "(default: the current directory)");
     cmd.add_option("-t,--timeout", r.timeout,
-                   "Deadline of each request in SECONDS, queueing included (default 0: none)")
-        ->check(CLI::NonNegativeNumber);
+                   "Deadline of each request in SECONDS, queueing included (default 0: none)");
+    check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds");
     cmd.add_option("-n,--concurrency", f.concurrency, "Requests in flight (default 4)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
     cmd.add_option("-N,--requests", f.requests, "Stop after this many counted requests")
         ->check(CLI::Range(std::uint64_t{1}, max_requests));
-    cmd.add_option("-D,--duration", f.duration,
-                   "Run for SECONDS after the warmup (default 10, or until --requests)")
-        ->check(CLI::Range(0.001, max_seconds));
+    check_number(
+        *cmd.add_option("-D,--duration", f.duration,
+                        "Run for SECONDS after the warmup (default 10, or until --requests)"),
+        0.001, max_seconds, "seconds");
     cmd.add_option("--connections", f.connections,
                    "Connections to the server (default: --concurrency); keep it <= php-fpm's "
                    "pm.max_children")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
-    cmd.add_option("--warmup", f.warmup, "SECONDS of load before counting starts (default 0)")
-        ->check(CLI::Range(0.0, max_seconds));
-    cmd.add_option("--rate", f.rate, "Open loop: send REQ/S at a constant pace")
-        ->check(CLI::Range(0.001, 1e7));
+    check_number(
+        *cmd.add_option("--warmup", f.warmup, "SECONDS of load before counting starts (default 0)"),
+        0, max_seconds, "seconds");
+    check_number(*cmd.add_option("--rate", f.rate, "Open loop: send REQ/S at a constant pace"),
+                 0.001, 1e7, "requests per second");
     cmd.add_flag("--json", f.json, "Print the report as one JSON object");
     cmd.add_option("--fpm-status", f.fpm_status,
                    "php-fpm's pm.status_path (e.g. /status): poll it every 500 ms and report "
@@ -513,6 +546,12 @@ int run_bench(const bench_flags& f) {
     if (!write_stdout(report)) {
         print_error("cannot write the report to stdout");
         return request_failure;
+    }
+    if (run.unreachable()) {
+        auto first = c.first_error.find(error_name(fcgi::error::no_endpoint));
+        print_error(f.request.connect + ": cannot connect; stopped before any response" +
+                    (first != c.first_error.end() ? ": " + first->second : std::string()));
+        return connect_failure;
     }
     if (c.unanswered > 0)
         print_error(std::to_string(c.unanswered) +

@@ -18,6 +18,7 @@
 #include "fcgi/fanout.hpp"
 #include "json_output.hpp"
 #include "output.hpp"
+#include "request_options.hpp"
 
 namespace fcgi_cli {
 namespace {
@@ -78,8 +79,8 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
     cmd.add_option("-t,--timeout", f.timeout,
                    "Default deadline of each request in SECONDS (fractional), queueing and "
-                   "connecting included; a job's \"timeout\" overrides it (default: none)")
-        ->check(CLI::PositiveNumber);
+                   "connecting included; a job's \"timeout\" overrides it (default: none)");
+    check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds", true);
     cmd.add_option("-r,--root", f.root,
                    "DOCUMENT_ROOT; relative scripts are resolved against it "
                    "(default: the current directory)");

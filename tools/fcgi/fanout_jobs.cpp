@@ -45,7 +45,7 @@ std::chrono::milliseconds timeout_field(const ordered_json& j) {
         reject(std::string("\"timeout\" must be a number of seconds, not ") + j.type_name());
     double s = j.get<double>();
     // The upper bound keeps the conversion to milliseconds from overflowing.
-    if (!std::isfinite(s) || s < 0 || s > 1e9)
+    if (!std::isfinite(s) || s < 0 || s > max_timeout_seconds)
         reject("\"timeout\" must be between 0 and 1e9 seconds");
     if (s == 0)
         return std::chrono::milliseconds(0);

@@ -2,6 +2,7 @@
 
 #include "base64.hpp"
 #include "error_names.hpp"
+#include "output.hpp"
 
 namespace fcgi_cli {
 namespace {
@@ -94,10 +95,7 @@ std::string result_line(const ordered_json& id, const fcgi::fanout_result& r) {
     }
     j["duration_ms"] = static_cast<double>(r.duration.count()) / 1000.0;
     if (r.ec) {
-        std::string message = r.ec.message();
-        if (!r.resp.diagnostics.empty())
-            message += " (" + r.resp.diagnostics + ")";
-        j["error"] = error_object(error_name(r.ec), std::move(message));
+        j["error"] = error_object(error_name(r.ec), error_text(r.ec, r.resp.diagnostics));
     } else {
         j["error"] = nullptr;
     }

@@ -37,18 +37,23 @@ void print_error(std::string_view message) {
     write_stderr(line);
 }
 
+std::string error_text(std::error_code ec, std::string_view diagnostics) {
+    std::string s = ec.message();
+    if (!diagnostics.empty()) {
+        s += " (";
+        s += diagnostics;
+        s += ")";
+    }
+    return s;
+}
+
 std::string describe_failure(std::string_view where, std::string_view what, std::error_code ec,
                              std::string_view diagnostics) {
     std::string s(where);
     s += ": ";
     s += what;
     s += ": ";
-    s += ec.message();
-    if (!diagnostics.empty()) {
-        s += " (";
-        s += diagnostics;
-        s += ")";
-    }
+    s += error_text(ec, diagnostics);
     return s;
 }
 

@@ -19,6 +19,9 @@ void write_stderr(std::string_view bytes);
 /// line per failure.
 void print_error(std::string_view message);
 
+/// "<ec message>" plus " (<diagnostics>)" when given: a failure in words.
+std::string error_text(std::error_code ec, std::string_view diagnostics);
+
 /// "<where>: <what>: <ec message>" plus " (<diagnostics>)" when given: names the endpoint
 /// first, so every failure line says where it happened.
 std::string describe_failure(std::string_view where, std::string_view what, std::error_code ec,

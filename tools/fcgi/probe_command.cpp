@@ -10,6 +10,7 @@
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
 #include "output.hpp"
+#include "request_options.hpp"
 
 namespace fcgi_cli {
 
@@ -18,8 +19,9 @@ void add_probe_flags(CLI::App& cmd, probe_flags& f) {
                    "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
                    "(default: $FCGI_CONNECT)")
         ->envname("FCGI_CONNECT");
-    cmd.add_option("-t,--timeout", f.timeout, "Give up after SECONDS (fractional; default 5)")
-        ->check(CLI::PositiveNumber);
+    check_number(
+        *cmd.add_option("-t,--timeout", f.timeout, "Give up after SECONDS (fractional; default 5)"),
+        0, max_timeout_seconds, "seconds", true);
 }
 
 int run_probe(const probe_flags& flags) {

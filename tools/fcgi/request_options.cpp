@@ -3,6 +3,8 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +21,13 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
         s.remove_suffix(1);
     return s;
+}
+
+// 0.001 as "0.001", 1e9 as "1000000000".
+std::string format_number(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.15g", s);
+    return buf;
 }
 
 bool read_stream(std::FILE* f, std::string& out) {
@@ -84,6 +93,24 @@ bool absolute_path(const fs::path& p, fs::path& out, std::string& why) {
 
 }  // namespace
 
+void check_number(CLI::Option& option, double lo, double hi, std::string unit, bool above_lo) {
+    option.check(CLI::Validator(
+        [lo, hi, above_lo, unit](std::string& value) -> std::string {
+            double s = 0;
+            const char* end = value.data() + value.size();
+            auto [ptr, ec] = std::from_chars(value.data(), end, s);
+            if (ec != std::errc{} || ptr != end || !std::isfinite(s))
+                return "'" + value + "' is not a number of " + unit;
+            if (above_lo ? s <= lo : s < lo)
+                return std::string("must be ") + (above_lo ? "more than " : "at least ") +
+                       format_number(lo) + " " + unit;
+            if (s > hi)
+                return "must be at most " + format_number(hi) + " " + unit;
+            return {};
+        },
+        ""));
+}
+
 void add_request_flags(CLI::App& cmd, request_flags& f) {
     cmd.add_option("-c,--connect", f.connect,
                    "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
@@ -103,8 +130,8 @@ void add_request_flags(CLI::App& cmd, request_flags& f) {
                    "(default: the current directory)");
     cmd.add_flag("-i,--include", f.include, "Print the status line and headers before the body");
     cmd.add_option("-t,--timeout", f.timeout,
-                   "Give up after SECONDS (fractional), connecting included (default: none)")
-        ->check(CLI::PositiveNumber);
+                   "Give up after SECONDS (fractional), connecting included (default: none)");
+    check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds", true);
     cmd.add_flag("-f,--fail", f.fail, "Exit 22 and print no body when the status is 400 or more");
     cmd.add_option("script", f.target, "SCRIPT[?QUERY]: the script to run")->required();
 }

@@ -9,7 +9,8 @@
 
 namespace CLI {
 class App;
-}
+class Option;
+}  // namespace CLI
 
 namespace fcgi_cli {
 
@@ -30,6 +31,16 @@ struct request_flags {
     /// (fcgi request; bench and fanout send a body many times and keep it in memory).
     bool stream_data_file = false;
 };
+
+/// The largest SECONDS any flag or job takes (about 31 years): far enough for "no limit", near
+/// enough that a deadline computed from it cannot overflow a clock.
+inline constexpr double max_timeout_seconds = 1e9;
+
+/// Makes `option` refuse what is not a finite number in [lo, hi] (or equal to `lo` when
+/// `above_lo`) in one short sentence naming `unit` ("seconds"); CLI11's own range check
+/// accepts NaN and prints the whole range of a double.
+void check_number(CLI::Option& option, double lo, double hi, std::string unit,
+                  bool above_lo = false);
 
 /// Declares the flags of `fcgi request` on `cmd`, storing into `flags`.
 void add_request_flags(CLI::App& cmd, request_flags& flags);
