@@ -1,6 +1,8 @@
 // `fcgi bench`, run as a child process against a private php-fpm and a silent fake server:
 // the JSON report's counts, latency order, open-loop pacing, timeouts, never-answered
 // requests and the php-fpm status poller.
+#include <signal.h>
+
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <filesystem>
@@ -192,6 +194,32 @@ BOOST_AUTO_TEST_CASE(unreachable_server_stops_the_run) {
     BOOST_TEST(r.exit_code == 3);
     BOOST_TEST(r.out.find("first no_endpoint: ") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("latency:     none (no responses)") != std::string::npos, r.out);
+}
+
+// Ctrl-C ends a long run early with the report of what ran, as wrk does, not with nothing.
+BOOST_AUTO_TEST_CASE(interrupt_reports_the_run_so_far) {
+    fcgi::test::fake_responder fake;
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"bench",      "--connect", fake.tcp_endpoint().to_string(),
+                 "--duration", "60",        "--concurrency",
+                 "2",          "--json",    php_fpm::script("hello.php")};
+    spec.limit = 30s;
+    bool signalled = false;
+    spec.started = [&](int pid) {
+        signalled = fake.wait_for([](const auto& s) { return s.requests.size() >= 50; }, 20s) &&
+                    ::kill(pid, SIGINT) == 0;
+    };
+    auto r = fcgi::test::run_child(spec);
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_REQUIRE(signalled);
+    BOOST_TEST(r.exit_code == 0);
+    auto j = report_of(r);
+    BOOST_TEST(j["interrupted"].get<bool>());
+    BOOST_TEST(j["requests"].get<int>() >= 50);
+    BOOST_TEST(j["ok"].get<int>() == j["requests"].get<int>());
+    BOOST_TEST(j["unanswered"].get<int>() == 0);
+    BOOST_TEST(r.err.find("interrupted") != std::string::npos, r.err);
 }
 
 // A server that never answers: every request in flight at the end is reported, none dropped.

@@ -93,6 +93,8 @@ run_result run_child(const run_spec& spec) {
         throw_errno(e, "pidfd_open");
     }
 
+    if (spec.started)
+        spec.started(pid);
     set_nonblocking(in[0]);
     set_nonblocking(out[0]);
     set_nonblocking(err[0]);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct run_spec {
     std::vector<std::string> env;    ///< extra NAME=VALUE entries
     std::string cwd;                 ///< empty = ours
     std::chrono::seconds limit{30};  ///< the child is killed after this
+    /// Called with the child's PID once it runs, before its output is read (so it must not wait
+    /// for output): e.g. to signal it once a server has seen its requests.
+    std::function<void(int pid)> started;
 };
 
 /// Runs `spec` to completion and collects its output. The child inherits our environment

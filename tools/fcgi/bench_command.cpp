@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cmath>
@@ -73,6 +74,7 @@ struct bench_counts {
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
     latency_histogram latency;  // responses only: a failure's time says nothing of the server
+    bool interrupted = false;   // SIGINT or SIGTERM ended the run before its end
 };
 
 // One benchmark on one single-threaded io_context. Every handler captures `this`: the run
@@ -90,7 +92,8 @@ class bench_run {
           pace_timer_(ctx),
           grace_timer_(ctx),
           progress_timer_(ctx),
-          warmup_timer_(ctx) {
+          warmup_timer_(ctx),
+          signals_(ctx, SIGINT, SIGTERM) {
         const double timeout = f.request.timeout;
         // Requests still out after this grace are counted as never answered.
         grace_ = timeout > 0 ? seconds_to(timeout) + milliseconds(100) : seconds(2);
@@ -120,6 +123,7 @@ class bench_run {
             poller_->start(milliseconds(500));
         if (progress_)
             schedule_progress();
+        wait_for_signal();
         if (flags_.rate > 0) {
             interval_ = 1.0 / flags_.rate;
             pace();
@@ -233,6 +237,22 @@ class bench_run {
             launch(now);
     }
 
+    // Ctrl-C ends the run as its end time would, so the report still comes (wrk does the
+    // same); a second one stops waiting for the requests still out.
+    void wait_for_signal() {
+        signals_.async_wait([this](std::error_code ec, int) {
+            if (ec || finished_)
+                return;
+            counts_.interrupted = true;
+            if (stopping_) {
+                finish();
+                return;
+            }
+            stop_sending();
+            wait_for_signal();
+        });
+    }
+
     void stop_sending() {
         if (stopping_)
             return;
@@ -261,6 +281,8 @@ class bench_run {
             counts_.unserved_connections += e.unserved;
         for (auto* t : {&end_timer_, &pace_timer_, &grace_timer_, &progress_timer_, &warmup_timer_})
             t->cancel();
+        std::error_code ignored;
+        signals_.cancel(ignored);
         if (poller_)
             poller_->stop();
         if (progress_)
@@ -297,6 +319,7 @@ class bench_run {
     fcgi::prepared_request req_;
     fpm_status_poller* poller_;
     asio::steady_timer end_timer_, pace_timer_, grace_timer_, progress_timer_, warmup_timer_;
+    asio::signal_set signals_;
     clock_type::duration grace_{};
     bool progress_ = false;
     clock_type::time_point start_, measure_start_, end_, stop_time_, last_completion_;
@@ -389,6 +412,7 @@ std::string json_report(const bench_flags& f, std::size_t connections, const ben
     for (const auto& [name, text] : c.first_error)
         j["error_messages"][name] = text;
     j["unanswered"] = c.unanswered;
+    j["interrupted"] = c.interrupted;
     j["unserved_connections"] = c.unserved_connections;
     j["duration_s"] = dur;
     j["rps"] = dur > 0 ? double(c.ok) / dur : 0.0;  // responses only, as in the human report
@@ -426,7 +450,8 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
         "Requests still out when the run ends get a grace of --timeout (or 2 s), then count as\n"
         "never answered. Latency covers responses (any status); failures are counted by name.\n"
         "Throughput counts responses (any status), not failures. A run stops early when no\n"
-        "connection can be made before the first response.\n"
+        "connection can be made before the first response. Ctrl-C ends the run early and\n"
+        "still reports it; a second Ctrl-C stops waiting for the requests out.\n"
         "Exit: 0 when every counted request got a response (any status), 3 when the server\n"
         "could not be reached, 6 when any failed or was never answered, 2 on usage errors.\n");
     cmd.add_option("-c,--connect", r.connect,
@@ -553,6 +578,8 @@ int run_bench(const bench_flags& f) {
                     (first != c.first_error.end() ? ": " + first->second : std::string()));
         return connect_failure;
     }
+    if (c.interrupted)
+        print_error("interrupted: the report covers the run until then");
     if (c.unanswered > 0)
         print_error(std::to_string(c.unanswered) +
                     " requests were never answered (still in flight at the end of the run)");
