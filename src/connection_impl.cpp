@@ -734,7 +734,9 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             st.end_response = std::move(r);
             draining = st.sink_busy || !st.sink_pending.empty();
             if (!draining)
-                finish_stream(s);
+                // Released below like any other request: finish_stream() would also hand the
+                // slot to a waiting request at once, which that release would drop unanswered.
+                complete_stream(s);
         } else {
             complete(s, ec, std::move(r));
         }
@@ -919,6 +921,14 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
 }
 
 void connection_impl::finish_stream(slot& s) {
+    complete_stream(s);
+    release(s);
+    if (state_ == connection_state::open)
+        pump_waiting();
+    notify();
+}
+
+void connection_impl::complete_stream(slot& s) {
     auto& st = *s.op->stream;
     response r = std::move(st.end_response);
     std::error_code ec;
@@ -929,10 +939,6 @@ void connection_impl::finish_stream(slot& s) {
         r.diagnostics = why + "; " + describe(s);
     }
     complete(s, ec, std::move(r));
-    release(s);
-    if (state_ == connection_state::open)
-        pump_waiting();
-    notify();
 }
 
 bool connection_impl::sink_buffer_full() const noexcept {

@@ -1107,4 +1107,41 @@ BOOST_AUTO_TEST_CASE(empty_prepared_request_is_invalid_and_sends_nothing) {
     BOOST_TEST(fake.snapshot().requests.size() == 1u);
 }
 
+// A streamed response whose sink has taken everything before END_REQUEST arrives completes
+// inside the END_REQUEST handling; the request queued behind it takes the freed slot there and
+// must not be released with it (its handler was dropped unrun and its answer was read as a
+// record for a request not in flight).
+BOOST_AUTO_TEST_CASE(request_queued_behind_a_drained_stream_completes) {
+    fake_responder fake({.script_for = special_for(
+                             "streamed", {act::stdout_(std::string(fcgi::test::echo_head) + "abc"),
+                                          act::delay(100ms), act::end()})});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected, first, second;
+    std::string sunk, second_body;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    auto streamed = fcgi::test::tagged_request("streamed");
+    streamed.stdout_sink =
+        fcgi::body_sink::consumer([&](std::string_view chunk, fcgi::sink_write_handler done) {
+            sunk.append(chunk);
+            done({});
+        });
+    conn.async_request(std::move(streamed),
+                       [&](std::error_code ec, fcgi::response) { first = ec; });
+    conn.async_request(fcgi::test::tagged_request("second"),
+                       [&](std::error_code ec, fcgi::response r) {
+                           second = ec;
+                           second_body = r.body;
+                       });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return first && second; }, 5s));
+    BOOST_TEST(!*first, first->message());
+    BOOST_TEST(sunk == "abc");
+    BOOST_TEST(!*second, second->message());
+    BOOST_TEST(second_body == fcgi::test::tagged_body("second"));
+    BOOST_TEST(conn.is_open());
+    BOOST_TEST(conn.outstanding() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
