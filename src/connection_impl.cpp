@@ -301,8 +301,18 @@ void connection_impl::flush_deferred() {
     if (deferred_.empty())
         return;
     flushing_.swap(deferred_);
-    for (auto& d : flushing_)
-        d.handler.dispatch(d.ec, std::move(d.resp));
+    std::size_t i = 0;
+    try {
+        for (; i < flushing_.size(); ++i)
+            flushing_[i].handler.dispatch(flushing_[i].ec, std::move(flushing_[i].resp));
+    } catch (...) {
+        // A handler threw out of run(), which may be called again: the rest still run, later,
+        // and no consumed handler stays behind to be dispatched twice.
+        for (++i; i < flushing_.size(); ++i)
+            flushing_[i].handler.post(flushing_[i].ec, std::move(flushing_[i].resp));
+        flushing_.clear();
+        throw;
+    }
     flushing_.clear();
 }
 

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <future>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -1142,6 +1143,39 @@ BOOST_AUTO_TEST_CASE(request_queued_behind_a_drained_stream_completes) {
     BOOST_TEST(second_body == fcgi::test::tagged_body("second"));
     BOOST_TEST(conn.is_open());
     BOOST_TEST(conn.outstanding() == 0u);
+}
+
+// Asio lets a handler's exception out of run() and run() be called again. A completion that
+// throws must leave the connection's own bookkeeping intact: later completions run once each
+// (a consumed handler was kept and dispatched again, a null dereference).
+BOOST_AUTO_TEST_CASE(a_completion_handler_that_throws_leaves_the_connection_usable) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    conn.async_request(fcgi::test::tagged_request("throws"), [](std::error_code, fcgi::response) {
+        throw std::runtime_error("handler failed");
+    });
+    BOOST_CHECK_THROW(run_until(
+                          ctx, [] { return false; }, 5s),
+                      std::runtime_error);
+    for (int i = 0; i < 3; ++i) {
+        std::string id = "after-" + std::to_string(i);
+        int calls = 0;
+        std::string body;
+        conn.async_request(fcgi::test::tagged_request(id),
+                           [&](std::error_code ec, fcgi::response r) {
+                               ++calls;
+                               body = ec ? ec.message() : r.body;
+                           });
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return calls > 0; }, 5s));
+        BOOST_TEST(calls == 1);
+        BOOST_TEST(body == fcgi::test::tagged_body(id));
+    }
+    BOOST_TEST(conn.is_open());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
