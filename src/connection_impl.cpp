@@ -713,7 +713,9 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
     if (end.status == proto::protocol_status::cant_mpx_conn)
         max_in_flight_ = 1;  // the server cannot multiplex: one request at a time from now on
     // A body not sent in full when the server ended the request leaves records the server will
-    // read as the next request's: that stream cannot be reused unless it multiplexes.
+    // read as the next request's: that stream cannot be reused unless it multiplexes. A server
+    // that refused to (CANT_MPX_CONN, max_in_flight_ dropped to 1) still tells requests apart by
+    // ID, so closing would only fail the request it is serving.
     bool body_unsent =
         s.writing || s.queued ||
         (s.op && s.op->stream && (s.op->stream->upload_left > 0 || s.op->stream->source_busy));
@@ -761,7 +763,7 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         });
     };
     if (((input_left || !decoder_.at_record_boundary()) && !others()) ||
-        (body_unsent && max_in_flight_ == 1)) {
+        (body_unsent && slots_.size() == 1)) {
         close(error::connection_lost);
         return;
     }

@@ -1178,4 +1178,43 @@ BOOST_AUTO_TEST_CASE(a_completion_handler_that_throws_leaves_the_connection_usab
     BOOST_TEST(conn.is_open());
 }
 
+// CANT_MPX_CONN for a request whose body is still being produced: a server that refuses by ID
+// tells records apart by ID, so the rest of that body cannot be mistaken for the live request's.
+// The live request must get its answer, not connection_lost ("server closed the connection").
+BOOST_AUTO_TEST_CASE(cant_mpx_conn_while_a_body_is_unsent_keeps_the_live_request) {
+    fake_responder fake(fcgi::test::one_live_request_options());
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected, live, refused;
+    std::string live_body;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    conn.async_request(fcgi::test::tagged_request("live"),
+                       [&](std::error_code ec, fcgi::response r) {
+                           live = ec;
+                           live_body = ec ? r.diagnostics : r.body;
+                       });
+    // The second request's source holds its first chunk: its body is unsent when refused.
+    std::vector<fcgi::source_read_handler> held;
+    auto streamed = fcgi::test::tagged_request("refused");
+    streamed.stdin_source =
+        fcgi::body_source::producer(10, [&](asio::mutable_buffer, fcgi::source_read_handler done) {
+            held.push_back(std::move(done));
+        });
+    conn.async_request(std::move(streamed),
+                       [&](std::error_code ec, fcgi::response) { refused = ec; });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return live && refused; }, 5s));
+    BOOST_TEST(*refused == fcgi::server_error::cant_mpx_conn, refused->message());
+    BOOST_TEST(!*live, live->message() << ": " << live_body);
+    BOOST_TEST(live_body == fcgi::test::tagged_body("live"));
+    for (auto& h : held)
+        h(std::make_error_code(std::errc::operation_canceled), 0);
+    held.clear();
+    BOOST_TEST(conn.is_open());
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
