@@ -830,6 +830,7 @@ void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, 
             drop_op_if_unused(s);
             free_list_.push_back(index);
             pump_waiting();
+            notify();  // the slot was busy when its release was announced
         }
         return;
     }
@@ -915,6 +916,7 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
             drop_op_if_unused(s);
             free_list_.push_back(index);
             pump_waiting();
+            notify();  // the slot was busy when its release was announced
         }
         resume_reading();
         return;

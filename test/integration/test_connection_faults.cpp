@@ -1217,4 +1217,105 @@ BOOST_AUTO_TEST_CASE(cant_mpx_conn_while_a_body_is_unsent_keeps_the_live_request
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 
+// A request cancelled after END_REQUEST while its sink still holds a chunk frees its slot only
+// when the sink lets go. The pool learns of free slots through the event callback alone, so it
+// must be told then too (it was not: a pool's waiters sat until something else happened).
+BOOST_AUTO_TEST_CASE(slot_freed_by_a_late_sink_is_announced) {
+    fake_responder fake(
+        {.script_for = special_for(
+             "streamed", {act::stdout_(std::string(fcgi::test::echo_head) + "abc"), act::end()})});
+    asio::io_context ctx;
+    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
+                                                                fcgi::connection_options{});
+    bool announced_free = false;
+    conn->set_event_callback([&] { announced_free = announced_free || conn->has_free_slot(); });
+    std::optional<std::error_code> connected, result;
+    conn->start_connect(fake.tcp_endpoint(),
+                        fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
+                                                      ctx.get_executor()));
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+    std::vector<fcgi::sink_write_handler> held;
+    auto req = fcgi::test::tagged_request("streamed");
+    req.stdout_sink = fcgi::body_sink::consumer(
+        [&](std::string_view, fcgi::sink_write_handler done) { held.push_back(std::move(done)); });
+    auto serial = conn->next_serial();
+    conn->start_request(std::make_unique<fcgi::detail::request_op>(
+        std::move(req),
+        fcgi::detail::request_handler([&](std::error_code ec, fcgi::response&&) { result = ec; },
+                                      ctx.get_executor()),
+        serial));
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return held.size() == 1u && conn->stats().requests_completed == 1u; }, 5s));
+    conn->cancel(serial);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return result.has_value(); }, 5s));
+    BOOST_TEST(*result == asio::error::operation_aborted, result->message());
+    BOOST_TEST(conn->is_idle());
+    BOOST_TEST(!conn->has_free_slot());  // the sink still views the op's buffer
+    announced_free = false;
+    held.front()({});
+    held.clear();
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return conn->has_free_slot(); }, 5s));
+    BOOST_TEST(announced_free);
+    conn->close(asio::error::operation_aborted);
+}
+
+// The same for a multiplexed request aborted while its source is reading: the server's
+// END_REQUEST frees its ID, the source's return frees its buffer, and only then the slot.
+BOOST_AUTO_TEST_CASE(slot_freed_by_a_late_source_is_announced) {
+    fake_responder fake({.script_for = special_for("never", {})});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(), copts);
+    bool announced_free = false;
+    conn->set_event_callback([&] { announced_free = announced_free || conn->has_free_slot(); });
+    std::optional<std::error_code> connected, result;
+    conn->start_connect(fake.tcp_endpoint(),
+                        fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
+                                                      ctx.get_executor()));
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+    auto start = [&](fcgi::request req, std::optional<std::error_code>* out) {
+        auto serial = conn->next_serial();
+        conn->start_request(std::make_unique<fcgi::detail::request_op>(
+            std::move(req),
+            fcgi::detail::request_handler(
+                [out](std::error_code ec, fcgi::response&&) {
+                    if (out)
+                        *out = ec;
+                },
+                ctx.get_executor()),
+            serial));
+        return serial;
+    };
+    start(fcgi::test::tagged_request("never"), nullptr);  // keeps the other ID taken
+    std::vector<fcgi::source_read_handler> held;
+    auto req = fcgi::test::tagged_request("upload");
+    req.stdin_source =
+        fcgi::body_source::producer(10, [&](asio::mutable_buffer, fcgi::source_read_handler done) {
+            held.push_back(std::move(done));
+        });
+    auto serial = start(std::move(req), &result);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return held.size() == 1u; }, 5s));
+    conn->cancel(serial);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return result.has_value(); }, 5s));
+    BOOST_TEST(*result == asio::error::operation_aborted, result->message());
+    // The server ends the aborted request: its ID is free, its buffer still lent out.
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return conn->stats().requests_completed == 1u; }, 5s));
+    BOOST_TEST(!conn->has_free_slot());
+    announced_free = false;
+    held.front()({}, 0);
+    held.clear();
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return conn->has_free_slot(); }, 5s));
+    BOOST_TEST(announced_free);
+    conn->close(asio::error::operation_aborted);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
