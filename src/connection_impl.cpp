@@ -734,7 +734,11 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             // The stream ended before the blank line: the head is all there is.
             s.op->stream->head_delivered = true;
             std::string why;
-            if (sink->on_head(r, why)) {
+            auto keep = s.op->req.stdout_sink;  // closing from on_head drops the op and the sink
+            bool failed = bool(sink->on_head(r, why));
+            if (!s.op || !s.op->handler)
+                return;  // the sink closed the connection, which completed the request
+            if (failed) {
                 ec = error::sink_failed;
                 r.diagnostics = why + "; " + describe(s);
             }
@@ -869,7 +873,12 @@ std::error_code connection_impl::on_streamed_stdout(slot& s, std::string_view by
         return piece.ec;
     if (piece.head_complete) {
         st.head_delivered = true;
-        if (s.op->req.stdout_sink.get()->on_head(s.assembler.head(), why))
+        // A copy: closing the connection from on_head drops the op, which owns the sink.
+        auto sink = s.op->req.stdout_sink;
+        bool failed = bool(sink.get()->on_head(s.assembler.head(), why));
+        if (!s.op || !s.op->handler)
+            return {};  // the sink closed the connection: the op and `st` may be gone
+        if (failed)
             return error::sink_failed;
     }
     st.sink_pending.append(piece.body);

@@ -1318,4 +1318,48 @@ BOOST_AUTO_TEST_CASE(slot_freed_by_a_late_source_is_announced) {
     conn->close(asio::error::operation_aborted);
 }
 
+// A sink's on_head runs while the connection is reading; closing the connection from it (the
+// head says the body is not wanted) must not leave the read loop using the freed request. The
+// head comes with STDOUT, or with END_REQUEST when the output has no blank line; on_head reports
+// success or an error after closing.
+BOOST_AUTO_TEST_CASE(closing_the_connection_from_a_sinks_on_head) {
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        std::string out = r.param("X_ID") == "with-body"
+                              ? std::string(fcgi::test::echo_head) + "abc"
+                              : "Content-Type: text/plain\r\n";
+        return fcgi::test::script{act::stdout_(out), act::end()};
+    }});
+    for (auto [id, fail] : {std::pair<std::string, bool>{"with-body", false},
+                            {"with-body", true},
+                            {"head-only", false},
+                            {"head-only", true}}) {
+        asio::io_context ctx;
+        fcgi::connection conn(ctx.get_executor());
+        std::optional<std::error_code> connected, result;
+        conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+        BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+        auto req = fcgi::test::tagged_request(id);
+        std::string sunk;
+        int heads = 0;
+        req.stdout_sink = fcgi::body_sink::consumer(
+            [&](std::string_view chunk, fcgi::sink_write_handler done) {
+                sunk.append(chunk);
+                done({});
+            },
+            [&](const fcgi::response&) {
+                ++heads;
+                conn.close();
+                return fail ? std::make_error_code(std::errc::invalid_argument) : std::error_code();
+            });
+        conn.async_request(std::move(req),
+                           [&](std::error_code ec, fcgi::response) { result = ec; });
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return result.has_value(); }, 5s));
+        BOOST_TEST(heads == 1, id);
+        BOOST_TEST(*result == asio::error::operation_aborted, id << ": " << result->message());
+        BOOST_TEST(sunk.empty(), id);
+        BOOST_TEST(!conn.is_open(), id);
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
