@@ -966,7 +966,8 @@ void connection_impl::complete_stream(slot& s) {
 
 bool connection_impl::sink_buffer_full() const noexcept {
     for (const auto& s : slots_)
-        if (s.op && s.op->stream && s.op->handler &&
+        // An empty buffer is never full, or a limit of 0 would stop reading for good.
+        if (s.op && s.op->stream && s.op->handler && !s.op->stream->sink_pending.empty() &&
             s.op->stream->sink_pending.size() >= opts_.sink_buffer_size)
             return true;
     return false;

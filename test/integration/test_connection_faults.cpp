@@ -1362,4 +1362,28 @@ BOOST_AUTO_TEST_CASE(closing_the_connection_from_a_sinks_on_head) {
     }
 }
 
+// sink_buffer_size 0 ("buffer nothing for a busy sink") must not stop reading for good: with it
+// every streamed request counted as a full buffer, even an empty one, and never completed.
+BOOST_AUTO_TEST_CASE(zero_sink_buffer_size_still_streams) {
+    // END_REQUEST in a read of its own, after the sink took the body.
+    fake_responder fake({.script_for = special_for(
+                             "zero", {act::stdout_(std::string(fcgi::test::echo_head) + "abc"),
+                                      act::delay(50ms), act::end()})});
+    fcgi::connection_options copts;
+    copts.sink_buffer_size = 0;
+    copts.request_timeout = 5s;
+    auto req = fcgi::test::tagged_request("zero");
+    std::string sunk;
+    req.stdout_sink =
+        fcgi::body_sink::consumer([&](std::string_view chunk, fcgi::sink_write_handler done) {
+            sunk.append(chunk);
+            done({});
+        });
+    bool open = false;
+    auto [ec, resp] = one_request(fake.tcp_endpoint(), std::move(req), copts, &open);
+    BOOST_TEST(!ec, ec.message() << ": " << resp.diagnostics);
+    BOOST_TEST(sunk == "abc");
+    BOOST_TEST(open);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
