@@ -103,6 +103,35 @@ T get_within(std::future<T>& f, std::chrono::seconds limit = 10s) {
     return f.get();
 }
 
+// A connection_impl connected to `ep`, for tests of what a pool sees of it.
+std::shared_ptr<fcgi::detail::connection_impl> connected_impl(asio::io_context& ctx,
+                                                              const fcgi::endpoint& ep,
+                                                              fcgi::connection_options copts = {}) {
+    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected;
+    conn->start_connect(ep, fcgi::detail::connect_handler(
+                                [&](std::error_code ec) { connected = ec; }, ctx.get_executor()));
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+    return conn;
+}
+
+// Starts `req` on `conn`, its outcome going to `*out` when that is set; returns its serial.
+std::uint64_t start_op(asio::io_context& ctx, fcgi::detail::connection_impl& conn,
+                       fcgi::request req, std::optional<std::error_code>* out) {
+    auto serial = conn.next_serial();
+    conn.start_request(
+        std::make_unique<fcgi::detail::request_op>(std::move(req),
+                                                   fcgi::detail::request_handler(
+                                                       [out](std::error_code ec, fcgi::response&&) {
+                                                           if (out)
+                                                               *out = ec;
+                                                       },
+                                                       ctx.get_executor()),
+                                                   serial));
+    return serial;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(connection_faults)
@@ -1225,26 +1254,15 @@ BOOST_AUTO_TEST_CASE(slot_freed_by_a_late_sink_is_announced) {
         {.script_for = special_for(
              "streamed", {act::stdout_(std::string(fcgi::test::echo_head) + "abc"), act::end()})});
     asio::io_context ctx;
-    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(),
-                                                                fcgi::connection_options{});
+    auto conn = connected_impl(ctx, fake.tcp_endpoint());
     bool announced_free = false;
     conn->set_event_callback([&] { announced_free = announced_free || conn->has_free_slot(); });
-    std::optional<std::error_code> connected, result;
-    conn->start_connect(fake.tcp_endpoint(),
-                        fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
-                                                      ctx.get_executor()));
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
-    BOOST_REQUIRE(!*connected);
+    std::optional<std::error_code> result;
     std::vector<fcgi::sink_write_handler> held;
     auto req = fcgi::test::tagged_request("streamed");
     req.stdout_sink = fcgi::body_sink::consumer(
         [&](std::string_view, fcgi::sink_write_handler done) { held.push_back(std::move(done)); });
-    auto serial = conn->next_serial();
-    conn->start_request(std::make_unique<fcgi::detail::request_op>(
-        std::move(req),
-        fcgi::detail::request_handler([&](std::error_code ec, fcgi::response&&) { result = ec; },
-                                      ctx.get_executor()),
-        serial));
+    auto serial = start_op(ctx, *conn, std::move(req), &result);
     BOOST_REQUIRE(run_until(
         ctx, [&] { return held.size() == 1u && conn->stats().requests_completed == 1u; }, 5s));
     conn->cancel(serial);
@@ -1269,36 +1287,18 @@ BOOST_AUTO_TEST_CASE(slot_freed_by_a_late_source_is_announced) {
     asio::io_context ctx;
     fcgi::connection_options copts;
     copts.max_in_flight = 2;
-    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(), copts);
+    auto conn = connected_impl(ctx, fake.tcp_endpoint(), copts);
     bool announced_free = false;
     conn->set_event_callback([&] { announced_free = announced_free || conn->has_free_slot(); });
-    std::optional<std::error_code> connected, result;
-    conn->start_connect(fake.tcp_endpoint(),
-                        fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
-                                                      ctx.get_executor()));
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
-    BOOST_REQUIRE(!*connected);
-    auto start = [&](fcgi::request req, std::optional<std::error_code>* out) {
-        auto serial = conn->next_serial();
-        conn->start_request(std::make_unique<fcgi::detail::request_op>(
-            std::move(req),
-            fcgi::detail::request_handler(
-                [out](std::error_code ec, fcgi::response&&) {
-                    if (out)
-                        *out = ec;
-                },
-                ctx.get_executor()),
-            serial));
-        return serial;
-    };
-    start(fcgi::test::tagged_request("never"), nullptr);  // keeps the other ID taken
+    std::optional<std::error_code> result;
+    start_op(ctx, *conn, fcgi::test::tagged_request("never"), nullptr);  // keeps the other ID taken
     std::vector<fcgi::source_read_handler> held;
     auto req = fcgi::test::tagged_request("upload");
     req.stdin_source =
         fcgi::body_source::producer(10, [&](asio::mutable_buffer, fcgi::source_read_handler done) {
             held.push_back(std::move(done));
         });
-    auto serial = start(std::move(req), &result);
+    auto serial = start_op(ctx, *conn, std::move(req), &result);
     BOOST_REQUIRE(run_until(
         ctx, [&] { return held.size() == 1u; }, 5s));
     conn->cancel(serial);
