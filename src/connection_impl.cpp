@@ -301,8 +301,18 @@ void connection_impl::flush_deferred() {
     if (deferred_.empty())
         return;
     flushing_.swap(deferred_);
-    for (auto& d : flushing_)
-        d.handler.dispatch(d.ec, std::move(d.resp));
+    std::size_t i = 0;
+    try {
+        for (; i < flushing_.size(); ++i)
+            flushing_[i].handler.dispatch(flushing_[i].ec, std::move(flushing_[i].resp));
+    } catch (...) {
+        // A handler threw out of run(), which may be called again: the rest still run, later,
+        // and no consumed handler stays behind to be dispatched twice.
+        for (++i; i < flushing_.size(); ++i)
+            flushing_[i].handler.post(flushing_[i].ec, std::move(flushing_[i].resp));
+        flushing_.clear();
+        throw;
+    }
     flushing_.clear();
 }
 
@@ -703,7 +713,9 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
     if (end.status == proto::protocol_status::cant_mpx_conn)
         max_in_flight_ = 1;  // the server cannot multiplex: one request at a time from now on
     // A body not sent in full when the server ended the request leaves records the server will
-    // read as the next request's: that stream cannot be reused unless it multiplexes.
+    // read as the next request's: that stream cannot be reused unless it multiplexes. A server
+    // that refused to (CANT_MPX_CONN, max_in_flight_ dropped to 1) still tells requests apart by
+    // ID, so closing would only fail the request it is serving.
     bool body_unsent =
         s.writing || s.queued ||
         (s.op && s.op->stream && (s.op->stream->upload_left > 0 || s.op->stream->source_busy));
@@ -722,7 +734,11 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             // The stream ended before the blank line: the head is all there is.
             s.op->stream->head_delivered = true;
             std::string why;
-            if (sink->on_head(r, why)) {
+            auto keep = s.op->req.stdout_sink;  // closing from on_head drops the op and the sink
+            bool failed = bool(sink->on_head(r, why));
+            if (!s.op || !s.op->handler)
+                return;  // the sink closed the connection, which completed the request
+            if (failed) {
                 ec = error::sink_failed;
                 r.diagnostics = why + "; " + describe(s);
             }
@@ -734,7 +750,9 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             st.end_response = std::move(r);
             draining = st.sink_busy || !st.sink_pending.empty();
             if (!draining)
-                finish_stream(s);
+                // Released below like any other request: finish_stream() would also hand the
+                // slot to a waiting request at once, which that release would drop unanswered.
+                complete_stream(s);
         } else {
             complete(s, ec, std::move(r));
         }
@@ -749,7 +767,7 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         });
     };
     if (((input_left || !decoder_.at_record_boundary()) && !others()) ||
-        (body_unsent && max_in_flight_ == 1)) {
+        (body_unsent && slots_.size() == 1)) {
         close(error::connection_lost);
         return;
     }
@@ -816,6 +834,7 @@ void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, 
             drop_op_if_unused(s);
             free_list_.push_back(index);
             pump_waiting();
+            notify();  // the slot was busy when its release was announced
         }
         return;
     }
@@ -854,7 +873,12 @@ std::error_code connection_impl::on_streamed_stdout(slot& s, std::string_view by
         return piece.ec;
     if (piece.head_complete) {
         st.head_delivered = true;
-        if (s.op->req.stdout_sink.get()->on_head(s.assembler.head(), why))
+        // A copy: closing the connection from on_head drops the op, which owns the sink.
+        auto sink = s.op->req.stdout_sink;
+        bool failed = bool(sink.get()->on_head(s.assembler.head(), why));
+        if (!s.op || !s.op->handler)
+            return {};  // the sink closed the connection: the op and `st` may be gone
+        if (failed)
             return error::sink_failed;
     }
     st.sink_pending.append(piece.body);
@@ -901,6 +925,7 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
             drop_op_if_unused(s);
             free_list_.push_back(index);
             pump_waiting();
+            notify();  // the slot was busy when its release was announced
         }
         resume_reading();
         return;
@@ -919,6 +944,14 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
 }
 
 void connection_impl::finish_stream(slot& s) {
+    complete_stream(s);
+    release(s);
+    if (state_ == connection_state::open)
+        pump_waiting();
+    notify();
+}
+
+void connection_impl::complete_stream(slot& s) {
     auto& st = *s.op->stream;
     response r = std::move(st.end_response);
     std::error_code ec;
@@ -929,15 +962,12 @@ void connection_impl::finish_stream(slot& s) {
         r.diagnostics = why + "; " + describe(s);
     }
     complete(s, ec, std::move(r));
-    release(s);
-    if (state_ == connection_state::open)
-        pump_waiting();
-    notify();
 }
 
 bool connection_impl::sink_buffer_full() const noexcept {
     for (const auto& s : slots_)
-        if (s.op && s.op->stream && s.op->handler &&
+        // An empty buffer is never full, or a limit of 0 would stop reading for good.
+        if (s.op && s.op->stream && s.op->handler && !s.op->stream->sink_pending.empty() &&
             s.op->stream->sink_pending.size() >= opts_.sink_buffer_size)
             return true;
     return false;

@@ -40,7 +40,8 @@ class connection {
     explicit connection(executor_type ex, const connection_options& options = {})
         : impl_(std::make_shared<detail::connection_impl>(std::move(ex), options)) {}
 
-    /// Closes the connection: pending requests complete with asio::error::operation_aborted.
+    /// Closes the connection: requests in flight complete with asio::error::operation_aborted,
+    /// requests still queued (never sent) with error::not_connected.
     ~connection() {
         if (impl_)
             impl_->close(asio::error::operation_aborted);
@@ -108,7 +109,8 @@ class connection {
             initiate_request{}, token, impl_, std::move(req));
     }
 
-    /// Closes the socket; requests in flight complete with asio::error::operation_aborted.
+    /// Closes the socket; requests in flight complete with asio::error::operation_aborted,
+    /// requests still queued (never sent) with error::not_connected.
     void close() { impl_->close(asio::error::operation_aborted); }
 
     /// True once connected and until closed by either side.

@@ -33,7 +33,7 @@ struct connection_options {
     std::size_t source_chunk_size = 256u << 10;
     /// STDOUT buffered for a request whose sink is busy (1 MiB). When a request's buffer is full
     /// the connection stops reading until its sink catches up (on a multiplexed connection this
-    /// holds up the other requests too).
+    /// holds up the other requests too). 0: reading stops whenever a sink is behind at all.
     std::size_t sink_buffer_size = 1u << 20;
 };
 

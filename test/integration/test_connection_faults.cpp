@@ -18,6 +18,7 @@
 #include <chrono>
 #include <future>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -100,6 +101,35 @@ T get_within(std::future<T>& f, std::chrono::seconds limit = 10s) {
     BOOST_REQUIRE_MESSAGE(f.wait_for(limit) == std::future_status::ready,
                           "future not ready in time");
     return f.get();
+}
+
+// A connection_impl connected to `ep`, for tests of what a pool sees of it.
+std::shared_ptr<fcgi::detail::connection_impl> connected_impl(asio::io_context& ctx,
+                                                              const fcgi::endpoint& ep,
+                                                              fcgi::connection_options copts = {}) {
+    auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected;
+    conn->start_connect(ep, fcgi::detail::connect_handler(
+                                [&](std::error_code ec) { connected = ec; }, ctx.get_executor()));
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+    return conn;
+}
+
+// Starts `req` on `conn`, its outcome going to `*out` when that is set; returns its serial.
+std::uint64_t start_op(asio::io_context& ctx, fcgi::detail::connection_impl& conn,
+                       fcgi::request req, std::optional<std::error_code>* out) {
+    auto serial = conn.next_serial();
+    conn.start_request(
+        std::make_unique<fcgi::detail::request_op>(std::move(req),
+                                                   fcgi::detail::request_handler(
+                                                       [out](std::error_code ec, fcgi::response&&) {
+                                                           if (out)
+                                                               *out = ec;
+                                                       },
+                                                       ctx.get_executor()),
+                                                   serial));
+    return serial;
 }
 
 }  // namespace
@@ -1105,6 +1135,255 @@ BOOST_AUTO_TEST_CASE(empty_prepared_request_is_invalid_and_sends_nothing) {
     BOOST_TEST(!after.first, after.first.message());  // the connection goes on
     BOOST_TEST(after.second.body == fcgi::test::tagged_body("next"));
     BOOST_TEST(fake.snapshot().requests.size() == 1u);
+}
+
+// A streamed response whose sink has taken everything before END_REQUEST arrives completes
+// inside the END_REQUEST handling; the request queued behind it takes the freed slot there and
+// must not be released with it (its handler was dropped unrun and its answer was read as a
+// record for a request not in flight).
+BOOST_AUTO_TEST_CASE(request_queued_behind_a_drained_stream_completes) {
+    fake_responder fake({.script_for = special_for(
+                             "streamed", {act::stdout_(std::string(fcgi::test::echo_head) + "abc"),
+                                          act::delay(100ms), act::end()})});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected, first, second;
+    std::string sunk, second_body;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    auto streamed = fcgi::test::tagged_request("streamed");
+    streamed.stdout_sink =
+        fcgi::body_sink::consumer([&](std::string_view chunk, fcgi::sink_write_handler done) {
+            sunk.append(chunk);
+            done({});
+        });
+    conn.async_request(std::move(streamed),
+                       [&](std::error_code ec, fcgi::response) { first = ec; });
+    conn.async_request(fcgi::test::tagged_request("second"),
+                       [&](std::error_code ec, fcgi::response r) {
+                           second = ec;
+                           second_body = r.body;
+                       });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return first && second; }, 5s));
+    BOOST_TEST(!*first, first->message());
+    BOOST_TEST(sunk == "abc");
+    BOOST_TEST(!*second, second->message());
+    BOOST_TEST(second_body == fcgi::test::tagged_body("second"));
+    BOOST_TEST(conn.is_open());
+    BOOST_TEST(conn.outstanding() == 0u);
+}
+
+// Asio lets a handler's exception out of run() and run() be called again. A completion that
+// throws must leave the connection's own bookkeeping intact: later completions run once each
+// (a consumed handler was kept and dispatched again, a null dereference).
+BOOST_AUTO_TEST_CASE(a_completion_handler_that_throws_leaves_the_connection_usable) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    conn.async_request(fcgi::test::tagged_request("throws"), [](std::error_code, fcgi::response) {
+        throw std::runtime_error("handler failed");
+    });
+    BOOST_CHECK_THROW(run_until(
+                          ctx, [] { return false; }, 5s),
+                      std::runtime_error);
+    for (int i = 0; i < 3; ++i) {
+        std::string id = "after-" + std::to_string(i);
+        int calls = 0;
+        std::string body;
+        conn.async_request(fcgi::test::tagged_request(id),
+                           [&](std::error_code ec, fcgi::response r) {
+                               ++calls;
+                               body = ec ? ec.message() : r.body;
+                           });
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return calls > 0; }, 5s));
+        BOOST_TEST(calls == 1);
+        BOOST_TEST(body == fcgi::test::tagged_body(id));
+    }
+    BOOST_TEST(conn.is_open());
+}
+
+// CANT_MPX_CONN for a request whose body is still being produced: a server that refuses by ID
+// tells records apart by ID, so the rest of that body cannot be mistaken for the live request's.
+// The live request must get its answer, not connection_lost ("server closed the connection").
+BOOST_AUTO_TEST_CASE(cant_mpx_conn_while_a_body_is_unsent_keeps_the_live_request) {
+    fake_responder fake(fcgi::test::one_live_request_options());
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected, live, refused;
+    std::string live_body;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    conn.async_request(fcgi::test::tagged_request("live"),
+                       [&](std::error_code ec, fcgi::response r) {
+                           live = ec;
+                           live_body = ec ? r.diagnostics : r.body;
+                       });
+    // The second request's source holds its first chunk: its body is unsent when refused.
+    std::vector<fcgi::source_read_handler> held;
+    auto streamed = fcgi::test::tagged_request("refused");
+    streamed.stdin_source =
+        fcgi::body_source::producer(10, [&](asio::mutable_buffer, fcgi::source_read_handler done) {
+            held.push_back(std::move(done));
+        });
+    conn.async_request(std::move(streamed),
+                       [&](std::error_code ec, fcgi::response) { refused = ec; });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return live && refused; }, 5s));
+    BOOST_TEST(*refused == fcgi::server_error::cant_mpx_conn, refused->message());
+    BOOST_TEST(!*live, live->message() << ": " << live_body);
+    BOOST_TEST(live_body == fcgi::test::tagged_body("live"));
+    for (auto& h : held)
+        h(std::make_error_code(std::errc::operation_canceled), 0);
+    held.clear();
+    BOOST_TEST(conn.is_open());
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+// A request cancelled after END_REQUEST while its sink still holds a chunk frees its slot only
+// when the sink lets go. The pool learns of free slots through the event callback alone, so it
+// must be told then too (it was not: a pool's waiters sat until something else happened).
+BOOST_AUTO_TEST_CASE(slot_freed_by_a_late_sink_is_announced) {
+    fake_responder fake(
+        {.script_for = special_for(
+             "streamed", {act::stdout_(std::string(fcgi::test::echo_head) + "abc"), act::end()})});
+    asio::io_context ctx;
+    auto conn = connected_impl(ctx, fake.tcp_endpoint());
+    bool announced_free = false;
+    conn->set_event_callback([&] { announced_free = announced_free || conn->has_free_slot(); });
+    std::optional<std::error_code> result;
+    std::vector<fcgi::sink_write_handler> held;
+    auto req = fcgi::test::tagged_request("streamed");
+    req.stdout_sink = fcgi::body_sink::consumer(
+        [&](std::string_view, fcgi::sink_write_handler done) { held.push_back(std::move(done)); });
+    auto serial = start_op(ctx, *conn, std::move(req), &result);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return held.size() == 1u && conn->stats().requests_completed == 1u; }, 5s));
+    conn->cancel(serial);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return result.has_value(); }, 5s));
+    BOOST_TEST(*result == asio::error::operation_aborted, result->message());
+    BOOST_TEST(conn->is_idle());
+    BOOST_TEST(!conn->has_free_slot());  // the sink still views the op's buffer
+    announced_free = false;
+    held.front()({});
+    held.clear();
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return conn->has_free_slot(); }, 5s));
+    BOOST_TEST(announced_free);
+    conn->close(asio::error::operation_aborted);
+}
+
+// The same for a multiplexed request aborted while its source is reading: the server's
+// END_REQUEST frees its ID, the source's return frees its buffer, and only then the slot.
+BOOST_AUTO_TEST_CASE(slot_freed_by_a_late_source_is_announced) {
+    fake_responder fake({.script_for = special_for("never", {})});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    auto conn = connected_impl(ctx, fake.tcp_endpoint(), copts);
+    bool announced_free = false;
+    conn->set_event_callback([&] { announced_free = announced_free || conn->has_free_slot(); });
+    std::optional<std::error_code> result;
+    start_op(ctx, *conn, fcgi::test::tagged_request("never"), nullptr);  // keeps the other ID taken
+    std::vector<fcgi::source_read_handler> held;
+    auto req = fcgi::test::tagged_request("upload");
+    req.stdin_source =
+        fcgi::body_source::producer(10, [&](asio::mutable_buffer, fcgi::source_read_handler done) {
+            held.push_back(std::move(done));
+        });
+    auto serial = start_op(ctx, *conn, std::move(req), &result);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return held.size() == 1u; }, 5s));
+    conn->cancel(serial);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return result.has_value(); }, 5s));
+    BOOST_TEST(*result == asio::error::operation_aborted, result->message());
+    // The server ends the aborted request: its ID is free, its buffer still lent out.
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return conn->stats().requests_completed == 1u; }, 5s));
+    BOOST_TEST(!conn->has_free_slot());
+    announced_free = false;
+    held.front()({}, 0);
+    held.clear();
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return conn->has_free_slot(); }, 5s));
+    BOOST_TEST(announced_free);
+    conn->close(asio::error::operation_aborted);
+}
+
+// A sink's on_head runs while the connection is reading; closing the connection from it (the
+// head says the body is not wanted) must not leave the read loop using the freed request. The
+// head comes with STDOUT, or with END_REQUEST when the output has no blank line; on_head reports
+// success or an error after closing.
+BOOST_AUTO_TEST_CASE(closing_the_connection_from_a_sinks_on_head) {
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        std::string out = r.param("X_ID") == "with-body"
+                              ? std::string(fcgi::test::echo_head) + "abc"
+                              : "Content-Type: text/plain\r\n";
+        return fcgi::test::script{act::stdout_(out), act::end()};
+    }});
+    for (auto [id, fail] : {std::pair<std::string, bool>{"with-body", false},
+                            {"with-body", true},
+                            {"head-only", false},
+                            {"head-only", true}}) {
+        asio::io_context ctx;
+        fcgi::connection conn(ctx.get_executor());
+        std::optional<std::error_code> connected, result;
+        conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+        BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+        auto req = fcgi::test::tagged_request(id);
+        std::string sunk;
+        int heads = 0;
+        req.stdout_sink = fcgi::body_sink::consumer(
+            [&](std::string_view chunk, fcgi::sink_write_handler done) {
+                sunk.append(chunk);
+                done({});
+            },
+            [&](const fcgi::response&) {
+                ++heads;
+                conn.close();
+                return fail ? std::make_error_code(std::errc::invalid_argument) : std::error_code();
+            });
+        conn.async_request(std::move(req),
+                           [&](std::error_code ec, fcgi::response) { result = ec; });
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return result.has_value(); }, 5s));
+        BOOST_TEST(heads == 1, id);
+        BOOST_TEST(*result == asio::error::operation_aborted, id << ": " << result->message());
+        BOOST_TEST(sunk.empty(), id);
+        BOOST_TEST(!conn.is_open(), id);
+    }
+}
+
+// sink_buffer_size 0 ("buffer nothing for a busy sink") must not stop reading for good: with it
+// every streamed request counted as a full buffer, even an empty one, and never completed.
+BOOST_AUTO_TEST_CASE(zero_sink_buffer_size_still_streams) {
+    // END_REQUEST in a read of its own, after the sink took the body.
+    fake_responder fake({.script_for = special_for(
+                             "zero", {act::stdout_(std::string(fcgi::test::echo_head) + "abc"),
+                                      act::delay(50ms), act::end()})});
+    fcgi::connection_options copts;
+    copts.sink_buffer_size = 0;
+    copts.request_timeout = 5s;
+    auto req = fcgi::test::tagged_request("zero");
+    std::string sunk;
+    req.stdout_sink =
+        fcgi::body_sink::consumer([&](std::string_view chunk, fcgi::sink_write_handler done) {
+            sunk.append(chunk);
+            done({});
+        });
+    bool open = false;
+    auto [ec, resp] = one_request(fake.tcp_endpoint(), std::move(req), copts, &open);
+    BOOST_TEST(!ec, ec.message() << ": " << resp.diagnostics);
+    BOOST_TEST(sunk == "abc");
+    BOOST_TEST(open);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

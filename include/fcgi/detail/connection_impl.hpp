@@ -161,7 +161,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void start_sink_writes();
     void write_sink(slot& s);
     void on_sink_written(std::uint16_t index, std::uint64_t serial, std::error_code ec);
+    /// Completes a streamed request whose sink has everything, releases its slot, pumps.
     void finish_stream(slot& s);
+    /// Completes it only: the sink's finish() decides the outcome.
+    void complete_stream(slot& s);
     bool sink_buffer_full() const noexcept;
     void resume_reading();
     void abandon(slot& s, std::error_code ec, std::string diagnostics);
