@@ -543,6 +543,7 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
     writing_ = false;
     stats_.bytes_written += n;
     bool uploading = false;
+    bool freed = false;
     for (auto idx : writing_slots_) {
         slot& s = slots_[idx];
         s.writing = false;
@@ -550,6 +551,7 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         if (!s.in_use) {
             drop_op_if_unused(s);
             free_list_.push_back(idx);
+            freed = true;
         } else if (s.op->stream && s.op->stream->upload_left > 0)
             uploading = true;
     }
@@ -573,6 +575,8 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         return;
     }
     pump_waiting();
+    if (freed)
+        notify();  // the slot was still being written when its release was announced
 }
 
 // ---------------------------------------------------------------------------------------------
