@@ -1362,6 +1362,64 @@ BOOST_AUTO_TEST_CASE(closing_the_connection_from_a_sinks_on_head) {
     }
 }
 
+// The same from a sink's finish(), which runs once the sink has the whole body: either when
+// END_REQUEST arrives after the last chunk was taken, or when the last chunk is taken after
+// END_REQUEST (the sink was still busy). The request is completed by the close, once, and
+// nothing freed is touched (run under ASan).
+BOOST_AUTO_TEST_CASE(closing_the_connection_from_a_sinks_finish) {
+    struct closing_sink : fcgi::body_sink::implementation {
+        fcgi::connection* conn = nullptr;
+        bool post_done = false;
+        int finishes = 0;
+        std::string sunk;
+        std::error_code start(std::string&) override { return {}; }
+        void async_write(std::string_view chunk, const asio::any_io_executor& ex,
+                         fcgi::sink_write_handler done) override {
+            sunk.append(chunk);
+            if (post_done)
+                asio::post(ex, [done = std::move(done)]() mutable { done({}); });
+            else
+                done({});
+        }
+        std::error_code finish(std::string&) override {
+            ++finishes;
+            conn->close();
+            return {};
+        }
+    };
+    // "late-end": END_REQUEST in a read of its own, after the sink took the body.
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        std::string out = std::string(fcgi::test::echo_head) + "abc";
+        if (r.param("X_ID") == "late-end")
+            return fcgi::test::script{act::stdout_(out), act::delay(50ms), act::end()};
+        return fcgi::test::script{act::stdout_(out), act::end()};
+    }});
+    for (auto [id, post_done] :
+         {std::pair<std::string, bool>{"late-end", false}, {"busy-sink", true}}) {
+        asio::io_context ctx;
+        fcgi::connection conn(ctx.get_executor());
+        std::optional<std::error_code> connected, result;
+        conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+        BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+        auto sink = std::make_shared<closing_sink>();
+        sink->conn = &conn;
+        sink->post_done = post_done;
+        auto req = fcgi::test::tagged_request(id);
+        req.stdout_sink = fcgi::body_sink(sink);
+        conn.async_request(std::move(req),
+                           [&](std::error_code ec, fcgi::response) { result = ec; });
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return result.has_value(); }, 5s));
+        ctx.restart();
+        ctx.poll();  // whatever the close left queued runs too (under ASan)
+        BOOST_TEST(sink->finishes == 1, id);
+        BOOST_TEST(sink->sunk == "abc", id);
+        BOOST_TEST(*result == asio::error::operation_aborted, id << ": " << result->message());
+        BOOST_TEST(!conn.is_open(), id);
+        BOOST_TEST(conn.outstanding() == 0u, id);
+    }
+}
+
 // sink_buffer_size 0 ("buffer nothing for a busy sink") must not stop reading for good: with it
 // every streamed request counted as a full buffer, even an empty one, and never completed.
 BOOST_AUTO_TEST_CASE(zero_sink_buffer_size_still_streams) {
