@@ -220,6 +220,27 @@ BOOST_AUTO_TEST_CASE(interrupt_reports_the_run_so_far) {
     BOOST_TEST(j["ok"].get<int>() == j["requests"].get<int>());
     BOOST_TEST(j["unanswered"].get<int>() == 0);
     BOOST_TEST(r.err.find("interrupted") != std::string::npos, r.err);
+
+    // Started with SIGINT ignored (a shell's background job): it stays ignored and the run
+    // goes on to its end.
+    struct sigaction ignore {
+    }, old{};
+    ignore.sa_handler = SIG_IGN;
+    BOOST_REQUIRE(::sigaction(SIGINT, &ignore, &old) == 0);
+    const std::size_t seen = fake.snapshot().requests.size();
+    spec.args[4] = "1";  // --duration
+    signalled = false;
+    spec.started = [&](int pid) {
+        signalled =
+            fake.wait_for([&](const auto& s) { return s.requests.size() >= seen + 50; }, 20s) &&
+            ::kill(pid, SIGINT) == 0;
+    };
+    r = fcgi::test::run_child(spec);
+    ::sigaction(SIGINT, &old, nullptr);
+    BOOST_REQUIRE(signalled);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    j = report_of(r);
+    BOOST_TEST(!j["interrupted"].get<bool>());
 }
 
 // A server that never answers: every request in flight at the end is reported, none dropped.

@@ -1,5 +1,6 @@
 #include "bench_command.hpp"
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -93,7 +94,7 @@ class bench_run {
           grace_timer_(ctx),
           progress_timer_(ctx),
           warmup_timer_(ctx),
-          signals_(ctx, SIGINT, SIGTERM) {
+          signals_(ctx) {
         const double timeout = f.request.timeout;
         // Requests still out after this grace are counted as never answered.
         grace_ = timeout > 0 ? seconds_to(timeout) + milliseconds(100) : seconds(2);
@@ -123,7 +124,7 @@ class bench_run {
             poller_->start(milliseconds(500));
         if (progress_)
             schedule_progress();
-        wait_for_signal();
+        catch_signals();
         if (flags_.rate > 0) {
             interval_ = 1.0 / flags_.rate;
             pace();
@@ -239,7 +240,18 @@ class bench_run {
 
     // Ctrl-C ends the run as its end time would, so the report still comes (wrk does the
     // same); a second one stops waiting for the requests still out.
-    void wait_for_signal() {
+    void catch_signals() {
+        for (int sig : {SIGINT, SIGTERM}) {
+            // A shell starts a background job with SIGINT ignored: catching it would undo that.
+            struct sigaction old {};
+            std::error_code ec;
+            if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler != SIG_IGN)
+                signals_.add(sig, ec);  // if it fails, the signal keeps its default action
+        }
+        arm_signal();
+    }
+
+    void arm_signal() {
         signals_.async_wait([this](std::error_code ec, int) {
             if (ec || finished_)
                 return;
@@ -249,7 +261,7 @@ class bench_run {
                 return;
             }
             stop_sending();
-            wait_for_signal();
+            arm_signal();
         });
     }
 
