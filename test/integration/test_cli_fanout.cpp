@@ -1,5 +1,6 @@
 // `fcgi fanout`, run as a child process against a private php-fpm: one JSON result line per job,
 // ids echoed, invalid lines reported by number, the summary on stderr, exit codes.
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -9,9 +10,11 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/checksum.hpp"
+#include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
@@ -437,6 +440,38 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     auto empty = fanout({"--connect", unix_ep}, "\n\n");
     BOOST_TEST(empty.exit_code == 0, empty.err);
     BOOST_TEST(empty.out.empty());
+}
+
+// Ctrl-C used to kill the tool with no summary and jobs without a line. Now what is not done
+// fails with client_stopped: every job still gets its line, and the summary is printed.
+BOOST_AUTO_TEST_CASE(interrupt_still_summarises) {
+    fcgi::test::fake_responder fake({.silent = true});
+    std::string jobs;
+    for (int i = 1; i <= 3; ++i)
+        jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"fanout", "--connect", fake.tcp_endpoint().to_string(), "--concurrency", "2"};
+    spec.input = jobs;
+    std::thread interrupter;
+    bool both_sent = false;
+    spec.started = [&](int pid) {
+        interrupter = std::thread([&, pid] {
+            both_sent = fake.wait_for([](const auto& s) { return s.requests.size() >= 2; }, 20s);
+            ::kill(pid, both_sent ? SIGINT : SIGKILL);
+        });
+    };
+    auto r = fcgi::test::run_child(spec);
+    interrupter.join();
+    BOOST_TEST_REQUIRE(both_sent);
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 6);
+    auto lines = result_lines(r.out);
+    BOOST_TEST(lines.size() == 3u);
+    for (const auto& j : lines)
+        BOOST_TEST(j["error"]["code"] == "client_stopped", j.dump());
+    BOOST_TEST(has(r.err, "fanout: 3 jobs, 0 ok, 3 failed (client_stopped 3)"));
+    BOOST_TEST(has(r.err, "interrupted"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -242,10 +242,8 @@ class bench_run {
     // same); a second one stops waiting for the requests still out.
     void catch_signals() {
         for (int sig : {SIGINT, SIGTERM}) {
-            // A shell starts a background job with SIGINT ignored: catching it would undo that.
-            struct sigaction old {};
             std::error_code ec;
-            if (::sigaction(sig, nullptr, &old) == 0 && old.sa_handler != SIG_IGN)
+            if (!signal_ignored(sig))
                 signals_.add(sig, ec);  // if it fails, the signal keeps its default action
         }
         arm_signal();

@@ -3,9 +3,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 
@@ -65,7 +67,9 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
         "   \"error\": null | {\"code\": \"request_timeout\", \"message\": \"...\"}}\n"
         "  Body and stderr are base64 under *_base64 when they are not valid UTF-8.\n"
         "Exit: 0 when every job got a response (any status), 6 when any job failed or was\n"
-        "invalid (error.code \"invalid_job\", message naming the line), 2 on usage errors.\n");
+        "invalid (error.code \"invalid_job\", message naming the line), 2 on usage errors.\n"
+        "Ctrl-C: unfinished jobs fail with client_stopped, the summary is printed; a second "
+        "kills.\n");
     cmd.add_option("-c,--connect", f.connect,
                    "Server address, repeatable to balance over several: unix:/path.sock, "
                    "/path.sock, host:port, [v6]:port (default: $FCGI_CONNECT)")
@@ -161,15 +165,32 @@ int run_fanout(const fanout_flags& flags) {
         if (output_failed && !was_failed)
             client.cancel();  // nobody will read the rest
     };
+    // Ctrl-C stops the run: what is queued or in flight fails with client_stopped, so every
+    // job still gets its result line and the summary is printed; a second Ctrl-C kills.
+    asio::signal_set interrupt(ctx);
+    bool interrupted = false;
+    if (!signal_ignored(SIGINT)) {
+        interrupt.add(SIGINT);
+        interrupt.async_wait([&](std::error_code ec, int) {
+            if (ec)
+                return;
+            interrupt.clear();  // back to the default action
+            interrupted = true;
+            client.cancel();
+        });
+    }
     fcgi::async_fanout_each(client, std::move(requests), flags.concurrency, on_result,
                             [&](std::error_code) {
                                 finish = steady_clock::now();
+                                interrupt.cancel();
                                 // Closes the kept-alive connections so ctx.run() returns.
                                 client.async_shutdown([](std::error_code) {});
                             });
     ctx.run();
 
     write_stderr(summary.text(finish - start));
+    if (interrupted)
+        print_error("interrupted: the jobs not finished by then failed with client_stopped");
     if (output_failed || summary.failed() > 0)
         return request_failure;
     return ok;

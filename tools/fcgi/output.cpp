@@ -1,5 +1,8 @@
 #include "output.hpp"
 
+#include <signal.h>
+
+#include <csignal>
 #include <cstdio>
 
 namespace fcgi_cli {
@@ -55,6 +58,11 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
     s += ": ";
     s += error_text(ec, diagnostics);
     return s;
+}
+
+bool signal_ignored(int sig) {
+    struct sigaction old {};
+    return ::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN;
 }
 
 }  // namespace fcgi_cli

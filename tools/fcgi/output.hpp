@@ -27,4 +27,8 @@ std::string error_text(std::error_code ec, std::string_view diagnostics);
 std::string describe_failure(std::string_view where, std::string_view what, std::error_code ec,
                              std::string_view diagnostics = {});
 
+/// Whether `sig` is ignored (as SIGINT is in a shell's background job): Ctrl-C handling must
+/// then leave it so, not make the job interruptible.
+bool signal_ignored(int sig);
+
 }  // namespace fcgi_cli
