@@ -1,7 +1,9 @@
 #include "fcgi/detail/client_impl.hpp"
 
 #include <algorithm>
+#include <utility>
 
+#include "fcgi/detail/capped_duration.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
 
@@ -36,6 +38,7 @@ struct client_impl::pending_op {
     std::optional<asio::steady_timer> timer;
     std::size_t in_flight_index = 0;  // position in in_flight_ while dispatched
     int attempts = 0;
+    bool cancelled = false;   // cancelled while dispatched: never sent again
     bool fresh_only = false;  // a retry after a stale kept-alive connection: use a new one
     std::weak_ptr<connection_impl> conn;  // while dispatched
     std::uint64_t conn_serial = 0;
@@ -66,6 +69,13 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
         std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
     opts_.max_requests_per_connection =
         std::max<std::uint16_t>(opts_.max_requests_per_connection, 1);
+    // A zero backoff would never mark a refusing endpoint down: every queued request would
+    // reconnect at once, again and again, instead of failing with no_endpoint.
+    opts_.initial_backoff =
+        std::clamp(opts_.initial_backoff, std::chrono::milliseconds(1), forever);
+    opts_.max_backoff = std::clamp(opts_.max_backoff, opts_.initial_backoff, forever);
+    opts_.idle_timeout = capped(opts_.idle_timeout);
+    opts_.backlog_relief = capped(opts_.backlog_relief);
     pools_.reserve(opts_.endpoints.size());  // pointers into pools_ are kept: never grows
     for (auto& e : opts_.endpoints) {
         auto& p = pools_.emplace_back();
@@ -93,8 +103,7 @@ void client_impl::start_request(prepared_request&& req, request_handler h, std::
 }
 
 void client_impl::enqueue(std::unique_ptr<pending_op> op) {
-    const std::uint64_t serial = op->serial;
-    if (stopped_ || shutdown_handler_) {
+    if (stopped_ || shutting_down_) {
         fail(std::move(op), error::client_stopped,
              stopped_ ? "the client was stopped" : "the client is shutting down");
         return;
@@ -103,35 +112,67 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op) {
         fail(std::move(op), error::no_endpoint, "the client has no endpoint configured");
         return;
     }
-    if (queue_.size() >= opts_.max_pending) {
-        ++rejected_;
-        fail(std::move(op), error::pool_exhausted,
-             std::to_string(queue_.size()) + " requests already wait for a connection");
-        return;
-    }
     // An empty prepared request has no timeout of its own; the connection rejects it.
     auto own = op->sendable() ? op->sendable()->timeout : std::chrono::milliseconds(0);
     auto timeout = own.count() > 0 ? own : opts_.connection.request_timeout;
-    if (timeout.count() > 0) {
-        op->deadline = clock::now() + timeout;
-        op->timer.emplace(ex_, op->deadline);
-        op->timer->async_wait([w = weak_from_this(), serial](std::error_code ec) {
-            auto self = w.lock();
-            if (ec || !self)
-                return;
-            for (auto it = self->queue_.begin(); it != self->queue_.end(); ++it) {
-                if ((*it)->serial == serial) {
-                    auto expired = std::move(*it);
-                    self->queue_.erase(it);
-                    self->fail(std::move(expired), error::request_timeout,
-                               "deadline passed while waiting for a connection");
-                    return;
-                }
-            }
-        });
-    }
+    if (timeout.count() > 0)
+        op->deadline = clock::now() + capped(timeout);
+    pending_op* raw = op.get();
     queue_.push_back(std::move(op));
     pump();
+    // pump() takes from the front: still at the back means still waiting (usually not: a free
+    // connection took it, and it needs no timer).
+    if (queue_.empty() || queue_.back().get() != raw)
+        return;
+    if (queue_.size() > opts_.max_pending) {
+        std::size_t waiting = waiting_beyond_connecting();
+        if (waiting > opts_.max_pending) {
+            auto rejected = std::move(queue_.back());
+            queue_.pop_back();
+            ++rejected_;
+            fail(std::move(rejected), error::pool_exhausted,
+                 std::to_string(waiting - 1) + " requests already wait for a connection");
+            return;
+        }
+    }
+    wait_deadline(*raw);
+}
+
+std::size_t client_impl::waiting_beyond_connecting() const {
+    std::size_t connecting = 0;
+    for (const auto& p : pools_)
+        for (const auto& pc : p.conns)
+            connecting += pc->connected ? 0 : p.max_in_flight;
+    return queue_.size() - std::min(queue_.size(), connecting);
+}
+
+void client_impl::wait_deadline(pending_op& op) {
+    if (op.deadline == clock::time_point::max())
+        return;
+    if (!op.timer)
+        op.timer.emplace(ex_);
+    op.timer->expires_at(op.deadline);
+    op.timer->async_wait([w = weak_from_this(), serial = op.serial](std::error_code ec) {
+        auto self = w.lock();
+        if (ec || !self)
+            return;
+        if (auto expired = self->take_queued(serial)) {
+            self->fail(std::move(expired), error::request_timeout,
+                       "deadline passed while waiting for a connection");
+            self->check_shutdown_done();
+        }
+    });
+}
+
+std::unique_ptr<client_impl::pending_op> client_impl::take_queued(std::uint64_t serial) {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if ((*it)->serial == serial) {
+            auto op = std::move(*it);
+            queue_.erase(it);
+            return op;
+        }
+    }
+    return nullptr;
 }
 
 void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why) {
@@ -144,11 +185,12 @@ void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::
 }
 
 void client_impl::remove_closed(endpoint_pool& ep) {
+    // One that never connected is on_connected()'s to remove: it counts the failure.
     std::erase_if(ep.conns, [&](const std::unique_ptr<pooled_connection>& pc) {
-        bool dead = pc->conn->state() == connection_state::closed;
+        bool dead = pc->connected && pc->conn->state() == connection_state::closed;
         if (dead) {
             pc->conn->set_event_callback(nullptr);
-            ep.closed += pc->connected;
+            ++ep.closed;
         }
         return dead;
     });
@@ -179,7 +221,7 @@ client_impl::pooled_connection* client_impl::longest_idle(endpoint_pool& ep) {
 
 client_impl::pooled_connection* client_impl::find_usable(endpoint_pool& ep, bool fresh) {
     for (auto& pc : ep.conns)
-        if (usable(*pc->conn, pc->connected, fresh))
+        if (usable(*pc->conn, pc->connected, fresh) && !retiring(*pc))
             return pc.get();
     return nullptr;
 }
@@ -203,7 +245,11 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
                                           (fresh && find_idle(p) != nullptr));
         if (!free && !can_grow)
             continue;
-        if (!best || (free && !best_free) || (free == best_free && p.in_flight < best->in_flight)) {
+        // Ties go to fewer connections, so a burst of new ones spreads over the endpoints.
+        if (!best || (free && !best_free) ||
+            (free == best_free &&
+             (p.in_flight < best->in_flight ||
+              (p.in_flight == best->in_flight && p.conns.size() < best->conns.size())))) {
             best = &p;
             best_free = free;
         }
@@ -256,8 +302,10 @@ void client_impl::start_probe(endpoint_pool& ep) {
 }
 
 void client_impl::pump() {
-    if (stopped_)
+    if (stopped_) {
+        check_shutdown_done();  // stop() during a shutdown: done once the last request is
         return;
+    }
     lazy_now now;
     for (auto& p : pools_) {
         remove_closed(p);
@@ -346,9 +394,10 @@ void client_impl::arm_retry_timer(lazy_now& now) {
 
 void client_impl::open_connection(endpoint_pool& ep) {
     auto pc = std::make_unique<pooled_connection>(pooled_connection{
-        std::make_shared<connection_impl>(ex_, connection_options_for(ep)), false});
+        std::make_shared<connection_impl>(ex_, connection_options_for(ep)), ++connection_ids_});
     pooled_connection* raw = pc.get();
     endpoint_pool* epp = &ep;
+    std::uint64_t id = pc->id;
     raw->conn->set_event_callback([w = weak_from_this()] {
         if (auto self = w.lock())
             self->on_connection_event();
@@ -356,18 +405,19 @@ void client_impl::open_connection(endpoint_pool& ep) {
     ++ep.connects;
     ep.conns.push_back(std::move(pc));
     raw->conn->start_connect(ep.where, connect_handler(
-                                           [w = weak_from_this(), epp, raw](std::error_code ec) {
+                                           [w = weak_from_this(), epp, id](std::error_code ec) {
                                                if (auto self = w.lock())
-                                                   self->on_connected(epp, raw, ec);
+                                                   self->on_connected(epp, id, ec);
                                            },
                                            ex_));
 }
 
-void client_impl::on_connected(endpoint_pool* ep, pooled_connection* pc, std::error_code ec) {
+void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec) {
     auto it = std::find_if(ep->conns.begin(), ep->conns.end(),
-                           [&](const auto& p) { return p.get() == pc; });
+                           [&](const auto& p) { return p->id == id; });
     if (it == ep->conns.end())
-        return;
+        return;  // stopped, or retired while connecting
+    pooled_connection* pc = it->get();
     if (ec) {
         (*it)->conn->set_event_callback(nullptr);
         ep->conns.erase(it);
@@ -409,6 +459,7 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         auto left = std::chrono::ceil<std::chrono::milliseconds>(op->deadline - clock::now());
         rop->timeout = std::max(left, std::chrono::milliseconds(1));
     }
+    ++pc.dispatched;
     bool reused = pc.conn->stats().requests_completed > 0;
     bool first = pc.first_dispatch == clock::time_point{};
     if (first)
@@ -454,7 +505,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // go again whatever its method; any other only when it is idempotent.
     bool retry = false;
     const request* again = op->sendable();
-    if (ec && again && op->attempts == 0 && !stopped_) {
+    if (ec && again && op->attempts == 0 && !stopped_ && !op->cancelled) {
         if (ec == error::not_connected) {
             retry = again->stdin_source.restartable();  // never written: safe for any method
         } else if (again->is_idempotent()) {
@@ -469,7 +520,9 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     if (retry) {
         ++retries_;
         ++op->attempts;
+        pending_op& queued = *op;
         queue_.push_front(std::move(op));
+        wait_deadline(queued);  // the deadline still counts from the first call
         pump();
         return;
     }
@@ -481,9 +534,12 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         ++ep->completed;
         ++completed_;
     }
-    if (conn && opts_.max_requests_per_connection_lifetime > 0 && conn->is_idle() &&
-        conn->stats().requests_completed >= opts_.max_requests_per_connection_lifetime)
-        conn->close(error::connection_lost);
+    if (conn && opts_.max_requests_per_connection_lifetime > 0 && conn->is_idle()) {
+        auto it = std::find_if(ep->conns.begin(), ep->conns.end(),
+                               [&](const auto& pc) { return pc->conn == conn; });
+        if (it != ep->conns.end() && retiring(**it))
+            conn->close(error::connection_lost);
+    }
     pump();
     if (conn && conn->is_idle()) {
         watch_idle();
@@ -590,16 +646,16 @@ void client_impl::relieve_backlog() {
 }
 
 void client_impl::cancel(std::uint64_t serial) {
-    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-        if ((*it)->serial == serial) {
-            auto op = std::move(*it);
-            queue_.erase(it);
-            fail(std::move(op), asio::error::operation_aborted, "cancelled while queued");
-            return;
-        }
+    if (auto op = take_queued(serial)) {
+        fail(std::move(op), asio::error::operation_aborted, "cancelled while queued");
+        check_shutdown_done();
+        return;
     }
     for (auto* op : in_flight_) {
         if (op->serial == serial) {
+            // Its failure may be on its way already (the connection no longer knows it): then
+            // it must not go again.
+            op->cancelled = true;
             if (auto conn = op->conn.lock())
                 conn->cancel(op->conn_serial);
             return;
@@ -611,6 +667,7 @@ void client_impl::stop() {
     if (stopped_)
         return;
     stopped_ = true;
+    cancelled_ = true;
     retry_timer_.cancel();
     idle_timer_.cancel();
     relief_timer_.cancel();
@@ -619,6 +676,15 @@ void client_impl::stop() {
         queue_.pop_front();
         fail(std::move(op), error::client_stopped, "the client was stopped");
     }
+    close_all();
+    // The requests in flight complete through this object, after the connections' failures:
+    // a shutdown waiting for them completes then, even when the client is being destroyed.
+    if (!shutdown_handlers_.empty() && !in_flight_.empty())
+        keep_alive_ = shared_from_this();
+    check_shutdown_done();
+}
+
+void client_impl::close_all() {
     for (auto& p : pools_) {
         for (auto& pc : p.conns) {
             pc->conn->set_event_callback(nullptr);
@@ -626,28 +692,30 @@ void client_impl::stop() {
         }
         p.conns.clear();
     }
-    check_shutdown_done();
 }
 
 void client_impl::start_shutdown(connect_handler h) {
-    shutdown_handler_ = std::move(h);
+    shutting_down_ = true;
+    shutdown_handlers_.push_back(std::move(h));
     check_shutdown_done();
 }
 
 void client_impl::check_shutdown_done() {
-    if (!shutdown_handler_ || !queue_.empty() || !in_flight_.empty())
+    if (shutdown_handlers_.empty() || !queue_.empty() || !in_flight_.empty())
         return;
-    stopped_ = true;
-    idle_timer_.cancel();
-    relief_timer_.cancel();
-    for (auto& p : pools_) {
-        for (auto& pc : p.conns) {
-            pc->conn->set_event_callback(nullptr);
-            pc->conn->close(error::client_stopped);
-        }
-        p.conns.clear();
+    if (!stopped_) {
+        stopped_ = true;
+        retry_timer_.cancel();
+        idle_timer_.cancel();
+        relief_timer_.cancel();
+        close_all();
     }
-    shutdown_handler_.post(std::error_code());
+    std::error_code ec = cancelled_ ? std::error_code(error::client_stopped) : std::error_code();
+    for (auto& h : std::exchange(shutdown_handlers_, {}))
+        h.post(ec);
+    // Released from the event loop: the caller may still use this object.
+    if (keep_alive_)
+        asio::post(ex_, [k = std::move(keep_alive_)] {});
 }
 
 client_stats client_impl::stats() const {

@@ -8,6 +8,7 @@
 #include <span>
 #include <utility>
 
+#include "fcgi/detail/capped_duration.hpp"
 #include "fcgi/error.hpp"
 
 namespace fcgi::detail {
@@ -21,6 +22,9 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
       resolver_(ex),
       connect_timer_(ex),
       read_buffer_(std::max<std::size_t>(opts.read_buffer_size, 1024)) {
+    opts_.connect_timeout = capped(opts_.connect_timeout);
+    opts_.request_timeout = capped(opts_.request_timeout);
+    opts_.abort_timeout = capped(opts_.abort_timeout);
     max_in_flight_ = std::max<std::uint16_t>(opts.max_in_flight, 1);
     slots_.resize(max_in_flight_);
     for (std::size_t i = 0; i < slots_.size(); ++i)
@@ -52,8 +56,11 @@ void connection_impl::notify() {
 
 void connection_impl::start_connect(endpoint ep, connect_handler h) {
     if (state_ != connection_state::idle) {
-        h.post(state_ == connection_state::open ? std::error_code(asio::error::already_connected)
-                                                : std::error_code(error::not_connected));
+        std::error_code ec = state_ == connection_state::open ? asio::error::already_connected
+                             : state_ == connection_state::connecting
+                                 ? std::error_code(asio::error::already_started)
+                                 : std::error_code(error::not_connected);
+        h.post(ec);
         return;
     }
     endpoint_ = std::move(ep);
@@ -173,7 +180,7 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     }
     auto timeout = op->timeout.count() > 0 ? op->timeout : opts_.request_timeout;
     if (timeout.count() > 0) {
-        op->timer.emplace(socket_.get_executor(), timeout);
+        op->timer.emplace(socket_.get_executor(), capped(timeout));
         op->timer->async_wait([self = shared_from_this(), serial](std::error_code ec) {
             if (!ec)
                 self->fail_request(serial, error::request_timeout, "deadline passed");

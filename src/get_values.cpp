@@ -18,6 +18,7 @@
 #include <string_view>
 #include <variant>
 
+#include "fcgi/detail/capped_duration.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/protocol/record_decoder.hpp"
 
@@ -143,7 +144,7 @@ asio::awaitable<std::error_code> exchange(socket_type& sock, const endpoint& ep,
     auto ex = co_await asio::this_coro::executor;
     std::error_code ec;
     if (opts.connect_timeout.count() > 0) {
-        asio::steady_timer timer(ex, opts.connect_timeout);
+        asio::steady_timer timer(ex, capped(opts.connect_timeout));
         auto r = co_await (connect_socket(sock, ep) || timer.async_wait(use_tuple));
         if (r.index() == 1)
             co_return std::get<0>(std::get<1>(r)) ? std::error_code(asio::error::operation_aborted)
@@ -177,7 +178,7 @@ asio::awaitable<outcome> run(endpoint ep, get_values_options opts) {
     socket_type sock(ex);
     outcome o;
     if (opts.timeout.count() > 0) {
-        asio::steady_timer deadline(ex, opts.timeout);
+        asio::steady_timer deadline(ex, capped(opts.timeout));
         auto r = co_await (exchange(sock, ep, opts, o.result) || deadline.async_wait(use_tuple));
         if (r.index() == 1)
             o.ec = std::get<0>(std::get<1>(r)) ? std::error_code(asio::error::operation_aborted)

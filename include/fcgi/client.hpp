@@ -80,7 +80,9 @@ class client {
     }
 
     /// Lets queued and in-flight requests finish, then closes every connection.
-    /// Handler: void(std::error_code). Later requests fail with error::client_stopped.
+    /// Handler: void(std::error_code), called once per call, after the last request's
+    /// handler: success, or error::client_stopped when cancel() or the destructor stopped the
+    /// client first. Later requests fail with error::client_stopped.
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_shutdown(Token&& token = {}) {

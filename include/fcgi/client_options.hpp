@@ -37,8 +37,9 @@ struct client_options {
     /// auto_detect: deadline of the GET_VALUES probe. A server that does not answer within it
     /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing.
     std::chrono::milliseconds probe_timeout{1000};
-    /// Requests waiting for a connection; beyond it requests fail at once with
-    /// error::pool_exhausted.
+    /// Requests waiting for a busy connection (a request a new connection is being opened for
+    /// does not count); beyond it requests fail at once with error::pool_exhausted. Zero: no
+    /// waiting beyond the connections the pool may open.
     std::size_t max_pending = 100000;
     /// An idle connection is closed after this long; keep it below php-fpm's
     /// request_terminate_timeout, which also kills idle kept workers. Zero: never.
@@ -52,7 +53,8 @@ struct client_options {
     /// A connection is retired after this many requests (0: never). Set it to php-fpm's
     /// pm.max_requests to recycle in step with the workers.
     std::uint64_t max_requests_per_connection_lifetime = 0;
-    /// A refused endpoint is retried after this backoff, doubling up to max_backoff.
+    /// A refused endpoint is retried after this backoff (at least 1 ms), doubling up to
+    /// max_backoff.
     std::chrono::milliseconds initial_backoff{100};
     /// The longest backoff of a refused endpoint.
     std::chrono::milliseconds max_backoff{5000};

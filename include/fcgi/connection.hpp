@@ -64,7 +64,9 @@ class connection {
     ///
     /// Handler: void(std::error_code) — error::connect_timeout, or the system error of the last
     /// address tried (connection_refused, no such file for a missing socket, ...).
-    /// A connection connects once; make a new one to reconnect.
+    /// A connection connects once; make a new one to reconnect. A second call fails with
+    /// asio::error::already_started while the first connects, already_connected once it is
+    /// open, and error::not_connected once it is closed.
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_connect(endpoint ep, Token&& token = {}) {

@@ -23,6 +23,7 @@
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
 #include "support/run_until.hpp"
+#include "support/temp_file.hpp"
 
 namespace act = fcgi::test::act;
 using fcgi::protocol::protocol_status;
@@ -83,6 +84,28 @@ bool all_done(const outcomes& o) {
         if (!out.done)
             return false;
     return true;
+}
+
+// Starts tagged requests "<prefix>0".."<prefix><n-1>" on `c`, each recorded in `o`.
+void start_tagged(fcgi::client& c, const std::string& prefix, int n, outcomes& o) {
+    for (int i = 0; i < n; ++i)
+        start(c, fcgi::test::tagged_request(prefix + std::to_string(i)),
+              o[prefix + std::to_string(i)]);
+}
+
+// Starts tagged request `id` on `c`, recorded in `o`; its completion also appends `id` to
+// `order`.
+void start_ordered(fcgi::client& c, const std::string& id, outcomes& o,
+                   std::vector<std::string>& order) {
+    outcome& out = o[id];
+    c.async_request(fcgi::test::tagged_request(id),
+                    [&out, &order, id](std::error_code ec, fcgi::response r) {
+                        order.push_back(id);
+                        ++out.calls;
+                        out.done = true;
+                        out.ec = ec;
+                        out.resp = std::move(r);
+                    });
 }
 
 // How many times the responder received a request with this X_ID.
@@ -928,18 +951,8 @@ BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
 
     std::vector<std::string> order;  // completions, in order
     outcomes o;
-    for (int i = 0; i < 6; ++i) {
-        std::string id = "s" + std::to_string(i);
-        client.async_request(fcgi::test::tagged_request(id),
-                             [&, id](std::error_code ec, fcgi::response r) {
-                                 order.push_back(id);
-                                 auto& out = o[id];
-                                 ++out.calls;
-                                 out.done = true;
-                                 out.ec = ec;
-                                 out.resp = std::move(r);
-                             });
-    }
+    for (int i = 0; i < 6; ++i)
+        start_ordered(client, "s" + std::to_string(i), o, order);
     std::optional<std::error_code> shut;
     client.async_shutdown([&](std::error_code ec) {
         order.push_back("shutdown");
@@ -1208,6 +1221,263 @@ BOOST_AUTO_TEST_CASE(backlog_relief_closes_one_idle_connection_per_waiting_one) 
             client.cancel();
         }
     }
+}
+
+// -- Shutdown against cancellation and destruction. Two async_shutdown calls wait for the same
+// requests and each completes once; cancel() or the destructor in the middle ends them with
+// client_stopped after every request's handler (the requests in flight fail through the pool,
+// which the destructor must not take away from under them).
+BOOST_AUTO_TEST_CASE(shutdown_interrupted_by_cancel_or_destruction_completes) {
+    for (bool destroy : {false, true}) {
+        BOOST_TEST_CONTEXT((destroy ? "destroy" : "cancel")) {
+            asio::io_context ctx;
+            fake_responder fake({.script_for = [&ctx](const seen_request&) {
+                wake(ctx);
+                return fcgi::test::script{};  // never answered
+            }});
+            auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+            auto client = std::make_unique<fcgi::client>(ctx.get_executor(), opts);
+
+            std::vector<std::string> order;
+            outcomes o;
+            for (const char* id : {"sent", "queued"})
+                start_ordered(*client, id, o, order);
+            BOOST_REQUIRE(run_until(ctx, [&] { return fake.snapshot().requests.size() == 1; }));
+            std::vector<std::error_code> first, second;
+            client->async_shutdown([&](std::error_code ec) {
+                order.push_back("shutdown1");
+                first.push_back(ec);
+            });
+            client->async_shutdown([&](std::error_code ec) {
+                order.push_back("shutdown2");
+                second.push_back(ec);
+            });
+            ctx.poll();  // both shutdowns start waiting
+            BOOST_REQUIRE(first.empty() && second.empty());
+            if (destroy)
+                client.reset();
+            else
+                client->cancel();
+            BOOST_REQUIRE_MESSAGE(run_until(
+                                      ctx, [&] { return !first.empty() && !second.empty(); }, 10s),
+                                  "async_shutdown did not complete after "
+                                      << (destroy ? "the destructor" : "cancel()"));
+            BOOST_TEST(drains(ctx), "the io_context still had work 5 s after the stop");
+            BOOST_TEST(first.size() == 1u);
+            BOOST_TEST(second.size() == 1u);
+            BOOST_TEST(first.at(0) == fcgi::error::client_stopped, first.at(0).message());
+            BOOST_TEST(second.at(0) == fcgi::error::client_stopped, second.at(0).message());
+            for (const auto& [id, out] : o) {
+                BOOST_TEST(out.calls == 1, id);
+                BOOST_TEST(out.ec == fcgi::error::client_stopped, id << ": " << out.ec.message());
+            }
+            BOOST_REQUIRE(order.size() == 4u);
+            BOOST_TEST(order[2] == "shutdown1");  // after both requests
+            BOOST_TEST(order[3] == "shutdown2");
+        }
+    }
+}
+
+// -- A request retried after OVERLOADED waits in the queue for the endpoint's backoff (60 s
+// here) with nothing in flight. Its deadline still counts from the first call, and a shutdown
+// waiting only for it finishes as soon as it times out or is cancelled.
+BOOST_AUTO_TEST_CASE(retried_request_keeps_its_deadline_and_shutdown_sees_it_go) {
+    for (bool cancel : {false, true}) {
+        BOOST_TEST_CONTEXT((cancel ? "cancelled" : "timed out")) {
+            fake_responder fake(
+                {.script_for = refusing_by_attempt(
+                     [](const std::string&, int n) -> std::optional<protocol_status> {
+                         if (n == 1)
+                             return protocol_status::overloaded;
+                         return std::nullopt;
+                     })});
+            asio::io_context ctx;
+            fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 60s));
+            auto req = fcgi::test::tagged_request("again");
+            if (!cancel)
+                req.timeout = 300ms;
+            asio::cancellation_signal sig;
+            outcome out;
+            auto started = steady::now();
+            client.async_request(
+                std::move(req),
+                asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, fcgi::response r) {
+                    ++out.calls;
+                    out.done = true;
+                    out.ec = ec;
+                    out.resp = std::move(r);
+                }));
+            BOOST_REQUIRE(run_until(ctx, [&] {
+                auto s = client.stats();
+                return s.retries == 1 && s.queued == 1;
+            }));
+            std::optional<std::error_code> shut;
+            client.async_shutdown([&](std::error_code ec) { shut = ec; });
+            if (cancel)
+                sig.emit(asio::cancellation_type::terminal);
+            BOOST_REQUIRE_MESSAGE(run_until(
+                                      ctx, [&] { return out.done && shut.has_value(); }, 10s),
+                                  "still waiting after 10 s: request done "
+                                      << out.done << ", shutdown done " << shut.has_value());
+            BOOST_TEST(out.calls == 1);
+            if (cancel) {
+                BOOST_TEST(out.ec == asio::error::operation_aborted, out.ec.message());
+            } else {
+                BOOST_TEST(out.ec == fcgi::error::request_timeout, out.ec.message());
+                BOOST_TEST(ms_since(started) >= 290);  // not before its deadline
+            }
+            BOOST_TEST(!*shut, shut->message());
+            BOOST_TEST(times_seen(fake.snapshot(), "again") == 1u);
+            BOOST_TEST(drains(ctx), "the io_context still had work 5 s after shutdown");
+        }
+    }
+}
+
+// -- Connect failures are counted however their completions interleave with the pool's
+// events: two connects to an endpoint that refuses (no socket) fail in the same turn, and the
+// first failure's pump must not drop the second connection before its own completion counts it.
+BOOST_AUTO_TEST_CASE(every_connect_failure_is_counted) {
+    fcgi::test::temp_file dir_marker("");
+    asio::io_context ctx;
+    fcgi::client client(
+        ctx.get_executor(),
+        plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 2, 60s));
+    outcomes o;
+    for (const char* id : {"r1", "r2"})
+        start(client, fcgi::test::tagged_request(id), o[id]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o)
+        BOOST_TEST(out.ec == fcgi::error::no_endpoint, id << ": " << out.ec.message());
+    ctx.restart();
+    ctx.poll();  // completions already due
+    auto refusing = client.stats().endpoints.at(0);
+    BOOST_TEST(refusing.connects == 2u);
+    BOOST_TEST(refusing.connect_failures == 2u);
+    BOOST_TEST(refusing.open == 0u);
+    client.cancel();
+    BOOST_TEST(drains(ctx), "the io_context still had work 5 s after cancel()");
+}
+
+// -- max_pending counts requests waiting for a busy connection, not those a new connection is
+// being opened for: with max_pending 0 the pool still opens its connections.
+BOOST_AUTO_TEST_CASE(max_pending_zero_still_opens_the_pool) {
+    asio::io_context ctx;
+    fake_responder fake(fcgi::test::fake_responder_options{});
+    auto opts = plain_pool(fake.unix_endpoint(), 2, 100ms);
+    opts.max_pending = 0;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcomes o;
+    for (const char* id : {"p1", "p2", "p3"})
+        start(client, fcgi::test::tagged_request(id), o[id]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const char* id : {"p1", "p2"}) {
+        BOOST_TEST(!o[id].ec, id << ": " << o[id].ec.message() << " " << o[id].resp.diagnostics);
+        BOOST_TEST(o[id].resp.body == fcgi::test::tagged_body(id));
+    }
+    BOOST_TEST(o["p3"].ec == fcgi::error::pool_exhausted, o["p3"].ec.message());
+    BOOST_TEST(o["p3"].resp.diagnostics == "0 requests already wait for a connection");
+    BOOST_TEST(client.stats().rejected == 1u);
+    BOOST_TEST(times_seen(fake.snapshot(), "p3") == 0u);
+    shutdown(ctx, client);
+}
+
+// -- initial_backoff 0 still marks a refusing endpoint down (as 1 ms): the request fails with
+// no_endpoint instead of reconnecting in a loop until its deadline.
+BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
+    fcgi::test::temp_file dir_marker("");
+    asio::io_context ctx;
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 2, 0ms);
+    opts.max_backoff = 0ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    auto req = fcgi::test::tagged_request("z");
+    req.timeout = 5s;
+    outcome out;
+    start(client, std::move(req), out);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return out.done; }, 10s));
+    BOOST_TEST(out.ec == fcgi::error::no_endpoint, out.ec.message() << " " << out.resp.diagnostics);
+    BOOST_TEST(client.stats().endpoints.at(0).connect_failures >= 1u);
+    client.cancel();
+    BOOST_TEST(drains(ctx));
+}
+
+// -- Durations far beyond any run mean "never", not an overflow: a request timeout and an idle
+// timeout of milliseconds::max() neither fail the request nor close the connection at once.
+BOOST_AUTO_TEST_CASE(huge_timeouts_mean_never) {
+    asio::io_context ctx;
+    fake_responder fake(fcgi::test::fake_responder_options{});
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.idle_timeout = std::chrono::milliseconds::max();
+    opts.backlog_relief = std::chrono::milliseconds::max();
+    opts.connection.request_timeout = std::chrono::milliseconds::max();
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcomes o;
+    auto own = fcgi::test::tagged_request("own");
+    own.timeout = std::chrono::milliseconds::max();
+    start(client, std::move(own), o["own"]);
+    start(client, fcgi::test::tagged_request("default"), o["default"]);  // queued behind
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o) {
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+    }
+    ctx.restart();
+    ctx.poll();  // an idle timer due "now" would fire here
+    outcome again;
+    start(client, fcgi::test::tagged_request("again"), again);
+    BOOST_REQUIRE(run_until(ctx, [&] { return again.done; }));
+    BOOST_TEST(!again.ec, again.ec.message());
+    BOOST_TEST(client.stats().endpoints.at(0).connects == 1u);  // the connection was kept
+    shutdown(ctx, client);
+}
+
+// -- A burst of requests against idle endpoints spreads its new connections over them: ties in
+// outstanding requests go to the endpoint with fewer connections.
+BOOST_AUTO_TEST_CASE(a_burst_opens_connections_on_every_endpoint) {
+    asio::io_context ctx;
+    fake_responder a(fcgi::test::fake_responder_options{});
+    fake_responder b(fcgi::test::fake_responder_options{});
+    fcgi::client_options opts;
+    opts.endpoints = {a.unix_endpoint(), b.unix_endpoint()};
+    opts.max_connections_per_endpoint = 4;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    start_tagged(client, "b", 4, o);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o)
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message());
+    auto s = client.stats();
+    BOOST_TEST(s.endpoints.at(0).connects == 2u);
+    BOOST_TEST(s.endpoints.at(1).connects == 2u);
+    shutdown(ctx, client);
+}
+
+// -- max_requests_per_connection_lifetime on a multiplexed connection, which is never idle
+// while requests keep coming: it takes no more than its lifetime, then closes once idle.
+BOOST_AUTO_TEST_CASE(lifetime_retires_a_busy_multiplexed_connection) {
+    asio::io_context ctx;
+    fake_responder fake({.interleave = 3, .interleave_wait = 20ms});  // answers overlap
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_requests_per_connection = 4;
+    opts.max_requests_per_connection_lifetime = 3;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    start_tagged(client, "m", 12, o);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o) {
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+    }
+    auto snap = fake.snapshot();
+    for (const auto& r : snap.requests)
+        BOOST_TEST(r.index_on_conn <= 3u,
+                   "request " << r.index_on_conn << " on connection " << r.connection);
+    BOOST_TEST(snap.connections_accepted == 4u);
+    BOOST_TEST(snap.max_live >= 2u);  // it did multiplex
+    shutdown(ctx, client);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -175,6 +175,27 @@ BOOST_AUTO_TEST_CASE(round_trip_over_tcp_and_unix) {
     BOOST_TEST(snap.violations.empty());
 }
 
+// A connection connects once: a second async_connect names why it cannot, whatever the state.
+BOOST_AUTO_TEST_CASE(second_connect_says_why_it_cannot) {
+    fake_responder fake(fcgi::test::fake_responder_options{});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::vector<std::error_code> first, during, after, closed;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { first.push_back(ec); });
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { during.push_back(ec); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return !first.empty() && !during.empty(); }));
+    BOOST_TEST(!first.at(0), first.at(0).message());
+    BOOST_TEST(during.at(0) == asio::error::already_started, during.at(0).message());
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { after.push_back(ec); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return !after.empty(); }));
+    BOOST_TEST(after.at(0) == asio::error::already_connected, after.at(0).message());
+    conn.close();
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { closed.push_back(ec); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return !closed.empty(); }));
+    BOOST_TEST(closed.at(0) == fcgi::error::not_connected, closed.at(0).message());
+    BOOST_TEST(first.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(records_split_byte_by_byte) {
     fake_responder fake({.split = fcgi::test::write_split::every_byte, .fragment_delay = 1ms});
     asio::io_context ctx;

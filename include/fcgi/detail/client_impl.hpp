@@ -38,10 +38,13 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     class lazy_now;
     struct pooled_connection {
         std::shared_ptr<connection_impl> conn;
+        // Names it for on_connected(): an address may be reused by a later connection.
+        std::uint64_t id = 0;
         bool connected = false;
         // When its first request was handed to it; a relief was tried for it (backlog_relief).
         std::chrono::steady_clock::time_point first_dispatch{};
         bool relieved = false;
+        std::uint64_t dispatched = 0;  // requests handed to it
     };
     struct endpoint_pool {
         endpoint where;
@@ -62,19 +65,32 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     };
 
     void enqueue(std::unique_ptr<pending_op> op);
+    /// Arms the timer that fails `op` with request_timeout if it is still queued at its
+    /// deadline (at once when that has passed); nothing when it has none.
+    void wait_deadline(pending_op& op);
+    /// Removes the queued request `serial`; null when it is not queued.
+    std::unique_ptr<pending_op> take_queued(std::uint64_t serial);
+    /// Requests queued beyond what the connections being opened will take.
+    std::size_t waiting_beyond_connecting() const;
     void pump();
     endpoint_pool* pick_endpoint(bool fresh, lazy_now& now);
     pooled_connection* find_usable(endpoint_pool& ep, bool fresh);
     /// The open connection of `ep` idle the longest, or null when none is idle.
     static pooled_connection* longest_idle(endpoint_pool& ep);
     pooled_connection* find_idle(endpoint_pool& ep);
+    /// Has had its max_requests_per_connection_lifetime: takes no more, also while busy (a
+    /// multiplexed one may never be idle), and closes once idle.
+    bool retiring(const pooled_connection& pc) const noexcept {
+        return opts_.max_requests_per_connection_lifetime > 0 &&
+               pc.dispatched >= opts_.max_requests_per_connection_lifetime;
+    }
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
     void open_connection(endpoint_pool& ep);
     void start_probe(endpoint_pool& ep);
     void arm_retry_timer(lazy_now& now);
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
-    void on_connected(endpoint_pool* ep, pooled_connection* pc, std::error_code ec);
+    void on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec);
     void on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
                          std::error_code ec, response&& r);
     void on_connection_event();
@@ -90,6 +106,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void remove_closed(endpoint_pool& ep);
     void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
     void check_shutdown_done();
+    void close_all();
 
     asio::any_io_executor ex_;
     client_options opts_;
@@ -98,7 +115,12 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     std::vector<pending_op*> in_flight_;  // non-owning: owned by the connection's handler
     std::atomic<std::uint64_t> serial_{0};
     bool stopped_ = false;
-    connect_handler shutdown_handler_;
+    bool cancelled_ = false;  // stop() ran: a shutdown under way completes with client_stopped
+    bool shutting_down_ = false;
+    std::vector<connect_handler> shutdown_handlers_;  // one per async_shutdown, in order
+    std::uint64_t connection_ids_ = 0;
+    // Set while a shutdown waits for requests that stop() failed: see stop().
+    std::shared_ptr<client_impl> keep_alive_;
     asio::steady_timer retry_timer_;
     bool retry_armed_ = false;
     asio::steady_timer idle_timer_;  // closes connections idle for client_options::idle_timeout
