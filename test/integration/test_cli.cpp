@@ -306,6 +306,12 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
             BOOST_TEST(is_one_error_line(r.err), r.err);
         }
     }
+    // A flag error names the help of the subcommand it was given to.
+    auto bad_flag = fcgi_cli({"bench", "-c", nowhere, "--no-such-flag", "x.php"});
+    BOOST_TEST(bad_flag.exit_code == 2);
+    BOOST_TEST(bad_flag.err.find("see 'fcgi bench --help'") != std::string::npos, bad_flag.err);
+    auto no_sub = fcgi_cli({"--no-such-flag"});
+    BOOST_TEST(no_sub.err.find("see 'fcgi --help'") != std::string::npos, no_sub.err);
     BOOST_TEST(fcgi_cli({}).exit_code == 2);                          // no subcommand
     BOOST_TEST(fcgi_cli({"request", "-c", unix_ep}).exit_code == 2);  // no script
     BOOST_TEST(fcgi_cli({"request", "-c", "not an address", "x.php"}).exit_code == 2);

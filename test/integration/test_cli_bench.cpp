@@ -196,6 +196,19 @@ BOOST_AUTO_TEST_CASE(unreachable_server_stops_the_run) {
     BOOST_TEST(r.out.find("latency:     none (no responses)") != std::string::npos, r.out);
 }
 
+// A run that counted nothing is not a clean run: an open loop slower than its measured period
+// sends its only request during the warm-up.
+BOOST_AUTO_TEST_CASE(nothing_counted_is_a_failure) {
+    fcgi::test::fake_responder fake;
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--rate", "0.5", "--warmup",
+                    "0.5", "--duration", "1", "--json", php_fpm::script("hello.php")});
+    BOOST_TEST_INFO("stderr: " << r.err);
+    BOOST_TEST(r.exit_code == 6);
+    auto j = report_of(r);
+    BOOST_TEST(j["requests"].get<int>() == 0);
+    BOOST_TEST(r.err.find("no request was sent in the measured period") != std::string::npos);
+}
+
 // Ctrl-C ends a long run early with the report of what ran, as wrk does, not with nothing.
 BOOST_AUTO_TEST_CASE(interrupt_reports_the_run_so_far) {
     fcgi::test::fake_responder fake;

@@ -463,7 +463,8 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
         "connection can be made before the first response. Ctrl-C ends the run early and\n"
         "still reports it; a second Ctrl-C stops waiting for the requests out.\n"
         "Exit: 0 when every counted request got a response (any status), 3 when the server\n"
-        "could not be reached, 6 when any failed or was never answered, 2 on usage errors.\n");
+        "could not be reached, 6 when any failed or was never answered or none was counted,\n"
+        "2 on usage errors.\n");
     cmd.add_option("-c,--connect", r.connect,
                    "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
                    "(default: $FCGI_CONNECT)")
@@ -600,6 +601,14 @@ int run_bench(const bench_flags& f) {
                     "connection, so connections beyond pm.max_children wait in its listen "
                     "backlog; use --connections at most its number of workers (--fpm-status "
                     "shows it)");
+    if (c.sent == 0) {
+        // Exit 0 would pass a run that measured nothing (a --rate slower than the measured
+        // period, or Ctrl-C during the warm-up) as a clean one.
+        print_error(
+            "no request was sent in the measured period (after --warmup): nothing was "
+            "measured");
+        return request_failure;
+    }
     return c.ok == c.sent ? ok : request_failure;
 }
 

@@ -17,6 +17,7 @@
 #include "fanout_summary.hpp"
 #include "fcgi/client.hpp"
 #include "fcgi/endpoint.hpp"
+#include "fcgi/error.hpp"
 #include "fcgi/fanout.hpp"
 #include "json_output.hpp"
 #include "output.hpp"
@@ -155,7 +156,12 @@ int run_fanout(const fanout_flags& flags) {
     auto finish = start;
     // Runs on the client's executor, one result at a time: no locking around stdout.
     auto on_result = [&](std::size_t index, fcgi::fanout_result r) {
-        if (r.ec)
+        // Failures the client gives before any server sees the request are not requests sent:
+        // they would swell the rate and shrink the latency percentiles.
+        if (r.ec == fcgi::error::no_endpoint || r.ec == fcgi::error::pool_exhausted ||
+            r.ec == fcgi::error::invalid_request)
+            summary.add_unsent(error_name(r.ec));
+        else if (r.ec)
             summary.add_failure(error_name(r.ec), r.duration);
         else
             summary.add_response(r.duration);

@@ -50,7 +50,12 @@ int main(int argc, char** argv) {
     } catch (const CLI::Success& e) {
         return app.exit(e);  // --help
     } catch (const CLI::ParseError& e) {
-        print_error(std::string(e.what()) + "; see 'fcgi --help'");
+        // Point at the help that lists the flags in question: the subcommand's.
+        std::string help = "fcgi --help";
+        for (const auto* sub : {request_cmd, probe_cmd, fanout_cmd, bench_cmd})
+            if (sub->parsed())
+                help = "fcgi " + sub->get_name() + " --help";
+        print_error(std::string(e.what()) + "; see '" + help + "'");
         return usage_error;
     }
     if (probe_cmd->parsed())
