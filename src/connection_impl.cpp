@@ -378,6 +378,12 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
     } else if (max_in_flight_ > 1 && slots_.size() > 1 && state_ == connection_state::open) {
         // A multiplexing server can abort one request; its ID stays taken until END_REQUEST.
         s.abandoned = true;
+        if (s.queued) {
+            // A streamed body's next chunk waiting to go: after ABORT_REQUEST the server would
+            // get records for a request it has forgotten.
+            std::erase(write_queue_, static_cast<std::uint16_t>(s.id - 1));
+            s.queued = false;
+        }
         aborts_pending_.push_back(proto::encode_abort_request(s.id));
         if (opts_.abort_timeout.count() > 0) {
             if (!s.op->timer)

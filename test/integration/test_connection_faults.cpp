@@ -1,5 +1,7 @@
 // fcgi::connection against the scripted fake responder: every fault php-fpm will not produce,
 // multiplexing, cancellation and each completion token.
+#include <algorithm>
+#include <array>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
@@ -8,6 +10,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
@@ -16,6 +19,8 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <future>
 #include <optional>
 #include <stdexcept>
@@ -27,8 +32,10 @@
 #include "fcgi/detail/connection_impl.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
+#include "fcgi/protocol/record_decoder.hpp"
 #include "support/fake_responder.hpp"
 #include "support/run_until.hpp"
+#include "support/temp_file.hpp"
 
 namespace act = fcgi::test::act;
 using asio::awaitable;
@@ -1463,6 +1470,87 @@ BOOST_AUTO_TEST_CASE(zero_sink_buffer_size_still_streams) {
     BOOST_TEST(!ec, ec.message() << ": " << resp.diagnostics);
     BOOST_TEST(sunk == "abc");
     BOOST_TEST(open);
+}
+
+// On a multiplexed connection, an upload aborted while its next STDIN chunk waits behind another
+// request's write must not send that chunk after ABORT_REQUEST: the server has forgotten the
+// request by then. A raw server that reads only when the test lets it keeps the write pending.
+BOOST_AUTO_TEST_CASE(aborted_upload_sends_no_stdin_after_abort_request) {
+    namespace local = asio::local;
+    namespace proto = fcgi::protocol;
+    fcgi::test::temp_file marker("");
+    const std::string path = marker.path + ".sock";
+    asio::io_context ctx;
+    local::stream_protocol::acceptor acceptor(ctx, local::stream_protocol::endpoint(path));
+    local::stream_protocol::socket server(ctx);
+    acceptor.async_accept(server, [](std::error_code ec) { BOOST_TEST(!ec, ec.message()); });
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    auto conn = connected_impl(ctx, fcgi::endpoint::unix_socket(path), copts);
+    auto settle = [&] {  // runs what is ready, nothing more
+        ctx.restart();
+        ctx.poll();
+    };
+
+    // "up": a streamed body whose chunks come when the test says.
+    fcgi::source_read_handler give_chunk;
+    asio::mutable_buffer chunk{};
+    auto up = fcgi::test::tagged_request("up");
+    up.stdin_source = fcgi::body_source::producer(
+        1000, [&](asio::mutable_buffer buf, fcgi::source_read_handler done) {
+            chunk = buf;
+            give_chunk = std::move(done);
+        });
+    auto up_serial = start_op(ctx, *conn, std::move(up), nullptr);
+    BOOST_REQUIRE(run_until(ctx, [&] { return bool(give_chunk); }));  // its head is out
+    // "big": far more than the socket buffers hold, so its write stays pending.
+    start_op(ctx, *conn, fcgi::test::tagged_request("big", std::string(8u << 20, 'x')), nullptr);
+    settle();
+    // The next chunk of "up" arrives behind it, then "up" is cancelled.
+    BOOST_REQUIRE(chunk.size() >= 100u);
+    std::memset(chunk.data(), 'y', 100);
+    std::exchange(give_chunk, nullptr)(std::error_code(), 100);
+    settle();
+    conn->cancel(up_serial);
+    settle();
+
+    // Now the server reads everything, records by type and request ID in order.
+    std::vector<std::pair<proto::record_type, std::uint16_t>> records;
+    proto::record_decoder decoder;
+    std::array<char, 65536> buf;
+    bool eof = false;
+    std::function<void()> read_more = [&] {
+        server.async_read_some(asio::buffer(buf), [&](std::error_code ec, std::size_t n) {
+            std::string_view in(buf.data(), n);
+            while (!in.empty()) {
+                auto r = decoder.feed(in);
+                BOOST_REQUIRE(!r.ec);
+                in.remove_prefix(r.consumed);
+                if (r.has_piece && r.piece.end_of_record)
+                    records.emplace_back(r.piece.header.type, r.piece.header.request_id);
+            }
+            if (ec)
+                eof = true;
+            else
+                read_more();
+        });
+    };
+    read_more();
+    auto aborted = [&] {
+        return std::find_if(records.begin(), records.end(), [](const auto& r) {
+            return r.first == proto::record_type::abort_request;
+        });
+    };
+    BOOST_REQUIRE(run_until(ctx, [&] { return aborted() != records.end(); }));
+    // What the client wrote with the abort is in the socket before it closes.
+    conn->close(asio::error::operation_aborted);
+    BOOST_REQUIRE(run_until(ctx, [&] { return eof; }));
+    auto abort_at = aborted();
+    const std::uint16_t up_id = abort_at->second;
+    BOOST_TEST(up_id == 1u);  // "up" went first
+    for (auto it = abort_at; it != records.end(); ++it)
+        BOOST_TEST(!(it->second == up_id && it->first == proto::record_type::stdin_),
+                   "STDIN of request " << up_id << " after its ABORT_REQUEST");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
