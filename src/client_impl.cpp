@@ -64,7 +64,12 @@ class client_impl::lazy_now {
 };
 
 client_impl::client_impl(asio::any_io_executor ex, client_options opts)
-    : ex_(ex), opts_(std::move(opts)), retry_timer_(ex), idle_timer_(ex), relief_timer_(ex) {
+    : ex_(ex),
+      opts_(std::move(opts)),
+      retry_timer_(ex),
+      idle_timer_(ex),
+      relief_timer_(ex),
+      hold_timer_(ex) {
     opts_.max_connections_per_endpoint =
         std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
     opts_.max_requests_per_connection =
@@ -679,8 +684,10 @@ void client_impl::stop() {
     close_all();
     // The requests in flight complete through this object, after the connections' failures:
     // a shutdown waiting for them completes then, even when the client is being destroyed.
-    if (!shutdown_handlers_.empty() && !in_flight_.empty())
-        keep_alive_ = shared_from_this();
+    if (!shutdown_handlers_.empty() && !in_flight_.empty()) {
+        hold_timer_.expires_at(clock::time_point::max());
+        hold_timer_.async_wait([self = shared_from_this()](std::error_code) {});
+    }
     check_shutdown_done();
 }
 
@@ -713,9 +720,7 @@ void client_impl::check_shutdown_done() {
     std::error_code ec = cancelled_ ? std::error_code(error::client_stopped) : std::error_code();
     for (auto& h : std::exchange(shutdown_handlers_, {}))
         h.post(ec);
-    // Released from the event loop: the caller may still use this object.
-    if (keep_alive_)
-        asio::post(ex_, [k = std::move(keep_alive_)] {});
+    hold_timer_.cancel();  // the pool goes (if nothing else holds it) from the event loop
 }
 
 client_stats client_impl::stats() const {

@@ -119,8 +119,6 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     bool shutting_down_ = false;
     std::vector<connect_handler> shutdown_handlers_;  // one per async_shutdown, in order
     std::uint64_t connection_ids_ = 0;
-    // Set while a shutdown waits for requests that stop() failed: see stop().
-    std::shared_ptr<client_impl> keep_alive_;
     asio::steady_timer retry_timer_;
     bool retry_armed_ = false;
     asio::steady_timer idle_timer_;  // closes connections idle for client_options::idle_timeout
@@ -131,6 +129,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     bool event_posted_ = false;
     std::chrono::steady_clock::time_point retry_at_{};
     std::uint64_t completed_ = 0, failed_ = 0, retries_ = 0, rejected_ = 0;
+    // Waits, holding the pool, while a shutdown waits for requests that stop() failed: see
+    // stop(). A pending wait (not a member pointing at itself) so that an io_context destroyed
+    // first still frees the pool.
+    asio::steady_timer hold_timer_;
 };
 
 }  // namespace fcgi::detail
