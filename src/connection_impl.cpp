@@ -206,7 +206,9 @@ std::size_t connection_impl::free_slot() const noexcept {
 }
 
 void connection_impl::pump_waiting() {
-    while (!waiting_.empty() && in_use_ < max_in_flight_) {
+    // A retiring connection starts nothing new: what waits fails with not_connected when it
+    // closes, never written, so a pool may send it elsewhere.
+    while (!retiring_ && !waiting_.empty() && in_use_ < max_in_flight_) {
         std::size_t i = free_slot();
         if (i >= max_in_flight_)
             break;
@@ -220,6 +222,8 @@ void connection_impl::pump_waiting() {
         assign(slots_[i], std::move(op));
     }
     start_write();
+    if (retiring_)
+        close_if_retired();  // however its last live request ended
 }
 
 void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {

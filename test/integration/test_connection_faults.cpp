@@ -22,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <future>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -1551,6 +1552,46 @@ BOOST_AUTO_TEST_CASE(aborted_upload_sends_no_stdin_after_abort_request) {
     for (auto it = abort_at; it != records.end(); ++it)
         BOOST_TEST(!(it->second == up_id && it->first == proto::record_type::stdin_),
                    "STDIN of request " << up_id << " after its ABORT_REQUEST");
+}
+
+// A connection retired because an aborted request was never ended (abort_timeout) starts no
+// request that was waiting for a slot: when one of its live requests ends, the freed slot is not
+// handed on. The waiting request fails with not_connected when the last live one has ended and
+// the connection closes (never written, so a client may send it elsewhere).
+BOOST_AUTO_TEST_CASE(retiring_connection_starts_no_waiting_request) {
+    asio::io_context ctx;
+    fake_responder fake({.script_for =
+                             [&ctx](const seen_request& r) {
+                                 asio::post(ctx, [] {});  // wakes run_until
+                                 auto id = r.param("X_ID").value_or("");
+                                 if (id == "stuck")
+                                     return fcgi::test::script{};  // ended by nothing
+                                 auto s = fcgi::test::echo_script(r);
+                                 s.insert(s.begin(), act::delay(id == "live1" ? 500ms : 1000ms));
+                                 return s;
+                             },
+                         .answer_abort = false});
+    fcgi::connection_options copts;
+    copts.max_in_flight = 3;
+    copts.abort_timeout = 50ms;
+    auto conn = connected_impl(ctx, fake.unix_endpoint(), copts);
+    std::map<std::string, std::optional<std::error_code>> out;
+    auto stuck = start_op(ctx, *conn, fcgi::test::tagged_request("stuck"), &out["stuck"]);
+    for (const char* id : {"live1", "live2", "waiting"})
+        start_op(ctx, *conn, fcgi::test::tagged_request(id), &out[id]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return fake.snapshot().requests.size() == 3; }));
+    conn->cancel(stuck);
+    BOOST_REQUIRE(run_until(ctx, [&] {
+        return std::all_of(out.begin(), out.end(), [](const auto& o) { return o.second; });
+    }));
+    BOOST_TEST(*out["stuck"] == asio::error::operation_aborted, out["stuck"]->message());
+    BOOST_TEST(!*out["live1"], out["live1"]->message());
+    BOOST_TEST(!*out["live2"], out["live2"]->message());
+    BOOST_TEST(*out["waiting"] == fcgi::error::not_connected, out["waiting"]->message());
+    auto snap = fake.snapshot();
+    for (const auto& r : snap.requests)
+        BOOST_TEST(r.param("X_ID").value_or("") != "waiting", "sent on the retiring connection");
+    BOOST_TEST((conn->state() == fcgi::detail::connection_state::closed));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
