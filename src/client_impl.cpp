@@ -422,7 +422,6 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
                            [&](const auto& p) { return p->id == id; });
     if (it == ep->conns.end())
         return;  // stopped, or retired while connecting
-    pooled_connection* pc = it->get();
     if (ec) {
         (*it)->conn->set_event_callback(nullptr);
         ep->conns.erase(it);
@@ -440,7 +439,7 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
         pump();
         return;
     }
-    pc->connected = true;
+    (*it)->connected = true;
     ep->transient_backoff = {};
     ep->backoff = {};
     ep->down_until = {};
@@ -671,17 +670,13 @@ void client_impl::cancel(std::uint64_t serial) {
 void client_impl::stop() {
     if (stopped_)
         return;
-    stopped_ = true;
     cancelled_ = true;
-    retry_timer_.cancel();
-    idle_timer_.cancel();
-    relief_timer_.cancel();
     while (!queue_.empty()) {
         auto op = std::move(queue_.front());
         queue_.pop_front();
         fail(std::move(op), error::client_stopped, "the client was stopped");
     }
-    close_all();
+    halt();
     // The requests in flight complete through this object, after the connections' failures:
     // a shutdown waiting for them completes then, even when the client is being destroyed.
     if (!shutdown_handlers_.empty() && !in_flight_.empty()) {
@@ -691,7 +686,11 @@ void client_impl::stop() {
     check_shutdown_done();
 }
 
-void client_impl::close_all() {
+void client_impl::halt() {
+    stopped_ = true;
+    retry_timer_.cancel();
+    idle_timer_.cancel();
+    relief_timer_.cancel();
     for (auto& p : pools_) {
         for (auto& pc : p.conns) {
             pc->conn->set_event_callback(nullptr);
@@ -710,13 +709,8 @@ void client_impl::start_shutdown(connect_handler h) {
 void client_impl::check_shutdown_done() {
     if (shutdown_handlers_.empty() || !queue_.empty() || !in_flight_.empty())
         return;
-    if (!stopped_) {
-        stopped_ = true;
-        retry_timer_.cancel();
-        idle_timer_.cancel();
-        relief_timer_.cancel();
-        close_all();
-    }
+    if (!stopped_)
+        halt();
     std::error_code ec = cancelled_ ? std::error_code(error::client_stopped) : std::error_code();
     for (auto& h : std::exchange(shutdown_handlers_, {}))
         h.post(ec);

@@ -23,7 +23,6 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
       connect_timer_(ex),
       read_buffer_(std::max<std::size_t>(opts.read_buffer_size, 1024)) {
     opts_.connect_timeout = capped(opts_.connect_timeout);
-    opts_.request_timeout = capped(opts_.request_timeout);
     opts_.abort_timeout = capped(opts_.abort_timeout);
     max_in_flight_ = std::max<std::uint16_t>(opts.max_in_flight, 1);
     slots_.resize(max_in_flight_);

@@ -158,8 +158,8 @@ int run_fanout(const fanout_flags& flags) {
     auto on_result = [&](std::size_t index, fcgi::fanout_result r) {
         // Failures the client gives before any server sees the request are not requests sent:
         // they would swell the rate and shrink the latency percentiles.
-        if (r.ec == fcgi::error::no_endpoint || r.ec == fcgi::error::pool_exhausted ||
-            r.ec == fcgi::error::invalid_request)
+        if (r.ec == fcgi::condition::caller_error || r.ec == fcgi::error::no_endpoint ||
+            r.ec == fcgi::error::pool_exhausted)
             summary.add_unsent(error_name(r.ec));
         else if (r.ec)
             summary.add_failure(error_name(r.ec), r.duration);

@@ -106,7 +106,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void remove_closed(endpoint_pool& ep);
     void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
     void check_shutdown_done();
-    void close_all();
+    /// Stops for good: timers cancelled, every connection closed (its requests fail).
+    void halt();
 
     asio::any_io_executor ex_;
     client_options opts_;
