@@ -38,8 +38,10 @@ struct client_impl::pending_op {
     std::optional<asio::steady_timer> timer;
     std::size_t in_flight_index = 0;  // position in in_flight_ while dispatched
     int attempts = 0;
-    bool cancelled = false;   // cancelled while dispatched: never sent again
-    bool fresh_only = false;  // a retry after a stale kept-alive connection: use a new one
+    bool cancelled = false;  // cancelled while dispatched: never sent again
+    // A retry after a stale kept-alive connection: not on a connection that sat idle (see
+    // usable()).
+    bool fresh_only = false;
     std::weak_ptr<connection_impl> conn;  // while dispatched
     std::uint64_t conn_serial = 0;
 };
@@ -145,9 +147,15 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op) {
 
 std::size_t client_impl::waiting_beyond_connecting() const {
     std::size_t connecting = 0;
-    for (const auto& p : pools_)
+    for (const auto& p : pools_) {
         for (const auto& pc : p.conns)
             connecting += pc->connected ? 0 : p.max_in_flight;
+        // Probing (auto_detect): its connections open when the answer comes, each taking one
+        // request at least.
+        if (p.probe_state != endpoint_pool::probe::done)
+            connecting += opts_.max_connections_per_endpoint -
+                          std::min(opts_.max_connections_per_endpoint, p.conns.size());
+    }
     return queue_.size() - std::min(queue_.size(), connecting);
 }
 
@@ -203,8 +211,13 @@ void client_impl::remove_closed(endpoint_pool& ep) {
 
 namespace {
 
+// A retry after a stale kept-alive connection (`fresh`) goes to a new connection, or to a
+// multiplexed one with requests in flight: a server closes connections that sit idle, and one
+// it is answering on is not one of those. Without the second, a multiplexed pool at its limit
+// with no idle connection would hold the retry, and every request queued behind it.
 bool usable(const connection_impl& c, bool connected, bool fresh) {
-    return connected && c.has_free_slot() && (!fresh || c.stats().requests_started == 0);
+    return connected && c.has_free_slot() &&
+           (!fresh || c.stats().requests_started == 0 || !c.is_idle());
 }
 
 // A request out and not one byte back since the connection opened: beyond pm.max_children,

@@ -38,7 +38,8 @@ struct client_options {
     /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing.
     std::chrono::milliseconds probe_timeout{1000};
     /// Requests waiting for a busy connection (a request a new connection is being opened for
-    /// does not count); beyond it requests fail at once with error::pool_exhausted. Zero: no
+    /// does not count, nor, while an auto_detect probe runs, one per connection the pool may
+    /// open after it); beyond it requests fail at once with error::pool_exhausted. Zero: no
     /// waiting beyond the connections the pool may open.
     std::size_t max_pending = 100000;
     /// An idle connection is closed after this long; keep it below php-fpm's

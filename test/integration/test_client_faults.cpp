@@ -1383,27 +1383,37 @@ BOOST_AUTO_TEST_CASE(every_connect_failure_is_counted) {
 }
 
 // -- max_pending counts requests waiting for a busy connection, not those a new connection is
-// being opened for: with max_pending 0 the pool still opens its connections.
+// being opened for: with max_pending 0 the pool still opens its connections. With auto_detect,
+// requests made while the GET_VALUES probe runs wait for connections the pool has yet to open,
+// one per connection.
 BOOST_AUTO_TEST_CASE(max_pending_zero_still_opens_the_pool) {
-    asio::io_context ctx;
-    fake_responder fake(fcgi::test::fake_responder_options{});
-    auto opts = plain_pool(fake.unix_endpoint(), 2, 100ms);
-    opts.max_pending = 0;
-    fcgi::client client(ctx.get_executor(), opts);
+    for (auto mode : {fcgi::multiplexing::off, fcgi::multiplexing::auto_detect}) {
+        BOOST_TEST_CONTEXT("auto_detect: " << (mode == fcgi::multiplexing::auto_detect)) {
+            asio::io_context ctx;
+            fake_responder fake(fcgi::test::fake_responder_options{});
+            auto opts = plain_pool(fake.unix_endpoint(), 2, 100ms);
+            opts.mode = mode;
+            opts.max_pending = 0;
+            fcgi::client client(ctx.get_executor(), opts);
 
-    outcomes o;
-    for (const char* id : {"p1", "p2", "p3"})
-        start(client, fcgi::test::tagged_request(id), o[id]);
-    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
-    for (const char* id : {"p1", "p2"}) {
-        BOOST_TEST(!o[id].ec, id << ": " << o[id].ec.message() << " " << o[id].resp.diagnostics);
-        BOOST_TEST(o[id].resp.body == fcgi::test::tagged_body(id));
+            outcomes o;
+            for (const char* id : {"p1", "p2", "p3"})
+                start(client, fcgi::test::tagged_request(id), o[id]);
+            BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+            for (const char* id : {"p1", "p2"}) {
+                BOOST_TEST(!o[id].ec,
+                           id << ": " << o[id].ec.message() << " " << o[id].resp.diagnostics);
+                BOOST_TEST(o[id].resp.body == fcgi::test::tagged_body(id));
+            }
+            BOOST_TEST(o["p3"].ec == fcgi::error::pool_exhausted, o["p3"].ec.message());
+            BOOST_TEST(o["p3"].resp.diagnostics == "0 requests already wait for a connection");
+            BOOST_TEST(client.stats().rejected == 1u);
+            BOOST_TEST(times_seen(fake.snapshot(), "p3") == 0u);
+            if (mode == fcgi::multiplexing::auto_detect)  // it did probe
+                BOOST_TEST(client.stats().endpoints.at(0).max_in_flight_per_connection > 1u);
+            shutdown(ctx, client);
+        }
     }
-    BOOST_TEST(o["p3"].ec == fcgi::error::pool_exhausted, o["p3"].ec.message());
-    BOOST_TEST(o["p3"].resp.diagnostics == "0 requests already wait for a connection");
-    BOOST_TEST(client.stats().rejected == 1u);
-    BOOST_TEST(times_seen(fake.snapshot(), "p3") == 0u);
-    shutdown(ctx, client);
 }
 
 // -- initial_backoff 0 still marks a refusing endpoint down (as 1 ms): the request fails with
@@ -1502,6 +1512,60 @@ BOOST_AUTO_TEST_CASE(lifetime_retires_a_busy_multiplexed_connection) {
     BOOST_TEST(snap.connections_accepted == 4u);
     BOOST_TEST(snap.max_live >= 2u);  // it did multiplex
     shutdown(ctx, client);
+}
+
+// -- A retry after a stale kept-alive connection does not hold up a multiplexed pool at its
+// limit: with no idle connection, it and the requests queued behind it join the connection
+// that has requests in flight instead of waiting for one to go idle.
+BOOST_AUTO_TEST_CASE(stale_retry_joins_a_busy_multiplexed_connection) {
+    asio::io_context ctx;
+    // "x" and "y" on the first connection: it closes once both arrived, before any answer, so
+    // both come back as sent on a stale kept-alive connection. Their retries are never answered:
+    // the new connection stays busy until the end.
+    auto first_tries = std::make_shared<int>(0);  // responder thread only
+    fake_responder fake(
+        {.tcp = false, .script_for = [first_tries](const seen_request& r) -> fcgi::test::script {
+             auto id = r.param("X_ID").value_or("");
+             if (id != "x" && id != "y")
+                 return fcgi::test::echo_script(r);
+             if (r.connection != 1)
+                 return {};
+             return ++*first_tries == 2 ? fcgi::test::script{act::close()} : fcgi::test::script{};
+         }});
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_requests_per_connection = 4;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcomes o;
+    start(client, fcgi::test::tagged_request("warm"), o["warm"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["warm"].done; }));
+    BOOST_REQUIRE_MESSAGE(!o["warm"].ec, o["warm"].ec.message());
+    start(client, fcgi::test::tagged_request("x"), o["x"]);
+    start(client, fcgi::test::tagged_request("y"), o["y"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return client.stats().retries == 2u; }));
+    // Queued behind whichever retry did not get the new connection to itself.
+    start(client, fcgi::test::tagged_request("z"), o["z"]);
+    BOOST_REQUIRE_MESSAGE(run_until(
+                              ctx, [&] { return o["z"].done; }, 5s),
+                          "a request waited behind a retry while a connection had free slots");
+    BOOST_TEST(!o["z"].ec, o["z"].ec.message() << " " << o["z"].resp.diagnostics);
+    BOOST_TEST(o["z"].resp.body == fcgi::test::tagged_body("z"));
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return times_seen(s, "x") == 2u && times_seen(s, "y") == 2u; },
+        5s));
+    BOOST_TEST(!o["x"].done);  // held by the server
+    BOOST_TEST(!o["y"].done);
+    auto s = client.stats();
+    BOOST_TEST(s.queued == 0u);
+    BOOST_TEST(s.endpoints.at(0).connects == 2u);
+    BOOST_TEST(s.endpoints.at(0).in_flight == 2u);
+    for (const auto& r : fake.snapshot().requests)
+        if (r.param("X_ID") == "z")
+            BOOST_TEST(r.connection == 2u);  // beside the two retries
+    client.cancel();
+    BOOST_TEST(drains(ctx), "the io_context still had work 5 s after cancel()");
+    BOOST_TEST(o["x"].ec == fcgi::error::client_stopped, o["x"].ec.message());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
