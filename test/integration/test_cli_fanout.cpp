@@ -447,35 +447,44 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
 }
 
 // Ctrl-C used to kill the tool with no summary and jobs without a line. Now what is not done
-// fails with client_stopped: every job still gets its line, and the summary is printed.
+// fails with client_stopped: every job still gets its line, and the summary is printed, without
+// the stopped jobs in the requests sent (their duration is the time to the interruption). So
+// does SIGTERM, as a supervisor stops a job runner.
 BOOST_AUTO_TEST_CASE(interrupt_still_summarises) {
-    fcgi::test::fake_responder fake({.silent = true});
-    std::string jobs;
-    for (int i = 1; i <= 3; ++i)
-        jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
-    run_spec spec;
-    spec.program = FCGI_CLI_PATH;
-    spec.args = {"fanout", "--connect", fake.tcp_endpoint().to_string(), "--concurrency", "2"};
-    spec.input = jobs;
-    std::thread interrupter;
-    bool both_sent = false;
-    spec.started = [&](int pid) {
-        interrupter = std::thread([&, pid] {
-            both_sent = fake.wait_for([](const auto& s) { return s.requests.size() >= 2; }, 20s);
-            ::kill(pid, both_sent ? SIGINT : SIGKILL);
-        });
-    };
-    auto r = fcgi::test::run_child(spec);
-    interrupter.join();
-    BOOST_TEST_REQUIRE(both_sent);
-    BOOST_TEST_INFO("stderr: " << r.err);
-    BOOST_TEST(r.exit_code == 6);
-    auto lines = result_lines(r.out);
-    BOOST_TEST(lines.size() == 3u);
-    for (const auto& j : lines)
-        BOOST_TEST(j["error"]["code"] == "client_stopped", j.dump());
-    BOOST_TEST(has(r.err, "fanout: 3 jobs, 0 ok, 3 failed (client_stopped 3)"));
-    BOOST_TEST(has(r.err, "interrupted"));
+    for (int sig : {SIGINT, SIGTERM}) {
+        BOOST_TEST_CONTEXT("signal " << sig) {
+            fcgi::test::fake_responder fake({.silent = true});
+            std::string jobs;
+            for (int i = 1; i <= 3; ++i)
+                jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
+            run_spec spec;
+            spec.program = FCGI_CLI_PATH;
+            spec.args = {"fanout", "--connect", fake.tcp_endpoint().to_string(), "--concurrency",
+                         "2"};
+            spec.input = jobs;
+            std::thread interrupter;
+            bool both_sent = false;
+            spec.started = [&](int pid) {
+                interrupter = std::thread([&, pid] {
+                    both_sent =
+                        fake.wait_for([](const auto& s) { return s.requests.size() >= 2; }, 20s);
+                    ::kill(pid, both_sent ? sig : SIGKILL);
+                });
+            };
+            auto r = fcgi::test::run_child(spec);
+            interrupter.join();
+            BOOST_TEST_REQUIRE(both_sent);
+            BOOST_TEST_INFO("stderr: " << r.err);
+            BOOST_TEST(r.exit_code == 6);
+            auto lines = result_lines(r.out);
+            BOOST_TEST(lines.size() == 3u);
+            for (const auto& j : lines)
+                BOOST_TEST(j["error"]["code"] == "client_stopped", j.dump());
+            BOOST_TEST(has(r.err, "fanout: 3 jobs, 0 ok, 3 failed (client_stopped 3)"));
+            BOOST_TEST(has(r.err, "fanout: 0 requests sent in "));
+            BOOST_TEST(has(r.err, "interrupted"));
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -69,8 +69,8 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
         "  Body and stderr are base64 under *_base64 when they are not valid UTF-8.\n"
         "Exit: 0 when every job got a response (any status), 6 when any job failed or was\n"
         "invalid (error.code \"invalid_job\", message naming the line), 2 on usage errors.\n"
-        "Ctrl-C: unfinished jobs fail with client_stopped, the summary is printed; a second "
-        "kills.\n");
+        "Ctrl-C or SIGTERM: unfinished jobs fail with client_stopped, the summary is printed;\n"
+        "a second one kills.\n");
     cmd.add_option("-c,--connect", f.connect,
                    "Server address, repeatable to balance over several: unix:/path.sock, "
                    "/path.sock, host:port, [v6]:port (default: $FCGI_CONNECT)")
@@ -141,7 +141,7 @@ int run_fanout(const fanout_flags& flags) {
     ids.reserve(jobs.size());
     for (auto& job : jobs) {
         if (!job.error.empty()) {
-            summary.add_unsent(invalid_job_name);
+            summary.add_untimed(invalid_job_name);
             emit(invalid_job_line(job.id, job.error));
             continue;
         }
@@ -157,10 +157,11 @@ int run_fanout(const fanout_flags& flags) {
     // Runs on the client's executor, one result at a time: no locking around stdout.
     auto on_result = [&](std::size_t index, fcgi::fanout_result r) {
         // Failures the client gives before any server sees the request are not requests sent:
-        // they would swell the rate and shrink the latency percentiles.
+        // they would swell the rate and shrink the latency percentiles. Nor are jobs stopped by
+        // Ctrl-C: their duration is the time to the interruption.
         if (r.ec == fcgi::condition::caller_error || r.ec == fcgi::error::no_endpoint ||
-            r.ec == fcgi::error::pool_exhausted)
-            summary.add_unsent(error_name(r.ec));
+            r.ec == fcgi::error::pool_exhausted || r.ec == fcgi::error::client_stopped)
+            summary.add_untimed(error_name(r.ec));
         else if (r.ec)
             summary.add_failure(error_name(r.ec), r.duration);
         else
@@ -171,20 +172,24 @@ int run_fanout(const fanout_flags& flags) {
         if (output_failed && !was_failed)
             client.cancel();  // nobody will read the rest
     };
-    // Ctrl-C stops the run: what is queued or in flight fails with client_stopped, so every
-    // job still gets its result line and the summary is printed; a second Ctrl-C kills.
+    // Ctrl-C (or SIGTERM, from a supervisor) stops the run: what is queued or in flight fails
+    // with client_stopped, so every job still gets its result line and the summary is printed;
+    // a second one kills.
     asio::signal_set interrupt(ctx);
     bool interrupted = false;
-    if (!signal_ignored(SIGINT)) {
-        interrupt.add(SIGINT);
-        interrupt.async_wait([&](std::error_code ec, int) {
-            if (ec)
-                return;
-            interrupt.clear();  // back to the default action
-            interrupted = true;
-            client.cancel();
-        });
+    for (int sig : {SIGINT, SIGTERM}) {
+        std::error_code ec;
+        if (!signal_ignored(sig))
+            interrupt.add(sig, ec);  // if it fails, the signal keeps its default action
     }
+    interrupt.async_wait([&](std::error_code ec, int) {
+        if (ec)
+            return;
+        std::error_code ignored;
+        interrupt.clear(ignored);  // back to the default actions
+        interrupted = true;
+        client.cancel();
+    });
     fcgi::async_fanout_each(client, std::move(requests), flags.concurrency, on_result,
                             [&](std::error_code) {
                                 finish = steady_clock::now();

@@ -28,11 +28,11 @@ void fanout_summary::add_response(std::chrono::microseconds took) {
 }
 
 void fanout_summary::add_failure(std::string_view code, std::chrono::microseconds took) {
-    add_unsent(code);
+    add_untimed(code);
     latencies_us_.push_back(took.count());
 }
 
-void fanout_summary::add_unsent(std::string_view code) {
+void fanout_summary::add_untimed(std::string_view code) {
     ++failed_;
     auto it = failures_.find(code);
     if (it == failures_.end())

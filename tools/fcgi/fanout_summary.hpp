@@ -18,9 +18,10 @@ class fanout_summary {
     void add_response(std::chrono::microseconds took);
     /// A request that was sent and failed with the error named `code` after `took`.
     void add_failure(std::string_view code, std::chrono::microseconds took);
-    /// A job that never reached a server (invalid_job, a request rejected before sending,
-    /// no_endpoint, pool_exhausted): counted, but not in requests sent, rate or latency.
-    void add_unsent(std::string_view code);
+    /// A failed job without a request to time: one that never reached a server (invalid_job, a
+    /// request rejected before sending, no_endpoint, pool_exhausted) or was stopped unfinished
+    /// (client_stopped). Counted, but not in requests sent, rate or latency.
+    void add_untimed(std::string_view code);
 
     std::size_t jobs() const noexcept { return ok_ + failed_; }
     std::size_t failed() const noexcept { return failed_; }
