@@ -234,6 +234,20 @@ BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
     BOOST_TEST(s.out.find("\"SCRIPT_FILENAME\":\"" + json_path(dir + "/server.php") + "\"") !=
                    std::string::npos,
                s.out);
+
+    // Without --root, DOCUMENT_ROOT is the current directory (docs/cli.md), not the script's.
+    const std::string parent = dir.substr(0, dir.rfind('/'));
+    const std::string leaf = dir.substr(dir.rfind('/') + 1);
+    run_spec from_parent;
+    from_parent.args = {"request", "-c", unix_ep, leaf + "/server.php"};
+    from_parent.cwd = parent;
+    auto t = run(from_parent);
+    BOOST_TEST(t.exit_code == 0, t.err);
+    BOOST_TEST(t.out.find("\"DOCUMENT_ROOT\":\"" + json_path(parent) + "\"") != std::string::npos,
+               t.out);
+    BOOST_TEST(t.out.find("\"SCRIPT_NAME\":\"" + json_path("/" + leaf + "/server.php") + "\"") !=
+                   std::string::npos,
+               t.out);
 }
 
 BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {

@@ -100,6 +100,16 @@ BOOST_FIXTURE_TEST_CASE(open_loop_rate, fpm_fixture) {
     BOOST_TEST(j["ok"].get<int>() == n);
     BOOST_TEST(j["mode"] == "open");
     BOOST_TEST(j["rps"].get<double>() > 100);
+
+    // The period is the whole --duration, not up to the last send: at 2 req/s over 1 s the
+    // requests go at 0 and 0.5 s, and the rate is 2 req/s, not 4.
+    auto slow = bench({"--connect", ep, "--duration", "1", "--rate", "2", "--json",
+                       php_fpm::script("hello.php")});
+    BOOST_TEST(slow.exit_code == 0, slow.err);
+    auto k = report_of(slow);
+    BOOST_TEST(k["requests"].get<int>() == 2);
+    BOOST_TEST(k["duration_s"].get<double>() >= 0.999);
+    BOOST_TEST(k["rps"].get<double>() <= 2.001);
 }
 
 BOOST_FIXTURE_TEST_CASE(timeouts_counted_by_name, fpm_fixture) {
@@ -194,6 +204,16 @@ BOOST_AUTO_TEST_CASE(unreachable_server_stops_the_run) {
     BOOST_TEST(r.exit_code == 3);
     BOOST_TEST(r.out.find("first no_endpoint: ") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("latency:     none (no responses)") != std::string::npos, r.out);
+
+    // An address that is not UTF-8 ends up in the error messages: the JSON report still comes,
+    // with U+FFFD (it used to abort the tool).
+    const std::string odd = nowhere + "-\xff";
+    r = bench({"--connect", odd, "--duration", "3", "--json", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 3, r.err);
+    auto k = report_of(r);
+    BOOST_TEST(k["errors"]["no_endpoint"].get<int>() >= 1);
+    BOOST_TEST(k["error_messages"]["no_endpoint"].get<std::string>().find("\xef\xbf\xbd") !=
+               std::string::npos);
 }
 
 // A run that counted nothing is not a clean run: an open loop slower than its measured period

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -421,6 +422,30 @@ BOOST_AUTO_TEST_CASE(wrong_field_types_are_invalid_jobs) {
                 "line " + std::to_string(line) + ": "));
         }
     }
+
+    // A number beyond a double and an id nested 100,000 deep: the tool used to abort (an
+    // uncaught out_of_range) or overflow its stack, with no line for any job.
+    std::string raw = R"({"id":1e400,"script":"x.php"})"
+                      "\n";
+    raw += R"({"id":)" + std::string(100000, '[') + std::string(100000, ']') +
+           R"(,"script":"x.php"})"
+           "\n";
+    raw += line_of({{"id", 3}, {"script", hello}});
+    auto odd = fanout({"--connect", unix_ep}, raw);
+    BOOST_TEST(odd.exit_code == 6, odd.err);
+    auto odd_lines = result_lines(odd.out);
+    BOOST_REQUIRE_EQUAL(odd_lines.size(), 3u);
+    std::vector<std::string> messages;
+    for (const auto& j : odd_lines) {
+        if (j["id"] == 3)
+            BOOST_TEST(j["error"].is_null(), j.dump());
+        else
+            messages.push_back(j["error"]["message"].get<std::string>());
+    }
+    std::sort(messages.begin(), messages.end());
+    BOOST_REQUIRE_EQUAL(messages.size(), 2u);
+    BOOST_TEST(messages[0].starts_with("line 1: not usable JSON"), messages[0]);
+    BOOST_TEST(messages[1] == "line 2: arrays and objects nest deeper than 64 levels");
 }
 
 BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {

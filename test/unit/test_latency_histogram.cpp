@@ -54,6 +54,19 @@ BOOST_AUTO_TEST_CASE(uniform_1_to_1000) {
     BOOST_TEST(h.mean_us() == 500.5);
 }
 
+// 99.9 / 100 * 1000 is a hair above 999 in doubles: p99.9 of a thousand samples is the 999th,
+// not the one outlier that is the maximum.
+BOOST_AUTO_TEST_CASE(p999_of_a_thousand_is_not_the_max) {
+    for (std::uint64_t n : {1000u, 10000u, 100000u}) {
+        latency_histogram h;
+        for (std::uint64_t i = 1; i < n; ++i)
+            h.record(us(100));
+        h.record(us(100000));
+        BOOST_TEST(h.percentile(99.9).count() == 100, n << " samples");
+        BOOST_TEST(h.percentile(100).count() == 100000);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(exact_below_128) {
     latency_histogram h;
     for (int v = 0; v < 128; ++v)

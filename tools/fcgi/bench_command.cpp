@@ -167,6 +167,16 @@ class bench_run {
         while (!stopping_) {
             auto due = start_ + seconds_to(interval_ * double(next_k_));
             if (due >= end_) {
+                // The period runs to its end, not to the last send: at 1 req/s over 5 s the
+                // rate is 5 / 5 s, not 5 / 4 s.
+                if (now < end_) {
+                    pace_timer_.expires_at(end_);
+                    pace_timer_.async_wait([this](std::error_code ec) {
+                        if (!ec)
+                            stop_sending();
+                    });
+                    return;
+                }
                 stop_sending();
                 return;
             }
@@ -447,7 +457,8 @@ std::string json_report(const bench_flags& f, std::size_t connections, const ben
         if (!st->last_error.empty())
             j["fpm_status"]["last_error"] = st->last_error;
     }
-    return j.dump() + "\n";
+    // Error messages name the endpoint, which may hold any bytes: U+FFFD, not an exception.
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace

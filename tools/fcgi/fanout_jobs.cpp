@@ -62,6 +62,33 @@ std::string parse_error_text(const char* what) {
     return s;
 }
 
+// How deep arrays and objects nest in `text` (strings skipped), read without parsing it: the
+// JSON library copies, prints and frees values recursively, so a deep enough id would exhaust
+// the stack before any check on the parsed value could run.
+std::size_t nesting_depth(std::string_view text) {
+    std::size_t depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+constexpr std::size_t max_nesting = 64;
+
 void fill_request(const ordered_json& j, const std::string& root, fcgi::request& req) {
     const ordered_json* script = nullptr;
     const ordered_json* body = nullptr;
@@ -126,11 +153,16 @@ fanout_job parse_job(std::string_view text, std::size_t line, const std::string&
     fanout_job job;
     job.line = line;
     try {
+        if (nesting_depth(text) > max_nesting)
+            reject("arrays and objects nest deeper than " + std::to_string(max_nesting) +
+                   " levels");
         ordered_json j;
         try {
             j = ordered_json::parse(text);
         } catch (const nlohmann::json::parse_error& e) {
             reject("not valid JSON: " + parse_error_text(e.what()));
+        } catch (const nlohmann::json::exception& e) {
+            reject("not usable JSON: " + parse_error_text(e.what()));  // 1e400: out_of_range
         }
         if (!j.is_object())
             reject(std::string("a job must be a JSON object, not ") + j.type_name());

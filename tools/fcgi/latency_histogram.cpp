@@ -53,7 +53,10 @@ std::chrono::microseconds latency_histogram::percentile(double p) const noexcept
     if (count_ == 0)
         return std::chrono::microseconds(0);
     p = std::clamp(p, 0.0, 100.0);
-    auto rank = static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
+    // Less a hair: 99.9 / 100 * 1000 is 999.0000000000001 in doubles, and a ceil of that would
+    // report the maximum as p99.9 of every thousand samples.
+    auto rank =
+        static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_) - 1e-6));
     rank = std::clamp<std::uint64_t>(rank, 1, count_);
     if (rank == count_)
         return std::chrono::microseconds(max_);  // exact, also beyond max_tracked_us

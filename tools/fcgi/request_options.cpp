@@ -145,9 +145,12 @@ bool build_request(const request_flags& f, fcgi::request& req, std::string& why)
         why = "SCRIPT is empty";
         return false;
     }
+    // A relative SCRIPT is under DOCUMENT_ROOT, which is the current directory unless given
+    // (docs/cli.md): SCRIPT_NAME is then /examples/demo/php/hello.php, as a web server would
+    // have it. An absolute one without --root keeps the library's default, its directory.
     fs::path base;
-    if (!f.root.empty()) {
-        if (!absolute_path(f.root, base, why))
+    if (!f.root.empty() || fs::path(script).is_relative()) {
+        if (!absolute_path(f.root.empty() ? std::string(".") : f.root, base, why))
             return false;
         std::string root = base.string();
         while (root.size() > 1 && root.back() == '/')
