@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "latency_histogram.hpp"
+
 namespace fcgi_cli {
 namespace {
 
@@ -15,11 +17,7 @@ std::string fixed(double v, int decimals) {
 
 // Nearest-rank percentile of sorted values, in milliseconds.
 double percentile_ms(const std::vector<std::int64_t>& sorted, double p) {
-    // Less a hair, as in latency_histogram: 99.9 / 100 * 1000 is just above 999 in doubles.
-    auto rank =
-        static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size()) - 1e-6));
-    rank = std::clamp<std::size_t>(rank, 1, sorted.size());
-    return static_cast<double>(sorted[rank - 1]) / 1000.0;
+    return static_cast<double>(sorted[nearest_rank(p, sorted.size()) - 1]) / 1000.0;
 }
 
 }  // namespace

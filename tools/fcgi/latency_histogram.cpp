@@ -49,15 +49,19 @@ double latency_histogram::mean_us() const noexcept {
     return count_ == 0 ? 0.0 : sum_ / static_cast<double>(count_);
 }
 
+std::uint64_t nearest_rank(double p, std::uint64_t count) noexcept {
+    p = std::clamp(p, 0.0, 100.0);
+    // Less a hair: 99.9 / 100 * 1000 is 999.0000000000001 in doubles, and a ceil of that would
+    // make p99.9 of every thousand samples their maximum.
+    auto rank =
+        static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count) - 1e-6));
+    return std::clamp<std::uint64_t>(rank, 1, count);
+}
+
 std::chrono::microseconds latency_histogram::percentile(double p) const noexcept {
     if (count_ == 0)
         return std::chrono::microseconds(0);
-    p = std::clamp(p, 0.0, 100.0);
-    // Less a hair: 99.9 / 100 * 1000 is 999.0000000000001 in doubles, and a ceil of that would
-    // report the maximum as p99.9 of every thousand samples.
-    auto rank =
-        static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_) - 1e-6));
-    rank = std::clamp<std::uint64_t>(rank, 1, count_);
+    auto rank = nearest_rank(p, count_);
     if (rank == count_)
         return std::chrono::microseconds(max_);  // exact, also beyond max_tracked_us
     std::uint64_t seen = 0;

@@ -8,6 +8,9 @@
 
 namespace fcgi_cli {
 
+/// The 1-based nearest rank of percentile `p` (0..100) among `count` samples (count > 0).
+std::uint64_t nearest_rank(double p, std::uint64_t count) noexcept;
+
 /// Counts latencies in microsecond buckets: exact below 128 µs, then 128 buckets per power of
 /// two, so a bucket is at most 1/128 (0.8%) of its values wide (HdrHistogram's layout with two
 /// significant digits). Memory is fixed (~22 KB) whatever the number of samples: a long run
