@@ -15,6 +15,25 @@ namespace fcgi::detail {
 
 namespace proto = fcgi::protocol;
 
+namespace {
+
+// Calls into a user's source or sink: an exception thrown there fails its request with `failed`
+// and the exception's message instead of unwinding through the read loop, which would leave the
+// connection half way through a buffer.
+template <class F>
+std::error_code call_user(const char* who, std::error_code failed, std::string& why, F&& f) {
+    try {
+        return std::forward<F>(f)();
+    } catch (const std::exception& e) {
+        why = std::string(who) + " threw: " + e.what();
+    } catch (...) {
+        why = std::string(who) + " threw an exception";
+    }
+    return failed;
+}
+
+}  // namespace
+
 connection_impl::connection_impl(asio::any_io_executor ex, const connection_options& opts)
     : ex_(ex),
       opts_(opts),
@@ -103,6 +122,8 @@ void connection_impl::start_connect(endpoint ep, connect_handler h) {
 }
 
 void connection_impl::try_next_endpoint(std::size_t index, std::error_code last) {
+    if (state_ != connection_state::connecting)
+        return;  // closed meanwhile (its connect was aborted): no next address
     if (connect_timed_out_ || index >= resolved_.size()) {
         finish_connect(last);
         return;
@@ -205,6 +226,14 @@ std::size_t connection_impl::free_slot() const noexcept {
 }
 
 void connection_impl::pump_waiting() {
+    if (in_read_) {
+        // Not while the reader is half way through a buffer: a freed ID handed on at once would
+        // get the rest of that buffer's records for the old request (a duplicate END_REQUEST
+        // would complete the new one). Those records now find the ID free and close the
+        // connection; on_read pumps once the buffer is done.
+        pump_after_read_ = true;
+        return;
+    }
     // A retiring connection starts nothing new: what waits fails with not_connected when it
     // closes, never written, so a pool may send it elsewhere.
     while (!retiring_ && !waiting_.empty() && in_use_ < max_in_flight_) {
@@ -469,7 +498,16 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
         if (s.op && s.op->handler && s.op->stream && s.op->stream->ended &&
             ec != asio::error::operation_aborted)
             continue;  // the server ended it: its sink drains on and completes it (finish_stream)
-        if (s.op && s.op->handler) {
+        if (s.op && s.op->handler && !s.written && !s.writing) {
+            // Assigned a slot but still queued behind another request's write: nothing of it
+            // reached the server, so it fails as a request that waited for a slot does and a
+            // pool may send it elsewhere, whatever closed the connection.
+            response r;
+            r.diagnostics = "connection to " + endpoint_.to_string() +
+                            " closed before the request was sent" +
+                            (detail.empty() ? std::string() : " (" + std::string(detail) + ")");
+            complete(s, error::not_connected, std::move(r));
+        } else if (s.op && s.op->handler) {
             response r;
             std::string what(detail);
             if (what.empty())
@@ -621,6 +659,10 @@ void connection_impl::on_read(std::error_code ec, std::size_t n) {
     in_read_ = true;
     bool open = process_input(std::string_view(read_buffer_.data(), n));
     in_read_ = false;
+    if (std::exchange(pump_after_read_, false) && open) {
+        pump_waiting();
+        open = state_ == connection_state::open;
+    }
     if (open) {
         // Re-armed first, so a close by the user's handlers below is seen; not while a sink's
         // buffer is full (backpressure: resume_reading() re-arms it).
@@ -676,6 +718,13 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
         return false;
     }
     slot& s = slots_[h.request_id - 1];
+    if (!s.written && !s.writing) {
+        // Queued behind another request's write: whatever this answers, it is not that request.
+        close(error::unexpected_record,
+              "record of " + type_name() + " for request " + std::to_string(h.request_id) +
+                  ", which was not sent yet, from " + endpoint_.to_string());
+        return false;
+    }
     if (s.op->stream && s.op->stream->ended) {
         close(error::unexpected_record, "record of " + type_name() + " for request " +
                                             std::to_string(h.request_id) +
@@ -705,20 +754,14 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
                       " for request " + std::to_string(h.request_id));
             return false;
     }
-    if (ec == error::sink_failed) {
+    if (ec) {
+        // As after a timeout: a multiplexed connection aborts this request alone and drops the
+        // rest of its records; otherwise closing is the only way to stop the script (php-fpm).
+        if (ec != error::sink_failed)
+            why = ec == error::response_too_large ? "response exceeded the configured limit"
+                                                  : "malformed CGI response head";
         abandon(s, ec, why + "; " + describe(s));
         return state_ == connection_state::open;
-    }
-    if (ec) {
-        // The rest of this response cannot be skipped reliably without reading it all: close.
-        response r;
-        r.diagnostics =
-            std::string(ec == error::response_too_large ? "response exceeded the configured limit"
-                                                        : "malformed CGI response head") +
-            "; " + describe(s);
-        complete(s, ec, std::move(r));
-        close(error::connection_lost);
-        return false;
     }
     return true;
 }
@@ -755,7 +798,8 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             s.op->stream->head_delivered = true;
             std::string why;
             auto keep = s.op->req.stdout_sink;  // closing from on_head drops the op and the sink
-            bool failed = bool(sink->on_head(r, why));
+            bool failed = bool(call_user("response sink's on_head()", error::sink_failed, why,
+                                         [&] { return sink->on_head(r, why); }));
             if (!s.op || !s.op->handler)
                 return;  // the sink closed the connection, which completed the request
             if (failed) {
@@ -806,15 +850,24 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
 
 std::error_code connection_impl::start_streams(slot& s, std::string& why) {
     auto st = std::make_unique<stream_state>();
-    const request& req = s.op->req;
-    if (auto* source = req.stdin_source.get()) {
-        if (auto ec = source->start(why))
+    // Copies: a start() that closes the connection drops the op, and with it the request's.
+    auto source = s.op->req.stdin_source;
+    auto sink = s.op->req.stdout_sink;
+    auto closed = [&] { return !s.op || !s.op->handler; };
+    if (source) {
+        if (auto ec = call_user("request body source's start()", error::source_failed, why,
+                                [&] { return source.get()->start(why); }))
             return ec;
-        st->upload_left = req.body_size();
+        if (closed())
+            return error::not_connected;
+        st->upload_left = s.op->req.body_size();
     }
-    if (auto* sink = req.stdout_sink.get()) {
-        if (auto ec = sink->start(why))
+    if (sink) {
+        if (auto ec = call_user("response sink's start()", error::sink_failed, why,
+                                [&] { return sink.get()->start(why); }))
             return ec;
+        if (closed())
+            return error::not_connected;
     }
     s.op->stream = std::move(st);
     return {};
@@ -830,15 +883,24 @@ void connection_impl::read_source(slot& s) {
     auto index = static_cast<std::uint16_t>(s.id - 1);
     // The source may complete inline or on another thread: hop onto the executor either way,
     // which also keeps a fast source from recursing through write and read.
-    s.op->req.stdin_source.get()->async_read_some(
-        asio::buffer(st.chunk.data(), n), ex_,
-        [self = shared_from_this(), index, serial = s.op->serial](std::error_code ec,
-                                                                  std::size_t m) {
-            auto& ex = self->ex_;
-            asio::post(ex, [self = std::move(self), index, serial, ec, m] {
-                self->on_source_read(index, serial, ec, m);
-            });
-        });
+    auto source = s.op->req.stdin_source;  // a source that closes the connection drops the op
+    std::string why;
+    auto ec = call_user("request body source's async_read_some()", error::source_failed, why, [&] {
+        source.get()->async_read_some(asio::buffer(st.chunk.data(), n), ex_,
+                                      [self = shared_from_this(), index, serial = s.op->serial](
+                                          std::error_code ec2, std::size_t m) {
+                                          auto& ex = self->ex_;
+                                          asio::post(
+                                              ex, [self = std::move(self), index, serial, ec2, m] {
+                                                  self->on_source_read(index, serial, ec2, m);
+                                              });
+                                      });
+        return std::error_code();
+    });
+    if (ec && s.op && s.op->handler && s.op->stream) {
+        s.op->stream->source_busy = false;
+        abandon(s, ec, why + "; " + describe(s));
+    }
 }
 
 void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, std::error_code ec,
@@ -895,7 +957,8 @@ std::error_code connection_impl::on_streamed_stdout(slot& s, std::string_view by
         st.head_delivered = true;
         // A copy: closing the connection from on_head drops the op, which owns the sink.
         auto sink = s.op->req.stdout_sink;
-        bool failed = bool(sink.get()->on_head(s.assembler.head(), why));
+        bool failed = bool(call_user("response sink's on_head()", error::sink_failed, why,
+                                     [&] { return sink.get()->on_head(s.assembler.head(), why); }));
         if (!s.op || !s.op->handler)
             return {};  // the sink closed the connection: the op and `st` may be gone
         if (failed)
@@ -920,14 +983,23 @@ void connection_impl::write_sink(slot& s) {
     st.sink_pending.clear();
     st.sink_busy = true;
     auto index = static_cast<std::uint16_t>(s.id - 1);
-    s.op->req.stdout_sink.get()->async_write(
-        st.sink_inflight, ex_,
-        [self = shared_from_this(), index, serial = s.op->serial](std::error_code ec) {
-            auto& ex = self->ex_;
-            asio::post(ex, [self = std::move(self), index, serial, ec] {
-                self->on_sink_written(index, serial, ec);
+    auto sink = s.op->req.stdout_sink;  // a sink that closes the connection drops the op
+    std::string why;
+    auto ec = call_user("response sink's async_write()", error::sink_failed, why, [&] {
+        sink.get()->async_write(
+            st.sink_inflight, ex_,
+            [self = shared_from_this(), index, serial = s.op->serial](std::error_code ec2) {
+                auto& ex = self->ex_;
+                asio::post(ex, [self = std::move(self), index, serial, ec2] {
+                    self->on_sink_written(index, serial, ec2);
+                });
             });
-        });
+        return std::error_code();
+    });
+    if (ec && s.op && s.op->handler && s.op->stream) {
+        s.op->stream->sink_busy = false;
+        abandon(s, ec, why + "; " + describe(s));
+    }
 }
 
 void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
@@ -976,7 +1048,12 @@ void connection_impl::complete_stream(slot& s) {
     response r = std::move(st.end_response);
     std::error_code ec;
     std::string why;
-    if (s.op->req.stdout_sink.get()->finish(why)) {
+    auto sink = s.op->req.stdout_sink;  // a finish() that closes the connection drops the op
+    bool failed = bool(call_user("response sink's finish()", error::sink_failed, why,
+                                 [&] { return sink.get()->finish(why); }));
+    if (!s.op || !s.op->handler)
+        return;  // the sink closed the connection, which completed the request
+    if (failed) {
         ec = error::sink_failed;
         r = response{};
         r.diagnostics = why + "; " + describe(s);

@@ -42,6 +42,8 @@ using sink_head_fn = std::function<std::error_code(const response& head)>;
 class body_sink {
   public:
     /// What a sink does; implement it for a sink of your own. Called on the connection's executor.
+    /// An exception thrown from a call fails the request with error::sink_failed (its message in
+    /// the diagnostics); the connection carries on as after any failed sink.
     class implementation {
       public:
         /// Destroys the implementation.

@@ -39,7 +39,8 @@ using source_coroutine_fn =
 /// producer can be consumed once, so the client never retries a request that streams from one.
 class body_source {
   public:
-    /// What a source does; implement it for a source of your own.
+    /// What a source does; implement it for a source of your own. An exception thrown from
+    /// start() or async_read_some() fails the request with error::source_failed.
     class implementation {
       public:
         /// Destroys the implementation.

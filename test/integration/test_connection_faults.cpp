@@ -16,6 +16,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
+#include <asio/write.hpp>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -139,6 +140,71 @@ std::uint64_t start_op(asio::io_context& ctx, fcgi::detail::connection_impl& con
                                                    serial));
     return serial;
 }
+
+// A raw unix server that accepts one connection and reads nothing until told: a long write to
+// it stays pending, and requests assigned a slot meanwhile queue behind it unsent.
+struct never_reading_server {
+    explicit never_reading_server(asio::io_context& ctx)
+        : path(marker.path + ".sock"),
+          acceptor(ctx, asio::local::stream_protocol::endpoint(path)),
+          socket(ctx) {
+        acceptor.async_accept(socket, [this](std::error_code ec) { accepted = ec; });
+    }
+    fcgi::endpoint endpoint() const { return fcgi::endpoint::unix_socket(path); }
+
+    fcgi::test::temp_file marker{""};
+    std::string path;
+    asio::local::stream_protocol::acceptor acceptor;
+    asio::local::stream_protocol::socket socket;
+    std::optional<std::error_code> accepted;
+};
+
+// What a request ended with, diagnostics included.
+struct op_result {
+    std::optional<std::error_code> ec;
+    std::string diagnostics;
+};
+
+// Starts `req` on `conn` with its outcome in `out` and, when it fails in a way that allows
+// sending it again, the request back in `back`.
+void start_op_back(asio::io_context& ctx, fcgi::detail::connection_impl& conn, fcgi::request req,
+                   op_result& out, std::optional<fcgi::request>* back = nullptr) {
+    auto op = std::make_unique<fcgi::detail::request_op>(
+        std::move(req),
+        fcgi::detail::request_handler(
+            [&out](std::error_code ec, fcgi::response&& r) {
+                out.ec = ec;
+                out.diagnostics = r.diagnostics;
+            },
+            ctx.get_executor()),
+        conn.next_serial());
+    op->hand_back = back;
+    conn.start_request(std::move(op));
+}
+
+// A 2-slot connection to a never_reading_server: "big" (8 MiB) is being written and stays so;
+// "small" got the second slot (ID 2) and waits behind it, unsent, with `back` to return to.
+struct small_behind_big {
+    small_behind_big() {
+        fcgi::connection_options copts;
+        copts.max_in_flight = 2;
+        conn = connected_impl(ctx, server.endpoint(), copts);
+        BOOST_REQUIRE(run_until(ctx, [&] { return server.accepted.has_value(); }));
+        start_op_back(ctx, *conn, fcgi::test::tagged_request("big", std::string(8u << 20, 'x')),
+                      big);
+        start_op_back(ctx, *conn, fcgi::test::tagged_request("small", "a POST body"), small, &back);
+        ctx.restart();
+        ctx.poll();
+        BOOST_REQUIRE(!big.ec && !small.ec);
+    }
+    bool both_done() const { return big.ec && small.ec; }
+
+    asio::io_context ctx;
+    never_reading_server server{ctx};
+    std::shared_ptr<fcgi::detail::connection_impl> conn;
+    op_result big, small;
+    std::optional<fcgi::request> back;
+};
 
 }  // namespace
 
@@ -1592,6 +1658,213 @@ BOOST_AUTO_TEST_CASE(retiring_connection_starts_no_waiting_request) {
     for (const auto& r : snap.requests)
         BOOST_TEST(r.param("X_ID").value_or("") != "waiting", "sent on the retiring connection");
     BOOST_TEST((conn->state() == fcgi::detail::connection_state::closed));
+}
+
+// A request that got a slot but waits behind another request's long write has sent nothing:
+// when the connection closes (by the client or the server), it fails with not_connected and is
+// handed back, so a pool sends it elsewhere even when it is a POST; the written one gets the
+// close's error. It once got the close's error too, and was lost.
+BOOST_AUTO_TEST_CASE(close_fails_a_request_queued_behind_a_write_as_not_sent) {
+    for (bool server_closes : {false, true}) {
+        BOOST_TEST_CONTEXT("server closes: " << server_closes) {
+            small_behind_big t;
+            if (server_closes)
+                t.server.socket.close();  // unread bytes: a reset
+            else
+                t.conn->close(asio::error::operation_aborted);
+            BOOST_REQUIRE(run_until(t.ctx, [&] { return t.both_done(); }));
+            auto expected = server_closes ? std::error_code(fcgi::error::connection_lost)
+                                          : std::error_code(asio::error::operation_aborted);
+            BOOST_TEST(*t.big.ec == expected, t.big.ec->message());
+            BOOST_TEST(*t.small.ec == fcgi::error::not_connected, t.small.ec->message());
+            BOOST_TEST(t.small.diagnostics.find("before the request was sent") != std::string::npos,
+                       t.small.diagnostics);
+            BOOST_REQUIRE(t.back.has_value());
+            BOOST_TEST(t.back->body == "a POST body");
+        }
+    }
+}
+
+// A record for a request that got a slot but was not sent yet (queued behind another request's
+// write) answers something else: a stale or duplicate record. It closes the connection with
+// unexpected_record; it once completed the unsent request as a success with an empty body.
+BOOST_AUTO_TEST_CASE(record_for_a_request_not_yet_sent_is_unexpected) {
+    namespace proto = fcgi::protocol;
+    small_behind_big t;
+    // END_REQUEST for ID 2 ("small"), request_complete.
+    asio::write(t.server.socket, asio::buffer(fcgi::test::make_record(
+                                     proto::record_type::end_request, 2, std::string(8, '\0'))));
+    BOOST_REQUIRE(run_until(t.ctx, [&] { return t.both_done(); }));
+    BOOST_TEST(*t.big.ec == fcgi::error::unexpected_record, t.big.ec->message());
+    BOOST_TEST(t.big.diagnostics.find("which was not sent yet") != std::string::npos,
+               t.big.diagnostics);
+    BOOST_TEST(*t.small.ec == fcgi::error::not_connected, t.small.ec->message());
+}
+
+// END_REQUEST twice in one read, on a multiplexed connection with a request waiting for a slot:
+// the first frees the ID, the second must not reach the waiting request (it once completed it
+// as a success with an empty body, its real response never read). The duplicate closes the
+// connection; the waiting request was never sent and fails with not_connected.
+BOOST_AUTO_TEST_CASE(duplicate_end_request_does_not_reach_the_next_request) {
+    namespace proto = fcgi::protocol;
+    asio::io_context ctx;
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        auto id = r.param("X_ID").value_or("");
+        if (id == "slow")
+            return fcgi::test::script{};  // never answered
+        if (id != "dup")
+            return fcgi::test::echo_script(r);
+        std::string end =
+            fcgi::test::make_record(proto::record_type::end_request, r.id, std::string(8, '\0'));
+        // One write: both END_REQUESTs reach the client in the same read.
+        return fcgi::test::script{
+            act::raw(fcgi::test::make_record(proto::record_type::stdout_, r.id,
+                                             std::string(fcgi::test::echo_head) + "dup") +
+                     end + end)};
+    }});
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    auto conn = connected_impl(ctx, fake.unix_endpoint(), copts);
+    op_result slow, dup, waiting;
+    start_op_back(ctx, *conn, fcgi::test::tagged_request("slow"), slow);
+    start_op_back(ctx, *conn, fcgi::test::tagged_request("dup"), dup);
+    start_op_back(ctx, *conn, fcgi::test::tagged_request("waiting"), waiting);
+    BOOST_REQUIRE(run_until(ctx, [&] { return slow.ec && dup.ec && waiting.ec; }));
+    BOOST_TEST(!*dup.ec, dup.ec->message());
+    BOOST_TEST(*waiting.ec == fcgi::error::not_connected, waiting.ec->message()
+                                                              << ": " << waiting.diagnostics);
+    BOOST_TEST(*slow.ec == fcgi::error::unexpected_record, slow.ec->message());
+    for (const auto& r : fake.snapshot().requests)
+        BOOST_TEST(r.param("X_ID").value_or("") != "waiting");
+}
+
+// A source or sink of the caller's that throws fails its request with source_failed or
+// sink_failed and the exception's message; the exception does not unwind through the
+// connection (out of a read half way through a buffer, it once left every later completion
+// stuck). Every call into them is covered.
+BOOST_AUTO_TEST_CASE(a_throwing_source_or_sink_fails_its_request) {
+    enum class at { sink_start, on_head, write, finish, source_start, read };
+    struct throwing_sink : fcgi::body_sink::implementation {
+        at where;
+        explicit throwing_sink(at w) : where(w) {}
+        std::error_code start(std::string&) override {
+            if (where == at::sink_start)
+                throw std::runtime_error("boom");
+            return {};
+        }
+        std::error_code on_head(const fcgi::response&, std::string&) override {
+            if (where == at::on_head)
+                throw std::runtime_error("boom");
+            return {};
+        }
+        void async_write(std::string_view, const asio::any_io_executor&,
+                         fcgi::sink_write_handler done) override {
+            if (where == at::write)
+                throw std::runtime_error("boom");
+            done({});
+        }
+        std::error_code finish(std::string&) override {
+            if (where == at::finish)
+                throw 42;  // not even a std::exception
+            return {};
+        }
+    };
+    struct throwing_source : fcgi::body_source::implementation {
+        at where;
+        explicit throwing_source(at w) : where(w) {}
+        std::optional<std::uint64_t> size() const override { return 3; }
+        std::error_code start(std::string&) override {
+            if (where == at::source_start)
+                throw std::runtime_error("boom");
+            return {};
+        }
+        void async_read_some(asio::mutable_buffer buf, const asio::any_io_executor&,
+                             fcgi::source_read_handler done) override {
+            if (where == at::read)
+                throw std::runtime_error("boom");
+            std::memcpy(buf.data(), "abc", 3);
+            done({}, 3);
+        }
+    };
+    fake_responder fake;
+    for (auto where :
+         {at::sink_start, at::on_head, at::write, at::finish, at::source_start, at::read}) {
+        BOOST_TEST_CONTEXT("throws in call " << static_cast<int>(where)) {
+            auto req = fcgi::test::tagged_request("t");
+            bool source = where == at::source_start || where == at::read;
+            if (source)
+                req.stdin_source = fcgi::body_source(std::make_shared<throwing_source>(where));
+            else
+                req.stdout_sink = fcgi::body_sink(std::make_shared<throwing_sink>(where));
+            fcgi::connection_options copts;
+            copts.request_timeout = 5s;
+            auto [ec, resp] = one_request(fake.unix_endpoint(), std::move(req), copts);
+            BOOST_TEST(ec == (source ? std::error_code(fcgi::error::source_failed)
+                                     : std::error_code(fcgi::error::sink_failed)),
+                       ec.message());
+            auto expected = where == at::finish ? "threw an exception" : "threw: boom";
+            BOOST_TEST(resp.diagnostics.find(expected) != std::string::npos, resp.diagnostics);
+        }
+    }
+}
+
+// A sink that only its request owns, closing the connection from start() or finish(): the close
+// completes the request and drops it, which must not destroy the sink while its call runs (it
+// once did, from finish()). The sink checks through a flag that outlives it.
+BOOST_AUTO_TEST_CASE(sink_owned_by_its_request_survives_closing_the_connection) {
+    struct closing_sink : fcgi::body_sink::implementation {
+        fcgi::connection* conn;
+        bool in_start;
+        std::shared_ptr<bool> destroyed;
+        std::shared_ptr<bool> destroyed_inside;
+        closing_sink(fcgi::connection* c, bool s, std::shared_ptr<bool> d, std::shared_ptr<bool> i)
+            : conn(c), in_start(s), destroyed(std::move(d)), destroyed_inside(std::move(i)) {}
+        ~closing_sink() override { *destroyed = true; }
+        std::error_code close_here() {
+            auto gone = destroyed;  // `this` may be gone after the close; these stay
+            auto inside = destroyed_inside;
+            conn->close();
+            *inside = *gone;
+            return {};
+        }
+        std::error_code start(std::string&) override {
+            return in_start ? close_here() : std::error_code();
+        }
+        void async_write(std::string_view, const asio::any_io_executor&,
+                         fcgi::sink_write_handler done) override {
+            done({});
+        }
+        std::error_code finish(std::string&) override {
+            return in_start ? std::error_code() : close_here();
+        }
+    };
+    fake_responder fake;
+    for (bool in_start : {true, false}) {
+        BOOST_TEST_CONTEXT("closes from " << (in_start ? "start()" : "finish()")) {
+            asio::io_context ctx;
+            fcgi::connection conn(ctx.get_executor());
+            std::optional<std::error_code> connected, result;
+            conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { connected = ec; });
+            BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+            auto destroyed = std::make_shared<bool>(false);
+            auto destroyed_inside = std::make_shared<bool>(false);
+            auto req = fcgi::test::tagged_request("close");
+            req.stdout_sink = fcgi::body_sink(
+                std::make_shared<closing_sink>(&conn, in_start, destroyed, destroyed_inside));
+            conn.async_request(std::move(req),
+                               [&](std::error_code ec, fcgi::response) { result = ec; });
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return result.has_value(); }, 5s));
+            ctx.restart();
+            ctx.poll();
+            BOOST_TEST(!*destroyed_inside, "the sink was destroyed inside its own call");
+            BOOST_TEST(*destroyed);  // and not leaked
+            auto expected = in_start ? std::error_code(fcgi::error::not_connected)
+                                     : std::error_code(asio::error::operation_aborted);
+            BOOST_TEST(*result == expected, result->message());
+            BOOST_TEST(!conn.is_open());
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -204,7 +204,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::vector<char> read_buffer_;
     bool reading_ = false;
     bool in_read_ = false;
-    bool paused_ = false;    // reading stopped: a sink's buffer is full
+    bool pump_after_read_ = false;  // a slot freed while reading: pump_waiting() after the buffer
+    bool paused_ = false;           // reading stopped: a sink's buffer is full
     bool retiring_ = false;  // an aborted request was never ended: no new requests, close soon
     struct deferred_completion {
         request_handler handler;
