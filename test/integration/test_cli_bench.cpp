@@ -99,6 +99,8 @@ BOOST_FIXTURE_TEST_CASE(open_loop_rate, fpm_fixture) {
     BOOST_TEST(n <= 250);
     BOOST_TEST(j["ok"].get<int>() == n);
     BOOST_TEST(j["mode"] == "open");
+    BOOST_TEST(j["rate"].get<double>() == 200.0);
+    BOOST_TEST(!j.contains("concurrency"));  // the pace sets what is in flight
     BOOST_TEST(j["rps"].get<double>() > 100);
 
     // The period is the whole --duration, not up to the last send: at 2 req/s over 1 s the

@@ -23,7 +23,7 @@
 #include "fcgi/client.hpp"
 #include "fcgi/endpoint.hpp"
 #include "fcgi/error.hpp"
-#include "fpm_status.hpp"
+#include "fpm_status_poller.hpp"
 #include "latency_histogram.hpp"
 #include "output.hpp"
 
@@ -418,10 +418,11 @@ std::string json_report(const bench_flags& f, std::size_t connections, const ben
     nlohmann::ordered_json j;
     const std::uint64_t completed = c.ok + c.failed;
     j["mode"] = f.rate > 0 ? "open" : "closed";
-    j["concurrency"] = f.concurrency;
-    j["connections"] = connections;
     if (f.rate > 0)
-        j["rate"] = f.rate;
+        j["rate"] = f.rate;  // the pace sets what is in flight: --concurrency plays no part
+    else
+        j["concurrency"] = f.concurrency;
+    j["connections"] = connections;
     j["requests"] = c.sent;
     j["ok"] = c.ok;
     j["failed"] = c.failed;

@@ -4,8 +4,6 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
-#include "error_names.hpp"
-
 namespace fcgi_cli {
 namespace {
 
@@ -17,16 +15,6 @@ bool field(const nlohmann::json& j, const char* name, std::int64_t& out, std::st
     }
     out = it->get<std::int64_t>();
     return true;
-}
-
-fcgi::client_options poller_options(fcgi::endpoint where) {
-    fcgi::client_options o;
-    o.endpoints.push_back(std::move(where));
-    o.max_connections_per_endpoint = 1;
-    o.max_pending = 1;
-    o.idle_timeout = std::chrono::milliseconds(1);  // frees the worker right after each poll
-    o.connection.connect_timeout = std::chrono::milliseconds(1000);
-    return o;
 }
 
 }  // namespace
@@ -65,81 +53,20 @@ bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_statu
     return true;
 }
 
-fpm_status_poller::fpm_status_poller(asio::any_io_executor ex, fcgi::endpoint where,
-                                     std::string path)
-    : client_(ex, poller_options(std::move(where))), timer_(ex), path_(std::move(path)) {}
-
-void fpm_status_poller::poll_once(std::function<void()> done) {
-    poll(std::move(done));
+void fpm_status_summary::add(const fpm_status_sample& s) {
+    ++polls;
+    if (!first_max_listen_queue_)
+        first_max_listen_queue_ = s.max_listen_queue;
+    max_listen_queue = std::max(max_listen_queue, s.listen_queue);
+    if (s.max_listen_queue > *first_max_listen_queue_)
+        max_listen_queue = std::max(max_listen_queue, s.max_listen_queue);
+    max_active_processes = std::max(max_active_processes, s.active_processes);
+    total_processes = s.total_processes;
 }
 
-void fpm_status_poller::start(std::chrono::milliseconds every) {
-    every_ = every;
-    schedule();
-}
-
-void fpm_status_poller::stop() {
-    stopped_ = true;
-    timer_.cancel();
-    client_.cancel();
-}
-
-void fpm_status_poller::schedule() {
-    if (stopped_)
-        return;
-    timer_.expires_after(every_);
-    timer_.async_wait([this](std::error_code ec) {
-        if (ec || stopped_)
-            return;
-        if (!busy_)
-            poll(nullptr);
-        schedule();
-    });
-}
-
-void fpm_status_poller::poll(std::function<void()> done) {
-    if (stopped_) {
-        if (done)
-            done();
-        return;
-    }
-    busy_ = true;
-    // php-fpm answers its status page only when SCRIPT_NAME (and SCRIPT_FILENAME) equal
-    // pm.status_path; no file is read.
-    fcgi::request req;
-    req.script = path_;
-    req.query = "json&full";
-    req.params = {{"SCRIPT_NAME", path_}, {"REQUEST_URI", path_ + "?json&full"}};
-    req.timeout = std::chrono::milliseconds(1000);
-    client_.async_request(
-        std::move(req), [this, done = std::move(done)](std::error_code ec, fcgi::response r) {
-            busy_ = false;
-            if (stopped_) {
-                if (done)
-                    done();
-                return;
-            }
-            fpm_status_sample s;
-            std::string why;
-            if (ec)
-                why = std::string(error_name(ec)) + ": " + ec.message();
-            else if (r.status != 200)
-                why = "status page answered " + std::to_string(r.status) +
-                      " (is pm.status_path set to '" + path_ + "'?)";
-            if (why.empty() && parse_fpm_status(r.body, path_ + "?json&full", s, why)) {
-                ++summary_.polls;
-                summary_.max_listen_queue =
-                    std::max({summary_.max_listen_queue, s.listen_queue, s.max_listen_queue});
-                summary_.max_active_processes =
-                    std::max(summary_.max_active_processes, s.active_processes);
-                summary_.total_processes = s.total_processes;
-            } else {
-                ++summary_.failures;
-                summary_.last_error = why;
-            }
-            if (done)
-                done();
-        });
+void fpm_status_summary::add_failure(std::string why) {
+    ++failures;
+    last_error = std::move(why);
 }
 
 }  // namespace fcgi_cli

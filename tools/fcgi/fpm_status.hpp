@@ -1,16 +1,11 @@
-// Watching php-fpm's status page (pm.status_path) during `fcgi bench`: parse and track maxima.
+// php-fpm's status page (pm.status_path) as `fcgi bench --fpm-status` reads it: parsing one
+// page and the maxima over a run.
 #pragma once
 
-#include <asio/any_io_executor.hpp>
-#include <asio/steady_timer.hpp>
-#include <chrono>
 #include <cstdint>
-#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
-
-#include "fcgi/client.hpp"
-#include "fcgi/endpoint.hpp"
 
 namespace fcgi_cli {
 
@@ -34,41 +29,22 @@ bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_statu
 struct fpm_status_summary {
     std::uint64_t polls = 0;     ///< polls answered and parsed
     std::uint64_t failures = 0;  ///< polls that failed (error, bad status, unparsable)
+    /// The longest listen queue this run is known to have caused: the largest polled "listen
+    /// queue", or php-fpm's "max listen queue" once it rose above the first poll's.
     std::int64_t max_listen_queue = 0;
     std::int64_t max_active_processes = 0;  ///< the largest active count a poll saw
     std::int64_t total_processes = 0;       ///< from the last successful poll
     std::string last_error;                 ///< why the last failed poll failed
-};
 
-/// Polls the status page through its own one-connection client. The connection is closed
-/// after each poll (idle timeout of 1 ms): php-fpm pins a worker to each open connection, so a
-/// kept-alive poller would steal a worker from the load it measures. Polls never overlap: a
-/// poll still waiting when the next is due is not doubled. Single-threaded: call everything
-/// on `ex`'s thread; the poller must outlive the io_context's run().
-class fpm_status_poller {
-  public:
-    fpm_status_poller(asio::any_io_executor ex, fcgi::endpoint where, std::string path);
-
-    /// One poll now; `done` runs when it has been answered or failed.
-    void poll_once(std::function<void()> done);
-    /// Polls every `every` until stop().
-    void start(std::chrono::milliseconds every);
-    /// Stops polling and abandons a poll in flight.
-    void stop();
-
-    const fpm_status_summary& summary() const noexcept { return summary_; }
+    /// Counts a parsed poll. php-fpm's "max listen queue" counts since the pool started, so
+    /// before the run's first poll it may hold an earlier run's queue: it counts only when it
+    /// rises above what the first poll saw.
+    void add(const fpm_status_sample& s);
+    /// Counts a failed poll.
+    void add_failure(std::string why);
 
   private:
-    void poll(std::function<void()> done);
-    void schedule();
-
-    fcgi::client client_;
-    asio::steady_timer timer_;
-    std::string path_;
-    std::chrono::milliseconds every_{500};
-    bool busy_ = false;
-    bool stopped_ = false;
-    fpm_status_summary summary_;
+    std::optional<std::int64_t> first_max_listen_queue_;
 };
 
 }  // namespace fcgi_cli

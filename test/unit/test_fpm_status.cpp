@@ -1,0 +1,111 @@
+// `fcgi bench --fpm-status`: parsing php-fpm's `?json&full` status page and the run's maxima.
+#include "fcgi/fpm_status.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <string>
+
+using fcgi_cli::fpm_status_sample;
+using fcgi_cli::fpm_status_summary;
+using fcgi_cli::parse_fpm_status;
+
+namespace {
+
+// A status page shaped as php-fpm 8.2 prints it (fields cut to those that matter), with
+// `active` as its racy "active processes" counter and the given process states.
+std::string page(int listen_queue, int max_listen_queue, int active,
+                 std::initializer_list<std::pair<const char*, const char*>> procs) {
+    std::string s = R"({"pool":"www","process manager":"static","listen queue":)" +
+                    std::to_string(listen_queue) + R"(,"max listen queue":)" +
+                    std::to_string(max_listen_queue) +
+                    R"(,"listen queue len":4096,"idle processes":1,"active processes":)" +
+                    std::to_string(active) + R"(,"total processes":4,"max active processes":4)";
+    if (procs.size() > 0) {
+        s += R"(,"processes":[)";
+        bool first = true;
+        for (auto [state, uri] : procs) {
+            s += std::string(first ? "" : ",") + R"({"pid":1,"state":")" + state +
+                 R"(","request uri":")" + uri + R"("})";
+            first = false;
+        }
+        s += "]";
+    }
+    return s + "}";
+}
+
+fpm_status_sample sample(int listen_queue, int max_listen_queue, int active = 0) {
+    fpm_status_sample s;
+    s.listen_queue = listen_queue;
+    s.max_listen_queue = max_listen_queue;
+    s.active_processes = active;
+    s.total_processes = 4;
+    return s;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fpm_status_suite)
+
+// With the process list, active workers are counted from it (the counter races: php bug
+// #76003), leaving out the worker serving the poll itself.
+BOOST_AUTO_TEST_CASE(active_processes_come_from_the_process_list) {
+    auto body = page(2, 7, 11928,
+                     {{"Running", "/status?json&full"},
+                      {"Running", "/hello.php"},
+                      {"Idle", "/hello.php"},
+                      {"Finishing", "/hello.php"}});
+    fpm_status_sample s;
+    std::string why;
+    BOOST_REQUIRE(parse_fpm_status(body, "/status?json&full", s, why));
+    BOOST_TEST(s.listen_queue == 2);
+    BOOST_TEST(s.max_listen_queue == 7);
+    BOOST_TEST(s.active_processes == 2);  // Running /hello.php and Finishing
+    BOOST_TEST(s.total_processes == 4);
+}
+
+// Without it, the counter is used, clamped to the pool's size.
+BOOST_AUTO_TEST_CASE(counter_is_clamped_without_the_process_list) {
+    fpm_status_sample s;
+    std::string why;
+    BOOST_REQUIRE(parse_fpm_status(page(0, 0, 11928, {}), "/status?json&full", s, why));
+    BOOST_TEST(s.active_processes == 4);
+    BOOST_REQUIRE(parse_fpm_status(page(0, 0, -3, {}), "/status?json&full", s, why));
+    BOOST_TEST(s.active_processes == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_page_that_is_not_the_status_page_says_why) {
+    fpm_status_sample s;
+    std::string why;
+    BOOST_TEST(!parse_fpm_status("<html>File not found.</html>", "/s", s, why));
+    BOOST_TEST(why.find("not a JSON object") != std::string::npos, why);
+    BOOST_TEST(!parse_fpm_status(R"({"listen queue":0})", "/s", s, why));
+    BOOST_TEST(why.find("\"max listen queue\"") != std::string::npos, why);
+    BOOST_TEST(!parse_fpm_status(R"({"listen queue":"0"})", "/s", s, why));
+    BOOST_TEST(why.find("\"listen queue\"") != std::string::npos, why);
+}
+
+// php-fpm's "max listen queue" counts since php-fpm started: an earlier overloaded run left 7
+// in it. A clean run reports what it polled, and the counter only once it rises past 7.
+BOOST_AUTO_TEST_CASE(max_listen_queue_counts_this_run_only) {
+    fpm_status_summary clean;
+    clean.add(sample(0, 7));
+    clean.add(sample(1, 7, 3));
+    clean.add(sample(0, 7, 4));
+    BOOST_TEST(clean.polls == 3u);
+    BOOST_TEST(clean.max_listen_queue == 1);
+    BOOST_TEST(clean.max_active_processes == 4);
+
+    fpm_status_summary overloaded;
+    overloaded.add(sample(0, 7));
+    overloaded.add(sample(3, 7));
+    overloaded.add(sample(2, 12));  // a queue of 12 between two polls
+    BOOST_TEST(overloaded.max_listen_queue == 12);
+
+    fpm_status_summary failing;
+    failing.add_failure("status page answered 404");
+    failing.add(sample(0, 5));
+    BOOST_TEST(failing.failures == 1u);
+    BOOST_TEST(failing.last_error == "status page answered 404");
+    BOOST_TEST(failing.max_listen_queue == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,47 @@
+// Polling php-fpm's status page during `fcgi bench --fpm-status`, through a client of its own.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "fcgi/client.hpp"
+#include "fcgi/endpoint.hpp"
+#include "fpm_status.hpp"
+
+namespace fcgi_cli {
+
+/// Polls the status page through its own one-connection client. The connection is closed
+/// after each poll (idle timeout of 1 ms): php-fpm pins a worker to each open connection, so a
+/// kept-alive poller would steal a worker from the load it measures. Polls never overlap: a
+/// poll still waiting when the next is due is not doubled. Single-threaded: call everything
+/// on `ex`'s thread; the poller must outlive the io_context's run().
+class fpm_status_poller {
+  public:
+    fpm_status_poller(asio::any_io_executor ex, fcgi::endpoint where, std::string path);
+
+    /// One poll now; `done` runs when it has been answered or failed.
+    void poll_once(std::function<void()> done);
+    /// Polls every `every` until stop().
+    void start(std::chrono::milliseconds every);
+    /// Stops polling and abandons a poll in flight.
+    void stop();
+
+    const fpm_status_summary& summary() const noexcept { return summary_; }
+
+  private:
+    void poll(std::function<void()> done);
+    void schedule();
+
+    fcgi::client client_;
+    asio::steady_timer timer_;
+    std::string path_;
+    std::chrono::milliseconds every_{500};
+    bool busy_ = false;
+    bool stopped_ = false;
+    fpm_status_summary summary_;
+};
+
+}  // namespace fcgi_cli
