@@ -211,6 +211,24 @@ void client_impl::remove_closed(endpoint_pool& ep) {
 
 namespace {
 
+// A unix socket whose listen backlog is full refuses connects for a moment (EAGAIN, seen as
+// ENOBUFS through Asio 1.22): the server is up.
+bool backlog_full(const endpoint& where, std::error_code ec) {
+    return where.type == endpoint::kind::unix_socket &&
+           (ec == asio::error::no_buffer_space || ec == asio::error::try_again ||
+            ec == asio::error::would_block);
+}
+
+// Errors after the server accepted the connection: it is up, whatever it did next.
+bool accepted_then_failed(std::error_code ec) {
+    return ec == error::connection_lost || ec == error::not_connected ||
+           ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+           ec == asio::error::connection_aborted;
+}
+
+// Before probing again an endpoint whose backlog was full.
+constexpr std::chrono::milliseconds probe_pause{10};
+
 // A retry after a stale kept-alive connection (`fresh`) goes to a new connection, or to a
 // multiplexed one with requests in flight: a server closes connections that sit idle, and one
 // it is answering on is not one of those. Without the second, a multiplexed pool at its limit
@@ -255,12 +273,13 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
     endpoint_pool* best = nullptr;
     bool best_free = false;
     for (auto& p : pools_) {
-        if (p.probe_state != endpoint_pool::probe::done || now.before(p.down_until))
+        if (p.probe_state != endpoint_pool::probe::done || now.before(p.overloaded_until))
             continue;
+        // A refused connect stops the endpoint growing, not its open connections serving.
         bool free = find_usable(p, fresh) != nullptr;
-        bool can_grow =
-            !now.before(p.grow_after) && (p.conns.size() < opts_.max_connections_per_endpoint ||
-                                          (fresh && find_idle(p) != nullptr));
+        bool can_grow = !now.before(p.down_until) && !now.before(p.grow_after) &&
+                        (p.conns.size() < opts_.max_connections_per_endpoint ||
+                         (fresh && find_idle(p) != nullptr));
         if (!free && !can_grow)
             continue;
         // Ties go to fewer connections, so a burst of new ones spreads over the endpoints.
@@ -301,11 +320,17 @@ void client_impl::start_probe(endpoint_pool& ep) {
             if (!self)
                 return;
             epp->probe_state = endpoint_pool::probe::done;
-            if (ec && ec == condition::transport_error) {
+            if (backlog_full(epp->where, ec)) {
+                // Transient, the server is up: probe again after a short pause.
+                epp->probe_state = endpoint_pool::probe::needed;
+                epp->grow_after = clock::now() + probe_pause;
+            } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec)) {
                 // Refused: probe again when the backoff ends.
                 epp->probe_state = endpoint_pool::probe::needed;
                 self->mark_down(*epp, ec);
             } else {
+                // Answered, or accepted and then closed or reset without answering: either
+                // way the server is up, and one that does not answer is not multiplexed.
                 // A server that does not answer GET_VALUES is not trusted to
                 // multiplex.
                 bool mpx = !ec && r.mpxs_conns.value_or(false);
@@ -330,6 +355,8 @@ void client_impl::pump() {
         // Backoffs that ended are unset, so later pumps need not read the clock for them.
         if (!now.before(p.down_until))
             p.down_until = {};
+        if (!now.before(p.overloaded_until))
+            p.overloaded_until = {};
         if (!now.before(p.grow_after))
             p.grow_after = {};
         if (!queue_.empty() && p.probe_state == endpoint_pool::probe::needed &&
@@ -393,6 +420,8 @@ void client_impl::arm_retry_timer(lazy_now& now) {
     for (const auto& p : pools_) {
         if (now.before(p.down_until))
             earliest = std::min(earliest, p.down_until);
+        if (now.before(p.overloaded_until))
+            earliest = std::min(earliest, p.overloaded_until);
         if (now.before(p.grow_after))
             earliest = std::min(earliest, p.grow_after);
     }
@@ -438,10 +467,9 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
     if (ec) {
         (*it)->conn->set_event_callback(nullptr);
         ep->conns.erase(it);
-        if (ep->where.type == endpoint::kind::unix_socket &&
-            (ec == asio::error::no_buffer_space || ec == asio::error::try_again ||
-             ec == asio::error::would_block)) {
+        if (backlog_full(ep->where, ec)) {
             // The listen backlog is full: transient, the server is up. Retry soon.
+            ++ep->connect_failures;
             ep->transient_backoff =
                 std::clamp(ep->transient_backoff * 2, std::chrono::milliseconds(2),
                            std::chrono::milliseconds(100));
@@ -512,12 +540,16 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     in_flight_.pop_back();
     auto conn = op->conn.lock();
     op->conn.reset();
+    if (stopped_ && ec == error::not_connected) {
+        // Not sent because the client stopped and closed its connections, not because a
+        // connection failed: nothing is to be retried.
+        ec = error::client_stopped;
+        r.diagnostics = "the client was stopped before the request was sent";
+    }
     // The server is out of resources whether or not this request goes again. (CANT_MPX_CONN
     // needs nothing here: the connection drops to one request at a time by itself.)
-    if (ec == server_error::overloaded) {
-        ep->backoff = std::max(ep->backoff, opts_.initial_backoff);
-        ep->down_until = clock::now() + ep->backoff;
-    }
+    if (ec == server_error::overloaded)
+        ep->overloaded_until = clock::now() + std::max(ep->backoff, opts_.initial_backoff);
     // Only once, and only what the connection handed back. A request that was never written may
     // go again whatever its method; any other only when it is idempotent.
     bool retry = false;
@@ -540,7 +572,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         pending_op& queued = *op;
         queue_.push_front(std::move(op));
         wait_deadline(queued);  // the deadline still counts from the first call
-        pump();
+        after_request(*ep, conn);
         return;
     }
     if (ec) {
@@ -551,10 +583,21 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         ++ep->completed;
         ++completed_;
     }
+    after_request(*ep, conn);
+    // Last, and inline when already on its executor: this runs from a completion of the
+    // connection (never inside the initiating call), the pool's state is settled, and a handler
+    // that sends the next request does so in the same turn of the event loop, without a trip
+    // through the scheduler.
+    auto handler = std::move(op->handler);
+    op.reset();
+    handler.dispatch(ec, std::move(r));
+}
+
+void client_impl::after_request(endpoint_pool& ep, const std::shared_ptr<connection_impl>& conn) {
     if (conn && opts_.max_requests_per_connection_lifetime > 0 && conn->is_idle()) {
-        auto it = std::find_if(ep->conns.begin(), ep->conns.end(),
+        auto it = std::find_if(ep.conns.begin(), ep.conns.end(),
                                [&](const auto& pc) { return pc->conn == conn; });
-        if (it != ep->conns.end() && retiring(**it))
+        if (it != ep.conns.end() && retiring(**it))
             conn->close(error::connection_lost);
     }
     pump();
@@ -563,13 +606,6 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         if (relief_waiting_)
             relieve_backlog();  // this idle connection may free a worker for a waiting one
     }
-    // Last, and inline when already on its executor: this runs from a completion of the
-    // connection (never inside the initiating call), the pool's state is settled, and a handler
-    // that sends the next request does so in the same turn of the event loop, without a trip
-    // through the scheduler.
-    auto handler = std::move(op->handler);
-    op.reset();
-    handler.dispatch(ec, std::move(r));
 }
 
 void client_impl::on_connection_event() {
@@ -690,13 +726,17 @@ void client_impl::stop() {
         fail(std::move(op), error::client_stopped, "the client was stopped");
     }
     halt();
+    hold_for_shutdown();
+    check_shutdown_done();
+}
+
+void client_impl::hold_for_shutdown() {
     // The requests in flight complete through this object, after the connections' failures:
     // a shutdown waiting for them completes then, even when the client is being destroyed.
-    if (!shutdown_handlers_.empty() && !in_flight_.empty()) {
+    if (stopped_ && !shutdown_handlers_.empty() && !in_flight_.empty()) {
         hold_timer_.expires_at(clock::time_point::max());
         hold_timer_.async_wait([self = shared_from_this()](std::error_code) {});
     }
-    check_shutdown_done();
 }
 
 void client_impl::halt() {
@@ -716,6 +756,7 @@ void client_impl::halt() {
 void client_impl::start_shutdown(connect_handler h) {
     shutting_down_ = true;
     shutdown_handlers_.push_back(std::move(h));
+    hold_for_shutdown();  // stopped already (cancel()): the client may go before its requests
     check_shutdown_done();
 }
 
@@ -750,7 +791,7 @@ client_stats client_impl::stats() const {
         e.reconnects = p.closed;
         e.failed_by_reason = p.failed_by_reason;
         e.in_flight = p.in_flight;
-        e.down = p.down_until > now;
+        e.down = p.down_until > now || p.overloaded_until > now;
         e.max_in_flight_per_connection = p.max_in_flight;
         e.connects = p.connects;
         e.connect_failures = p.connect_failures;

@@ -73,8 +73,8 @@ struct endpoint_stats {
     /// gives each kept-alive connection a worker of its own: connections beyond
     /// pm.max_children wait in its listen backlog like this, and only a deadline ends them.
     std::size_t unserved = 0;
-    std::size_t in_flight = 0;                       ///< requests handed to connections
-    bool down = false;                               ///< refused recently; in backoff
+    std::size_t in_flight = 0;  ///< requests handed to connections
+    bool down = false;          ///< in backoff: refused a connect or answered OVERLOADED recently
     std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use
     std::uint64_t connects = 0;                      ///< connection attempts (reconnects included)
     std::uint64_t reconnects = 0;        ///< connections that were open and closed since

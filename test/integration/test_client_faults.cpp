@@ -8,6 +8,7 @@
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <future>
 #include <map>
@@ -1566,6 +1567,162 @@ BOOST_AUTO_TEST_CASE(stale_retry_joins_a_busy_multiplexed_connection) {
     client.cancel();
     BOOST_TEST(drains(ctx), "the io_context still had work 5 s after cancel()");
     BOOST_TEST(o["x"].ec == fcgi::error::client_stopped, o["x"].ec.message());
+}
+
+// A request retried after OVERLOADED on a connection that has had its lifetime of requests:
+// the connection stays open after OVERLOADED, so the retry path must retire it too. It once
+// skipped that, and with one connection allowed the pool could neither use nor replace it:
+// the retry, and every request after it, waited for its deadline.
+BOOST_AUTO_TEST_CASE(retry_after_overloaded_retires_a_spent_connection) {
+    fake_responder fake({.script_for = refusing_by_attempt(
+                             [](const std::string& id, int n) -> std::optional<protocol_status> {
+                                 if (id == "first" && n == 1)
+                                     return protocol_status::overloaded;
+                                 return std::nullopt;
+                             })});
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 20ms);
+    opts.max_requests_per_connection_lifetime = 1;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    auto first = fcgi::test::tagged_request("first");
+    first.timeout = 3s;
+    start(client, first, o["first"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(!o["first"].ec, o["first"].ec.message() << ": " << o["first"].resp.diagnostics);
+    auto second = fcgi::test::tagged_request("second");
+    second.timeout = 3s;
+    start(client, second, o["second"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(!o["second"].ec, o["second"].ec.message() << ": " << o["second"].resp.diagnostics);
+    BOOST_TEST(fake.snapshot().connections_accepted == 3u);  // one request each
+    shutdown(ctx, client);
+}
+
+// OVERLOADED, then the server closes the connection: the endpoint is in its OVERLOADED backoff
+// with no connection open. That is not "down" (it accepts connections): the retry goes after
+// the backoff. It once failed with no_endpoint "(Success)", as if connects had been refused.
+BOOST_AUTO_TEST_CASE(overloaded_then_closed_is_retried_not_no_endpoint) {
+    auto attempts = std::make_shared<std::atomic<int>>(0);
+    fake_responder fake({.script_for = [attempts](const seen_request& r) {
+        if (++*attempts == 1)
+            return fcgi::test::script{act::end(protocol_status::overloaded), act::close()};
+        return fcgi::test::echo_script(r);
+    }});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
+    outcomes o;
+    start(client, fcgi::test::tagged_request("again"), o["again"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(!o["again"].ec, o["again"].ec.message() << ": " << o["again"].resp.diagnostics);
+    BOOST_TEST(times_seen(fake.snapshot(), "again") == 2u);
+    BOOST_TEST(client.stats().endpoints.at(0).connect_failures == 0u);
+    shutdown(ctx, client);
+}
+
+// A connect that fails while the endpoint has an open connection stops the pool growing, not
+// that connection serving: a queued request goes to it as soon as it is free. It once waited
+// out the whole backoff (here 5 s, past its deadline).
+BOOST_AUTO_TEST_CASE(refused_connect_keeps_open_connections_serving) {
+    auto g = std::make_shared<gate>();
+    asio::io_context ctx;
+    fake_responder fake({.script_for = [g, &ctx](const seen_request& r) {
+        if (r.param("X_ID") == "held") {
+            wake(ctx);
+            g->wait();
+        }
+        return fcgi::test::echo_script(r);
+    }});
+    opener open_at_exit{g};
+    const std::string path = fake.unix_endpoint().path;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 5s));
+    outcomes o;
+    start(client, fcgi::test::tagged_request("held"), o["held"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return times_seen(fake.snapshot(), "held") == 1; }));
+    // New connects fail from now on (the listening socket keeps serving the open one).
+    BOOST_REQUIRE(std::rename(path.c_str(), (path + ".moved").c_str()) == 0);
+    auto next = fcgi::test::tagged_request("next");
+    next.timeout = 2s;
+    start(client, next, o["next"]);
+    BOOST_REQUIRE(
+        run_until(ctx, [&] { return client.stats().endpoints.at(0).connect_failures == 1; }));
+    auto opened = steady::now();
+    g->open();
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(!o["held"].ec, o["held"].ec.message());
+    BOOST_TEST(!o["next"].ec, o["next"].ec.message() << ": " << o["next"].resp.diagnostics);
+    BOOST_TEST(ms_since(opened) < 1000);
+    BOOST_REQUIRE(std::rename((path + ".moved").c_str(), path.c_str()) == 0);
+    shutdown(ctx, client);
+}
+
+// cancel(), then async_shutdown(), then the client destroyed, all while a request is in flight:
+// the shutdown still completes, with client_stopped. Its handler was once dropped uncalled
+// (only stop() kept the pool alive for a shutdown, and here the shutdown came after it).
+BOOST_AUTO_TEST_CASE(shutdown_after_cancel_completes_when_the_client_is_destroyed) {
+    fake_responder fake({.silent = true});
+    asio::io_context ctx;
+    std::optional<fcgi::client> client(std::in_place, ctx.get_executor(),
+                                       plain_pool(fake.unix_endpoint(), 1, 100ms));
+    outcomes o;
+    start(*client, fcgi::test::tagged_request("held"), o["held"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return fake.snapshot().requests.size() == 1; }));
+    std::optional<std::error_code> shut;
+    asio::post(ctx, [&] {
+        client->cancel();
+        client->async_shutdown([&](std::error_code ec) { shut = ec; });
+        client.reset();
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return shut.has_value() && all_done(o); }));
+    BOOST_TEST(*shut == fcgi::error::client_stopped, shut->message());
+    BOOST_TEST(o["held"].ec == fcgi::error::client_stopped, o["held"].ec.message());
+    BOOST_TEST(drains(ctx));
+}
+
+// cancel() with a request queued on a multiplexed connection behind another's long write: both
+// fail with client_stopped. The unwritten one once got not_connected, which is_retryable()
+// calls retryable (and a caller would resend to a stopped client).
+BOOST_AUTO_TEST_CASE(cancel_fails_unwritten_requests_with_client_stopped) {
+    fake_responder fake;
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_requests_per_connection = 4;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes warm, o;
+    start(client, fcgi::test::tagged_request("warm"), warm["warm"]);  // the connection is open
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(warm); }));
+    BOOST_REQUIRE(!warm["warm"].ec);
+    o["big"];
+    o["behind"];
+    asio::post(ctx, [&] {
+        start(client, fcgi::test::tagged_request("big", std::string(16u << 20, 'x')), o["big"]);
+        start(client, fcgi::test::tagged_request("behind"), o["behind"]);
+        client.cancel();
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const char* id : {"big", "behind"})
+        BOOST_TEST(o[id].ec == fcgi::error::client_stopped,
+                   id << ": " << o[id].ec.message() << ": " << o[id].resp.diagnostics);
+    BOOST_TEST(drains(ctx));
+}
+
+// Multiplexing auto-detection against a server that accepts and closes every connection: the
+// probe's failure is not a refused connect, so the endpoint is not "down". Requests fail with
+// what the server does (connection_lost), not no_endpoint naming a refusal that never was.
+BOOST_AUTO_TEST_CASE(auto_detect_with_a_server_that_closes_at_once) {
+    fake_responder fake({.close_on_accept = true});
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.mode = fcgi::multiplexing::auto_detect;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    start(client, fcgi::test::tagged_request("a"), o["a"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(o["a"].ec == fcgi::error::connection_lost, o["a"].ec.message()
+                                                              << ": " << o["a"].resp.diagnostics);
+    BOOST_TEST(client.stats().endpoints.at(0).connect_failures == 0u);
+    shutdown(ctx, client);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

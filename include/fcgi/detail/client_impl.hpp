@@ -49,8 +49,13 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     struct endpoint_pool {
         endpoint where;
         std::vector<std::unique_ptr<pooled_connection>> conns;
+        // Refused connects: no new connection before this (open ones still serve); when every
+        // endpoint is down with none open, queued requests fail with no_endpoint.
         std::chrono::steady_clock::time_point down_until{};
         std::chrono::milliseconds backoff{0};
+        // OVERLOADED: no request at all before this; kept apart from down_until, since the
+        // server accepts connections and a connect must not end it.
+        std::chrono::steady_clock::time_point overloaded_until{};
         std::error_code last_error;
         std::size_t in_flight = 0;
         std::uint64_t connects = 0, connect_failures = 0, completed = 0, failed = 0;
@@ -93,6 +98,11 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec);
     void on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
                          std::error_code ec, response&& r);
+    /// After a request on `conn` ended (answered, failed or queued again): closes the
+    /// connection if it is idle and retiring, serves the queue, watches what went idle.
+    void after_request(endpoint_pool& ep, const std::shared_ptr<connection_impl>& conn);
+    /// Keeps the pool alive while a shutdown waits for requests that stop() failed.
+    void hold_for_shutdown();
     void on_connection_event();
     /// Arms the idle timer for the connection idle longest, unless armed or none is idle.
     void watch_idle();
