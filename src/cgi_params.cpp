@@ -1,6 +1,7 @@
 #include "fcgi/detail/cgi_params.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 #include "fcgi/detail/ascii.hpp"
@@ -17,6 +18,50 @@ namespace {
 // benchmark profile (header values are checked on every request).
 bool contains_any(std::string_view s, char a, char b, char c) {
     return std::any_of(s.begin(), s.end(), [=](char x) { return x == a || x == b || x == c; });
+}
+
+// Header names that become the same HTTP_* param: case and '-' against '_' do not matter.
+bool same_cgi_name(std::string_view a, std::string_view b) {
+    auto norm = [](char c) {
+        return c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
+    };
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                              [&](char x, char y) { return norm(x) == norm(y); });
+}
+
+// RFC 3986 pchar and '/': what a URI path holds unencoded. A table: it runs on every
+// request's script name.
+constexpr auto path_chars = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    for (char c : std::string_view("-._~!$&'()*+,;=:@/"))
+        t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+bool is_path_char(char c) {
+    return path_chars[static_cast<unsigned char>(c)];
+}
+
+// `path` with every byte that is not a path character as %XX, appended by `own`.
+template <class Own>
+std::string_view percent_encode_path(std::string_view path, Own& own) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string_view out = own(std::string_view());
+    std::size_t size = 0;
+    for (char c : path) {
+        if (is_path_char(c)) {
+            own(std::string_view(&c, 1));
+            size += 1;
+        } else {
+            auto u = static_cast<unsigned char>(c);
+            const char enc[3] = {'%', hex[u >> 4], hex[u & 15]};
+            own(std::string_view(enc, 3));
+            size += 3;
+        }
+    }
+    return std::string_view(out.data(), size);
 }
 
 }  // namespace
@@ -75,9 +120,11 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
     params_.clear();
     // Every derived string goes into one arena reserved up front, so the views stay valid and
     // steady state does not allocate.
-    std::size_t need = 64 + req.script.size() + req.query.size();
+    // REQUEST_URI may percent-encode the script name (3 bytes per byte at most), then copy it.
+    std::size_t need = 64 + 6 * req.script.size() + req.query.size();
+    // A header's value too: repeated headers are joined into one value here.
     for (const auto& h : req.headers)
-        need += 5 + h.first.size();
+        need += 5 + h.first.size() + 2 + h.second.size();
     arena_.clear();
     arena_.reserve(need);
     auto own = [&](std::string_view a, std::string_view b = {},
@@ -119,7 +166,12 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
               " differs from the body's " + std::string(content_length) + " bytes";
         return error::invalid_request;
     }
-    std::string_view uri = req.query.empty() ? script_name : own(script_name, "?", req.query);
+    // REQUEST_URI is a URI, as a web server passes it: a '?', '%', '#' or space in the path is
+    // encoded (SCRIPT_NAME stays decoded), so a router splitting at '?' finds the real query.
+    std::string_view uri_path = script_name;
+    if (!std::all_of(script_name.begin(), script_name.end(), is_path_char))
+        uri_path = percent_encode_path(script_name, own);
+    std::string_view uri = req.query.empty() ? uri_path : own(uri_path, "?", req.query);
 
     params_ = {
         {"GATEWAY_INTERFACE", "CGI/1.1"},
@@ -144,15 +196,37 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
         if (req.data_last_modified)
             params_.push_back({"FCGI_DATA_LAST_MOD", number(*req.data_last_modified)});
     }
-    for (const auto& [name, value] : req.headers) {
-        if (iequals(name, "Content-Type") || iequals(name, "Content-Length"))
+    const auto& headers = req.headers;
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+        const auto& [name, value] = headers[i];
+        // httpoxy: a Proxy header would become HTTP_PROXY, which libraries read as the proxy to
+        // use. A caller who means it sets HTTP_PROXY in `params`.
+        if (iequals(name, "Content-Type") || iequals(name, "Content-Length") ||
+            iequals(name, "Proxy"))
             continue;
+        auto same_param = [&](const auto& h) { return same_cgi_name(h.first, name); };
+        if (std::any_of(headers.begin(), headers.begin() + static_cast<std::ptrdiff_t>(i),
+                        same_param))
+            continue;  // joined into the first of its name below
         std::string_view env = own("HTTP_", name);
-        for (std::size_t i = arena_.size() - name.size(); i < arena_.size(); ++i) {
-            char c = arena_[i];
-            arena_[i] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
+        for (std::size_t k = arena_.size() - name.size(); k < arena_.size(); ++k) {
+            char c = arena_[k];
+            arena_[k] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
         }
-        params_.push_back({env, value});
+        // PHP keeps the last of params with one name: repeats are joined into one value, as a
+        // web server does (Cookie with "; ", the others with ", ").
+        std::string_view joined = value;
+        const std::string_view sep = iequals(name, "Cookie") ? "; " : ", ";
+        for (std::size_t j = i + 1; j < headers.size(); ++j) {
+            if (!same_param(headers[j]))
+                continue;
+            if (joined.data() == value.data())
+                joined = own(value);
+            own(sep, headers[j].second);
+            joined = std::string_view(joined.data(),
+                                      joined.size() + sep.size() + headers[j].second.size());
+        }
+        params_.push_back({env, joined});
     }
     for (const auto& [name, value] : req.params) {
         if (name == "CONTENT_LENGTH" && value != content_length) {

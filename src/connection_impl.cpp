@@ -757,9 +757,21 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
     if (ec) {
         // As after a timeout: a multiplexed connection aborts this request alone and drops the
         // rest of its records; otherwise closing is the only way to stop the script (php-fpm).
-        if (ec != error::sink_failed)
-            why = ec == error::response_too_large ? "response exceeded the configured limit"
-                                                  : "malformed CGI response head";
+        if (ec == error::response_too_large && h.type == proto::record_type::stderr_)
+            why = "STDERR exceeded connection_options::max_stderr_size (" +
+                  std::to_string(opts_.max_stderr_size) + " bytes)";
+        else if (ec == error::response_too_large)
+            why = "STDOUT exceeded connection_options::max_stdout_size (" +
+                  std::to_string(opts_.max_stdout_size) + " bytes)";
+        else if (ec == error::response_head_too_large)
+            why = "the CGI response head did not end within connection_options::max_head_size (" +
+                  std::to_string(opts_.max_head_size) + " bytes)";
+        else if (ec == error::bad_response_head)
+            why =
+                "malformed CGI response head (a line without ':', a bad status line or a "
+                "control byte in a value)";
+        else if (ec != error::sink_failed)
+            why = ec.message();
         abandon(s, ec, why + "; " + describe(s));
         return state_ == connection_state::open;
     }

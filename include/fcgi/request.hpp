@@ -33,7 +33,8 @@ struct request {
     /// DOCUMENT_ROOT; empty means the script's directory. SCRIPT_NAME is the script's path below
     /// it.
     std::string document_root;
-    /// HTTP request headers, sent as HTTP_* (Content-Type and Content-Length as CONTENT_*).
+    /// HTTP request headers, sent as HTTP_* (Content-Type and Content-Length as CONTENT_*);
+    /// repeated names are joined into one param, a Proxy header is not sent (httpoxy).
     std::vector<std::pair<std::string, std::string>> headers;
     /// Raw params, in order; a name equal to a default replaces it.
     std::vector<std::pair<std::string, std::string>> params;

@@ -1,6 +1,7 @@
 #include "fcgi/protocol/cgi_head_parser.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "fcgi/detail/ascii.hpp"
 
@@ -96,9 +97,27 @@ cgi_head_parser::result cgi_head_parser::finish() {
     return r;
 }
 
+bool cgi_head_parser::parse_status(std::string_view value) {
+    // "NNN Reason" or "NNN".
+    if (value.size() < 3 || (value.size() > 3 && value[3] != ' '))
+        return false;
+    int code = 0;
+    for (int k = 0; k < 3; ++k) {
+        if (value[k] < '0' || value[k] > '9')
+            return false;
+        code = code * 10 + (value[k] - '0');
+    }
+    if (code < 100)
+        return false;
+    status_ = code;
+    reason_ = trim(value.substr(3));
+    return true;
+}
+
 std::error_code cgi_head_parser::parse(std::string_view head) {
     bool have_status = false;
     bool have_location = false;
+    bool first = true;
     while (!head.empty()) {
         std::size_t nl = head.find('\n');
         std::string_view line = head.substr(0, nl);
@@ -107,6 +126,14 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
             line.remove_suffix(1);
         if (line.empty())
             break;  // the blank line
+        // php-fpm with cgi.rfc2616_headers=1 starts with the script's "HTTP/1.1 404 Not Found"
+        // instead of a Status header; a Status header, if any, still wins.
+        if (std::exchange(first, false) && line.starts_with("HTTP/")) {
+            std::size_t sp = line.find(' ');
+            if (sp == std::string_view::npos || !parse_status(trim(line.substr(sp + 1))))
+                return error::bad_response_head;
+            continue;
+        }
         std::size_t colon = line.find(':');
         if (colon == 0 || colon == std::string_view::npos)
             return error::bad_response_head;
@@ -114,20 +141,17 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
         if (!std::all_of(name.begin(), name.end(), is_token_char))
             return error::bad_response_head;
         std::string_view value = trim(line.substr(colon + 1));
+        // A bare CR, a NUL or another control byte (tab aside) would reach whoever copies the
+        // header into an HTTP response: a split response. PHP's header() never sends them.
+        if (std::any_of(value.begin(), value.end(), [](char c) {
+                auto u = static_cast<unsigned char>(c);
+                return (u < 0x20 && c != '\t') || u == 0x7f;
+            }))
+            return error::bad_response_head;
         if (iequals(name, "Status")) {
-            // "NNN Reason" or "NNN"; a second Status line is malformed.
-            if (have_status || value.size() < 3 || (value.size() > 3 && value[3] != ' '))
+            // A second Status line is malformed.
+            if (have_status || !parse_status(value))
                 return error::bad_response_head;
-            int code = 0;
-            for (int k = 0; k < 3; ++k) {
-                if (value[k] < '0' || value[k] > '9')
-                    return error::bad_response_head;
-                code = code * 10 + (value[k] - '0');
-            }
-            if (code < 100)
-                return error::bad_response_head;
-            status_ = code;
-            reason_ = trim(value.substr(3));
             have_status = true;
             continue;
         }

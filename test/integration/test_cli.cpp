@@ -204,6 +204,15 @@ BOOST_AUTO_TEST_CASE(headers_become_http_params) {
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(r.out.find(R"("HTTP_X_TEST":"hello world")") != std::string::npos, r.out);
     BOOST_TEST(r.out.find(R"("HTTP_ACCEPT":"text\/plain")") != std::string::npos, r.out);
+    // Repeated headers reach PHP joined (it keeps the last param of a name), a Proxy header not
+    // at all (httpoxy).
+    r = fcgi_cli({"request", "-c", unix_ep, "-H", "Cookie: a=1", "-H", "Accept: x", "-H",
+                  "cookie: b=2", "-H", "Accept: y", "-H", "Proxy: http://evil:8080",
+                  php_fpm::script("server.php")});
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.out.find(R"("HTTP_COOKIE":"a=1; b=2")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find(R"("HTTP_ACCEPT":"x, y")") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("HTTP_PROXY") == std::string::npos, r.out);
 }
 
 BOOST_AUTO_TEST_CASE(params_are_sent_raw) {

@@ -305,6 +305,14 @@ BOOST_AUTO_TEST_CASE(malformed_lines) {
              "Na(me: v\r\n\r\n"s,
              "A: 1\r\nno colon at the end\r\n\r\n"s,
              "N\xC3\xA4me: v\r\n\r\n"s,
+             // Control bytes in a value: a bare CR would split an HTTP response it is copied to.
+             "X-A: a\rSet-Cookie: evil=1\r\n\r\n"s,
+             "X-A: a\0b\r\n\r\n"s,
+             "X-A: a\x01b\r\n\r\n"s,
+             "X-A: a\x7F\r\n\r\n"s,
+             // An HTTP status line that is not one.
+             "HTTP/1.1\r\n\r\n"s,
+             "HTTP/1.1 4x4 Nope\r\n\r\n"s,
          }) {
         BOOST_TEST_CONTEXT(head) {
             auto p = feed_whole(head + "body");
@@ -318,6 +326,32 @@ BOOST_AUTO_TEST_CASE(malformed_lines) {
                            "split at " << k);
         }
     }
+}
+
+// A tab inside a value is whitespace, not a control byte to reject.
+BOOST_AUTO_TEST_CASE(tab_in_a_value_is_kept) {
+    auto p = parse_every_split("X-A: a\tb\r\n\r\n");
+    BOOST_TEST(!p.ec, describe(p));
+    BOOST_REQUIRE(p.headers.size() == 1u);
+    BOOST_TEST(p.headers[0].value == "a\tb");
+}
+
+// php-fpm with cgi.rfc2616_headers=1 sends the script's own status line first, instead of a
+// Status header: its code is the status. A Status header after it still wins.
+BOOST_AUTO_TEST_CASE(http_status_line_from_rfc2616_headers) {
+    auto p = parse_every_split("HTTP/1.1 404 Not Found\r\nContent-type: text/html\r\n\r\nx");
+    BOOST_TEST(!p.ec, describe(p));
+    BOOST_TEST(p.status == 404);
+    BOOST_TEST(p.reason == "Not Found");
+    BOOST_REQUIRE(p.headers.size() == 1u);
+    BOOST_TEST(p.headers[0].name == "Content-type");
+    p = feed_whole("HTTP/1.0 503\r\n\r\n");
+    BOOST_TEST(p.status == 503);
+    BOOST_TEST(p.reason == "Service Unavailable");
+    p = feed_whole("HTTP/1.1 404 Not Found\r\nStatus: 410 Gone\r\n\r\n");
+    BOOST_TEST(p.status == 410);
+    // Only as the first line: later, it is a line without a colon.
+    BOOST_TEST(feed_whole("A: b\r\nHTTP/1.1 404 Not Found\r\n\r\n").ec == bad_head);
 }
 
 BOOST_AUTO_TEST_CASE(bad_status_lines) {

@@ -147,4 +147,51 @@ BOOST_AUTO_TEST_CASE(invalid_requests_are_rejected_with_reasons) {
     reject(r, "method");
 }
 
+// PHP keeps the last of params with one name, so repeated headers are joined into one value as
+// a web server does: Cookie with "; ", the others with ", ". Names that map to the same param
+// (case, '-' or '_') are repeats too. A param override still replaces the joined value.
+BOOST_AUTO_TEST_CASE(repeated_headers_are_joined) {
+    fcgi::request req;
+    req.script = "/srv/www/a.php";
+    req.headers = {{"Cookie", "a=1"},        {"Accept", "x"}, {"cookie", "b=2"},
+                   {"X-Real-IP", "1.2.3.4"}, {"Accept", "y"}, {"X_Real_Ip", "5.6.7.8"},
+                   {"Accept", "z"}};
+    auto p = build(req);  // also checks that no name is sent twice
+    BOOST_TEST(p["HTTP_COOKIE"] == "a=1; b=2");
+    BOOST_TEST(p["HTTP_ACCEPT"] == "x, y, z");
+    BOOST_TEST(p["HTTP_X_REAL_IP"] == "1.2.3.4, 5.6.7.8");
+    req.headers = {{"Host", "a"}, {"Host", "b"}};
+    req.params = {{"HTTP_HOST", "c"}};
+    p = build(req);
+    BOOST_TEST(p["HTTP_HOST"] == "c");
+}
+
+// httpoxy: a Proxy header is not sent as HTTP_PROXY, which HTTP libraries take as the proxy to
+// use; a caller who means it sets the param.
+BOOST_AUTO_TEST_CASE(proxy_header_is_not_forwarded) {
+    fcgi::request req;
+    req.script = "/srv/www/a.php";
+    req.headers = {{"Proxy", "http://evil:8080"}, {"Accept", "x"}};
+    auto p = build(req);
+    BOOST_TEST(p.count("HTTP_PROXY") == 0u);
+    BOOST_TEST(p["HTTP_ACCEPT"] == "x");
+    req.params = {{"HTTP_PROXY", "http://proxy:3128"}};
+    BOOST_TEST(build(req)["HTTP_PROXY"] == "http://proxy:3128");
+}
+
+// REQUEST_URI is a URI: a '?', '%', '#', space or non-ASCII byte in the script's path is
+// percent-encoded, so a router splitting at '?' finds the real query. SCRIPT_NAME stays as is.
+BOOST_AUTO_TEST_CASE(request_uri_encodes_the_path) {
+    fcgi::request req;
+    req.script = "/srv/www/a?b c%#\xC3\xA4.php";
+    req.document_root = "/srv/www";
+    req.query = "x=1";
+    auto p = build(req);
+    BOOST_TEST(p["SCRIPT_NAME"] == "/a?b c%#\xC3\xA4.php");
+    BOOST_TEST(p["REQUEST_URI"] == "/a%3Fb%20c%25%23%C3%A4.php?x=1");
+    req.script = "/srv/www/sub-dir/v1.2/~user/a,b;c=d@e:f.php";
+    req.query.clear();
+    BOOST_TEST(build(req)["REQUEST_URI"] == "/sub-dir/v1.2/~user/a,b;c=d@e:f.php");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

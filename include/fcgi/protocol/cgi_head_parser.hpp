@@ -66,6 +66,8 @@ class cgi_head_parser {
 
   private:
     std::error_code parse(std::string_view head);
+    /// Sets status and reason from "NNN Reason" or "NNN"; false when malformed.
+    bool parse_status(std::string_view value);
 
     std::size_t max_size_;
     std::string buffer_;
