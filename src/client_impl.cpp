@@ -330,9 +330,8 @@ void client_impl::start_probe(endpoint_pool& ep) {
                 self->mark_down(*epp, ec);
             } else {
                 // Answered, or accepted and then closed or reset without answering: either
-                // way the server is up, and one that does not answer is not multiplexed.
-                // A server that does not answer GET_VALUES is not trusted to
-                // multiplex.
+                // way the server is up, and one that does not answer GET_VALUES is not
+                // trusted to multiplex.
                 bool mpx = !ec && r.mpxs_conns.value_or(false);
                 std::uint32_t n = mpx ? self->opts_.max_requests_per_connection : 1;
                 // FCGI_MAX_REQS, when reported, caps what one connection is given.
@@ -360,7 +359,7 @@ void client_impl::pump() {
         if (!now.before(p.grow_after))
             p.grow_after = {};
         if (!queue_.empty() && p.probe_state == endpoint_pool::probe::needed &&
-            !now.before(p.down_until))
+            !now.before(p.down_until) && !now.before(p.grow_after))
             start_probe(p);
     }
     while (!queue_.empty()) {
