@@ -98,6 +98,11 @@ void connection_impl::start_connect(endpoint ep, connect_handler h) {
         });
     }
     if (endpoint_.type == endpoint::kind::unix_socket) {
+        if (endpoint_.path.size() > endpoint::max_unix_path) {
+            // Asio's endpoint would throw; endpoint::unix_socket() does not check.
+            finish_connect(error::invalid_endpoint);
+            return;
+        }
         asio::generic::stream_protocol::endpoint target{
             asio::local::stream_protocol::endpoint(endpoint_.path)};
         std::error_code ec;

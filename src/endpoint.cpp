@@ -1,8 +1,12 @@
 #include "fcgi/endpoint.hpp"
 
+#include <sys/un.h>
+
 #include <charconv>
 
 #include "fcgi/error.hpp"
+
+static_assert(fcgi::endpoint::max_unix_path == sizeof(sockaddr_un::sun_path) - 1);
 
 namespace fcgi {
 namespace {
@@ -63,15 +67,12 @@ endpoint endpoint::tcp(std::string host, std::uint16_t port) {
 
 std::error_code parse_endpoint(std::string_view text, endpoint& out) {
     endpoint e;
-    if (text.starts_with("unix:")) {
-        std::string_view path = text.substr(5);
-        if (path.empty())
+    if (text.starts_with("unix:") || text.starts_with("/")) {
+        std::string_view path = text.starts_with("/") ? text : text.substr(5);
+        // A longer path cannot be connected to at all: say so now, not at the first request.
+        if (path.empty() || path.size() > endpoint::max_unix_path)
             return error::invalid_endpoint;
         out = endpoint::unix_socket(std::string(path));
-        return {};
-    }
-    if (text.starts_with("/")) {
-        out = endpoint::unix_socket(std::string(text));
         return {};
     }
     if (text.starts_with("tcp:"))

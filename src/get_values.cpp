@@ -68,6 +68,8 @@ std::error_code map_stream_error(std::error_code ec) {
 
 asio::awaitable<std::error_code> connect_socket(socket_type& sock, const endpoint& ep) {
     if (ep.type == endpoint::kind::unix_socket) {
+        if (ep.path.size() > endpoint::max_unix_path)
+            co_return error::invalid_endpoint;  // Asio's endpoint would throw
         asio::generic::stream_protocol::endpoint target{
             asio::local::stream_protocol::endpoint(ep.path)};
         std::error_code ec;

@@ -19,6 +19,9 @@ struct endpoint {
         tcp,          ///< TCP to `host`:`port`
     };
 
+    /// The longest unix socket path Linux accepts (sockaddr_un::sun_path less its NUL).
+    static constexpr std::size_t max_unix_path = 107;
+
     kind type = kind::unix_socket;  ///< which of the fields below apply
     std::string path;               ///< unix socket path (kind::unix_socket)
     std::string host;               ///< host name or address without brackets (kind::tcp)

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "fcgi/client.hpp"
+#include "fcgi/detail/any_handler.hpp"
 
 namespace fcgi {
 
@@ -91,7 +92,8 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
 }
 
 /// Runs `requests` through `c`, at most `concurrency` at a time, and completes with one result
-/// per request in input order. Handler: void(std::error_code, std::vector<fanout_result>).
+/// per request in input order. Handler: void(std::error_code, std::vector<fanout_result>), run
+/// on its associated executor. Not cancellable through the token: cancel the client instead.
 template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, std::vector<fanout_result>))
               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout(client& c, std::vector<request> requests, std::size_t concurrency,
@@ -99,11 +101,15 @@ auto async_fanout(client& c, std::vector<request> requests, std::size_t concurre
     return asio::async_initiate<Token, void(std::error_code, std::vector<fanout_result>)>(
         [&c](auto handler, std::vector<request> reqs, std::size_t conc) {
             auto results = std::make_shared<std::vector<fanout_result>>(reqs.size());
+            // Wrapped first: the lambda below, the token of async_fanout_each, has no associated
+            // executor, and the handler must still run on its own (a coroutine's, a strand).
+            detail::any_handler<void(std::error_code, std::vector<fanout_result>)> h(
+                std::move(handler), c.get_executor());
             async_fanout_each(
                 c, std::move(reqs), conc,
                 [results](std::size_t i, fanout_result r) { (*results)[i] = std::move(r); },
-                [results, h = std::move(handler)](std::error_code ec) mutable {
-                    std::move(h)(ec, std::move(*results));
+                [results, h = std::move(h)](std::error_code ec) mutable {
+                    h.dispatch(ec, std::move(*results));
                 });
         },
         token, std::move(requests), concurrency);

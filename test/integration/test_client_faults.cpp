@@ -2,7 +2,9 @@
 // (pm.max_requests), php-fpm restarted in the middle of a fan-out, heavy multiplexing, every
 // fault of the scripted responder against a pool, and cancellation, shutdown and destruction.
 #include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fcgi/client.hpp"
@@ -1723,6 +1726,33 @@ BOOST_AUTO_TEST_CASE(auto_detect_with_a_server_that_closes_at_once) {
                                                               << ": " << o["a"].resp.diagnostics);
     BOOST_TEST(client.stats().endpoints.at(0).connect_failures == 0u);
     shutdown(ctx, client);
+}
+
+// async_fanout's handler runs on its own associated executor, not the client's: here a client
+// runs on one io_context and thread, the caller on another. It once ran on the client's thread.
+BOOST_AUTO_TEST_CASE(fanout_completes_on_the_handlers_executor) {
+    fake_responder fake;
+    asio::io_context client_ctx, caller_ctx;
+    auto guard = asio::make_work_guard(client_ctx);
+    std::thread client_thread([&] { client_ctx.run(); });
+    std::optional<fcgi::client> client(std::in_place, client_ctx.get_executor(),
+                                       plain_pool(fake.unix_endpoint(), 2, 100ms));
+    std::optional<bool> on_caller;
+    std::size_t results = 0;
+    fcgi::async_fanout(
+        *client, {fcgi::test::tagged_request("a"), fcgi::test::tagged_request("b")}, 2,
+        asio::bind_executor(caller_ctx, [&](std::error_code, std::vector<fcgi::fanout_result> r) {
+            on_caller = caller_ctx.get_executor().running_in_this_thread();
+            results = r.size();
+        }));
+    bool done = run_until(
+        caller_ctx, [&] { return on_caller.has_value(); }, 10s);
+    asio::post(client_ctx, [&] { client.reset(); });
+    guard.reset();
+    client_thread.join();
+    BOOST_REQUIRE(done);
+    BOOST_TEST(*on_caller);
+    BOOST_TEST(results == 2u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -270,6 +270,29 @@ BOOST_AUTO_TEST_CASE(second_connect_says_why_it_cannot) {
     BOOST_TEST(first.size() == 1u);
 }
 
+// endpoint::unix_socket() takes any path; one longer than sockaddr_un holds made Asio throw
+// from inside the connect (out of run(), the handler never called) and made async_get_values
+// wait for its timeout. Each now completes at once with invalid_endpoint.
+BOOST_AUTO_TEST_CASE(unix_path_too_long_is_invalid_endpoint) {
+    auto ep = fcgi::endpoint::unix_socket("/tmp/" + std::string(200, 'x') + ".sock");
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected, probed;
+    conn.async_connect(ep, [&](std::error_code ec) { connected = ec; });
+    fcgi::get_values_options gv;
+    gv.connect_timeout = 10s;
+    gv.timeout = 10s;
+    fcgi::async_get_values(
+        ctx.get_executor(), ep, gv,
+        [&](std::error_code ec, fcgi::protocol::get_values_result) { probed = ec; });
+    auto t0 = steady::now();
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected && probed; }));
+    BOOST_TEST(*connected == fcgi::error::invalid_endpoint, connected->message());
+    BOOST_TEST(*probed == fcgi::error::invalid_endpoint, probed->message());
+    BOOST_TEST(ms_since(t0) < 5000);
+    BOOST_TEST(!conn.is_open());
+}
+
 BOOST_AUTO_TEST_CASE(records_split_byte_by_byte) {
     fake_responder fake({.split = fcgi::test::write_split::every_byte, .fragment_delay = 1ms});
     asio::io_context ctx;

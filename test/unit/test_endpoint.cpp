@@ -19,6 +19,17 @@ BOOST_AUTO_TEST_CASE(unix_forms) {
     BOOST_TEST((bare == endpoint::unix_socket("/tmp/x.sock")));
 }
 
+// sockaddr_un holds 107 bytes of path: a longer one is refused when parsed, not thrown from
+// inside Asio at the first connect.
+BOOST_AUTO_TEST_CASE(unix_path_length_limit) {
+    const std::string longest = "/tmp/" + std::string(endpoint::max_unix_path - 5, 'x');
+    BOOST_TEST(endpoint::parse(longest).path == longest);
+    BOOST_TEST(endpoint::parse("unix:" + longest).path == longest);
+    endpoint e;
+    BOOST_TEST(fcgi::parse_endpoint(longest + "y", e) == fcgi::error::invalid_endpoint);
+    BOOST_TEST(fcgi::parse_endpoint("unix:" + longest + "y", e) == fcgi::error::invalid_endpoint);
+}
+
 BOOST_AUTO_TEST_CASE(tcp_forms) {
     auto a = endpoint::parse("127.0.0.1:9000");
     BOOST_TEST((a.type == endpoint::kind::tcp));
