@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 #include <asio/co_spawn.hpp>
 #include <cerrno>
@@ -24,9 +26,44 @@ std::error_code last_error() {
     return {errno, std::system_category()};
 }
 
+// Keeps SIGPIPE from being delivered to this thread while it lives: a write to a pipe whose
+// reader has gone would kill the process by default; the write fails with EPIPE instead, which
+// fails the request with sink_failed. A SIGPIPE pending before is left alone.
+class sigpipe_blocked {
+  public:
+    sigpipe_blocked() {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGPIPE);
+        sigset_t pending;
+        sigemptyset(&pending);
+        pending_before_ = ::sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+        blocked_ = ::pthread_sigmask(SIG_BLOCK, &set_, &old_) == 0;
+    }
+    ~sigpipe_blocked() {
+        if (!blocked_)
+            return;
+        if (!pending_before_) {
+            // Ours, if a write raised one: take it before unblocking.
+            timespec zero{};
+            while (::sigtimedwait(&set_, nullptr, &zero) == -1 && errno == EINTR) {
+            }
+        }
+        ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    sigpipe_blocked(const sigpipe_blocked&) = delete;
+    sigpipe_blocked& operator=(const sigpipe_blocked&) = delete;
+
+  private:
+    sigset_t set_{}, old_{};
+    bool pending_before_ = false;
+    bool blocked_ = false;
+};
+
 // Writes all of `chunk` to `fd`, waiting when a non-blocking descriptor (a pipe, a terminal
 // shared with another process) is full.
 std::error_code write_all(int fd, std::string_view chunk) {
+    int saved_errno = 0;
+    sigpipe_blocked no_sigpipe;
     while (!chunk.empty()) {
         ssize_t n = ::write(fd, chunk.data(), chunk.size());
         if (n >= 0) {
@@ -40,9 +77,10 @@ std::error_code write_all(int fd, std::string_view chunk) {
             ::poll(&p, 1, -1);
             continue;
         }
-        return last_error();
+        saved_errno = errno;
+        break;
     }
-    return {};
+    return saved_errno ? std::error_code(saved_errno, std::system_category()) : std::error_code();
 }
 
 // Writes synchronously on the connection's thread: writes to the page cache or a pipe are short,
@@ -67,13 +105,25 @@ class file_sink final : public descriptor_sink {
 
     std::error_code start(std::string& why) override {
         close_file();
-        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        // Non-blocking so that a FIFO without a reader fails (ENXIO) instead of blocking the
+        // connection's thread in open(); writes block as on any descriptor.
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
         if (fd_ < 0) {
             auto ec = last_error();
-            why = "cannot open response body file " + path_ + ": " + ec.message();
+            why = "cannot open response body file " + path_ + ": " + ec.message() +
+                  (ec.value() == ENXIO ? " (a FIFO that nothing reads)" : "");
             return ec;
         }
+        int flags = ::fcntl(fd_, F_GETFL);
+        if (flags >= 0)
+            ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
         return {};
+    }
+
+    // Each copy of a request opens the file itself: sent at once, shared ones would close each
+    // other's descriptor.
+    std::shared_ptr<body_sink::implementation> clone() const override {
+        return std::make_shared<file_sink>(path_);
     }
 
     std::error_code finish(std::string& why) override {

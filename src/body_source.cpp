@@ -24,6 +24,8 @@ class file_source final : public body_source::implementation {
         if (::stat(path_.c_str(), &st) == 0)
             size_ = static_cast<std::uint64_t>(st.st_size);
     }
+    file_source(std::string path, std::optional<std::uint64_t> size)
+        : path_(std::move(path)), size_(size) {}
     ~file_source() override { close_file(); }
 
     std::optional<std::uint64_t> size() const override {
@@ -35,7 +37,9 @@ class file_source final : public body_source::implementation {
     std::error_code start(std::string& why) override {
         close_file();
         offset_ = 0;
-        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        // Non-blocking only so that a FIFO without a writer cannot block the connection's thread
+        // in open(): it is refused below, and a regular file reads the same either way.
+        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd_ < 0) {
             auto ec = last_error();
             why = "cannot open request body file " + path_ + ": " + ec.message();
@@ -72,6 +76,12 @@ class file_source final : public body_source::implementation {
     }
 
     bool restartable() const override { return true; }
+
+    // Each copy of a request reads the file with its own descriptor and offset: sent at once,
+    // shared ones would close each other's descriptor and interleave their reads.
+    std::shared_ptr<body_source::implementation> clone() const override {
+        return std::make_shared<file_source>(path_, size_);
+    }
 
   private:
     void close_file() noexcept {

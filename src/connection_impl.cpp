@@ -814,7 +814,8 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             // The stream ended before the blank line: the head is all there is.
             s.op->stream->head_delivered = true;
             std::string why;
-            auto keep = s.op->req.stdout_sink;  // closing from on_head drops the op and the sink
+            auto keep =
+                s.op->req.stdout_sink.share();  // closing from on_head drops the op and the sink
             bool failed = bool(call_user("response sink's on_head()", error::sink_failed, why,
                                          [&] { return sink->on_head(r, why); }));
             if (!s.op || !s.op->handler)
@@ -868,12 +869,12 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
 std::error_code connection_impl::start_streams(slot& s, std::string& why) {
     auto st = std::make_unique<stream_state>();
     // Copies: a start() that closes the connection drops the op, and with it the request's.
-    auto source = s.op->req.stdin_source;
-    auto sink = s.op->req.stdout_sink;
+    auto source = s.op->req.stdin_source.share();
+    auto sink = s.op->req.stdout_sink.share();
     auto closed = [&] { return !s.op || !s.op->handler; };
     if (source) {
         if (auto ec = call_user("request body source's start()", error::source_failed, why,
-                                [&] { return source.get()->start(why); }))
+                                [&] { return source->start(why); }))
             return ec;
         if (closed())
             return error::not_connected;
@@ -881,7 +882,7 @@ std::error_code connection_impl::start_streams(slot& s, std::string& why) {
     }
     if (sink) {
         if (auto ec = call_user("response sink's start()", error::sink_failed, why,
-                                [&] { return sink.get()->start(why); }))
+                                [&] { return sink->start(why); }))
             return ec;
         if (closed())
             return error::not_connected;
@@ -900,18 +901,18 @@ void connection_impl::read_source(slot& s) {
     auto index = static_cast<std::uint16_t>(s.id - 1);
     // The source may complete inline or on another thread: hop onto the executor either way,
     // which also keeps a fast source from recursing through write and read.
-    auto source = s.op->req.stdin_source;  // a source that closes the connection drops the op
+    auto source =
+        s.op->req.stdin_source.share();  // a source that closes the connection drops the op
     std::string why;
     auto ec = call_user("request body source's async_read_some()", error::source_failed, why, [&] {
-        source.get()->async_read_some(asio::buffer(st.chunk.data(), n), ex_,
-                                      [self = shared_from_this(), index, serial = s.op->serial](
-                                          std::error_code ec2, std::size_t m) {
-                                          auto& ex = self->ex_;
-                                          asio::post(
-                                              ex, [self = std::move(self), index, serial, ec2, m] {
-                                                  self->on_source_read(index, serial, ec2, m);
-                                              });
-                                      });
+        source->async_read_some(asio::buffer(st.chunk.data(), n), ex_,
+                                [self = shared_from_this(), index, serial = s.op->serial](
+                                    std::error_code ec2, std::size_t m) {
+                                    auto& ex = self->ex_;
+                                    asio::post(ex, [self = std::move(self), index, serial, ec2, m] {
+                                        self->on_source_read(index, serial, ec2, m);
+                                    });
+                                });
         return std::error_code();
     });
     if (ec && s.op && s.op->handler && s.op->stream) {
@@ -973,9 +974,9 @@ std::error_code connection_impl::on_streamed_stdout(slot& s, std::string_view by
     if (piece.head_complete) {
         st.head_delivered = true;
         // A copy: closing the connection from on_head drops the op, which owns the sink.
-        auto sink = s.op->req.stdout_sink;
+        auto sink = s.op->req.stdout_sink.share();
         bool failed = bool(call_user("response sink's on_head()", error::sink_failed, why,
-                                     [&] { return sink.get()->on_head(s.assembler.head(), why); }));
+                                     [&] { return sink->on_head(s.assembler.head(), why); }));
         if (!s.op || !s.op->handler)
             return {};  // the sink closed the connection: the op and `st` may be gone
         if (failed)
@@ -1000,10 +1001,10 @@ void connection_impl::write_sink(slot& s) {
     st.sink_pending.clear();
     st.sink_busy = true;
     auto index = static_cast<std::uint16_t>(s.id - 1);
-    auto sink = s.op->req.stdout_sink;  // a sink that closes the connection drops the op
+    auto sink = s.op->req.stdout_sink.share();  // a sink that closes the connection drops the op
     std::string why;
     auto ec = call_user("response sink's async_write()", error::sink_failed, why, [&] {
-        sink.get()->async_write(
+        sink->async_write(
             st.sink_inflight, ex_,
             [self = shared_from_this(), index, serial = s.op->serial](std::error_code ec2) {
                 auto& ex = self->ex_;
@@ -1065,9 +1066,10 @@ void connection_impl::complete_stream(slot& s) {
     response r = std::move(st.end_response);
     std::error_code ec;
     std::string why;
-    auto sink = s.op->req.stdout_sink;  // a finish() that closes the connection drops the op
+    auto sink =
+        s.op->req.stdout_sink.share();  // a finish() that closes the connection drops the op
     bool failed = bool(call_user("response sink's finish()", error::sink_failed, why,
-                                 [&] { return sink.get()->finish(why); }));
+                                 [&] { return sink->finish(why); }));
     if (!s.op || !s.op->handler)
         return;  // the sink closed the connection, which completed the request
     if (failed) {

@@ -58,12 +58,27 @@ class body_sink {
                                  sink_write_handler done) = 0;
         /// Every chunk was consumed and the response ended: flush, close.
         virtual std::error_code finish(std::string& why);
+        /// The implementation a copy of the body_sink gets: a new one (a file sink opens its
+        /// file for each send), or null (the default) to share this one.
+        virtual std::shared_ptr<implementation> clone() const { return nullptr; }
     };
 
     /// No sink: the body is collected in `response::body`.
     body_sink() = default;
     /// A sink of your own.
     explicit body_sink(std::shared_ptr<implementation> impl) noexcept : impl_(std::move(impl)) {}
+    /// A copy: the implementation's clone(), or the same implementation.
+    body_sink(const body_sink& other) : impl_(copy_of(other.impl_)) {}
+    /// As the copy constructor.
+    body_sink& operator=(const body_sink& other) {
+        if (this != &other)
+            impl_ = copy_of(other.impl_);
+        return *this;
+    }
+    /// Moves the implementation.
+    body_sink(body_sink&&) noexcept = default;
+    /// Moves the implementation.
+    body_sink& operator=(body_sink&&) noexcept = default;
 
     /// Writes the body to the file at `path`, created or truncated when the request is sent.
     static body_sink file(std::string path);
@@ -79,8 +94,15 @@ class body_sink {
     explicit operator bool() const noexcept { return impl_ != nullptr; }
     /// The implementation (for the connection).
     implementation* get() const noexcept { return impl_.get(); }
+    /// The implementation itself, not a clone (for the connection: kept alive across a call).
+    std::shared_ptr<implementation> share() const noexcept { return impl_; }
 
   private:
+    static std::shared_ptr<implementation> copy_of(const std::shared_ptr<implementation>& p) {
+        auto c = p ? p->clone() : nullptr;
+        return c ? c : p;
+    }
+
     std::shared_ptr<implementation> impl_;
 };
 

@@ -35,8 +35,10 @@ using source_coroutine_fn =
 /// broken, so the connection is closed (or, on a multiplexed connection, the request aborted).
 /// Only `size()` bytes are read: a source that has more is not asked for them.
 ///
-/// Copies share one source. A file source may be sent again (a retry re-opens the file); a
-/// producer can be consumed once, so the client never retries a request that streams from one.
+/// A copy of a file source is a source of its own (each send opens the file and reads at its own
+/// offset), so copies of one request may be sent at once; copies of a producer share it. A file
+/// source may be sent again (a retry re-opens the file); a producer can be consumed once, so the
+/// client never retries a request that streams from one.
 class body_source {
   public:
     /// What a source does; implement it for a source of your own. An exception thrown from
@@ -56,12 +58,27 @@ class body_source {
                                      source_read_handler done) = 0;
         /// True when start() may be called again after bytes were read (a retry).
         virtual bool restartable() const { return false; }
+        /// The implementation a copy of the body_source gets: a new one that reads the same
+        /// bytes independently, or null (the default) to share this one.
+        virtual std::shared_ptr<implementation> clone() const { return nullptr; }
     };
 
     /// No source: the request's `body` string is sent.
     body_source() = default;
     /// A source of your own.
     explicit body_source(std::shared_ptr<implementation> impl) noexcept : impl_(std::move(impl)) {}
+    /// A copy: the implementation's clone(), or the same implementation.
+    body_source(const body_source& other) : impl_(copy_of(other.impl_)) {}
+    /// As the copy constructor.
+    body_source& operator=(const body_source& other) {
+        if (this != &other)
+            impl_ = copy_of(other.impl_);
+        return *this;
+    }
+    /// Moves the implementation.
+    body_source(body_source&&) noexcept = default;
+    /// Moves the implementation.
+    body_source& operator=(body_source&&) noexcept = default;
 
     /// The file at `path`, read in chunks. Its size is taken now; opening it happens when the
     /// request is sent, and a file that cannot be opened, or whose size changed, fails the
@@ -80,8 +97,15 @@ class body_source {
     bool restartable() const { return !impl_ || impl_->restartable(); }
     /// The implementation (for the connection).
     implementation* get() const noexcept { return impl_.get(); }
+    /// The implementation itself, not a clone (for the connection: kept alive across a call).
+    std::shared_ptr<implementation> share() const noexcept { return impl_; }
 
   private:
+    static std::shared_ptr<implementation> copy_of(const std::shared_ptr<implementation>& p) {
+        auto c = p ? p->clone() : nullptr;
+        return c ? c : p;
+    }
+
     std::shared_ptr<implementation> impl_;
 };
 

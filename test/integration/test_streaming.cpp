@@ -1,5 +1,7 @@
 // Streamed request bodies (sources) and response bodies (sinks): against php-fpm with large
 // bodies and checksums, failing sources and sinks, and a slow sink on a multiplexed connection.
+#include <sys/stat.h>
+#include <unistd.h>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
@@ -14,12 +16,15 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fcgi/client.hpp"
 #include "fcgi/connection.hpp"
 #include "fcgi/error.hpp"
+#include "fcgi/fanout.hpp"
 #include "support/checksum.hpp"
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
@@ -50,6 +55,20 @@ std::string pattern(std::size_t n) {
     for (std::size_t i = 0; i < n; ++i)
         s[i] = static_cast<char>((i * 131 + i / 4099) & 0xff);
     return s;
+}
+
+// Sends `req` on a connection of its own to `ep`: the error and the response.
+std::pair<std::error_code, fcgi::response> on_a_new_connection(const fcgi::endpoint& ep,
+                                                               fcgi::request req) {
+    asio::io_context ctx;
+    std::pair<std::error_code, fcgi::response> out;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(ep, use_awaitable);
+        auto [ec, resp] = co_await conn.async_request(std::move(req), as_tuple_awaitable);
+        out = {ec, std::move(resp)};
+    });
+    return out;
 }
 
 fcgi::request script_request(const std::string& name, std::string query = {}) {
@@ -463,6 +482,80 @@ BOOST_AUTO_TEST_CASE(slow_sink_on_a_multiplexed_connection) {
         BOOST_TEST(conn.is_open());
     }
     BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+// Copies of one request streaming from a file, sent at once: each copy reads the file with its
+// own descriptor and offset. They once shared one: each start() closed the other's descriptor
+// and both read from one offset, so bodies came out scrambled or short.
+BOOST_AUTO_TEST_CASE(copies_of_a_file_source_sent_at_once) {
+    const std::string data = pattern(1u << 20);
+    temp_file file(data);
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 3;
+    opts.mode = fcgi::multiplexing::off;
+    opts.connection.source_chunk_size = 16 * 1024;  // many reads, interleaved between the sends
+    fcgi::client client(ctx.get_executor(), opts);
+    auto req = fcgi::test::tagged_request("copy");
+    req.stdin_source = body_source::file(file.path);
+    std::vector<fcgi::request> reqs{req, req, req};
+    std::optional<std::vector<fcgi::fanout_result>> results;
+    fcgi::async_fanout(
+        client, std::move(reqs), 3,
+        [&](std::error_code, std::vector<fcgi::fanout_result> r) { results = std::move(r); });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return results.has_value(); }, 30s));
+    for (const auto& r : *results)
+        BOOST_TEST(!r.ec, r.ec.message() << ": " << r.resp.diagnostics);
+    auto snap = fake.snapshot();
+    BOOST_REQUIRE(snap.requests.size() == 3u);
+    for (const auto& r : snap.requests)
+        BOOST_TEST((md5_of(r.stdin_data) == md5_of(data)), "body of " << r.stdin_data.size());
+}
+
+// A descriptor sink whose pipe has no reader any more: the write fails with EPIPE and the
+// request with sink_failed. SIGPIPE, whose default action kills the process, once came with it.
+BOOST_AUTO_TEST_CASE(descriptor_sink_on_a_closed_pipe_is_sink_failed) {
+    int fds[2];
+    BOOST_REQUIRE(::pipe(fds) == 0);
+    ::close(fds[0]);  // nobody reads
+    fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{act::stdout_(std::string(fcgi::test::echo_head) + "some body"),
+                                  act::end()};
+    }});
+    auto req = fcgi::test::tagged_request("pipe");
+    req.stdout_sink = body_sink::descriptor(fds[1]);
+    auto [ec, resp] = on_a_new_connection(fake.unix_endpoint(), std::move(req));
+    ::close(fds[1]);
+    BOOST_TEST(ec == fcgi::error::sink_failed, ec.message());
+    BOOST_TEST(resp.diagnostics.find(std::error_code(EPIPE, std::system_category()).message()) !=
+                   std::string::npos,
+               resp.diagnostics);
+}
+
+// A FIFO as a file source or sink, with nothing at its other end: refused at once. open() once
+// blocked the connection's thread for good, where no deadline could fire.
+BOOST_AUTO_TEST_CASE(fifo_without_a_peer_is_refused_not_waited_for) {
+    temp_file marker("");
+    const std::string fifo = marker.path + ".fifo";
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    fake_responder fake;
+    for (bool as_source : {true, false}) {
+        BOOST_TEST_CONTEXT((as_source ? "source" : "sink")) {
+            auto req = fcgi::test::tagged_request("fifo");
+            if (as_source)
+                req.stdin_source = body_source::file(fifo);
+            else
+                req.stdout_sink = body_sink::file(fifo);
+            auto [ec, resp] = on_a_new_connection(fake.unix_endpoint(), std::move(req));
+            BOOST_TEST(ec, "a FIFO without a peer was accepted");
+            BOOST_TEST(resp.diagnostics.find(fifo) != std::string::npos, resp.diagnostics);
+        }
+    }
+    BOOST_TEST(fake.snapshot().requests.empty());
+    ::unlink(fifo.c_str());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
