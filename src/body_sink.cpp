@@ -42,14 +42,16 @@ class sigpipe_blocked {
     ~sigpipe_blocked() {
         if (!blocked_)
             return;
-        if (!pending_before_) {
-            // Ours, if a write raised one: take it before unblocking.
+        if (epipe_ && !pending_before_) {
+            // Ours: the failed write raised it. Taken before unblocking.
             timespec zero{};
             while (::sigtimedwait(&set_, nullptr, &zero) == -1 && errno == EINTR) {
             }
         }
         ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
     }
+    /// A write failed with EPIPE: it raised SIGPIPE, which the destructor takes.
+    void write_failed_with_epipe() noexcept { epipe_ = true; }
     sigpipe_blocked(const sigpipe_blocked&) = delete;
     sigpipe_blocked& operator=(const sigpipe_blocked&) = delete;
 
@@ -57,6 +59,7 @@ class sigpipe_blocked {
     sigset_t set_{}, old_{};
     bool pending_before_ = false;
     bool blocked_ = false;
+    bool epipe_ = false;
 };
 
 // Writes all of `chunk` to `fd`, waiting when a non-blocking descriptor (a pipe, a terminal
@@ -78,6 +81,8 @@ std::error_code write_all(int fd, std::string_view chunk) {
             continue;
         }
         saved_errno = errno;
+        if (saved_errno == EPIPE)
+            no_sigpipe.write_failed_with_epipe();
         break;
     }
     return saved_errno ? std::error_code(saved_errno, std::system_category()) : std::error_code();
