@@ -4,10 +4,18 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/error.hpp>
 #include <cerrno>
+#include <climits>
+#include <string>
 
+#include "fcgi/detail/writable_wait.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/response.hpp"
 
@@ -62,10 +70,9 @@ class sigpipe_blocked {
     bool epipe_ = false;
 };
 
-// Writes all of `chunk` to `fd`, waiting when a non-blocking descriptor (a pipe, a terminal
-// shared with another process) is full.
+// Writes all of `chunk` to `fd`: a regular file or block device, which never makes a writer
+// wait for a reader.
 std::error_code write_all(int fd, std::string_view chunk) {
-    int saved_errno = 0;
     sigpipe_blocked no_sigpipe;
     while (!chunk.empty()) {
         ssize_t n = ::write(fd, chunk.data(), chunk.size());
@@ -75,32 +82,119 @@ std::error_code write_all(int fd, std::string_view chunk) {
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            pollfd p{fd, POLLOUT, 0};
-            ::poll(&p, 1, -1);
-            continue;
-        }
-        saved_errno = errno;
-        if (saved_errno == EPIPE)
+        auto ec = last_error();
+        if (errno == EPIPE)
             no_sigpipe.write_failed_with_epipe();
-        break;
+        return ec;
     }
-    return saved_errno ? std::error_code(saved_errno, std::system_category()) : std::error_code();
+    return {};
 }
 
-// Writes synchronously on the connection's thread: writes to the page cache or a pipe are short,
-// and the connection reads ahead into the sink's buffer meanwhile only up to its limit anyway.
-class descriptor_sink : public body_sink::implementation {
+// Writes as much of `rest` to `fd` (a pipe, socket, terminal) as it takes without waiting; what
+// is left stays in `rest`. A blocking descriptor is written only when poll() says it has room,
+// and then at most PIPE_BUF bytes, which a pipe with room takes whole.
+std::error_code write_without_waiting(int fd, std::string_view& rest) {
+    sigpipe_blocked no_sigpipe;
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return last_error();
+    const bool blocking = (flags & O_NONBLOCK) == 0;
+    while (!rest.empty()) {
+        if (blocking) {
+            pollfd p{fd, POLLOUT, 0};
+            int r = ::poll(&p, 1, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return last_error();
+            if (r == 0)
+                return {};  // full: wait
+        }
+        std::size_t n = blocking ? std::min<std::size_t>(rest.size(), PIPE_BUF) : rest.size();
+        ssize_t written = ::write(fd, rest.data(), n);
+        if (written >= 0) {
+            rest.remove_prefix(static_cast<std::size_t>(written));
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return {};
+        auto ec = last_error();
+        if (errno == EPIPE)
+            no_sigpipe.write_failed_with_epipe();
+        return ec;
+    }
+    return {};
+}
+
+// A descriptor the caller owns. Regular files are written synchronously on the connection's
+// thread (page-cache writes are short). Anything with a reader at the other end (a pipe, a
+// terminal) is written as far as it has room; then the sink waits on the executor for more room
+// instead of blocking the thread, so a slow reader holds up neither other requests nor deadlines.
+class descriptor_sink : public body_sink::implementation,
+                        public std::enable_shared_from_this<descriptor_sink> {
   public:
     explicit descriptor_sink(int fd) : fd_(fd) {}
-    std::error_code start(std::string&) override { return {}; }
-    void async_write(std::string_view chunk, const asio::any_io_executor&,
+
+    std::error_code start(std::string& why) override {
+        wait_.reset();
+        struct stat st {};
+        if (::fstat(fd_, &st) != 0) {
+            auto ec = last_error();
+            why = "response body descriptor " + std::to_string(fd_) + ": " + ec.message();
+            return ec;
+        }
+        never_waits_ = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+        return {};
+    }
+
+    void async_write(std::string_view chunk, const asio::any_io_executor& ex,
                      sink_write_handler done) override {
-        done(write_all(fd_, chunk));
+        cancelled_ = false;
+        if (never_waits_)
+            done(write_all(fd_, chunk));
+        else
+            write_on(chunk, ex, std::move(done));
+    }
+
+    void cancel() noexcept override {
+        cancelled_ = true;
+        wait_.cancel();
+    }
+
+    // Each copy has its own wait (and cancellation); all write to the same descriptor.
+    std::shared_ptr<body_sink::implementation> clone() const override {
+        return std::make_shared<descriptor_sink>(fd_);
     }
 
   protected:
+    void forget_descriptor() noexcept { wait_.reset(); }
+
     int fd_;
+
+  private:
+    void write_on(std::string_view rest, const asio::any_io_executor& ex, sink_write_handler done) {
+        auto ec = write_without_waiting(fd_, rest);
+        if (ec || rest.empty()) {
+            done(ec);
+            return;
+        }
+        wait_.async_wait(fd_, ex,
+                         [self = shared_from_this(), rest, ex,
+                          done = std::move(done)](std::error_code wait_ec) mutable {
+                             if (self->cancelled_)
+                                 done(asio::error::operation_aborted);
+                             else if (wait_ec && wait_ec != asio::error::operation_aborted)
+                                 done(wait_ec);
+                             else  // room, or the watch was reset: the write tells which
+                                 self->write_on(rest, ex, std::move(done));
+                         });
+    }
+
+    detail::writable_wait wait_;
+    bool never_waits_ = false;
+    bool cancelled_ = false;
 };
 
 class file_sink final : public descriptor_sink {
@@ -111,7 +205,7 @@ class file_sink final : public descriptor_sink {
     std::error_code start(std::string& why) override {
         close_file();
         // Non-blocking so that a FIFO without a reader fails (ENXIO) instead of blocking the
-        // connection's thread in open(); writes block as on any descriptor.
+        // connection's thread in open(); the description is ours, so it stays non-blocking.
         fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0644);
         if (fd_ < 0) {
             auto ec = last_error();
@@ -119,10 +213,7 @@ class file_sink final : public descriptor_sink {
                   (ec.value() == ENXIO ? " (a FIFO that nothing reads)" : "");
             return ec;
         }
-        int flags = ::fcntl(fd_, F_GETFL);
-        if (flags >= 0)
-            ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
-        return {};
+        return descriptor_sink::start(why);
     }
 
     // Each copy of a request opens the file itself: sent at once, shared ones would close each
@@ -132,6 +223,7 @@ class file_sink final : public descriptor_sink {
     }
 
     std::error_code finish(std::string& why) override {
+        forget_descriptor();
         int fd = fd_;
         fd_ = -1;
         if (fd >= 0 && ::close(fd) != 0) {
@@ -144,6 +236,7 @@ class file_sink final : public descriptor_sink {
 
   private:
     void close_file() noexcept {
+        forget_descriptor();
         if (fd_ >= 0)
             ::close(fd_);
         fd_ = -1;
@@ -165,7 +258,7 @@ class head_sink : public body_sink::implementation {
         return ec;
     }
 
-  private:
+  protected:
     sink_head_fn on_head_;
 };
 
@@ -188,13 +281,22 @@ class coroutine_sink final : public head_sink {
         : head_sink(std::move(on_head)), write_(std::move(write)) {}
     void async_write(std::string_view chunk, const asio::any_io_executor& ex,
                      sink_write_handler done) override {
-        asio::co_spawn(ex, write_(chunk), [done = std::move(done)](std::exception_ptr e) {
-            done(e ? std::error_code(error::sink_failed) : std::error_code());
-        });
+        asio::co_spawn(ex, write_(chunk),
+                       asio::bind_cancellation_slot(
+                           cancel_.slot(), [done = std::move(done)](std::exception_ptr e) {
+                               done(e ? std::error_code(error::sink_failed) : std::error_code());
+                           }));
+    }
+    // The coroutine sees the cancellation at its next (or current) co_await.
+    void cancel() noexcept override { cancel_.emit(asio::cancellation_type::terminal); }
+    // Each copy has its own cancellation; all run the same function.
+    std::shared_ptr<body_sink::implementation> clone() const override {
+        return std::make_shared<coroutine_sink>(write_, on_head_);
     }
 
   private:
     sink_coroutine_fn write_;
+    asio::cancellation_signal cancel_;
 };
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <cerrno>
 
@@ -134,17 +136,22 @@ class coroutine_source final : public once_source {
         : once_source(size), read_(std::move(read)) {}
     void async_read_some(asio::mutable_buffer buffer, const asio::any_io_executor& ex,
                          source_read_handler done) override {
-        asio::co_spawn(ex, read_(buffer),
-                       [done = std::move(done)](std::exception_ptr e, std::size_t n) {
-                           if (e)
-                               done(error::source_failed, 0);
-                           else
-                               done({}, n);
-                       });
+        asio::co_spawn(
+            ex, read_(buffer),
+            asio::bind_cancellation_slot(
+                cancel_.slot(), [done = std::move(done)](std::exception_ptr e, std::size_t n) {
+                    if (e)
+                        done(error::source_failed, 0);
+                    else
+                        done({}, n);
+                }));
     }
+    // The coroutine sees the cancellation at its next (or current) co_await.
+    void cancel() noexcept override { cancel_.emit(asio::cancellation_type::terminal); }
 
   private:
     source_coroutine_fn read_;
+    asio::cancellation_signal cancel_;
 };
 
 }  // namespace

@@ -308,8 +308,15 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
         return;
     if (s.written || s.writing)
         r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
-    if (s.op->stream)
-        s.op->stream->sink_pending.clear();  // a failed request's output goes nowhere
+    if (auto* st = s.op->stream.get()) {
+        st->sink_pending.clear();  // a failed request's output goes nowhere
+        // A source or sink still busy for a request that is over is asked to stop: the slot,
+        // and its request ID, come back only once it is done.
+        if (auto* sink = s.op->req.stdout_sink.get(); sink && st->sink_busy)
+            sink->cancel();
+        if (auto* source = s.op->req.stdin_source.get(); source && st->source_busy)
+            source->cancel();
+    }
     if (s.op->timer)
         s.op->timer->cancel();
     // Only what may be sent again (a timeout is not: no copy of a large body for nothing).

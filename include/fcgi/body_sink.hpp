@@ -38,7 +38,11 @@ using sink_head_fn = std::function<std::error_code(const response& head)>;
 /// is: a slow sink holds up others only once its own buffer is full.
 /// A sink that fails ends the request with error::sink_failed; the rest of the response is
 /// discarded as after a timeout (the connection is closed, or the request aborted when the
-/// connection multiplexes).
+/// connection multiplexes). An error returned by start() (a file that cannot be created) is
+/// the request's error as it is, before anything is sent.
+/// File and descriptor sinks write a regular file at once; a pipe, socket or terminal only as
+/// far as it has room, then they wait on the executor (the descriptor's flags untouched), so
+/// a slow reader holds up neither other requests nor deadlines.
 class body_sink {
   public:
     /// What a sink does; implement it for a sink of your own. Called on the connection's executor.
@@ -58,6 +62,11 @@ class body_sink {
                                  sink_write_handler done) = 0;
         /// Every chunk was consumed and the response ended: flush, close.
         virtual std::error_code finish(std::string& why);
+        /// The request ended (a timeout, a cancellation, a closed connection) while
+        /// async_write() is in progress: make it call `done` soon, with any result. Until it
+        /// does, the request's ID on its connection stays taken. The default does nothing; the
+        /// built-in descriptor, file and coroutine sinks stop waiting.
+        virtual void cancel() noexcept {}
         /// The implementation a copy of the body_sink gets: a new one (a file sink opens its
         /// file for each send), or null (the default) to share this one.
         virtual std::shared_ptr<implementation> clone() const { return nullptr; }

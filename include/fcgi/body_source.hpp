@@ -56,6 +56,11 @@ class body_source {
         /// `ex` is the connection's executor, for sources that do asynchronous work.
         virtual void async_read_some(asio::mutable_buffer buffer, const asio::any_io_executor& ex,
                                      source_read_handler done) = 0;
+        /// The request ended (a timeout, a cancellation, a closed connection) while
+        /// async_read_some() is in progress: make it call `done` soon, with any result. Until it
+        /// does, the request's ID on its connection stays taken. The default does nothing; a
+        /// coroutine source is cancelled at its next co_await.
+        virtual void cancel() noexcept {}
         /// True when start() may be called again after bytes were read (a retry).
         virtual bool restartable() const { return false; }
         /// The implementation a copy of the body_source gets: a new one that reads the same
@@ -81,8 +86,9 @@ class body_source {
     body_source& operator=(body_source&&) noexcept = default;
 
     /// The file at `path`, read in chunks. Its size is taken now; opening it happens when the
-    /// request is sent, and a file that cannot be opened, or whose size changed, fails the
-    /// request with a system error before its body is sent.
+    /// request is sent: a file that cannot be opened fails the request with that system error
+    /// (ENOENT, EACCES; the diagnostics name the file), one whose size changed with
+    /// error::source_ended_early, before anything is sent.
     static body_source file(std::string path);
     /// `size` bytes from `read` (std::nullopt: unknown, which is rejected when sent).
     static body_source producer(std::optional<std::uint64_t> size, source_read_fn read);

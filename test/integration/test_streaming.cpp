@@ -1,11 +1,14 @@
 // Streamed request bodies (sources) and response bodies (sinks): against php-fpm with large
 // bodies and checksums, failing sources and sinks, and a slow sink on a multiplexed connection.
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
@@ -15,9 +18,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <iterator>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -69,6 +74,22 @@ std::pair<std::error_code, fcgi::response> on_a_new_connection(const fcgi::endpo
         out = {ec, std::move(resp)};
     });
     return out;
+}
+
+// Reads `fd` (a pipe's read end) into `out` until end of file, `limit` bytes, or `quiet` without
+// anything to read: a reader thread that cannot hang a failing test.
+void drain_pipe(int fd, std::string& out, std::size_t limit, std::chrono::milliseconds quiet) {
+    char buf[8192];
+    while (out.size() < limit) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0)
+            return;
+        ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit - out.size()));
+        if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)))
+            return;
+        if (n > 0)
+            out.append(buf, static_cast<std::size_t>(n));
+    }
 }
 
 fcgi::request script_request(const std::string& name, std::string query = {}) {
@@ -533,6 +554,163 @@ BOOST_AUTO_TEST_CASE(descriptor_sink_on_a_closed_pipe_is_sink_failed) {
     BOOST_TEST(resp.diagnostics.find(std::error_code(EPIPE, std::system_category()).message()) !=
                    std::string::npos,
                resp.diagnostics);
+}
+
+// A pipe (blocking or not) whose reader is slow: the descriptor sink fills it, then waits on the
+// executor, so a request on another connection of the same io_context completes meanwhile, and
+// the whole body arrives once the reader drains the pipe. With nobody reading, the request's
+// deadline fires. The sink once wrote synchronously: the thread sat in write() (or in poll() for
+// a non-blocking pipe) and nothing else on the io_context ran, not even the deadline. The
+// pipe's flags stay as they were: Asio's own wait would have made it non-blocking.
+BOOST_AUTO_TEST_CASE(descriptor_sink_on_a_full_pipe_waits_on_the_executor) {
+    constexpr std::size_t body_size = 1u << 20;  // sixteen pipe buffers
+    fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        if (r.param("X_ID").value_or("") != "big")
+            return fcgi::test::echo_script(r);
+        return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\n\r\n"),
+                                  act::endless_stdout(body_size, 16384, 'y'), act::end()};
+    }});
+    for (bool nonblocking : {false, true}) {
+        BOOST_TEST_CONTEXT((nonblocking ? "non-blocking pipe" : "blocking pipe")) {
+            int fds[2];
+            BOOST_REQUIRE(::pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) == 0);
+            const int flags_before = ::fcntl(fds[1], F_GETFL);
+            asio::io_context ctx;
+
+            // The reader starts once the other request is done, or after 10 s so that the old
+            // behaviour fails the test instead of hanging it.
+            std::promise<void> go;
+            std::string drained;
+            std::atomic<bool> waited_for_small = false;
+            std::jthread reader([&, ready = go.get_future()]() mutable {
+                waited_for_small = ready.wait_for(10s) == std::future_status::ready;
+                drain_pipe(fds[0], drained, body_size, 5s);
+            });
+
+            auto big = fcgi::test::tagged_request("big");
+            big.stdout_sink = body_sink::descriptor(fds[1]);
+            std::optional<std::error_code> big_ec;
+            fcgi::connection big_conn(ctx.get_executor());
+            fcgi::connection small_conn(ctx.get_executor());
+            int connected = 0;
+            for (auto* c : {&big_conn, &small_conn})
+                c->async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
+                    BOOST_TEST(!ec, ec.message());
+                    ++connected;
+                });
+            BOOST_REQUIRE(run_until(ctx, [&] { return connected == 2; }));
+            big_conn.async_request(big, [&](std::error_code e, fcgi::response) { big_ec = e; });
+            // Until the sink has filled the pipe (a sink that writes synchronously never comes
+            // back to let this check run, until the reader's fallback drains the pipe).
+            auto pipe_full = [&] {
+                pollfd p{fds[1], POLLOUT, 0};
+                return ::poll(&p, 1, 0) == 0;
+            };
+            BOOST_REQUIRE(run_until(ctx, pipe_full));
+            bool small_done_first = false;
+            small_conn.async_request(fcgi::test::tagged_request("small"),
+                                     [&](std::error_code e, fcgi::response r) {
+                                         BOOST_TEST(!e, e.message());
+                                         BOOST_TEST(r.body == fcgi::test::tagged_body("small"));
+                                         small_done_first = !big_ec;
+                                         go.set_value();
+                                     });
+            bool finished = run_until(
+                ctx, [&] { return big_ec.has_value(); }, 30s);
+            BOOST_TEST(::fcntl(fds[1], F_GETFL) == flags_before);
+            reader.join();
+            ::close(fds[1]);
+            ::close(fds[0]);
+            BOOST_TEST(finished);
+            BOOST_TEST(waited_for_small.load(), "the other request waited for the pipe's reader");
+            BOOST_TEST(small_done_first);
+            BOOST_TEST((big_ec && !*big_ec), (big_ec ? big_ec->message() : "no completion"));
+            BOOST_TEST(drained.size() == body_size);
+            BOOST_TEST((drained == std::string(body_size, 'y')));
+        }
+    }
+}
+
+// Nobody reads the pipe at all: the request's deadline still fires, the sink's wait is cancelled
+// and the pipe's flags are untouched.
+BOOST_AUTO_TEST_CASE(descriptor_sink_nobody_reads_deadline_fires) {
+    fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\n\r\n"),
+                                  act::endless_stdout(1u << 20, 16384, 'y'), act::end()};
+    }});
+    for (bool nonblocking : {false, true}) {
+        BOOST_TEST_CONTEXT((nonblocking ? "non-blocking pipe" : "blocking pipe")) {
+            int fds[2];
+            BOOST_REQUIRE(::pipe2(fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) == 0);
+            const int flags_before = ::fcntl(fds[1], F_GETFL);
+            // A failure must not hang the test: after 10 s the pipe is drained, which lets a
+            // thread stuck in write() go on.
+            std::promise<void> done;
+            std::atomic<bool> rescued = false;
+            std::jthread rescuer([&, over = done.get_future()]() mutable {
+                if (over.wait_for(10s) == std::future_status::ready)
+                    return;
+                rescued = true;
+                std::string ignored;
+                drain_pipe(fds[0], ignored, 1u << 20, 5s);
+            });
+            auto req = fcgi::test::tagged_request("stuck");
+            req.stdout_sink = body_sink::descriptor(fds[1]);
+            req.timeout = 300ms;
+            auto [ec, resp] = on_a_new_connection(fake.unix_endpoint(), std::move(req));
+            BOOST_TEST(::fcntl(fds[1], F_GETFL) == flags_before);
+            done.set_value();
+            rescuer.join();
+            ::close(fds[1]);
+            ::close(fds[0]);
+            BOOST_TEST(ec == fcgi::error::request_timeout, ec.message());
+            BOOST_TEST(!rescued.load(), "the request ended only once the pipe was drained");
+        }
+    }
+}
+
+// A coroutine sink or source that is still waiting when its request times out is cancelled: its
+// co_await ends with operation_aborted. Before, it waited on, holding its request's ID, and
+// io_context::run() did not return.
+BOOST_AUTO_TEST_CASE(coroutine_sink_and_source_are_cancelled_with_their_request) {
+    fake_responder fake;
+    for (bool sink_side : {true, false}) {
+        BOOST_TEST_CONTEXT((sink_side ? "sink" : "source")) {
+            bool aborted = false;
+            auto wait_forever = [&aborted]() -> awaitable<void> {
+                asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+                auto [ec] = co_await t.async_wait(as_tuple_awaitable);
+                aborted = ec == asio::error::operation_aborted;
+            };
+            auto req = fcgi::test::tagged_request("slow");
+            req.timeout = 200ms;
+            if (sink_side) {
+                req.stdout_sink =
+                    body_sink::coroutine([wait_forever](std::string_view) -> awaitable<void> {
+                        co_await wait_forever();
+                    });
+            } else {
+                req.stdin_source = body_source::coroutine(
+                    10, [wait_forever](asio::mutable_buffer) -> awaitable<std::size_t> {
+                        co_await wait_forever();
+                        co_return 0;
+                    });
+            }
+            asio::io_context ctx;
+            std::optional<std::error_code> result;
+            fcgi::connection conn(ctx.get_executor());
+            conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
+                BOOST_REQUIRE(!ec);
+                conn.async_request(std::move(req),
+                                   [&](std::error_code e, fcgi::response) { result = e; });
+            });
+            BOOST_TEST(run_until(
+                ctx, [&] { return result.has_value() && aborted; }, 20s));
+            BOOST_TEST((result && *result == fcgi::error::request_timeout),
+                       (result ? result->message() : "no completion"));
+            BOOST_TEST(aborted, "the coroutine was not cancelled");
+        }
+    }
 }
 
 // A FIFO as a file source or sink, with nothing at its other end: refused at once. open() once

@@ -1,0 +1,80 @@
+#include "fcgi/detail/writable_wait.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+#include <cerrno>
+
+namespace fcgi::detail {
+
+namespace {
+
+std::error_code last_error() {
+    return {errno, std::system_category()};
+}
+
+}  // namespace
+
+void writable_wait::async_wait(int fd, const asio::any_io_executor& ex,
+                               std::function<void(std::error_code)> handler) {
+    if (watcher_ && (fd != fd_ || watcher_->get_executor() != ex))
+        reset();
+    std::error_code ec;
+    if (!watcher_) {
+        int ep = ::epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0)
+            ec = last_error();
+        else {
+            watcher_.emplace(ex, ep);
+            fd_ = fd;
+            // One-shot: reported once, then disabled until re-armed below for the next wait.
+            epoll_event ev{};
+            ev.events = EPOLLOUT | EPOLLONESHOT;
+            ev.data.fd = fd;
+            if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+                ec = last_error();
+                reset();
+            }
+        }
+    }
+    if (ec) {
+        asio::post(ex, [handler = std::move(handler), ec] { handler(ec); });
+        return;
+    }
+    const int ep = watcher_->native_handle();
+    // Take what an earlier arming reported, so that the instance is not readable now...
+    epoll_event ignored{};
+    while (::epoll_wait(ep, &ignored, 1, 0) == -1 && errno == EINTR) {
+    }
+    // ...then queue the wait, then arm: a descriptor writable already is reported by the arming
+    // as a new event, after the wait is queued. Arming first could let another thread's reactor
+    // take that event while no wait is queued, and the wait would then never end.
+    watcher_->async_wait(asio::posix::descriptor_base::wait_read,
+                         [handler = std::move(handler)](std::error_code e) { handler(e); });
+    epoll_event ev{};
+    ev.events = EPOLLOUT | EPOLLONESHOT;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) != 0) {
+        // The queued wait ends aborted; the caller's next write reports what is wrong.
+        reset();
+    }
+}
+
+void writable_wait::cancel() noexcept {
+    if (watcher_) {
+        asio::error_code ignored;
+        watcher_->cancel(ignored);
+    }
+}
+
+void writable_wait::reset() noexcept {
+    if (watcher_) {
+        asio::error_code ignored;
+        watcher_->close(ignored);  // a pending wait ends with operation_aborted
+        watcher_.reset();
+    }
+    fd_ = -1;
+}
+
+}  // namespace fcgi::detail
