@@ -306,8 +306,12 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
 void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
     if (!s.op || !s.op->handler)
         return;
-    if (s.written || s.writing)
+    if (s.written || s.writing) {
         r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
+        // What the script logged before the request failed is often why it failed.
+        if (ec && r.stderr_text.empty())
+            r.stderr_text = s.assembler.take_stderr();
+    }
     if (auto* st = s.op->stream.get()) {
         st->sink_pending.clear();  // a failed request's output goes nowhere
         // A source or sink still busy for a request that is over is asked to stop: the slot,

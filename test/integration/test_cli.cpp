@@ -372,6 +372,15 @@ BOOST_AUTO_TEST_CASE(timeout_exits_4) {
     BOOST_TEST(r.out.empty());
     BOOST_TEST(is_one_error_line(r.err), r.err);
     BOOST_TEST(r.err.find(unix_ep) != std::string::npos, r.err);
+
+    // What the script logged before it timed out is printed too, before the error line: it was
+    // once dropped with the failed response.
+    spec.args.back() += "&log=stuck-waiting-for-the-database";
+    r = run(spec);
+    BOOST_TEST(r.exit_code == 4);
+    auto logged = r.err.find("stuck-waiting-for-the-database");
+    BOOST_TEST(logged != std::string::npos, r.err);
+    BOOST_TEST((logged < r.err.find("fcgi: ")), r.err);
 }
 
 BOOST_AUTO_TEST_CASE(probe_reports_get_values) {

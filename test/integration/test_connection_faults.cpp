@@ -518,6 +518,26 @@ BOOST_AUTO_TEST_CASE(silence_with_request_timeout) {
     BOOST_TEST(fake.snapshot().requests.size() == 1u);
 }
 
+// A request that fails after its script logged something keeps the log in its response: it is
+// often the reason (a PHP warning before a hang). It was once dropped with the response.
+BOOST_AUTO_TEST_CASE(failed_request_keeps_the_stderr_that_arrived) {
+    fake_responder fake({.script_for = [](const seen_request&) {
+        return fcgi::test::script{act::stdout_("Status: 200 OK\r\n\r\npartial"),
+                                  act::stderr_("PHP Warning: stuck in a loop\n")};
+    }});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.unix_endpoint(), use_awaitable);
+        auto req = fcgi::test::tagged_request("stuck");
+        req.timeout = 200ms;
+        auto [ec, resp] = co_await conn.async_request(req, as_tuple_awaitable);
+        BOOST_TEST(ec == fcgi::error::request_timeout, ec.message());
+        BOOST_TEST(resp.stderr_text == "PHP Warning: stuck in a loop\n");
+        BOOST_TEST(resp.body.empty());  // a partial body is not a response
+    });
+}
+
 // The backlog hint is for connections that never heard back, not for a slow second request.
 BOOST_AUTO_TEST_CASE(silence_after_an_answer_gets_no_backlog_hint) {
     std::atomic<int> seen{0};

@@ -53,6 +53,7 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     req.stdout_sink = make_response_output(flags.output, flags.include, flags.fail, output);
     auto [ec, resp] = co_await conn.async_request(std::move(req), use_tuple);
     if (ec) {
+        write_stderr(resp.stderr_text);  // what the script logged before it failed
         print_error(describe_failure(
             where, output->write_failed ? "cannot write the response" : "request failed", ec,
             resp.diagnostics));

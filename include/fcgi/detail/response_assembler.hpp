@@ -51,6 +51,8 @@ class response_assembler {
 
     /// The response; valid after on_end().
     response take() noexcept { return std::move(response_); }
+    /// What arrived on STDERR so far, taken out (a failed request's response carries it).
+    std::string take_stderr() noexcept { return std::move(response_.stderr_text); }
 
   private:
     response_limits limits_;
