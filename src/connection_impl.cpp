@@ -696,7 +696,7 @@ bool connection_impl::process_input(std::string_view in) {
         auto r = decoder_.feed(in);
         in.remove_prefix(r.consumed);
         if (r.ec) {
-            close(r.ec, "undecodable record header from " + endpoint_.to_string());
+            close(r.ec, decoder_.failure() + ", from " + endpoint_.to_string());
             return false;
         }
         if (r.has_piece && !handle_piece(r.piece, !in.empty()))

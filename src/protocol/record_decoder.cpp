@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "fcgi/error.hpp"
 
@@ -34,6 +35,31 @@ std::error_code record_decoder::check(const record_header& h) const noexcept {
             break;
     }
     return {};
+}
+
+std::string record_decoder::failure() const {
+    if (!ec_)
+        return {};
+    if (header_.version != version_1) {
+        // Printable bytes as text too: "HTTP/1.1" from a web server, 16 03 from a TLS one.
+        std::string hex, text;
+        for (char c : header_bytes_) {
+            auto u = static_cast<unsigned char>(c);
+            static constexpr char digits[] = "0123456789abcdef";
+            if (!hex.empty())
+                hex += ' ';
+            hex += digits[u >> 4];
+            hex += digits[u & 15];
+            text += (u >= 0x20 && u < 0x7f) ? c : '.';
+        }
+        return "the first bytes of a record were " + hex + " (\"" + text + "\"), version " +
+               std::to_string(header_.version);
+    }
+    const auto type = static_cast<unsigned>(header_.type);
+    const unsigned must = header_.type == record_type::abort_request ? 0 : 8;
+    return std::string(to_string(header_.type)) + " (type " + std::to_string(type) +
+           ") for request " + std::to_string(header_.request_id) + " with content length " +
+           std::to_string(header_.content_length) + ", must be " + std::to_string(must);
 }
 
 decode_result record_decoder::feed(std::string_view in) noexcept {

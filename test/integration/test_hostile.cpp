@@ -332,6 +332,8 @@ BOOST_AUTO_TEST_CASE(http_server_is_a_bad_version) {
     req.timeout = 2s;
     auto r = via_connection(server.where(), std::move(req));
     BOOST_TEST((r.ec == fcgi::error::bad_version), r.ec.message());
+    // The diagnostics show what came instead of a record: an HTTP server.
+    BOOST_TEST(r.resp.diagnostics.find("(\"HTTP/1.") != std::string::npos, r.resp.diagnostics);
 }
 
 // --- caller input refused before anything is sent ---------------------------------------------

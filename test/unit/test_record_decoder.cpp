@@ -549,6 +549,32 @@ BOOST_AUTO_TEST_CASE(fixed_size_records_with_wrong_length) {
     }
 }
 
+// What stopped the decoder, in words a user can act on: the connection puts it in the error's
+// diagnostics (once only "undecodable record header").
+BOOST_AUTO_TEST_CASE(failure_names_the_offending_header) {
+    p::record_decoder dec;
+    BOOST_TEST(dec.failure().empty());
+    BOOST_TEST(dec.feed(header(3, 1, 7, 0) + pattern(7)).ec == bad_record_length);
+    BOOST_TEST(dec.failure() ==
+               "END_REQUEST (type 3) for request 1 with content length 7, must be 8");
+    dec.reset();
+    BOOST_TEST(dec.failure().empty());
+    BOOST_TEST(dec.feed(header(2, 513, 1, 0) + "x").ec == bad_record_length);
+    BOOST_TEST(dec.failure() ==
+               "ABORT_REQUEST (type 2) for request 513 with content length 1, must be 0");
+
+    p::record_decoder http;
+    BOOST_TEST(http.feed("HTTP/1.1 400 Bad Request\r\n\r\n"s).ec == bad_version);
+    BOOST_TEST(http.failure() ==
+               "the first bytes of a record were 48 54 54 50 2f 31 2e 31 (\"HTTP/1.1\"), "
+               "version 72");
+    p::record_decoder tls;  // a TLS alert: not printable
+    BOOST_TEST(tls.feed("\x15\x03\x03\x00\x02\x02\x46\x00"s).ec == bad_version);
+    BOOST_TEST(tls.failure() ==
+               "the first bytes of a record were 15 03 03 00 02 02 46 00 (\"......F.\"), "
+               "version 21");
+}
+
 BOOST_AUTO_TEST_CASE(fixed_size_records_with_right_length) {
     std::string wire = record(3, 1, pattern(8), 0) + record(1, 1, pattern(8), 0) +
                        record(11, 0, pattern(8), 0) + record(2, 1, "", 0) +

@@ -51,6 +51,11 @@ class record_decoder {
     /// The error that stopped the decoder, if any.
     std::error_code error() const noexcept { return ec_; }
 
+    /// What stopped the decoder, for a person: the offending header's fields ("END_REQUEST
+    /// (type 3) for request 1 with content length 7, must be 8"), or for a version other than 1
+    /// its raw bytes, which show at once an HTTP or TLS peer. Empty when error() is not set.
+    std::string failure() const;
+
     /// Forgets any partial record and error (for a new connection).
     void reset() noexcept;
 
