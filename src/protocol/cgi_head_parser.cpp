@@ -117,6 +117,7 @@ bool cgi_head_parser::parse_status(std::string_view value) {
 std::error_code cgi_head_parser::parse(std::string_view head) {
     bool have_status = false;
     bool have_location = false;
+    bool have_status_line = false;
     bool first = true;
     while (!head.empty()) {
         std::size_t nl = head.find('\n');
@@ -132,6 +133,7 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
             std::size_t sp = line.find(' ');
             if (sp == std::string_view::npos || !parse_status(trim(line.substr(sp + 1))))
                 return error::bad_response_head;
+            have_status_line = true;
             continue;
         }
         std::size_t colon = line.find(':');
@@ -163,7 +165,9 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
             headers_.reserve(4);
         headers_.push_back({std::string(name), std::string(value)});
     }
-    if (!have_status && have_location)
+    // As CGI says for a Location without a Status; a script's own status line has its code
+    // (PHP keeps a 201 or 3xx code with Location, and php-fpm sends it as that line).
+    if (!have_status && !have_status_line && have_location)
         status_ = 302;
     if (reason_.empty())
         reason_ = standard_reason(status_);

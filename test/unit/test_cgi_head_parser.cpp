@@ -354,6 +354,26 @@ BOOST_AUTO_TEST_CASE(http_status_line_from_rfc2616_headers) {
     BOOST_TEST(feed_whole("A: b\r\nHTTP/1.1 404 Not Found\r\n\r\n").ec == bad_head);
 }
 
+// PHP keeps a 201 or 3xx code when a script sets Location, so php-fpm (cgi.rfc2616_headers=1)
+// sends the script's status line together with Location: the line's code stands. It once became
+// 302 with the line's reason ("302 Created").
+BOOST_AUTO_TEST_CASE(http_status_line_with_location_keeps_its_code) {
+    auto p = parse_every_split("HTTP/1.1 201 Created\r\nLocation: /items/7\r\n\r\n");
+    BOOST_TEST(!p.ec, describe(p));
+    BOOST_TEST(p.status == 201);
+    BOOST_TEST(p.reason == "Created");
+    p = feed_whole("HTTP/1.1 301 Moved Permanently\r\nLocation: /new\r\n\r\n");
+    BOOST_TEST(p.status == 301);
+    BOOST_TEST(p.reason == "Moved Permanently");
+    // A Status header still wins over the line, with or without Location.
+    p = feed_whole("HTTP/1.1 301 Moved Permanently\r\nLocation: /a\r\nStatus: 308\r\n\r\n");
+    BOOST_TEST(p.status == 308);
+    BOOST_TEST(p.reason == "Permanent Redirect");
+    // Without either, Location alone is still a 302.
+    p = feed_whole("Location: /b\r\n\r\n");
+    BOOST_TEST(p.status == 302);
+}
+
 BOOST_AUTO_TEST_CASE(bad_status_lines) {
     for (std::string value : {"abc", "20", "2000", "", "2", "20a", "2 00", "099", "000", "-20",
                               "200OK", "200\tOK", "1e2", "+20"}) {
