@@ -29,8 +29,9 @@ namespace fcgi {
 /// an idle connection is seen at once.
 ///
 /// Thread safety: async_connect and async_request may be called from any thread (they hop onto
-/// the connection's executor); the other member functions must be called on that executor. Use
-/// a strand as the executor when io_context::run runs on several threads.
+/// the connection's executor), and so may the destructor; the other member functions must be
+/// called on that executor. Use a strand as the executor when io_context::run runs on several
+/// threads.
 class connection {
   public:
     /// The executor every handler of the connection runs on.
@@ -41,18 +42,16 @@ class connection {
         : impl_(std::make_shared<detail::connection_impl>(std::move(ex), options)) {}
 
     /// Closes the connection: requests in flight complete with asio::error::operation_aborted,
-    /// requests still queued (never sent) with error::not_connected.
-    ~connection() {
-        if (impl_)
-            impl_->close(asio::error::operation_aborted);
-    }
+    /// requests still queued (never sent) with error::not_connected. May run on any thread: the
+    /// close happens on the connection's executor (at once when called there).
+    ~connection() { close_on_executor(); }
 
     /// Moves the connection; the moved-from one must only be destroyed or assigned to.
     connection(connection&&) noexcept = default;
     /// Closes this connection (as close()), then takes over `other`'s.
     connection& operator=(connection&& other) noexcept {
-        if (impl_ && impl_ != other.impl_)
-            impl_->close(asio::error::operation_aborted);
+        if (impl_ != other.impl_)
+            close_on_executor();
         impl_ = std::move(other.impl_);
         return *this;
     }
@@ -128,6 +127,18 @@ class connection {
     connection_stats stats() const noexcept { return impl_->stats(); }
 
   private:
+    // close() touches state the executor's handlers use: called there, it runs at once; from
+    // another thread it is posted there.
+    void close_on_executor() noexcept {
+        if (!impl_)
+            return;
+        if (detail::running_in_this_thread(impl_->get_executor()))
+            impl_->close(asio::error::operation_aborted);
+        else
+            asio::post(impl_->get_executor(),
+                       [i = impl_] { i->close(asio::error::operation_aborted); });
+    }
+
     struct cancel_request {
         std::shared_ptr<detail::connection_impl> impl;
         std::uint64_t serial;

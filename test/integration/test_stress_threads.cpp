@@ -5,6 +5,7 @@
 // from plain threads and by handlers that start the next request themselves.
 //
 // Boost.Test is not thread-safe: worker threads only record failures, the main thread asserts.
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
@@ -19,10 +20,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "fcgi/client.hpp"
+#include "fcgi/connection.hpp"
 #include "fcgi/error.hpp"
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
@@ -293,6 +296,52 @@ BOOST_AUTO_TEST_CASE(client_on_a_thread_pool_strand) {
     BOOST_TEST_MESSAGE("thread pool client: " << stats.completed << " requests, fake saw "
                                               << fake.snapshot().requests.size());
     BOOST_TEST(fake.snapshot().violations.empty());
+}
+
+// Plain code owns a connection on its own thread while another runs the io_context (as
+// examples/run_script_future.cpp does) and destroys it there, idle or with a request in flight.
+// The destructor once closed the connection on the calling thread, racing the reader on the
+// io_context's thread (TSan reported it); it now closes on the executor. The in-flight request
+// completes with operation_aborted either way.
+BOOST_AUTO_TEST_CASE(connection_destroyed_off_its_thread) {
+    fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        if (r.param("X_ID").value_or("") == "hang")
+            return fcgi::test::script{};  // never answers
+        return fcgi::test::echo_script(r);
+    }});
+    asio::io_context ctx;
+    auto work = asio::make_work_guard(ctx);
+    std::thread io([&] { ctx.run(); });
+    int ok = 0, aborted = 0;
+    std::string unexpected;
+    const int rounds = scaled(20);
+    for (int i = 0; i < rounds; ++i) {
+        std::future<fcgi::response> hanging;
+        {
+            fcgi::connection conn(ctx.get_executor());
+            conn.async_connect(fake.unix_endpoint(), asio::use_future).get();
+            auto resp = conn.async_request(fcgi::test::tagged_request("a"), asio::use_future).get();
+            ok += resp.body == fcgi::test::tagged_body("a");
+            if (i % 2 == 1)
+                hanging = conn.async_request(fcgi::test::tagged_request("hang"), asio::use_future);
+        }  // destroyed here, on this thread
+        if (hanging.valid()) {
+            try {
+                hanging.get();
+                unexpected = "a request in flight completed without an error";
+            } catch (const std::system_error& e) {
+                if (e.code() == asio::error::operation_aborted)
+                    ++aborted;
+                else
+                    unexpected = e.code().message();
+            }
+        }
+    }
+    work.reset();
+    io.join();
+    BOOST_TEST(unexpected.empty(), unexpected);
+    BOOST_TEST(ok == rounds);
+    BOOST_TEST(aborted == rounds / 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
