@@ -76,8 +76,9 @@ inline std::error_condition make_error_condition(condition c) noexcept {
 
 /// True when a request that failed with `ec` may be sent again: the server did not process it,
 /// or the failure is transient (connection lost, overloaded, refused). The client itself retries
-/// only idempotent requests, once: never written, or failed on a reused connection before any
-/// response byte (see docs/errors.md and docs/reliability.md).
+/// once: a request never written whatever its method (when its source can restart), and an
+/// idempotent one lost on a reused connection before any response byte, or refused with
+/// CANT_MPX_CONN or OVERLOADED (see docs/errors.md and docs/reliability.md).
 bool is_retryable(std::error_code ec) noexcept;
 
 /// Prints the code's message (for logs and test frameworks).

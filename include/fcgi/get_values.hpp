@@ -39,7 +39,7 @@ void start_get_values(asio::any_io_executor ex, endpoint ep, get_values_options 
 /// FCGI_MPXS_CONNS, waits for the GET_VALUES_RESULT record and closes the connection.
 ///
 /// Never use a pooled connection for this: php-fpm dedicates a worker to each connection, and
-/// other servers may close it after answering (PROTOCOL.md item 1).
+/// other servers may close it after answering.
 ///
 /// Handler: void(std::error_code, fcgi::protocol::get_values_result). On success the result
 /// holds what the server reported; names it did not report stay empty (php-fpm 8.2 reports only

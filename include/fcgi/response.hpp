@@ -19,13 +19,13 @@ using header_field = protocol::header_field;
 /// A completed response.
 ///
 /// STDERR is kept apart from the body and is not an error by itself: PHP logs warnings there.
-/// When a request fails, only `diagnostics` is meaningful.
+/// When a request fails, only `diagnostics` and `stderr_text` (what had arrived) are meaningful.
 struct response {
-    int status = 0;                     ///< from the CGI Status header; 200 when absent
-    std::string reason;                 ///< reason phrase
+    int status = 0;      ///< from the Status header or a first line "HTTP/1.1 NNN"; 200 without
+    std::string reason;  ///< reason phrase
     std::vector<header_field> headers;  ///< in order, repeated names kept, Status excluded
     std::string body;                   ///< STDOUT after the CGI head
-    std::string stderr_text;            ///< everything the server sent on FCGI_STDERR
+    std::string stderr_text;            ///< what the server sent on FCGI_STDERR (also on failure)
     std::uint32_t app_status = 0;       ///< END_REQUEST appStatus (always 0 with php-fpm)
     /// END_REQUEST protocolStatus; anything but request_complete fails the request.
     protocol::protocol_status protocol_status = protocol::protocol_status::request_complete;

@@ -32,7 +32,7 @@ void add_bench_flags(CLI::App& cmd, bench_flags& flags);
 
 /// Runs the benchmark and prints the report (human or JSON) on stdout. Returns 0 only when
 /// every counted request got a response (any status), 6 (request_failure) when any failed or
-/// was never answered, 2 on a usage error (nothing sent).
+/// was never answered, 2 on a usage error (nothing sent), 3 when no connection could be made.
 int run_bench(const bench_flags& flags);
 
 }  // namespace fcgi_cli

@@ -20,8 +20,9 @@ struct header_field {
 /// Collects STDOUT bytes until the blank line that ends the CGI head, then parses it.
 ///
 /// Lines may end in CRLF or LF. `Status: NNN Reason` sets the status and is not kept as a
-/// header; without it the status is 200, or 302 when a Location header is present. Other
-/// headers are kept in order, repeated names included.
+/// header; so does a first line `HTTP/1.x NNN Reason` (php-fpm with cgi.rfc2616_headers=1), which
+/// a Status header overrides. Without either the status is 200, or 302 when a Location header is
+/// present. Other headers are kept in order, repeated names included.
 class cgi_head_parser {
   public:
     /// Default limit on the head's size.

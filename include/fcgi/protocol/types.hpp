@@ -14,7 +14,7 @@ inline constexpr std::size_t header_size = 8;
 /// Largest contentLength a header can carry.
 inline constexpr std::size_t max_content_length = 65535;
 /// Largest PARAMS content we send: php-fpm resets the connection when content + padding exceeds
-/// 65535 (PROTOCOL.md item 4), and 65528 is the largest multiple of 8 below it.
+/// 65535 (seen with php-fpm 8.2), and 65528 is the largest multiple of 8 below it.
 inline constexpr std::size_t max_params_content = 65528;
 /// Largest STDIN/DATA content per record we send; a multiple of 8, so full records need no padding.
 inline constexpr std::size_t max_stream_content = 65528;
@@ -85,7 +85,7 @@ constexpr std::uint8_t padding_for(std::size_t content_length) noexcept {
     return static_cast<std::uint8_t>((8 - (content_length & 7u)) & 7u);
 }
 
-/// Printable name of a record type ("STDOUT"), or "type N" style "UNKNOWN" for others.
+/// Printable name of a record type ("STDOUT"), or "UNKNOWN" for a type without a name.
 std::string_view to_string(record_type t) noexcept;
 /// Printable name of a role ("RESPONDER").
 std::string_view to_string(role r) noexcept;
