@@ -51,7 +51,7 @@ enum class server_error {
 enum class condition {
     protocol_error = 1,  ///< the server violated the protocol; the connection was closed
     caller_error,        ///< the request or configuration was rejected before sending
-    transport_error,     ///< the connection failed (lost, refused, timed out)
+    transport_error,     ///< the connection failed (lost, refused, connect timed out)
 };
 
 /// The category of fcgi::error.
