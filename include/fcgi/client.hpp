@@ -31,7 +31,8 @@ namespace fcgi {
 /// connection that gets no byte back for `backlog_relief` may be in php-fpm's listen backlog:
 /// the pool closes one of its idle connections to free a worker for it.
 ///
-/// Thread safety: async_request may be called from any thread; the rest on the executor.
+/// Thread safety: async_request may be called from any thread, and so may the destructor (it
+/// stops the client on the executor); the rest on the executor.
 class client {
   public:
     /// The executor every handler of the client runs on, unless it has its own.

@@ -25,9 +25,10 @@ enum class multiplexing {
 struct client_options {
     /// The servers (php-fpm pools) to balance over: least outstanding requests first.
     std::vector<endpoint> endpoints;
-    /// Connections per endpoint: the real concurrency limit against php-fpm. Each kept-alive
-    /// connection pins one worker, and connections beyond pm.max_children wait in the listen
-    /// backlog forever, so keep this <= pm.max_children.
+    /// Connections per endpoint: the real concurrency limit against php-fpm; keep it <=
+    /// pm.max_children. Each kept-alive connection pins one worker, so one beyond that waits in
+    /// the listen backlog until another connection closes: `backlog_relief` closes an idle one
+    /// of the pool's for it; without that, an idle timeout or the request's deadline ends it.
     std::size_t max_connections_per_endpoint = 4;
     /// Whether to multiplex; off by default, which is right for php-fpm.
     multiplexing mode = multiplexing::off;

@@ -48,6 +48,18 @@ enum class server_error {
 };
 
 /// Conditions grouping the codes above, for `ec == fcgi::condition::protocol_error`.
+///
+/// - protocol_error: bad_version, bad_record_length, unknown_record_type, unexpected_record,
+///   bad_name_value, bad_response_head, response_head_too_large, unknown_type_reply.
+/// - caller_error: param_too_large, invalid_request, invalid_endpoint, body_length_unknown.
+/// - transport_error: connection_lost, connect_timeout, not_connected, and the system errors
+///   ECONNREFUSED, ECONNRESET, EPIPE, ENOENT, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, ECONNABORTED
+///   and EAGAIN. ENOENT also matches a file body source or sink that cannot be opened, which
+///   says nothing about the connection.
+///
+/// The other fcgi::error values (request_timeout, response_too_large, pool_exhausted,
+/// client_stopped, no_endpoint, source_ended_early, source_failed, sink_failed) and every
+/// server_error belong to none: compare them by name.
 enum class condition {
     protocol_error = 1,  ///< the server violated the protocol; the connection was closed
     caller_error,        ///< the request or configuration was rejected before sending
@@ -78,7 +90,9 @@ inline std::error_condition make_error_condition(condition c) noexcept {
 /// or the failure is transient (connection lost, overloaded, refused). The client itself retries
 /// once: a request never written whatever its method (when its source can restart), and an
 /// idempotent one lost on a reused connection before any response byte, or refused with
-/// CANT_MPX_CONN or OVERLOADED (see docs/errors.md and docs/reliability.md).
+/// CANT_MPX_CONN or OVERLOADED (see docs/errors.md and docs/reliability.md). ENOENT counts, as
+/// for a missing unix socket; but an ENOENT from opening a body source's or sink's file is
+/// about that file, and sending again will not help.
 bool is_retryable(std::error_code ec) noexcept;
 
 /// Prints the code's message (for logs and test frameworks).

@@ -73,7 +73,9 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
 /// fanout_result)` as each completes (on the client's executor), then completes the token.
 ///
 /// Handler: void(std::error_code) — always success; per-request errors go to on_result.
-/// Memory: the requests, plus what on_result keeps. `c` must outlive the operation.
+/// Memory: results are not collected, but the whole vector of requests is held until the last
+/// completes (each request is moved out when it is launched), plus what on_result keeps; feed
+/// very large job lists in batches. `c` must outlive the operation.
 template <class OnResult, ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout_each(client& c, std::vector<request> requests, std::size_t concurrency,

@@ -46,7 +46,8 @@ void start_get_values(asio::any_io_executor ex, endpoint ep, get_values_options 
 /// FCGI_MPXS_CONNS=0). Pairs of further GET_VALUES_RESULT records that arrive in the same read
 /// as the first one are merged (Go's net/http/fcgi adds an empty one); later ones are not
 /// waited for. Errors: the system error of connecting (connection_refused, no such file for a
-/// missing unix socket, ...), error::connect_timeout, error::request_timeout (the overall
+/// missing unix socket, ...), error::invalid_endpoint (a unix socket path longer than 107 bytes,
+/// from endpoint::unix_socket), error::connect_timeout, error::request_timeout (the overall
 /// deadline passed), error::connection_lost (the server closed before answering),
 /// error::unknown_type_reply (the server does not know GET_VALUES), error::unexpected_record or
 /// error::unknown_record_type (any other record came back), and the decoder's protocol errors.

@@ -81,10 +81,16 @@ struct request {
     }
 };
 
-/// Checks a request before anything is sent: an absolute script path, header names that are
-/// tokens, no CR, LF or NUL in header values, no '=' or NUL in param names, a body source with a
-/// known length and no `body` beside it. On failure returns error::invalid_request (or
+/// Checks a request's fields before anything is sent: an absolute script path without NUL, a
+/// method and header names that are HTTP tokens, no CR, LF or NUL in header values, param names
+/// neither empty nor holding '=' or NUL, a body source with a known length and no `body`
+/// beside it, and DATA only with the FILTER role. On failure returns error::invalid_request (or
 /// error::body_length_unknown) and sets `why` to a sentence naming the offending field.
+///
+/// It does not derive the params, so two errors show only when they are built, by
+/// prepare_request() or at send time (still before anything goes out): a Content-Length header
+/// or CONTENT_LENGTH param that differs from the body (error::invalid_request), and a
+/// name-value pair too large for one record (error::param_too_large).
 std::error_code validate(const request& req, std::string& why);
 
 }  // namespace fcgi

@@ -19,9 +19,14 @@ using header_field = protocol::header_field;
 /// A completed response.
 ///
 /// STDERR is kept apart from the body and is not an error by itself: PHP logs warnings there.
-/// When a request fails, only `diagnostics` and `stderr_text` (what had arrived) are meaningful.
+/// When a request fails, only `diagnostics`, `bytes_received` and `stderr_text` (what had
+/// arrived) are meaningful.
+///
+/// The status comes from the Status header, else from a first line `HTTP/1.x NNN reason`
+/// (php-fpm with cgi.rfc2616_headers=1), which keeps its code next to a Location header. A head
+/// with neither is 302 when it has a Location header, else 200.
 struct response {
-    int status = 0;      ///< from the Status header or a first line "HTTP/1.1 NNN"; 200 without
+    int status = 0;      ///< from the Status header or an HTTP/1.x first line (see above)
     std::string reason;  ///< reason phrase
     std::vector<header_field> headers;  ///< in order, repeated names kept, Status excluded
     std::string body;                   ///< STDOUT after the CGI head

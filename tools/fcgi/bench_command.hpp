@@ -31,8 +31,10 @@ struct bench_flags {
 void add_bench_flags(CLI::App& cmd, bench_flags& flags);
 
 /// Runs the benchmark and prints the report (human or JSON) on stdout. Returns 0 only when
-/// every counted request got a response (any status), 6 (request_failure) when any failed or
-/// was never answered, 2 on a usage error (nothing sent), 3 when no connection could be made.
+/// every counted request got a response (any status); 6 (request_failure) when any failed
+/// (a timeout or protocol error included) or was never answered, when none was counted, or
+/// when the report could not be written; 2 on a usage error (nothing sent); 3 when no
+/// connection could be made. Never 4 or 5.
 int run_bench(const bench_flags& flags);
 
 }  // namespace fcgi_cli

@@ -21,8 +21,9 @@ struct header_field {
 ///
 /// Lines may end in CRLF or LF. `Status: NNN Reason` sets the status and is not kept as a
 /// header; so does a first line `HTTP/1.x NNN Reason` (php-fpm with cgi.rfc2616_headers=1), which
-/// a Status header overrides. Without either the status is 200, or 302 when a Location header is
-/// present. Other headers are kept in order, repeated names included.
+/// a Status header overrides. Either keeps its code next to a Location header. A head with
+/// neither is 302 when it has a Location header, else 200. Other headers are kept in order,
+/// repeated names included.
 class cgi_head_parser {
   public:
     /// Default limit on the head's size.
