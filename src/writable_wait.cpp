@@ -14,6 +14,14 @@ std::error_code last_error() {
     return {errno, std::system_category()};
 }
 
+// One-shot: reported once, then disabled until armed again for the next wait.
+int arm(int ep, int op, int fd) noexcept {
+    epoll_event ev{};
+    ev.events = EPOLLOUT | EPOLLONESHOT;
+    ev.data.fd = fd;
+    return ::epoll_ctl(ep, op, fd, &ev);
+}
+
 }  // namespace
 
 void writable_wait::async_wait(int fd, const asio::any_io_executor& ex,
@@ -28,11 +36,7 @@ void writable_wait::async_wait(int fd, const asio::any_io_executor& ex,
         else {
             watcher_.emplace(ex, ep);
             fd_ = fd;
-            // One-shot: reported once, then disabled until re-armed below for the next wait.
-            epoll_event ev{};
-            ev.events = EPOLLOUT | EPOLLONESHOT;
-            ev.data.fd = fd;
-            if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            if (arm(ep, EPOLL_CTL_ADD, fd) != 0) {
                 ec = last_error();
                 reset();
             }
@@ -50,12 +54,8 @@ void writable_wait::async_wait(int fd, const asio::any_io_executor& ex,
     // ...then queue the wait, then arm: a descriptor writable already is reported by the arming
     // as a new event, after the wait is queued. Arming first could let another thread's reactor
     // take that event while no wait is queued, and the wait would then never end.
-    watcher_->async_wait(asio::posix::descriptor_base::wait_read,
-                         [handler = std::move(handler)](std::error_code e) { handler(e); });
-    epoll_event ev{};
-    ev.events = EPOLLOUT | EPOLLONESHOT;
-    ev.data.fd = fd;
-    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) != 0) {
+    watcher_->async_wait(asio::posix::descriptor_base::wait_read, std::move(handler));
+    if (arm(ep, EPOLL_CTL_MOD, fd) != 0) {
         // The queued wait ends aborted; the caller's next write reports what is wrong.
         reset();
     }
