@@ -246,11 +246,15 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
 
 std::string explain_param_too_large(std::span<const protocol::name_value> params) {
     for (const auto& p : params) {
-        std::size_t n = protocol::encoded_size(p.name, p.value);
-        if (n > protocol::max_params_content)
-            return "param " + std::string(p.name.substr(0, 64)) + " takes " + std::to_string(n) +
-                   " bytes encoded; at most " + std::to_string(protocol::max_params_content) +
-                   " fit in a record";
+        if (protocol::fits_one_record(p.name, p.value))
+            continue;
+        // In 64 bits: the size of a pair the encoder refused may not fit a 32-bit size_t.
+        const unsigned long long n = 0ull + protocol::length_size(p.name.size()) +
+                                     protocol::length_size(p.value.size()) + p.name.size() +
+                                     p.value.size();
+        return "param " + std::string(p.name.substr(0, 64)) + " takes " + std::to_string(n) +
+               " bytes encoded; at most " + std::to_string(protocol::max_params_content) +
+               " fit in a record";
     }
     return "a param is too large for a PARAMS record";
 }

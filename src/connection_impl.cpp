@@ -308,9 +308,12 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
         return;
     if (s.written || s.writing) {
         r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
-        // What the script logged before the request failed is often why it failed.
+        // What the script logged before the request failed is often why it failed. After
+        // END_REQUEST it waits, with the rest of the response, for the sink to finish.
         if (ec && r.stderr_text.empty())
-            r.stderr_text = s.assembler.take_stderr();
+            r.stderr_text = s.op->stream && s.op->stream->ended
+                                ? std::move(s.op->stream->end_response.stderr_text)
+                                : s.assembler.take_stderr();
     }
     if (auto* st = s.op->stream.get()) {
         st->sink_pending.clear();  // a failed request's output goes nowhere
@@ -1084,9 +1087,12 @@ void connection_impl::complete_stream(slot& s) {
     if (!s.op || !s.op->handler)
         return;  // the sink closed the connection, which completed the request
     if (failed) {
+        // The body went to the sink, so what is left of the response is its STDERR.
         ec = error::sink_failed;
-        r = response{};
-        r.diagnostics = why + "; " + describe(s);
+        response failed_r;
+        failed_r.stderr_text = std::move(r.stderr_text);
+        failed_r.diagnostics = why + "; " + describe(s);
+        r = std::move(failed_r);
     }
     complete(s, ec, std::move(r));
 }

@@ -96,7 +96,8 @@ class body_sink {
     /// Hands each chunk to `write`; `on_head` (optional) gets the head first.
     static body_sink consumer(sink_write_fn write, sink_head_fn on_head = {});
     /// Awaits `write` for each chunk, run on the connection's executor; `on_head` (optional)
-    /// gets the head first.
+    /// gets the head first. Each copy of the request gets a copy of `write` and `on_head`
+    /// (state they captured by value is not shared between copies).
     static body_sink coroutine(sink_coroutine_fn write, sink_head_fn on_head = {});
 
     /// True when a sink is set.

@@ -89,7 +89,10 @@ class connection {
     /// (the deadline of `req.timeout` or the connection's default passed: the connection is
     /// closed, since php-fpm ignores ABORT_REQUEST), connection_lost, the protocol errors,
     /// response_too_large, invalid_request and param_too_large (nothing sent), server_error codes
-    /// for END_REQUEST statuses. On error `response::diagnostics` explains what happened.
+    /// for END_REQUEST statuses; with streamed bodies body_length_unknown (nothing sent),
+    /// source_ended_early, source_failed and sink_failed, and the error a source's or sink's
+    /// start() returned as it is (a file that cannot be opened: no_such_file_or_directory, ...).
+    /// On error `response::diagnostics` explains what happened.
     /// Cancellation: terminal, partial and total cancellation through the handler's slot end
     /// the request with asio::error::operation_aborted, with the same effect as a timeout.
     /// The handler never runs inside this call.

@@ -9,10 +9,13 @@ std::error_code encoded_params::assign(std::span<const name_value> params) {
     ends_.clear();
     std::size_t total = 0;
     for (const auto& p : params) {
-        if (p.name.size() > max_name_value_length || p.value.size() > max_name_value_length ||
-            encoded_size(p.name, p.value) > max_params_content)
+        if (!fits_one_record(p.name, p.value))
             return error::param_too_large;
-        total += encoded_size(p.name, p.value);
+        // Views may alias one buffer, so the total can exceed memory: refuse rather than wrap.
+        const std::size_t n = encoded_size(p.name, p.value);
+        if (total > bytes_.max_size() - n)
+            return error::param_too_large;
+        total += n;
     }
     bytes_.resize(total);
     char* out = bytes_.data();

@@ -14,10 +14,13 @@ std::uint8_t byte_at(std::string_view s, std::size_t i) noexcept {
 
 std::string encode_pairs_record(record_type type, std::span<const name_value> pairs) {
     std::size_t content = 0;
-    for (const auto& p : pairs)
+    for (const auto& p : pairs) {
+        if (!fits_one_record(p.name, p.value))
+            return {};
         content += encoded_size(p.name, p.value);
-    if (content > max_params_content)
-        return {};
+        if (content > max_params_content)  // checked each time: no wrap with many pairs
+            return {};
+    }
     std::string out(header_size + content + padding_for(content), '\0');
     encode_header(type, management_id, static_cast<std::uint16_t>(content),
                   std::span<char, header_size>(out.data(), header_size));

@@ -58,15 +58,14 @@ void request_encoder::append_header(record_type type, std::uint16_t id,
 
 std::error_code request_encoder::begin(std::uint16_t request_id, role r, begin_flags flags,
                                        std::span<const name_value> params) {
-    // Check every pair first so that nothing is appended on error.
+    // Check every pair first so that nothing is appended on error. The sum only decides whether
+    // everything fits in one record, so it stops growing past that (no wrap with many pairs).
     std::size_t params_bytes = 0;
     for (const auto& p : params) {
-        if (p.name.size() > max_name_value_length || p.value.size() > max_name_value_length)
+        if (!fits_one_record(p.name, p.value))
             return error::param_too_large;
-        std::size_t n = encoded_size(p.name, p.value);
-        if (n > max_params_content)
-            return error::param_too_large;
-        params_bytes += n;
+        if (params_bytes <= max_params_content)
+            params_bytes += encoded_size(p.name, p.value);
     }
     if (!params.empty() && params_bytes <= max_params_content) {
         // The usual case, all pairs in one PARAMS record: one pass straight into storage_.

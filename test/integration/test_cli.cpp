@@ -343,6 +343,11 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(help.exit_code == 0);
     BOOST_TEST(help.out.find("Exit codes:") != std::string::npos);
     BOOST_TEST(help.out.find("22") != std::string::npos);
+    // Each subcommand lists the exit codes it can return: probe has no --fail.
+    auto probe_help = fcgi_cli({"probe", "--help"});
+    BOOST_TEST(probe_help.exit_code == 0);
+    BOOST_TEST(probe_help.out.find("answered GET_VALUES") != std::string::npos, probe_help.out);
+    BOOST_TEST(probe_help.out.find("--fail") == std::string::npos, probe_help.out);
 }
 
 BOOST_AUTO_TEST_CASE(connect_failure_exits_3) {

@@ -160,6 +160,28 @@ struct stalled_sink {
     }
 };
 
+// A sink that holds its chunks' completions, or answers them and then fails finish(): for
+// failures that come after the server ended the request.
+struct late_failing_sink : body_sink::implementation {
+    bool fail_finish = false;
+    std::vector<fcgi::sink_write_handler> held;
+
+    std::error_code start(std::string&) override { return {}; }
+    void async_write(std::string_view, const asio::any_io_executor&,
+                     fcgi::sink_write_handler done) override {
+        if (fail_finish)
+            done({});
+        else
+            held.push_back(std::move(done));
+    }
+    std::error_code finish(std::string& why) override {
+        if (!fail_finish)
+            return {};
+        why = "flush failed";
+        return std::make_error_code(std::errc::io_error);
+    }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(streaming_php_fpm)
@@ -709,6 +731,46 @@ BOOST_AUTO_TEST_CASE(coroutine_sink_and_source_are_cancelled_with_their_request)
             BOOST_TEST((result && *result == fcgi::error::request_timeout),
                        (result ? result->message() : "no completion"));
             BOOST_TEST(aborted, "the coroutine was not cancelled");
+        }
+    }
+}
+
+// A sink that fails once the server has ended the request (in finish(), or in a write still out
+// at END_REQUEST) still hands back the script's STDERR: it was once dropped with the response
+// that waited for the sink.
+BOOST_AUTO_TEST_CASE(sink_failing_after_end_request_keeps_stderr) {
+    fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\n\r\nbody"),
+                                  act::stderr_("PHP Warning: late\n"), act::end()};
+    }});
+    for (bool in_finish : {true, false}) {
+        BOOST_TEST_CONTEXT((in_finish ? "finish() fails" : "the last write fails")) {
+            asio::io_context ctx;
+            fcgi::connection conn(ctx.get_executor());
+            bool connected = false;
+            conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
+                BOOST_REQUIRE(!ec);
+                connected = true;
+            });
+            BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+            auto sink = std::make_shared<late_failing_sink>();
+            sink->fail_finish = in_finish;
+            auto req = fcgi::test::tagged_request("late");
+            req.stdout_sink = body_sink(sink);
+            std::optional<std::pair<std::error_code, fcgi::response>> result;
+            conn.async_request(req, [&](std::error_code ec, fcgi::response r) {
+                result.emplace(ec, std::move(r));
+            });
+            if (!in_finish) {
+                BOOST_REQUIRE(run_until(ctx, [&] { return conn.stats().requests_completed == 1; }));
+                BOOST_REQUIRE(sink->held.size() == 1u);
+                BOOST_TEST(!result.has_value());
+                sink->held.front()(std::make_error_code(std::errc::io_error));
+            }
+            BOOST_REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
+            BOOST_TEST(result->first == fcgi::error::sink_failed, result->first.message());
+            BOOST_TEST(result->second.stderr_text == "PHP Warning: late\n");
+            BOOST_TEST(conn.is_open());  // the server had ended the request: nothing to skip
         }
     }
 }

@@ -18,6 +18,7 @@ using fcgi::protocol::decode_name_value;
 using fcgi::protocol::encode_length;
 using fcgi::protocol::encode_name_value;
 using fcgi::protocol::encoded_size;
+using fcgi::protocol::fits_one_record;
 using fcgi::protocol::length_size;
 using fcgi::protocol::max_name_value_length;
 using fcgi::protocol::name_value;
@@ -70,6 +71,24 @@ BOOST_AUTO_TEST_CASE(length_size_boundary) {
     static_assert(length_size(127) == 1 && length_size(128) == 4);
     static_assert(encoded_size("", "") == 2);
     BOOST_TEST(encoded_size(std::string(127, 'n'), std::string(128, 'v')) == 1u + 4 + 127 + 128);
+}
+
+BOOST_AUTO_TEST_CASE(fits_one_record_boundary) {
+    // 65528 bytes of content: two 4-byte lengths leave 65520 for name and value, a 1-byte
+    // value length 65523.
+    const std::string name(65000, 'n');
+    BOOST_TEST(fits_one_record(name, std::string(520, 'v')));
+    BOOST_TEST(!fits_one_record(name, std::string(521, 'v')));
+    BOOST_TEST(fits_one_record(std::string(65523, 'n'), ""));
+    BOOST_TEST(!fits_one_record(std::string(65524, 'n'), ""));
+    BOOST_TEST(fits_one_record("", std::string(65528 - 5, 'v')));
+    BOOST_TEST(!fits_one_record("", std::string(65528 - 4, 'v')));
+    BOOST_TEST(fits_one_record("", ""));
+    // One side alone over a record is refused whatever the other (the check that keeps the
+    // sum from wrapping a 32-bit size_t).
+    const std::string over(65529, 'x');
+    BOOST_TEST(!fits_one_record(over, ""));
+    BOOST_TEST(!fits_one_record("", over));
 }
 
 BOOST_AUTO_TEST_CASE(max_31_bit_length) {

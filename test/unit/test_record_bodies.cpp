@@ -281,6 +281,9 @@ BOOST_AUTO_TEST_CASE(get_values_too_large_gives_empty) {
     std::string bigger(65528 - 4, 'N');
     const std::string_view too_big[] = {bigger};
     BOOST_TEST(p::encode_get_values(too_big).empty());
+    // Many pairs that each fit but not together: refused, not wrapped or truncated.
+    const std::string_view many[] = {big, "X", big};
+    BOOST_TEST(p::encode_get_values(many).empty());
 }
 
 BOOST_AUTO_TEST_CASE(go_get_values_result_bytes) {

@@ -22,6 +22,15 @@ void add_probe_flags(CLI::App& cmd, probe_flags& f) {
     check_number(
         *cmd.add_option("-t,--timeout", f.timeout, "Give up after SECONDS (fractional; default 5)"),
         0, max_timeout_seconds, "seconds", true);
+    // Not the top-level list: probe has no --fail and no response status.
+    cmd.footer(
+        "Exit codes:\n"
+        "  0   the server answered GET_VALUES\n"
+        "  2   usage error: bad flags or address, nothing was sent\n"
+        "  3   could not connect (refused, no such socket, unknown host)\n"
+        "  4   timed out (connecting, or waiting for the answer)\n"
+        "  5   FastCGI protocol error from the server\n"
+        "  6   other failure (connection lost, stdout not writable, ...)\n");
 }
 
 int run_probe(const probe_flags& flags) {

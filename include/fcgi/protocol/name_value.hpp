@@ -30,6 +30,13 @@ constexpr std::size_t encoded_size(std::string_view name, std::string_view value
     return length_size(name.size()) + length_size(value.size()) + name.size() + value.size();
 }
 
+/// True when a pair fits in one PARAMS or GET_VALUES record (max_params_content bytes encoded).
+/// Checks each length first, so no sum can wrap even where size_t is 32 bits.
+constexpr bool fits_one_record(std::string_view name, std::string_view value) noexcept {
+    return name.size() <= max_params_content && value.size() <= max_params_content &&
+           encoded_size(name, value) <= max_params_content;
+}
+
 /// Writes one length at `out`; returns the position after it. Requires n <= max_name_value_length.
 inline char* encode_length(char* out, std::uint32_t n) noexcept {
     if (n < 128) {

@@ -22,7 +22,8 @@ namespace fcgi::protocol {
 /// to 8 (php-fpm resets the connection when a pair spans two records). STDIN and DATA are split
 /// into records of at most 65528 bytes that view the caller's bytes; those bytes must outlive the
 /// write of buffers(). Reuse one encoder across requests: clear() keeps its capacity, so steady
-/// state encoding does not allocate.
+/// state encoding does not allocate. Request IDs are 1 to 65535: 0 is the management ID, which
+/// no responder accepts a request on (the encoder does not check).
 class request_encoder {
   public:
     /// Forgets everything encoded; keeps allocated capacity.
