@@ -1,11 +1,21 @@
 // Fan-out: run many requests through a client, a bounded number at a time.
 #pragma once
 
+#include <algorithm>
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
 #include <asio/async_result.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/error.hpp>
+#include <asio/post.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -24,47 +34,110 @@ struct fanout_result {
 namespace detail {
 
 // Keeps `concurrency` requests in flight; each completion starts the next. The state is shared
-// by the in-flight completions only, and dies with the last of them.
+// by the in-flight completions only, and dies with the last of them. Runs on the client's
+// executor.
 template <class OnResult, class OnDone>
 struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone>> {
-    fanout_state(client& c, std::vector<request> reqs, OnResult on_result, OnDone on_done)
+    fanout_state(client& c, std::vector<request> reqs, std::size_t conc, OnResult on_result,
+                 OnDone on_done)
         : cl(c),
           requests(std::move(reqs)),
           result(std::move(on_result)),
-          done(std::move(on_done)) {}
+          done(std::move(on_done)),
+          concurrency(conc == 0 ? 1 : conc) {}
+
+    // One signal per request in flight, to pass a cancellation of the whole on to each.
+    void make_cancellable() {
+        std::size_t n = std::min(concurrency, requests.size());
+        signals = std::make_unique<asio::cancellation_signal[]>(n);
+        free_signals.reserve(n);
+        for (std::size_t i = n; i > 0; --i)
+            free_signals.push_back(i - 1);
+    }
 
     void launch() {
         while (next < requests.size() && running < concurrency) {
             std::size_t index = next++;
             ++running;
             auto start = std::chrono::steady_clock::now();
-            cl.async_request(std::move(requests[index]), [self = this->shared_from_this(), index,
-                                                          start](std::error_code ec, response r) {
+            std::size_t sig = no_signal;
+            if (signals) {
+                sig = free_signals.back();
+                free_signals.pop_back();
+            }
+            auto on_response = [self = this->shared_from_this(), index, start, sig](
+                                   std::error_code ec, response r) {
                 auto took = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - start);
-                self->on_complete(index, fanout_result{ec, std::move(r), took});
-            });
+                self->on_complete(index, sig, fanout_result{ec, std::move(r), took});
+            };
+            if (signals)
+                cl.async_request(
+                    std::move(requests[index]),
+                    asio::bind_cancellation_slot(signals[sig].slot(), std::move(on_response)));
+            else
+                cl.async_request(std::move(requests[index]), std::move(on_response));
         }
         if (running == 0 && next == requests.size() && !finished) {
             finished = true;
-            done();
+            done(cancelled ? std::error_code(asio::error::operation_aborted) : std::error_code());
         }
     }
 
-    void on_complete(std::size_t index, fanout_result r) {
+    void on_complete(std::size_t index, std::size_t sig, fanout_result r) {
         --running;
+        if (sig != no_signal)
+            free_signals.push_back(sig);
         result(index, std::move(r));
         launch();
     }
+
+    // The caller cancelled the fan-out: what is not sent fails now, what is out is cancelled.
+    void cancel(asio::cancellation_type type) {
+        if (finished || cancelled)
+            return;
+        cancelled = true;
+        while (next < requests.size()) {
+            std::size_t index = next++;
+            fanout_result r{asio::error::operation_aborted, {}, {}};
+            r.resp.diagnostics =
+                "the fan-out was cancelled before request " + std::to_string(index) + " was sent";
+            result(index, std::move(r));
+        }
+        const std::size_t n = std::min(concurrency, requests.size());
+        for (std::size_t i = 0; i < n; ++i)
+            signals[i].emit(type);
+        launch();  // completes when nothing was in flight
+    }
+
+    static constexpr std::size_t no_signal = static_cast<std::size_t>(-1);
 
     client& cl;
     std::vector<request> requests;
     OnResult result;
     OnDone done;
-    std::size_t concurrency = 1;
+    std::size_t concurrency;
     std::size_t next = 0;
     std::size_t running = 0;
     bool finished = false;
+    bool cancelled = false;
+    std::unique_ptr<asio::cancellation_signal[]> signals;  // null when not cancellable
+    std::vector<std::size_t> free_signals;
+};
+
+// Installed in the caller's cancellation slot: hands the cancellation to the client's executor.
+// Weak: the slot may outlive the fan-out.
+template <class State>
+struct cancel_fanout {
+    std::weak_ptr<State> state;
+    asio::any_io_executor ex;
+    void operator()(asio::cancellation_type type) const {
+        if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                     asio::cancellation_type::total)) == asio::cancellation_type::none)
+            return;
+        if (auto st = state.lock())
+            asio::post(ex, [st = std::move(st), type] { st->cancel(type); });
+    }
 };
 
 }  // namespace detail
@@ -72,22 +145,32 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
 /// Runs `requests` through `c`, at most `concurrency` at a time, calling `on_result(index,
 /// fanout_result)` as each completes (on the client's executor), then completes the token.
 ///
-/// Handler: void(std::error_code) — always success; per-request errors go to on_result.
-/// Memory: results are not collected, but the whole vector of requests is held until the last
-/// completes (each request is moved out when it is launched), plus what on_result keeps; feed
-/// very large job lists in batches. `c` must outlive the operation.
+/// Handler: void(std::error_code) — success, or asio::error::operation_aborted when cancelled;
+/// per-request errors go to on_result. Cancellation (terminal, partial, total) through the
+/// handler's slot: requests not yet sent go to on_result at once with operation_aborted, those
+/// in flight are cancelled as client::async_request's are (and go to on_result when they end);
+/// the handler runs after the last. Memory: results are not collected, but the whole vector of
+/// requests is held until the last completes (each request is moved out when it is launched),
+/// plus what on_result keeps; feed very large job lists in batches. `c` must outlive the
+/// operation.
 template <class OnResult, ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout_each(client& c, std::vector<request> requests, std::size_t concurrency,
                        OnResult on_result, Token&& token = {}) {
     return asio::async_initiate<Token, void(std::error_code)>(
         [&c](auto handler, std::vector<request> reqs, std::size_t conc, OnResult each) {
+            auto slot = asio::get_associated_cancellation_slot(handler);
             auto h =
                 std::make_shared<detail::connect_handler>(std::move(handler), c.get_executor());
-            auto on_done = [h] { h->post(std::error_code()); };
-            auto st = std::make_shared<detail::fanout_state<OnResult, decltype(on_done)>>(
-                c, std::move(reqs), std::move(each), std::move(on_done));
-            st->concurrency = conc == 0 ? 1 : conc;
+            auto on_done = [h](std::error_code ec) { h->post(ec); };
+            using state = detail::fanout_state<OnResult, decltype(on_done)>;
+            auto st = std::make_shared<state>(c, std::move(reqs), conc, std::move(each),
+                                              std::move(on_done));
+            if (slot.is_connected()) {
+                st->make_cancellable();
+                slot.template emplace<detail::cancel_fanout<state>>(
+                    detail::cancel_fanout<state>{st, c.get_executor()});
+            }
             asio::dispatch(c.get_executor(), [st] { st->launch(); });
         },
         token, std::move(requests), concurrency, std::move(on_result));
@@ -95,7 +178,9 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
 
 /// Runs `requests` through `c`, at most `concurrency` at a time, and completes with one result
 /// per request in input order. Handler: void(std::error_code, std::vector<fanout_result>), run
-/// on its associated executor. Not cancellable through the token: cancel the client instead.
+/// on its associated executor. The error is success, or asio::error::operation_aborted when
+/// cancelled through the handler's slot (as async_fanout_each; the results are all there, those
+/// never sent with operation_aborted).
 template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, std::vector<fanout_result>))
               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout(client& c, std::vector<request> requests, std::size_t concurrency,
@@ -103,6 +188,7 @@ auto async_fanout(client& c, std::vector<request> requests, std::size_t concurre
     return asio::async_initiate<Token, void(std::error_code, std::vector<fanout_result>)>(
         [&c](auto handler, std::vector<request> reqs, std::size_t conc) {
             auto results = std::make_shared<std::vector<fanout_result>>(reqs.size());
+            auto slot = asio::get_associated_cancellation_slot(handler);
             // Wrapped first: the lambda below, the token of async_fanout_each, has no associated
             // executor, and the handler must still run on its own (a coroutine's, a strand).
             detail::any_handler<void(std::error_code, std::vector<fanout_result>)> h(
@@ -110,9 +196,10 @@ auto async_fanout(client& c, std::vector<request> requests, std::size_t concurre
             async_fanout_each(
                 c, std::move(reqs), conc,
                 [results](std::size_t i, fanout_result r) { (*results)[i] = std::move(r); },
-                [results, h = std::move(h)](std::error_code ec) mutable {
-                    h.dispatch(ec, std::move(*results));
-                });
+                asio::bind_cancellation_slot(
+                    slot, [results, h = std::move(h)](std::error_code ec) mutable {
+                        h.dispatch(ec, std::move(*results));
+                    }));
         },
         token, std::move(requests), concurrency);
 }

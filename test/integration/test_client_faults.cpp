@@ -4,9 +4,12 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -1753,6 +1756,100 @@ BOOST_AUTO_TEST_CASE(fanout_completes_on_the_handlers_executor) {
     BOOST_REQUIRE(done);
     BOOST_TEST(*on_caller);
     BOOST_TEST(results == 2u);
+}
+
+// Requests tagged "hang..." are never answered; the rest are echoed.
+fcgi::test::script hang_or_echo(const seen_request& r) {
+    if (r.param("X_ID").value_or("").starts_with("hang"))
+        return {};
+    return fcgi::test::echo_script(r);
+}
+
+std::vector<fcgi::request> hanging_requests(std::size_t n) {
+    std::vector<fcgi::request> reqs;
+    for (std::size_t i = 0; i < n; ++i)
+        reqs.push_back(fcgi::test::tagged_request("hang" + std::to_string(i)));
+    return reqs;
+}
+
+// A fan-out cancelled through its handler's slot: the requests not sent fail at once, those in
+// flight are cancelled, the handler gets operation_aborted, and the client carries on. It was
+// not cancellable at all: only client::cancel() stopped it, and everything else with it.
+BOOST_AUTO_TEST_CASE(fanout_cancelled_through_its_slot) {
+    fake_responder fake({.script_for = hang_or_echo});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 100ms));
+    for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial}) {
+        BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type)) {
+            const std::size_t seen_before = fake.snapshot().requests.size();
+            asio::cancellation_signal signal;
+            std::optional<std::error_code> done;
+            std::vector<fcgi::fanout_result> results;
+            fcgi::async_fanout(
+                client, hanging_requests(10), 2,
+                asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, auto r) {
+                    done = ec;
+                    results = std::move(r);
+                }));
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return fake.snapshot().requests.size() == seen_before + 2; }, 10s));
+            BOOST_TEST(!run_until(
+                ctx, [&] { return done.has_value(); }, 50ms));
+            signal.emit(type);
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return done.has_value(); }, 10s));
+            BOOST_TEST(*done == asio::error::operation_aborted, done->message());
+            BOOST_REQUIRE(results.size() == 10u);
+            std::size_t never_sent = 0;
+            for (const auto& r : results) {
+                BOOST_TEST(r.ec == asio::error::operation_aborted, r.ec.message());
+                if (r.resp.diagnostics.find("cancelled before request") != std::string::npos)
+                    ++never_sent;
+            }
+            BOOST_TEST(never_sent == 8u);
+            BOOST_TEST(fake.snapshot().requests.size() == seen_before + 2);
+            // The client still serves requests.
+            std::optional<fcgi::response> after;
+            client.async_request(fcgi::test::tagged_request("after"),
+                                 [&](std::error_code ec, fcgi::response r) {
+                                     BOOST_TEST(!ec, ec.message());
+                                     after = std::move(r);
+                                 });
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return after.has_value(); }, 10s));
+            BOOST_TEST(after->body == fcgi::test::tagged_body("after"));
+        }
+    }
+    shutdown(ctx, client);
+}
+
+// The way a coroutine bounds a batch: the fan-out against a timer. The timer wins and the
+// fan-out ends instead of hanging the `||`; a fan-out that finishes first wins with its results.
+BOOST_AUTO_TEST_CASE(fanout_against_a_timer_with_awaitable_operators) {
+    using namespace asio::experimental::awaitable_operators;
+    fake_responder fake({.script_for = hang_or_echo});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 100ms));
+    fcgi::test::run_coro(ctx, [&]() -> asio::awaitable<void> {
+        asio::steady_timer short_timer(ctx, 200ms);
+        auto lost =
+            co_await (fcgi::async_fanout(client, hanging_requests(6), 2, asio::use_awaitable) ||
+                      short_timer.async_wait(asio::use_awaitable));
+        BOOST_TEST(lost.index() == 1u);
+
+        asio::steady_timer long_timer(ctx, 10s);
+        std::vector<fcgi::request> quick{fcgi::test::tagged_request("q1"),
+                                         fcgi::test::tagged_request("q2")};
+        auto won = co_await (fcgi::async_fanout(client, std::move(quick), 2, asio::use_awaitable) ||
+                             long_timer.async_wait(asio::use_awaitable));
+        BOOST_REQUIRE(won.index() == 0u);
+        const auto& results = std::get<0>(won);
+        BOOST_REQUIRE(results.size() == 2u);
+        BOOST_TEST(results[0].resp.body == fcgi::test::tagged_body("q1"));
+        BOOST_TEST(results[1].resp.body == fcgi::test::tagged_body("q2"));
+    });
+    BOOST_TEST(fake.snapshot().requests.size() == 4u);  // 2 hanging sent, 4 never, then q1 q2
+    shutdown(ctx, client);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
