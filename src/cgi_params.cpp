@@ -75,6 +75,24 @@ std::error_code validate(const request& req, std::string& why) {
         why = "script path contains a NUL byte";
         return error::invalid_request;
     }
+    if (!req.document_root.empty()) {
+        // SCRIPT_NAME is the script's path below the root: a script elsewhere would get params
+        // that contradict each other. A SCRIPT_NAME given as a raw param is the caller's call.
+        std::string_view root = req.document_root;
+        while (root.size() > 1 && root.back() == '/')
+            root.remove_suffix(1);
+        const std::string_view script = req.script;
+        const bool below = root == "/" || (script.size() > root.size() &&
+                                           script.starts_with(root) && script[root.size()] == '/');
+        const bool named = std::any_of(req.params.begin(), req.params.end(),
+                                       [](const auto& p) { return p.first == "SCRIPT_NAME"; });
+        if (!below && !named) {
+            why = "script '" + req.script + "' is not below document_root '" + req.document_root +
+                  "' (SCRIPT_NAME is its path below the root; set a SCRIPT_NAME param to send it "
+                  "anyway)";
+            return error::invalid_request;
+        }
+    }
     for (char c : req.method) {
         if (!is_token_char(c)) {
             why = "method '" + req.method + "' is not an HTTP token";

@@ -31,7 +31,7 @@ struct request {
     /// QUERY_STRING, without '?'.
     std::string query;
     /// DOCUMENT_ROOT; empty means the script's directory. SCRIPT_NAME is the script's path below
-    /// it.
+    /// it: a script not below it is invalid_request, unless `params` sets SCRIPT_NAME.
     std::string document_root;
     /// HTTP request headers, sent as HTTP_* (Content-Type and Content-Length as CONTENT_*);
     /// repeated names are joined into one param, a Proxy header is not sent (httpoxy).

@@ -318,6 +318,7 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
              {"--timeout", "nan"},
              {"--timeout", "1e300"},
              {"--data", "@/nonexistent/file"},
+             {"--root", "/nonexistent-root"},  // the script is not below it
              {"--no-such-flag"},
          }) {
         std::vector<std::string> args{"request", "-c", nowhere};

@@ -123,6 +123,27 @@ BOOST_AUTO_TEST_CASE(invalid_requests_are_rejected_with_reasons) {
         r.headers = {{"X-Ok", "fine"}, {"X-Ok", c + std::string("value")}};
         reject(r, "CR, LF or NUL");
     }
+    for (const char* root : {"/a/b", "/x", "/a/bb", "relative"}) {  // /a/b.php is not below
+        r = base;
+        r.document_root = root;
+        reject(r, "not below document_root");
+    }
+    r = base;
+    r.document_root = "/x";
+    r.params = {{"SCRIPT_NAME", "/b.php"}};  // the caller's own SCRIPT_NAME: sent as given
+    std::error_code own_ec;
+    std::string own_why;
+    auto own = build(r, &own_ec, &own_why);
+    BOOST_TEST(!own_ec, own_why);
+    BOOST_TEST(own["SCRIPT_NAME"] == "/b.php");
+    for (const char* root : {"/", "/a", "/a/", "/a//"}) {
+        r = base;
+        r.document_root = root;
+        std::error_code ec;
+        std::string why;
+        build(r, &ec, &why);
+        BOOST_TEST(!ec, root << ": " << why);
+    }
     r = base;
     r.params = {{"A=B", "v"}};
     reject(r, "'='");
