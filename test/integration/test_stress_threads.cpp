@@ -5,11 +5,18 @@
 // from plain threads and by handlers that start the next request themselves.
 //
 // Boost.Test is not thread-safe: worker threads only record failures, the main thread asserts.
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+#include <algorithm>
+#include <asio/co_spawn.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
+#include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
@@ -342,6 +349,107 @@ BOOST_AUTO_TEST_CASE(connection_destroyed_off_its_thread) {
     BOOST_TEST(unexpected.empty(), unexpected);
     BOOST_TEST(ok == rounds);
     BOOST_TEST(aborted == rounds / 2);
+}
+
+// Descriptor sinks on pipes with slow readers, from connections on strands of a thread pool:
+// the sinks' writable waits are queued and armed on one pool thread while the reactor runs on
+// another (the wait is queued before the one-shot event is armed, so no edge is lost). Pipes
+// shrunk to one page make nearly every chunk wait. Each body must arrive whole, in its own fill
+// byte, and every request complete.
+BOOST_AUTO_TEST_CASE(descriptor_sinks_on_a_thread_pool) {
+    constexpr std::size_t body_size = 512u << 10;
+    auto fill_of = [](const std::string& id) {
+        return static_cast<char>('a' + std::hash<std::string>{}(id) % 26);
+    };
+    fake_responder fake({.script_for = [&](const fcgi::test::seen_request& r) {
+        const std::string id = r.param("X_ID").value_or("");
+        return fcgi::test::script{fcgi::test::act::stdout_("Content-Type: text/plain\r\n\r\n"),
+                                  fcgi::test::act::endless_stdout(body_size, 16384, fill_of(id)),
+                                  fcgi::test::act::end()};
+    }});
+    const int connections = 4;
+    const int per_connection = scaled(6);
+    struct piped {
+        std::string id;
+        int fds[2] = {-1, -1};
+        std::string drained;
+        std::thread reader;
+        std::error_code ec;
+        bool done = false;
+    };
+    std::vector<piped> runs(static_cast<std::size_t>(connections * per_connection));
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        auto& r = runs[i];
+        r.id = "pipe" + std::to_string(i);
+        const bool nonblocking = i % 2 == 1;
+        BOOST_REQUIRE(::pipe2(r.fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) == 0);
+        ::fcntl(r.fds[1], F_SETPIPE_SZ, 4096);  // best effort: the smallest pipe there is
+        // A reader a page at a time, bounded in bytes and by 10 s of silence.
+        r.reader = std::thread([&r] {
+            char buf[4096];
+            while (r.drained.size() < body_size) {
+                pollfd p{r.fds[0], POLLIN, 0};
+                if (::poll(&p, 1, 10000) <= 0)
+                    return;
+                ssize_t n = ::read(r.fds[0], buf, sizeof buf);
+                if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)))
+                    return;
+                if (n > 0)
+                    r.drained.append(buf, static_cast<std::size_t>(n));
+            }
+        });
+    }
+    asio::thread_pool pool(3);
+    failures fails;
+    std::atomic<int> finished{0};
+    std::promise<void> all_done;
+    for (int c = 0; c < connections; ++c) {
+        auto strand = asio::make_strand(pool);
+        asio::co_spawn(
+            strand,
+            [&, c, strand]() -> asio::awaitable<void> {
+                constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+                fcgi::connection conn(strand);
+                auto [cec] = co_await conn.async_connect(fake.unix_endpoint(), as_tuple);
+                if (cec)
+                    fails.add("connect: " + cec.message());
+                for (int k = 0; k < per_connection && !cec; ++k) {
+                    auto& r = runs[static_cast<std::size_t>(c * per_connection + k)];
+                    auto req = fcgi::test::tagged_request(r.id);
+                    req.stdout_sink = fcgi::body_sink::descriptor(r.fds[1]);
+                    auto [ec, resp] = co_await conn.async_request(std::move(req), as_tuple);
+                    r.ec = ec;
+                    r.done = true;
+                    if (ec)
+                        fails.add(r.id + ": " + ec.message() + " " + resp.diagnostics);
+                }
+            },
+            [&](std::exception_ptr e) {
+                if (e)
+                    fails.add("a connection's coroutine threw");
+                if (++finished == connections)
+                    all_done.set_value();
+            });
+    }
+    const bool in_time = all_done.get_future().wait_for(120s) == std::future_status::ready;
+    pool.join();
+    for (auto& r : runs) {
+        ::close(r.fds[1]);  // ends a reader still waiting (a failed run)
+        r.reader.join();
+        ::close(r.fds[0]);
+    }
+    for (const auto& f : fails.list)
+        BOOST_TEST_MESSAGE(f);
+    BOOST_REQUIRE(in_time);
+    BOOST_TEST(fails.list.empty());
+    for (const auto& r : runs) {
+        BOOST_TEST_CONTEXT(r.id) {
+            BOOST_TEST(r.done);
+            BOOST_TEST(!r.ec, r.ec.message());
+            BOOST_TEST(r.drained.size() == body_size);
+            BOOST_TEST((r.drained == std::string(r.drained.size(), fill_of(r.id))));
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
