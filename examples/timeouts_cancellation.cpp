@@ -1,5 +1,6 @@
-// Four ways to stop waiting for a PHP script: a request deadline, a timer raced with `||`, a
-// cancellation slot, and client::cancel(). Each runs sleep.php for longer than we wait.
+// Five ways to stop waiting for PHP scripts: a request deadline, a timer raced with `||`, a
+// cancellation slot, a whole fan-out raced with a timer, and client::cancel(). Each runs
+// sleep.php for longer than we wait.
 // Usage: timeouts_cancellation ENDPOINT PHP_DIR   (PHP_DIR holds examples/demo/php)
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <fcgi/fcgi.hpp>
 #include <iostream>
+#include <vector>
 
 using namespace std::chrono_literals;
 using namespace asio::experimental::awaitable_operators;
@@ -86,7 +88,18 @@ asio::awaitable<int> run(fcgi::client& client, std::string php_dir) {
     // The pool still serves: a fast request on a fresh connection.
     expect("after all that", co_await outcome(client, sleep_for(php_dir, 10ms)), {});
 
-    // 4. client.cancel(): everything queued or in flight fails with client_stopped, and the
+    // 4. A batch raced against a timer: the fan-out is cancelled, requests not yet sent and
+    //    those in flight alike, and the rest of the client is untouched.
+    std::vector<fcgi::request> batch(4, sleep_for(php_dir, 2000ms));
+    timer.expires_after(300ms);
+    auto batch_winner =
+        co_await (fcgi::async_fanout(client, std::move(batch), 2, asio::use_awaitable) ||
+                  timer.async_wait(asio::use_awaitable));
+    std::cout << "fan-out race: " << (batch_winner.index() == 0 ? "the batch" : "the timer")
+              << " won\n";
+    failures += batch_winner.index() != 1;
+
+    // 5. client.cancel(): everything queued or in flight fails with client_stopped, and the
     //    client takes no more requests.
     std::error_code ecs[2];
     completions both{asio::steady_timer(ex, asio::steady_timer::time_point::max()), 2};
