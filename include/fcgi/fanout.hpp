@@ -80,7 +80,7 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
         }
         if (running == 0 && next == requests.size() && !finished) {
             finished = true;
-            done(cancelled ? std::error_code(asio::error::operation_aborted) : std::error_code());
+            done(aborted ? std::error_code(asio::error::operation_aborted) : std::error_code());
         }
     }
 
@@ -88,6 +88,9 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
         --running;
         if (sig != no_signal)
             free_signals.push_back(sig);
+        // A cancellation that came too late for every request is no failure of the whole.
+        if (cancelled && r.ec == asio::error::operation_aborted)
+            aborted = true;
         result(index, std::move(r));
         launch();
     }
@@ -99,6 +102,8 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
         cancelled = true;
         while (next < requests.size()) {
             std::size_t index = next++;
+            aborted = true;
+            requests[index] = request{};  // not held until the last one in flight ends
             fanout_result r{asio::error::operation_aborted, {}, {}};
             r.resp.diagnostics =
                 "the fan-out was cancelled before request " + std::to_string(index) + " was sent";
@@ -121,6 +126,7 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
     std::size_t running = 0;
     bool finished = false;
     bool cancelled = false;
+    bool aborted = false;  // some request ended with operation_aborted after the cancellation
     std::unique_ptr<asio::cancellation_signal[]> signals;  // null when not cancellable
     std::vector<std::size_t> free_signals;
 };
@@ -145,13 +151,15 @@ struct cancel_fanout {
 /// Runs `requests` through `c`, at most `concurrency` at a time, calling `on_result(index,
 /// fanout_result)` as each completes (on the client's executor), then completes the token.
 ///
-/// Handler: void(std::error_code) — success, or asio::error::operation_aborted when cancelled;
-/// per-request errors go to on_result. Cancellation (terminal, partial, total) through the
-/// handler's slot: requests not yet sent go to on_result at once with operation_aborted, those
-/// in flight are cancelled as client::async_request's are (and go to on_result when they end);
-/// the handler runs after the last. Memory: results are not collected, but the whole vector of
-/// requests is held until the last completes (each request is moved out when it is launched),
-/// plus what on_result keeps; feed very large job lists in batches. `c` must outlive the
+/// Handler: void(std::error_code) — success, or asio::error::operation_aborted when a
+/// cancellation ended some request; per-request errors go to on_result. Cancellation (terminal,
+/// partial, total) through the handler's slot: requests not yet handed to the client (beyond
+/// the concurrency window) go to on_result at once with operation_aborted, those handed over
+/// are cancelled as client::async_request's are (and go to on_result when they end); the
+/// handler runs after the last. As for client::async_request, emit the cancellation on the
+/// client's executor (a coroutine or strand sharing it). Memory: results are not collected, but the
+/// whole vector of requests is held until the last completes (each request is moved out when it is
+/// launched), plus what on_result keeps; feed very large job lists in batches. `c` must outlive the
 /// operation.
 template <class OnResult, ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                               Token = asio::default_completion_token_t<client::executor_type>>
@@ -179,8 +187,9 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
 /// Runs `requests` through `c`, at most `concurrency` at a time, and completes with one result
 /// per request in input order. Handler: void(std::error_code, std::vector<fanout_result>), run
 /// on its associated executor. The error is success, or asio::error::operation_aborted when
-/// cancelled through the handler's slot (as async_fanout_each; the results are all there, those
-/// never sent with operation_aborted).
+/// cancelled through the handler's slot (as async_fanout_each). The results are all there
+/// either way, but `use_awaitable` throws the error instead: await with
+/// `asio::experimental::as_tuple(asio::use_awaitable)` to keep them.
 template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, std::vector<fanout_result>))
               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout(client& c, std::vector<request> requests, std::size_t concurrency,

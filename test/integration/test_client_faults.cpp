@@ -1823,6 +1823,61 @@ BOOST_AUTO_TEST_CASE(fanout_cancelled_through_its_slot) {
     shutdown(ctx, client);
 }
 
+// async_fanout_each's own completion under cancellation, and the edges: total cancellation, a
+// second emit, an emit after completion, an empty list with concurrency 0.
+BOOST_AUTO_TEST_CASE(fanout_each_cancellation_edges) {
+    fake_responder fake({.script_for = hang_or_echo});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 100ms));
+
+    asio::cancellation_signal signal;
+    std::optional<std::error_code> done;
+    std::vector<int> seen(6, 0);
+    fcgi::async_fanout_each(
+        client, hanging_requests(6), 2,
+        [&](std::size_t i, fcgi::fanout_result r) {
+            ++seen.at(i);
+            BOOST_TEST(r.ec == asio::error::operation_aborted, r.ec.message());
+        },
+        asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec) { done = ec; }));
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return fake.snapshot().requests.size() == 2; }, 10s));
+    signal.emit(asio::cancellation_type::total);
+    signal.emit(asio::cancellation_type::terminal);  // a second emit changes nothing
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return done.has_value(); }, 10s));
+    BOOST_TEST(*done == asio::error::operation_aborted, done->message());
+    BOOST_TEST((seen == std::vector<int>(6, 1)));
+    signal.emit(asio::cancellation_type::terminal);  // after completion: nothing to cancel
+    BOOST_TEST(!run_until(
+        ctx, [&] { return seen != std::vector<int>(6, 1); }, 50ms));
+
+    // Nothing to run, concurrency 0 (taken as 1), a connected slot: success at once.
+    std::optional<std::error_code> empty_done;
+    bool any_result = false;
+    fcgi::async_fanout_each(
+        client, {}, 0, [&](std::size_t, fcgi::fanout_result) { any_result = true; },
+        asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec) { empty_done = ec; }));
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return empty_done.has_value(); }, 10s));
+    BOOST_TEST(!*empty_done, empty_done->message());
+    BOOST_TEST(!any_result);
+
+    // A fan-out that finished before the cancellation reports success.
+    std::optional<std::error_code> quick_done;
+    std::vector<fcgi::request> quick{fcgi::test::tagged_request("q1")};
+    fcgi::async_fanout_each(
+        client, std::move(quick), 1,
+        [&](std::size_t, fcgi::fanout_result r) { BOOST_TEST(!r.ec, r.ec.message()); },
+        asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec) { quick_done = ec; }));
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return quick_done.has_value(); }, 10s));
+    signal.emit(asio::cancellation_type::terminal);
+    BOOST_TEST(!*quick_done, quick_done->message());
+    BOOST_TEST(fake.snapshot().requests.size() == 3u);  // 2 hanging, q1
+    shutdown(ctx, client);
+}
+
 // The way a coroutine bounds a batch: the fan-out against a timer. The timer wins and the
 // fan-out ends instead of hanging the `||`; a fan-out that finishes first wins with its results.
 BOOST_AUTO_TEST_CASE(fanout_against_a_timer_with_awaitable_operators) {
