@@ -378,18 +378,24 @@ BOOST_AUTO_TEST_CASE(descriptor_sinks_on_a_thread_pool) {
         bool done = false;
     };
     std::vector<piped> runs(static_cast<std::size_t>(connections * per_connection));
+    std::atomic<bool> stop_readers{false};
     for (std::size_t i = 0; i < runs.size(); ++i) {
         auto& r = runs[i];
         r.id = "pipe" + std::to_string(i);
         const bool nonblocking = i % 2 == 1;
         BOOST_REQUIRE(::pipe2(r.fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) == 0);
-        ::fcntl(r.fds[1], F_SETPIPE_SZ, 4096);  // best effort: the smallest pipe there is
-        // A reader a page at a time, bounded in bytes and by 10 s of silence.
-        r.reader = std::thread([&r] {
+        // The smallest pipe there is, so that nearly every chunk waits for room.
+        BOOST_TEST(::fcntl(r.fds[1], F_SETPIPE_SZ, 4096) >= 0);
+        // A reader a page at a time, until the whole body or until told to stop (when the runs
+        // are over, or failed).
+        r.reader = std::thread([&r, &stop_readers] {
             char buf[4096];
-            while (r.drained.size() < body_size) {
+            while (r.drained.size() < body_size && !stop_readers) {
                 pollfd p{r.fds[0], POLLIN, 0};
-                if (::poll(&p, 1, 10000) <= 0)
+                int ready = ::poll(&p, 1, 100);
+                if (ready == 0 || (ready < 0 && errno == EINTR))
+                    continue;
+                if (ready < 0)
                     return;
                 ssize_t n = ::read(r.fds[0], buf, sizeof buf);
                 if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)))
@@ -417,6 +423,7 @@ BOOST_AUTO_TEST_CASE(descriptor_sinks_on_a_thread_pool) {
                     auto& r = runs[static_cast<std::size_t>(c * per_connection + k)];
                     auto req = fcgi::test::tagged_request(r.id);
                     req.stdout_sink = fcgi::body_sink::descriptor(r.fds[1]);
+                    req.timeout = 60s;  // a sink stuck for good fails the run, not hangs it
                     auto [ec, resp] = co_await conn.async_request(std::move(req), as_tuple);
                     r.ec = ec;
                     r.done = true;
@@ -432,7 +439,10 @@ BOOST_AUTO_TEST_CASE(descriptor_sinks_on_a_thread_pool) {
             });
     }
     const bool in_time = all_done.get_future().wait_for(120s) == std::future_status::ready;
+    if (!in_time)
+        pool.stop();  // coroutines still waiting would keep join() from returning
     pool.join();
+    stop_readers = true;
     for (auto& r : runs) {
         ::close(r.fds[1]);  // ends a reader still waiting (a failed run)
         r.reader.join();
