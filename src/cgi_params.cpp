@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <filesystem>
+#include <optional>
 
 #include "fcgi/detail/ascii.hpp"
 
@@ -64,6 +66,37 @@ std::string_view percent_encode_path(std::string_view path, Own& own) {
     return std::string_view(out.data(), size);
 }
 
+// Whether a path may name a directory differently from its lexically normal form: "." or ".."
+// segments, or repeated slashes.
+bool maybe_not_normal(std::string_view path) {
+    return path.find("/.") != std::string_view::npos || path.find("//") != std::string_view::npos;
+}
+
+// `path` below `root` (no trailing slash; "/" for the root directory), or nothing.
+std::optional<std::string_view> below(std::string_view root, std::string_view path) {
+    if (root == "/")
+        return path;
+    if (path.size() > root.size() && path.starts_with(root) && path[root.size()] == '/')
+        return path.substr(root.size());
+    return std::nullopt;
+}
+
+// SCRIPT_NAME: the script's path below `root` (trailing slashes trimmed), or nothing when the
+// script is not below it. Plain paths compare byte-wise at no cost; others in lexically normal
+// form ("/var/www/." and "/var//www" are /var/www; "/var/www/../x.php" is not below it), the
+// result then held in `scratch`.
+std::optional<std::string_view> script_name_below(std::string_view root, std::string_view script,
+                                                  std::string& scratch) {
+    if (!maybe_not_normal(root) && !maybe_not_normal(script))
+        return below(root, script);
+    namespace fs = std::filesystem;
+    std::string normal_root = fs::path(root).lexically_normal().string();
+    while (normal_root.size() > 1 && normal_root.back() == '/')
+        normal_root.pop_back();
+    scratch = fs::path(script).lexically_normal().string();
+    return below(normal_root, scratch);
+}
+
 }  // namespace
 
 std::error_code validate(const request& req, std::string& why) {
@@ -81,12 +114,11 @@ std::error_code validate(const request& req, std::string& why) {
         std::string_view root = req.document_root;
         while (root.size() > 1 && root.back() == '/')
             root.remove_suffix(1);
-        const std::string_view script = req.script;
-        const bool below = root == "/" || (script.size() > root.size() &&
-                                           script.starts_with(root) && script[root.size()] == '/');
+        std::string scratch;
+        const bool is_below = script_name_below(root, req.script, scratch).has_value();
         const bool named = std::any_of(req.params.begin(), req.params.end(),
                                        [](const auto& p) { return p.first == "SCRIPT_NAME"; });
-        if (!below && !named) {
+        if (!is_below && !named) {
             why = "script '" + req.script + "' is not below document_root '" + req.document_root +
                   "' (SCRIPT_NAME is its path below the root; set a SCRIPT_NAME param to send it "
                   "anyway)";
@@ -139,7 +171,8 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
     // Every derived string goes into one arena reserved up front, so the views stay valid and
     // steady state does not allocate.
     // REQUEST_URI may percent-encode the script name (3 bytes per byte at most), then copy it.
-    std::size_t need = 64 + 6 * req.script.size() + req.query.size();
+    // SCRIPT_NAME, when it had to be normalised, is one more copy of at most the script.
+    std::size_t need = 64 + 7 * req.script.size() + req.query.size();
     // A header's value too: repeated headers are joined into one value here.
     for (const auto& h : req.headers)
         need += 5 + h.first.size() + 2 + h.second.size();
@@ -164,8 +197,9 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
     while (root.size() > 1 && root.back() == '/')
         root.remove_suffix(1);
     std::string_view script_name = script;
-    if (script.starts_with(root) && script.size() > root.size() && script[root.size()] == '/')
-        script_name = root == "/" ? script : script.substr(root.size());
+    std::string scratch;
+    if (auto name = script_name_below(root, script, scratch))
+        script_name = scratch.empty() ? *name : own(*name);  // scratch dies with this call
 
     std::string_view content_type;
     std::string_view content_length_header;

@@ -81,11 +81,13 @@ struct request {
     }
 };
 
-/// Checks a request's fields before anything is sent: an absolute script path without NUL, a
-/// method and header names that are HTTP tokens, no CR, LF or NUL in header values, param names
-/// neither empty nor holding '=' or NUL, a body source with a known length and no `body`
-/// beside it, and DATA only with the FILTER role. On failure returns error::invalid_request (or
-/// error::body_length_unknown) and sets `why` to a sentence naming the offending field.
+/// Checks a request's fields before anything is sent: an absolute script path without NUL,
+/// below `document_root` when one is given (compared in lexically normal form; a SCRIPT_NAME
+/// param lifts this), a method and header names that are HTTP tokens, no CR, LF or NUL in header
+/// values, param names neither empty nor holding '=' or NUL, a body source with a known length and
+/// no `body` beside it, and DATA only with the FILTER role. On failure returns
+/// error::invalid_request (or error::body_length_unknown) and sets `why` to a sentence naming the
+/// offending field.
 ///
 /// It does not derive the params, so two errors show only when they are built, by
 /// prepare_request() or at send time (still before anything goes out): a Content-Length header

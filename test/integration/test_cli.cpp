@@ -232,17 +232,23 @@ BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_TEST(r.out == "Hello, world!\n");
 
+    // server.php prints its params as JSON: each run must succeed with these three.
+    auto expect_paths = [](const run_result& res, const std::string& root,
+                           const std::string& script_name, const std::string& filename) {
+        BOOST_TEST(res.exit_code == 0, res.err);
+        for (const auto& [name, value] :
+             {std::pair{"DOCUMENT_ROOT", root}, std::pair{"SCRIPT_NAME", script_name},
+              std::pair{"SCRIPT_FILENAME", filename}})
+            BOOST_TEST(res.out.find("\"" + std::string(name) + "\":\"" + json_path(value) + "\"") !=
+                           std::string::npos,
+                       name << " is not " << value << " in " << res.out);
+    };
+    const std::string server = dir + "/server.php";
+
     run_spec rooted;
     rooted.args = {"request", "-c", unix_ep, "--root", dir, "server.php"};
     rooted.cwd = "/";
-    auto s = run(rooted);
-    BOOST_TEST(s.exit_code == 0, s.err);
-    BOOST_TEST(s.out.find("\"DOCUMENT_ROOT\":\"" + json_path(dir) + "\"") != std::string::npos,
-               s.out);
-    BOOST_TEST(s.out.find(R"("SCRIPT_NAME":"\/server.php")") != std::string::npos, s.out);
-    BOOST_TEST(s.out.find("\"SCRIPT_FILENAME\":\"" + json_path(dir + "/server.php") + "\"") !=
-                   std::string::npos,
-               s.out);
+    expect_paths(run(rooted), dir, "/server.php", server);
 
     // Without --root, DOCUMENT_ROOT is the current directory (docs/cli.md), not the script's.
     const std::string parent = dir.substr(0, dir.rfind('/'));
@@ -250,13 +256,22 @@ BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
     run_spec from_parent;
     from_parent.args = {"request", "-c", unix_ep, leaf + "/server.php"};
     from_parent.cwd = parent;
-    auto t = run(from_parent);
-    BOOST_TEST(t.exit_code == 0, t.err);
-    BOOST_TEST(t.out.find("\"DOCUMENT_ROOT\":\"" + json_path(parent) + "\"") != std::string::npos,
-               t.out);
-    BOOST_TEST(t.out.find("\"SCRIPT_NAME\":\"" + json_path("/" + leaf + "/server.php") + "\"") !=
-                   std::string::npos,
-               t.out);
+    expect_paths(run(from_parent), parent, "/" + leaf + "/server.php", server);
+
+    // A relative script that climbs out of the current directory: its own directory is the
+    // root, as for an absolute one. With --root it must stay below the root...
+    const std::string climb = ".." + server;
+    run_spec climbing;
+    climbing.args = {"request", "-c", unix_ep, climb};
+    climbing.cwd = "/tmp";
+    expect_paths(run(climbing), dir, "/server.php", server);
+    climbing.args = {"request", "-c", unix_ep, "--root", "/tmp", climb};
+    auto outside = run(climbing);
+    BOOST_TEST(outside.exit_code == 2, outside.err);
+    BOOST_TEST(outside.err.find("not below document_root") != std::string::npos, outside.err);
+    // ... unless SCRIPT_NAME is given: sent as given.
+    climbing.args = {"request", "-c", unix_ep, "-r", "/tmp", "-p", "SCRIPT_NAME=/s.php", climb};
+    expect_paths(run(climbing), "/tmp", "/s.php", server);
 }
 
 BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {

@@ -512,6 +512,29 @@ BOOST_AUTO_TEST_CASE(interrupt_still_summarises) {
     }
 }
 
+// A job's script outside --root is an invalid job, unless the job sets SCRIPT_NAME itself (as
+// `fcgi request -p SCRIPT_NAME=...` may): the job's params once never reached that check.
+BOOST_AUTO_TEST_CASE(script_outside_the_root) {
+    const std::string hello = php_fpm::script("hello.php");
+    std::string input = line_of({{"id", 1}, {"script", hello}});
+    input += line_of({{"id", 2}, {"script", hello}, {"params", {{"SCRIPT_NAME", "/hello.php"}}}});
+    auto r = fanout({"--connect", unix_ep, "--root", "/nonexistent-root"}, input);
+    BOOST_TEST(r.exit_code == 6);
+    auto lines = result_lines(r.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+    for (const auto& j : lines) {
+        BOOST_TEST_CONTEXT(j.dump()) {
+            if (j["id"] == 1) {
+                BOOST_TEST(j["error"]["code"] == "invalid_job");
+                BOOST_TEST(has(j["error"]["message"].get<std::string>(), "not below"));
+            } else {
+                BOOST_TEST(j["error"].is_null());
+                BOOST_TEST(j["status"] == 200);
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 #else

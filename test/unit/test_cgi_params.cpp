@@ -136,14 +136,25 @@ BOOST_AUTO_TEST_CASE(invalid_requests_are_rejected_with_reasons) {
     auto own = build(r, &own_ec, &own_why);
     BOOST_TEST(!own_ec, own_why);
     BOOST_TEST(own["SCRIPT_NAME"] == "/b.php");
-    for (const char* root : {"/", "/a", "/a/", "/a//"}) {
+    // Roots that name /a, or /, however written: SCRIPT_NAME is the script below them.
+    for (const char* root : {"/", "//", "/a", "/a/", "/a//", "/a/.", "//a", "/a/x/..", "/a/./"}) {
         r = base;
         r.document_root = root;
         std::error_code ec;
         std::string why;
-        build(r, &ec, &why);
+        auto p = build(r, &ec, &why);
         BOOST_TEST(!ec, root << ": " << why);
+        BOOST_TEST(p["SCRIPT_NAME"] ==
+                       (root == std::string_view("/") || root == std::string_view("//") ? "/a/b.php"
+                                                                                        : "/b.php"),
+                   root);
     }
+    r = base;  // a script that climbs out of the root is not below it
+    r.script = "/a/../b.php";
+    r.document_root = "/a";
+    reject(r, "not below document_root");
+    r.document_root = "/";
+    BOOST_TEST(build(r)["SCRIPT_NAME"] == "/b.php");
     r = base;
     r.params = {{"A=B", "v"}};
     reject(r, "'='");

@@ -490,8 +490,8 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     cmd.add_option("-p,--param", r.params, "Raw FastCGI param NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
     cmd.add_option("-r,--root", r.root,
-                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it "
-                   "(default: the current directory)");
+                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must "
+                   "be below it (default: the current directory)");
     cmd.add_option("-t,--timeout", r.timeout,
                    "Deadline of each request in SECONDS, queueing included (default 0: none)");
     check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds");

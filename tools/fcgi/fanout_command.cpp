@@ -87,8 +87,8 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                    "connecting included; a job's \"timeout\" overrides it (default: none)");
     check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds", true);
     cmd.add_option("-r,--root", f.root,
-                   "DOCUMENT_ROOT; relative scripts are resolved against it "
-                   "(default: the current directory)");
+                   "DOCUMENT_ROOT; relative scripts are resolved against it, and scripts "
+                   "must be below it (default: the current directory)");
     cmd.add_option("file", f.input, "Jobs, one JSON object per line (default or '-': stdin)");
 }
 

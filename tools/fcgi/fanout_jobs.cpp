@@ -123,6 +123,11 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
     flags.root = root;
     if (flags.target.empty())
         reject("\"script\" is empty");
+    // The job's own SCRIPT_NAME lets its script lie outside the root, as --param does for
+    // `fcgi request`.
+    for (const auto& [name, value] : req.params)
+        if (name == "SCRIPT_NAME")
+            flags.params.push_back(name + "=" + value);
     // Resolved by `fcgi request`'s own code, so both commands agree on paths and DOCUMENT_ROOT.
     fcgi::request resolved;
     std::string why;

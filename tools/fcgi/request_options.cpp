@@ -126,8 +126,8 @@ void add_request_flags(CLI::App& cmd, request_flags& f) {
     cmd.add_option("-p,--param", f.params, "Raw FastCGI param NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
     cmd.add_option("-r,--root", f.root,
-                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it "
-                   "(default: the current directory)");
+                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must "
+                   "be below it (default: the current directory)");
     cmd.add_flag("-i,--include", f.include, "Print the status line and headers before the body");
     cmd.add_option("-t,--timeout", f.timeout,
                    "Give up after SECONDS (fractional), connecting included (default: none)");
@@ -164,6 +164,14 @@ bool build_request(const request_flags& f, fcgi::request& req, std::string& why)
             return false;
     }
     req.script = p.lexically_normal().string();
+    // A relative SCRIPT that climbs out of the current directory (../x.php) without --root:
+    // the library's default root, its own directory, as for an absolute one. With --root it
+    // must stay below the root (validate() says so).
+    if (f.root.empty() && fs::path(script).is_relative()) {
+        auto rel = fs::path(req.script).lexically_relative(base);
+        if (rel.empty() || *rel.begin() == "..")
+            req.document_root.clear();
+    }
     req.method = f.method;
 
     if (f.data) {
