@@ -62,6 +62,7 @@ class client {
     /// error::client_stopped. The deadline (`req.timeout` or the default) counts from this call,
     /// queueing included. Cancellation (terminal/partial/total): a queued request is removed, a
     /// sent one is abandoned as on timeout; it completes with asio::error::operation_aborted.
+    /// Emit it on the handler's executor (the slot is cleared there before the handler runs).
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_request(request req, Token&& token = {}) {

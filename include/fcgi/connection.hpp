@@ -95,6 +95,7 @@ class connection {
     /// On error `response::diagnostics` explains what happened.
     /// Cancellation: terminal, partial and total cancellation through the handler's slot end
     /// the request with asio::error::operation_aborted, with the same effect as a timeout.
+    /// Emit it on the handler's executor (the slot is cleared there before the handler runs).
     /// The handler never runs inside this call.
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
                   Token = asio::default_completion_token_t<executor_type>>

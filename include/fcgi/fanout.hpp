@@ -157,7 +157,7 @@ struct cancel_fanout {
 /// the concurrency window) go to on_result at once with operation_aborted, those handed over
 /// are cancelled as client::async_request's are (and go to on_result when they end); the
 /// handler runs after the last. As for client::async_request, emit the cancellation on the
-/// client's executor (a coroutine or strand sharing it). Memory: results are not collected, but the
+/// handler's executor (the awaitable operators do). Memory: results are not collected, but the
 /// whole vector of requests is held until the last completes (each request is moved out when it is
 /// launched), plus what on_result keeps; feed very large job lists in batches. `c` must outlive the
 /// operation.

@@ -12,8 +12,10 @@
 #include <asio/co_spawn.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
@@ -34,6 +36,7 @@
 #include "fcgi/client.hpp"
 #include "fcgi/connection.hpp"
 #include "fcgi/error.hpp"
+#include "fcgi/fanout.hpp"
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
 #include "support/run_until.hpp"
@@ -460,6 +463,82 @@ BOOST_AUTO_TEST_CASE(descriptor_sinks_on_a_thread_pool) {
             BOOST_TEST((r.drained == std::string(r.drained.size(), fill_of(r.id))));
         }
     }
+}
+
+// A coroutine on one io_context races requests and fan-outs to a client on another (its own
+// thread) against timers that expire about when the responses do: `||` emits the cancellation
+// on the coroutine's thread while the operation may be completing on the client's. The slot
+// was once cleared on the client's thread, racing that emit (TSan); it is now cleared on the
+// handler's executor, where the emit happens.
+BOOST_AUTO_TEST_CASE(cancellation_emitted_from_another_executor) {
+    using namespace asio::experimental::awaitable_operators;
+    constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+    fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), fcgi::test::act::delay(1ms));
+        return s;
+    }});
+    asio::io_context client_ctx;
+    auto guard = asio::make_work_guard(client_ctx);
+    std::thread client_thread([&] { client_ctx.run(); });
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 2;
+    std::optional<fcgi::client> client(std::in_place, client_ctx.get_executor(), opts);
+
+    asio::io_context caller_ctx;
+    const int rounds = scaled(600);
+    int request_won = 0, timer_won = 0, fanout_won = 0;
+    std::string unexpected;
+    bool done = false;
+    asio::co_spawn(
+        caller_ctx,
+        [&]() -> asio::awaitable<void> {
+            asio::steady_timer timer(caller_ctx);
+            for (int i = 0; i < rounds; ++i) {
+                const auto id = tag("x", i);
+                timer.expires_after(std::chrono::microseconds(300 + (i * 37) % 1700));
+                if (i % 4 != 3) {
+                    auto r =
+                        co_await (client->async_request(fcgi::test::tagged_request(id), as_tuple) ||
+                                  timer.async_wait(as_tuple));
+                    if (r.index() == 1) {
+                        ++timer_won;
+                        continue;
+                    }
+                    auto& [ec, resp] = std::get<0>(r);
+                    if (ec || resp.body != fcgi::test::tagged_body(id))
+                        unexpected = id + ": " + ec.message() + " " + resp.body;
+                    ++request_won;
+                } else {
+                    std::vector<fcgi::request> batch{fcgi::test::tagged_request(id + "a"),
+                                                     fcgi::test::tagged_request(id + "b")};
+                    auto r = co_await (fcgi::async_fanout(*client, std::move(batch), 2, as_tuple) ||
+                                       timer.async_wait(as_tuple));
+                    if (r.index() == 1)
+                        ++timer_won;
+                    else
+                        ++fanout_won;
+                }
+            }
+        },
+        [&](std::exception_ptr e) {
+            if (e)
+                unexpected = "the coroutine threw";
+            done = true;
+        });
+    const bool finished = fcgi::test::run_until(
+        caller_ctx, [&] { return done; }, 120s);
+    asio::post(client_ctx, [&] { client.reset(); });
+    guard.reset();
+    client_thread.join();
+    BOOST_REQUIRE(finished);
+    BOOST_TEST(unexpected.empty(), unexpected);
+    BOOST_TEST(request_won + timer_won + fanout_won == rounds);
+    BOOST_TEST_MESSAGE("cross-executor races: requests won " << request_won << ", fan-outs won "
+                                                             << fanout_won << ", timers won "
+                                                             << timer_won);
+    BOOST_TEST(fake.snapshot().violations.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

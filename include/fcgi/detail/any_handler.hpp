@@ -22,10 +22,32 @@ namespace fcgi::detail {
 template <class Signature>
 class any_handler;
 
+/// Runs `handler` after clearing its cancellation slot. Posted to the handler's own executor,
+/// where its caller emits cancellation (a coroutine's executor, a strand): clearing the slot on
+/// the executor that completed the operation would race with such an emit.
+template <class Handler>
+struct slot_clearing_handler {
+    Handler handler;
+
+    using allocator_type = asio::associated_allocator_t<Handler>;
+    allocator_type get_allocator() const noexcept {
+        return asio::get_associated_allocator(handler);
+    }
+
+    template <class... A>
+    void operator()(A&&... args) {
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected())
+            slot.clear();
+        std::move(handler)(std::forward<A>(args)...);
+    }
+};
+
 /// Holds a completion handler of signature void(Args...) and the outstanding work of its
 /// executor. The holder is allocated with the handler's associated allocator (Asio's
 /// thread-local recycling allocator by default, so steady state does not hit malloc) and freed
-/// before the upcall, as Asio's allocator rules require; the cancellation slot is cleared first.
+/// before the upcall, as Asio's allocator rules require; the cancellation slot is cleared just
+/// before the upcall, on the handler's executor.
 template <class... Args>
 class any_handler<void(Args...)> {
     struct base {
@@ -73,10 +95,7 @@ class any_handler<void(Args...)> {
         }
 
         void complete(bool post, Args&&... args) override {
-            auto slot = asio::get_associated_cancellation_slot(handler);
-            if (slot.is_connected())
-                slot.clear();
-            Handler h(std::move(handler));
+            slot_clearing_handler<Handler> h{std::move(handler)};
             work_executor ex(std::move(work));
             destroy();
             if (!post && detail::running_in_this_thread(ex)) {
