@@ -1,5 +1,6 @@
 // The fcgi command-line tool, run as a child process against a private php-fpm: exact stdout
 // bytes, stderr kept apart, exit codes.
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -259,19 +260,24 @@ BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
     expect_paths(run(from_parent), parent, "/" + leaf + "/server.php", server);
 
     // A relative script that climbs out of the current directory: its own directory is the
-    // root, as for an absolute one. With --root it must stay below the root...
-    const std::string climb = ".." + server;
+    // root, as for an absolute one. With --root it must stay below the root... (A fresh
+    // directory as both: the checkout itself may be below /tmp.)
+    std::string away = (std::filesystem::temp_directory_path() / "fcgi-cwd-XXXXXX").string();
+    BOOST_REQUIRE(::mkdtemp(away.data()) != nullptr);
+    const std::string climb = std::filesystem::path(server).lexically_relative(away).string();
+    BOOST_REQUIRE(climb.starts_with("../"));
     run_spec climbing;
     climbing.args = {"request", "-c", unix_ep, climb};
-    climbing.cwd = "/tmp";
+    climbing.cwd = away;
     expect_paths(run(climbing), dir, "/server.php", server);
-    climbing.args = {"request", "-c", unix_ep, "--root", "/tmp", climb};
+    climbing.args = {"request", "-c", unix_ep, "--root", away, climb};
     auto outside = run(climbing);
     BOOST_TEST(outside.exit_code == 2, outside.err);
     BOOST_TEST(outside.err.find("not below document_root") != std::string::npos, outside.err);
     // ... unless SCRIPT_NAME is given: sent as given.
-    climbing.args = {"request", "-c", unix_ep, "-r", "/tmp", "-p", "SCRIPT_NAME=/s.php", climb};
-    expect_paths(run(climbing), "/tmp", "/s.php", server);
+    climbing.args = {"request", "-c", unix_ep, "-r", away, "-p", "SCRIPT_NAME=/s.php", climb};
+    expect_paths(run(climbing), away, "/s.php", server);
+    std::filesystem::remove(away);
 }
 
 BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
