@@ -2,7 +2,7 @@
  * kept-alive connections, to compare connection_cpu_benchmark with.
  *
  * Usage: epoll_floor_client [-c conns] [-n requests] [-t seconds] [-w warmup] [--pingpong]
- *                           [--spin-ns N] [--dump] socket_path
+ *                           [--spin-ns N] [--depth N] [--dump] socket_path
  *
  * Default mode: `conns` non-blocking connections under one epoll loop (level-triggered); each
  * does one write of a pre-encoded request, reads until END_REQUEST, and repeats. --pingpong: one
@@ -11,7 +11,9 @@
  * only difference left is the client's own work. --dump writes those bytes to stdout and exits.
  * --spin-ns N (epoll mode): busy-waits N ns between a response and the next request on its
  * connection, modelling a client that does N ns more work per response (what that slower
- * turnaround costs the server, see benchmark/macro/fpm_cost.sh).
+ * turnaround costs the server, see benchmark/macro/fpm_cost.sh). --depth N (epoll mode): keeps N
+ * requests written per connection, the next ones sent before the first is answered (pipelining;
+ * php-fpm serves them one after another), to measure what that saves the server.
  *
  * Output: one line of key=value pairs, the same as connection_cpu_benchmark's. CPU is the
  * process's own user+sys time (getrusage RUSAGE_SELF) over the measured phase, which starts
@@ -131,10 +133,14 @@ struct conn {
     int is_end; /* the record being skipped is END_REQUEST */
 };
 
-/* Consumes buf[0..n); returns 1 when END_REQUEST ended exactly at its end, 0 when more is needed,
- * -1 on anything else (bytes after END_REQUEST or a bad header): the stream is out of step. */
+static int depth = 1; /* requests written per connection (--depth) */
+
+/* Consumes buf[0..n); returns how many END_REQUESTs it ended (0: more is needed), or -1 when
+ * the stream is out of step: a bad header, or bytes after END_REQUEST with one request per
+ * connection. */
 static int parse(struct conn* c, const unsigned char* buf, size_t n) {
     size_t i = 0;
+    int ends = 0;
     while (i < n) {
         if (c->skip > 0) {
             size_t take = n - i < c->skip ? n - i : c->skip;
@@ -142,7 +148,9 @@ static int parse(struct conn* c, const unsigned char* buf, size_t n) {
             c->skip -= take;
             if (c->skip == 0 && c->is_end) {
                 c->is_end = 0;
-                return i == n ? 1 : -1;
+                ++ends;
+                if (depth == 1)
+                    return i == n ? 1 : -1;
             }
             continue;
         }
@@ -157,7 +165,7 @@ static int parse(struct conn* c, const unsigned char* buf, size_t n) {
         if (c->skip == 0 && c->is_end)
             return -1; /* END_REQUEST always has an 8-byte body */
     }
-    return 0;
+    return ends;
 }
 
 static int connect_unix(const char* path, int nonblocking) {
@@ -202,8 +210,8 @@ static void send_request(struct conn* c) {
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            /* With one request in flight the socket buffer is empty and takes the ~500 bytes
-             * at once; EAGAIN here would mean the responder stopped reading. */
+            /* At most 64 requests of ~500 bytes are out per connection (--depth): the socket
+             * buffer takes them at once; EAGAIN here would mean the responder stopped reading. */
             die("write");
         }
         off += (size_t)w;
@@ -323,10 +331,12 @@ static void run_epoll(const char* path, int nconns, struct run* r) {
     for (int phase = r->warmup > 0 ? 0 : 1; phase < 2; ++phase) {
         if (phase == 1)
             begin_measuring(r);
-        for (int i = 0; i < nconns; ++i) {
-            send_request(&conns[i]);
-            ++r->started;
-            ++active;
+        for (int d = 0; d < depth; ++d) {
+            for (int i = 0; i < nconns; ++i) {
+                send_request(&conns[i]);
+                ++r->started;
+                ++active;
+            }
         }
         while (active > 0) {
             int k = epoll_wait(ep, events, 64, -1);
@@ -349,17 +359,17 @@ static void run_epoll(const char* path, int nconns, struct run* r) {
                     fprintf(stderr, "response out of step\n");
                     exit(1);
                 }
-                if (p == 0)
-                    continue;
-                ++r->done;
-                --active;
-                if (should_stop(r))
-                    continue;
-                if (r->spin_ns > 0)
-                    spin(r->spin_ns);
-                send_request(c);
-                ++r->started;
-                ++active;
+                for (int q = 0; q < p; ++q) {
+                    ++r->done;
+                    --active;
+                    if (should_stop(r))
+                        continue;
+                    if (r->spin_ns > 0)
+                        spin(r->spin_ns);
+                    send_request(c);
+                    ++r->started;
+                    ++active;
+                }
             }
         }
     }
@@ -395,12 +405,14 @@ int main(int argc, char** argv) {
             r.warmup = atol(argv[++i]);
         else if (!strcmp(a, "--spin-ns") && i + 1 < argc)
             r.spin_ns = atol(argv[++i]);
+        else if (!strcmp(a, "--depth") && i + 1 < argc)
+            depth = atoi(argv[++i]);
         else if (a[0] != '-' && !path)
             path = a;
         else {
             fprintf(stderr,
                     "usage: %s [-c conns] [-n requests] [-t seconds] [-w warmup] [--pingpong] "
-                    "[--spin-ns N] [--dump] socket_path\n",
+                    "[--spin-ns N] [--depth N] [--dump] socket_path\n",
                     argv[0]);
             return 2;
         }
@@ -410,7 +422,8 @@ int main(int argc, char** argv) {
         fwrite(request, 1, request_size, stdout);
         return 0;
     }
-    if (!path || nconns < 1 || nconns > max_conns || r.target < 1 || r.warmup < 0) {
+    if (!path || nconns < 1 || nconns > max_conns || r.target < 1 || r.warmup < 0 || depth < 1 ||
+        depth > 64) {
         fprintf(stderr, "usage: %s [options] socket_path (see the source's header)\n", argv[0]);
         return 2;
     }

@@ -52,6 +52,19 @@ struct fpm_fixture {
     std::string ep = fpm.unix_endpoint();
 };
 
+// A clean run (exit 0) against `fake` with `args` and --json: its stderr and report.
+struct fake_run {
+    std::string err;
+    json report;
+};
+fake_run clean_run(const fcgi::test::fake_responder& fake, std::vector<std::string> args) {
+    args.insert(args.begin(), {"--connect", fake.unix_endpoint().to_string(), "--json"});
+    args.push_back(php_fpm::script("hello.php"));
+    auto r = bench(args);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    return {r.err, report_of(r)};
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(cli_bench)
@@ -64,6 +77,10 @@ BOOST_FIXTURE_TEST_CASE(closed_loop_counted_requests, fpm_fixture) {
     auto j = report_of(r);
     BOOST_TEST(j["requests"].get<int>() == 300);
     BOOST_TEST(j["ok"].get<int>() == 300);
+    // php-fpm answers FCGI_MPXS_CONNS=0: a connection per request in flight.
+    BOOST_TEST(!j["multiplexed"].get<bool>());
+    BOOST_TEST(!j["probe"]["mpxs_conns"].get<bool>());
+    BOOST_TEST(j["connections"].get<int>() == 4);
     BOOST_TEST(j["unanswered"].get<int>() == 0);
     BOOST_TEST(j["unserved_connections"].get<int>() == 0);
     BOOST_TEST(j["errors"].empty());
@@ -276,6 +293,79 @@ BOOST_AUTO_TEST_CASE(interrupt_reports_the_run_so_far) {
     BOOST_TEST(r.exit_code == 0, r.err);
     j = report_of(r);
     BOOST_TEST(!j["interrupted"].get<bool>());
+}
+
+// --multiplex auto asks the server first: one that reports FCGI_MPXS_CONNS=1 gets every request
+// of the run on one connection, several at once (the responder holds up to 4 finished requests
+// before it answers, so requests sent together are seen live together).
+BOOST_AUTO_TEST_CASE(multiplexes_when_the_server_says_so) {
+    fcgi::test::fake_responder fake({.interleave = 4});
+    auto j = clean_run(fake, {"--requests", "200", "--concurrency", "8"}).report;
+    BOOST_TEST(j["ok"].get<int>() == 200);
+    BOOST_TEST(j["multiplexed"].get<bool>());
+    BOOST_TEST(j["connections"].get<int>() == 1);
+    BOOST_TEST(j["requests_per_connection"].get<int>() == 8);
+    BOOST_TEST(j["probe"]["mpxs_conns"].get<bool>());
+    BOOST_TEST(j["probe"]["max_reqs"].get<int>() == 100);
+    auto snap = fake.snapshot();
+    BOOST_TEST(snap.get_values == 1u);
+    BOOST_TEST(snap.connections_accepted == 2u);  // the question's, then the run's
+    BOOST_TEST(snap.max_live >= 2u);
+    BOOST_TEST(snap.max_live <= 8u);
+    BOOST_TEST(snap.violations.empty());
+
+    // --connections spreads --concurrency: 8 over 2 is 4 each.
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--requests", "50",
+                    "--concurrency", "8", "--connections", "2", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out.find("2 connections multiplexed (up to 4 requests each)") != std::string::npos,
+               r.out);
+}
+
+// off never asks and never multiplexes; on multiplexes without asking, whatever the server
+// would have said.
+BOOST_AUTO_TEST_CASE(multiplex_on_and_off_skip_the_question) {
+    fcgi::test::fake_responder fake({.interleave = 4, .mpxs_conns = "0"});
+    auto j =
+        clean_run(fake, {"--requests", "100", "--concurrency", "4", "--multiplex", "off"}).report;
+    BOOST_TEST(!j["multiplexed"].get<bool>());
+    BOOST_TEST(j["connections"].get<int>() == 4);
+    BOOST_TEST(j["requests_per_connection"].get<int>() == 1);
+    BOOST_TEST(!j.contains("probe"));
+    auto snap = fake.snapshot();
+    BOOST_TEST(snap.get_values == 0u);
+    BOOST_TEST(snap.max_live == 1u);
+
+    j = clean_run(fake, {"--requests", "100", "--concurrency", "4", "--multiplex", "on"}).report;
+    BOOST_TEST(j["multiplexed"].get<bool>());
+    BOOST_TEST(j["connections"].get<int>() == 1);
+    snap = fake.snapshot();
+    BOOST_TEST(snap.get_values == 0u);
+    BOOST_TEST(snap.max_live >= 2u);
+
+    // auto, told FCGI_MPXS_CONNS=0: one request per connection.
+    j = clean_run(fake, {"--requests", "20"}).report;
+    BOOST_TEST(!j["multiplexed"].get<bool>());
+    BOOST_TEST(!j["probe"]["mpxs_conns"].get<bool>());
+    BOOST_TEST(fake.snapshot().get_values == 1u);
+
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--multiplex", "maybe",
+                    php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 2);
+}
+
+// A server that never answers GET_VALUES (libfcgi with a lone one): the question gives up after
+// a second, says so, and the run goes on one request per connection.
+BOOST_AUTO_TEST_CASE(unanswered_question_means_no_multiplexing) {
+    fcgi::test::fake_responder fake({.answer_get_values = false});
+    auto [err, j] = clean_run(fake, {"--requests", "40", "--concurrency", "2"});
+    BOOST_TEST(j["ok"].get<int>() == 40);
+    BOOST_TEST(!j["multiplexed"].get<bool>());
+    BOOST_TEST(j["connections"].get<int>() == 2);
+    BOOST_TEST(j["probe"]["error"] == "request_timeout");
+    BOOST_TEST(j["probe"]["mpxs_conns"].is_null());
+    BOOST_TEST(err.find("no answer to GET_VALUES within 1.0 s") != std::string::npos, err);
+    BOOST_TEST(fake.snapshot().max_live == 1u);
 }
 
 // A server that never answers: every request in flight at the end is reported, none dropped.

@@ -23,6 +23,7 @@
 #include "fcgi/client.hpp"
 #include "fcgi/endpoint.hpp"
 #include "fcgi/error.hpp"
+#include "fcgi/get_values.hpp"
 #include "fpm_status_poller.hpp"
 #include "latency_histogram.hpp"
 #include "output.hpp"
@@ -36,6 +37,10 @@ using clock_type = steady_clock;
 constexpr std::uint64_t max_requests = 100'000'000;
 constexpr double max_seconds = 3600;
 constexpr std::size_t warn_connections = 64;
+// Request IDs are 16 bits: no connection carries more requests at once.
+constexpr std::size_t max_per_connection = 65535;
+// --multiplex auto waits this long for GET_VALUES_RESULT (libfcgi never answers a lone one).
+constexpr milliseconds probe_timeout{1000};
 
 double cpu_seconds() {
     rusage ru{};
@@ -56,6 +61,37 @@ std::string fixed(double v, int decimals) {
 
 double ms(microseconds us) {
     return double(us.count()) / 1000.0;
+}
+
+// How the run talks to the server, decided before it starts.
+struct bench_setup {
+    std::size_t connections = 0;
+    bool multiplexed = false;
+    std::size_t per_connection = 1;  // requests in flight per connection at most
+    bool probed = false;             // --multiplex auto asked the server
+    std::error_code probe_ec;
+    fcgi::protocol::get_values_result probe;
+};
+
+// --multiplex auto: one GET_VALUES exchange on a connection of its own, before the clock
+// starts, so that neither its round trip nor a server that never answers shows in the run.
+void probe_server(const fcgi::endpoint& ep, double request_timeout, bench_setup& s) {
+    fcgi::get_values_options options;
+    options.timeout = probe_timeout;
+    if (request_timeout > 0)
+        options.timeout =
+            std::min(options.timeout,
+                     milliseconds(std::max<long long>(1, std::llround(request_timeout * 1000))));
+    options.connect_timeout = options.timeout;
+    asio::io_context ctx{1};
+    fcgi::async_get_values(ctx.get_executor(), ep, options,
+                           [&](std::error_code ec, fcgi::protocol::get_values_result r) {
+                               s.probe_ec = ec;
+                               s.probe = std::move(r);
+                           });
+    ctx.run();
+    s.probed = true;
+    s.multiplexed = !s.probe_ec && s.probe.mpxs_conns.value_or(false);
 }
 
 // Everything a run counts. Only requests intended to start after the warmup are counted.
@@ -355,7 +391,7 @@ class bench_run {
     bench_counts counts_;
 };
 
-std::string human_report(const bench_flags& f, std::size_t connections, const bench_counts& c,
+std::string human_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
                          double dur, double cpu, const fpm_status_summary* st) {
     std::ostringstream o;
     o << "bench: " << f.request.target << " on " << f.request.connect << ", ";
@@ -363,7 +399,10 @@ std::string human_report(const bench_flags& f, std::size_t connections, const be
         o << "open loop at " << fixed(f.rate, 1) << " req/s";
     else
         o << "closed loop, " << f.concurrency << " in flight";
-    o << ", " << connections << " connections";
+    o << ", " << setup.connections << (setup.connections == 1 ? " connection" : " connections");
+    if (setup.multiplexed)
+        o << " multiplexed (up to " << setup.per_connection
+          << (setup.per_connection == 1 ? " request" : " requests") << " each)";
     if (f.warmup > 0)
         o << ", " << fixed(f.warmup, 1) << " s warmup";
     o << "\n";
@@ -413,7 +452,7 @@ std::string human_report(const bench_flags& f, std::size_t connections, const be
     return o.str();
 }
 
-std::string json_report(const bench_flags& f, std::size_t connections, const bench_counts& c,
+std::string json_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
                         double dur, double cpu, const fpm_status_summary* st) {
     nlohmann::ordered_json j;
     const std::uint64_t completed = c.ok + c.failed;
@@ -422,7 +461,18 @@ std::string json_report(const bench_flags& f, std::size_t connections, const ben
         j["rate"] = f.rate;  // the pace sets what is in flight: --concurrency plays no part
     else
         j["concurrency"] = f.concurrency;
-    j["connections"] = connections;
+    j["connections"] = setup.connections;
+    j["multiplexed"] = setup.multiplexed;
+    j["requests_per_connection"] = setup.per_connection;
+    if (setup.probed) {
+        // What --multiplex auto learnt; null where the server did not say.
+        auto opt = [](const auto& v) { return v ? nlohmann::ordered_json(*v) : nullptr; };
+        j["probe"] = {{"mpxs_conns", opt(setup.probe.mpxs_conns)},
+                      {"max_conns", opt(setup.probe.max_conns)},
+                      {"max_reqs", opt(setup.probe.max_reqs)}};
+        if (setup.probe_ec)
+            j["probe"]["error"] = std::string(error_name(setup.probe_ec));
+    }
     j["requests"] = c.sent;
     j["ok"] = c.ok;
     j["failed"] = c.failed;
@@ -495,7 +545,9 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     cmd.add_option("-t,--timeout", r.timeout,
                    "Deadline of each request in SECONDS, queueing included (default 0: none)");
     check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds");
-    cmd.add_option("-n,--concurrency", f.concurrency, "Requests in flight (default 4)")
+    cmd.add_option("-n,--concurrency", f.concurrency,
+                   "Requests in flight (default 4); when multiplexing, each connection carries "
+                   "up to --concurrency / --connections of them (also with --rate)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
     cmd.add_option("-N,--requests", f.requests, "Stop after this many counted requests")
         ->check(CLI::Range(std::uint64_t{1}, max_requests));
@@ -504,9 +556,14 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
                         "Run for SECONDS after the warmup (default 10, or until --requests)"),
         0.001, max_seconds, "seconds");
     cmd.add_option("--connections", f.connections,
-                   "Connections to the server (default: --concurrency); keep it <= php-fpm's "
-                   "pm.max_children")
+                   "Connections to the server (default: --concurrency, or 1 when multiplexing); "
+                   "keep it <= php-fpm's pm.max_children")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+    cmd.add_option("--multiplex", f.multiplex,
+                   "auto (default): ask the server (GET_VALUES, before the run) and send "
+                   "several requests per connection if it reports FCGI_MPXS_CONNS=1; on: do "
+                   "so without asking; off: one request per connection (php-fpm)")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
     check_number(
         *cmd.add_option("--warmup", f.warmup, "SECONDS of load before counting starts (default 0)"),
         0, max_seconds, "seconds");
@@ -543,10 +600,39 @@ int run_bench(const bench_flags& f) {
         print_error(why);
         return usage_error;
     }
-    const std::size_t connections = f.connections ? f.connections : f.concurrency;
+    bench_setup setup;
+    if (f.multiplex == "auto")
+        probe_server(ep, f.request.timeout, setup);
+    else
+        setup.multiplexed = f.multiplex == "on";
+    if (setup.probed && setup.probe_ec == fcgi::error::request_timeout)
+        print_error("warning: --multiplex auto: no answer to GET_VALUES within " +
+                    fixed(duration<double>(probe_timeout).count(), 1) +
+                    " s; one request per connection (--multiplex on|off skips the question)");
+    // Multiplexed, --concurrency spreads over the connections; each carries at most 65535.
+    const std::size_t connections =
+        f.connections       ? f.connections
+        : setup.multiplexed ? (f.concurrency + max_per_connection - 1) / max_per_connection
+                            : f.concurrency;
+    setup.connections = connections;
+    if (setup.multiplexed)
+        setup.per_connection =
+            std::min(max_per_connection, (f.concurrency + connections - 1) / connections);
+    if (setup.probe.max_conns && connections > *setup.probe.max_conns)
+        print_error("warning: --connections " + std::to_string(connections) +
+                    " > the server's FCGI_MAX_CONNS " + std::to_string(*setup.probe.max_conns) +
+                    ": connections beyond it may wait or be refused");
+    if (setup.probe.max_reqs && f.rate <= 0 && f.concurrency > *setup.probe.max_reqs)
+        print_error("warning: --concurrency " + std::to_string(f.concurrency) +
+                    " > the server's FCGI_MAX_REQS " + std::to_string(*setup.probe.max_reqs) +
+                    ": requests beyond it may wait or be refused");
     fcgi::client_options options;
     options.endpoints.push_back(ep);
     options.max_connections_per_endpoint = connections;
+    if (setup.multiplexed) {
+        options.mode = fcgi::multiplexing::on;
+        options.max_requests_per_connection = static_cast<std::uint16_t>(setup.per_connection);
+    }
     // Measure the pool as configured: connections beyond php-fpm's workers are reported as
     // unserved, not relieved by closing served ones.
     options.backlog_relief = milliseconds(0);
@@ -578,7 +664,7 @@ int run_bench(const bench_flags& f) {
             run.start();
         });
     } else {
-        if (connections > warn_connections)
+        if (!setup.multiplexed && connections > warn_connections)
             print_error("warning: --connections " + std::to_string(connections) +
                         ": php-fpm's pm.max_children limits concurrency; connections beyond "
                         "it wait in the listen backlog");
@@ -588,9 +674,8 @@ int run_bench(const bench_flags& f) {
 
     const auto& c = run.counts();
     const fpm_status_summary* st = poller ? &poller->summary() : nullptr;
-    std::string report = f.json
-                             ? json_report(f, connections, c, run.duration_s(), run.cpu_s(), st)
-                             : human_report(f, connections, c, run.duration_s(), run.cpu_s(), st);
+    std::string report = f.json ? json_report(f, setup, c, run.duration_s(), run.cpu_s(), st)
+                                : human_report(f, setup, c, run.duration_s(), run.cpu_s(), st);
     if (!write_stdout(report)) {
         print_error("cannot write the report to stdout");
         return request_failure;

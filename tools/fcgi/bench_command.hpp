@@ -15,16 +15,17 @@ namespace fcgi_cli {
 
 /// `fcgi bench` flags. The request shape reuses `fcgi request`'s flags (not --include/--fail).
 struct bench_flags {
-    request_flags request;        ///< --connect, --method, --data, --header, --param, --root,
-                                  ///< --timeout, SCRIPT[?QUERY]
-    std::size_t concurrency = 4;  ///< --concurrency: requests in flight (closed loop)
-    std::uint64_t requests = 0;   ///< --requests: stop after this many (0: use --duration)
-    double duration = 0;          ///< --duration SECONDS (0: 10 s unless --requests)
-    std::size_t connections = 0;  ///< --connections (0: = concurrency)
-    double warmup = 0;            ///< --warmup SECONDS, not counted
-    double rate = 0;              ///< --rate REQ/S: open loop when > 0
-    bool json = false;            ///< --json
-    std::string fpm_status;       ///< --fpm-status PATH
+    request_flags request;           ///< --connect, --method, --data, --header, --param, --root,
+                                     ///< --timeout, SCRIPT[?QUERY]
+    std::size_t concurrency = 4;     ///< --concurrency: requests in flight (closed loop)
+    std::uint64_t requests = 0;      ///< --requests: stop after this many (0: use --duration)
+    double duration = 0;             ///< --duration SECONDS (0: 10 s unless --requests)
+    std::size_t connections = 0;     ///< --connections (0: = concurrency, or 1 when multiplexing)
+    std::string multiplex = "auto";  ///< --multiplex auto|on|off
+    double warmup = 0;               ///< --warmup SECONDS, not counted
+    double rate = 0;                 ///< --rate REQ/S: open loop when > 0
+    bool json = false;               ///< --json
+    std::string fpm_status;          ///< --fpm-status PATH
 };
 
 /// Declares the flags of `fcgi bench` on `cmd`, storing into `flags`.
