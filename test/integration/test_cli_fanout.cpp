@@ -475,6 +475,36 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
 // fails with client_stopped: every job still gets its line, and the summary is printed, without
 // the stopped jobs in the requests sent (their duration is the time to the interruption). So
 // does SIGTERM, as a supervisor stops a job runner.
+// --multiplex auto (the default) asks each endpoint once and multiplexes where it says it can
+// (the responder holds up to 4 finished requests before it answers, so requests sent together
+// are seen live together); off never asks and sends one request per connection at a time.
+BOOST_AUTO_TEST_CASE(multiplex_flag) {
+    std::string jobs;
+    for (int i = 1; i <= 40; ++i)
+        jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
+    for (std::string mode : {"auto", "off"}) {
+        BOOST_TEST_CONTEXT("--multiplex " << mode) {
+            fcgi::test::fake_responder fake({.interleave = 4});
+            auto r = fanout({"-c", fake.unix_endpoint().to_string(), "--concurrency", "8",
+                             "--connections", "1", "--multiplex", mode},
+                            jobs);
+            BOOST_TEST(r.exit_code == 0, r.err);
+            BOOST_TEST(result_lines(r.out).size() == 40u);
+            BOOST_TEST(has(r.err, "fanout: 40 jobs, 40 ok, 0 failed\n"), r.err);
+            auto snap = fake.snapshot();
+            BOOST_TEST(snap.violations.empty());
+            if (mode == "auto") {
+                BOOST_TEST(snap.get_values == 1u);
+                BOOST_TEST(snap.max_live >= 2u);
+                BOOST_TEST(snap.max_live <= 8u);
+            } else {
+                BOOST_TEST(snap.get_values == 0u);
+                BOOST_TEST(snap.max_live == 1u);
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(interrupt_still_summarises) {
     for (int sig : {SIGINT, SIGTERM}) {
         BOOST_TEST_CONTEXT("signal " << sig) {

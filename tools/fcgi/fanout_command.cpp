@@ -82,6 +82,12 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
     cmd.add_option("--connections", f.connections,
                    "Connections per endpoint; keep it <= php-fpm's pm.max_children (default 4)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+    cmd.add_option("--multiplex", f.multiplex,
+                   "auto (default): ask each endpoint (GET_VALUES, once) and send several "
+                   "requests per connection where it reports FCGI_MPXS_CONNS=1, up to "
+                   "--concurrency / --connections; on: do so without asking; off: one request "
+                   "per connection (php-fpm)")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
     cmd.add_option("-t,--timeout", f.timeout,
                    "Default deadline of each request in SECONDS (fractional), queueing and "
                    "connecting included; a job's \"timeout\" overrides it (default: none)");
@@ -107,6 +113,12 @@ int run_fanout(const fanout_flags& flags) {
         options.endpoints.push_back(std::move(ep));
     }
     options.max_connections_per_endpoint = flags.connections;
+    options.mode = flags.multiplex == "on"    ? fcgi::multiplexing::on
+                   : flags.multiplex == "off" ? fcgi::multiplexing::off
+                                              : fcgi::multiplexing::auto_detect;
+    // What --concurrency spread over the connections needs; request IDs are 16 bits.
+    options.max_requests_per_connection = static_cast<std::uint16_t>(std::min<std::size_t>(
+        65535, (flags.concurrency + flags.connections - 1) / flags.connections));
     if (flags.timeout > 0) {
         options.connection.request_timeout = seconds_to_ms(flags.timeout);
         // Connecting counts against the deadline anyway; waiting longer than it is pointless.
