@@ -364,8 +364,24 @@ BOOST_AUTO_TEST_CASE(unanswered_question_means_no_multiplexing) {
     BOOST_TEST(j["connections"].get<int>() == 2);
     BOOST_TEST(j["probe"]["error"] == "request_timeout");
     BOOST_TEST(j["probe"]["mpxs_conns"].is_null());
-    BOOST_TEST(err.find("no answer to GET_VALUES within 1.0 s") != std::string::npos, err);
+    BOOST_TEST(err.find("no answer to GET_VALUES within 1000 ms") != std::string::npos, err);
     BOOST_TEST(fake.snapshot().max_live == 1u);
+
+    // A --timeout below a second bounds the question too.
+    auto quick = clean_run(fake, {"--requests", "10", "--timeout", "0.3"});
+    BOOST_TEST(quick.err.find("no answer to GET_VALUES within 300 ms") != std::string::npos,
+               quick.err);
+
+    // An answer that does not parse (a name length with no name): a warning that names the
+    // error, and one request per connection.
+    fcgi::test::fake_responder garbled(
+        {.get_values_reply = fcgi::test::make_record(fcgi::protocol::record_type::get_values_result,
+                                                     0, std::string(1, '\x7f'))});
+    auto g = clean_run(garbled, {"--requests", "10"});
+    BOOST_TEST(!g.report["multiplexed"].get<bool>());
+    BOOST_TEST(g.report["probe"]["error"].is_string());
+    BOOST_TEST(g.err.find("warning: --multiplex auto: GET_VALUES failed (") != std::string::npos,
+               g.err);
 }
 
 // A server that never answers: every request in flight at the end is reported, none dropped.

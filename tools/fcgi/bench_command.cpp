@@ -69,6 +69,7 @@ struct bench_setup {
     bool multiplexed = false;
     std::size_t per_connection = 1;  // requests in flight per connection at most
     bool probed = false;             // --multiplex auto asked the server
+    milliseconds probe_limit{0};     // how long it waited at most
     std::error_code probe_ec;
     fcgi::protocol::get_values_result probe;
 };
@@ -83,6 +84,7 @@ void probe_server(const fcgi::endpoint& ep, double request_timeout, bench_setup&
             std::min(options.timeout,
                      milliseconds(std::max<long long>(1, std::llround(request_timeout * 1000))));
     options.connect_timeout = options.timeout;
+    s.probe_limit = options.timeout;
     asio::io_context ctx{1};
     fcgi::async_get_values(ctx.get_executor(), ep, options,
                            [&](std::error_code ec, fcgi::protocol::get_values_result r) {
@@ -605,10 +607,15 @@ int run_bench(const bench_flags& f) {
         probe_server(ep, f.request.timeout, setup);
     else
         setup.multiplexed = f.multiplex == "on";
-    if (setup.probed && setup.probe_ec == fcgi::error::request_timeout)
+    if (const auto& ec = setup.probe_ec;
+        ec == fcgi::error::request_timeout || ec == fcgi::error::connect_timeout)
         print_error("warning: --multiplex auto: no answer to GET_VALUES within " +
-                    fixed(duration<double>(probe_timeout).count(), 1) +
-                    " s; one request per connection (--multiplex on|off skips the question)");
+                    std::to_string(setup.probe_limit.count()) +
+                    " ms; one request per connection (--multiplex on|off skips the question)");
+    else if (ec && ec.category() == fcgi::client_category())
+        // Not a failure to connect, which the run reports itself.
+        print_error("warning: --multiplex auto: GET_VALUES failed (" + ec.message() +
+                    "); one request per connection");
     // Multiplexed, --concurrency spreads over the connections; each carries at most 65535.
     const std::size_t connections =
         f.connections       ? f.connections
