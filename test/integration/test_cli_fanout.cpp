@@ -471,40 +471,56 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(empty.out.empty());
 }
 
-// Ctrl-C used to kill the tool with no summary and jobs without a line. Now what is not done
-// fails with client_stopped: every job still gets its line, and the summary is printed, without
-// the stopped jobs in the requests sent (their duration is the time to the interruption). So
-// does SIGTERM, as a supervisor stops a job runner.
-// --multiplex auto (the default) asks each endpoint once and multiplexes where it says it can
-// (the responder holds up to 4 finished requests before it answers, so requests sent together
-// are seen live together); off never asks and sends one request per connection at a time.
+// --multiplex: off (the default) never asks and sends one request per connection at a time;
+// auto asks each endpoint once and multiplexes where it says it can, up to --concurrency /
+// --connections per connection; on multiplexes without asking. The responder holds up to 4
+// finished requests before it answers, so requests sent together are seen live together.
 BOOST_AUTO_TEST_CASE(multiplex_flag) {
     std::string jobs;
     for (int i = 1; i <= 40; ++i)
         jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
-    for (std::string mode : {"auto", "off"}) {
-        BOOST_TEST_CONTEXT("--multiplex " << mode) {
-            fcgi::test::fake_responder fake({.interleave = 4});
-            auto r = fanout({"-c", fake.unix_endpoint().to_string(), "--concurrency", "8",
-                             "--connections", "1", "--multiplex", mode},
-                            jobs);
+    struct mode_case {
+        std::vector<std::string> flags;
+        fcgi::test::fake_responder_options fake;
+        std::size_t get_values;
+        std::size_t min_live, max_live;
+    };
+    const mode_case cases[] = {
+        {{}, {.interleave = 4}, 0, 1, 1},
+        {{"--multiplex", "auto"}, {.interleave = 4}, 1, 2, 4},
+        {{"--multiplex", "on"}, {.interleave = 4, .mpxs_conns = "0"}, 0, 2, 4},
+        // No answer: the jobs wait for the question (half of --timeout at most), then go one
+        // per connection with the rest of their deadline.
+        {{"--multiplex", "auto", "--timeout", "2"},
+         {.interleave = 4, .answer_get_values = false},
+         1,
+         1,
+         1},
+    };
+    for (const auto& c : cases) {
+        BOOST_TEST_CONTEXT("flags " << (c.flags.empty() ? "none" : c.flags[1])
+                                    << (c.flags.size() > 2 ? " --timeout" : "")) {
+            fcgi::test::fake_responder fake(c.fake);
+            std::vector<std::string> args = {
+                "-c", fake.unix_endpoint().to_string(), "--concurrency", "8", "--connections", "2"};
+            args.insert(args.end(), c.flags.begin(), c.flags.end());
+            auto r = fanout(args, jobs);
             BOOST_TEST(r.exit_code == 0, r.err);
             BOOST_TEST(result_lines(r.out).size() == 40u);
             BOOST_TEST(has(r.err, "fanout: 40 jobs, 40 ok, 0 failed\n"), r.err);
             auto snap = fake.snapshot();
             BOOST_TEST(snap.violations.empty());
-            if (mode == "auto") {
-                BOOST_TEST(snap.get_values == 1u);
-                BOOST_TEST(snap.max_live >= 2u);
-                BOOST_TEST(snap.max_live <= 8u);
-            } else {
-                BOOST_TEST(snap.get_values == 0u);
-                BOOST_TEST(snap.max_live == 1u);
-            }
+            BOOST_TEST(snap.get_values == c.get_values);
+            BOOST_TEST(snap.max_live >= c.min_live);
+            BOOST_TEST(snap.max_live <= c.max_live);
         }
     }
 }
 
+// Ctrl-C used to kill the tool with no summary and jobs without a line. Now what is not done
+// fails with client_stopped: every job still gets its line, and the summary is printed, without
+// the stopped jobs in the requests sent (their duration is the time to the interruption). So
+// does SIGTERM, as a supervisor stops a job runner.
 BOOST_AUTO_TEST_CASE(interrupt_still_summarises) {
     for (int sig : {SIGINT, SIGTERM}) {
         BOOST_TEST_CONTEXT("signal " << sig) {

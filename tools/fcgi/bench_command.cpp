@@ -18,6 +18,7 @@
 #include <optional>
 #include <sstream>
 
+#include "bench_setup.hpp"
 #include "error_names.hpp"
 #include "exit_codes.hpp"
 #include "fcgi/client.hpp"
@@ -37,8 +38,6 @@ using clock_type = steady_clock;
 constexpr std::uint64_t max_requests = 100'000'000;
 constexpr double max_seconds = 3600;
 constexpr std::size_t warn_connections = 64;
-// Request IDs are 16 bits: no connection carries more requests at once.
-constexpr std::size_t max_per_connection = 65535;
 // --multiplex auto waits this long for GET_VALUES_RESULT (libfcgi never answers a lone one).
 constexpr milliseconds probe_timeout{1000};
 
@@ -63,26 +62,13 @@ double ms(microseconds us) {
     return double(us.count()) / 1000.0;
 }
 
-// How the run talks to the server, decided before it starts.
-struct bench_setup {
-    std::size_t connections = 0;
-    bool multiplexed = false;
-    std::size_t per_connection = 1;  // requests in flight per connection at most
-    bool probed = false;             // --multiplex auto asked the server
-    milliseconds probe_limit{0};     // how long it waited at most
-    std::error_code probe_ec;
-    fcgi::protocol::get_values_result probe;
-};
-
 // --multiplex auto: one GET_VALUES exchange on a connection of its own, before the clock
 // starts, so that neither its round trip nor a server that never answers shows in the run.
-void probe_server(const fcgi::endpoint& ep, double request_timeout, bench_setup& s) {
+void probe_server(const fcgi::endpoint& ep, milliseconds request_timeout, bench_setup& s) {
     fcgi::get_values_options options;
     options.timeout = probe_timeout;
-    if (request_timeout > 0)
-        options.timeout =
-            std::min(options.timeout,
-                     milliseconds(std::max<long long>(1, std::llround(request_timeout * 1000))));
+    if (request_timeout.count() > 0)
+        options.timeout = std::min(options.timeout, request_timeout);
     options.connect_timeout = options.timeout;
     s.probe_limit = options.timeout;
     asio::io_context ctx{1};
@@ -460,7 +446,9 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     const std::uint64_t completed = c.ok + c.failed;
     j["mode"] = f.rate > 0 ? "open" : "closed";
     if (f.rate > 0)
-        j["rate"] = f.rate;  // the pace sets what is in flight: --concurrency plays no part
+        // The pace sets what is in flight; --concurrency only sizes the connections
+        // (requests_per_connection, when multiplexing).
+        j["rate"] = f.rate;
     else
         j["concurrency"] = f.concurrency;
     j["connections"] = setup.connections;
@@ -602,37 +590,20 @@ int run_bench(const bench_flags& f) {
         print_error(why);
         return usage_error;
     }
+    // The run's deadline per request; --multiplex auto's question waits no longer either.
+    const milliseconds request_timeout =
+        f.request.timeout > 0 ? milliseconds(std::max<long long>(
+                                    1, std::llround(std::ceil(f.request.timeout * 1000.0))))
+                              : milliseconds(0);
     bench_setup setup;
     if (f.multiplex == "auto")
-        probe_server(ep, f.request.timeout, setup);
+        probe_server(ep, request_timeout, setup);
     else
         setup.multiplexed = f.multiplex == "on";
-    if (const auto& ec = setup.probe_ec;
-        ec == fcgi::error::request_timeout || ec == fcgi::error::connect_timeout)
-        print_error("warning: --multiplex auto: no answer to GET_VALUES within " +
-                    std::to_string(setup.probe_limit.count()) +
-                    " ms; one request per connection (--multiplex on|off skips the question)");
-    else if (ec && ec.category() == fcgi::client_category())
-        // Not a failure to connect, which the run reports itself.
-        print_error("warning: --multiplex auto: GET_VALUES failed (" + ec.message() +
-                    "); one request per connection");
-    // Multiplexed, --concurrency spreads over the connections; each carries at most 65535.
-    const std::size_t connections =
-        f.connections       ? f.connections
-        : setup.multiplexed ? (f.concurrency + max_per_connection - 1) / max_per_connection
-                            : f.concurrency;
-    setup.connections = connections;
-    if (setup.multiplexed)
-        setup.per_connection =
-            std::min(max_per_connection, (f.concurrency + connections - 1) / connections);
-    if (setup.probe.max_conns && connections > *setup.probe.max_conns)
-        print_error("warning: --connections " + std::to_string(connections) +
-                    " > the server's FCGI_MAX_CONNS " + std::to_string(*setup.probe.max_conns) +
-                    ": connections beyond it may wait or be refused");
-    if (setup.probe.max_reqs && f.rate <= 0 && f.concurrency > *setup.probe.max_reqs)
-        print_error("warning: --concurrency " + std::to_string(f.concurrency) +
-                    " > the server's FCGI_MAX_REQS " + std::to_string(*setup.probe.max_reqs) +
-                    ": requests beyond it may wait or be refused");
+    size_bench(f.concurrency, f.connections, f.rate > 0, setup);
+    for (const auto& w : setup.warnings)
+        print_error("warning: " + w);
+    const std::size_t connections = setup.connections;
     fcgi::client_options options;
     options.endpoints.push_back(ep);
     options.max_connections_per_endpoint = connections;
@@ -643,9 +614,8 @@ int run_bench(const bench_flags& f) {
     // Measure the pool as configured: connections beyond php-fpm's workers are reported as
     // unserved, not relieved by closing served ones.
     options.backlog_relief = milliseconds(0);
-    if (f.request.timeout > 0) {
-        options.connection.request_timeout = milliseconds(
-            std::max<long long>(1, std::llround(std::ceil(f.request.timeout * 1000.0))));
+    if (request_timeout.count() > 0) {
+        options.connection.request_timeout = request_timeout;
         options.connection.connect_timeout =
             std::min(options.connection.connect_timeout, options.connection.request_timeout);
     }

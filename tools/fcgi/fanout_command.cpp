@@ -83,10 +83,10 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                    "Connections per endpoint; keep it <= php-fpm's pm.max_children (default 4)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
     cmd.add_option("--multiplex", f.multiplex,
-                   "auto (default): ask each endpoint (GET_VALUES, once) and send several "
-                   "requests per connection where it reports FCGI_MPXS_CONNS=1, up to "
-                   "--concurrency / --connections; on: do so without asking; off: one request "
-                   "per connection (php-fpm)")
+                   "off (default): one request per connection (php-fpm); auto: ask each "
+                   "endpoint once (GET_VALUES; its jobs wait for the answer, 1 s at most) and "
+                   "send several requests per connection where it reports FCGI_MPXS_CONNS=1, up "
+                   "to --concurrency / --connections; on: do so without asking")
         ->check(CLI::IsMember({"auto", "on", "off"}));
     cmd.add_option("-t,--timeout", f.timeout,
                    "Default deadline of each request in SECONDS (fractional), queueing and "
@@ -121,6 +121,10 @@ int run_fanout(const fanout_flags& flags) {
         65535, (flags.concurrency + flags.connections - 1) / flags.connections));
     if (flags.timeout > 0) {
         options.connection.request_timeout = seconds_to_ms(flags.timeout);
+        // Jobs wait for auto's answer and their deadlines run meanwhile: half is left to them.
+        options.probe_timeout = std::min(
+            options.probe_timeout,
+            std::max(options.connection.request_timeout / 2, std::chrono::milliseconds(1)));
         // Connecting counts against the deadline anyway; waiting longer than it is pointless.
         options.connection.connect_timeout =
             std::min(options.connection.connect_timeout, options.connection.request_timeout);

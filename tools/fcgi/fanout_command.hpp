@@ -16,7 +16,7 @@ struct fanout_flags {
     std::vector<std::string> connect;  ///< --connect, repeatable, or FCGI_CONNECT
     std::size_t concurrency = 16;      ///< --concurrency: requests handed to the client at once
     std::size_t connections = 4;       ///< --connections: max_connections_per_endpoint
-    std::string multiplex = "auto";    ///< --multiplex auto|on|off
+    std::string multiplex = "off";     ///< --multiplex auto|on|off
     double timeout = 0;                ///< --timeout SECONDS per request; 0 = none
     std::string root;                  ///< --root DIR for relative scripts
     std::string input;                 ///< FILE; empty or "-" = stdin
