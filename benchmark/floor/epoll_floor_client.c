@@ -130,14 +130,13 @@ struct conn {
     unsigned char hdr[8];
     size_t hdr_have;
     size_t skip;
-    int is_end; /* the record being skipped is END_REQUEST */
+    int is_end;      /* the record being skipped is END_REQUEST */
+    int outstanding; /* requests written and not answered */
 };
 
-static int depth = 1; /* requests written per connection (--depth) */
-
 /* Consumes buf[0..n); returns how many END_REQUESTs it ended (0: more is needed), or -1 when
- * the stream is out of step: a bad header, or bytes after END_REQUEST with one request per
- * connection. */
+ * the stream is out of step: a bad header, more END_REQUESTs than requests outstanding, or bytes
+ * after the END_REQUEST of the last one. */
 static int parse(struct conn* c, const unsigned char* buf, size_t n) {
     size_t i = 0;
     int ends = 0;
@@ -148,9 +147,10 @@ static int parse(struct conn* c, const unsigned char* buf, size_t n) {
             c->skip -= take;
             if (c->skip == 0 && c->is_end) {
                 c->is_end = 0;
-                ++ends;
-                if (depth == 1)
-                    return i == n ? 1 : -1;
+                if (++ends > c->outstanding)
+                    return -1;
+                if (ends == c->outstanding && i != n)
+                    return -1;
             }
             continue;
         }
@@ -165,6 +165,7 @@ static int parse(struct conn* c, const unsigned char* buf, size_t n) {
         if (c->skip == 0 && c->is_end)
             return -1; /* END_REQUEST always has an 8-byte body */
     }
+    c->outstanding -= ends;
     return ends;
 }
 
@@ -216,6 +217,7 @@ static void send_request(struct conn* c) {
         }
         off += (size_t)w;
     }
+    ++c->outstanding;
 }
 
 /* Measured-phase bookkeeping shared by both modes. */
@@ -229,6 +231,7 @@ struct run {
     long started0, done0; /* counters when measuring began */
     double t0, u0, s0;
     long spin_ns; /* busy-wait before each next request (--spin-ns) */
+    int depth;    /* requests written per connection (--depth) */
 };
 
 /* Burns `ns` nanoseconds of CPU, as a client's own work between response and request would. */
@@ -331,7 +334,7 @@ static void run_epoll(const char* path, int nconns, struct run* r) {
     for (int phase = r->warmup > 0 ? 0 : 1; phase < 2; ++phase) {
         if (phase == 1)
             begin_measuring(r);
-        for (int d = 0; d < depth; ++d) {
+        for (int d = 0; d < r->depth; ++d) {
             for (int i = 0; i < nconns; ++i) {
                 send_request(&conns[i]);
                 ++r->started;
@@ -388,6 +391,7 @@ int main(int argc, char** argv) {
     r.target = 200000;
     r.max_s = 5.0;
     r.warmup = 1000;
+    r.depth = 1;
     const char* path = NULL;
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
@@ -406,7 +410,7 @@ int main(int argc, char** argv) {
         else if (!strcmp(a, "--spin-ns") && i + 1 < argc)
             r.spin_ns = atol(argv[++i]);
         else if (!strcmp(a, "--depth") && i + 1 < argc)
-            depth = atoi(argv[++i]);
+            r.depth = atoi(argv[++i]);
         else if (a[0] != '-' && !path)
             path = a;
         else {
@@ -422,8 +426,9 @@ int main(int argc, char** argv) {
         fwrite(request, 1, request_size, stdout);
         return 0;
     }
-    if (!path || nconns < 1 || nconns > max_conns || r.target < 1 || r.warmup < 0 || depth < 1 ||
-        depth > 64) {
+    /* --pingpong reads one answer per request: it has no use for more than one out. */
+    if (!path || nconns < 1 || nconns > max_conns || r.target < 1 || r.warmup < 0 || r.depth < 1 ||
+        r.depth > 64 || (pingpong && r.depth > 1)) {
         fprintf(stderr, "usage: %s [options] socket_path (see the source's header)\n", argv[0]);
         return 2;
     }

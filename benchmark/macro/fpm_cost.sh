@@ -11,8 +11,8 @@
 #        next to the first FCGI; FLOOR_SPIN="0 2000" also runs the floor with --spin-ns 2000,
 #        a floor that spends 2 us more per response; FLOOR_DEPTH="1 2" also runs it with 2
 #        requests written per connection, pipelined)
-# An FCGI argument may carry bench flags after the binary, one word each, replacing the default
-# "--concurrency 4 --connections 4": 'build/bin/fcgi --multiplex on --concurrency 8
+# An FCGI argument may carry bench flags after the binary, one word each; they replace the default
+# "--concurrency 4 --connections 4" as a whole: 'build/bin/fcgi --multiplex on --concurrency 8
 # --connections 4' pipelines 2 requests per php-fpm connection. fcgi bench's p99 is printed too.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +24,12 @@ REQUESTS=${REQUESTS:-100000}
 read -r -a spins <<<"${FLOOR_SPIN:-0}"
 read -r -a depths <<<"${FLOOR_DEPTH:-1}"
 runs=("$@")
-floor=${FLOOR:-$(dirname "${1%% *}")/epoll_floor_client}
+for spec in "$@"; do
+  read -r -a words <<<"$spec"
+  [ ${#words[@]} -gt 0 ] || { echo "$0: an empty FCGI argument" >&2; exit 2; }
+done
+read -r -a first <<<"$1"
+floor=${FLOOR:-$(dirname "${first[0]}")/epoll_floor_client}
 [ -x "$floor" ] && for ns in "${spins[@]}"; do
   for d in "${depths[@]}"; do runs+=("floor:$ns:$d"); done
 done
@@ -44,7 +49,7 @@ fpm_counters() {
   echo "$u $s $v"
 }
 
-printf '%-5s %-13s %9s  %-28s  %-22s %s\n' round client req/s \
+printf '%-5s %-20s %9s  %-28s  %-22s %s\n' round client req/s \
   "php-fpm us/req (user sys vcs)" "client us/req (user sys)" "p99 ms"
 for r in $(seq 1 "$ROUNDS"); do
   i=0
@@ -78,7 +83,7 @@ r, name, n, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 u0, s0, v0, u1, s1, v1 = map(int, sys.argv[5].split())
 el, cu, cs = map(float, sys.argv[6].split())
 us = 1e6 / n
-print(f'{r:<5} {name:<13} {n / el:9.0f}  {(u1 - u0) / tck * us:6.1f} {(s1 - s0) / tck * us:6.1f} '
+print(f'{r:<5} {name:<20} {n / el:9.0f}  {(u1 - u0) / tck * us:6.1f} {(s1 - s0) / tck * us:6.1f} '
       f'{(v1 - v0) / n:5.2f}{"":9}  {cu * us:6.1f} {cs * us:6.1f}{"":9} {sys.argv[7]}')
 EOF
   done
