@@ -476,30 +476,38 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
 // --connections per connection; on multiplexes without asking. The responder holds up to 4
 // finished requests before it answers, so requests sent together are seen live together.
 BOOST_AUTO_TEST_CASE(multiplex_flag) {
-    std::string jobs;
-    for (int i = 1; i <= 40; ++i)
-        jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
     struct mode_case {
         std::vector<std::string> flags;
+        double job_timeout;  // each job's "timeout" (0: none)
         fcgi::test::fake_responder_options fake;
         std::size_t get_values;
         std::size_t min_live, max_live;
     };
     const mode_case cases[] = {
-        {{}, {.interleave = 4}, 0, 1, 1},
-        {{"--multiplex", "auto"}, {.interleave = 4}, 1, 2, 4},
-        {{"--multiplex", "on"}, {.interleave = 4, .mpxs_conns = "0"}, 0, 2, 4},
-        // No answer: the jobs wait for the question (half of --timeout at most), then go one
-        // per connection with the rest of their deadline.
-        {{"--multiplex", "auto", "--timeout", "2"},
+        {{}, 0, {.interleave = 4}, 0, 1, 1},
+        {{"--multiplex", "auto"}, 0, {.interleave = 4}, 1, 2, 4},
+        {{"--multiplex", "on"}, 0, {.interleave = 4, .mpxs_conns = "0"}, 0, 2, 4},
+        // No answer: the jobs wait for the question (half of the shortest deadline at most:
+        // --timeout, or the jobs' own), then go one per connection with the rest of it.
+        {{"--multiplex", "auto", "--timeout", "0.8"},
+         0,
          {.interleave = 4, .answer_get_values = false},
          1,
          1,
          1},
+        {{"--multiplex", "auto"}, 0.8, {.interleave = 4, .answer_get_values = false}, 1, 1, 1},
     };
     for (const auto& c : cases) {
         BOOST_TEST_CONTEXT("flags " << (c.flags.empty() ? "none" : c.flags[1])
-                                    << (c.flags.size() > 2 ? " --timeout" : "")) {
+                                    << (c.flags.size() > 2 ? " --timeout" : "")
+                                    << (c.job_timeout > 0 ? ", job timeouts" : "")) {
+            std::string jobs;
+            for (int i = 1; i <= 40; ++i) {
+                json job = {{"id", i}, {"script", php_fpm::script("hello.php")}};
+                if (c.job_timeout > 0)
+                    job["timeout"] = c.job_timeout;
+                jobs += line_of(job);
+            }
             fcgi::test::fake_responder fake(c.fake);
             std::vector<std::string> args = {
                 "-c", fake.unix_endpoint().to_string(), "--concurrency", "8", "--connections", "2"};

@@ -121,10 +121,6 @@ int run_fanout(const fanout_flags& flags) {
         65535, (flags.concurrency + flags.connections - 1) / flags.connections));
     if (flags.timeout > 0) {
         options.connection.request_timeout = seconds_to_ms(flags.timeout);
-        // Jobs wait for auto's answer and their deadlines run meanwhile: half is left to them.
-        options.probe_timeout = std::min(
-            options.probe_timeout,
-            std::max(options.connection.request_timeout / 2, std::chrono::milliseconds(1)));
         // Connecting counts against the deadline anyway; waiting longer than it is pointless.
         options.connection.connect_timeout =
             std::min(options.connection.connect_timeout, options.connection.request_timeout);
@@ -138,6 +134,18 @@ int run_fanout(const fanout_flags& flags) {
     }
     std::vector<fanout_job> jobs = parse_jobs(input, flags.root);
     input = std::string();  // the jobs hold what they need
+    if (options.mode == fcgi::multiplexing::auto_detect) {
+        // Jobs wait for an endpoint's answer while their deadlines run: the question gets half
+        // of the shortest one (--timeout or a job's "timeout") at most.
+        auto shortest = options.connection.request_timeout;
+        for (const auto& job : jobs)
+            if (job.error.empty() && job.req.timeout.count() > 0 &&
+                (shortest.count() == 0 || job.req.timeout < shortest))
+                shortest = job.req.timeout;
+        if (shortest.count() > 0)
+            options.probe_timeout = std::min(options.probe_timeout,
+                                             std::max(shortest / 2, std::chrono::milliseconds(1)));
+    }
 
     fanout_summary summary;
     bool output_failed = false;
