@@ -4,6 +4,7 @@
 
 #include <asio/error.hpp>
 #include <boost/test/unit_test.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -64,6 +65,8 @@ BOOST_AUTO_TEST_CASE(connections_and_requests_per_connection) {
         // FCGI_MAX_REQS caps a connection, as the library's auto_detect does; 0 says nothing.
         {"FCGI_MAX_REQS 100", true, 100, 256, 0, false, 3, 86, true},
         {"FCGI_MAX_REQS 0", true, 0, 256, 4, false, 4, 64, true},
+        {"FCGI_MAX_REQS 100, --connections 2", true, 100, 256, 2, false, 2, 100, true},
+        {"FCGI_MAX_REQS above 65535", true, 100000, 100000, 0, false, 2, 50000, true},
     };
     for (const auto& r : rows) {
         BOOST_TEST_CONTEXT(r.what) {
@@ -83,12 +86,16 @@ BOOST_AUTO_TEST_CASE(limit_warnings) {
     s = heard(true);
     size_bench(100000, 0, false, s);
     BOOST_TEST(s.warnings.empty());
+    s = heard(true);
+    size_bench(100000, 1, true, s);  // open loop: --concurrency is no promise of load
+    BOOST_TEST(s.warnings.empty());
+    // The tool spreads over 3 connections itself: nothing for the user to act on.
     s = heard(true, 100);
     size_bench(256, 0, false, s);
-    BOOST_TEST(warned(s, "--concurrency 256 > the server's FCGI_MAX_REQS 100"));
+    BOOST_TEST(s.warnings.empty());
     s = heard(true, 100);
-    size_bench(256, 0, true, s);  // open loop: --concurrency is no promise of load
-    BOOST_TEST(!warned(s, "FCGI_MAX_REQS"));
+    size_bench(256, 2, false, s);
+    BOOST_TEST(warned(s, "only 200 of --concurrency 256 fit on 2 connections (100 requests each)"));
     s = heard(true, 0, 0);
     size_bench(256, 4, false, s);
     BOOST_TEST(s.warnings.empty());
@@ -98,6 +105,12 @@ BOOST_AUTO_TEST_CASE(limit_warnings) {
     s = heard(false);
     size_bench(4, 0, false, s);
     BOOST_TEST(s.warnings.empty());
+    // --multiplex on: nothing was asked, nothing to warn about.
+    bench_setup on;
+    on.multiplexed = true;
+    size_bench(8, 0, false, on);
+    BOOST_TEST(on.multiplexed);
+    BOOST_TEST(on.warnings.empty());
 }
 
 BOOST_AUTO_TEST_CASE(failed_question_warnings) {

@@ -69,7 +69,9 @@ void probe_server(const fcgi::endpoint& ep, milliseconds request_timeout, bench_
     options.timeout = probe_timeout;
     if (request_timeout.count() > 0)
         options.timeout = std::min(options.timeout, request_timeout);
-    options.connect_timeout = options.timeout;
+    // Connecting gets a millisecond less, so that a connect that hangs is reported as such
+    // rather than as a server that did not answer.
+    options.connect_timeout = std::max(milliseconds(1), options.timeout - milliseconds(1));
     s.probe_limit = options.timeout;
     asio::io_context ctx{1};
     fcgi::async_get_values(ctx.get_executor(), ep, options,
@@ -546,7 +548,8 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
                         "Run for SECONDS after the warmup (default 10, or until --requests)"),
         0.001, max_seconds, "seconds");
     cmd.add_option("--connections", f.connections,
-                   "Connections to the server (default: --concurrency, or 1 when multiplexing); "
+                   "Connections to the server (default: --concurrency; when multiplexing, 1, or "
+                   "more beyond 65535 requests or the server's FCGI_MAX_REQS per connection); "
                    "keep it <= php-fpm's pm.max_children")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
     cmd.add_option("--multiplex", f.multiplex,
@@ -633,8 +636,8 @@ int run_bench(const bench_flags& f) {
             if (s.polls == 0) {
                 print_error("warning: --fpm-status " + f.fpm_status + ": " + s.last_error);
             } else if (std::int64_t(connections) >= s.total_processes) {
-                print_error("warning: --connections " + std::to_string(connections) +
-                            " >= the pool's " + std::to_string(s.total_processes) +
+                print_error("warning: " + std::to_string(connections) +
+                            " connections >= the pool's " + std::to_string(s.total_processes) +
                             " processes: connections beyond pm.max_children wait in the "
                             "listen backlog, and status polls wait for a free worker");
             }
@@ -642,7 +645,7 @@ int run_bench(const bench_flags& f) {
         });
     } else {
         if (!setup.multiplexed && connections > warn_connections)
-            print_error("warning: --connections " + std::to_string(connections) +
+            print_error("warning: " + std::to_string(connections) + " connections" +
                         ": php-fpm's pm.max_children limits concurrency; connections beyond "
                         "it wait in the listen backlog");
         run.start();

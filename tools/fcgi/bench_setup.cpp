@@ -33,7 +33,8 @@ void size_bench(std::size_t concurrency, std::size_t connections_flag, bool open
                 bench_setup& s) {
     if (s.probed)
         probe_warnings(s);
-    // FCGI_MAX_REQS 0 means nothing (the library's auto_detect reads it the same way).
+    // FCGI_MAX_REQS caps each connection, as the library's auto_detect reads it (the spec's
+    // words allow a total too, but no server here says more than MPXS_CONNS); 0 means nothing.
     const std::size_t max_reqs = s.probe.max_reqs.value_or(0);
     const std::size_t max_conns = s.probe.max_conns.value_or(0);
     std::size_t cap = max_requests_per_connection;
@@ -54,10 +55,6 @@ void size_bench(std::size_t concurrency, std::size_t connections_flag, bool open
     if (max_conns > 0 && s.connections > max_conns)
         s.warnings.push_back(conns + " > the server's FCGI_MAX_CONNS " + std::to_string(max_conns) +
                              ": connections beyond it may wait or be refused");
-    if (max_reqs > 0 && !open_loop && concurrency > max_reqs)
-        s.warnings.push_back("--concurrency " + std::to_string(concurrency) +
-                             " > the server's FCGI_MAX_REQS " + std::to_string(max_reqs) +
-                             ": requests beyond it may wait or be refused");
     if (s.multiplexed && !open_loop && s.connections * s.per_connection < concurrency)
         s.warnings.push_back("only " + std::to_string(s.connections * s.per_connection) +
                              " of --concurrency " + std::to_string(concurrency) + " fit on " +

@@ -32,9 +32,9 @@ struct bench_setup {
 /// `connections_flag` (0: not given), multiplexing when `s.multiplexed` is set on entry
 /// (--multiplex on, or auto and the server said FCGI_MPXS_CONNS=1) and it carries more than one
 /// request per connection. A server's FCGI_MAX_REQS above 0 caps the requests per connection, as
-/// the library's auto_detect does. Appends the warnings: the question's failure, a server limit
-/// exceeded, requests that no connection can carry. `open_loop`: --rate, where --concurrency
-/// only sizes the connections.
+/// the library's auto_detect does. Appends the warnings: the question's failure, more
+/// connections than the server's FCGI_MAX_CONNS, requests that no connection can carry.
+/// `open_loop`: --rate, where --concurrency only sizes the connections.
 void size_bench(std::size_t concurrency, std::size_t connections_flag, bool open_loop,
                 bench_setup& s);
 

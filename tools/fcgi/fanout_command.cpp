@@ -135,13 +135,20 @@ int run_fanout(const fanout_flags& flags) {
     std::vector<fanout_job> jobs = parse_jobs(input, flags.root);
     input = std::string();  // the jobs hold what they need
     if (options.mode == fcgi::multiplexing::auto_detect) {
-        // Jobs wait for an endpoint's answer while their deadlines run: the question gets half
-        // of the shortest one (--timeout or a job's "timeout") at most.
-        auto shortest = options.connection.request_timeout;
-        for (const auto& job : jobs)
-            if (job.error.empty() && job.req.timeout.count() > 0 &&
-                (shortest.count() == 0 || job.req.timeout < shortest))
-                shortest = job.req.timeout;
+        // The first --concurrency jobs wait for an endpoint's answer while their deadlines run:
+        // the question gets half of the shortest of those deadlines at most.
+        std::chrono::milliseconds shortest{0};
+        std::size_t first = 0;
+        for (const auto& job : jobs) {
+            if (!job.error.empty())
+                continue;
+            if (first++ == flags.concurrency)
+                break;
+            auto own =
+                job.req.timeout.count() > 0 ? job.req.timeout : options.connection.request_timeout;
+            if (own.count() > 0 && (shortest.count() == 0 || own < shortest))
+                shortest = own;
+        }
         if (shortest.count() > 0)
             options.probe_timeout = std::min(options.probe_timeout,
                                              std::max(shortest / 2, std::chrono::milliseconds(1)));
