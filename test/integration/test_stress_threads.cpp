@@ -389,13 +389,16 @@ BOOST_AUTO_TEST_CASE(descriptor_sinks_on_a_thread_pool) {
         BOOST_REQUIRE(::pipe2(r.fds, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) == 0);
         // The smallest pipe there is, so that nearly every chunk waits for room.
         BOOST_TEST(::fcntl(r.fds[1], F_SETPIPE_SZ, 4096) >= 0);
-        // A reader a page at a time, until the whole body or until told to stop (when the runs
-        // are over, or failed).
+        // A reader a page at a time, until the whole body, the end of the pipe, or a quiet
+        // pipe once told to stop (the runs are over, or failed). Not stopping at the word
+        // alone: the sink's last write may still be in the pipe when the runs are over.
         r.reader = std::thread([&r, &stop_readers] {
             char buf[4096];
-            while (r.drained.size() < body_size && !stop_readers) {
+            while (r.drained.size() < body_size) {
                 pollfd p{r.fds[0], POLLIN, 0};
                 int ready = ::poll(&p, 1, 100);
+                if (ready == 0 && stop_readers)
+                    return;
                 if (ready == 0 || (ready < 0 && errno == EINTR))
                     continue;
                 if (ready < 0)
