@@ -1,6 +1,7 @@
 #include "fcgi/detail/client_impl.hpp"
 
 #include <algorithm>
+#include <asio/bind_cancellation_slot.hpp>
 #include <utility>
 
 #include "fcgi/detail/capped_duration.hpp"
@@ -83,6 +84,10 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
     opts_.max_backoff = std::clamp(opts_.max_backoff, opts_.initial_backoff, forever);
     opts_.idle_timeout = capped(opts_.idle_timeout);
     opts_.backlog_relief = capped(opts_.backlog_relief);
+    // Zero would mean no deadline to async_get_values: a server that never answers a lone
+    // GET_VALUES (libfcgi) would keep its endpoint unused for good.
+    if (opts_.probe_timeout.count() <= 0)
+        opts_.probe_timeout = client_options{}.probe_timeout;
     pools_.reserve(opts_.endpoints.size());  // pointers into pools_ are kept: never grows
     for (auto& e : opts_.endpoints) {
         auto& p = pools_.emplace_back();
@@ -94,22 +99,26 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
 }
 
 client_impl::~client_impl() {
-    for (auto& p : pools_)
+    for (auto& p : pools_) {
         for (auto& pc : p.conns) {
             pc->conn->set_event_callback(nullptr);
             pc->conn->close(error::client_stopped);
         }
+        stop_probe(p);
+    }
 }
 
-void client_impl::start_request(request&& req, request_handler h, std::uint64_t serial) {
-    enqueue(std::make_unique<pending_op>(std::move(req), std::move(h), serial));
+void client_impl::start_request(request&& req, request_handler h, std::uint64_t serial,
+                                clock::time_point called) {
+    enqueue(std::make_unique<pending_op>(std::move(req), std::move(h), serial), called);
 }
 
-void client_impl::start_request(prepared_request&& req, request_handler h, std::uint64_t serial) {
-    enqueue(std::make_unique<pending_op>(std::move(req), std::move(h), serial));
+void client_impl::start_request(prepared_request&& req, request_handler h, std::uint64_t serial,
+                                clock::time_point called) {
+    enqueue(std::make_unique<pending_op>(std::move(req), std::move(h), serial), called);
 }
 
-void client_impl::enqueue(std::unique_ptr<pending_op> op) {
+void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point called) {
     if (stopped_ || shutting_down_) {
         fail(std::move(op), error::client_stopped,
              stopped_ ? "the client was stopped" : "the client is shutting down");
@@ -123,7 +132,7 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op) {
     auto own = op->sendable() ? op->sendable()->timeout : std::chrono::milliseconds(0);
     auto timeout = own.count() > 0 ? own : opts_.connection.request_timeout;
     if (timeout.count() > 0)
-        op->deadline = clock::now() + capped(timeout);
+        op->deadline = (called == clock::time_point{} ? clock::now() : called) + capped(timeout);
     pending_op* raw = op.get();
     queue_.push_back(std::move(op));
     pump();
@@ -313,34 +322,38 @@ void client_impl::start_probe(endpoint_pool& ep) {
     get_values_options gv;
     gv.connect_timeout = opts_.connection.connect_timeout;
     gv.timeout = opts_.probe_timeout;
+    auto stop = std::make_shared<asio::cancellation_signal>();
+    ep.stop_probe = stop;
     async_get_values(
         ex_, ep.where, gv,
-        [w = weak_from_this(), epp = &ep](std::error_code ec, protocol::get_values_result r) {
-            auto self = w.lock();
-            if (!self)
-                return;
-            epp->probe_state = endpoint_pool::probe::done;
-            if (backlog_full(epp->where, ec)) {
-                // Transient, the server is up: probe again after a short pause.
-                epp->probe_state = endpoint_pool::probe::needed;
-                epp->grow_after = clock::now() + probe_pause;
-            } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec)) {
-                // Refused: probe again when the backoff ends.
-                epp->probe_state = endpoint_pool::probe::needed;
-                self->mark_down(*epp, ec);
-            } else {
-                // Answered, or accepted and then closed or reset without answering: either
-                // way the server is up, and one that does not answer GET_VALUES is not
-                // trusted to multiplex.
-                bool mpx = !ec && r.mpxs_conns.value_or(false);
-                std::uint32_t n = mpx ? self->opts_.max_requests_per_connection : 1;
-                // FCGI_MAX_REQS, when reported, caps what one connection is given.
-                if (mpx && r.max_reqs && *r.max_reqs > 0)
-                    n = std::min(n, *r.max_reqs);
-                epp->max_in_flight = static_cast<std::uint16_t>(n);
-            }
-            self->pump();
-        });
+        asio::bind_cancellation_slot(
+            stop->slot(), [w = weak_from_this(), epp = &ep, stop](std::error_code ec,
+                                                                  protocol::get_values_result r) {
+                auto self = w.lock();
+                if (!self)
+                    return;
+                epp->probe_state = endpoint_pool::probe::done;
+                if (backlog_full(epp->where, ec)) {
+                    // Transient, the server is up: probe again after a short pause.
+                    epp->probe_state = endpoint_pool::probe::needed;
+                    epp->grow_after = clock::now() + probe_pause;
+                } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec)) {
+                    // Refused: probe again when the backoff ends.
+                    epp->probe_state = endpoint_pool::probe::needed;
+                    self->mark_down(*epp, ec);
+                } else {
+                    // Answered, or accepted and then closed or reset without answering: either
+                    // way the server is up, and one that does not answer GET_VALUES is not
+                    // trusted to multiplex.
+                    bool mpx = !ec && r.mpxs_conns.value_or(false);
+                    std::uint32_t n = mpx ? self->opts_.max_requests_per_connection : 1;
+                    // FCGI_MAX_REQS, when reported, caps what one connection is given.
+                    if (mpx && r.max_reqs && *r.max_reqs > 0)
+                        n = std::min(n, *r.max_reqs);
+                    epp->max_in_flight = static_cast<std::uint16_t>(n);
+                }
+                self->pump();
+            }));
 }
 
 void client_impl::pump() {
@@ -365,14 +378,19 @@ void client_impl::pump() {
     while (!queue_.empty()) {
         bool fresh = queue_.front()->fresh_only;
         endpoint_pool* ep = pick_endpoint(fresh, now);
-        if (!ep)
-            break;
-        if (pooled_connection* pc = find_usable(*ep, fresh)) {
+        pooled_connection* pc = ep ? find_usable(*ep, fresh) : nullptr;
+        if (pc) {
             auto op = std::move(queue_.front());
             queue_.pop_front();
             dispatch(*ep, *pc, std::move(op));
             continue;
         }
+        // A retry waiting for a new connection must not hold up requests behind it that an
+        // open one can take now, nor cost them that connection (retired to make room for it).
+        if (fresh && dispatch_behind_fresh(now))
+            continue;
+        if (!ep)
+            break;
         // Open one more connection unless enough are already connecting for the queue.
         std::size_t connecting = 0;
         for (const auto& p : pools_)
@@ -408,6 +426,21 @@ void client_impl::pump() {
         }
     }
     check_shutdown_done();
+}
+
+bool client_impl::dispatch_behind_fresh(lazy_now& now) {
+    auto it = std::find_if(queue_.begin(), queue_.end(),
+                           [](const std::unique_ptr<pending_op>& op) { return !op->fresh_only; });
+    if (it == queue_.end())
+        return false;
+    endpoint_pool* ep = pick_endpoint(false, now);
+    pooled_connection* pc = ep ? find_usable(*ep, false) : nullptr;
+    if (!pc)
+        return false;
+    auto op = std::move(*it);
+    queue_.erase(it);
+    dispatch(*ep, *pc, std::move(op));
+    return true;
 }
 
 void client_impl::arm_retry_timer(lazy_now& now) {
@@ -484,10 +517,26 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
     ep->backoff = {};
     ep->down_until = {};
     pump();
+    // Its request may have gone meanwhile (cancelled, timed out, served elsewhere): nothing
+    // else would start its idle clock.
+    watch_idle();
 }
 
 void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
                            std::unique_ptr<pending_op> op) {
+    auto left = std::chrono::milliseconds::max();
+    if (op->deadline != clock::time_point::max()) {
+        // Its deadline timer may be due but not run yet (a stalled loop, a retry): sending it
+        // would occupy the connection, and a php-fpm worker, for a reply nobody waits for.
+        auto now = clock::now();
+        if (op->deadline <= now) {
+            fail(std::move(op), error::request_timeout,
+                 "deadline passed while waiting for a connection");
+            return;
+        }
+        // Rounded up: truncating would fire the deadline up to a millisecond early.
+        left = std::chrono::ceil<std::chrono::milliseconds>(op->deadline - now);
+    }
     if (op->timer)
         op->timer->cancel();
     std::unique_ptr<request_op> rop;
@@ -498,11 +547,8 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         op->req.reset();
         rop->hand_back = &op->req;  // stable: the op lives on the heap, inside rop's handler
     }
-    if (op->deadline != clock::time_point::max()) {
-        // Rounded up: truncating would fire the deadline up to a millisecond early.
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(op->deadline - clock::now());
-        rop->timeout = std::max(left, std::chrono::milliseconds(1));
-    }
+    if (left != std::chrono::milliseconds::max())
+        rop->timeout = left;
     ++pc.dispatched;
     bool reused = pc.conn->stats().requests_completed > 0;
     bool first = pc.first_dispatch == clock::time_point{};
@@ -749,7 +795,15 @@ void client_impl::halt() {
             pc->conn->close(error::client_stopped);
         }
         p.conns.clear();
+        stop_probe(p);
     }
+}
+
+void client_impl::stop_probe(endpoint_pool& ep) {
+    // Its connection would stay open (a php-fpm worker held, the io_context kept running)
+    // until probe_timeout; its handler finds the pool stopped or gone.
+    if (auto stop = ep.stop_probe.lock())
+        stop->emit(asio::cancellation_type::terminal);
 }
 
 void client_impl::start_shutdown(connect_handler h) {

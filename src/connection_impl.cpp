@@ -514,9 +514,11 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
     if (was_connecting && connect_handler_)
         connect_handler_.post(ec);
     for (auto& s : slots_) {
+        // The server ended it: its sink drains on and completes it (finish_stream), unless the
+        // caller is stopping (a sink that never finishes would hold the stop up for good).
         if (s.op && s.op->handler && s.op->stream && s.op->stream->ended &&
-            ec != asio::error::operation_aborted)
-            continue;  // the server ended it: its sink drains on and completes it (finish_stream)
+            ec != asio::error::operation_aborted && ec != error::client_stopped)
+            continue;
         if (s.op && s.op->handler && !s.written && !s.writing) {
             // Assigned a slot but still queued behind another request's write: nothing of it
             // reached the server, so it fails as a request that waited for a slot does and a

@@ -42,15 +42,19 @@ struct op_state {
     bool done = false;
 };
 
-// Installed in the caller's slot; hops onto the strand, where the coroutine lives.
+// Installed in the caller's slot; hops onto the strand, where the coroutine lives. Weak: a
+// caller's handler may own the signal that holds this, and the state holds that handler.
 struct canceller {
-    std::shared_ptr<op_state> state;
+    std::weak_ptr<op_state> state;
     strand_type strand;
     void operator()(asio::cancellation_type type) const {
         if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
                      asio::cancellation_type::total)) == asio::cancellation_type::none)
             return;
-        asio::post(strand, [s = state] {
+        auto s = state.lock();
+        if (!s)
+            return;  // completed and gone
+        asio::post(strand, [s = std::move(s)] {
             // co_spawn accepts only terminal cancellation by default; partial and total mean
             // the same thing here, since a half-done probe has no state worth keeping.
             if (!s->done)

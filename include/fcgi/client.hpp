@@ -7,6 +7,7 @@
 #include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/post.hpp>
+#include <chrono>
 #include <memory>
 
 #include "fcgi/client_options.hpp"
@@ -134,9 +135,10 @@ class client {
                 impl->start_request(std::move(req), std::move(h), serial);
                 return;
             }
+            // The deadline counts from this call, not from when the executor gets to it.
             asio::dispatch(ex, [impl = std::move(impl), req = std::move(req), h = std::move(h),
-                                serial]() mutable {
-                impl->start_request(std::move(req), std::move(h), serial);
+                                serial, called = std::chrono::steady_clock::now()]() mutable {
+                impl->start_request(std::move(req), std::move(h), serial, called);
             });
         }
     };

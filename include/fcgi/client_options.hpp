@@ -36,7 +36,8 @@ struct client_options {
     /// answers CANT_MPX_CONN drops that connection to one.
     std::uint16_t max_requests_per_connection = 16;
     /// auto_detect: deadline of the GET_VALUES probe. A server that does not answer within it
-    /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing.
+    /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing. Zero or
+    /// less means the default.
     std::chrono::milliseconds probe_timeout{1000};
     /// Requests waiting for a busy connection (a request a new connection is being opened for
     /// does not count, nor, while an auto_detect probe runs, one per connection the pool may

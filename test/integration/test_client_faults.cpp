@@ -8,12 +8,14 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <map>
@@ -24,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "fcgi/body_sink.hpp"
 #include "fcgi/client.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/fanout.hpp"
@@ -73,14 +76,19 @@ struct outcome {
     fcgi::response resp;
 };
 
-// Starts `req` on `c`; `out` (which must stay put) records the completion.
-void start(fcgi::client& c, fcgi::request req, outcome& out) {
-    c.async_request(std::move(req), [&out](std::error_code ec, fcgi::response r) {
+// A completion handler that records into `out` (which must stay put).
+auto recorder(outcome& out) {
+    return [&out](std::error_code ec, fcgi::response r) {
         ++out.calls;
         out.done = true;
         out.ec = ec;
         out.resp = std::move(r);
-    });
+    };
+}
+
+// Starts `req` on `c`; `out` records the completion.
+void start(fcgi::client& c, fcgi::request req, outcome& out) {
+    c.async_request(std::move(req), recorder(out));
 }
 
 // Outcomes by X_ID; std::map keeps references to its elements valid.
@@ -887,15 +895,8 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
     asio::cancellation_signal sig;
     outcomes o;
     start(client, fcgi::test::tagged_request("held"), o["held"]);
-    client.async_request(
-        fcgi::test::tagged_request("cancelled"),
-        asio::bind_cancellation_slot(sig.slot(),
-                                     [&out = o["cancelled"]](std::error_code ec, fcgi::response r) {
-                                         ++out.calls;
-                                         out.done = true;
-                                         out.ec = ec;
-                                         out.resp = std::move(r);
-                                     }));
+    client.async_request(fcgi::test::tagged_request("cancelled"),
+                         asio::bind_cancellation_slot(sig.slot(), recorder(o["cancelled"])));
     start(client, fcgi::test::tagged_request("after"), o["after"]);
     // "held" is on the server, the two others wait in the client's queue.
     BOOST_REQUIRE(run_until(
@@ -923,14 +924,8 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
     // does not multiplex; php-fpm ignores ABORT_REQUEST). The pool opens a new one.
     asio::cancellation_signal sig2;
     outcome never, next;
-    client.async_request(
-        fcgi::test::tagged_request("never"),
-        asio::bind_cancellation_slot(sig2.slot(), [&](std::error_code ec, fcgi::response r) {
-            ++never.calls;
-            never.done = true;
-            never.ec = ec;
-            never.resp = std::move(r);
-        }));
+    client.async_request(fcgi::test::tagged_request("never"),
+                         asio::bind_cancellation_slot(sig2.slot(), recorder(never)));
     BOOST_REQUIRE(run_until(ctx, [&] { return times_seen(fake.snapshot(), "never") == 1; }));
     sig2.emit(asio::cancellation_type::terminal);
     BOOST_REQUIRE(run_until(ctx, [&] { return never.done; }));
@@ -1330,14 +1325,8 @@ BOOST_AUTO_TEST_CASE(retried_request_keeps_its_deadline_and_shutdown_sees_it_go)
             asio::cancellation_signal sig;
             outcome out;
             auto started = steady::now();
-            client.async_request(
-                std::move(req),
-                asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, fcgi::response r) {
-                    ++out.calls;
-                    out.done = true;
-                    out.ec = ec;
-                    out.resp = std::move(r);
-                }));
+            client.async_request(std::move(req),
+                                 asio::bind_cancellation_slot(sig.slot(), recorder(out)));
             BOOST_REQUIRE(run_until(ctx, [&] {
                 auto s = client.stats();
                 return s.retries == 1 && s.queued == 1;
@@ -1905,6 +1894,217 @@ BOOST_AUTO_TEST_CASE(fanout_against_a_timer_with_awaitable_operators) {
     });
     BOOST_TEST(fake.snapshot().requests.size() == 4u);  // 2 hanging sent, 4 never, then q1 q2
     shutdown(ctx, client);
+}
+
+// A connection opened for a request that went away before the connect completed (cancelled
+// here; a deadline or another connection freeing up do the same) used to stay open for good:
+// nothing started its idle clock, and against php-fpm it pinned a worker.
+BOOST_AUTO_TEST_CASE(connection_left_without_its_request_still_idles_out) {
+    asio::io_context ctx;
+    fake_responder fake;
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.idle_timeout = 200ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    asio::cancellation_signal sig;
+    outcome out;
+    asio::post(ctx, [&] {
+        client.async_request(fcgi::test::tagged_request("x"),
+                             asio::bind_cancellation_slot(sig.slot(), recorder(out)));
+        sig.emit(asio::cancellation_type::terminal);  // queued: its connect is under way
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.done; }));
+    BOOST_TEST(out.ec == asio::error::operation_aborted);
+    BOOST_TEST(run_until(ctx, [&] { return client.stats().endpoints.at(0).connects == 1; }));
+    BOOST_TEST(run_until(
+                   ctx, [&] { return client.stats().endpoints.at(0).open == 0; }, 5s),
+               "the connection outlived idle_timeout");
+    BOOST_TEST(fake.wait_for(
+        [](const fake_snapshot& s) { return s.connections_closed_by_peer == 1; }, 5s));
+    BOOST_TEST(fake.snapshot().requests.empty());
+}
+
+namespace {
+
+// A sink whose write finishes only when it is cancelled or released: a pipe whose reader has
+// stopped reading.
+struct stuck_sink : fcgi::body_sink::implementation {
+    fcgi::sink_write_handler pending;
+    asio::any_io_executor ex;
+    int writes = 0;
+    bool cancelled = false;
+    std::error_code start(std::string&) override { return {}; }
+    void async_write(std::string_view, const asio::any_io_executor& e,
+                     fcgi::sink_write_handler done) override {
+        ++writes;
+        ex = e;
+        pending = std::move(done);
+    }
+    void cancel() noexcept override {
+        cancelled = true;
+        release(asio::error::operation_aborted);
+    }
+    void release(std::error_code ec) {
+        if (pending)
+            asio::post(ex, [d = std::move(pending), ec] { d(ec); });
+        pending = nullptr;
+    }
+};
+
+}  // namespace
+
+// cancel() fails every request in flight with client_stopped, one whose response has ended but
+// whose sink is still writing it out included: it used to wait for the sink, forever when the
+// sink never finishes, and async_shutdown with it.
+BOOST_AUTO_TEST_CASE(cancel_ends_a_request_whose_sink_is_draining) {
+    asio::io_context ctx;
+    fake_responder fake;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
+    auto sink = std::make_shared<stuck_sink>();
+    auto req = fcgi::test::tagged_request("s");
+    req.stdout_sink = fcgi::body_sink(sink);
+    outcome out;
+    start(client, std::move(req), out);
+    BOOST_REQUIRE(run_until(ctx, [&] { return sink->writes == 1; }));
+    BOOST_REQUIRE(fake.wait_for([](const fake_snapshot& s) { return s.ends_sent == 1; }, 5s));
+    // Lets the client read the END_REQUEST behind the body (the check below would also pass
+    // if it had not, through the ordinary path; the regression needs it read).
+    ctx.restart();
+    ctx.run_for(100ms);
+    BOOST_REQUIRE(!out.done);
+
+    std::optional<std::error_code> shut;
+    client.cancel();
+    client.async_shutdown([&](std::error_code ec) { shut = ec; });
+    BOOST_TEST(run_until(
+        ctx, [&] { return out.done && shut.has_value(); }, 5s));
+    BOOST_TEST(out.ec == fcgi::error::client_stopped, out.ec.message());
+    BOOST_TEST(sink->cancelled);
+    sink->release({});  // a no-op once cancelled; the test ends either way
+    BOOST_TEST(drains(ctx));
+    BOOST_TEST(out.calls == 1);
+}
+
+// auto_detect's GET_VALUES question stops with the client: it used to keep its connection (a
+// php-fpm worker) and the io_context until probe_timeout.
+BOOST_AUTO_TEST_CASE(cancel_or_destruction_stops_the_probe) {
+    for (bool destroy : {false, true}) {
+        BOOST_TEST_CONTEXT((destroy ? "destroyed" : "cancel()")) {
+            asio::io_context ctx;
+            fake_responder fake({.answer_get_values = false});  // as libfcgi
+            auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+            opts.mode = fcgi::multiplexing::auto_detect;
+            opts.probe_timeout = 60s;
+            std::optional<fcgi::client> client(std::in_place, ctx.get_executor(), opts);
+            outcome out;
+            start(*client, fcgi::test::tagged_request("p"), out);
+            // The question is on the server's side: the client waits on its socket, so a timer
+            // wakes run_until to look.
+            auto asked = [&] { return fake.snapshot().get_values == 1; };
+            asio::steady_timer tick(ctx);
+            std::function<void()> look = [&] {
+                tick.expires_after(5ms);
+                tick.async_wait([&](std::error_code ec) {
+                    if (!ec && !asked())
+                        look();
+                });
+            };
+            look();
+            BOOST_REQUIRE(run_until(ctx, asked, 5s));
+            tick.cancel();
+            if (destroy)
+                client.reset();
+            else
+                client->cancel();
+            BOOST_TEST(drains(ctx), "the probe outlived the client");
+            BOOST_TEST(out.ec == fcgi::error::client_stopped, out.ec.message());
+            BOOST_TEST(fake.wait_for(
+                [](const fake_snapshot& s) { return s.connections_closed_by_peer == 1; }, 5s));
+            BOOST_TEST(fake.snapshot().requests.empty());
+        }
+    }
+}
+
+// probe_timeout = 0 used to mean no deadline: against a server that never answers a lone
+// GET_VALUES, no request was ever sent. Zero now means the default (1 s).
+BOOST_AUTO_TEST_CASE(probe_timeout_zero_means_the_default) {
+    asio::io_context ctx;
+    fake_responder fake({.answer_get_values = false});
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.mode = fcgi::multiplexing::auto_detect;
+    opts.probe_timeout = 0ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcome out;
+    auto req = fcgi::test::tagged_request("z");
+    req.timeout = 20s;
+    start(client, std::move(req), out);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return out.done; }, 25s));
+    BOOST_TEST(!out.ec, out.ec.message() << ": " << out.resp.diagnostics);
+    BOOST_TEST(times_seen(fake.snapshot(), "z") == 1u);
+    BOOST_TEST(client.stats().endpoints.at(0).max_in_flight_per_connection == 1u);
+    shutdown(ctx, client);
+}
+
+// A request made from another thread while the client's executor is held up (a slow handler):
+// its deadline counts from the call, and once it has passed the request is failed, not sent
+// with a spent deadline (that would close the connection and leave a php-fpm worker running a
+// script nobody waits for). It used to get its whole timeout from when the executor got to it.
+BOOST_AUTO_TEST_CASE(request_past_its_deadline_is_not_sent) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
+    outcomes o;
+    start(client, fcgi::test::tagged_request("warm"), o["warm"]);  // an idle connection
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    auto late = fcgi::test::tagged_request("late");
+    late.timeout = 100ms;
+    const auto deadline = steady::now() + late.timeout;
+    start(client, std::move(late), o["late"]);       // nothing runs ctx: posted
+    std::this_thread::sleep_until(deadline + 50ms);  // the executor is held up past it
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(o["late"].ec == fcgi::error::request_timeout, o["late"].ec.message());
+    BOOST_TEST(o["late"].resp.diagnostics == "deadline passed while waiting for a connection");
+    BOOST_TEST(times_seen(fake.snapshot(), "late") == 0u);
+    shutdown(ctx, client);
+}
+
+// A retry after a stale kept-alive connection needs a new connection; while it waits for one
+// (here the endpoint refuses new connects and backs off), a request behind it takes the idle
+// connection at once. It used to wait behind the retry until its own deadline.
+BOOST_AUTO_TEST_CASE(request_behind_a_waiting_retry_takes_an_idle_connection) {
+    fake_responder fake({.script_for = [](const seen_request& r) -> fcgi::test::script {
+        if (r.param("X_ID").value_or("") == "stale")
+            return {act::close()};  // as a server closing a kept-alive connection
+        return fcgi::test::echo_script(r);
+    }});
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.unix_endpoint(), 2, 10s);
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    start_tagged(client, "warm", 2, o);  // two connections, both used once, then idle
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_REQUIRE(client.stats().endpoints.at(0).open == 2u);
+
+    // New connects now fail: the retry's fresh connection never comes.
+    std::filesystem::remove(fake.unix_endpoint().path);
+    auto stale = fcgi::test::tagged_request("stale");
+    stale.timeout = 20s;
+    start(client, std::move(stale), o["stale"]);
+    BOOST_REQUIRE(run_until(ctx, [&] {
+        auto s = client.stats();
+        return s.retries == 1 && s.endpoints.at(0).connect_failures == 1;
+    }));
+    auto b = fcgi::test::tagged_request("b");
+    b.timeout = 10s;
+    start(client, std::move(b), o["b"]);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return o["b"].done; }, 15s));
+    BOOST_TEST(!o["b"].ec, o["b"].ec.message() << ": " << o["b"].resp.diagnostics);
+    BOOST_TEST(times_seen(fake.snapshot(), "b") == 1u);
+    BOOST_TEST(!o["stale"].done);  // still waiting for its new connection
+    client.cancel();
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["stale"].done; }));
+    BOOST_TEST(o["stale"].ec == fcgi::error::client_stopped, o["stale"].ec.message());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

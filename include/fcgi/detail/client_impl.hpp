@@ -3,7 +3,9 @@
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -24,8 +26,12 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
 
     const asio::any_io_executor& get_executor() const noexcept { return ex_; }
     std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
-    void start_request(request&& req, request_handler h, std::uint64_t serial);
-    void start_request(prepared_request&& req, request_handler h, std::uint64_t serial);
+    /// Queues a request; its deadline counts from `called` (when async_request was called off
+    /// the executor), or from now when that is unset.
+    void start_request(request&& req, request_handler h, std::uint64_t serial,
+                       std::chrono::steady_clock::time_point called = {});
+    void start_request(prepared_request&& req, request_handler h, std::uint64_t serial,
+                       std::chrono::steady_clock::time_point called = {});
     void cancel(std::uint64_t serial);
     /// Fails everything pending and in flight with error::client_stopped; closes connections.
     void stop();
@@ -62,6 +68,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::uint64_t closed = 0;  // connections that were open and closed since
         std::map<std::error_code, std::uint64_t> failed_by_reason;
         enum class probe { needed, running, done } probe_state = probe::done;
+        // Stops a running probe when the client stops. The probe's handler owns the signal: its
+        // slot must outlive the operation, which may outlive the pool.
+        std::weak_ptr<asio::cancellation_signal> stop_probe;
         std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
         // A unix socket whose backlog is full refuses connects for a moment (EAGAIN, seen as
         // ENOBUFS through Asio 1.22): no new connection before this, without marking it down.
@@ -69,10 +78,12 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::chrono::milliseconds transient_backoff{0};
     };
 
-    void enqueue(std::unique_ptr<pending_op> op);
+    void enqueue(std::unique_ptr<pending_op> op, std::chrono::steady_clock::time_point called);
     /// Arms the timer that fails `op` with request_timeout if it is still queued at its
     /// deadline (at once when that has passed); nothing when it has none.
     void wait_deadline(pending_op& op);
+    /// Cancels `ep`'s GET_VALUES probe if one is running.
+    void stop_probe(endpoint_pool& ep);
     /// Removes the queued request `serial`; null when it is not queued.
     std::unique_ptr<pending_op> take_queued(std::uint64_t serial);
     /// Requests queued beyond what the connections being opened will take.
@@ -90,6 +101,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
                pc.dispatched >= opts_.max_requests_per_connection_lifetime;
     }
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
+    /// The head of the queue needs a fresh connection: sends the first request behind it that
+    /// an open connection can take now; false when there is none.
+    bool dispatch_behind_fresh(lazy_now& now);
     void open_connection(endpoint_pool& ep);
     void start_probe(endpoint_pool& ep);
     void arm_retry_timer(lazy_now& now);
