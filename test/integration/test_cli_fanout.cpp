@@ -482,11 +482,14 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
         fcgi::test::fake_responder_options fake;
         std::size_t get_values;
         std::size_t min_live, max_live;
+        std::string_view told;  // what the summary says of multiplexing ("": nothing)
     };
+    constexpr std::string_view yes = " multiplexed, up to 4 requests per connection\n";
+    constexpr std::string_view no = " not multiplexed (no FCGI_MPXS_CONNS=1 answer in time)";
     const mode_case cases[] = {
-        {{}, 0, {.interleave = 4}, 0, 1, 1},
-        {{"--multiplex", "auto"}, 0, {.interleave = 4}, 1, 2, 4},
-        {{"--multiplex", "on"}, 0, {.interleave = 4, .mpxs_conns = "0"}, 0, 2, 4},
+        {{}, 0, {.interleave = 4}, 0, 1, 1, ""},
+        {{"--multiplex", "auto"}, 0, {.interleave = 4}, 1, 2, 4, yes},
+        {{"--multiplex", "on"}, 0, {.interleave = 4, .mpxs_conns = "0"}, 0, 2, 4, ""},
         // No answer: the jobs wait for the question (half of the shortest deadline at most:
         // --timeout, or the jobs' own), then go one per connection with the rest of it.
         {{"--multiplex", "auto", "--timeout", "0.8"},
@@ -494,8 +497,9 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
          {.interleave = 4, .answer_get_values = false},
          1,
          1,
-         1},
-        {{"--multiplex", "auto"}, 0.8, {.interleave = 4, .answer_get_values = false}, 1, 1, 1},
+         1,
+         no},
+        {{"--multiplex", "auto"}, 0.8, {.interleave = 4, .answer_get_values = false}, 1, 1, 1, no},
     };
     for (const auto& c : cases) {
         BOOST_TEST_CONTEXT("flags " << (c.flags.empty() ? "none" : c.flags[1])
@@ -521,6 +525,12 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
             BOOST_TEST(snap.get_values == c.get_values);
             BOOST_TEST(snap.max_live >= c.min_live);
             BOOST_TEST(snap.max_live <= c.max_live);
+            if (c.told.empty())
+                BOOST_TEST(!has(r.err, "multiplexed"), r.err);
+            else
+                BOOST_TEST(
+                    has(r.err, "fanout: " + fake.unix_endpoint().to_string() + std::string(c.told)),
+                    r.err);
         }
     }
 }

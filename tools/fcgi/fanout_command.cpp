@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "error_names.hpp"
 #include "exit_codes.hpp"
@@ -117,8 +118,9 @@ int run_fanout(const fanout_flags& flags) {
                    : flags.multiplex == "off" ? fcgi::multiplexing::off
                                               : fcgi::multiplexing::auto_detect;
     // What --concurrency spread over the connections needs; request IDs are 16 bits.
-    options.max_requests_per_connection = static_cast<std::uint16_t>(std::min<std::size_t>(
-        65535, (flags.concurrency + flags.connections - 1) / flags.connections));
+    options.max_requests_per_connection = static_cast<std::uint16_t>(
+        std::min<std::size_t>(std::numeric_limits<std::uint16_t>::max(),
+                              (flags.concurrency + flags.connections - 1) / flags.connections));
     if (flags.timeout > 0) {
         options.connection.request_timeout = seconds_to_ms(flags.timeout);
         // Connecting counts against the deadline anyway; waiting longer than it is pointless.
@@ -231,6 +233,22 @@ int run_fanout(const fanout_flags& flags) {
     ctx.run();
 
     write_stderr(summary.text(finish - start));
+    if (flags.multiplex == "auto") {
+        // What the question learnt, per endpoint that was used: a server that did not answer
+        // in time was run one request per connection, which is otherwise silent.
+        for (const auto& e : client.stats().endpoints) {
+            if (e.connects == 0)
+                continue;
+            if (e.max_in_flight_per_connection > 1)
+                write_stderr("fanout: " + e.where.to_string() + " multiplexed, up to " +
+                             std::to_string(e.max_in_flight_per_connection) +
+                             " requests per connection\n");
+            else
+                write_stderr("fanout: " + e.where.to_string() +
+                             " not multiplexed (no FCGI_MPXS_CONNS=1 answer in time): one "
+                             "request per connection\n");
+        }
+    }
     if (interrupted)
         print_error("interrupted: the jobs not finished by then failed with client_stopped");
     if (output_failed || summary.failed() > 0)
