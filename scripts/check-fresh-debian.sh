@@ -6,13 +6,12 @@
 #   sudo bash scripts/check-fresh-debian.sh [demo|test|both] [DIR]
 #
 # Needs root, network access to a Debian mirror (DEBIAN_MIRROR, deb.debian.org by default) and
-# about 6 GB in DIR (a new directory under /var/tmp by default, kept for inspection; KEEP=0
-# removes it). `both` takes about 30 minutes on 2 cores; the tests' own knobs (FCGI_SKIP_*,
+# about 6 GB in DIR (new or empty; a new directory under /var/tmp by default, kept for
+# inspection; KEEP=0 removes it). DEBIAN_SECURITY_MIRROR sets the security archive. `both` takes about 30 minutes on 2 cores; the tests' own knobs (FCGI_SKIP_*,
 # FUZZ_SECONDS, FCGI_SOAK_SECONDS, DEMO_JOBS) pass through.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
 what=${1:-both}
+
 case "$what" in
   demo | test | both) ;;
   *)
@@ -24,8 +23,15 @@ if [ "$(id -u)" != 0 ]; then
   echo "check-fresh-debian: needs root (debootstrap, chroot, mounts)" >&2
   exit 2
 fi
+# Absolute before the cd below, so that a relative DIR is not taken inside the checkout.
+root=$(realpath -m "${2:-$(mktemp -d /var/tmp/asio-fcgi-fresh.XXXXXX)}")
+cd "$(dirname "$0")/.."
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-root=${2:-$(mktemp -d /var/tmp/asio-fcgi-fresh.XXXXXX)}
+security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+if [ -n "$(ls -A "$root" 2> /dev/null)" ]; then
+  echo "check-fresh-debian: $root is not empty; give a new or empty directory" >&2
+  exit 2
+fi
 repo=$PWD
 
 command -v debootstrap > /dev/null || {
@@ -41,13 +47,24 @@ cleanup() {
     umount "${mounted[i]}" 2> /dev/null || umount -l "${mounted[i]}" || true
   done
   if [ "${KEEP:-1}" = 0 ]; then
-    rm -rf --one-file-system "$root"
+    if findmnt -rn -o TARGET | awk -v r="$root/" 'index($0, r) == 1 { m = 1 } END { exit !m }'; then
+      echo "check-fresh-debian: something is still mounted under $root; not removing it" >&2
+    else
+      rm -rf --one-file-system "$root"
+    fi
   fi
 }
 trap cleanup EXIT
 mount_into() {  # type-or-bind source target
   mkdir -p "$3"
-  if [ "$1" = bind ]; then mount --bind "$2" "$3"; else mount -t "$1" "$2" "$3"; fi
+  if [ "$1" = bind ]; then
+    mount --bind "$2" "$3"
+    # Where /dev is shared (systemd), mounts made under the bind would appear on the host too
+    # (a tmpfs over its /dev/shm): receive, never send.
+    mount --make-rslave "$3"
+  else
+    mount -t "$1" "$2" "$3"
+  fi
   mounted+=("$3")
 }
 
@@ -66,7 +83,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: http://deb.debian.org/debian-security
+URIs: $security_mirror
 Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

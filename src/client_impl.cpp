@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <asio/bind_cancellation_slot.hpp>
+#include <string_view>
 #include <utility>
 
 #include "fcgi/detail/capped_duration.hpp"
@@ -11,6 +12,9 @@
 namespace fcgi::detail {
 
 using clock = std::chrono::steady_clock;
+
+// Why a request failed with request_timeout before any connection took it.
+constexpr std::string_view expired_in_queue = "deadline passed while waiting for a connection";
 
 struct client_impl::pending_op {
     pending_op(request&& r, request_handler h, std::uint64_t s)
@@ -179,8 +183,7 @@ void client_impl::wait_deadline(pending_op& op) {
         if (ec || !self)
             return;
         if (auto expired = self->take_queued(serial)) {
-            self->fail(std::move(expired), error::request_timeout,
-                       "deadline passed while waiting for a connection");
+            self->fail(std::move(expired), error::request_timeout, std::string(expired_in_queue));
             self->check_shutdown_done();
         }
     });
@@ -323,7 +326,7 @@ void client_impl::start_probe(endpoint_pool& ep) {
     gv.connect_timeout = opts_.connection.connect_timeout;
     gv.timeout = opts_.probe_timeout;
     auto stop = std::make_shared<asio::cancellation_signal>();
-    ep.stop_probe = stop;
+    ep.probe_stopper = stop;
     async_get_values(
         ex_, ep.where, gv,
         asio::bind_cancellation_slot(
@@ -530,8 +533,7 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         // would occupy the connection, and a php-fpm worker, for a reply nobody waits for.
         auto now = clock::now();
         if (op->deadline <= now) {
-            fail(std::move(op), error::request_timeout,
-                 "deadline passed while waiting for a connection");
+            fail(std::move(op), error::request_timeout, std::string(expired_in_queue));
             return;
         }
         // Rounded up: truncating would fire the deadline up to a millisecond early.
@@ -802,7 +804,7 @@ void client_impl::halt() {
 void client_impl::stop_probe(endpoint_pool& ep) {
     // Its connection would stay open (a php-fpm worker held, the io_context kept running)
     // until probe_timeout; its handler finds the pool stopped or gone.
-    if (auto stop = ep.stop_probe.lock())
+    if (auto stop = ep.probe_stopper.lock())
         stop->emit(asio::cancellation_type::terminal);
 }
 

@@ -485,7 +485,7 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
         std::string_view told;  // what the summary says of multiplexing ("": nothing)
     };
     constexpr std::string_view yes = " multiplexed, up to 4 requests per connection\n";
-    constexpr std::string_view no = " not multiplexed (no FCGI_MPXS_CONNS=1 answer in time)";
+    constexpr std::string_view no = " not multiplexed: one request per connection\n";
     const mode_case cases[] = {
         {{}, 0, {.interleave = 4}, 0, 1, 1, ""},
         {{"--multiplex", "auto"}, 0, {.interleave = 4}, 1, 2, 4, yes},

@@ -234,8 +234,8 @@ int run_fanout(const fanout_flags& flags) {
 
     write_stderr(summary.text(finish - start));
     if (flags.multiplex == "auto") {
-        // What the question learnt, per endpoint that was used: a server that did not answer
-        // in time was run one request per connection, which is otherwise silent.
+        // What came of the question, per endpoint that was used: otherwise a server that did
+        // not answer in time is run one request per connection without a word.
         for (const auto& e : client.stats().endpoints) {
             if (e.connects == 0)
                 continue;
@@ -243,10 +243,9 @@ int run_fanout(const fanout_flags& flags) {
                 write_stderr("fanout: " + e.where.to_string() + " multiplexed, up to " +
                              std::to_string(e.max_in_flight_per_connection) +
                              " requests per connection\n");
-            else
+            else  // it said no (php-fpm), did not answer in time, or there was nothing to share
                 write_stderr("fanout: " + e.where.to_string() +
-                             " not multiplexed (no FCGI_MPXS_CONNS=1 answer in time): one "
-                             "request per connection\n");
+                             " not multiplexed: one request per connection\n");
         }
     }
     if (interrupted)

@@ -70,7 +70,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         enum class probe { needed, running, done } probe_state = probe::done;
         // Stops a running probe when the client stops. The probe's handler owns the signal: its
         // slot must outlive the operation, which may outlive the pool.
-        std::weak_ptr<asio::cancellation_signal> stop_probe;
+        std::weak_ptr<asio::cancellation_signal> probe_stopper;
         std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
         // A unix socket whose backlog is full refuses connects for a moment (EAGAIN, seen as
         // ENOBUFS through Asio 1.22): no new connection before this, without marking it down.
