@@ -103,13 +103,7 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
 }
 
 client_impl::~client_impl() {
-    for (auto& p : pools_) {
-        for (auto& pc : p.conns) {
-            pc->conn->set_event_callback(nullptr);
-            pc->conn->close(error::client_stopped);
-        }
-        stop_probe(p);
-    }
+    halt();  // usually done already (stop()); what a pool still holds closes here
 }
 
 void client_impl::start_request(request&& req, request_handler h, std::uint64_t serial,
