@@ -343,6 +343,10 @@ void client_impl::start_probe(endpoint_pool& ep) {
                     // way the server is up, and one that does not answer GET_VALUES is not
                     // trusted to multiplex.
                     bool mpx = !ec && r.mpxs_conns.value_or(false);
+                    epp->probed = ec    ? probe_result::no_answer
+                                  : mpx ? probe_result::multiplexes
+                                        : probe_result::declined;
+                    epp->probe_error = ec;
                     std::uint32_t n = mpx ? self->opts_.max_requests_per_connection : 1;
                     // FCGI_MAX_REQS, when reported, caps what one connection is given.
                     if (mpx && r.max_reqs && *r.max_reqs > 0)
@@ -842,6 +846,8 @@ client_stats client_impl::stats() const {
         e.in_flight = p.in_flight;
         e.down = p.down_until > now || p.overloaded_until > now;
         e.max_in_flight_per_connection = p.max_in_flight;
+        e.probe = p.probed;
+        e.probe_error = p.probe_error;
         e.connects = p.connects;
         e.connect_failures = p.connect_failures;
         e.completed = p.completed;

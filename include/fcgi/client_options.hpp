@@ -65,6 +65,14 @@ struct client_options {
     connection_options connection;
 };
 
+/// What an endpoint said to multiplexing::auto_detect's question (FCGI_GET_VALUES).
+enum class probe_result {
+    not_asked,    ///< multiplexing is set by option, or no question has ended yet
+    multiplexes,  ///< the server said FCGI_MPXS_CONNS=1
+    declined,     ///< the server answered without FCGI_MPXS_CONNS=1 (php-fpm says 0)
+    no_answer,    ///< accepted, then closed, reset or silent past probe_timeout: see probe_error
+};
+
 /// Counters of one endpoint's pool.
 struct endpoint_stats {
     endpoint where;        ///< the endpoint
@@ -78,7 +86,10 @@ struct endpoint_stats {
     std::size_t in_flight = 0;  ///< requests handed to connections
     bool down = false;          ///< in backoff: refused a connect or answered OVERLOADED recently
     std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use
-    std::uint64_t connects = 0;                      ///< connection attempts (reconnects included)
+    /// Why max_in_flight_per_connection is what it is, under multiplexing::auto_detect.
+    probe_result probe = probe_result::not_asked;
+    std::error_code probe_error;         ///< with probe_result::no_answer: what ended the question
+    std::uint64_t connects = 0;          ///< connection attempts (reconnects included)
     std::uint64_t reconnects = 0;        ///< connections that were open and closed since
     std::uint64_t connect_failures = 0;  ///< connection attempts that failed
     std::uint64_t completed = 0;         ///< requests that got a response

@@ -485,11 +485,16 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
         std::string_view told;  // what the summary says of multiplexing ("": nothing)
     };
     constexpr std::string_view yes = " multiplexed, up to 4 requests per connection\n";
-    constexpr std::string_view no = " not multiplexed: one request per connection\n";
+    constexpr std::string_view silent =
+        " not multiplexed (no answer to FCGI_GET_VALUES in time): one request per connection\n";
+    constexpr std::string_view declined =
+        " not multiplexed (it does not multiplex, "
+        "FCGI_MPXS_CONNS is not 1): one request per connection\n";
     const mode_case cases[] = {
         {{}, 0, {.interleave = 4}, 0, 1, 1, ""},
         {{"--multiplex", "auto"}, 0, {.interleave = 4}, 1, 2, 4, yes},
         {{"--multiplex", "on"}, 0, {.interleave = 4, .mpxs_conns = "0"}, 0, 2, 4, ""},
+        {{"--multiplex", "auto"}, 0, {.interleave = 4, .mpxs_conns = "0"}, 1, 1, 1, declined},
         // No answer: the jobs wait for the question (half of the shortest deadline at most:
         // --timeout, or the jobs' own), then go one per connection with the rest of it.
         {{"--multiplex", "auto", "--timeout", "0.8"},
@@ -498,12 +503,19 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
          1,
          1,
          1,
-         no},
-        {{"--multiplex", "auto"}, 0.8, {.interleave = 4, .answer_get_values = false}, 1, 1, 1, no},
+         silent},
+        {{"--multiplex", "auto"},
+         0.8,
+         {.interleave = 4, .answer_get_values = false},
+         1,
+         1,
+         1,
+         silent},
     };
     for (const auto& c : cases) {
         BOOST_TEST_CONTEXT("flags " << (c.flags.empty() ? "none" : c.flags[1])
                                     << (c.flags.size() > 2 ? " --timeout" : "")
+                                    << (c.fake.mpxs_conns == "0" ? ", MPXS_CONNS=0" : "")
                                     << (c.job_timeout > 0 ? ", job timeouts" : "")) {
             std::string jobs;
             for (int i = 1; i <= 40; ++i) {

@@ -868,6 +868,11 @@ BOOST_AUTO_TEST_CASE(auto_detect_honours_max_reqs_and_a_silent_probe) {
             BOOST_TEST(!out.ec, id << ": " << out.ec.message());
         auto per_conn = client.stats().endpoints.at(0).max_in_flight_per_connection;
         BOOST_TEST(per_conn == (answers ? 3u : 1u));
+        const auto& ep = client.stats().endpoints.at(0);
+        BOOST_TEST((ep.probe ==
+                    (answers ? fcgi::probe_result::multiplexes : fcgi::probe_result::no_answer)));
+        BOOST_TEST(ep.probe_error ==
+                   (answers ? std::error_code() : std::error_code(fcgi::error::request_timeout)));
         BOOST_TEST(fake.snapshot().max_live <= per_conn);
         shutdown(ctx, client);
     }
@@ -1717,6 +1722,8 @@ BOOST_AUTO_TEST_CASE(auto_detect_with_a_server_that_closes_at_once) {
     BOOST_TEST(o["a"].ec == fcgi::error::connection_lost, o["a"].ec.message()
                                                               << ": " << o["a"].resp.diagnostics);
     BOOST_TEST(client.stats().endpoints.at(0).connect_failures == 0u);
+    BOOST_TEST((client.stats().endpoints.at(0).probe == fcgi::probe_result::no_answer));
+    BOOST_TEST(client.stats().endpoints.at(0).probe_error == fcgi::error::connection_lost);
     shutdown(ctx, client);
 }
 

@@ -270,6 +270,7 @@ BOOST_AUTO_TEST_CASE(auto_multiplexing_follows_get_values) {
     for (const auto& r : results)
         BOOST_TEST(!r.ec);
     BOOST_TEST(stats.endpoints[0].max_in_flight_per_connection == 1u);
+    BOOST_TEST((stats.endpoints[0].probe == fcgi::probe_result::declined));  // MPXS_CONNS=0
 
     // A responder that reports FCGI_MPXS_CONNS=1 gets several requests per connection.
     fcgi::test::fake_responder fake({.tcp = false, .interleave = 8});
@@ -283,6 +284,7 @@ BOOST_AUTO_TEST_CASE(auto_multiplexing_follows_get_values) {
     for (const auto& r : results)
         BOOST_TEST(!r.ec);
     BOOST_TEST(stats.endpoints[0].max_in_flight_per_connection == 8u);
+    BOOST_TEST((stats.endpoints[0].probe == fcgi::probe_result::multiplexes));
     auto seen = fake.snapshot();
     BOOST_TEST(seen.get_values == 1u);
     BOOST_TEST(seen.max_live > 1u);

@@ -29,6 +29,32 @@ namespace {
 
 using namespace std::chrono;
 
+// What --multiplex auto came to for one endpoint, and why.
+std::string multiplexing_line(const fcgi::endpoint_stats& e) {
+    std::string head = "fanout: " + e.where.to_string();
+    if (e.max_in_flight_per_connection > 1)
+        return head + " multiplexed, up to " + std::to_string(e.max_in_flight_per_connection) +
+               " requests per connection\n";
+    std::string why;
+    switch (e.probe) {
+        case fcgi::probe_result::multiplexes:
+            why = "it takes one request at a time, FCGI_MAX_REQS=1";
+            break;
+        case fcgi::probe_result::declined:
+            why = "it does not multiplex, FCGI_MPXS_CONNS is not 1";
+            break;
+        case fcgi::probe_result::no_answer:
+            why = e.probe_error == fcgi::error::request_timeout
+                      ? "no answer to FCGI_GET_VALUES in time"
+                      : "no answer to FCGI_GET_VALUES: " + e.probe_error.message();
+            break;
+        case fcgi::probe_result::not_asked:
+            why = "no answer to FCGI_GET_VALUES yet";
+            break;
+    }
+    return head + " not multiplexed (" + why + "): one request per connection\n";
+}
+
 bool read_all(const std::string& name, std::string& out, std::string& why) {
     const bool from_stdin = name.empty() || name == "-";
     std::FILE* f = from_stdin ? stdin : std::fopen(name.c_str(), "rb");
@@ -234,19 +260,11 @@ int run_fanout(const fanout_flags& flags) {
 
     write_stderr(summary.text(finish - start));
     if (flags.multiplex == "auto") {
-        // What came of the question, per endpoint that was used: otherwise a server that did
-        // not answer in time is run one request per connection without a word.
-        for (const auto& e : client.stats().endpoints) {
-            if (e.connects == 0)
-                continue;
-            if (e.max_in_flight_per_connection > 1)
-                write_stderr("fanout: " + e.where.to_string() + " multiplexed, up to " +
-                             std::to_string(e.max_in_flight_per_connection) +
-                             " requests per connection\n");
-            else  // it said no (php-fpm), did not answer in time, or there was nothing to share
-                write_stderr("fanout: " + e.where.to_string() +
-                             " not multiplexed: one request per connection\n");
-        }
+        // What came of the question, and why, per endpoint that was used: otherwise a server
+        // that did not answer in time is run one request per connection without a word.
+        for (const auto& e : client.stats().endpoints)
+            if (e.connects > 0)
+                write_stderr(multiplexing_line(e));
     }
     if (interrupted)
         print_error("interrupted: the jobs not finished by then failed with client_stopped");

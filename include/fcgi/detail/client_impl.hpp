@@ -72,6 +72,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         // slot must outlive the operation, which may outlive the pool.
         std::weak_ptr<asio::cancellation_signal> probe_stopper;
         std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
+        probe_result probed = probe_result::not_asked;  // how auto_detect set max_in_flight
+        std::error_code probe_error;
         // A unix socket whose backlog is full refuses connects for a moment (EAGAIN, seen as
         // ENOBUFS through Asio 1.22): no new connection before this, without marking it down.
         std::chrono::steady_clock::time_point grow_after{};
