@@ -18,6 +18,7 @@
 #include "fcgi/detail/writable_wait.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/response.hpp"
+#include "last_error.hpp"
 
 namespace fcgi {
 
@@ -30,9 +31,7 @@ std::error_code body_sink::implementation::finish(std::string&) {
 
 namespace {
 
-std::error_code last_error() {
-    return {errno, std::system_category()};
-}
+using detail::last_error;
 
 // Keeps SIGPIPE from being delivered to this thread while it lives: a write to a pipe whose
 // reader has gone would kill the process by default; the write fails with EPIPE instead, which

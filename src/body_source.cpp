@@ -9,13 +9,12 @@
 #include <cerrno>
 
 #include "fcgi/error.hpp"
+#include "last_error.hpp"
 
 namespace fcgi {
 namespace {
 
-std::error_code last_error() {
-    return {errno, std::system_category()};
-}
+using detail::last_error;
 
 // Reads with pread on the connection's thread: page-cache reads are far cheaper than a trip
 // through a thread pool, and Asio 1.22 has no portable asynchronous file I/O.

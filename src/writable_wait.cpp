@@ -6,13 +6,11 @@
 #include <asio/post.hpp>
 #include <cerrno>
 
+#include "last_error.hpp"
+
 namespace fcgi::detail {
 
 namespace {
-
-std::error_code last_error() {
-    return {errno, std::system_category()};
-}
 
 // One-shot: reported once, then disabled until armed again for the next wait.
 int arm(int ep, int op, int fd) noexcept {
