@@ -10,6 +10,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
@@ -21,10 +22,12 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -206,6 +209,78 @@ struct small_behind_big {
     std::optional<fcgi::request> back;
 };
 
+// -- A host name with several addresses. An empty host name resolves to the loopback addresses
+// (getaddrinfo with no node name): ::1 and 127.0.0.1 here. The tests read their order rather than
+// assume it, and give the first address a fault and the second a listener.
+
+std::vector<asio::ip::address> loopback_addresses() {
+    asio::io_context ctx;
+    asio::ip::tcp::resolver resolver(ctx);
+    std::vector<asio::ip::address> out;
+    for (const auto& e : resolver.resolve("", "1"))
+        out.push_back(e.endpoint().address());
+    return out;
+}
+
+// A socket bound to each of `a` and `b` on one free port, neither listening yet.
+std::pair<asio::ip::tcp::acceptor, asio::ip::tcp::acceptor> bound_on_one_port(
+    asio::io_context& ctx, const asio::ip::address& a, const asio::ip::address& b) {
+    auto protocol = [](const asio::ip::address& x) {
+        return x.is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
+    };
+    for (int attempt = 0; attempt < 20; ++attempt) {
+        asio::ip::tcp::acceptor first(ctx), second(ctx);
+        second.open(protocol(b));
+        second.bind({b, 0});
+        first.open(protocol(a));
+        std::error_code ec;
+        first.bind({a, second.local_endpoint().port()}, ec);
+        if (!ec)
+            return {std::move(first), std::move(second)};
+    }
+    throw std::runtime_error("no port free on both loopback addresses");
+}
+
+// Whether the kernel shows a connect to `port` that is still in SYN_SENT (/proc/net/tcp*).
+bool syn_sent_to(std::uint16_t port) {
+    char want[8];
+    std::snprintf(want, sizeof want, ":%04X", port);
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream in(table);
+        std::string line;
+        std::getline(in, line);  // the column names
+        while (std::getline(in, line)) {
+            std::istringstream fields(line);
+            std::string slot, local, remote, state;
+            fields >> slot >> local >> remote >> state;
+            if (state == "02" && remote.size() > 5 && remote.ends_with(want))
+                return true;
+        }
+    }
+    return false;
+}
+
+// Wakes its io_context every few milliseconds, so run_until can watch state kept outside it.
+class ticker {
+  public:
+    explicit ticker(asio::io_context& ctx) : timer_(ctx) { tick(); }
+    void stop() {
+        stopped_ = true;
+        timer_.cancel();
+    }
+
+  private:
+    void tick() {
+        timer_.expires_after(5ms);
+        timer_.async_wait([this](std::error_code ec) {
+            if (!ec && !stopped_)
+                tick();
+        });
+    }
+    asio::steady_timer timer_;
+    bool stopped_ = false;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(connection_faults)
@@ -290,6 +365,63 @@ BOOST_AUTO_TEST_CASE(unix_path_too_long_is_invalid_endpoint) {
     BOOST_TEST(*connected == fcgi::error::invalid_endpoint, connected->message());
     BOOST_TEST(*probed == fcgi::error::invalid_endpoint, probed->message());
     BOOST_TEST(ms_since(t0) < 5000);
+    BOOST_TEST(!conn.is_open());
+}
+
+// A name whose first address refuses is connected through the next one (php-fpm listens on
+// 127.0.0.1:9000 by default, while "localhost" may resolve to ::1 first).
+BOOST_AUTO_TEST_CASE(connect_falls_back_to_the_next_address) {
+    auto addresses = loopback_addresses();
+    BOOST_REQUIRE_MESSAGE(addresses.size() >= 2, "an empty host resolved to one address");
+    asio::io_context ctx;
+    auto [refusing, listening] = bound_on_one_port(ctx, addresses[0], addresses[1]);
+    listening.listen();
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    conn.async_connect(fcgi::endpoint::tcp("", listening.local_endpoint().port()),
+                       [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_TEST(!*connected, connected->message());
+    BOOST_TEST(conn.is_open());
+    asio::ip::tcp::socket peer(ctx);
+    std::error_code ec;
+    listening.non_blocking(true);
+    listening.accept(peer, ec);
+    BOOST_TEST(!ec, "nothing connected to " << addresses[1] << ": " << ec.message());
+}
+
+// close() while connecting to the first of several addresses ends the connect there. The aborted
+// connect used to go on to the next address on the closed connection and open a socket no one
+// would close (against php-fpm, a worker pinned until its idle kill).
+BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
+    auto addresses = loopback_addresses();
+    BOOST_REQUIRE_MESSAGE(addresses.size() >= 2, "an empty host resolved to one address");
+    asio::io_context ctx;
+    auto [full, listening] = bound_on_one_port(ctx, addresses[0], addresses[1]);
+    // A backlog of 0 holds one connection; with it taken, the kernel drops further SYNs, so a
+    // connect to the first address stays pending.
+    full.listen(0);
+    listening.listen();
+    asio::ip::tcp::socket filler(ctx);
+    filler.connect(full.local_endpoint());
+    auto port = listening.local_endpoint().port();
+    ticker wake(ctx);
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    conn.async_connect(fcgi::endpoint::tcp("", port), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return syn_sent_to(port) || connected.has_value(); }));
+    BOOST_REQUIRE_MESSAGE(!connected, "connected while the first address's backlog was full");
+    conn.close();
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_TEST(*connected);
+    wake.stop();
+    ctx.restart();
+    ctx.run_for(5s);  // every handler the close released (a next connect would complete too)
+    asio::ip::tcp::socket peer(ctx);
+    std::error_code ec;
+    listening.non_blocking(true);
+    listening.accept(peer, ec);
+    BOOST_TEST(ec == asio::error::would_block, "a connection reached " << addresses[1]);
     BOOST_TEST(!conn.is_open());
 }
 
