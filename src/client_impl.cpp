@@ -122,12 +122,19 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
              stopped_ ? "the client was stopped" : "the client is shutting down");
         return;
     }
+    // Checked before it waits, so a bad request says so at once: queued, it would fail with
+    // whatever happened to the pool meanwhile (a deadline, no_endpoint), or open a connection
+    // for nothing. The connection does not check it again.
+    std::string why;
+    if (auto invalid = op->is_prepared ? validate(op->prepared, why) : validate(*op->req, why)) {
+        fail(std::move(op), invalid, std::move(why));
+        return;
+    }
     if (pools_.empty()) {
         fail(std::move(op), error::no_endpoint, "the client has no endpoint configured");
         return;
     }
-    // An empty prepared request has no timeout of its own; the connection rejects it.
-    auto own = op->sendable() ? op->sendable()->timeout : std::chrono::milliseconds(0);
+    auto own = op->sendable()->timeout;
     auto timeout = own.count() > 0 ? own : opts_.connection.request_timeout;
     if (timeout.count() > 0)
         op->deadline = (called == clock::time_point{} ? clock::now() : called) + capped(timeout);
@@ -303,9 +310,14 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
 void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
     ++ep.connect_failures;
     ep.last_error = ec;
+    auto now = clock::now();
+    // The connects opened together fail together: the first of a round sets the backoff. One
+    // doubling per failed connect took 4 connections from 100 ms to 1.6 s in a single round.
+    if (now < ep.down_until)
+        return;
     ep.backoff = ep.backoff.count() == 0 ? opts_.initial_backoff
                                          : std::min(ep.backoff * 2, opts_.max_backoff);
-    ep.down_until = clock::now() + ep.backoff;
+    ep.down_until = now + ep.backoff;
 }
 
 connection_options client_impl::connection_options_for(const endpoint_pool& ep) const {
@@ -549,6 +561,7 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     }
     if (left != std::chrono::milliseconds::max())
         rop->timeout = left;
+    rop->checked = true;
     ++pc.dispatched;
     bool reused = pc.conn->stats().requests_completed > 0;
     bool first = pc.first_dispatch == clock::time_point{};

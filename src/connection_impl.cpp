@@ -191,12 +191,8 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     std::uint64_t serial = op->serial;
     std::string why;
     std::error_code invalid;
-    if (!op->is_prepared)
-        invalid = validate(op->req, why);  // a prepared request was checked when prepared
-    else if (!op->prepared) {
-        invalid = error::invalid_request;
-        why = "the prepared request is empty (default-constructed or moved from)";
-    }
+    if (!op->checked)
+        invalid = op->is_prepared ? validate(op->prepared, why) : validate(op->req, why);
     if (invalid) {
         response r;
         r.diagnostics = std::move(why);
@@ -409,9 +405,10 @@ void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, con
         if (ec == error::request_timeout && (s.written || s.writing) && stats_.bytes_read == 0)
             // PROTOCOL.md item 2: the case where a connect succeeds and nothing ever answers.
             why +=
-                "; not one byte has come back since the connection opened: the server may "
-                "never have accepted it (php-fpm keeps a worker per kept-alive connection, "
-                "so connections beyond pm.max_children wait in its listen backlog)";
+                "; not one byte has come back since the connection opened: the script has "
+                "written nothing yet, or the server never took the connection (php-fpm keeps a "
+                "worker per kept-alive connection, so connections beyond pm.max_children wait "
+                "in its listen backlog)";
         abandon(s, ec, std::move(why));
         return;
     }

@@ -35,4 +35,11 @@ std::error_code prepare_request(request req, prepared_request& out, std::string&
     return {};
 }
 
+std::error_code validate(const prepared_request& req, std::string& why) {
+    if (req)
+        return {};
+    why = "the prepared request is empty (default-constructed or moved from)";
+    return error::invalid_request;
+}
+
 }  // namespace fcgi

@@ -52,4 +52,8 @@ class prepared_request {
 /// error::invalid_request. On failure `out` is unchanged and `why` names the offending field.
 std::error_code prepare_request(request req, prepared_request& out, std::string& why);
 
+/// The check a prepared request gets before it is sent: error::invalid_request, with `why`,
+/// when it is empty; a non-empty one was checked when it was prepared.
+std::error_code validate(const prepared_request& req, std::string& why);
+
 }  // namespace fcgi

@@ -1437,6 +1437,76 @@ BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
     BOOST_TEST(drains(ctx));
 }
 
+// A round of connects refused together is one failure of the endpoint: the backoff doubles once
+// per round. It doubled per connect, so with 4 connections one round took a 300 ms backoff to
+// 2.4 s, and a server back after a moment stayed locked out for seconds.
+BOOST_AUTO_TEST_CASE(backoff_doubles_once_per_round_of_refused_connects) {
+    fake_responder fake({.tcp = false});
+    // Refused (ENOENT) until the link to the responder's socket exists.
+    std::filesystem::path link = fake.unix_endpoint().path + ".link";
+    asio::io_context ctx;
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(link.string()), 4, 300ms);
+    opts.max_backoff = 10s;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    start_tagged(client, "down", 4, o);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o)
+        BOOST_TEST(out.ec == fcgi::error::no_endpoint, id << ": " << out.ec.message());
+    BOOST_TEST(client.stats().endpoints.at(0).connect_failures == 4u);
+
+    std::filesystem::create_symlink(fake.unix_endpoint().path, link);
+    auto back = steady::now();
+    // Ask every 20 ms until a request gets through; one fails with no_endpoint at once while
+    // the endpoint is still in its backoff.
+    outcome last;
+    asio::steady_timer pause(ctx);
+    std::function<void()> ask = [&] {
+        client.async_request(fcgi::test::tagged_request("up"),
+                             [&](std::error_code ec, fcgi::response r) {
+                                 recorder(last)(ec, std::move(r));
+                                 if (ec == fcgi::error::no_endpoint && ms_since(back) < 5000) {
+                                     last.done = false;
+                                     pause.expires_after(20ms);
+                                     pause.async_wait([&](std::error_code) { ask(); });
+                                 }
+                             });
+    };
+    ask();
+    BOOST_REQUIRE(run_until(ctx, [&] { return last.done; }));
+    BOOST_TEST(!last.ec, last.ec.message() << ": " << last.resp.diagnostics);
+    BOOST_TEST(ms_since(back) < 1200);  // one backoff of 300 ms, not 2.4 s
+    std::filesystem::remove(link);
+    shutdown(ctx, client);
+}
+
+// A request that cannot be sent fails at once with invalid_request, before it waits. It used to
+// be checked only by the connection that took it: it failed with whatever happened meanwhile
+// (no_endpoint here, request_timeout behind a busy pool), or opened a connection to be refused.
+BOOST_AUTO_TEST_CASE(invalid_request_fails_before_it_waits) {
+    fcgi::test::temp_file dir_marker("");
+    asio::io_context ctx;
+    auto opts =
+        plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 1, 100ms);
+    fcgi::client client(ctx.get_executor(), opts);
+    auto relative = fcgi::test::tagged_request("relative");
+    relative.script = "relative.php";
+    outcome plain, empty;
+    start(client, std::move(relative), plain);
+    client.async_request(fcgi::prepared_request(), recorder(empty));
+    BOOST_REQUIRE(run_until(ctx, [&] { return plain.done && empty.done; }));
+    BOOST_TEST(plain.ec == fcgi::error::invalid_request, plain.ec.message());
+    BOOST_TEST(plain.resp.diagnostics.find("'relative.php'") != std::string::npos,
+               plain.resp.diagnostics);
+    BOOST_TEST(empty.ec == fcgi::error::invalid_request, empty.ec.message());
+    BOOST_TEST(empty.resp.diagnostics.find("prepared request is empty") != std::string::npos,
+               empty.resp.diagnostics);
+    BOOST_TEST(client.stats().endpoints.at(0).connects == 0u);
+    BOOST_TEST(client.stats().failed == 2u);
+    client.cancel();
+    BOOST_TEST(drains(ctx));
+}
+
 // -- Durations far beyond any run mean "never", not an overflow: a request timeout and an idle
 // timeout of milliseconds::max() neither fail the request nor close the connection at once.
 BOOST_AUTO_TEST_CASE(huge_timeouts_mean_never) {

@@ -75,6 +75,7 @@ struct request_op {
     request req;                // owns the body the encoder's buffers view (unless prepared)
     prepared_request prepared;  // instead of `req`: its shared state owns the body
     bool is_prepared = false;   // sent as a prepared request (an empty one is an error)
+    bool checked = false;       // validated already, by the pool that queued it
     // The request's own; a pool sets what is left of the deadline it counts from the call.
     std::chrono::milliseconds timeout;
     request_handler handler;  // empty once completed
