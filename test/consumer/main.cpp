@@ -3,6 +3,11 @@
 #include <fcgi/fcgi.hpp>
 #include <iostream>
 
+// The library is built with ASIO_NO_DEPRECATED; its users' code need not be.
+#ifdef ASIO_NO_DEPRECATED
+#error "fcgi::fcgi imposes ASIO_NO_DEPRECATED on its users"
+#endif
+
 int main() {
     asio::io_context ctx;
     fcgi::client_options opts;
