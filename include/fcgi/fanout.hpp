@@ -148,8 +148,9 @@ struct cancel_fanout {
 
 }  // namespace detail
 
-/// Runs `requests` through `c`, at most `concurrency` at a time, calling `on_result(index,
-/// fanout_result)` as each completes (on the client's executor), then completes the token.
+/// Runs `requests` through `c`, at most `concurrency` (0 counts as 1) at a time, calling
+/// `on_result(index, fanout_result)` as each completes (on the client's executor), then completes
+/// the token.
 ///
 /// Handler: void(std::error_code) — success, or asio::error::operation_aborted when a
 /// cancellation ended some request; per-request errors go to on_result. Cancellation (terminal,
@@ -184,11 +185,11 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
         token, std::move(requests), concurrency, std::move(on_result));
 }
 
-/// Runs `requests` through `c`, at most `concurrency` at a time, and completes with one result
-/// per request in input order. Handler: void(std::error_code, std::vector<fanout_result>), run
-/// on its associated executor. The error is success, or asio::error::operation_aborted when
-/// cancelled through the handler's slot (as async_fanout_each). The results are all there
-/// either way, but `use_awaitable` throws the error instead: await with
+/// Runs `requests` through `c`, at most `concurrency` (0 counts as 1) at a time, and completes with
+/// one result per request in input order. Handler: void(std::error_code,
+/// std::vector<fanout_result>), run on its associated executor. The error is success, or
+/// asio::error::operation_aborted when cancelled through the handler's slot (as async_fanout_each).
+/// The results are all there either way, but `use_awaitable` throws the error instead: await with
 /// `asio::experimental::as_tuple(asio::use_awaitable)` to keep them.
 template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, std::vector<fanout_result>))
               Token = asio::default_completion_token_t<client::executor_type>>
