@@ -289,6 +289,20 @@ BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
     BOOST_TEST(r.err.find("fcgi: ") == std::string::npos, r.err);
 }
 
+// The script's stderr is passed on exactly; only on a terminal is a line it left open ended, so
+// a prompt does not run on after it.
+BOOST_AUTO_TEST_CASE(open_stderr_line_ended_on_a_terminal) {
+    run_spec spec;
+    spec.args = {"request", "-c", unix_ep, php_fpm::script("no-such-script.php")};
+    auto piped = run(spec);
+    BOOST_TEST(piped.exit_code == 0);
+    BOOST_TEST(piped.err.ends_with("Primary script unknown"), piped.err);
+    spec.stderr_terminal = true;
+    auto terminal = run(spec);
+    BOOST_TEST(terminal.exit_code == 0);
+    BOOST_TEST(terminal.err.ends_with("Primary script unknown\r\n"), terminal.err);
+}
+
 BOOST_AUTO_TEST_CASE(fail_flag) {
     auto r =
         fcgi_cli({"request", "-c", unix_ep, "--fail", php_fpm::script("status.php") + "?code=404"});
@@ -365,6 +379,9 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(help.exit_code == 0);
     BOOST_TEST(help.out.find("Exit codes:") != std::string::npos);
     BOOST_TEST(help.out.find("22") != std::string::npos);
+    auto version = fcgi_cli({"--version"});
+    BOOST_TEST(version.exit_code == 0);
+    BOOST_TEST(version.out.starts_with("fcgi 0."), version.out);
     // Each subcommand lists the exit codes it can return: probe has no --fail.
     auto probe_help = fcgi_cli({"probe", "--help"});
     BOOST_TEST(probe_help.exit_code == 0);

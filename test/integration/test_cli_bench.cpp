@@ -103,6 +103,7 @@ BOOST_FIXTURE_TEST_CASE(human_report, fpm_fixture) {
                r.out);
     BOOST_TEST(r.out.find("status:      200 20") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("p99.9") != std::string::npos, r.out);
+    BOOST_TEST(r.err.find("2xx") == std::string::npos, r.err);
 }
 
 BOOST_FIXTURE_TEST_CASE(open_loop_rate, fpm_fixture) {
@@ -169,6 +170,24 @@ BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
     BOOST_TEST(j["fpm_status"]["polls"].get<int>() >= 2);
     BOOST_TEST(j["fpm_status"]["max_active_processes"].get<int>() >= 1);
     BOOST_TEST(j["fpm_status"]["total_processes"].get<int>() == 4);
+    BOOST_TEST(r.err.find("warning") == std::string::npos);
+
+    // Four take every worker: no connection waits in the backlog, but the polls do.
+    r = bench({"--connect", ep, "--duration", "0.5", "--concurrency", "4", "--fpm-status",
+               "/status", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("4 connections take all of the pool's processes") != std::string::npos,
+               r.err);
+    BOOST_TEST(r.err.find("--connections 3 leaves one for them") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("listen backlog") == std::string::npos, r.err);
+}
+
+// Throughput counts responses of any status: a run where none was a 2xx says so.
+BOOST_FIXTURE_TEST_CASE(no_2xx_is_a_warning, fpm_fixture) {
+    auto r = bench({"--connect", ep, "--requests", "20", php_fpm::script("no-such-script.php")});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.err.find("warning: no response had a 2xx status (20 x 404)") != std::string::npos,
+               r.err);
 }
 
 BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -29,6 +30,18 @@ void set_nonblocking(int fd) {
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+// A pseudo-terminal: fds[0] the side we read, fds[1] the child's. Once the child's side is
+// closed, reads return what is left, then EIO, which ends the read loop as EOF does.
+void open_terminal(int fds[2]) {
+    fds[0] = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fds[0] < 0 || ::grantpt(fds[0]) != 0 || ::unlockpt(fds[0]) != 0)
+        throw_errno(errno, "pseudo-terminal");
+    const char* name = ::ptsname(fds[0]);
+    fds[1] = name ? ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+    if (fds[1] < 0)
+        throw_errno(errno, std::string("open ") + (name ? name : "pseudo-terminal"));
+}
+
 // Closes what is still open however run_child() leaves.
 struct fds_guard {
     std::vector<int*> fds;
@@ -47,8 +60,12 @@ struct fds_guard {
 run_result run_child(const run_spec& spec) {
     int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, pidfd = -1;
     fds_guard guard{{&out[0], &out[1], &err[0], &err[1], &in[0], &in[1], &pidfd}};
-    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 ||
+    if (::pipe2(out, O_CLOEXEC) != 0 ||
         ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0)
+        throw_errno(errno, "pipes for " + spec.program);
+    if (spec.stderr_terminal)
+        open_terminal(err);
+    else if (::pipe2(err, O_CLOEXEC) != 0)
         throw_errno(errno, "pipes for " + spec.program);
 
     posix_spawn_file_actions_t actions;

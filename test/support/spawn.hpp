@@ -25,6 +25,9 @@ struct run_spec {
     std::vector<std::string> env;    ///< extra NAME=VALUE entries
     std::string cwd;                 ///< empty = ours
     std::chrono::seconds limit{30};  ///< the child is killed after this
+    /// Stderr on a pseudo-terminal instead of a pipe, for what a tool does only for a person
+    /// watching; its "\n" reads back as "\r\n".
+    bool stderr_terminal = false;
     /// Called with the child's PID once it runs, before its output is read (so it must not wait
     /// for output): e.g. to signal it once a server has seen its requests.
     std::function<void(int pid)> started;

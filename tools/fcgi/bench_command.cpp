@@ -537,11 +537,11 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     cmd.add_option("-t,--timeout", r.timeout,
                    "Deadline of each request in SECONDS, queueing included (default 0: none)");
     check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds");
-    cmd.add_option("-n,--concurrency", f.concurrency,
+    cmd.add_option("-C,--concurrency", f.concurrency,
                    "Requests in flight (default 4); when multiplexing, each connection carries "
                    "up to --concurrency / --connections of them (also with --rate)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
-    cmd.add_option("-N,--requests", f.requests, "Stop after this many counted requests")
+    cmd.add_option("-n,--requests", f.requests, "Stop after this many counted requests")
         ->check(CLI::Range(std::uint64_t{1}, max_requests));
     check_number(
         *cmd.add_option("-D,--duration", f.duration,
@@ -635,11 +635,19 @@ int run_bench(const bench_flags& f) {
             const auto& s = poller->summary();
             if (s.polls == 0) {
                 print_error("warning: --fpm-status " + f.fpm_status + ": " + s.last_error);
-            } else if (std::int64_t(connections) >= s.total_processes) {
+            } else if (std::int64_t(connections) > s.total_processes) {
                 print_error("warning: " + std::to_string(connections) +
-                            " connections >= the pool's " + std::to_string(s.total_processes) +
+                            " connections > the pool's " + std::to_string(s.total_processes) +
                             " processes: connections beyond pm.max_children wait in the "
                             "listen backlog, and status polls wait for a free worker");
+            } else if (std::int64_t(connections) == s.total_processes) {
+                print_error(
+                    "warning: " + std::to_string(connections) +
+                    " connections take all of the pool's processes: each status poll waits for "
+                    "a free worker" +
+                    (connections > 1 ? "; --connections " + std::to_string(connections - 1) +
+                                           " leaves one for them"
+                                     : std::string()));
             }
             run.start();
         });
@@ -678,6 +686,14 @@ int run_bench(const bench_flags& f) {
                     "connection, so connections beyond pm.max_children wait in its listen "
                     "backlog; use --connections at most its number of workers (--fpm-status "
                     "shows it)");
+    if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
+        // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
+        std::string seen;
+        for (const auto& [code, n] : c.status)
+            seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
+        print_error("warning: no response had a 2xx status (" + seen +
+                    "): the figures measure errors; check the script path and --root");
+    }
     if (c.sent == 0) {
         // Exit 0 would pass a run that measured nothing (a --rate slower than the measured
         // period, or Ctrl-C during the warm-up) as a clean one.

@@ -103,7 +103,7 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                    "/path.sock, host:port, [v6]:port (default: $FCGI_CONNECT)")
         ->envname("FCGI_CONNECT")
         ->allow_extra_args(false);  // one value per occurrence, so FILE is never swallowed
-    cmd.add_option("-n,--concurrency", f.concurrency,
+    cmd.add_option("-C,--concurrency", f.concurrency,
                    "Requests handed to the client at once (default 16)")
         ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));  // the client's max_pending
     cmd.add_option("--connections", f.connections,

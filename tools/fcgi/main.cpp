@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
         "server.",
         "fcgi"};
     app.footer(std::string(exit_codes_help));
+    app.set_version_flag("--version", "fcgi " FCGI_VERSION " (asio-fcgi)");
     app.require_subcommand(1);
 
     request_flags request;
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::Success& e) {
-        return app.exit(e);  // --help
+        return app.exit(e);  // --help, --version
     } catch (const CLI::ParseError& e) {
         // Point at the help that lists the flags in question: the subcommand's.
         std::string help = "fcgi --help";

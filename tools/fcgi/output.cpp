@@ -1,6 +1,7 @@
 #include "output.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -29,6 +30,11 @@ void write_stderr(std::string_view bytes) {
         return;
     (void)write_all(stderr, bytes);
     stderr_at_line_start = bytes.back() == '\n';
+}
+
+void end_terminal_line() {
+    if (!stderr_at_line_start && isatty(STDERR_FILENO) == 1)
+        write_stderr("\n");
 }
 
 void print_error(std::string_view message) {

@@ -61,6 +61,7 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     }
     // The script's own log lines are data: passed through verbatim, never mixed into stdout.
     write_stderr(resp.stderr_text);
+    end_terminal_line();
     if (output->refused_status) {
         std::string status = std::to_string(resp.status);
         if (!resp.reason.empty())
