@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compiles every ```cpp block of README.md and docs/*.md (with the includes a reader would add),
-# so the code shown cannot drift from the library. Usage: scripts/check-readme.sh [CXX]
+# Compiles every ```cpp block of README.md and docs/*.md, so the code shown cannot drift from the
+# library: a block that starts with #include as it is, a fragment with the includes a reader
+# would add. Usage: scripts/check-readme.sh [CXX]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cxx=${1:-g++}
@@ -16,10 +17,13 @@ for doc in ["README.md"] + sorted(glob.glob("docs/*.md")):
         sys.exit("README.md has no cpp block")
     for m in blocks:
         code, line = m.group(1), text.count("\n", 0, m.start(1)) + 1  # errors name doc lines
+        # A block that shows its includes must compile with those alone; a fragment gets the
+        # ones a reader would add.
+        prelude = "" if code.startswith("#include") else (
+            "#include <asio/co_spawn.hpp>\n#include <asio/io_context.hpp>\n"
+            "#include <asio/use_awaitable.hpp>\n#include <iostream>\n")
         with open(f"{sys.argv[1]}/block{n}.cpp", "w") as f:
-            f.write("#include <asio/co_spawn.hpp>\n#include <asio/io_context.hpp>\n"
-                    f"#include <asio/use_awaitable.hpp>\n#include <iostream>\n#line {line} \"{doc}\"\n"
-                    + code)
+            f.write(prelude + f"#line {line} \"{doc}\"\n" + code)
         n += 1
 PY
 # In parallel: each block includes all of Asio, and there are a dozen.

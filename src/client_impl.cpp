@@ -312,7 +312,7 @@ void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
     ep.last_error = ec;
     auto now = clock::now();
     // The connects opened together fail together: the first of a round sets the backoff. One
-    // doubling per failed connect took 4 connections from 100 ms to 1.6 s in a single round.
+    // doubling per failed connect took 4 connections from 100 ms to 800 ms in a single round.
     if (now < ep.down_until)
         return;
     ep.backoff = ep.backoff.count() == 0 ? opts_.initial_backoff

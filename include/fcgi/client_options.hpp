@@ -56,8 +56,8 @@ struct client_options {
     /// A connection is retired after this many requests (0: never). Set it to php-fpm's
     /// pm.max_requests to recycle in step with the workers.
     std::uint64_t max_requests_per_connection_lifetime = 0;
-    /// A refused endpoint is retried after this backoff (at least 1 ms), doubling up to
-    /// max_backoff.
+    /// A refused endpoint is retried after this backoff (at least 1 ms), doubling with each
+    /// round of connects that fails (connects opened together count once) up to max_backoff.
     std::chrono::milliseconds initial_backoff{100};
     /// The longest backoff of a refused endpoint.
     std::chrono::milliseconds max_backoff{5000};

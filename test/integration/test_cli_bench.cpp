@@ -95,6 +95,16 @@ BOOST_FIXTURE_TEST_CASE(closed_loop_counted_requests, fpm_fixture) {
     BOOST_TEST(j["client_cpu_s"].get<double>() >= 0);
 }
 
+// -n is the request count, as in ab and hey; -C the concurrency (-c is --connect).
+BOOST_AUTO_TEST_CASE(short_flags_as_in_ab) {
+    fcgi::test::fake_responder fake;
+    auto run = clean_run(fake, {"-n", "20", "-C", "2"});
+    BOOST_TEST(run.report["requests"].get<int>() == 20);
+    BOOST_TEST(run.report["concurrency"].get<int>() == 2);
+    auto old = bench({"-c", fake.unix_endpoint().to_string(), "-N", "20", "x.php"});
+    BOOST_TEST(old.exit_code == 2, old.err);
+}
+
 BOOST_FIXTURE_TEST_CASE(human_report, fpm_fixture) {
     auto r = bench({"--connect", ep, "--requests", "20", php_fpm::script("hello.php")});
     BOOST_TEST_INFO("stderr: " << r.err);

@@ -547,6 +547,23 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
     }
 }
 
+// With --concurrency no more than --connections there is one request per connection to give,
+// whatever the server answers: the line says so instead of blaming the server's FCGI_MAX_REQS.
+BOOST_AUTO_TEST_CASE(multiplex_auto_with_one_request_per_connection_to_give) {
+    fcgi::test::fake_responder fake;  // answers FCGI_MPXS_CONNS=1
+    std::string jobs;
+    for (int i = 1; i <= 6; ++i)
+        jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
+    auto ep = fake.unix_endpoint().to_string();
+    auto r =
+        fanout({"-c", ep, "--concurrency", "2", "--connections", "2", "--multiplex", "auto"}, jobs);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(has(r.err, "fanout: " + ep +
+                              " not multiplexed (it multiplexes, but --concurrency / "
+                              "--connections is 1): one request per connection\n"),
+               r.err);
+}
+
 // Ctrl-C used to kill the tool with no summary and jobs without a line. Now what is not done
 // fails with client_stopped: every job still gets its line, and the summary is printed, without
 // the stopped jobs in the requests sent (their duration is the time to the interruption). So

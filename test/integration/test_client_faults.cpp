@@ -1480,6 +1480,46 @@ BOOST_AUTO_TEST_CASE(backoff_doubles_once_per_round_of_refused_connects) {
     shutdown(ctx, client);
 }
 
+// And each round that fails doubles it: a regression that stopped the growth (or reset it on
+// every failure) would keep every round initial_backoff apart. Lower bounds only: a loaded
+// machine can only stretch the gaps.
+BOOST_AUTO_TEST_CASE(backoff_grows_with_each_failed_round) {
+    fcgi::test::temp_file dir_marker("");
+    asio::io_context ctx;
+    auto opts =
+        plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 1, 200ms);
+    opts.max_backoff = 10s;
+    fcgi::client client(ctx.get_executor(), opts);
+    std::vector<steady::time_point> rounds;  // when each refused connect was reported
+    std::uint64_t seen = 0;
+    asio::steady_timer pause(ctx);
+    // A request every 10 ms; one made while the endpoint is down fails at once without a connect.
+    std::function<void()> ask = [&] {
+        client.async_request(fcgi::test::tagged_request("r"),
+                             [&](std::error_code ec, fcgi::response) {
+                                 auto failures = client.stats().endpoints.at(0).connect_failures;
+                                 if (failures > seen) {
+                                     seen = failures;
+                                     rounds.push_back(steady::now());
+                                 }
+                                 if (rounds.size() < 3 && ec == fcgi::error::no_endpoint) {
+                                     pause.expires_after(10ms);
+                                     pause.async_wait([&](std::error_code) { ask(); });
+                                 }
+                             });
+    };
+    ask();
+    BOOST_REQUIRE(run_until(ctx, [&] { return rounds.size() == 3; }));
+    auto gap = [&](std::size_t i) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(rounds[i + 1] - rounds[i])
+            .count();
+    };
+    BOOST_TEST(gap(0) >= 150);  // the initial 200 ms
+    BOOST_TEST(gap(1) >= 300);  // doubled: 400 ms
+    client.cancel();
+    BOOST_TEST(drains(ctx));
+}
+
 // A request that cannot be sent fails at once with invalid_request, before it waits. It used to
 // be checked only by the connection that took it: it failed with whatever happened meanwhile
 // (no_endpoint here, request_timeout behind a busy pool), or opened a connection to be refused.

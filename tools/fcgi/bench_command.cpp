@@ -642,9 +642,11 @@ int run_bench(const bench_flags& f) {
                             "listen backlog, and status polls wait for a free worker");
             } else if (std::int64_t(connections) == s.total_processes) {
                 print_error(
-                    "warning: " + std::to_string(connections) +
-                    " connections take all of the pool's processes: each status poll waits for "
-                    "a free worker" +
+                    "warning: " +
+                    (connections == 1 ? std::string("the connection takes the pool's only process")
+                                      : std::to_string(connections) +
+                                            " connections take all of the pool's processes") +
+                    ": each status poll waits for a free worker" +
                     (connections > 1 ? "; --connections " + std::to_string(connections - 1) +
                                            " leaves one for them"
                                      : std::string()));
@@ -692,7 +694,7 @@ int run_bench(const bench_flags& f) {
         for (const auto& [code, n] : c.status)
             seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
         print_error("warning: no response had a 2xx status (" + seen +
-                    "): the figures measure errors; check the script path and --root");
+                    "): check the script path and --root");
     }
     if (c.sent == 0) {
         // Exit 0 would pass a run that measured nothing (a --rate slower than the measured

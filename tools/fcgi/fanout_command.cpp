@@ -29,8 +29,9 @@ namespace {
 
 using namespace std::chrono;
 
-// What --multiplex auto came to for one endpoint, and why.
-std::string multiplexing_line(const fcgi::endpoint_stats& e) {
+// What --multiplex auto came to for one endpoint, and why; `cap` is what --concurrency /
+// --connections allows per connection.
+std::string multiplexing_line(const fcgi::endpoint_stats& e, std::uint16_t cap) {
     std::string head = "fanout: " + e.where.to_string();
     if (e.max_in_flight_per_connection > 1)
         return head + " multiplexed, up to " + std::to_string(e.max_in_flight_per_connection) +
@@ -38,7 +39,8 @@ std::string multiplexing_line(const fcgi::endpoint_stats& e) {
     std::string why;
     switch (e.probe) {
         case fcgi::probe_result::multiplexes:
-            why = "it takes one request at a time, FCGI_MAX_REQS=1";
+            why = cap == 1 ? "it multiplexes, but --concurrency / --connections is 1"
+                           : "it takes one request at a time, FCGI_MAX_REQS=1";
             break;
         case fcgi::probe_result::declined:
             why = "it does not multiplex, FCGI_MPXS_CONNS is not 1";
@@ -264,7 +266,7 @@ int run_fanout(const fanout_flags& flags) {
         // that did not answer in time is run one request per connection without a word.
         for (const auto& e : client.stats().endpoints)
             if (e.connects > 0)
-                write_stderr(multiplexing_line(e));
+                write_stderr(multiplexing_line(e, options.max_requests_per_connection));
     }
     if (interrupted)
         print_error("interrupted: the jobs not finished by then failed with client_stopped");

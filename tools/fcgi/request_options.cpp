@@ -127,8 +127,8 @@ void add_request_flags(CLI::App& cmd, request_flags& f) {
         ->allow_extra_args(false);
     cmd.add_option("-r,--root", f.root,
                    "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must "
-                   "be below it (default: the current directory for a relative SCRIPT, the "
-                   "script's own directory for an absolute one)");
+                   "be below it (default: the current directory for a relative SCRIPT below "
+                   "it, otherwise the script's own directory)");
     cmd.add_flag("-i,--include", f.include, "Print the status line and headers before the body");
     cmd.add_option("-t,--timeout", f.timeout,
                    "Give up after SECONDS (fractional), connecting included (default: none)");
