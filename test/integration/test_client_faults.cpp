@@ -868,7 +868,7 @@ BOOST_AUTO_TEST_CASE(auto_detect_honours_max_reqs_and_a_silent_probe) {
             BOOST_TEST(!out.ec, id << ": " << out.ec.message());
         auto per_conn = client.stats().endpoints.at(0).max_in_flight_per_connection;
         BOOST_TEST(per_conn == (answers ? 3u : 1u));
-        const auto& ep = client.stats().endpoints.at(0);
+        auto ep = client.stats().endpoints.at(0);  // a copy: stats() is a temporary
         BOOST_TEST((ep.probe ==
                     (answers ? fcgi::probe_result::multiplexes : fcgi::probe_result::no_answer)));
         BOOST_TEST(ep.probe_error ==
