@@ -60,7 +60,7 @@ std::error_code encode(const fcgi::request& req, fcgi::detail::cgi_params& param
                        p::request_encoder& enc, std::string& why) {
     auto ec = fcgi::validate(req, why);
     if (!ec)
-        ec = params.build(req, why);
+        params.build(req);
     enc.clear();
     if (!ec)
         ec = enc.encode_request(1, req.role, p::begin_flags::keep_conn, params.params(), req.body);

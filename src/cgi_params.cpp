@@ -131,6 +131,16 @@ std::error_code validate(const request& req, std::string& why) {
             return error::invalid_request;
         }
     }
+    // CONTENT_LENGTH is always the body's size: one that contradicts it makes php-fpm wait for
+    // bytes that never come, or read the next request as this one's body.
+    char digits[24];
+    auto length = [&, text = std::string_view()]() mutable {
+        if (text.empty()) {
+            auto end = std::to_chars(digits, digits + sizeof(digits), req.body_size()).ptr;
+            text = std::string_view(digits, static_cast<std::size_t>(end - digits));
+        }
+        return text;
+    };
     for (const auto& [name, value] : req.headers) {
         if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
             why = "header name '" + name + "' is not an HTTP token";
@@ -140,10 +150,20 @@ std::error_code validate(const request& req, std::string& why) {
             why = "header '" + name + "' has CR, LF or NUL in its value";
             return error::invalid_request;
         }
+        if (iequals(name, "Content-Length") && value != length()) {
+            why = "Content-Length header " + value + " differs from the body's " +
+                  std::string(length()) + " bytes";
+            return error::invalid_request;
+        }
     }
     for (const auto& [name, value] : req.params) {
         if (name.empty() || contains_any(name, '=', '\0', '\0')) {
             why = "param name '" + name + "' is empty or contains '=' or NUL";
+            return error::invalid_request;
+        }
+        if (name == "CONTENT_LENGTH" && value != length()) {
+            why = "param CONTENT_LENGTH=" + value + " differs from the body's " +
+                  std::string(length()) + " bytes";
             return error::invalid_request;
         }
     }
@@ -166,7 +186,7 @@ std::error_code validate(const request& req, std::string& why) {
 
 namespace detail {
 
-std::error_code cgi_params::build(const request& req, std::string& why) {
+void cgi_params::build(const request& req) {
     params_.clear();
     // Every derived string goes into one arena reserved up front, so the views stay valid and
     // steady state does not allocate.
@@ -202,22 +222,14 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
         script_name = scratch.empty() ? *name : own(*name);  // scratch dies with this call
 
     std::string_view content_type;
-    std::string_view content_length_header;
-    for (const auto& [name, value] : req.headers) {
+    for (const auto& [name, value] : req.headers)
         if (iequals(name, "Content-Type"))
             content_type = value;
-        else if (iequals(name, "Content-Length"))
-            content_length_header = value;
-    }
     if (content_type.empty() && req.body_size() != 0)
         content_type = "application/x-www-form-urlencoded";
 
+    // validate() checked a Content-Length header or CONTENT_LENGTH param against it.
     std::string_view content_length = number(req.body_size());
-    if (!content_length_header.empty() && content_length_header != content_length) {
-        why = "Content-Length header " + std::string(content_length_header) +
-              " differs from the body's " + std::string(content_length) + " bytes";
-        return error::invalid_request;
-    }
     // REQUEST_URI is a URI, as a web server passes it: a '?', '%', '#' or space in the path is
     // encoded (SCRIPT_NAME stays decoded), so a router splitting at '?' finds the real query.
     std::string_view uri_path = script_name;
@@ -281,11 +293,6 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
         params_.push_back({env, joined});
     }
     for (const auto& [name, value] : req.params) {
-        if (name == "CONTENT_LENGTH" && value != content_length) {
-            why = "param CONTENT_LENGTH=" + value + " differs from the body's " +
-                  std::string(content_length) + " bytes";
-            return error::invalid_request;
-        }
         auto it = std::find_if(params_.begin(), params_.end(),
                                [&](const protocol::name_value& p) { return p.name == name; });
         if (it != params_.end())
@@ -293,7 +300,6 @@ std::error_code cgi_params::build(const request& req, std::string& why) {
         else
             params_.push_back({name, value});
     }
-    return {};
 }
 
 std::string explain_param_too_large(std::span<const protocol::name_value> params) {

@@ -407,8 +407,8 @@ void client_impl::pump() {
         // Open one more connection unless enough are already connecting for the queue.
         std::size_t connecting = 0;
         for (const auto& p : pools_)
-            for (const auto& pc : p.conns)
-                connecting += !pc->connected;
+            for (const auto& c : p.conns)
+                connecting += !c->connected;
         if (connecting >= queue_.size())
             break;
         if (ep->conns.size() >= opts_.max_connections_per_endpoint) {

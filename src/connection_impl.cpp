@@ -274,7 +274,7 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
         if (req.stdin_source || req.stdout_sink)
             ec = start_streams(s, why);
         if (!ec)
-            ec = s.params.build(req, why);
+            s.params.build(req);
         if (!ec) {
             if (s.op->stream && s.op->stream->upload_left > 0)
                 // The body follows chunk by chunk as the source yields it (read_source).

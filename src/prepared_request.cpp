@@ -21,8 +21,7 @@ std::error_code prepare_request(request req, prepared_request& out, std::string&
         return error::invalid_request;
     }
     detail::cgi_params derived;
-    if (auto ec = derived.build(req, why))
-        return ec;
+    derived.build(req);
     protocol::encoded_params params;
     if (auto ec = params.assign(derived.params())) {
         why = detail::explain_param_too_large(derived.params());

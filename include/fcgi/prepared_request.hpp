@@ -47,9 +47,8 @@ class prepared_request {
 };
 
 /// Prepares `req` into `out`: the checks of validate(), the params derived as a send derives them
-/// (error::invalid_request for a Content-Length that contradicts the body) and encoded
-/// (error::param_too_large when a pair cannot fit in a record); a body source or sink is
-/// error::invalid_request. On failure `out` is unchanged and `why` names the offending field.
+/// and encoded (error::param_too_large when a pair cannot fit in a record); a body source or sink
+/// is error::invalid_request. On failure `out` is unchanged and `why` names the offending field.
 std::error_code prepare_request(request req, prepared_request& out, std::string& why);
 
 /// The check a prepared request gets before it is sent: error::invalid_request, with `why`,

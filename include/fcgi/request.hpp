@@ -89,9 +89,9 @@ struct request {
 /// error::invalid_request (or error::body_length_unknown) and sets `why` to a sentence naming the
 /// offending field.
 ///
-/// It does not derive the params, so two errors show only when they are built, by
-/// prepare_request() or at send time (still before anything goes out): a Content-Length header
-/// or CONTENT_LENGTH param that differs from the body (error::invalid_request), and a
+/// A Content-Length header or CONTENT_LENGTH param that differs from the body is
+/// error::invalid_request. It does not derive the params, so one error shows only when they
+/// are built, by prepare_request() or at send time (still before anything goes out): a
 /// name-value pair too large for one record (error::param_too_large).
 std::error_code validate(const request& req, std::string& why);
 

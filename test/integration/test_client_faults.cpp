@@ -1531,18 +1531,25 @@ BOOST_AUTO_TEST_CASE(invalid_request_fails_before_it_waits) {
     fcgi::client client(ctx.get_executor(), opts);
     auto relative = fcgi::test::tagged_request("relative");
     relative.script = "relative.php";
-    outcome plain, empty;
+    auto wrong_length = fcgi::test::tagged_request("wrong_length");
+    wrong_length.body = "abc";
+    wrong_length.headers = {{"Content-Length", "4"}};
+    outcome plain, empty, length;
     start(client, std::move(relative), plain);
     client.async_request(fcgi::prepared_request(), recorder(empty));
-    BOOST_REQUIRE(run_until(ctx, [&] { return plain.done && empty.done; }));
+    start(client, std::move(wrong_length), length);
+    BOOST_REQUIRE(run_until(ctx, [&] { return plain.done && empty.done && length.done; }));
     BOOST_TEST(plain.ec == fcgi::error::invalid_request, plain.ec.message());
     BOOST_TEST(plain.resp.diagnostics.find("'relative.php'") != std::string::npos,
                plain.resp.diagnostics);
     BOOST_TEST(empty.ec == fcgi::error::invalid_request, empty.ec.message());
     BOOST_TEST(empty.resp.diagnostics.find("prepared request is empty") != std::string::npos,
                empty.resp.diagnostics);
+    BOOST_TEST(length.ec == fcgi::error::invalid_request, length.ec.message());
+    BOOST_TEST(length.resp.diagnostics.find("Content-Length header 4") != std::string::npos,
+               length.resp.diagnostics);
     BOOST_TEST(client.stats().endpoints.at(0).connects == 0u);
-    BOOST_TEST(client.stats().failed == 2u);
+    BOOST_TEST(client.stats().failed == 3u);
     client.cancel();
     BOOST_TEST(drains(ctx));
 }

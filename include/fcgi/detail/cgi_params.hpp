@@ -15,10 +15,9 @@ namespace fcgi::detail {
 /// Reusable: build() keeps capacity.
 class cgi_params {
   public:
-    /// Builds the params of `req`, which must have passed validate() and must outlive
-    /// params(). On error (a Content-Length that contradicts the body) returns
-    /// error::invalid_request and explains in `why`.
-    std::error_code build(const request& req, std::string& why);
+    /// Builds the params of `req`, which must have passed validate() (so it cannot fail) and
+    /// must outlive params().
+    void build(const request& req);
 
     /// The params, in the order they are sent.
     std::span<const protocol::name_value> params() const noexcept { return params_; }
