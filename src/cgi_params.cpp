@@ -131,8 +131,18 @@ std::error_code validate(const request& req, std::string& why) {
             return error::invalid_request;
         }
     }
-    // CONTENT_LENGTH is always the body's size: one that contradicts it makes php-fpm wait for
-    // bytes that never come, or read the next request as this one's body.
+    if (req.stdin_source && !req.body.empty()) {
+        why = "a request has either a body or a body source, not both";
+        return error::invalid_request;
+    }
+    if (req.stdin_source && !req.stdin_source.size()) {
+        why =
+            "the request body source has no known length; FastCGI needs CONTENT_LENGTH "
+            "before the body";
+        return error::body_length_unknown;
+    }
+    // CONTENT_LENGTH is always the body's size (known by now): one that contradicts it makes
+    // php-fpm wait for bytes that never come, or read the next request as this one's body.
     char digits[24];
     auto length = [&, text = std::string_view()]() mutable {
         if (text.empty()) {
@@ -166,16 +176,6 @@ std::error_code validate(const request& req, std::string& why) {
                   std::string(length()) + " bytes";
             return error::invalid_request;
         }
-    }
-    if (req.stdin_source && !req.body.empty()) {
-        why = "a request has either a body or a body source, not both";
-        return error::invalid_request;
-    }
-    if (req.stdin_source && !req.stdin_source.size()) {
-        why =
-            "the request body source has no known length; FastCGI needs CONTENT_LENGTH "
-            "before the body";
-        return error::body_length_unknown;
     }
     if (req.role != protocol::role::filter && (!req.data.empty() || req.data_last_modified)) {
         why = "a DATA stream is only sent with the FILTER role";

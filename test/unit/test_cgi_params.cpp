@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "fcgi/body_source.hpp"
 #include "fcgi/detail/cgi_params.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/request.hpp"
@@ -188,6 +189,12 @@ BOOST_AUTO_TEST_CASE(invalid_requests_are_rejected_with_reasons) {
     std::string length_why;
     BOOST_TEST(fcgi::validate(r, length_why) == fcgi::error::invalid_request);
     BOOST_TEST(length_why == "param CONTENT_LENGTH=0 differs from the body's 3 bytes", length_why);
+    // A source of unknown length is that, whatever length a header claims for it.
+    r = base;
+    r.stdin_source = fcgi::body_source::producer(
+        std::nullopt, [](asio::mutable_buffer, fcgi::source_read_handler done) { done({}, 0); });
+    r.headers = {{"Content-Length", "100"}};
+    BOOST_TEST(fcgi::validate(r, length_why) == fcgi::error::body_length_unknown, length_why);
     r = base;
     r.data = "x";
     reject(r, "FILTER");
