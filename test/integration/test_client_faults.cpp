@@ -2125,17 +2125,9 @@ BOOST_AUTO_TEST_CASE(cancel_or_destruction_stops_the_probe) {
             // The question is on the server's side: the client waits on its socket, so a timer
             // wakes run_until to look.
             auto asked = [&] { return fake.snapshot().get_values == 1; };
-            asio::steady_timer tick(ctx);
-            std::function<void()> look = [&] {
-                tick.expires_after(5ms);
-                tick.async_wait([&](std::error_code ec) {
-                    if (!ec && !asked())
-                        look();
-                });
-            };
-            look();
+            fcgi::test::ticker look(ctx);
             BOOST_REQUIRE(run_until(ctx, asked, 5s));
-            tick.cancel();
+            look.stop();
             if (destroy)
                 client.reset();
             else

@@ -268,27 +268,6 @@ bool syn_sent_to(std::uint16_t port) {
     return false;
 }
 
-// Wakes its io_context every few milliseconds, so run_until can watch state kept outside it.
-class ticker {
-  public:
-    explicit ticker(asio::io_context& ctx) : timer_(ctx) { tick(); }
-    void stop() {
-        stopped_ = true;
-        timer_.cancel();
-    }
-
-  private:
-    void tick() {
-        timer_.expires_after(5ms);
-        timer_.async_wait([this](std::error_code ec) {
-            if (!ec && !stopped_)
-                tick();
-        });
-    }
-    asio::steady_timer timer_;
-    bool stopped_ = false;
-};
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(connection_faults)
@@ -421,7 +400,7 @@ BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
     asio::ip::tcp::socket filler(ctx);
     filler.connect(full.local_endpoint());
     auto port = listening.local_endpoint().port();
-    ticker wake(ctx);
+    fcgi::test::ticker wake(ctx);
     fcgi::connection conn(ctx.get_executor());
     std::optional<std::error_code> connected;
     conn.async_connect(fcgi::endpoint::tcp("", port), [&](std::error_code ec) { connected = ec; });

@@ -3,6 +3,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <exception>
@@ -28,6 +29,29 @@ bool run_until(asio::io_context& ctx, Pred done,
     }
     return true;
 }
+
+/// Wakes `ctx` every few milliseconds until stop(), so run_until can watch state that lives
+/// outside it (another thread's, the kernel's). Must outlive the runs of `ctx` it is used in.
+class ticker {
+  public:
+    explicit ticker(asio::io_context& ctx) : timer_(ctx) { tick(); }
+    /// No more wakes; the pending one completes as cancelled, so `ctx` can run out of work.
+    void stop() {
+        stopped_ = true;
+        timer_.cancel();
+    }
+
+  private:
+    void tick() {
+        timer_.expires_after(std::chrono::milliseconds(5));
+        timer_.async_wait([this](std::error_code ec) {
+            if (!ec && !stopped_)
+                tick();
+        });
+    }
+    asio::steady_timer timer_;
+    bool stopped_ = false;
+};
 
 /// Runs the coroutine made by `fn()` on `ctx`; fails the test if it does not finish within
 /// `limit`, and rethrows what it threw.
