@@ -223,11 +223,17 @@ std::vector<asio::ip::address> loopback_addresses() {
 }
 
 // A socket bound to each of the first two loopback addresses on one free port, neither
-// listening yet; none where the host has fewer (no IPv6) or no port is free on both.
+// listening yet; none, with the test's skip message, where the host has fewer (no IPv6) or no
+// port is free on both.
 std::optional<std::pair<asio::ip::tcp::acceptor, asio::ip::tcp::acceptor>> bound_on_one_port(
-    asio::io_context& ctx, const std::vector<asio::ip::address>& addresses) {
-    if (addresses.size() < 2)
+    asio::io_context& ctx) {
+    auto addresses = loopback_addresses();
+    auto skipped = [] {
+        BOOST_TEST_MESSAGE("skipped: the host has no two loopback addresses (IPv6) to use");
         return std::nullopt;
+    };
+    if (addresses.size() < 2)
+        return skipped();
     const auto &a = addresses[0], &b = addresses[1];
     auto protocol = [](const asio::ip::address& x) {
         return x.is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4();
@@ -241,12 +247,21 @@ std::optional<std::pair<asio::ip::tcp::acceptor, asio::ip::tcp::acceptor>> bound
         if (!ec)
             first.open(protocol(a), ec);
         if (ec)
-            return std::nullopt;
+            return skipped();
         first.bind({a, second.local_endpoint().port()}, ec);
         if (!ec)
             return std::pair(std::move(first), std::move(second));
     }
-    return std::nullopt;
+    return skipped();
+}
+
+// The error of accepting on `listening` now, without waiting: would_block when nothing came.
+std::error_code accept_now(asio::ip::tcp::acceptor& listening) {
+    asio::ip::tcp::socket peer(listening.get_executor());
+    std::error_code ec;
+    listening.non_blocking(true);
+    listening.accept(peer, ec);
+    return ec;
 }
 
 // Whether the kernel shows a connect to `port` that is still in SYN_SENT (/proc/net/tcp*).
@@ -358,13 +373,10 @@ BOOST_AUTO_TEST_CASE(unix_path_too_long_is_invalid_endpoint) {
 // A name whose first address refuses is connected through the next one (php-fpm listens on
 // 127.0.0.1:9000 by default, while "localhost" may resolve to ::1 first).
 BOOST_AUTO_TEST_CASE(connect_falls_back_to_the_next_address) {
-    auto addresses = loopback_addresses();
     asio::io_context ctx;
-    auto sockets = bound_on_one_port(ctx, addresses);
-    if (!sockets) {
-        BOOST_TEST_MESSAGE("skipped: the host has no two loopback addresses (IPv6) to use");
+    auto sockets = bound_on_one_port(ctx);
+    if (!sockets)
         return;
-    }
     auto& [refusing, listening] = *sockets;
     listening.listen();
     fcgi::connection conn(ctx.get_executor());
@@ -374,24 +386,18 @@ BOOST_AUTO_TEST_CASE(connect_falls_back_to_the_next_address) {
     BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
     BOOST_TEST(!*connected, connected->message());
     BOOST_TEST(conn.is_open());
-    asio::ip::tcp::socket peer(ctx);
-    std::error_code ec;
-    listening.non_blocking(true);
-    listening.accept(peer, ec);
-    BOOST_TEST(!ec, "nothing connected to " << addresses[1] << ": " << ec.message());
+    auto ec = accept_now(listening);
+    BOOST_TEST(!ec, "nothing connected to " << listening.local_endpoint() << ": " << ec.message());
 }
 
 // close() while connecting to the first of several addresses ends the connect there. The aborted
 // connect used to go on to the next address on the closed connection and open a socket no one
 // would close (against php-fpm, a worker pinned until its idle kill).
 BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
-    auto addresses = loopback_addresses();
     asio::io_context ctx;
-    auto sockets = bound_on_one_port(ctx, addresses);
-    if (!sockets) {
-        BOOST_TEST_MESSAGE("skipped: the host has no two loopback addresses (IPv6) to use");
+    auto sockets = bound_on_one_port(ctx);
+    if (!sockets)
         return;
-    }
     auto& [full, listening] = *sockets;
     // A backlog of 0 holds one connection; with it taken, the kernel drops further SYNs, so a
     // connect to the first address stays pending.
@@ -412,11 +418,8 @@ BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
     wake.stop();
     ctx.restart();
     ctx.run_for(5s);  // every handler the close released (a next connect would complete too)
-    asio::ip::tcp::socket peer(ctx);
-    std::error_code ec;
-    listening.non_blocking(true);
-    listening.accept(peer, ec);
-    BOOST_TEST(ec == asio::error::would_block, "a connection reached " << addresses[1]);
+    BOOST_TEST(accept_now(listening) == asio::error::would_block,
+               "a connection reached " << listening.local_endpoint());
     BOOST_TEST(!conn.is_open());
 }
 
