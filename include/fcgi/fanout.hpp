@@ -6,6 +6,7 @@
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/async_result.hpp>
 #include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
@@ -199,17 +200,21 @@ auto async_fanout(client& c, std::vector<request> requests, std::size_t concurre
         [&c](auto handler, std::vector<request> reqs, std::size_t conc) {
             auto results = std::make_shared<std::vector<fanout_result>>(reqs.size());
             auto slot = asio::get_associated_cancellation_slot(handler);
-            // Wrapped first: the lambda below, the token of async_fanout_each, has no associated
-            // executor, and the handler must still run on its own (a coroutine's, a strand).
+            // The inner token carries the handler's executor: async_fanout_each clears `slot` on
+            // the executor of its token, and the caller emits on its own. Cleared on the
+            // client's, that raced the caller's emit (TSan, cancellation_emitted_from_another_
+            // executor).
+            auto ex = asio::get_associated_executor(handler, c.get_executor());
             detail::any_handler<void(std::error_code, std::vector<fanout_result>)> h(
                 std::move(handler), c.get_executor());
             async_fanout_each(
                 c, std::move(reqs), conc,
                 [results](std::size_t i, fanout_result r) { (*results)[i] = std::move(r); },
                 asio::bind_cancellation_slot(
-                    slot, [results, h = std::move(h)](std::error_code ec) mutable {
-                        h.dispatch(ec, std::move(*results));
-                    }));
+                    slot, asio::bind_executor(
+                              ex, [results, h = std::move(h)](std::error_code ec) mutable {
+                                  h.dispatch(ec, std::move(*results));
+                              })));
         },
         token, std::move(requests), concurrency);
 }
