@@ -32,8 +32,11 @@ namespace fcgi {
 /// connection that gets no byte back for `backlog_relief` may be in php-fpm's listen backlog:
 /// the pool closes one of its idle connections to free a worker for it.
 ///
-/// Thread safety: async_request may be called from any thread, and so may the destructor (it
-/// stops the client on the executor); the rest on the executor.
+/// Thread safety: the executor must run one handler of the client at a time. When
+/// io_context::run runs on several threads, or on an asio::thread_pool, pass a strand
+/// (`asio::make_strand(ctx)`); a plain executor of either breaks the client. async_request may
+/// be called from any thread, and so may the destructor (it stops the client on the executor);
+/// the rest on the executor. Destroy the client before its io_context or thread_pool.
 class client {
   public:
     /// The executor every handler of the client runs on, unless it has its own.

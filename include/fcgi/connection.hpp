@@ -31,7 +31,7 @@ namespace fcgi {
 /// Thread safety: async_connect and async_request may be called from any thread (they hop onto
 /// the connection's executor), and so may the destructor; the other member functions must be
 /// called on that executor. Use a strand as the executor when io_context::run runs on several
-/// threads.
+/// threads, or on an asio::thread_pool. Destroy the connection before its io_context.
 class connection {
   public:
     /// The executor every handler of the connection runs on.

@@ -308,6 +308,71 @@ BOOST_AUTO_TEST_CASE(client_on_a_thread_pool_strand) {
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 
+// One io_context run by two threads, the client on a strand of it, and callers elsewhere on
+// the same context: coroutines on a strand of their own and on the plain executor. A caller
+// must stay on its strand after each co_await, and the client's code on the client's. Both
+// once broke: the inline fast paths asked any_executor::target<T>(), which does not check T, and
+// took any strand for the io_context itself, so every thread running the context passed for
+// being inside it (200 of 200 resumes off the caller's strand; TSan races in the pool).
+BOOST_AUTO_TEST_CASE(callers_on_other_strands_of_the_clients_context) {
+    fake_responder fake({.interleave = 2});
+    asio::io_context ctx;
+    auto guard = asio::make_work_guard(ctx);
+    auto client_strand = asio::make_strand(ctx);
+    auto caller_strand = asio::make_strand(ctx);
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 3;
+    opts.connection.request_timeout = 20s;
+    std::optional<fcgi::client> client(std::in_place, client_strand, opts);
+    constexpr auto as_tuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+    const int per_caller = scaled(300);
+    std::atomic<int> ok{0}, off_strand{0}, finished{0};
+    failures fails;
+    auto caller = [&](std::string who, bool on_strand) -> asio::awaitable<void> {
+        for (int i = 0; i < per_caller; ++i) {
+            auto id = tag(who, i);
+            auto [ec, r] = co_await client->async_request(fcgi::test::tagged_request(id), as_tuple);
+            if (on_strand && !caller_strand.running_in_this_thread())
+                ++off_strand;
+            if (ec)
+                fails.add(id + ": " + ec.message() + " " + r.diagnostics);
+            else if (r.body != fcgi::test::tagged_body(id))
+                fails.add(id + ": body " + r.body.substr(0, 200));
+            else
+                ++ok;
+        }
+    };
+    std::promise<void> all_done;
+    auto on_end = [&](std::exception_ptr e) {
+        if (e)
+            fails.add("a caller threw");
+        if (++finished == 4)
+            all_done.set_value();
+    };
+    asio::co_spawn(caller_strand, caller("strand-a", true), on_end);
+    asio::co_spawn(caller_strand, caller("strand-b", true), on_end);
+    asio::co_spawn(ctx, caller("plain-a", false), on_end);
+    asio::co_spawn(ctx, caller("plain-b", false), on_end);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&] { ctx.run(); });
+    const bool done = all_done.get_future().wait_for(120s) == std::future_status::ready;
+    asio::post(client_strand, [&] { client.reset(); });
+    guard.reset();
+    for (auto& th : threads)
+        th.join();
+
+    BOOST_REQUIRE(done);
+    for (const auto& f : fails.list)
+        BOOST_TEST_MESSAGE(f);
+    BOOST_TEST(fails.list.empty());
+    BOOST_TEST(ok.load() == 4 * per_caller);
+    BOOST_TEST(off_strand.load() == 0);
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
 // Plain code owns a connection on its own thread while another runs the io_context (as
 // examples/run_script_future.cpp does) and destroys it there, idle or with a request in flight.
 // The destructor once closed the connection on the calling thread, racing the reader on the
