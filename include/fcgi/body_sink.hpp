@@ -14,7 +14,9 @@ namespace fcgi {
 
 struct response;
 
-/// Called by a sink when it is done with a chunk. May be called from any thread.
+/// Called by a sink when it is done with a chunk. May be called from any thread, while the
+/// connection's io_context exists: it posts to that executor, and it owns the connection, so
+/// neither call it nor let it be destroyed after the io_context is gone.
 using sink_write_handler = std::function<void(std::error_code)>;
 
 /// A consumer's write: take `chunk` (valid until `done` is called), then call `done` once.

@@ -15,7 +15,9 @@
 namespace fcgi {
 
 /// Called by a source when a read finished: an error, or the number of bytes placed in the
-/// buffer (0 without an error means the source ended). May be called from any thread.
+/// buffer (0 without an error means the source ended). May be called from any thread, while the
+/// connection's io_context exists: it posts to that executor, and it owns the connection, so
+/// neither call it nor let it be destroyed after the io_context is gone.
 using source_read_handler = std::function<void(std::error_code, std::size_t)>;
 
 /// A producer's read: fill some of `buffer` (at most its size), then call `done` exactly once.

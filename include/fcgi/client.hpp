@@ -19,6 +19,10 @@
 
 namespace fcgi {
 
+namespace detail {
+struct client_access;
+}  // namespace detail
+
 /// Runs requests over pooled keep-alive connections.
 ///
 /// Connections open lazily, up to `max_connections_per_endpoint` per endpoint, and are reused;
@@ -111,6 +115,8 @@ class client {
     client_stats stats() const { return impl_->stats(); }
 
   private:
+    friend struct detail::client_access;
+
     struct cancel_request {
         std::shared_ptr<detail::client_impl> impl;
         std::uint64_t serial;
@@ -148,5 +154,19 @@ class client {
 
     std::shared_ptr<detail::client_impl> impl_;
 };
+
+namespace detail {
+
+// For operations built on the client (fan-out) that must not depend on the client object
+// living on: they hold its implementation, which a stopped client's requests fail against.
+struct client_access {
+    static std::shared_ptr<client_impl> impl_of(const client& c) { return c.impl_; }
+    template <class Handler>
+    static void async_request(std::shared_ptr<client_impl> impl, request req, Handler&& handler) {
+        client::initiate_request{}(std::forward<Handler>(handler), std::move(impl), std::move(req));
+    }
+};
+
+}  // namespace detail
 
 }  // namespace fcgi

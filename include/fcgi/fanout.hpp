@@ -22,6 +22,7 @@
 
 #include "fcgi/client.hpp"
 #include "fcgi/detail/any_handler.hpp"
+#include "fcgi/error.hpp"
 
 namespace fcgi {
 
@@ -36,12 +37,13 @@ namespace detail {
 
 // Keeps `concurrency` requests in flight; each completion starts the next. The state is shared
 // by the in-flight completions only, and dies with the last of them. Runs on the client's
-// executor.
+// executor. It holds the client's implementation, not the client: a client destroyed during the
+// fan-out fails its requests with client_stopped, and the fan-out sends no more.
 template <class OnResult, class OnDone>
 struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone>> {
-    fanout_state(client& c, std::vector<request> reqs, std::size_t conc, OnResult on_result,
-                 OnDone on_done)
-        : cl(c),
+    fanout_state(std::shared_ptr<client_impl> c, std::vector<request> reqs, std::size_t conc,
+                 OnResult on_result, OnDone on_done)
+        : impl(std::move(c)),
           requests(std::move(reqs)),
           result(std::move(on_result)),
           done(std::move(on_done)),
@@ -73,15 +75,18 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
                 self->on_complete(index, sig, fanout_result{ec, std::move(r), took});
             };
             if (signals)
-                cl.async_request(
-                    std::move(requests[index]),
+                client_access::async_request(
+                    impl, std::move(requests[index]),
                     asio::bind_cancellation_slot(signals[sig].slot(), std::move(on_response)));
             else
-                cl.async_request(std::move(requests[index]), std::move(on_response));
+                client_access::async_request(impl, std::move(requests[index]),
+                                             std::move(on_response));
         }
         if (running == 0 && next == requests.size() && !finished) {
             finished = true;
-            done(aborted ? std::error_code(asio::error::operation_aborted) : std::error_code());
+            done(aborted   ? std::error_code(asio::error::operation_aborted)
+                 : stopped ? std::error_code(error::client_stopped)
+                           : std::error_code());
         }
     }
 
@@ -92,8 +97,26 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
         // A cancellation that came too late for every request is no failure of the whole.
         if (cancelled && r.ec == asio::error::operation_aborted)
             aborted = true;
+        // A stopped client stays stopped: the rest would fail one by one.
+        const bool client_gone = r.ec == error::client_stopped && !stopped;
         result(index, std::move(r));
+        if (client_gone) {
+            stopped = true;
+            fail_unsent(error::client_stopped, "the client was stopped");
+        }
         launch();
+    }
+
+    // What is not sent yet completes now with `ec`, `why` before request N was sent.
+    void fail_unsent(std::error_code ec, const char* why) {
+        while (next < requests.size()) {
+            std::size_t index = next++;
+            requests[index] = request{};  // not held until the last one in flight ends
+            fanout_result r{ec, {}, {}};
+            r.resp.diagnostics =
+                std::string(why) + " before request " + std::to_string(index) + " was sent";
+            result(index, std::move(r));
+        }
     }
 
     // The caller cancelled the fan-out: what is not sent fails now, what is out is cancelled.
@@ -101,15 +124,9 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
         if (finished || cancelled)
             return;
         cancelled = true;
-        while (next < requests.size()) {
-            std::size_t index = next++;
+        if (next < requests.size())
             aborted = true;
-            requests[index] = request{};  // not held until the last one in flight ends
-            fanout_result r{asio::error::operation_aborted, {}, {}};
-            r.resp.diagnostics =
-                "the fan-out was cancelled before request " + std::to_string(index) + " was sent";
-            result(index, std::move(r));
-        }
+        fail_unsent(asio::error::operation_aborted, "the fan-out was cancelled");
         const std::size_t n = std::min(concurrency, requests.size());
         for (std::size_t i = 0; i < n; ++i)
             signals[i].emit(type);
@@ -118,7 +135,7 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
 
     static constexpr std::size_t no_signal = static_cast<std::size_t>(-1);
 
-    client& cl;
+    std::shared_ptr<client_impl> impl;
     std::vector<request> requests;
     OnResult result;
     OnDone done;
@@ -128,6 +145,7 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
     bool finished = false;
     bool cancelled = false;
     bool aborted = false;  // some request ended with operation_aborted after the cancellation
+    bool stopped = false;  // some request ended with client_stopped
     std::unique_ptr<asio::cancellation_signal[]> signals;  // null when not cancellable
     std::vector<std::size_t> free_signals;
 };
@@ -153,16 +171,19 @@ struct cancel_fanout {
 /// `on_result(index, fanout_result)` as each completes (on the client's executor), then completes
 /// the token.
 ///
-/// Handler: void(std::error_code) — success, or asio::error::operation_aborted when a
-/// cancellation ended some request; per-request errors go to on_result. Cancellation (terminal,
+/// Handler: void(std::error_code) — success, asio::error::operation_aborted when a
+/// cancellation ended some request, or error::client_stopped when the client was stopped
+/// (cancel(), destroyed) during the fan-out: the requests not yet sent then go to on_result at
+/// once with client_stopped. Per-request errors go to on_result. Cancellation (terminal,
 /// partial, total) through the handler's slot: requests not yet handed to the client (beyond
 /// the concurrency window) go to on_result at once with operation_aborted, those handed over
 /// are cancelled as client::async_request's are (and go to on_result when they end); the
 /// handler runs after the last. As for client::async_request, emit the cancellation on the
 /// handler's executor (the awaitable operators do). Memory: results are not collected, but the
 /// whole vector of requests is held until the last completes (each request is moved out when it is
-/// launched), plus what on_result keeps; feed very large job lists in batches. `c` must outlive the
-/// operation.
+/// launched), plus what on_result keeps; feed very large job lists in batches. `c` must be alive
+/// when the operation starts (for `deferred`, when it is launched); it may be destroyed during
+/// the fan-out, which then ends as above.
 template <class OnResult, ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout_each(client& c, std::vector<request> requests, std::size_t concurrency,
@@ -174,8 +195,8 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
                 std::make_shared<detail::connect_handler>(std::move(handler), c.get_executor());
             auto on_done = [h](std::error_code ec) { h->post(ec); };
             using state = detail::fanout_state<OnResult, decltype(on_done)>;
-            auto st = std::make_shared<state>(c, std::move(reqs), conc, std::move(each),
-                                              std::move(on_done));
+            auto st = std::make_shared<state>(detail::client_access::impl_of(c), std::move(reqs),
+                                              conc, std::move(each), std::move(on_done));
             if (slot.is_connected()) {
                 st->make_cancellable();
                 slot.template emplace<detail::cancel_fanout<state>>(
@@ -188,8 +209,9 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
 
 /// Runs `requests` through `c`, at most `concurrency` (0 counts as 1) at a time, and completes with
 /// one result per request in input order. Handler: void(std::error_code,
-/// std::vector<fanout_result>), run on its associated executor. The error is success, or
-/// asio::error::operation_aborted when cancelled through the handler's slot (as async_fanout_each).
+/// std::vector<fanout_result>), run on its associated executor. The error is success,
+/// asio::error::operation_aborted when cancelled through the handler's slot, or
+/// error::client_stopped when the client was stopped or destroyed (as async_fanout_each).
 /// The results are all there either way, but `use_awaitable` throws the error instead: await with
 /// `asio::experimental::as_tuple(asio::use_awaitable)` to keep them.
 template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, std::vector<fanout_result>))

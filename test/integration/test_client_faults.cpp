@@ -1936,6 +1936,48 @@ BOOST_AUTO_TEST_CASE(fanout_cancelled_through_its_slot) {
     shutdown(ctx, client);
 }
 
+// The client stopped under a running fan-out, by cancel() or by its destructor: what is in
+// flight fails with client_stopped, what is not sent fails at once without reaching the
+// client, and the fan-out completes with client_stopped. The fan-out held a reference to the
+// client and went on sending through it after the destructor (heap-use-after-free under ASan),
+// and after cancel() reported success with every result a failure.
+BOOST_AUTO_TEST_CASE(fanout_ends_when_its_client_stops) {
+    fake_responder fake({.script_for = hang_or_echo});
+    for (bool destroy : {false, true}) {
+        BOOST_TEST_CONTEXT((destroy ? "client destroyed" : "client.cancel()")) {
+            asio::io_context ctx;
+            const std::size_t seen_before = fake.snapshot().requests.size();
+            std::optional<fcgi::client> client(std::in_place, ctx.get_executor(),
+                                               plain_pool(fake.unix_endpoint(), 2, 100ms));
+            std::optional<std::error_code> done;
+            std::vector<fcgi::fanout_result> results;
+            fcgi::async_fanout(*client, hanging_requests(10), 2,
+                               [&](std::error_code ec, std::vector<fcgi::fanout_result> r) {
+                                   done = ec;
+                                   results = std::move(r);
+                               });
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return fake.snapshot().requests.size() == seen_before + 2; }, 10s));
+            if (destroy)
+                client.reset();
+            else
+                client->cancel();
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return done.has_value(); }, 10s));
+            BOOST_TEST(*done == fcgi::error::client_stopped, done->message());
+            BOOST_REQUIRE(results.size() == 10u);
+            std::size_t never_sent = 0;
+            for (const auto& r : results) {
+                BOOST_TEST(r.ec == fcgi::error::client_stopped, r.ec.message());
+                if (r.resp.diagnostics.find("stopped before request") != std::string::npos)
+                    ++never_sent;
+            }
+            BOOST_TEST(never_sent == 8u);
+            BOOST_TEST(fake.snapshot().requests.size() == seen_before + 2);
+        }
+    }
+}
+
 // async_fanout_each's own completion under cancellation, and the edges: total cancellation, a
 // second emit, an emit after completion, an empty list with concurrency 0.
 BOOST_AUTO_TEST_CASE(fanout_each_cancellation_edges) {
