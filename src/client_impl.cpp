@@ -47,6 +47,9 @@ struct client_impl::pending_op {
     // A retry after a stale kept-alive connection: not on a connection that sat idle (see
     // usable()).
     bool fresh_only = false;
+    // When it was handed to a reused connection: a close soon after is a stale kept-alive
+    // connection, a later one a script that ran (see stale_close_window).
+    clock::time_point sent_at{};
     std::weak_ptr<connection_impl> conn;  // while dispatched
     std::uint64_t conn_serial = 0;
 };
@@ -184,7 +187,8 @@ void client_impl::wait_deadline(pending_op& op) {
         if (ec || !self)
             return;
         if (auto expired = self->take_queued(serial)) {
-            self->fail(std::move(expired), error::request_timeout, std::string(expired_in_queue));
+            self->fail(std::move(expired), error::request_timeout,
+                       std::string(expired_in_queue) + self->down_reason());
             self->check_shutdown_done();
         }
     });
@@ -422,13 +426,14 @@ void client_impl::pump() {
         }
         open_connection(*ep);
     }
-    // Every endpoint down: nothing will come of waiting, so fail fast with the reason.
+    // Every endpoint down: fail fast with the reason, unless requests are to wait for one to
+    // come back (a php-fpm restart), their deadlines running.
     bool all_down = !pools_.empty() && std::all_of(pools_.begin(), pools_.end(), [&](auto& p) {
         return p.conns.empty() && now.before(p.down_until);
     });
-    if (!all_down && !queue_.empty())
+    if ((!all_down || opts_.wait_when_down) && !queue_.empty())
         arm_retry_timer(now);
-    if (all_down) {
+    if (all_down && !opts_.wait_when_down) {
         std::string why = "no endpoint accepts connections:";
         for (const auto& p : pools_)
             why += " " + p.where.to_string() + " (" + p.last_error.message() + ")";
@@ -454,6 +459,17 @@ bool client_impl::dispatch_behind_fresh(lazy_now& now) {
     queue_.erase(it);
     dispatch(*ep, *pc, std::move(op));
     return true;
+}
+
+std::string client_impl::down_reason() const {
+    // Said when a request waited out its deadline for endpoints in backoff (wait_when_down).
+    auto now = clock::now();
+    std::string why;
+    for (const auto& p : pools_)
+        if (now < p.down_until && p.last_error)
+            why += (why.empty() ? "; endpoints down: " : ", ") + p.where.to_string() + " (" +
+                   p.last_error.message() + ")";
+    return why;
 }
 
 void client_impl::arm_retry_timer(lazy_now& now) {
@@ -538,10 +554,11 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
 void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
                            std::unique_ptr<pending_op> op) {
     auto left = std::chrono::milliseconds::max();
+    clock::time_point now{};
     if (op->deadline != clock::time_point::max()) {
         // Its deadline timer may be due but not run yet (a stalled loop, a retry): sending it
         // would occupy the connection, and a php-fpm worker, for a reply nobody waits for.
-        auto now = clock::now();
+        now = clock::now();
         if (op->deadline <= now) {
             fail(std::move(op), error::request_timeout, std::string(expired_in_queue));
             return;
@@ -564,6 +581,8 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     rop->checked = true;
     ++pc.dispatched;
     bool reused = pc.conn->stats().requests_completed > 0;
+    if (reused)
+        op->sent_at = now == clock::time_point{} ? clock::now() : now;
     bool first = pc.first_dispatch == clock::time_point{};
     if (first)
         pc.first_dispatch = clock::now();
@@ -617,8 +636,20 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
             retry = again->stdin_source.restartable();  // never written: safe for any method
         } else if (again->is_idempotent()) {
             if (ec == error::connection_lost && reused && r.bytes_received == 0) {
-                retry = true;  // a kept-alive connection the server had closed (pm.max_requests)
-                op->fresh_only = true;
+                // A kept-alive connection the server had closed (pm.max_requests, a reload)
+                // closes at once. Later, the script ran, silent under output buffering, and
+                // its worker died (request_terminate_timeout, a kill): it must not run twice.
+                auto after = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() -
+                                                                                   op->sent_at);
+                if (after <= opts_.stale_close_window) {
+                    retry = true;
+                    op->fresh_only = true;
+                } else {
+                    r.diagnostics += "; not sent again: the connection closed " +
+                                     std::to_string(after.count()) +
+                                     " ms after the request was sent, so its script may have "
+                                     "run (a killed worker: request_terminate_timeout?)";
+                }
             } else {
                 retry = ec == server_error::cant_mpx_conn || ec == server_error::overloaded;
             }
@@ -658,6 +689,11 @@ void client_impl::after_request(endpoint_pool& ep, const std::shared_ptr<connect
         if (it != ep.conns.end() && retiring(**it))
             conn->close(error::connection_lost);
     }
+    // Under a steady queue no connection ever sits idle for the relief: the one that just
+    // finished frees its worker for a waiting connection before pump() hands it the next
+    // request (php-fpm's ondemand starts one worker for a burst of connects, and the rest wait).
+    if (relief_waiting_ && conn && conn->is_idle())
+        relieve_backlog();
     pump();
     if (conn && conn->is_idle()) {
         watch_idle();

@@ -407,8 +407,9 @@ void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, con
             why +=
                 "; not one byte has come back since the connection opened: the script has "
                 "written nothing yet, or the server never took the connection (php-fpm keeps a "
-                "worker per kept-alive connection, so connections beyond pm.max_children wait "
-                "in its listen backlog)";
+                "worker per kept-alive connection, so connections beyond pm.max_children, or "
+                "beyond the workers pm = ondemand or dynamic has started so far, wait in its "
+                "listen backlog)";
         abandon(s, ec, std::move(why));
         return;
     }

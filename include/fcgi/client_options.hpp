@@ -54,13 +54,30 @@ struct client_options {
     /// written yet costs one reconnect). Zero: never; the request then waits for its deadline.
     std::chrono::milliseconds backlog_relief{1000};
     /// A connection is retired after this many requests (0: never). Set it to php-fpm's
-    /// pm.max_requests to recycle in step with the workers.
+    /// pm.max_requests to recycle with the workers: that avoids most, not all, closes of a
+    /// connection under a request, since php-fpm counts per worker and a worker may have served
+    /// other connections (another client, a closed idle one) first.
     std::uint64_t max_requests_per_connection_lifetime = 0;
+    /// An idempotent request whose reused connection closes before any byte of the response is
+    /// sent again, on a fresh connection, only when the close came within this time of sending
+    /// it: php-fpm had closed the kept-alive connection (pm.max_requests, a reload). A later
+    /// close means the script was running (output buffering sends nothing before it ends) and
+    /// its worker died (request_terminate_timeout, a kill): it fails with
+    /// error::connection_lost, so the script does not run twice. Zero: never sent again once
+    /// written.
+    std::chrono::milliseconds stale_close_window{500};
     /// A refused endpoint is retried after this backoff (at least 1 ms), doubling with each
     /// round of connects that fails (connects opened together count once) up to max_backoff.
     std::chrono::milliseconds initial_backoff{100};
     /// The longest backoff of a refused endpoint.
     std::chrono::milliseconds max_backoff{5000};
+    /// When every endpoint is down (refused its last connect, none open): false fails queued
+    /// and new requests at once with error::no_endpoint; true keeps them queued, connecting
+    /// again at each backoff's end, until an endpoint is back or their deadline passes
+    /// (error::request_timeout, naming the endpoints down). True rides out a php-fpm restart,
+    /// whose socket is gone for a moment; give requests a deadline, or they wait as long as
+    /// the endpoints are down (`max_pending` still bounds the queue).
+    bool wait_when_down = false;
     /// Connect timeout, default request deadline, response limits.
     connection_options connection;
 };

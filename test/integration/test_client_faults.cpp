@@ -319,6 +319,45 @@ BOOST_AUTO_TEST_CASE(max_requests_one_post_fails_get_is_retried) {
     shutdown(ctx, client);
 }
 
+// A reused connection that closes without a byte of the response: at once, it was a kept-alive
+// connection the server had closed, and a GET goes again on a fresh one; after
+// stale_close_window, the script was running and its worker died (request_terminate_timeout),
+// so it fails and does not run twice. Both were retried, so a killed GET job ran twice.
+BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        auto id = r.param("X_ID").value_or("");
+        if (id == "late")
+            return fcgi::test::script{fcgi::test::act::delay(400ms), fcgi::test::act::close()};
+        if (id == "soon")
+            return fcgi::test::script{fcgi::test::act::close()};
+        return fcgi::test::echo_script(r);
+    }});
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.stale_close_window = 200ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    auto run = [&](const std::string& id) {
+        outcome out;
+        start(client, fcgi::test::tagged_request(id), out);
+        BOOST_REQUIRE(run_until(ctx, [&] { return out.done; }));
+        return out;
+    };
+    BOOST_REQUIRE(!run("warm-1").ec);
+    auto late = run("late");  // on warm-1's connection
+    BOOST_TEST(late.ec == fcgi::error::connection_lost, late.ec.message());
+    BOOST_TEST(late.resp.diagnostics.find("not sent again") != std::string::npos,
+               late.resp.diagnostics);
+    BOOST_TEST(times_seen(fake.snapshot(), "late") == 1u);
+    BOOST_TEST(client.stats().retries == 0u);
+
+    BOOST_REQUIRE(!run("warm-2").ec);
+    auto soon = run("soon");  // on warm-2's connection, then once more on a fresh one
+    BOOST_TEST(soon.ec == fcgi::error::connection_lost, soon.ec.message());
+    BOOST_TEST(times_seen(fake.snapshot(), "soon") == 2u);
+    BOOST_TEST(client.stats().retries == 1u);
+    shutdown(ctx, client);
+}
+
 // A prepared request lost to a kept-alive connection the server closed is retried from its
 // shared state (nothing is handed back for it), once, and arrives byte for byte the same.
 BOOST_AUTO_TEST_CASE(prepared_request_is_retried_from_its_shared_state) {

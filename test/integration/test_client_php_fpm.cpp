@@ -48,6 +48,24 @@ std::vector<fcgi::fanout_result> fanout(fcgi::client_options opts, std::vector<f
     return out;
 }
 
+// pid.php for an empty query (the worker's pid), else sleep.php?query, with a deadline.
+fcgi::request pid_or_sleep(std::string query, std::chrono::milliseconds timeout) {
+    fcgi::request req;
+    req.script = php_fpm::script(query.empty() ? "pid.php" : "sleep.php");
+    req.query = std::move(query);
+    req.timeout = timeout;
+    return req;
+}
+
+// Two connections to `fpm`'s unix socket, one more than the one worker of the backlog tests.
+fcgi::client_options two_connections(const php_fpm& fpm, std::chrono::milliseconds relief) {
+    fcgi::client_options opts;
+    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
+    opts.max_connections_per_endpoint = 2;
+    opts.backlog_relief = relief;
+    return opts;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(client_php_fpm)
@@ -122,6 +140,53 @@ BOOST_AUTO_TEST_CASE(all_endpoints_dead_fail_fast) {
     }
 }
 
+// wait_when_down: requests made while php-fpm is stopped (its socket gone, as in a restart) wait
+// for it and are answered once it is back, instead of failing at once with no_endpoint; a
+// deadline still ends a request, saying which endpoint was down and why.
+BOOST_AUTO_TEST_CASE(wait_when_down_rides_out_a_restart) {
+    php_fpm fpm({.children = 2, .tcp = false});
+    asio::io_context ctx;
+    auto opts = two_connections(fpm, 1000ms);
+    opts.initial_backoff = 50ms;
+    opts.max_backoff = 200ms;
+    opts.wait_when_down = true;
+    fcgi::client client(ctx.get_executor(), opts);
+    std::vector<std::pair<std::error_code, fcgi::response>> results;
+    auto send = [&](std::chrono::milliseconds timeout) {
+        client.async_request(pid_or_sleep("", timeout), [&](std::error_code ec, fcgi::response r) {
+            results.emplace_back(ec, std::move(r));
+        });
+    };
+    auto endpoint = [&] { return client.stats().endpoints.at(0); };
+    send(10s);
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return results.size() == 1; }));
+    BOOST_REQUIRE(!results[0].first);
+
+    fpm.stop();
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return endpoint().open == 0u; }));
+    send(300ms);
+    for (int i = 0; i < 6; ++i)
+        send(30s);
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return results.size() == 2; }));
+    const auto& [short_ec, short_resp] = results[1];
+    BOOST_TEST(short_ec == fcgi::error::request_timeout, short_ec.message());
+    BOOST_TEST(
+        short_resp.diagnostics.find("endpoints down: " + fpm.unix_endpoint()) != std::string::npos,
+        short_resp.diagnostics);
+    BOOST_TEST(endpoint().down);
+    BOOST_TEST(endpoint().connect_failures >= 2u);  // it kept trying at each backoff's end
+    BOOST_TEST(client.stats().queued == 6u);
+
+    fpm.start();
+    BOOST_REQUIRE(fcgi::test::run_until(
+        ctx, [&] { return results.size() == 8; }, 20s));
+    for (std::size_t i = 2; i < results.size(); ++i)
+        BOOST_TEST(!results[i].first, results[i].first.message()
+                                          << ": " << results[i].second.diagnostics);
+    BOOST_TEST(!endpoint().down);
+    client.cancel();
+}
+
 BOOST_AUTO_TEST_CASE(bounded_queue_rejects) {
     php_fpm fpm({.children = 1, .tcp = false});
     fcgi::client_options opts;
@@ -177,25 +242,19 @@ BOOST_AUTO_TEST_CASE(recycling_after_n_requests_and_idle_timeout) {
 BOOST_AUTO_TEST_CASE(connection_beyond_max_children_is_unserved) {
     php_fpm fpm({.children = 1, .tcp = false});
     asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
-    opts.max_connections_per_endpoint = 2;
-    opts.backlog_relief = 0ms;  // what happens without it (the next test has it on)
-    fcgi::client client(ctx.get_executor(), opts);
+    // Without backlog relief: what happens then (the next test has it on).
+    fcgi::client client(ctx.get_executor(), two_connections(fpm, 0ms));
     int done = 0, ok = 0;
     std::vector<std::pair<std::error_code, std::string>> failures;
     auto send = [&](std::string query, std::chrono::milliseconds timeout) {
-        fcgi::request req;
-        req.script = php_fpm::script(query.empty() ? "pid.php" : "sleep.php");
-        req.query = std::move(query);
-        req.timeout = timeout;
-        client.async_request(req, [&](std::error_code ec, fcgi::response r) {
-            ++done;
-            if (ec)
-                failures.emplace_back(ec, r.diagnostics);
-            else
-                ++ok;
-        });
+        client.async_request(pid_or_sleep(std::move(query), timeout),
+                             [&](std::error_code ec, fcgi::response r) {
+                                 ++done;
+                                 if (ec)
+                                     failures.emplace_back(ec, r.diagnostics);
+                                 else
+                                     ++ok;
+                             });
     };
     auto endpoint = [&] { return client.stats().endpoints.at(0); };
     send("", 5s);  // the first connection takes the worker and keeps it
@@ -224,20 +283,12 @@ BOOST_AUTO_TEST_CASE(connection_beyond_max_children_is_unserved) {
 BOOST_AUTO_TEST_CASE(backlog_relief_frees_the_worker_for_a_waiting_connection) {
     php_fpm fpm({.children = 1, .tcp = false});
     asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fcgi::endpoint::parse(fpm.unix_endpoint())};
-    opts.max_connections_per_endpoint = 2;
-    opts.backlog_relief = 200ms;
-    fcgi::client client(ctx.get_executor(), opts);
+    fcgi::client client(ctx.get_executor(), two_connections(fpm, 200ms));
     std::vector<std::pair<std::error_code, fcgi::response>> results;
     auto send = [&](std::string query) {
-        fcgi::request req;
-        req.script = php_fpm::script(query.empty() ? "pid.php" : "sleep.php");
-        req.query = std::move(query);
-        req.timeout = 20s;
-        client.async_request(req, [&](std::error_code ec, fcgi::response r) {
-            results.emplace_back(ec, std::move(r));
-        });
+        client.async_request(
+            pid_or_sleep(std::move(query), 20s),
+            [&](std::error_code ec, fcgi::response r) { results.emplace_back(ec, std::move(r)); });
     };
     auto endpoint = [&] { return client.stats().endpoints.at(0); };
     send("");
@@ -255,6 +306,40 @@ BOOST_AUTO_TEST_CASE(backlog_relief_frees_the_worker_for_a_waiting_connection) {
     BOOST_TEST(results[2].second.body == results[0].second.body);  // the one worker's pid
     BOOST_TEST(endpoint().reconnects == 1u);  // the kept-alive one, closed to free the worker
     BOOST_TEST(endpoint().unserved == 0u);
+    client.cancel();
+}
+
+// Backlog relief under a steady queue: the served connection never idles, so the relief takes it
+// when it finishes a request, before it is handed the next. It waited for an idle connection,
+// which came only once the queue drained: the request in the backlog waited for all the others
+// (with php-fpm's ondemand, a burst of connects got one worker for the whole fan-out).
+BOOST_AUTO_TEST_CASE(backlog_relief_under_a_steady_queue) {
+    php_fpm fpm({.children = 1, .tcp = false});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), two_connections(fpm, 200ms));
+    constexpr std::size_t n = 40;  // 40 x 50 ms on the one worker: 2 s of queue
+    std::size_t done = 0;
+    std::vector<std::string> failures;
+    auto send = [&](std::string query) {
+        client.async_request(pid_or_sleep(std::move(query), 30s),
+                             [&](std::error_code ec, fcgi::response r) {
+                                 ++done;
+                                 if (ec)
+                                     failures.push_back(ec.message() + ": " + r.diagnostics);
+                             });
+    };
+    auto endpoint = [&] { return client.stats().endpoints.at(0); };
+    send("");
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return done == 1; }));
+    for (std::size_t i = 0; i < n; ++i)
+        send("ms=50");
+    BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return endpoint().unserved == 1u; }));
+    BOOST_REQUIRE(fcgi::test::run_until(
+        ctx, [&] { return endpoint().reconnects >= 1u; }, 30s));
+    BOOST_TEST(done < n / 2, "relieved only after " << done << " of " << n + 1 << " requests");
+    BOOST_REQUIRE(fcgi::test::run_until(
+        ctx, [&] { return done == n + 1; }, 30s));
+    BOOST_TEST(failures.empty(), (failures.empty() ? "" : failures.front()));
     client.cancel();
 }
 

@@ -109,6 +109,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void open_connection(endpoint_pool& ep);
     void start_probe(endpoint_pool& ep);
     void arm_retry_timer(lazy_now& now);
+    /// "; endpoints down: <each with its error>", or empty when none is.
+    std::string down_reason() const;
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec);
