@@ -287,6 +287,12 @@ BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
     BOOST_TEST(r.err.find("first message") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("second message") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("fcgi: ") == std::string::npos, r.err);
+
+    // --max-stderr bounds what is kept: a script that logs more fails.
+    auto small =
+        fcgi_cli({"request", "-c", unix_ep, "--max-stderr", "10", php_fpm::script("stderr.php")});
+    BOOST_TEST(small.exit_code != 0);
+    BOOST_TEST(small.err.find("STDERR") != std::string::npos, small.err);
 }
 
 // The script's stderr is passed on exactly; only on a terminal is a line it left open ended, so

@@ -389,6 +389,42 @@ BOOST_AUTO_TEST_CASE(timeout_flag_and_job_timeout) {
     BOOST_TEST(own_lines[0]["error"]["code"] == "request_timeout", own_lines[0].dump());
 }
 
+// --wait-when-down keeps jobs waiting for a server that refuses connections until their deadline,
+// which then names the endpoint down; --max-output and --max-stderr set the response limits.
+BOOST_AUTO_TEST_CASE(wait_when_down_and_response_limits) {
+    const std::string missing =
+        "unix:" + (fs::temp_directory_path() / "fcgi-fanout-test-no-such.sock").string();
+    const std::string job = line_of({{"id", 1}, {"script", php_fpm::script("hello.php")}});
+    auto waited = fanout({"--connect", missing, "--wait-when-down", "--timeout", "0.4"}, job, 20s);
+    BOOST_TEST(waited.exit_code == 6, waited.err);
+    auto lines = result_lines(waited.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 1u);
+    BOOST_TEST(lines[0]["error"]["code"] == "request_timeout", lines[0].dump());
+    const auto message = lines[0]["error"]["message"].get<std::string>();
+    BOOST_TEST(has(message, "endpoints down: " + missing + " (No such file or directory)"),
+               message);
+    BOOST_TEST(lines[0]["duration_ms"].get<double>() >= 390.0, lines[0].dump());
+
+    const std::string big =
+        line_of({{"id", "big"}, {"script", php_fpm::script("big.php")}, {"query", "size=2000"}});
+    const std::string logs = line_of({{"id", "logs"}, {"script", php_fpm::script("stderr.php")}});
+    // Both jobs with limits below what they send, then above: every result says so.
+    for (bool enough : {false, true}) {
+        BOOST_TEST_CONTEXT((enough ? "limits above" : "limits below")) {
+            auto r = fanout({"--connect", unix_ep, "--max-output", enough ? "4k" : "1k",
+                             "--max-stderr", enough ? "1k" : "10"},
+                            big + logs);
+            BOOST_TEST(r.exit_code == (enough ? 0 : 6), r.err);
+            lines = result_lines(r.out);
+            BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+            for (const auto& j : lines)
+                BOOST_TEST(
+                    (enough ? j["error"].is_null() : j["error"]["code"] == "response_too_large"),
+                    j.dump());
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(wrong_field_types_are_invalid_jobs) {
     const std::string hello = php_fpm::script("hello.php");
     const std::vector<json> jobs = {

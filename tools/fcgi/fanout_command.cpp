@@ -124,6 +124,17 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
     cmd.add_option("-r,--root", f.root,
                    "DOCUMENT_ROOT; relative scripts are resolved against it, and scripts "
                    "must be below it (default: the current directory)");
+    cmd.add_flag("--wait-when-down", f.wait_when_down,
+                 "When every server refuses connections (php-fpm restarting), keep jobs waiting "
+                 "for one to come back, up to their deadline, instead of failing them at once "
+                 "with no_endpoint; give a --timeout");
+    cmd.add_option("--max-output", f.max_output,
+                   "Most body bytes kept per job (units k, M, G: 1024s); more fails the job "
+                   "with response_too_large (default 64M)")
+        ->transform(CLI::AsSizeValue(false));
+    cmd.add_option("--max-stderr", f.max_stderr,
+                   "Most FCGI_STDERR bytes kept per job, as --max-output (default 1M)")
+        ->transform(CLI::AsSizeValue(false));
     cmd.add_option("file", f.input, "Jobs, one JSON object per line (default or '-': stdin)");
 }
 
@@ -142,6 +153,9 @@ int run_fanout(const fanout_flags& flags) {
         options.endpoints.push_back(std::move(ep));
     }
     options.max_connections_per_endpoint = flags.connections;
+    options.wait_when_down = flags.wait_when_down;
+    options.connection.max_stdout_size = flags.max_output;
+    options.connection.max_stderr_size = flags.max_stderr;
     options.mode = flags.multiplex == "on"    ? fcgi::multiplexing::on
                    : flags.multiplex == "off" ? fcgi::multiplexing::off
                                               : fcgi::multiplexing::auto_detect;

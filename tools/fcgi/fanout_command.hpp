@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "fcgi/connection_options.hpp"
+
 namespace CLI {
 class App;
 }
@@ -20,6 +22,10 @@ struct fanout_flags {
     double timeout = 0;                ///< --timeout SECONDS per request; 0 = none
     std::string root;                  ///< --root DIR for relative scripts
     std::string input;                 ///< FILE; empty or "-" = stdin
+    bool wait_when_down = false;       ///< --wait-when-down: client_options::wait_when_down
+    /// --max-output / --max-stderr BYTES: the response limits of connection_options.
+    std::size_t max_output = fcgi::connection_options{}.max_stdout_size;
+    std::size_t max_stderr = fcgi::connection_options{}.max_stderr_size;
 };
 
 /// Declares the flags of `fcgi fanout` on `cmd`, storing into `flags`.

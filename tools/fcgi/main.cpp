@@ -29,6 +29,11 @@ int main(int argc, char** argv) {
     add_request_flags(*request_cmd, request);
     request_cmd->add_option("-o,--output", request.output,
                             "Write the body to FILE as it arrives instead of stdout");
+    request_cmd
+        ->add_option("--max-stderr", request.max_stderr,
+                     "Most FCGI_STDERR bytes kept (units k, M, G: 1024s); more fails the "
+                     "request with response_too_large (default 1M)")
+        ->transform(CLI::AsSizeValue(false));
     probe_flags probe;
     auto* probe_cmd = app.add_subcommand(
         "probe", "Print what the server reports for GET_VALUES, one NAME=VALUE per line");

@@ -35,6 +35,7 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     const auto start = steady_clock::now();
 
     fcgi::connection_options options;
+    options.max_stderr_size = flags.max_stderr;
     if (budget)
         options.connect_timeout = *budget;
     fcgi::connection conn(co_await asio::this_coro::executor, options);

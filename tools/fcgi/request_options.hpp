@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "fcgi/connection_options.hpp"
 #include "fcgi/request.hpp"
 
 namespace CLI {
@@ -30,6 +31,8 @@ struct request_flags {
     /// Stream a regular --data @FILE as the request is sent instead of reading it into memory
     /// (fcgi request; bench and fanout send a body many times and keep it in memory).
     bool stream_data_file = false;
+    /// --max-stderr BYTES (fcgi request): connection_options::max_stderr_size.
+    std::size_t max_stderr = fcgi::connection_options{}.max_stderr_size;
 };
 
 /// The largest SECONDS any flag or job takes (about 31 years): far enough for "no limit", near
