@@ -653,6 +653,13 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
             } else {
                 retry = ec == server_error::cant_mpx_conn || ec == server_error::overloaded;
             }
+        } else if (ec == error::connection_lost && reused && r.bytes_received == 0 &&
+                   clock::now() - op->sent_at <= opts_.stale_close_window) {
+            // The usual cause, said outright: the caller decides whether to send it again.
+            r.diagnostics +=
+                "; php-fpm closes a kept-alive connection when its worker exits (pm.max_requests, "
+                "a reload), so the request most likely did not run; it is not idempotent, so "
+                "it was not sent again";
         }
     }
     if (retry) {
