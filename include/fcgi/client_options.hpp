@@ -76,7 +76,8 @@ struct client_options {
     /// again at each backoff's end, until an endpoint is back or their deadline passes
     /// (error::request_timeout, naming the endpoints down). True rides out a php-fpm restart,
     /// whose socket is gone for a moment; give requests a deadline, or they wait as long as
-    /// the endpoints are down (`max_pending` still bounds the queue).
+    /// the endpoints are down (`max_pending` still bounds the queue), and so does
+    /// async_shutdown, which waits for them.
     bool wait_when_down = false;
     /// Connect timeout, default request deadline, response limits.
     connection_options connection;
