@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -243,6 +244,8 @@ BOOST_AUTO_TEST_CASE(unreachable_server_stops_the_run) {
     BOOST_TEST(j["ok"].get<int>() == 0);
     BOOST_TEST(j["rps"].get<double>() == 0.0);
     BOOST_TEST(j["errors"]["no_endpoint"].get<int>() == j["requests"].get<int>());
+    BOOST_TEST(j["latency_ms"]["p50"].is_null(), j["latency_ms"].dump());  // not a 0 ms
+    BOOST_TEST(j["latency_ms"]["max"].is_null(), j["latency_ms"].dump());
     const std::string why = j["error_messages"]["no_endpoint"].get<std::string>();
     BOOST_TEST(why.find("No such file or directory") != std::string::npos, why);
     BOOST_TEST(r.err.starts_with("fcgi: " + nowhere + ": cannot connect"), r.err);
@@ -322,6 +325,89 @@ BOOST_AUTO_TEST_CASE(interrupt_reports_the_run_so_far) {
     BOOST_TEST(r.exit_code == 0, r.err);
     j = report_of(r);
     BOOST_TEST(!j["interrupted"].get<bool>());
+}
+
+// A signal while no counted request is out (during --warmup, or between an open loop's sends)
+// ends the run with its report. The run once finished there and then waited for another signal,
+// forever.
+BOOST_AUTO_TEST_CASE(interrupt_with_nothing_counted_out) {
+    fcgi::test::fake_responder fake;
+    struct variant {
+        std::vector<std::string> flags;
+        int exit_code;
+    };
+    for (const auto& v : {variant{{"--warmup", "20", "--duration", "1"}, 6},
+                          variant{{"--rate", "1", "--duration", "20"}, 0}}) {
+        BOOST_TEST_CONTEXT(v.flags[0]) {
+            run_spec spec;
+            spec.program = FCGI_CLI_PATH;
+            spec.args = {"bench", "--connect", fake.unix_endpoint().to_string(), "--json"};
+            spec.args.insert(spec.args.end(), v.flags.begin(), v.flags.end());
+            spec.args.push_back(php_fpm::script("hello.php"));
+            spec.limit = 15s;  // far below the run's own end: a hang fails here
+            const std::size_t seen = fake.snapshot().requests.size();
+            bool signalled = false;
+            spec.started = [&](int pid) {
+                signalled =
+                    fake.wait_for([&](const auto& s) { return s.requests.size() > seen; }, 10s) &&
+                    ::kill(pid, SIGINT) == 0;
+            };
+            auto r = fcgi::test::run_child(spec);
+            BOOST_REQUIRE(signalled);
+            BOOST_TEST(r.exit_code == v.exit_code, r.err);
+            auto j = report_of(r);
+            BOOST_TEST(j["interrupted"].get<bool>());
+            BOOST_TEST(j["unanswered"].get<int>() == 0);
+        }
+    }
+}
+
+// --requests alone waits for the last answers (as ab does), not the 2 s grace of a timed run: a
+// script slower than that was reported as never answered.
+BOOST_AUTO_TEST_CASE(requests_wait_for_slow_answers) {
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), fcgi::test::act::delay(2300ms));
+        return s;
+    }});
+    auto [err, j] = clean_run(fake, {"--concurrency", "2", "--requests", "2"});
+    BOOST_TEST(j["ok"].get<int>() == 2, err);
+    BOOST_TEST(j["unanswered"].get<int>() == 0);
+    BOOST_TEST(j["duration_s"].get<double>() >= 2.29);
+}
+
+// An open loop of N requests at R/s lasts N/R seconds: it was measured to the last send, (N-1)/R,
+// which put the rate above the one asked for (5 at 10/s: 12.5 req/s).
+BOOST_AUTO_TEST_CASE(open_loop_requests_keep_the_rate) {
+    fcgi::test::fake_responder fake;
+    auto [err, j] = clean_run(fake, {"--rate", "10", "--requests", "5"});
+    BOOST_TEST(j["requests"].get<int>() == 5, err);
+    BOOST_TEST(j["duration_s"].get<double>() >= 0.5 - 1e-6);
+    BOOST_TEST(j["rps"].get<double>() <= 10.0 + 1e-6);
+}
+
+// The server goes away after answering: the closed loop pauses for the pool's backoff after
+// each no_endpoint instead of sending again at once (a million failures a second).
+BOOST_AUTO_TEST_CASE(outage_after_answers_does_not_spin) {
+    std::optional<fcgi::test::fake_responder> fake(std::in_place);
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"bench", "--connect", fake->unix_endpoint().to_string(), "--duration",
+                 "2",     "--json",    php_fpm::script("hello.php")};
+    bool gone = false;
+    spec.started = [&](int) {
+        gone = fake->wait_for([](const auto& s) { return s.requests.size() >= 50; }, 10s);
+        fake.reset();  // closes its connections and removes its socket
+    };
+    auto r = fcgi::test::run_child(spec);
+    BOOST_REQUIRE(gone);
+    BOOST_TEST(r.exit_code == 6, r.err);
+    auto j = report_of(r);
+    BOOST_TEST(j["ok"].get<int>() >= 40);  // 50 seen, up to 4 of them lost in flight
+    const int down = j["errors"].value("no_endpoint", 0);
+    BOOST_TEST(down >= 1, j.dump());
+    // At most the 4 in flight every 100 ms over 2 s, with room to spare.
+    BOOST_TEST(down < 1000, down << " no_endpoint failures");
 }
 
 // --multiplex auto asks the server first: one that reports FCGI_MPXS_CONNS=1 gets every request

@@ -60,6 +60,27 @@ BOOST_AUTO_TEST_CASE(active_processes_come_from_the_process_list) {
     BOOST_TEST(s.max_listen_queue == 7);
     BOOST_TEST(s.active_processes == 2);  // Running /hello.php and Finishing
     BOOST_TEST(s.total_processes == 4);
+    BOOST_TEST(s.listen_queue_len == 4096);
+    BOOST_TEST(s.process_manager == "static");
+}
+
+// php-fpm cannot read a unix socket's queue on Linux: "listen queue len" 0 there, and the
+// summary says the queue is unknown rather than 0.
+BOOST_AUTO_TEST_CASE(a_unix_socket_has_no_listen_queue) {
+    fpm_status_sample s;
+    std::string why;
+    BOOST_REQUIRE(
+        parse_fpm_status(R"({"process manager":"ondemand","listen queue":0,"max listen queue":0,)"
+                         R"("listen queue len":0,"active processes":1,"total processes":1})",
+                         "/s", s, why));
+    BOOST_TEST(s.listen_queue_len == 0);
+    BOOST_TEST(s.process_manager == "ondemand");
+    fpm_status_summary sum;
+    sum.add(sample(0, 0));  // listen_queue_len -1: absent, taken as known
+    BOOST_TEST(sum.listen_queue_known);
+    sum.add(s);
+    BOOST_TEST(!sum.listen_queue_known);
+    BOOST_TEST(sum.process_manager == "ondemand");
 }
 
 // Without it, the counter is used, clamped to the pool's size.

@@ -120,10 +120,14 @@ class bench_run {
           grace_timer_(ctx),
           progress_timer_(ctx),
           warmup_timer_(ctx),
+          resume_timer_(ctx),
           signals_(ctx) {
         const double timeout = f.request.timeout;
-        // Requests still out after this grace are counted as never answered.
-        grace_ = timeout > 0 ? seconds_to(timeout) + milliseconds(100) : seconds(2);
+        // Requests still out after this grace are counted as never answered. A run of
+        // --requests alone ends when the last is sent: wait for the answers as ab does (30 s).
+        grace_ = timeout > 0                          ? seconds_to(timeout) + milliseconds(100)
+                 : f.requests != 0 && f.duration <= 0 ? seconds(30)
+                                                      : seconds(2);
         progress_ = isatty(STDERR_FILENO) == 1;
     }
 
@@ -270,8 +274,28 @@ class bench_run {
                 finish();
             return;
         }
-        if (flags_.rate <= 0)
-            launch(now);
+        if (flags_.rate > 0)
+            return;
+        if (ec == fcgi::error::no_endpoint) {
+            // The server went down after answering (a restart): the pool fails every send at
+            // once until its backoff ends, and the loop would count a million failures a
+            // second. Send again after the pool's first backoff instead.
+            pause_then_launch();
+            return;
+        }
+        launch(now);
+    }
+
+    void pause_then_launch() {
+        if (resume_armed_)
+            return;
+        resume_armed_ = true;
+        resume_timer_.expires_after(fcgi::client_options{}.initial_backoff);
+        resume_timer_.async_wait([this](std::error_code ec) {
+            resume_armed_ = false;
+            if (!ec && !stopping_)
+                launch(clock_type::now());
+        });
     }
 
     // Ctrl-C ends the run as its end time would, so the report still comes (wrk does the
@@ -295,7 +319,10 @@ class bench_run {
                 return;
             }
             stop_sending();
-            arm_signal();
+            // Nothing counted was out: stop_sending() finished the run, and a wait armed now
+            // would keep ctx.run() going for a signal that never comes.
+            if (!finished_)
+                arm_signal();
         });
     }
 
@@ -304,6 +331,10 @@ class bench_run {
             return;
         stopping_ = true;
         stop_time_ = std::min(clock_type::now(), end_);
+        // An open loop's period runs to when the next request would be due, not to the last
+        // send: N requests at R/s take N/R seconds.
+        if (flags_.rate > 0 && limit_reached())
+            stop_time_ = std::min(end_, start_ + seconds_to(interval_ * double(next_k_)));
         end_timer_.cancel();
         pace_timer_.cancel();
         if (counted_in_flight_ == 0) {
@@ -325,7 +356,8 @@ class bench_run {
         counts_.unanswered = counted_in_flight_;
         for (const auto& e : client_.stats().endpoints)
             counts_.unserved_connections += e.unserved;
-        for (auto* t : {&end_timer_, &pace_timer_, &grace_timer_, &progress_timer_, &warmup_timer_})
+        for (auto* t : {&end_timer_, &pace_timer_, &grace_timer_, &progress_timer_, &warmup_timer_,
+                        &resume_timer_})
             t->cancel();
         std::error_code ignored;
         signals_.cancel(ignored);
@@ -364,7 +396,8 @@ class bench_run {
     fcgi::client client_;
     fcgi::prepared_request req_;
     fpm_status_poller* poller_;
-    asio::steady_timer end_timer_, pace_timer_, grace_timer_, progress_timer_, warmup_timer_;
+    asio::steady_timer end_timer_, pace_timer_, grace_timer_, progress_timer_, warmup_timer_,
+        resume_timer_;
     asio::signal_set signals_;
     clock_type::duration grace_{};
     bool progress_ = false;
@@ -375,8 +408,9 @@ class bench_run {
     std::uint64_t counted_in_flight_ = 0;
     bool stopping_ = false;
     bool finished_ = false;
-    bool answered_ = false;     // any response so far, warmup included
-    bool unreachable_ = false;  // see on_complete()
+    bool answered_ = false;      // any response so far, warmup included
+    bool unreachable_ = false;   // see on_complete()
+    bool resume_armed_ = false;  // see pause_then_launch()
     double cpu_start_ = 0, cpu_end_ = 0;
     bench_counts counts_;
 };
@@ -431,10 +465,21 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
     o << "bytes:       in " << c.bytes_in << " (body+stderr), out " << c.bytes_out << " (body)\n";
     o << "client cpu:  " << fixed(cpu, 3) << " s, "
       << fixed(completed ? cpu * 1e6 / double(completed) : 0, 1) << " us/request\n";
-    if (st) {
-        o << "fpm status:  max listen queue " << st->max_listen_queue << ", max active processes "
-          << st->max_active_processes << " of " << st->total_processes << ", " << st->polls
-          << " polls";
+    if (st && st->polls <= st->polls_before_run) {
+        // Only the poll before the run was answered: its figures are not the run's maxima.
+        o << "fpm status:  unknown: no poll was answered during the run";
+        if (st->failures)
+            o << ", " << st->failures << " failed (" << st->last_error << ")\n";
+        else
+            o << " (shorter than the 500 ms between polls)\n";
+    } else if (st) {
+        o << "fpm status:  max listen queue ";
+        if (st->listen_queue_known)
+            o << st->max_listen_queue;
+        else
+            o << "n/a (php-fpm cannot read a unix socket's queue)";
+        o << ", max active processes " << st->max_active_processes << " of " << st->total_processes
+          << ", " << st->polls << " polls";
         if (st->failures)
             o << ", " << st->failures << " failed (" << st->last_error << ")";
         o << "\n";
@@ -480,9 +525,14 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     j["duration_s"] = dur;
     j["rps"] = dur > 0 ? double(c.ok) / dur : 0.0;  // responses only, as in the human report
     const auto& h = c.latency;
-    j["latency_ms"] = {{"p50", ms(h.percentile(50))}, {"p90", ms(h.percentile(90))},
-                       {"p99", ms(h.percentile(99))}, {"p999", ms(h.percentile(99.9))},
-                       {"max", ms(h.max())},          {"mean", h.mean_us() / 1000.0},
+    // No response, no latency: null, not a 0 ms a dashboard would take for the best time.
+    auto lat = [&](double v) { return h.count() ? nlohmann::ordered_json(v) : nullptr; };
+    j["latency_ms"] = {{"p50", lat(ms(h.percentile(50)))},
+                       {"p90", lat(ms(h.percentile(90)))},
+                       {"p99", lat(ms(h.percentile(99)))},
+                       {"p999", lat(ms(h.percentile(99.9)))},
+                       {"max", lat(ms(h.max()))},
+                       {"mean", lat(h.mean_us() / 1000.0)},
                        {"count", h.count()}};
     j["status"] = nlohmann::ordered_json::object();
     for (const auto& [code, n] : c.status)
@@ -492,11 +542,18 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     j["client_cpu_s"] = cpu;
     j["client_cpu_us_per_request"] = completed ? cpu * 1e6 / double(completed) : 0.0;
     if (st) {
-        j["fpm_status"] = {{"polls", st->polls},
-                           {"failures", st->failures},
-                           {"max_listen_queue", st->max_listen_queue},
-                           {"max_active_processes", st->max_active_processes},
-                           {"total_processes", st->total_processes}};
+        // null where unknown: no poll answered during the run, or a unix socket's queue.
+        const bool seen = st->polls > st->polls_before_run;
+        auto known = [&](std::int64_t v, bool ok) {
+            return seen && ok ? nlohmann::ordered_json(v) : nullptr;
+        };
+        j["fpm_status"] = {
+            {"polls", st->polls},
+            {"failures", st->failures},
+            {"max_listen_queue", known(st->max_listen_queue, st->listen_queue_known)},
+            {"max_active_processes", known(st->max_active_processes, true)},
+            {"total_processes", st->total_processes},
+            {"process_manager", st->process_manager}};
         if (!st->last_error.empty())
             j["fpm_status"]["last_error"] = st->last_error;
     }
@@ -511,8 +568,9 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     cmd.footer(
         "Closed loop (default): --concurrency requests in flight. Open loop (--rate): requests\n"
         "sent on a fixed schedule, latency measured from each one's intended send time.\n"
-        "Requests still out when the run ends get a grace of --timeout (or 2 s), then count as\n"
-        "never answered. Latency covers responses (any status); failures are counted by name.\n"
+        "Requests still out when the run ends get a grace of --timeout (or 2 s; 30 s for a run\n"
+        "of --requests alone), then count as never answered. Latency covers responses (any\n"
+        "status), not failures (counted by name) nor never-answered requests.\n"
         "Throughput counts responses (any status), not failures. A run stops early when no\n"
         "connection can be made before the first response. Ctrl-C ends the run early and\n"
         "still reports it; a second Ctrl-C stops waiting for the requests out.\n"
@@ -633,14 +691,17 @@ int run_bench(const bench_flags& f) {
         // One poll first: the pool's size tells whether --connections can be served at all.
         poller->poll_once([&] {
             const auto& s = poller->summary();
+            // Only a static pool's size is its limit: dynamic and ondemand start workers as
+            // connections come, up to a pm.max_children the page does not tell.
+            const bool sized = s.process_manager == "static";
             if (s.polls == 0) {
                 print_error("warning: --fpm-status " + f.fpm_status + ": " + s.last_error);
-            } else if (std::int64_t(connections) > s.total_processes) {
+            } else if (sized && std::int64_t(connections) > s.total_processes) {
                 print_error("warning: " + std::to_string(connections) +
                             " connections > the pool's " + std::to_string(s.total_processes) +
                             " processes: connections beyond pm.max_children wait in the "
                             "listen backlog, and status polls wait for a free worker");
-            } else if (std::int64_t(connections) == s.total_processes) {
+            } else if (sized && std::int64_t(connections) == s.total_processes) {
                 print_error(
                     "warning: " +
                     (connections == 1 ? std::string("the connection takes the pool's only process")
@@ -684,10 +745,11 @@ int run_bench(const bench_flags& f) {
     if (c.unserved_connections > 0)
         print_error("warning: " + std::to_string(c.unserved_connections) + " of " +
                     std::to_string(connections) +
-                    " connections never received a byte: php-fpm keeps a worker per kept-alive "
-                    "connection, so connections beyond pm.max_children wait in its listen "
-                    "backlog; use --connections at most its number of workers (--fpm-status "
-                    "shows it)");
+                    " connections never received a byte: the script wrote nothing before the "
+                    "run ended (give a --timeout longer than it runs), or the connections were "
+                    "beyond pm.max_children and waited in php-fpm's listen backlog (php-fpm "
+                    "keeps a worker per kept-alive connection; use --connections at most its "
+                    "number of workers: --fpm-status shows it)");
     if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
         // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
         std::string seen;

@@ -31,6 +31,11 @@ bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_statu
           field(j, "active processes", out.active_processes, why) &&
           field(j, "total processes", out.total_processes, why)))
         return false;
+    // Optional: older pages may lack them.
+    if (auto len = j.find("listen queue len"); len != j.end() && len->is_number_integer())
+        out.listen_queue_len = len->get<std::int64_t>();
+    if (auto pm = j.find("process manager"); pm != j.end() && pm->is_string())
+        out.process_manager = pm->get<std::string>();
     // php-fpm's scoreboard counters race under load (php bug #76003, php-src #14212): we saw
     // "active processes" of 11928 in a pool of 4. The per-process states of `full` are taken
     // under the scoreboard lock, so count those when present, leaving out the worker that is
@@ -62,6 +67,8 @@ void fpm_status_summary::add(const fpm_status_sample& s) {
         max_listen_queue = std::max(max_listen_queue, s.max_listen_queue);
     max_active_processes = std::max(max_active_processes, s.active_processes);
     total_processes = s.total_processes;
+    listen_queue_known = s.listen_queue_len != 0;
+    process_manager = s.process_manager;
 }
 
 void fpm_status_summary::add_failure(std::string why) {

@@ -15,6 +15,10 @@ struct fpm_status_sample {
     std::int64_t max_listen_queue = 0;  ///< since the pool started (the kernel's, reliable)
     std::int64_t active_processes = 0;  ///< busy workers, the poll's own excluded
     std::int64_t total_processes = 0;
+    /// "listen queue len", the backlog's size: 0 where php-fpm cannot read the queue (a unix
+    /// socket on Linux), whose "listen queue" then always says 0. -1 when absent.
+    std::int64_t listen_queue_len = -1;
+    std::string process_manager;  ///< "static", "dynamic", "ondemand"; empty when absent
 };
 
 /// Parses php-fpm's `?json` (or `?json&full`) status body. With `full`, active and total
@@ -29,12 +33,19 @@ bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_statu
 struct fpm_status_summary {
     std::uint64_t polls = 0;     ///< polls answered and parsed
     std::uint64_t failures = 0;  ///< polls that failed (error, bad status, unparsable)
+    /// Polls answered before the run started (the one that sizes the pool): when `polls` is no
+    /// more, none was answered during the run and the maxima say nothing of it.
+    std::uint64_t polls_before_run = 0;
     /// The longest listen queue this run is known to have caused: the largest polled "listen
     /// queue", or php-fpm's "max listen queue" once it rose above the first poll's.
     std::int64_t max_listen_queue = 0;
     std::int64_t max_active_processes = 0;  ///< the largest active count a poll saw
     std::int64_t total_processes = 0;       ///< from the last successful poll
-    std::string last_error;                 ///< why the last failed poll failed
+    /// False when php-fpm cannot tell its listen queue (a unix socket): max_listen_queue is 0
+    /// whatever waits.
+    bool listen_queue_known = true;
+    std::string process_manager;  ///< from the last successful poll
+    std::string last_error;       ///< why the last failed poll failed
 
     /// Counts a parsed poll. php-fpm's "max listen queue" counts since the pool started, so
     /// before the run's first poll it may hold an earlier run's queue: it counts only when it

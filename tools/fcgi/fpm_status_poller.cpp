@@ -29,6 +29,7 @@ void fpm_status_poller::poll_once(std::function<void()> done) {
 
 void fpm_status_poller::start(std::chrono::milliseconds every) {
     every_ = every;
+    summary_.polls_before_run = summary_.polls;
     schedule();
 }
 
