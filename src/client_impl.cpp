@@ -632,29 +632,31 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     bool retry = false;
     const request* again = op->sendable();
     if (ec && again && op->attempts == 0 && !stopped_ && !op->cancelled) {
+        // A reused connection lost before any response byte. At once after sending: a
+        // kept-alive connection the server had closed (pm.max_requests, a reload). Later: the
+        // script ran, silent under output buffering, and its worker died
+        // (request_terminate_timeout, a kill), so it must not run twice.
+        const bool unanswered = ec == error::connection_lost && reused && r.bytes_received == 0;
+        const auto after =
+            unanswered
+                ? std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - op->sent_at)
+                : std::chrono::milliseconds(0);
+        const bool stale = unanswered && after <= opts_.stale_close_window;
         if (ec == error::not_connected) {
             retry = again->stdin_source.restartable();  // never written: safe for any method
         } else if (again->is_idempotent()) {
-            if (ec == error::connection_lost && reused && r.bytes_received == 0) {
-                // A kept-alive connection the server had closed (pm.max_requests, a reload)
-                // closes at once. Later, the script ran, silent under output buffering, and
-                // its worker died (request_terminate_timeout, a kill): it must not run twice.
-                auto after = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() -
-                                                                                   op->sent_at);
-                if (after <= opts_.stale_close_window) {
-                    retry = true;
-                    op->fresh_only = true;
-                } else {
-                    r.diagnostics += "; not sent again: the connection closed " +
-                                     std::to_string(after.count()) +
-                                     " ms after the request was sent, so its script may have "
-                                     "run (a killed worker: request_terminate_timeout?)";
-                }
+            if (stale) {
+                retry = true;
+                op->fresh_only = true;
+            } else if (unanswered) {
+                r.diagnostics += "; not sent again: the connection closed " +
+                                 std::to_string(after.count()) +
+                                 " ms after the request was sent, so its script may have run (a "
+                                 "killed worker: request_terminate_timeout?)";
             } else {
                 retry = ec == server_error::cant_mpx_conn || ec == server_error::overloaded;
             }
-        } else if (ec == error::connection_lost && reused && r.bytes_received == 0 &&
-                   clock::now() - op->sent_at <= opts_.stale_close_window) {
+        } else if (stale) {
             // The usual cause, said outright: the caller decides whether to send it again.
             r.diagnostics +=
                 "; php-fpm closes a kept-alive connection when its worker exits (pm.max_requests, "
