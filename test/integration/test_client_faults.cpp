@@ -1920,6 +1920,18 @@ fcgi::test::script hang_or_echo(const seen_request& r) {
     return fcgi::test::echo_script(r);
 }
 
+// Checks that every result of an ended fan-out failed with `ec`, and returns how many say in
+// their diagnostics that they were never sent ("<why> before request N was sent").
+std::size_t never_sent(const std::vector<fcgi::fanout_result>& results, std::error_code ec,
+                       const std::string& why) {
+    std::size_t n = 0;
+    for (const auto& r : results) {
+        BOOST_TEST(r.ec == ec, r.ec.message());
+        n += r.resp.diagnostics.find(why + " before request") != std::string::npos;
+    }
+    return n;
+}
+
 std::vector<fcgi::request> hanging_requests(std::size_t n) {
     std::vector<fcgi::request> reqs;
     for (std::size_t i = 0; i < n; ++i)
@@ -1955,13 +1967,7 @@ BOOST_AUTO_TEST_CASE(fanout_cancelled_through_its_slot) {
                 ctx, [&] { return done.has_value(); }, 10s));
             BOOST_TEST(*done == asio::error::operation_aborted, done->message());
             BOOST_REQUIRE(results.size() == 10u);
-            std::size_t never_sent = 0;
-            for (const auto& r : results) {
-                BOOST_TEST(r.ec == asio::error::operation_aborted, r.ec.message());
-                if (r.resp.diagnostics.find("cancelled before request") != std::string::npos)
-                    ++never_sent;
-            }
-            BOOST_TEST(never_sent == 8u);
+            BOOST_TEST(never_sent(results, asio::error::operation_aborted, "cancelled") == 8u);
             BOOST_TEST(fake.snapshot().requests.size() == seen_before + 2);
             // The client still serves requests.
             std::optional<fcgi::response> after;
@@ -2008,13 +2014,7 @@ BOOST_AUTO_TEST_CASE(fanout_ends_when_its_client_stops) {
                 ctx, [&] { return done.has_value(); }, 10s));
             BOOST_TEST(*done == fcgi::error::client_stopped, done->message());
             BOOST_REQUIRE(results.size() == 10u);
-            std::size_t never_sent = 0;
-            for (const auto& r : results) {
-                BOOST_TEST(r.ec == fcgi::error::client_stopped, r.ec.message());
-                if (r.resp.diagnostics.find("stopped before request") != std::string::npos)
-                    ++never_sent;
-            }
-            BOOST_TEST(never_sent == 8u);
+            BOOST_TEST(never_sent(results, fcgi::error::client_stopped, "stopped") == 8u);
             BOOST_TEST(fake.snapshot().requests.size() == seen_before + 2);
         }
     }
