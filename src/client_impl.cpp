@@ -54,25 +54,6 @@ struct client_impl::pending_op {
     std::uint64_t conn_serial = 0;
 };
 
-// The clock, read once and only when a comparison needs it: pump() runs twice per request and
-// usually has nothing to compare but backoff ends that were never set ({}).
-class client_impl::lazy_now {
-  public:
-    clock::time_point get() {
-        if (!read_) {
-            now_ = clock::now();
-            read_ = true;
-        }
-        return now_;
-    }
-    /// True while `t` (a backoff end, {} when unset) lies ahead.
-    bool before(clock::time_point t) { return t != clock::time_point{} && t > get(); }
-
-  private:
-    clock::time_point now_{};
-    bool read_ = false;
-};
-
 client_impl::client_impl(asio::any_io_executor ex, client_options opts)
     : ex_(ex),
       opts_(std::move(opts)),
@@ -290,13 +271,13 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
     endpoint_pool* best = nullptr;
     bool best_free = false;
     for (auto& p : pools_) {
-        if (p.probe_state != endpoint_pool::probe::done || now.before(p.overloaded_until))
+        if (p.probe_state != endpoint_pool::probe::done || p.hold.holding_requests(now))
             continue;
         // A refused connect stops the endpoint growing, not its open connections serving.
         bool free = find_usable(p, fresh) != nullptr;
-        bool can_grow = !now.before(p.down_until) && !now.before(p.grow_after) &&
-                        (p.conns.size() < opts_.max_connections_per_endpoint ||
-                         (fresh && find_idle(p) != nullptr));
+        bool can_grow =
+            p.hold.may_connect(now) && (p.conns.size() < opts_.max_connections_per_endpoint ||
+                                        (fresh && find_idle(p) != nullptr));
         if (!free && !can_grow)
             continue;
         // Ties go to fewer connections, so a burst of new ones spreads over the endpoints.
@@ -314,14 +295,7 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
 void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
     ++ep.connect_failures;
     ep.last_error = ec;
-    auto now = clock::now();
-    // The connects opened together fail together: the first of a round sets the backoff. One
-    // doubling per failed connect took 4 connections from 100 ms to 800 ms in a single round.
-    if (now < ep.down_until)
-        return;
-    ep.backoff = ep.backoff.count() == 0 ? opts_.initial_backoff
-                                         : std::min(ep.backoff * 2, opts_.max_backoff);
-    ep.down_until = now + ep.backoff;
+    ep.hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff);
 }
 
 connection_options client_impl::connection_options_for(const endpoint_pool& ep) const {
@@ -349,7 +323,7 @@ void client_impl::start_probe(endpoint_pool& ep) {
                 if (backlog_full(epp->where, ec)) {
                     // Transient, the server is up: probe again after a short pause.
                     epp->probe_state = endpoint_pool::probe::needed;
-                    epp->grow_after = clock::now() + probe_pause;
+                    epp->hold.pause_growth(clock::now() + probe_pause);
                 } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec)) {
                     // Refused: probe again when the backoff ends.
                     epp->probe_state = endpoint_pool::probe::needed;
@@ -381,15 +355,9 @@ void client_impl::pump() {
     lazy_now now;
     for (auto& p : pools_) {
         remove_closed(p);
-        // Backoffs that ended are unset, so later pumps need not read the clock for them.
-        if (!now.before(p.down_until))
-            p.down_until = {};
-        if (!now.before(p.overloaded_until))
-            p.overloaded_until = {};
-        if (!now.before(p.grow_after))
-            p.grow_after = {};
+        p.hold.expire(now);
         if (!queue_.empty() && p.probe_state == endpoint_pool::probe::needed &&
-            !now.before(p.down_until) && !now.before(p.grow_after))
+            p.hold.may_connect(now))
             start_probe(p);
     }
     while (!queue_.empty()) {
@@ -429,7 +397,7 @@ void client_impl::pump() {
     // Every endpoint down: fail fast with the reason, unless requests are to wait for one to
     // come back (a php-fpm restart), their deadlines running.
     bool all_down = !pools_.empty() && std::all_of(pools_.begin(), pools_.end(), [&](auto& p) {
-        return p.conns.empty() && now.before(p.down_until);
+        return p.conns.empty() && p.hold.down(now);
     });
     if ((!all_down || opts_.wait_when_down) && !queue_.empty())
         arm_retry_timer(now);
@@ -463,10 +431,10 @@ bool client_impl::dispatch_behind_fresh(lazy_now& now) {
 
 std::string client_impl::down_reason() const {
     // Said when a request waited out its deadline for endpoints in backoff (wait_when_down).
-    auto now = clock::now();
+    lazy_now now;
     std::string why;
     for (const auto& p : pools_)
-        if (now < p.down_until && p.last_error)
+        if (p.hold.down(now) && p.last_error)
             why += (why.empty() ? "; endpoints down: " : ", ") + p.where.to_string() + " (" +
                    p.last_error.message() + ")";
     return why;
@@ -478,14 +446,8 @@ void client_impl::arm_retry_timer(lazy_now& now) {
     // judged the endpoints by: a fresh reading could find a backoff over that pump() still saw
     // running, arm nothing, and leave the queue to wait for an event that never comes.
     auto earliest = clock::time_point::max();
-    for (const auto& p : pools_) {
-        if (now.before(p.down_until))
-            earliest = std::min(earliest, p.down_until);
-        if (now.before(p.overloaded_until))
-            earliest = std::min(earliest, p.overloaded_until);
-        if (now.before(p.grow_after))
-            earliest = std::min(earliest, p.grow_after);
-    }
+    for (const auto& p : pools_)
+        earliest = std::min(earliest, p.hold.next_end(now));
     if (earliest == clock::time_point::max() || (retry_armed_ && retry_at_ <= earliest))
         return;
     retry_armed_ = true;
@@ -531,10 +493,7 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
         if (backlog_full(ep->where, ec)) {
             // The listen backlog is full: transient, the server is up. Retry soon.
             ++ep->connect_failures;
-            ep->transient_backoff =
-                std::clamp(ep->transient_backoff * 2, std::chrono::milliseconds(2),
-                           std::chrono::milliseconds(100));
-            ep->grow_after = clock::now() + ep->transient_backoff;
+            ep->hold.backlog_full(clock::now());
         } else {
             mark_down(*ep, ec);
         }
@@ -542,9 +501,7 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
         return;
     }
     (*it)->connected = true;
-    ep->transient_backoff = {};
-    ep->backoff = {};
-    ep->down_until = {};
+    ep->hold.connected();
     pump();
     // Its request may have gone meanwhile (cancelled, timed out, served elsewhere): nothing
     // else would start its idle clock.
@@ -626,7 +583,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // The server is out of resources whether or not this request goes again. (CANT_MPX_CONN
     // needs nothing here: the connection drops to one request at a time by itself.)
     if (ec == server_error::overloaded)
-        ep->overloaded_until = clock::now() + std::max(ep->backoff, opts_.initial_backoff);
+        ep->hold.overloaded(clock::now(), opts_.initial_backoff);
     // Only once, and only what the connection handed back. A request that was never written may
     // go again whatever its method; any other only when it is idempotent.
     bool retry = false;
@@ -889,7 +846,7 @@ client_stats client_impl::stats() const {
     s.failed = failed_;
     s.retries = retries_;
     s.rejected = rejected_;
-    auto now = clock::now();
+    lazy_now now;
     for (const auto& p : pools_) {
         endpoint_stats e;
         e.where = p.where;
@@ -902,7 +859,7 @@ client_stats client_impl::stats() const {
         e.reconnects = p.closed;
         e.failed_by_reason = p.failed_by_reason;
         e.in_flight = p.in_flight;
-        e.down = p.down_until > now || p.overloaded_until > now;
+        e.down = p.hold.down(now) || p.hold.holding_requests(now);
         e.max_in_flight_per_connection = p.max_in_flight;
         e.probe = p.probed;
         e.probe_error = p.probe_error;

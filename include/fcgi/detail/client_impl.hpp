@@ -16,6 +16,7 @@
 #include "fcgi/client_options.hpp"
 #include "fcgi/detail/any_handler.hpp"
 #include "fcgi/detail/connection_impl.hpp"
+#include "fcgi/detail/endpoint_backoff.hpp"
 
 namespace fcgi::detail {
 
@@ -41,7 +42,6 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
 
   private:
     struct pending_op;
-    class lazy_now;
     struct pooled_connection {
         std::shared_ptr<connection_impl> conn;
         // Names it for on_connected(): an address may be reused by a later connection.
@@ -55,13 +55,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     struct endpoint_pool {
         endpoint where;
         std::vector<std::unique_ptr<pooled_connection>> conns;
-        // Refused connects: no new connection before this (open ones still serve); when every
-        // endpoint is down with none open, queued requests fail with no_endpoint.
-        std::chrono::steady_clock::time_point down_until{};
-        std::chrono::milliseconds backoff{0};
-        // OVERLOADED: no request at all before this; kept apart from down_until, since the
-        // server accepts connections and a connect must not end it.
-        std::chrono::steady_clock::time_point overloaded_until{};
+        // When every endpoint is down with none open, queued requests fail with no_endpoint.
+        endpoint_backoff hold;
         std::error_code last_error;
         std::size_t in_flight = 0;
         std::uint64_t connects = 0, connect_failures = 0, completed = 0, failed = 0;
@@ -74,10 +69,6 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
         probe_result probed = probe_result::not_asked;  // how auto_detect set max_in_flight
         std::error_code probe_error;
-        // A unix socket whose backlog is full refuses connects for a moment (EAGAIN, seen as
-        // ENOBUFS through Asio 1.22): no new connection before this, without marking it down.
-        std::chrono::steady_clock::time_point grow_after{};
-        std::chrono::milliseconds transient_backoff{0};
     };
 
     void enqueue(std::unique_ptr<pending_op> op, std::chrono::steady_clock::time_point called);
