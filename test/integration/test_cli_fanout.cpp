@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -387,6 +388,46 @@ BOOST_AUTO_TEST_CASE(timeout_flag_and_job_timeout) {
     auto own_lines = result_lines(own.out);
     BOOST_REQUIRE_EQUAL(own_lines.size(), 1u);
     BOOST_TEST(own_lines[0]["error"]["code"] == "request_timeout", own_lines[0].dump());
+
+    // A failed job keeps the stderr that had arrived: often the line that says why.
+    auto logged = fanout({"--connect", unix_ep, "--timeout", "0.3"},
+                         line_of({{"id", 1}, {"script", slow + "&log=got-this-far"}}), 20s);
+    BOOST_TEST(logged.exit_code == 6);
+    auto logged_lines = result_lines(logged.out);
+    BOOST_REQUIRE_EQUAL(logged_lines.size(), 1u);
+    BOOST_TEST_CONTEXT(logged_lines[0].dump()) {
+        BOOST_TEST(logged_lines[0]["error"]["code"] == "request_timeout");
+        BOOST_TEST(has(logged_lines[0]["stderr"].get<std::string>(), "got-this-far"));
+        BOOST_TEST(logged_lines[0]["status"].is_null());
+    }
+}
+
+// pm.max_requests = 1: the second of two POST jobs lands on the connection its worker closes
+// after the first. It did not run, but a POST is not sent twice, unless the job says it may be.
+BOOST_AUTO_TEST_CASE(idempotent_jobs_survive_a_worker_recycle) {
+    php_fpm recycling({.children = 1, .max_requests = 1, .tcp = false});
+    auto post = [&](int id, std::optional<bool> idempotent) {
+        json j = {{"id", id}, {"script", php_fpm::script("echo_body.php")}, {"body", "job"}};
+        if (idempotent)
+            j["idempotent"] = *idempotent;
+        return line_of(j);
+    };
+    auto run = [&](std::optional<bool> idempotent) {
+        return fanout(
+            {"--connect", recycling.unix_endpoint(), "--connections", "1", "--concurrency", "2"},
+            post(1, idempotent) + post(2, idempotent));
+    };
+    auto retried = run(true);
+    BOOST_TEST(retried.exit_code == 0, retried.out << retried.err);
+    for (const auto& j : result_lines(retried.out))
+        BOOST_TEST((j["error"].is_null() && j["body"] == "job"), j.dump());
+
+    auto not_retried = run(std::nullopt);
+    BOOST_TEST(not_retried.exit_code == 6, not_retried.out << not_retried.err);
+    int failed = 0;
+    for (const auto& j : result_lines(not_retried.out))
+        failed += !j["error"].is_null();
+    BOOST_TEST(failed == 1, not_retried.out);
 }
 
 // --wait-when-down keeps jobs waiting for a server that refuses connections until their deadline,
@@ -436,18 +477,19 @@ BOOST_AUTO_TEST_CASE(wrong_field_types_are_invalid_jobs) {
         {{"id", 6}, {"script", hello}, {"header", {{"X-A", "b"}}}},  // typo
         {{"id", 7}, {"script", hello}, {"headers", {{"Bad Name", "x"}}}},
         {{"id", 8}, {"script", hello + "?a=1"}, {"query", "b=2"}},
+        {{"id", 9}, {"script", hello}, {"idempotent", "yes"}},
     };
     std::string input = "[1, 2]\n";  // JSON, but not an object
     for (const auto& j : jobs)
         input += line_of(j);
-    input += line_of({{"id", 9}, {"script", hello}});
+    input += line_of({{"id", 10}, {"script", hello}, {"idempotent", false}});
     auto r = fanout({"--connect", unix_ep}, input);
     BOOST_TEST(r.exit_code == 6);
     auto lines = result_lines(r.out);
     BOOST_REQUIRE_EQUAL(lines.size(), jobs.size() + 2);
     for (const auto& j : lines) {
         BOOST_TEST_CONTEXT(j.dump()) {
-            if (j["id"] == 9) {
+            if (j["id"] == 10) {
                 BOOST_TEST(j["error"].is_null());
                 continue;
             }

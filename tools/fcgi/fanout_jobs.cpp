@@ -40,6 +40,12 @@ std::vector<std::pair<std::string, std::string>> string_pairs(const ordered_json
     return out;
 }
 
+bool bool_field(const ordered_json& j, const char* name) {
+    if (!j.is_boolean())
+        reject(std::string("\"") + name + "\" must be true or false, not " + j.type_name());
+    return j.get<bool>();
+}
+
 std::chrono::milliseconds timeout_field(const ordered_json& j) {
     if (!j.is_number())
         reject(std::string("\"timeout\" must be a number of seconds, not ") + j.type_name());
@@ -113,6 +119,8 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
             body_base64 = &value;
         else if (key == "timeout")
             req.timeout = timeout_field(value);
+        else if (key == "idempotent")
+            req.idempotent = bool_field(value, "idempotent");
         else
             reject("unknown field \"" + key + "\"");
     }

@@ -80,7 +80,8 @@ std::string result_line(const ordered_json& id, const fcgi::fanout_result& r) {
         j["status"] = nullptr;
         j["headers"] = std::move(headers);
         j["body"] = "";
-        j["stderr"] = "";
+        // What the script had logged before the failure: often the line that says why.
+        put_bytes(j, "stderr", r.resp.stderr_text);
     } else {
         j["status"] = r.resp.status;
         for (const auto& h : r.resp.headers) {
