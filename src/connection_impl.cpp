@@ -45,10 +45,8 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
     opts_.abort_timeout = capped(opts_.abort_timeout);
     max_in_flight_ = std::max<std::uint16_t>(opts.max_in_flight, 1);
     slots_.resize(max_in_flight_);
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-        slots_[i].id = static_cast<std::uint16_t>(i + 1);
     for (std::size_t i = slots_.size(); i-- > 0;)
-        free_list_.push_back(static_cast<std::uint16_t>(i));  // ID 1 on top
+        free_list_.push_back(static_cast<std::uint16_t>(i));  // slot 0 on top
 }
 
 connection_impl::~connection_impl() = default;
@@ -255,8 +253,28 @@ void connection_impl::pump_waiting() {
         close_if_retired();  // however its last live request ended
 }
 
+std::uint16_t connection_impl::next_id(const slot& s) const noexcept {
+    // Slot i uses the IDs i+1, i+1+n, i+1+2n... (n slots) in turn, so a record finds its slot
+    // in O(1) and an ID comes back only after the slot's other IDs. A record that arrives for a
+    // request after its END_REQUEST (a server's duplicate, or Go's answer to an ABORT_REQUEST
+    // followed by the handler's own output and END_REQUEST) then meets no live request, instead
+    // of being taken for the next request's response.
+    const std::uint32_t n = static_cast<std::uint32_t>(slots_.size());
+    const std::uint32_t first = index_of(s) + 1u;
+    std::uint32_t id = s.id == 0 ? first : s.id + n;
+    for (std::size_t tries = 0; tries <= quarantined_.size(); ++tries) {
+        if (id > proto::max_request_id)
+            id = first;
+        if (std::find(quarantined_.begin(), quarantined_.end(), id) == quarantined_.end())
+            break;
+        id += n;
+    }
+    return static_cast<std::uint16_t>(id > proto::max_request_id ? first : id);
+}
+
 void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
     s.op = std::move(op);
+    s.id = next_id(s);
     s.in_use = true;
     ++in_use_;
     ++slot_handlers_;
@@ -296,7 +314,7 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
     }
     s.assembler.reset({opts_.max_stdout_size, opts_.max_stderr_size, opts_.max_head_size});
     s.queued = true;
-    write_queue_.push_back(static_cast<std::uint16_t>(s.id - 1));
+    write_queue_.push_back(index_of(s));
 }
 
 void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
@@ -371,14 +389,14 @@ void connection_impl::flush_deferred() {
 }
 
 void connection_impl::release(slot& s) {
-    free_list_.push_back(static_cast<std::uint16_t>(s.id - 1));
+    free_list_.push_back(index_of(s));
     in_use_ -= s.in_use;
     if (in_use_ == 0)
         idle_since_ = std::chrono::steady_clock::now();
     s.in_use = false;
     s.abandoned = false;
     if (s.queued) {
-        std::erase(write_queue_, static_cast<std::uint16_t>(s.id - 1));
+        std::erase(write_queue_, index_of(s));
         s.queued = false;
     }
     // The op owns the bytes a write, a source or a sink in progress views: it goes when they
@@ -430,7 +448,7 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
         if (s.queued) {
             // A streamed body's next chunk waiting to go: after ABORT_REQUEST the server would
             // get records for a request it has forgotten.
-            std::erase(write_queue_, static_cast<std::uint16_t>(s.id - 1));
+            std::erase(write_queue_, index_of(s));
             s.queued = false;
         }
         aborts_pending_.push_back(proto::encode_abort_request(s.id));
@@ -730,13 +748,18 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
               "record of " + type_name() + " for request 0 from " + endpoint_.to_string());
         return false;
     }
-    if (h.request_id > slots_.size() || !slots_[h.request_id - 1].in_use) {
+    slot& s = slots_[(h.request_id - 1u) % slots_.size()];
+    if (!s.in_use || s.id != h.request_id) {
+        // An aborted request's late records (see next_id): the server may answer the abort and
+        // still send what the request had produced.
+        if (std::find(quarantined_.begin(), quarantined_.end(), h.request_id) != quarantined_.end())
+            return true;
         close(error::unexpected_record,
               "record of " + type_name() + " for request " + std::to_string(h.request_id) +
-                  ", which is not in flight, from " + endpoint_.to_string());
+                  ", which is not in flight (a late record of an earlier request?), from " +
+                  endpoint_.to_string());
         return false;
     }
-    slot& s = slots_[h.request_id - 1];
     if (!s.written && !s.writing) {
         // Queued behind another request's write: whatever this answers, it is not that request.
         close(error::unexpected_record,
@@ -853,6 +876,13 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             complete(s, ec, std::move(r));
         }
     }
+    if (s.abandoned) {
+        // Records for its ID may still come; they are dropped, and the ID is not reused, while
+        // it is among the last few aborted.
+        if (quarantined_.size() == max_quarantined)
+            quarantined_.erase(quarantined_.begin());
+        quarantined_.push_back(s.id);
+    }
     if (!draining && s.in_use)
         release(s);
     // Reuse the stream only if END_REQUEST ended exactly where the bytes read ended: anything
@@ -912,7 +942,7 @@ void connection_impl::read_source(slot& s) {
             std::max<std::size_t>(opts_.source_chunk_size, 1), st.upload_left)));
     auto n = static_cast<std::size_t>(std::min<std::uint64_t>(st.chunk.size(), st.upload_left));
     st.source_busy = true;
-    auto index = static_cast<std::uint16_t>(s.id - 1);
+    auto index = index_of(s);
     // The source may complete inline or on another thread: hop onto the executor either way,
     // which also keeps a fast source from recursing through write and read.
     auto source =
@@ -1014,7 +1044,7 @@ void connection_impl::write_sink(slot& s) {
     st.sink_inflight.swap(st.sink_pending);
     st.sink_pending.clear();
     st.sink_busy = true;
-    auto index = static_cast<std::uint16_t>(s.id - 1);
+    auto index = index_of(s);
     auto sink = s.op->req.stdout_sink.share();  // a sink that closes the connection drops the op
     std::string why;
     auto ec = call_user("response sink's async_write()", error::sink_failed, why, [&] {

@@ -28,6 +28,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -322,7 +323,8 @@ BOOST_AUTO_TEST_CASE(round_trip_over_tcp_and_unix) {
         BOOST_TEST((r.flags == fcgi::protocol::begin_flags::keep_conn));
         BOOST_TEST((r.role == fcgi::protocol::role::responder));
         BOOST_TEST(r.complete);
-        BOOST_TEST(r.id == 1u);  // one request in flight: ID 1 is reused
+        // One request at a time, a new ID each: 1, 2, 3 on each connection.
+        BOOST_TEST(r.id == r.index_on_conn);
     }
     BOOST_TEST(snap.requests[2].stdin_data == "posted body");
     BOOST_TEST(snap.requests[2].param("REQUEST_METHOD").value_or("") == "POST");
@@ -929,8 +931,102 @@ BOOST_AUTO_TEST_CASE(multiplexing_1000_interleaved_requests) {
     BOOST_TEST(snap.max_live <= 8u);
     BOOST_TEST(snap.max_live > 1u);
     BOOST_TEST(snap.violations.empty());
+    // 8 slots of 125 requests each: a new ID per request, none used twice.
+    std::set<std::uint16_t> ids;
     for (const auto& r : snap.requests)
-        BOOST_TEST((r.id >= 1 && r.id <= 8));
+        BOOST_TEST((r.id >= 1 && ids.insert(r.id).second), "ID " << r.id);
+}
+
+// A server that sends a request's STDOUT and END_REQUEST a second time, late, once the
+// connection carries the next request. The IDs were reused at once (ID 1 for every request on a
+// non-multiplexed connection), so the next request took the stale records for its response and
+// succeeded with the previous one's body, and every later one was one response behind. Now each
+// request has an ID of its own: the stale records meet no live request and the connection closes.
+BOOST_AUTO_TEST_CASE(late_duplicate_response_never_answers_the_next_request) {
+    const std::string stale = std::string(fcgi::test::echo_head) + "STALE";
+    fake_responder fake({.script_for = [stale](const seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        if (r.param("X_ID") == "first") {
+            s.push_back(act::delay(50ms));
+            s.push_back(act::stdout_(stale));
+            s.push_back(act::end());
+        } else {
+            s.insert(s.begin(), act::delay(300ms));  // still out when the stale records come
+        }
+        return s;
+    }});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+    std::map<std::string, std::pair<std::error_code, fcgi::response>> out;
+    for (std::string id : {"first", "second"})
+        conn.async_request(fcgi::test::tagged_request(id),
+                           [&out, id](std::error_code ec, fcgi::response r) {
+                               out[id] = {ec, std::move(r)};
+                           });
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.size() == 2; }));
+    BOOST_TEST(!out["first"].first, out["first"].second.diagnostics);
+    BOOST_TEST(out["first"].second.body == fcgi::test::tagged_body("first"));
+    const auto& [ec, second] = out["second"];
+    BOOST_TEST(second.body != "STALE");
+    BOOST_TEST(ec == fcgi::error::unexpected_record, ec.message() << ": " << second.diagnostics);
+    BOOST_TEST(
+        second.diagnostics.find("for request 1, which is not in flight") != std::string::npos,
+        second.diagnostics);
+}
+
+// Go's net/http/fcgi answers ABORT_REQUEST with END_REQUEST at once, and its handler later
+// writes the request's output and a second END_REQUEST. The ID went, freed, to the next request,
+// which then succeeded with the aborted request's body. Now the aborted ID is not reused and its
+// late records are dropped: the next request gets its own answer, the connection stays open.
+BOOST_AUTO_TEST_CASE(late_records_of_an_aborted_request_are_dropped) {
+    // On a fresh connection with two slots, "aborted" gets ID 1 and "other" ID 2; "other" sends
+    // records for ID 1 after the abort, as the aborted request's handler would.
+    const std::string stale = std::string(fcgi::test::echo_head) + "id=aborted";
+    fake_responder fake({.script_for = [stale](const seen_request& r) {
+        if (r.param("X_ID") == "aborted")
+            return fcgi::test::script{};  // never answers; END_REQUEST comes with the abort
+        auto s = fcgi::test::echo_script(r);
+        if (r.param("X_ID") == "other")
+            s.insert(s.begin(),
+                     {act::delay(200ms), act::stdout_(stale).for_id(1), act::end().for_id(1)});
+        else
+            s.insert(s.begin(), act::delay(400ms));  // "next": out when the late records come
+        return s;
+    }});
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE(!*connected);
+    std::map<std::string, std::pair<std::error_code, fcgi::response>> out;
+    for (std::string id : {"aborted", "other", "next"}) {
+        auto req = fcgi::test::tagged_request(id);
+        if (id == "aborted")
+            req.timeout = 50ms;
+        // "next" waits for a free slot: the one "aborted" frees when its abort is answered.
+        conn.async_request(std::move(req), [&out, id](std::error_code ec, fcgi::response r) {
+            out[id] = {ec, std::move(r)};
+        });
+    }
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.size() == 3; }));
+    BOOST_TEST(out["aborted"].first == fcgi::error::request_timeout);
+    for (std::string id : {"other", "next"}) {
+        const auto& [ec, r] = out[id];
+        BOOST_TEST(!ec, id << ": " << ec.message() << ": " << r.diagnostics);
+        BOOST_TEST(r.body == fcgi::test::tagged_body(id), id);
+    }
+    BOOST_TEST(conn.is_open());
+    auto snap = fake.snapshot();
+    BOOST_REQUIRE(snap.requests.size() == 3u);
+    BOOST_TEST(snap.requests[0].aborted);
+    BOOST_TEST(snap.requests[2].id != 1u);  // "next" did not get the aborted request's ID
 }
 
 BOOST_AUTO_TEST_CASE(multiplexing_with_random_fragments) {

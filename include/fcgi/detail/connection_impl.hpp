@@ -131,7 +131,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   private:
     struct slot {
         std::unique_ptr<request_op> op;  // null when free; handler empty once completed
-        std::uint16_t id = 0;
+        std::uint16_t id = 0;            // its current or last request's ID; 0 before any
         bool in_use = false;     // the ID is taken: from assignment until END_REQUEST or close
         bool queued = false;     // in write_queue_
         bool writing = false;    // its buffers are part of the current write
@@ -153,6 +153,11 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     }
     /// The index of a slot below max_in_flight_ that can take a request now, or slots_.size().
     std::size_t free_slot() const noexcept;
+    std::uint16_t index_of(const slot& s) const noexcept {
+        return static_cast<std::uint16_t>(&s - slots_.data());
+    }
+    /// The request ID the slot's next request gets (see the definition).
+    std::uint16_t next_id(const slot& s) const noexcept;
     void assign(slot& s, std::unique_ptr<request_op> op);
     std::error_code start_streams(slot& s, std::string& why);
     void read_source(slot& s);
@@ -225,6 +230,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::deque<std::unique_ptr<request_op>> waiting_;
     std::vector<std::uint16_t> write_queue_;  // slot indexes in order
     std::vector<std::uint16_t> writing_slots_;
+    // IDs of the last aborted requests whose END_REQUEST came: their late records are dropped.
+    static constexpr std::size_t max_quarantined = 64;
+    std::vector<std::uint16_t> quarantined_;
     std::vector<protocol::abort_request_record> aborts_pending_;
     std::vector<protocol::abort_request_record> aborts_writing_;
     std::vector<asio::const_buffer> gather_;

@@ -20,6 +20,8 @@ inline constexpr std::size_t max_params_content = 65528;
 inline constexpr std::size_t max_stream_content = 65528;
 /// Request ID reserved for management records (GET_VALUES and its result).
 inline constexpr std::uint16_t management_id = 0;
+/// The largest request ID (a 16-bit field).
+inline constexpr std::uint16_t max_request_id = 65535;
 /// Largest name or value length a name-value pair can encode (31 bits).
 inline constexpr std::uint32_t max_name_value_length = 0x7fffffffu;
 
