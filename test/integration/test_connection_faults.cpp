@@ -95,6 +95,14 @@ std::pair<std::error_code, fcgi::response> one_request(const fcgi::endpoint& ep,
     return out;
 }
 
+// Connects `conn` to `ep`, running `ctx` until it has; fails the test if it cannot.
+void connect_or_fail(asio::io_context& ctx, fcgi::connection& conn, const fcgi::endpoint& ep) {
+    std::optional<std::error_code> connected;
+    conn.async_connect(ep, [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_REQUIRE_MESSAGE(!*connected, connected->message());
+}
+
 // Runs an io_context on its own thread; stops and joins it when destroyed, also on failure.
 struct io_thread {
     explicit io_thread(asio::io_context& c) : ctx(c), guard(c.get_executor()) {
@@ -957,10 +965,7 @@ BOOST_AUTO_TEST_CASE(late_duplicate_response_never_answers_the_next_request) {
     }});
     asio::io_context ctx;
     fcgi::connection conn(ctx.get_executor());
-    std::optional<std::error_code> connected;
-    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
-    BOOST_REQUIRE(!*connected);
+    connect_or_fail(ctx, conn, fake.tcp_endpoint());
     std::map<std::string, std::pair<std::error_code, fcgi::response>> out;
     for (std::string id : {"first", "second"})
         conn.async_request(fcgi::test::tagged_request(id),
@@ -1001,10 +1006,7 @@ BOOST_AUTO_TEST_CASE(late_records_of_an_aborted_request_are_dropped) {
     copts.max_in_flight = 2;
     asio::io_context ctx;
     fcgi::connection conn(ctx.get_executor(), copts);
-    std::optional<std::error_code> connected;
-    conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) { connected = ec; });
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
-    BOOST_REQUIRE(!*connected);
+    connect_or_fail(ctx, conn, fake.tcp_endpoint());
     std::map<std::string, std::pair<std::error_code, fcgi::response>> out;
     for (std::string id : {"aborted", "other", "next"}) {
         auto req = fcgi::test::tagged_request(id);
