@@ -270,7 +270,10 @@ client_impl::pooled_connection* client_impl::find_idle(endpoint_pool& ep) {
 client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now) {
     endpoint_pool* best = nullptr;
     bool best_free = false;
-    for (auto& p : pools_) {
+    // The scan starts one endpoint further after each new connection, so that a full tie (an
+    // idle pool) does not always go to the first endpoint.
+    for (std::size_t k = 0; k < pools_.size(); ++k) {
+        auto& p = pools_[(tie_start_ + k) % pools_.size()];
         if (p.probe_state != endpoint_pool::probe::done || p.hold.holding_requests(now))
             continue;
         // A refused connect stops the endpoint growing, not its open connections serving.
@@ -473,6 +476,7 @@ void client_impl::open_connection(endpoint_pool& ep) {
             self->on_connection_event();
     });
     ++ep.connects;
+    ++tie_start_;
     ep.conns.push_back(std::move(pc));
     raw->conn->start_connect(ep.where, connect_handler(
                                            [w = weak_from_this(), epp, id](std::error_code ec) {
@@ -584,6 +588,17 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // needs nothing here: the connection drops to one request at a time by itself.)
     if (ec == server_error::overloaded)
         ep->hold.overloaded(clock::now(), opts_.initial_backoff);
+    // Failover: an endpoint that accepts connections and then closes them, or never answers on
+    // them, without a byte back (a proxy with no backend, workers crashing at start, all stuck)
+    // is down as much as one that refuses them, and the other endpoints take its share. Not with
+    // one endpoint: a script that crashed or ran long would then stop the pool for nothing.
+    const bool failing_endpoint = pools_.size() > 1 && !reused && r.bytes_received == 0 && conn &&
+                                  conn->stats().bytes_read == 0 &&
+                                  (ec == error::connection_lost || ec == error::request_timeout);
+    if (failing_endpoint) {
+        ep->last_error = ec;
+        ep->hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff);
+    }
     // Only once, and only what the connection handed back. A request that was never written may
     // go again whatever its method; any other only when it is idempotent.
     bool retry = false;
@@ -611,7 +626,9 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                                  " ms after the request was sent, so its script may have run (a "
                                  "killed worker: request_terminate_timeout?)";
             } else {
-                retry = ec == server_error::cant_mpx_conn || ec == server_error::overloaded;
+                // An idempotent request goes once to another endpoint when its own is failing.
+                retry = ec == server_error::cant_mpx_conn || ec == server_error::overloaded ||
+                        (failing_endpoint && ec == error::connection_lost);
             }
         } else if (stale) {
             // The usual cause, said outright: the caller decides whether to send it again.

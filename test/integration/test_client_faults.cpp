@@ -1651,6 +1651,68 @@ BOOST_AUTO_TEST_CASE(a_burst_opens_connections_on_every_endpoint) {
     shutdown(ctx, client);
 }
 
+// Failover to an endpoint that accepts connections and then fails them without a byte: one
+// that closes each at once, one that never answers. Only refused connects marked an endpoint
+// down, and a full tie went to the first endpoint, so one request at a time all went to the
+// failing one (20 of 20 failed) while the other sat unused.
+BOOST_AUTO_TEST_CASE(failover_from_an_endpoint_that_accepts_then_fails) {
+    for (bool silent : {false, true}) {
+        BOOST_TEST_CONTEXT((silent ? "never answers" : "closes at once")) {
+            asio::io_context ctx;
+            fake_responder bad({.close_on_accept = !silent, .silent = silent});
+            fake_responder good(fcgi::test::fake_responder_options{});
+            fcgi::client_options opts;
+            opts.endpoints = {bad.unix_endpoint(), good.unix_endpoint()};
+            opts.max_connections_per_endpoint = 1;
+            fcgi::client client(ctx.get_executor(), opts);
+            int ok = 0, failed = 0;
+            for (int i = 0; i < 10; ++i) {
+                auto req = fcgi::test::tagged_request("r" + std::to_string(i));
+                req.timeout = 300ms;
+                std::optional<std::error_code> result;
+                std::string body;
+                client.async_request(req, [&](std::error_code ec, fcgi::response r) {
+                    result = ec;
+                    body = std::move(r.body);
+                });
+                BOOST_REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
+                if (!*result && body == fcgi::test::tagged_body("r" + std::to_string(i)))
+                    ++ok;
+                else
+                    ++failed;
+            }
+            // The request that meets the closing endpoint goes again to the other (a GET); the
+            // one that meets the silent one waits out its deadline, and the next ones go on.
+            BOOST_TEST(failed == (silent ? 1 : 0));
+            BOOST_TEST(ok == 10 - failed);
+            auto s = client.stats();
+            BOOST_TEST(s.endpoints.at(1).completed == static_cast<std::uint64_t>(ok));
+            BOOST_TEST(s.retries == (silent ? 0u : 1u));
+            shutdown(ctx, client);
+        }
+    }
+}
+
+// A single endpoint is never marked down by a request that got no byte back: a script that
+// crashed or ran past its deadline must not fail the requests behind it with no_endpoint.
+BOOST_AUTO_TEST_CASE(one_endpoint_is_not_marked_down_by_a_silent_request) {
+    asio::io_context ctx;
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        return r.param("X_ID") == "slow" ? fcgi::test::script{} : fcgi::test::echo_script(r);
+    }});
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 5s));
+    outcomes o;
+    auto slow = fcgi::test::tagged_request("slow");
+    slow.timeout = 100ms;
+    start(client, slow, o["slow"]);
+    start(client, fcgi::test::tagged_request("next"), o["next"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(o["slow"].ec == fcgi::error::request_timeout);
+    BOOST_TEST(!o["next"].ec, o["next"].ec.message() << ": " << o["next"].resp.diagnostics);
+    BOOST_TEST(!client.stats().endpoints.at(0).down);
+    shutdown(ctx, client);
+}
+
 // -- max_requests_per_connection_lifetime on a multiplexed connection, which is never idle
 // while requests keep coming: it takes no more than its lifetime, then closes once idle.
 BOOST_AUTO_TEST_CASE(lifetime_retires_a_busy_multiplexed_connection) {

@@ -139,6 +139,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     bool shutting_down_ = false;
     std::vector<connect_handler> shutdown_handlers_;  // one per async_shutdown, in order
     std::uint64_t connection_ids_ = 0;
+    std::size_t tie_start_ = 0;  // where pick_endpoint() starts its scan
     asio::steady_timer retry_timer_;
     bool retry_armed_ = false;
     asio::steady_timer idle_timer_;  // closes connections idle for client_options::idle_timeout
