@@ -295,18 +295,27 @@ BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
     BOOST_TEST(small.err.find("STDERR") != std::string::npos, small.err);
 }
 
-// The script's stderr is passed on exactly; only on a terminal is a line it left open ended, so
-// a prompt does not run on after it.
-BOOST_AUTO_TEST_CASE(open_stderr_line_ended_on_a_terminal) {
+// A line the script's stderr left open is ended, on a terminal (a prompt would run on after it)
+// and redirected (two runs appended to one log glued their lines together). A 404 for
+// "Primary script unknown" names the SCRIPT_FILENAME php-fpm could not open.
+BOOST_AUTO_TEST_CASE(open_stderr_line_ended_and_unknown_script_named) {
     run_spec spec;
-    spec.args = {"request", "-c", unix_ep, php_fpm::script("no-such-script.php")};
+    const std::string missing = php_fpm::script("no-such-script.php");
+    spec.args = {"request", "-c", unix_ep, missing};
+    const std::string hint = "fcgi: " + unix_ep + ": php-fpm found no script at SCRIPT_FILENAME " +
+                             missing + ": does that path exist where php-fpm runs?";
     auto piped = run(spec);
     BOOST_TEST(piped.exit_code == 0);
-    BOOST_TEST(piped.err.ends_with("Primary script unknown"), piped.err);
+    BOOST_TEST(piped.err.starts_with("Primary script unknown\n" + hint), piped.err);
     spec.stderr_terminal = true;
     auto terminal = run(spec);
     BOOST_TEST(terminal.exit_code == 0);
-    BOOST_TEST(terminal.err.ends_with("Primary script unknown\r\n"), terminal.err);
+    BOOST_TEST(terminal.err.starts_with("Primary script unknown\r\n"), terminal.err);
+
+    auto found = fcgi_cli({"request", "-c", unix_ep, php_fpm::script("stderr.php")});
+    BOOST_TEST(found.exit_code == 0);
+    BOOST_TEST(found.err.ends_with("second message\n"), found.err);
+    BOOST_TEST(found.err.find("SCRIPT_FILENAME") == std::string::npos, found.err);
 }
 
 BOOST_AUTO_TEST_CASE(fail_flag) {

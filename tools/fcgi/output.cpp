@@ -32,8 +32,8 @@ void write_stderr(std::string_view bytes) {
     stderr_at_line_start = bytes.back() == '\n';
 }
 
-void end_terminal_line() {
-    if (!stderr_at_line_start && isatty(STDERR_FILENO) == 1)
+void end_line() {
+    if (!stderr_at_line_start)
         write_stderr("\n");
 }
 

@@ -14,9 +14,9 @@ bool write_stdout(std::string_view bytes);
 /// a newline).
 void write_stderr(std::string_view bytes);
 
-/// Ends the line the script's stderr text left open, when stderr is a terminal: a person's
-/// prompt would otherwise run on after it. Redirected, stderr stays byte-exact.
-void end_terminal_line();
+/// Ends the line the script's stderr text left open (php-fpm sends none at the end): a prompt,
+/// or the next run's lines in a log file, would otherwise run on after it.
+void end_line();
 
 /// Prints "fcgi: <message>" as one line on stderr, first ending a line the script's stderr
 /// text left open; CR and LF inside become spaces, so a caller can always find exactly one

@@ -49,6 +49,12 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
         req.timeout = std::max(left, milliseconds(1));
     }
 
+    // Named in the hint for php-fpm's "Primary script unknown" (the request is moved below).
+    std::string script_filename = req.script;
+    for (const auto& [name, value] : req.params)
+        if (name == "SCRIPT_FILENAME")
+            script_filename = value;
+
     // The body streams to stdout or --output as it arrives.
     auto output = std::make_shared<response_output_state>();
     req.stdout_sink = make_response_output(flags.output, flags.include, flags.fail, output);
@@ -60,9 +66,14 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
             resp.diagnostics));
         co_return output->write_failed ? request_failure : exit_code_after_connect(ec);
     }
-    // The script's own log lines are data: passed through verbatim, never mixed into stdout.
+    // The script's own log lines go to stderr, never into stdout.
     write_stderr(resp.stderr_text);
-    end_terminal_line();
+    end_line();
+    if (resp.status == 404 && resp.stderr_text.find("Primary script unknown") != std::string::npos)
+        // php-fpm could not open SCRIPT_FILENAME: in a container, or on another host, the path
+        // it sees may not be the one given here.
+        print_error(where + ": php-fpm found no script at SCRIPT_FILENAME " + script_filename +
+                    ": does that path exist where php-fpm runs? (set it with SCRIPT and --root)");
     if (output->refused_status) {
         std::string status = std::to_string(resp.status);
         if (!resp.reason.empty())
