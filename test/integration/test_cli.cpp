@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "support/checksum.hpp"
+#include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
@@ -292,7 +293,8 @@ BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
     auto small =
         fcgi_cli({"request", "-c", unix_ep, "--max-stderr", "10", php_fpm::script("stderr.php")});
     BOOST_TEST(small.exit_code != 0);
-    BOOST_TEST(small.err.find("STDERR") != std::string::npos, small.err);
+    BOOST_TEST(small.err.find("STDERR exceeded --max-stderr (10 bytes)") != std::string::npos,
+               small.err);
 }
 
 // A line the script's stderr left open is ended, on a terminal (a prompt would run on after it)
@@ -457,6 +459,15 @@ BOOST_AUTO_TEST_CASE(probe_reports_get_values) {
     BOOST_TEST(is_one_error_line(bad.err), bad.err);
     BOOST_TEST(bad.err.find(ep) != std::string::npos, bad.err);
     BOOST_TEST(fcgi_cli({"probe"}).exit_code == 2);
+
+    // Accepted and never answered (php-fpm with every worker busy): a timeout that says so,
+    // so a health check does not take a saturated pool for a dead server.
+    fcgi::test::fake_responder silent({.silent = true});
+    auto quiet =
+        fcgi_cli({"probe", "--connect", silent.unix_endpoint().to_string(), "--timeout", "0.3"});
+    BOOST_TEST(quiet.exit_code == 4);
+    BOOST_TEST(is_one_error_line(quiet.err), quiet.err);
+    BOOST_TEST(quiet.err.find("with every worker busy") != std::string::npos, quiet.err);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

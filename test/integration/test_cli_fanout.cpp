@@ -458,10 +458,16 @@ BOOST_AUTO_TEST_CASE(wait_when_down_and_response_limits) {
             BOOST_TEST(r.exit_code == (enough ? 0 : 6), r.err);
             lines = result_lines(r.out);
             BOOST_REQUIRE_EQUAL(lines.size(), 2u);
-            for (const auto& j : lines)
+            for (const auto& j : lines) {
                 BOOST_TEST(
                     (enough ? j["error"].is_null() : j["error"]["code"] == "response_too_large"),
                     j.dump());
+                if (!enough)  // the limit is named by the flag that raises it
+                    BOOST_TEST(has(j["error"]["message"].get<std::string>(),
+                                   j["id"] == "big" ? "exceeded --max-output (1024 bytes)"
+                                                    : "exceeded --max-stderr (10 bytes)"),
+                               j.dump());
+            }
         }
     }
 }

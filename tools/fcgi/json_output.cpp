@@ -96,7 +96,8 @@ std::string result_line(const ordered_json& id, const fcgi::fanout_result& r) {
     }
     j["duration_ms"] = static_cast<double>(r.duration.count()) / 1000.0;
     if (r.ec) {
-        j["error"] = error_object(error_name(r.ec), error_text(r.ec, r.resp.diagnostics));
+        j["error"] = error_object(error_name(r.ec),
+                                  error_text(r.ec, in_flag_terms(r.resp.diagnostics, true)));
     } else {
         j["error"] = nullptr;
     }

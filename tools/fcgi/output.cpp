@@ -66,6 +66,18 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
     return s;
 }
 
+std::string in_flag_terms(std::string diagnostics, bool has_max_output) {
+    auto replace = [&](std::string_view from, std::string_view to) {
+        for (auto at = diagnostics.find(from); at != std::string::npos;
+             at = diagnostics.find(from, at + to.size()))
+            diagnostics.replace(at, from.size(), to);
+    };
+    replace("connection_options::max_stderr_size", "--max-stderr");
+    if (has_max_output)
+        replace("connection_options::max_stdout_size", "--max-output");
+    return diagnostics;
+}
+
 bool signal_ignored(int sig) {
     struct sigaction old {};
     return ::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN;

@@ -31,6 +31,11 @@ std::string error_text(std::error_code ec, std::string_view diagnostics);
 std::string describe_failure(std::string_view where, std::string_view what, std::error_code ec,
                              std::string_view diagnostics = {});
 
+/// `diagnostics` with the library's size limits named by the flags that set them
+/// ("connection_options::max_stderr_size" becomes "--max-stderr"; "max_stdout_size" becomes
+/// "--max-output" when `has_max_output`): a CLI user cannot act on a C++ option's name.
+std::string in_flag_terms(std::string diagnostics, bool has_max_output);
+
 /// Whether `sig` is ignored (as SIGINT is in a shell's background job): Ctrl-C handling must
 /// then leave it so, not make the job interruptible.
 bool signal_ignored(int sig);

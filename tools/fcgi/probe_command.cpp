@@ -60,7 +60,15 @@ int run_probe(const probe_flags& flags) {
 
     const std::string where = ep.to_string();
     if (result_ec) {
-        print_error(describe_failure(where, "GET_VALUES failed", result_ec));
+        std::string hint;
+        if (result_ec == fcgi::error::request_timeout)
+            // Connected, then no answer: php-fpm answers from a worker, so a saturated pool
+            // looks like this, and a health check should not read it as a dead server.
+            hint =
+                "; the server accepted the connection but did not answer: php-fpm answers "
+                "GET_VALUES from a worker, so with every worker busy (pm.max_children reached) "
+                "the question waits in its listen backlog";
+        print_error(describe_failure(where, "GET_VALUES failed", result_ec) + hint);
         // Errors outside the library's category come from connecting (refused, no socket).
         if (result_ec.category() != fcgi::client_category())
             return exit_code_of_connect(result_ec);

@@ -63,7 +63,7 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
         write_stderr(resp.stderr_text);  // what the script logged before it failed
         print_error(describe_failure(
             where, output->write_failed ? "cannot write the response" : "request failed", ec,
-            resp.diagnostics));
+            in_flag_terms(std::move(resp.diagnostics), false)));
         co_return output->write_failed ? request_failure : exit_code_after_connect(ec);
     }
     // The script's own log lines go to stderr, never into stdout.
