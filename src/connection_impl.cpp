@@ -32,6 +32,26 @@ std::error_code call_user(const char* who, std::error_code failed, std::string& 
     return failed;
 }
 
+// 'the head line "X-A: a\x01b"': a malformed head named by its line, bytes a terminal or a log
+// would mangle written as \xNN.
+std::string bad_head_line(std::string_view line) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "the head line \"";
+    for (char c : line) {
+        auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
+            out.push_back(c);
+        } else {
+            out += "\\x";
+            out.push_back(hex[u >> 4]);
+            out.push_back(hex[u & 0xf]);
+        }
+    }
+    if (line.size() >= proto::cgi_head_parser::max_bad_line)
+        out += "...";
+    return out + "\"";
+}
+
 }  // namespace
 
 connection_impl::connection_impl(asio::any_io_executor ex, const connection_options& opts)
@@ -809,9 +829,7 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
             why = "the CGI response head did not end within connection_options::max_head_size (" +
                   std::to_string(opts_.max_head_size) + " bytes)";
         else if (ec == error::bad_response_head)
-            why =
-                "malformed CGI response head (a line without ':', a bad status line or a "
-                "control byte in a value)";
+            why = bad_head_line(s.assembler.bad_head_line());
         else if (ec != error::sink_failed)
             why = ec.message();
         abandon(s, ec, why + "; " + describe(s));
@@ -843,7 +861,9 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         response r = s.assembler.take();
         if (!ec && end.status != proto::protocol_status::request_complete)
             ec = make_error_code(static_cast<server_error>(end.status));
-        if (ec)
+        if (ec == error::bad_response_head)
+            r.diagnostics = bad_head_line(s.assembler.bad_head_line()) + "; " + describe(s);
+        else if (ec)
             r.diagnostics = "server at " + endpoint_.to_string() + " ended request " +
                             std::to_string(s.id) + ": " + ec.message();
         auto* sink = s.op->req.stdout_sink.get();

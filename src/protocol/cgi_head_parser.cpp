@@ -42,6 +42,7 @@ void cgi_head_parser::reset() noexcept {
     status_ = 200;
     reason_.clear();
     headers_.clear();
+    bad_line_.clear();
 }
 
 cgi_head_parser::result cgi_head_parser::feed(std::string_view piece) {
@@ -119,6 +120,11 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
     bool have_location = false;
     bool have_status_line = false;
     bool first = true;
+    // Kept for the diagnostics: "malformed head" alone does not say which header to fix.
+    auto bad = [this](std::string_view line) {
+        bad_line_.assign(line.substr(0, max_bad_line));
+        return std::error_code(error::bad_response_head);
+    };
     while (!head.empty()) {
         std::size_t nl = head.find('\n');
         std::string_view line = head.substr(0, nl);
@@ -132,16 +138,16 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
         if (std::exchange(first, false) && line.starts_with("HTTP/")) {
             std::size_t sp = line.find(' ');
             if (sp == std::string_view::npos || !parse_status(trim(line.substr(sp + 1))))
-                return error::bad_response_head;
+                return bad(line);
             have_status_line = true;
             continue;
         }
         std::size_t colon = line.find(':');
         if (colon == 0 || colon == std::string_view::npos)
-            return error::bad_response_head;
+            return bad(line);
         std::string_view name = line.substr(0, colon);
         if (!std::all_of(name.begin(), name.end(), is_token_char))
-            return error::bad_response_head;
+            return bad(line);
         std::string_view value = trim(line.substr(colon + 1));
         // A bare CR, a NUL or another control byte (tab aside) would reach whoever copies the
         // header into an HTTP response: a split response. PHP's header() never sends them.
@@ -149,11 +155,11 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
                 auto u = static_cast<unsigned char>(c);
                 return (u < 0x20 && c != '\t') || u == 0x7f;
             }))
-            return error::bad_response_head;
+            return bad(line);
         if (iequals(name, "Status")) {
             // A second Status line is malformed.
             if (have_status || !parse_status(value))
-                return error::bad_response_head;
+                return bad(line);
             have_status = true;
             continue;
         }

@@ -454,12 +454,32 @@ BOOST_AUTO_TEST_CASE(bad_head_error_sticks) {
     }
     BOOST_TEST(parser.finish().ec == bad_head);
     BOOST_TEST(!parser.done());
+    BOOST_TEST(parser.bad_line() == "Bad");  // named in the diagnostics
     // reset() forgets the error.
     parser.reset();
+    BOOST_TEST(parser.bad_line().empty());
     auto r = parser.feed("A: 1\r\n\r\n");
     BOOST_TEST(!r.ec);
     BOOST_TEST(r.done);
     BOOST_TEST(parser.headers().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_line_is_the_offending_line) {
+    const std::string long_name(300, 'n');
+    struct example {
+        std::string head, line;
+    };
+    for (const auto& [head, line] : std::vector<example>{
+             {"A: 1\r\nX-V: a\x01b\r\nC: 3\r\n\r\n", "X-V: a\x01b"},
+             {"Status: abc\r\n\r\n", "Status: abc"},
+             {"X Bad: 1\n\n", "X Bad: 1"},
+             {"HTTP/1.1 x\r\n\r\n", "HTTP/1.1 x"},
+             {long_name + "\r\n\r\n", long_name.substr(0, cgi_head_parser::max_bad_line)},
+         }) {
+        cgi_head_parser parser;
+        BOOST_TEST(parser.feed(head).ec == bad_head, head);
+        BOOST_TEST(parser.bad_line() == line, head);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(consumed_leaves_the_body) {

@@ -49,6 +49,9 @@ class response_assembler {
     std::size_t stdout_bytes() const noexcept { return stdout_bytes_; }
     std::size_t stderr_bytes() const noexcept { return response_.stderr_text.size(); }
 
+    /// The head line that made it malformed (bad_response_head), else empty.
+    const std::string& bad_head_line() const noexcept { return head_.bad_line(); }
+
     /// The response; valid after on_end().
     response take() noexcept { return std::move(response_); }
     /// What arrived on STDERR so far, taken out (a failed request's response carries it).
