@@ -53,9 +53,10 @@ class cgi_head_parser {
     int status() const noexcept { return status_; }
     /// Reason phrase, from the Status line or the standard one for the code.
     const std::string& reason() const noexcept { return reason_; }
+    /// How much of a malformed line bad_line() keeps.
+    static constexpr std::size_t max_bad_line = 200;
     /// The line that made the head malformed (its first `max_bad_line` bytes), else empty.
     const std::string& bad_line() const noexcept { return bad_line_; }
-    static constexpr std::size_t max_bad_line = 200;
     /// Headers in order, without Status.
     const std::vector<header_field>& headers() const noexcept { return headers_; }
     /// Moves the headers out.
