@@ -592,9 +592,9 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // them, without a byte back (a proxy with no backend, workers crashing at start, all stuck)
     // is down as much as one that refuses them, and the other endpoints take its share. Not with
     // one endpoint: a script that crashed or ran long would then stop the pool for nothing.
-    const bool failing_endpoint = pools_.size() > 1 && !reused && r.bytes_received == 0 && conn &&
-                                  conn->stats().bytes_read == 0 &&
-                                  (ec == error::connection_lost || ec == error::request_timeout);
+    const bool failing_endpoint = (ec == error::connection_lost || ec == error::request_timeout) &&
+                                  pools_.size() > 1 && !reused && r.bytes_received == 0 && conn &&
+                                  conn->stats().bytes_read == 0;
     if (failing_endpoint) {
         ep->last_error = ec;
         ep->hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff);

@@ -1667,16 +1667,13 @@ BOOST_AUTO_TEST_CASE(failover_from_an_endpoint_that_accepts_then_fails) {
             fcgi::client client(ctx.get_executor(), opts);
             int ok = 0, failed = 0;
             for (int i = 0; i < 10; ++i) {
-                auto req = fcgi::test::tagged_request("r" + std::to_string(i));
+                const std::string id = "r" + std::to_string(i);
+                auto req = fcgi::test::tagged_request(id);
                 req.timeout = 300ms;
-                std::optional<std::error_code> result;
-                std::string body;
-                client.async_request(req, [&](std::error_code ec, fcgi::response r) {
-                    result = ec;
-                    body = std::move(r.body);
-                });
-                BOOST_REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
-                if (!*result && body == fcgi::test::tagged_body("r" + std::to_string(i)))
+                outcome o;
+                start(client, req, o);
+                BOOST_REQUIRE(run_until(ctx, [&] { return o.done; }));
+                if (!o.ec && o.resp.body == fcgi::test::tagged_body(id))
                     ++ok;
                 else
                     ++failed;
