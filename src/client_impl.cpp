@@ -405,9 +405,10 @@ void client_impl::pump() {
     if ((!all_down || opts_.wait_when_down) && !queue_.empty())
         arm_retry_timer(now);
     if (all_down && !opts_.wait_when_down) {
-        std::string why = "no endpoint accepts connections:";
+        std::string why = "no endpoint accepts connections: ";
         for (const auto& p : pools_)
-            why += " " + p.where.to_string() + " (" + p.last_error.message() + ")";
+            why += (&p == &pools_.front() ? "" : "; ") + p.where.to_string() + ": " +
+                   connect_error_text(p.where, p.last_error);
         while (!queue_.empty()) {
             auto op = std::move(queue_.front());
             queue_.pop_front();
@@ -438,8 +439,8 @@ std::string client_impl::down_reason() const {
     std::string why;
     for (const auto& p : pools_)
         if (p.hold.down(now) && p.last_error)
-            why += (why.empty() ? "; endpoints down: " : ", ") + p.where.to_string() + " (" +
-                   p.last_error.message() + ")";
+            why += (why.empty() ? "; endpoints down: " : "; ") + p.where.to_string() + ": " +
+                   connect_error_text(p.where, p.last_error);
     return why;
 }
 

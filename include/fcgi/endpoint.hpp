@@ -45,4 +45,10 @@ struct endpoint {
 /// Parses `text` into `out`; error::invalid_endpoint when malformed (out is then unchanged).
 std::error_code parse_endpoint(std::string_view text, endpoint& out);
 
+/// What failing to connect to `where` with `ec` means: `ec.message()`, then in parentheses what
+/// to check when the cause is a common one ("Connection refused (/run/php is a directory, not a
+/// socket)", "No such file or directory (is php-fpm running, listening on /run/x.sock?)").
+/// Looks at the socket path on the file system for unix endpoints; call it after the failure.
+std::string connect_error_text(const endpoint& where, std::error_code ec);
+
 }  // namespace fcgi

@@ -419,6 +419,14 @@ BOOST_AUTO_TEST_CASE(connect_failure_exits_3) {
     BOOST_TEST(t.exit_code == 3);
     BOOST_TEST(is_one_error_line(t.err), t.err);
     BOOST_TEST(t.err.find(refused) != std::string::npos, t.err);
+
+    // The errno says "refused" for a directory too; the message says what is at the path.
+    const std::string dir = fs::temp_directory_path().string();
+    auto d = fcgi_cli({"request", "--connect", "unix:" + dir, php_fpm::script("hello.php")});
+    BOOST_TEST(d.exit_code == 3);
+    BOOST_TEST(is_one_error_line(d.err), d.err);
+    BOOST_TEST(d.err.find(dir + " is a directory, not a socket") != std::string::npos, d.err);
+    BOOST_TEST(r.err.find("is php-fpm running") != std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_CASE(timeout_exits_4) {

@@ -442,7 +442,8 @@ BOOST_AUTO_TEST_CASE(wait_when_down_and_response_limits) {
     BOOST_REQUIRE_EQUAL(lines.size(), 1u);
     BOOST_TEST(lines[0]["error"]["code"] == "request_timeout", lines[0].dump());
     const auto message = lines[0]["error"]["message"].get<std::string>();
-    BOOST_TEST(has(message, "endpoints down: " + missing + " (No such file or directory)"),
+    BOOST_TEST(has(message, "endpoints down: " + missing +
+                                ": No such file or directory (is php-fpm running"),
                message);
     BOOST_TEST(lines[0]["duration_ms"].get<double>() >= 390.0, lines[0].dump());
 

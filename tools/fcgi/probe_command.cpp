@@ -68,10 +68,12 @@ int run_probe(const probe_flags& flags) {
                 "; the server accepted the connection but did not answer: php-fpm answers "
                 "GET_VALUES from a worker, so with every worker busy (pm.max_children reached) "
                 "the question waits in its listen backlog";
-        print_error(describe_failure(where, "GET_VALUES failed", result_ec) + hint);
         // Errors outside the library's category come from connecting (refused, no socket).
-        if (result_ec.category() != fcgi::client_category())
+        if (result_ec.category() != fcgi::client_category()) {
+            print_error(where + ": cannot connect: " + fcgi::connect_error_text(ep, result_ec));
             return exit_code_of_connect(result_ec);
+        }
+        print_error(describe_failure(where, "GET_VALUES failed", result_ec) + hint);
         return exit_code_after_connect(result_ec);
     }
     std::string out;

@@ -41,7 +41,7 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     fcgi::connection conn(co_await asio::this_coro::executor, options);
     auto [cec] = co_await conn.async_connect(ep, use_tuple);
     if (cec) {
-        print_error(describe_failure(where, "cannot connect", cec));
+        print_error(where + ": cannot connect: " + fcgi::connect_error_text(ep, cec));
         co_return exit_code_of_connect(cec);
     }
     if (budget) {
