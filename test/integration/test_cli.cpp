@@ -178,9 +178,57 @@ BOOST_AUTO_TEST_CASE(large_bodies_stream_through_files) {
 
     auto bad_output = fcgi_cli(
         {"request", "-c", unix_ep, "-o", "/nonexistent/dir/out", php_fpm::script("hello.php")});
-    BOOST_TEST(bad_output.exit_code != 0);
+    BOOST_TEST(bad_output.exit_code == 2);  // a usage error, found before connecting
     BOOST_TEST(is_one_error_line(bad_output.err), bad_output.err);
     BOOST_TEST(bad_output.err.find("/nonexistent/dir/out") != std::string::npos, bad_output.err);
+    BOOST_TEST(bad_output.err.find("no directory /nonexistent/dir") != std::string::npos,
+               bad_output.err);
+}
+
+// As curl -o: the file is created or truncated once a head it will hold arrives, so a failure
+// before that (no server, a timeout, --fail's 404) leaves the last good copy as it was.
+BOOST_AUTO_TEST_CASE(output_file_is_replaced_only_by_a_response) {
+    temp_file out("last good copy");
+    auto kept = [&] {
+        std::ifstream f(out.path, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(f)), {});
+    };
+    struct failure {
+        const char* what;
+        std::vector<std::string> args;
+        int exit_code;
+    };
+    const failure failures[] = {
+        {"no server", {"-c", "unix:" + missing_socket(), php_fpm::script("hello.php")}, 3},
+        {"--fail and a 404",
+         {"-c", unix_ep, "-f", php_fpm::script("status.php") + "?code=404"},
+         22},
+        {"a timeout before the head",
+         {"-c", unix_ep, "--timeout", "0.3", php_fpm::script("sleep.php") + "?ms=2000"},
+         4},
+    };
+    for (const auto& f : failures) {
+        run_spec spec;
+        spec.args = {"request", "-o", out.path};
+        spec.args.insert(spec.args.end(), f.args.begin(), f.args.end());
+        spec.limit = 20s;
+        auto r = run(spec);
+        BOOST_TEST_CONTEXT(f.what) {
+            BOOST_TEST(r.exit_code == f.exit_code, r.err);
+            BOOST_TEST(kept() == "last good copy");
+        }
+    }
+
+    auto fine = fcgi_cli({"request", "-c", unix_ep, "-f", "-o", out.path,
+                          php_fpm::script("status.php") + "?code=201"});
+    BOOST_TEST(fine.exit_code == 0, fine.err);
+    BOOST_TEST(kept() == "status 201\n");
+
+    // A directory is refused before connecting.
+    auto dir = fcgi_cli({"request", "-c", "unix:" + missing_socket(), "-o",
+                         fs::temp_directory_path().string(), php_fpm::script("hello.php")});
+    BOOST_TEST(dir.exit_code == 2, dir.err);
+    BOOST_TEST(dir.err.find("it is a directory") != std::string::npos, dir.err);
 }
 
 BOOST_AUTO_TEST_CASE(stdout_is_binary_safe) {

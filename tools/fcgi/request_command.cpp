@@ -98,6 +98,10 @@ int run_request(const request_flags& flags) {
     }
     fcgi::request req;
     std::string why;
+    if (!flags.output.empty() && !output_path_usable(flags.output, why)) {
+        print_error(why);
+        return usage_error;
+    }
     request_flags streaming = flags;
     streaming.stream_data_file = true;
     if (!build_request(streaming, req, why)) {

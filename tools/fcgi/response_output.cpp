@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <filesystem>
 #include <utility>
 
 #include "fcgi/error.hpp"
@@ -12,17 +14,32 @@ namespace {
 
 class response_output final : public fcgi::body_sink::implementation {
   public:
-    response_output(fcgi::body_sink target, bool include, bool fail,
+    response_output(fcgi::body_sink target, bool to_file, bool include, bool fail,
                     std::shared_ptr<response_output_state> state)
-        : target_(std::move(target)), include_(include), fail_(fail), state_(std::move(state)) {}
+        : target_(std::move(target)),
+          to_file_(to_file),
+          include_(include),
+          fail_(fail),
+          state_(std::move(state)) {}
 
-    std::error_code start(std::string& why) override { return target_.get()->start(why); }
+    std::error_code start(std::string& why) override {
+        // A file is opened (and truncated) only once a head it will hold has arrived, as curl
+        // creates -o FILE on the first byte: a refused connection, a timeout or --fail's 404
+        // leaves the last good copy in place.
+        return to_file_ ? std::error_code() : open(why);
+    }
 
     std::error_code on_head(const fcgi::response& head, std::string& why) override {
         state_->status = head.status;
         if (fail_ && head.status >= 400) {
             state_->refused_status = true;  // like curl -f: no body for an error status
             return {};
+        }
+        if (to_file_) {
+            if (auto ec = open(why)) {
+                state_->write_failed = true;
+                return ec;
+            }
         }
         if (!include_)
             return {};
@@ -51,10 +68,22 @@ class response_output final : public fcgi::body_sink::implementation {
                                    });
     }
 
-    std::error_code finish(std::string& why) override { return target_.get()->finish(why); }
+    std::error_code finish(std::string& why) override {
+        return opened_ ? target_.get()->finish(why) : std::error_code();
+    }
+
+    void cancel() noexcept override { target_.get()->cancel(); }
 
   private:
+    std::error_code open(std::string& why) {
+        auto ec = target_.get()->start(why);
+        opened_ = !ec;
+        return ec;
+    }
+
     fcgi::body_sink target_;
+    bool to_file_;
+    bool opened_ = false;
     bool include_;
     bool fail_;
     std::shared_ptr<response_output_state> state_;
@@ -66,8 +95,37 @@ fcgi::body_sink make_response_output(const std::string& path, bool include, bool
                                      std::shared_ptr<response_output_state> state) {
     auto target =
         path.empty() ? fcgi::body_sink::descriptor(STDOUT_FILENO) : fcgi::body_sink::file(path);
-    return fcgi::body_sink(
-        std::make_shared<response_output>(std::move(target), include, fail, std::move(state)));
+    return fcgi::body_sink(std::make_shared<response_output>(std::move(target), !path.empty(),
+                                                             include, fail, std::move(state)));
+}
+
+bool output_path_usable(const std::string& path, std::string& why) {
+    namespace fs = std::filesystem;
+    auto refuse = [&](const std::string& reason) {
+        why = "cannot write the response to " + path + ": " + reason;
+        return false;
+    };
+    std::error_code ec;
+    auto st = fs::status(path, ec);
+    if (fs::exists(st)) {
+        if (fs::is_directory(st))
+            return refuse("it is a directory");
+        if (::access(path.c_str(), W_OK) != 0)
+            return refuse(std::generic_category().message(errno));
+        return true;
+    }
+    fs::path dir = fs::path(path).parent_path();
+    if (dir.empty())
+        dir = ".";
+    auto dst = fs::status(dir, ec);
+    if (!fs::exists(dst))
+        return refuse("no directory " + dir.string());
+    if (!fs::is_directory(dst))
+        return refuse(dir.string() + " is not a directory");
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+        return refuse("cannot create a file in " + dir.string() + ": " +
+                      std::generic_category().message(errno));
+    return true;
 }
 
 std::string head_text(const fcgi::response& r) {
