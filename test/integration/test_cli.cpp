@@ -121,6 +121,15 @@ BOOST_AUTO_TEST_CASE(query_string_reaches_the_script) {
     BOOST_TEST(r.out.find(R"("method":"GET")") != std::string::npos, r.out);
     BOOST_TEST(r.out.find(R"("query":"a=1&b=two%20words")") != std::string::npos, r.out);
     BOOST_TEST(r.out.find(R"("get":{"a":"1","b":"two words"})") != std::string::npos, r.out);
+
+    // Typed as in a browser's address bar: the space is encoded, the fragment never sent.
+    auto typed = fcgi_cli(
+        {"request", "-c", unix_ep, php_fpm::script("echo.php") + "?b=two words&c=\t#section-2"});
+    BOOST_TEST(typed.exit_code == 0, typed.err);
+    BOOST_TEST(typed.out.find(R"("query":"b=two%20words&c=%09")") != std::string::npos, typed.out);
+    BOOST_TEST(typed.out.find(R"("get":{"b":"two words","c":"\t"})") != std::string::npos,
+               typed.out);
+    BOOST_TEST(typed.out.find("section-2") == std::string::npos, typed.out);
 }
 
 BOOST_AUTO_TEST_CASE(data_from_file_and_stdin) {

@@ -30,6 +30,26 @@ std::string format_number(double s) {
     return buf;
 }
 
+// The query as a browser sends the URL's: the #fragment stays behind, and spaces and control
+// bytes are percent-encoded, so REQUEST_URI is a valid URI and PHP decodes them back in $_GET.
+std::string query_as_sent(std::string_view raw) {
+    raw = raw.substr(0, raw.find('#'));
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(raw.size());
+    for (char c : raw) {
+        auto b = static_cast<unsigned char>(c);
+        if (b <= 0x20 || b == 0x7f) {
+            out += '%';
+            out += hex[b >> 4];
+            out += hex[b & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
 bool read_stream(std::FILE* f, std::string& out) {
     char buf[1 << 16];
     std::size_t n = 0;
@@ -141,7 +161,7 @@ bool build_request(const request_flags& f, fcgi::request& req, std::string& why)
     auto qmark = f.target.find('?');
     std::string script = f.target.substr(0, qmark);
     if (qmark != std::string::npos)
-        req.query = f.target.substr(qmark + 1);
+        req.query = query_as_sent(std::string_view(f.target).substr(qmark + 1));
     if (script.empty()) {
         why = "SCRIPT is empty";
         return false;
