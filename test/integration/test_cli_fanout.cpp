@@ -270,6 +270,22 @@ BOOST_AUTO_TEST_CASE(clean_file_exits_0_with_summary) {
     BOOST_TEST(has(r.err, "300 requests sent in "), r.err);
     BOOST_TEST(has(r.err, " req/s, latency p50 "), r.err);
     BOOST_TEST(has(r.err, " ms, p99 "), r.err);
+    BOOST_TEST(!has(r.err, "warning"), r.err);  // 300 distinct ids
+}
+
+// Results carry only the id: ids given twice are named, and the jobs still run.
+BOOST_AUTO_TEST_CASE(repeated_ids_are_named) {
+    std::string input;
+    for (auto id : {json(1), json("a"), json(1), json(nullptr), json(nullptr), json("a"), json(1)})
+        input += line_of({{"id", id}, {"script", php_fpm::script("hello.php")}});
+    input += line_of({{"script", php_fpm::script("hello.php")}});  // no id: not counted
+    auto r = fanout({"-c", unix_ep}, input);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(result_lines(r.out).size() == 8u);
+    BOOST_TEST(has(r.err,
+                   "warning: 3 jobs reuse an earlier job's id (id 1 on line 3 repeats line "
+                   "1, id \"a\" on line 6 repeats line 2, id 1 on line 7 repeats line 1)"),
+               r.err);
 }
 
 // More connections than php-fpm workers: the connections beyond them wait in php-fpm's backlog

@@ -178,6 +178,8 @@ int run_fanout(const fanout_flags& flags) {
     }
     std::vector<fanout_job> jobs = parse_jobs(input, flags.root);
     input = std::string();  // the jobs hold what they need
+    if (auto repeated = repeated_ids(jobs); !repeated.empty())
+        print_error("warning: " + repeated);
     if (options.mode == fcgi::multiplexing::auto_detect) {
         // The first --concurrency jobs wait for an endpoint's answer while their deadlines run:
         // the question gets half of the shortest of those deadlines at most.

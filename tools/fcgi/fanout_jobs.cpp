@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <unordered_map>
 
 #include "base64.hpp"
 #include "request_options.hpp"
@@ -204,6 +205,30 @@ std::vector<fanout_job> parse_jobs(std::string_view input, const std::string& ro
         jobs.push_back(parse_job(text, line, root));
     }
     return jobs;
+}
+
+std::string repeated_ids(const std::vector<fanout_job>& jobs) {
+    std::unordered_map<std::string, std::size_t> first_line;  // the id as printed
+    std::string named;
+    std::size_t repeats = 0;
+    for (const auto& job : jobs) {
+        if (job.id.is_null())
+            continue;
+        std::string id = job.id.dump();
+        auto [it, fresh] = first_line.try_emplace(std::move(id), job.line);
+        if (fresh)
+            continue;
+        if (++repeats <= 3)
+            named += (named.empty() ? "" : ", ") + std::string("id ") + it->first + " on line " +
+                     std::to_string(job.line) + " repeats line " + std::to_string(it->second);
+    }
+    if (repeats == 0)
+        return {};
+    if (repeats > 3)
+        named += " and " + std::to_string(repeats - 3) + " more";
+    return std::to_string(repeats) + (repeats == 1 ? " job reuses" : " jobs reuse") +
+           " an earlier job's id (" + named +
+           "): results come in completion order, so theirs cannot be told apart";
 }
 
 }  // namespace fcgi_cli

@@ -36,4 +36,9 @@ fanout_job parse_job(std::string_view text, std::size_t line, const std::string&
 /// Splits `input` at LF (a CR before it is dropped), skips blank lines, parses the rest.
 std::vector<fanout_job> parse_jobs(std::string_view input, const std::string& root);
 
+/// A warning naming ids given to more than one job ("id 7 on line 12 repeats line 3"), or
+/// empty. Results come back in completion order carrying only the id, so repeated ones cannot
+/// be told apart. Jobs without an id are not counted.
+std::string repeated_ids(const std::vector<fanout_job>& jobs);
+
 }  // namespace fcgi_cli
