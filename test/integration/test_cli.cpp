@@ -509,6 +509,22 @@ BOOST_AUTO_TEST_CASE(timeout_exits_4) {
     BOOST_TEST((logged < r.err.find("fcgi: ")), r.err);
 }
 
+// php-fpm kills a worker past request_terminate_timeout and closes its connection: the error
+// says when, and what usually does that.
+BOOST_AUTO_TEST_CASE(killed_worker_is_named) {
+    php_fpm strict({.children = 1, .extra_pool_lines = {"request_terminate_timeout = 1"}});
+    run_spec spec;
+    spec.args = {"request", "-c", strict.unix_endpoint(),
+                 php_fpm::script("sleep.php") + "?ms=10000&log=started"};
+    spec.limit = 20s;
+    auto r = run(spec);
+    BOOST_TEST(r.exit_code == 6, r.err);
+    BOOST_TEST(r.err.find("started") < r.err.find("fcgi: "), r.err);
+    BOOST_TEST(r.err.find("request failed after ") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("(request_terminate_timeout, a crash, a reload)") != std::string::npos,
+               r.err);
+}
+
 BOOST_AUTO_TEST_CASE(probe_reports_get_values) {
     for (const auto& ep : {unix_ep, tcp_ep}) {
         auto r = fcgi_cli({"probe", "--connect", ep});

@@ -8,6 +8,7 @@
 #include <asio/use_awaitable.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <optional>
 #include <string>
@@ -61,9 +62,21 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     auto [ec, resp] = co_await conn.async_request(std::move(req), use_tuple);
     if (ec) {
         write_stderr(resp.stderr_text);  // what the script logged before it failed
-        print_error(describe_failure(
-            where, output->write_failed ? "cannot write the response" : "request failed", ec,
-            in_flag_terms(std::move(resp.diagnostics), false)));
+        std::string what = output->write_failed ? "cannot write the response" : "request failed";
+        std::string hint;
+        if (!output->write_failed && ec == fcgi::error::connection_lost) {
+            // The time is the clue: a close at request_terminate_timeout is a killed worker.
+            char elapsed[32];
+            std::snprintf(elapsed, sizeof elapsed, " after %.3f s",
+                          duration<double>(steady_clock::now() - start).count());
+            what += elapsed;
+            hint =
+                "; php-fpm closes the connection like this when it ends a worker mid-request "
+                "(request_terminate_timeout, a crash, a reload): its error_log says which";
+        }
+        print_error(
+            describe_failure(where, what, ec, in_flag_terms(std::move(resp.diagnostics), false)) +
+            hint);
         co_return output->write_failed ? request_failure : exit_code_after_connect(ec);
     }
     // The script's own log lines go to stderr, never into stdout.
