@@ -758,9 +758,22 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
         if (h.type == proto::record_type::unknown_type) {
             std::uint8_t t = 0;
             (void)proto::parse_unknown_type(piece.content, t);
-            close(error::unknown_type_reply, "server at " + endpoint_.to_string() +
-                                                 " answered UNKNOWN_TYPE for a record of type " +
-                                                 std::to_string(t));
+            auto type = static_cast<proto::record_type>(t);
+            std::string named = proto::is_known(type) ? std::string(proto::to_string(type)) +
+                                                            " (type " + std::to_string(t) + ")"
+                                                      : "type " + std::to_string(t);
+            // Only a type this connection sends can be one the server does not understand;
+            // any other is a stray record, as a record for an ID never issued is.
+            if (type == proto::record_type::begin_request ||
+                type == proto::record_type::abort_request || type == proto::record_type::params ||
+                type == proto::record_type::stdin_ || type == proto::record_type::data)
+                close(error::unknown_type_reply, "server at " + endpoint_.to_string() +
+                                                     " answered UNKNOWN_TYPE for " + named +
+                                                     ": it does not implement that record");
+            else
+                close(error::unexpected_record, "UNKNOWN_TYPE from " + endpoint_.to_string() +
+                                                    " names " + named +
+                                                    ", which this connection never sends");
             return false;
         }
         close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)

@@ -134,8 +134,14 @@ asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_value
             }
             if (answered)
                 break;  // anything after the answer is no concern of a closing probe
-            if (h.type == proto::record_type::unknown_type)
-                co_return error::unknown_type_reply;
+            if (h.type == proto::record_type::unknown_type) {
+                // Only GET_VALUES was sent: UNKNOWN_TYPE naming another type is a stray record.
+                std::uint8_t t = 0;
+                (void)proto::parse_unknown_type(r.piece.content, t);
+                co_return t == static_cast<std::uint8_t>(proto::record_type::get_values)
+                    ? std::error_code(error::unknown_type_reply)
+                    : std::error_code(error::unexpected_record);
+            }
             co_return proto::is_known(h.type) ? std::error_code(error::unexpected_record)
                                               : std::error_code(error::unknown_record_type);
         }

@@ -592,12 +592,19 @@ BOOST_AUTO_TEST_CASE(other_malformed_responses) {
         fcgi::error expected;
     };
     const fault faults[] = {
-        {"UNKNOWN_TYPE reply",
+        {"UNKNOWN_TYPE for ABORT_REQUEST",
+         [](const seen_request&) {
+             return fcgi::test::script{act::raw(fcgi::test::make_record(
+                 record_type::unknown_type, 0, std::string("\x02\0\0\0\0\0\0\0", 8)))};
+         },
+         fcgi::error::unknown_type_reply},
+        // Type 42 was never sent: not a server lacking a feature, a stray record.
+        {"UNKNOWN_TYPE for a type never sent",
          [](const seen_request&) {
              return fcgi::test::script{act::raw(fcgi::test::make_record(
                  record_type::unknown_type, 0, std::string("\x2a\0\0\0\0\0\0\0", 8)))};
          },
-         fcgi::error::unknown_type_reply},
+         fcgi::error::unexpected_record},
         {"record of type 42",
          [](const seen_request& r) {
              return fcgi::test::script{
@@ -633,6 +640,14 @@ BOOST_AUTO_TEST_CASE(other_malformed_responses) {
             BOOST_TEST(ec == fcgi::condition::protocol_error);
             BOOST_TEST(!resp.diagnostics.empty());
             BOOST_TEST(!open);
+            if (f.name == "UNKNOWN_TYPE for a type never sent")
+                BOOST_TEST(resp.diagnostics.find("names type 42, which this connection never "
+                                                 "sends") != std::string::npos,
+                           resp.diagnostics);
+            if (f.name == "UNKNOWN_TYPE for ABORT_REQUEST")
+                BOOST_TEST(resp.diagnostics.find("UNKNOWN_TYPE for ABORT_REQUEST (type 2)") !=
+                               std::string::npos,
+                           resp.diagnostics);
             if (ec == fcgi::error::bad_response_head)  // the line to fix, not only the rule
                 BOOST_TEST(resp.diagnostics.find("the head line \"this is not a header\"") !=
                                std::string::npos,

@@ -228,6 +228,16 @@ BOOST_AUTO_TEST_CASE(unknown_type_reply) {
     BOOST_TEST((o.ec == fcgi::condition::protocol_error));
 }
 
+// UNKNOWN_TYPE naming a type the probe never sent does not say GET_VALUES is unsupported.
+BOOST_AUTO_TEST_CASE(unknown_type_for_another_type_is_unexpected) {
+    asio::io_context ctx;
+    scripted_server server(ctx);
+    auto rec = proto::encode_unknown_type(static_cast<std::uint8_t>(proto::record_type::stdin_));
+    server.serve(std::string(rec.data(), rec.size()), false);
+    auto o = probe(ctx, server.endpoint());
+    BOOST_TEST(o.ec == fcgi::error::unexpected_record, o.ec.message());
+}
+
 BOOST_AUTO_TEST_CASE(other_record_is_unexpected) {
     asio::io_context ctx;
     scripted_server server(ctx);
