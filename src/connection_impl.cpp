@@ -645,20 +645,24 @@ void connection_impl::start_write() {
     gather_.erase(gather_.begin(), first);
     stats_.bytes_written += n;
     asio::async_write(socket_, std::span<const asio::const_buffer>(gather_),
-                      [self = shared_from_this()](std::error_code ec2, std::size_t m) {
-                          self->on_write(ec2, m);
+                      [self = shared_from_this(), n](std::error_code ec2, std::size_t m) {
+                          self->on_write(ec2, m, n);
                       });
 }
 
-void connection_impl::on_write(std::error_code ec, std::size_t n) {
+void connection_impl::on_write(std::error_code ec, std::size_t n, std::size_t sent_before) {
     writing_ = false;
     stats_.bytes_written += n;
+    // The kernel refused the whole write (EPIPE: the server had closed a kept-alive connection
+    // and the reader has not seen it yet): a request with nothing out before stays unwritten,
+    // so it fails as never sent and a pool may send it again, whatever its method.
+    const bool refused_whole = ec && n == 0 && sent_before == 0;
     bool uploading = false;
     bool freed = false;
     for (auto idx : writing_slots_) {
         slot& s = slots_[idx];
         s.writing = false;
-        s.written = true;
+        s.written = s.written || !refused_whole;
         if (!s.in_use) {
             drop_op_if_unused(s);
             free_list_.push_back(idx);
@@ -682,7 +686,10 @@ void connection_impl::on_write(std::error_code ec, std::size_t n) {
         // The reader usually sees the reset first; either way every request on it is lost.
         close(ec == asio::error::broken_pipe || ec == asio::error::connection_reset
                   ? std::error_code(error::connection_lost)
-                  : ec);
+                  : ec,
+              refused_whole
+                  ? "the server had closed it: the write was refused whole (" + ec.message() + ")"
+                  : std::string());
         return;
     }
     pump_waiting();

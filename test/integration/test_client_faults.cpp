@@ -361,6 +361,31 @@ BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
     shutdown(ctx, client);
 }
 
+// A kept-alive connection whose worker is gone, noticed by the next write before the reader
+// sees the end: the kernel refuses the whole write (EPIPE), so not a byte of the request left.
+// A POST is sent again on a new connection, as one never written is, whatever its method.
+BOOST_AUTO_TEST_CASE(post_refused_whole_by_the_kernel_is_sent_again) {
+    fake_responder fake({.tcp = false, .refuse_after_requests = 1});
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 1;
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcome first, second;
+    start(client, fcgi::test::tagged_request("first", "a=1"), first);
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.done; }));
+    BOOST_REQUIRE_MESSAGE(!first.ec, first.ec.message());
+    start(client, fcgi::test::tagged_request("second", "b=2"), second);
+    BOOST_REQUIRE(run_until(ctx, [&] { return second.done; }));
+    BOOST_TEST(!second.ec, second.ec.message() << " " << second.resp.diagnostics);
+    BOOST_TEST(second.resp.body == fcgi::test::tagged_body("second", "b=2"));
+    BOOST_TEST(client.stats().retries == 1u);
+    BOOST_TEST(client.stats().endpoints.at(0).connects == 2u);
+    BOOST_TEST(times_seen(fake.snapshot(), "second") == 1u);
+    shutdown(ctx, client);
+}
+
 // A prepared request lost to a kept-alive connection the server closed is retried from its
 // shared state (nothing is handed back for it), once, and arrives byte for byte the same.
 BOOST_AUTO_TEST_CASE(prepared_request_is_retried_from_its_shared_state) {

@@ -537,6 +537,26 @@ BOOST_AUTO_TEST_CASE(close_after_n_requests) {
     BOOST_TEST(fake.snapshot().ends_sent == 2u);
 }
 
+// The server stopped receiving, unseen by the reader: the kernel refuses the next write
+// whole, so that request was never sent (not_connected, which a pool retries for any method).
+BOOST_AUTO_TEST_CASE(write_refused_whole_is_not_sent) {
+    fake_responder fake({.tcp = false, .refuse_after_requests = 1});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.unix_endpoint(), use_awaitable);
+        auto resp = co_await conn.async_request(fcgi::test::tagged_request("ok"), use_awaitable);
+        BOOST_TEST(resp.body == fcgi::test::tagged_body("ok"));
+        auto [ec, lost] = co_await conn.async_request(fcgi::test::tagged_request("post", "a=1"),
+                                                      as_tuple_awaitable);
+        BOOST_TEST(ec == fcgi::error::not_connected, ec.message());
+        BOOST_TEST(lost.diagnostics.find("the write was refused whole") != std::string::npos,
+                   lost.diagnostics);
+        BOOST_TEST(!conn.is_open());
+    });
+    BOOST_TEST(fake.snapshot().requests.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(garbage_is_bad_version) {
     fake_responder fake({.script_for = [](const seen_request&) {
         return fcgi::test::script{

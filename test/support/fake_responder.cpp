@@ -221,6 +221,7 @@ struct conn_state {
     bool closing = false;  // a close is queued or done: nothing more may be queued
     bool closed = false;   // the socket is closed
     bool peer_gone = false;
+    bool refusing = false;  // refuse_after_requests reached: the close is a SHUT_RD
     std::vector<std::pair<std::shared_ptr<live_request>, script>> batch;
     asio::steady_timer batch_timer;
     std::mt19937 rng;
@@ -403,7 +404,9 @@ awaitable<void> fake_responder::impl::writer(std::shared_ptr<conn_state> c) {
             // Half-close, then let the reader drain until the client closes too: closing with
             // unread input would send RST, which may discard what we wrote.
             std::error_code ignored;
-            c->socket.shutdown(asio::socket_base::shutdown_send, ignored);
+            c->socket.shutdown(c->refusing ? asio::socket_base::shutdown_receive
+                                           : asio::socket_base::shutdown_send,
+                               ignored);
             co_return;
         }
     }
@@ -473,6 +476,12 @@ awaitable<void> fake_responder::impl::reader(std::shared_ptr<conn_state> c) {
         std::error_code ec;
         std::size_t n = co_await c->socket.async_read_some(asio::buffer(buf),
                                                            asio::redirect_error(use_awaitable, ec));
+        if (ec && c->refusing && !c->closed) {
+            // Our own SHUT_RD: hold the connection open, silent, until the responder stops.
+            asio::steady_timer hold(ctx, steady::time_point::max());
+            co_await wait_signal(hold);
+            co_return;
+        }
         if (ec) {
             if (ec == asio::error::eof || ec == asio::error::connection_reset)
                 note_peer_gone(*c);
@@ -708,7 +717,9 @@ bool fake_responder::impl::mark_ended(conn_state& c, std::uint16_t id, const liv
     c.live.erase(it);
     ++c.ended;
     record([](fake_snapshot& st) { ++st.ends_sent; });
-    return opts.close_after_requests != 0 && c.ended >= opts.close_after_requests;
+    if (opts.refuse_after_requests != 0 && c.ended >= opts.refuse_after_requests)
+        c.refusing = true;
+    return c.refusing || (opts.close_after_requests != 0 && c.ended >= opts.close_after_requests);
 }
 
 awaitable<void> fake_responder::impl::run(std::shared_ptr<conn_state> c, std::vector<step> steps) {

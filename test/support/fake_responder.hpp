@@ -135,6 +135,10 @@ struct fake_responder_options {
     bool silent = false;                   ///< read and record everything, never write a byte
     std::string greeting;                  ///< bytes written right after accept
     std::size_t close_after_requests = 0;  ///< close after N END_REQUESTs on a connection (0: no)
+    /// Unix sockets: after N END_REQUESTs on a connection, stop receiving (SHUT_RD) and keep it
+    /// open without a word, so the client's next write fails whole (EPIPE) before its reader
+    /// sees any end: a worker gone between requests, noticed by the write first. 0: no.
+    std::size_t refuse_after_requests = 0;
     /// Live requests allowed per connection; one more gets END_REQUEST CANT_MPX_CONN at once
     /// (as libfcgi does). 0: no limit.
     std::size_t max_live_per_connection = 0;

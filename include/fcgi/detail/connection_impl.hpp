@@ -178,7 +178,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void close_if_retired();
     void pump_waiting();
     void start_write();
-    void on_write(std::error_code ec, std::size_t n);
+    // `n` bytes went out in this write, after `sent_before` by the attempt that started it.
+    void on_write(std::error_code ec, std::size_t n, std::size_t sent_before = 0);
     void start_read();
     void on_read(std::error_code ec, std::size_t n);
     bool handle_piece(const protocol::record_piece& piece, bool input_left);
