@@ -119,6 +119,10 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
         return;
     }
     auto own = op->sendable()->timeout;
+    if (own.count() < 0) {
+        fail(std::move(op), error::request_timeout, expired_before_the_call(own));
+        return;
+    }
     auto timeout = own.count() > 0 ? own : opts_.connection.request_timeout;
     if (timeout.count() > 0)
         op->deadline = (called == clock::time_point{} ? clock::now() : called) + capped(timeout);

@@ -217,6 +217,12 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
         op->handler.post(invalid, std::move(r));
         return;
     }
+    if (op->timeout.count() < 0) {
+        response r;
+        r.diagnostics = expired_before_the_call(op->timeout);
+        op->handler.post(error::request_timeout, std::move(r));
+        return;
+    }
     auto timeout = op->timeout.count() > 0 ? op->timeout : opts_.request_timeout;
     if (timeout.count() > 0) {
         op->timer.emplace(socket_.get_executor(), capped(timeout));

@@ -29,11 +29,12 @@ struct client_options {
     /// pm.max_children. Each kept-alive connection pins one worker, so one beyond that waits in
     /// the listen backlog until another connection closes: `backlog_relief` closes an idle one
     /// of the pool's for it; without that, an idle timeout or the request's deadline ends it.
+    /// Zero is taken as 1.
     std::size_t max_connections_per_endpoint = 4;
     /// Whether to multiplex; off by default, which is right for php-fpm.
     multiplexing mode = multiplexing::off;
     /// Requests in flight per connection when multiplexing (ignored when off). A server that
-    /// answers CANT_MPX_CONN drops that connection to one.
+    /// answers CANT_MPX_CONN drops that connection to one. Zero is taken as 1.
     std::uint16_t max_requests_per_connection = 16;
     /// auto_detect: deadline of the GET_VALUES probe. A server that does not answer within it
     /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing. Zero or

@@ -9,9 +9,10 @@ namespace fcgi {
 
 /// How a connection behaves. Every field has a usable default.
 struct connection_options {
-    /// Time allowed for resolving and connecting; error::connect_timeout after it.
+    /// Time allowed for resolving and connecting; error::connect_timeout after it. Zero or
+    /// negative: no limit (the system's own, about two minutes for TCP).
     std::chrono::milliseconds connect_timeout{5000};
-    /// Deadline of a request that sets none itself; zero means no deadline.
+    /// Deadline of a request that sets none itself; zero (or negative) means no deadline.
     std::chrono::milliseconds request_timeout{0};
     /// Request IDs in flight at once. 1 (the default) is right for php-fpm, which cannot
     /// multiplex; more only for servers that report FCGI_MPXS_CONNS=1.

@@ -54,7 +54,8 @@ struct request {
     /// Whether the request may be sent twice; default: true for GET, HEAD and OPTIONS.
     std::optional<bool> idempotent;
     /// Deadline for the whole request, from the call to completion; zero means the default of
-    /// the connection or client (none when that is zero too).
+    /// the connection or client (none when that is zero too). Negative means the deadline has
+    /// passed (`deadline - now` for a late job): error::request_timeout at once, nothing sent.
     std::chrono::milliseconds timeout{0};
 
     /// The effective method (GET, or POST when a body is present and no method set).

@@ -28,6 +28,7 @@
 
 #include "fcgi/body_sink.hpp"
 #include "fcgi/client.hpp"
+#include "fcgi/connection.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/fanout.hpp"
 #include "support/fake_responder.hpp"
@@ -1652,6 +1653,48 @@ BOOST_AUTO_TEST_CASE(huge_timeouts_mean_never) {
     BOOST_REQUIRE(run_until(ctx, [&] { return again.done; }));
     BOOST_TEST(!again.ec, again.ec.message());
     BOOST_TEST(client.stats().endpoints.at(0).connects == 1u);  // the connection was kept
+    shutdown(ctx, client);
+}
+
+// -- A negative request timeout is `deadline - now` for a job already late: it fails at once
+// with request_timeout and is never sent, from a client and from a connection alike. It once
+// meant "no deadline", and a late job ran unbounded.
+BOOST_AUTO_TEST_CASE(negative_timeout_is_a_deadline_passed) {
+    asio::io_context ctx;
+    fake_responder fake(fcgi::test::fake_responder_options{});
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.connection.request_timeout = -1ms;  // a negative default is none
+    fcgi::client client(ctx.get_executor(), opts);
+
+    outcomes o;
+    auto late = fcgi::test::tagged_request("late");
+    late.timeout = -5ms;
+    start(client, std::move(late), o["late"]);
+    start(client, fcgi::test::tagged_request("default"), o["default"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_TEST(o["late"].ec == fcgi::error::request_timeout, o["late"].ec.message());
+    BOOST_TEST(o["late"].resp.diagnostics.find("request::timeout is -5 ms") != std::string::npos,
+               o["late"].resp.diagnostics);
+    BOOST_TEST(!o["default"].ec, o["default"].ec.message());
+
+    fcgi::connection conn(ctx.get_executor());
+    std::error_code cec;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { cec = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return conn.is_open() || cec; }));
+    BOOST_REQUIRE(!cec);
+    outcome direct;
+    auto also_late = fcgi::test::tagged_request("also-late");
+    also_late.timeout = -1ms;
+    conn.async_request(std::move(also_late), recorder(direct));
+    BOOST_REQUIRE(run_until(ctx, [&] { return direct.done; }));
+    BOOST_TEST(direct.ec == fcgi::error::request_timeout, direct.ec.message());
+    BOOST_TEST(conn.is_open());  // nothing was sent, so nothing to close
+
+    auto snap = fake.snapshot();
+    BOOST_TEST(times_seen(snap, "late") == 0u);
+    BOOST_TEST(times_seen(snap, "also-late") == 0u);
+    BOOST_TEST(times_seen(snap, "default") == 1u);
+    conn.close();
     shutdown(ctx, client);
 }
 
