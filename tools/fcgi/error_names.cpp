@@ -90,7 +90,8 @@ std::string_view error_name(std::error_code ec) {
     if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
         ec == asio::error::no_data)
         return "host_not_found";
-    // errc comparisons also match asio's system category, which maps to errno values.
+    // By errno value in the system categories: Asio's own ("asio.system") maps no code to a
+    // std::errc condition, so `ec == std::errc::...` is false for every socket error it gives.
     struct named {
         std::errc e;
         std::string_view name;
@@ -108,11 +109,13 @@ std::string_view error_name(std::error_code ec) {
         {std::errc::address_not_available, "address_not_available"},
         {std::errc::too_many_files_open, "too_many_files_open"},
     };
+    const bool system = ec.category() == std::system_category() ||
+                        ec.category() == std::generic_category() ||
+                        ec.category() == asio::error::get_system_category();
     for (const auto& n : by_errc)
-        if (ec == n.e)
+        if (ec == n.e || (system && ec.value() == static_cast<int>(n.e)))
             return n.name;
-    if (ec.category() == std::system_category() || ec.category() == std::generic_category() ||
-        ec.category() == asio::error::get_system_category())
+    if (system)
         return "system_error";
     return "unknown_error";
 }
