@@ -885,6 +885,7 @@ client_stats client_impl::stats() const {
         e.max_in_flight_per_connection = p.max_in_flight;
         e.probe = p.probed;
         e.probe_error = p.probe_error;
+        e.last_down_error = p.last_error;
         e.connects = p.connects;
         e.connect_failures = p.connect_failures;
         e.completed = p.completed;

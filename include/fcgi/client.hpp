@@ -107,8 +107,10 @@ class client {
             token, impl_);
     }
 
-    /// Fails everything queued and in flight with error::client_stopped and closes the
-    /// connections. Call on the executor.
+    /// Stops the client for good: fails everything queued and in flight with
+    /// error::client_stopped, closes the connections, and every later request fails with
+    /// client_stopped too (unlike an Asio socket's cancel(), which leaves it usable). To end a
+    /// run gracefully, async_shutdown(). Call on the executor.
     void cancel() { impl_->stop(); }
 
     /// Counters per endpoint and in total. Call on the executor.

@@ -104,6 +104,10 @@ struct endpoint_stats {
     std::size_t unserved = 0;
     std::size_t in_flight = 0;  ///< requests handed to connections
     bool down = false;          ///< in backoff: refused a connect or answered OVERLOADED recently
+    /// What last put the endpoint down: the connect's system error (ENOENT: no socket, php-fpm
+    /// not running; ECONNREFUSED; EACCES), or connection_lost / request_timeout when it failed
+    /// over; empty if never. connect_error_text() says what to check. Kept after it is back up.
+    std::error_code last_down_error;
     std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use
     /// Why max_in_flight_per_connection is what it is, under multiplexing::auto_detect.
     probe_result probe = probe_result::not_asked;

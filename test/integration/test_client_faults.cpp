@@ -13,6 +13,7 @@
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -1504,6 +1505,9 @@ BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
         ctx, [&] { return out.done; }, 10s));
     BOOST_TEST(out.ec == fcgi::error::no_endpoint, out.ec.message() << " " << out.resp.diagnostics);
     BOOST_TEST(client.stats().endpoints.at(0).connect_failures >= 1u);
+    // The cause, for a program to act on without parsing the diagnostics.
+    const auto cause = client.stats().endpoints.at(0).last_down_error;
+    BOOST_TEST(cause.value() == ENOENT, cause.message());  // Asio's category: no errc match
     client.cancel();
     BOOST_TEST(drains(ctx));
 }
