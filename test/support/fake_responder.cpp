@@ -392,6 +392,12 @@ awaitable<void> fake_responder::impl::writer(std::shared_ptr<conn_state> c) {
             co_return;
         out_item item = std::move(c->queue.front());
         c->queue.pop_front();
+        if (item.close_after && c->refusing) {
+            // Before the last END_REQUEST goes out: once the client has it, its next write
+            // must already meet the shut receive side.
+            std::error_code ignored;
+            c->socket.shutdown(asio::socket_base::shutdown_receive, ignored);
+        }
         if (auto ec = co_await write_out(c, item.bytes)) {
             if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset)
                 note_peer_gone(*c);
@@ -404,9 +410,8 @@ awaitable<void> fake_responder::impl::writer(std::shared_ptr<conn_state> c) {
             // Half-close, then let the reader drain until the client closes too: closing with
             // unread input would send RST, which may discard what we wrote.
             std::error_code ignored;
-            c->socket.shutdown(c->refusing ? asio::socket_base::shutdown_receive
-                                           : asio::socket_base::shutdown_send,
-                               ignored);
+            if (!c->refusing)
+                c->socket.shutdown(asio::socket_base::shutdown_send, ignored);
             co_return;
         }
     }
