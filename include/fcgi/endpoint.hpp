@@ -47,8 +47,9 @@ std::error_code parse_endpoint(std::string_view text, endpoint& out);
 
 /// What failing to connect to `where` with `ec` means: `ec.message()`, then in parentheses what
 /// to check when the cause is a common one ("Connection refused (/run/php is a directory, not a
-/// socket)", "No such file or directory (is php-fpm running, listening on /run/x.sock?)").
-/// Looks at the socket path on the file system for unix endpoints; call it after the failure.
+/// socket)", "No such file or directory (is php-fpm running, and does its listen =
+/// /run/x.sock?)"). Looks at the socket path on the file system for unix endpoints, so call it
+/// right after the failure.
 std::string connect_error_text(const endpoint& where, std::error_code ec);
 
 }  // namespace fcgi
