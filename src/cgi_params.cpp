@@ -302,6 +302,25 @@ void cgi_params::build(const request& req) {
     }
 }
 
+namespace {
+
+// The request field a derived param is made from, so the message names what the caller set.
+std::string_view field_behind(std::string_view param) {
+    if (param == "QUERY_STRING")
+        return "request::query";
+    if (param == "REQUEST_URI")
+        return "request::script and request::query";
+    if (param == "SCRIPT_FILENAME" || param == "SCRIPT_NAME")
+        return "request::script";
+    if (param == "DOCUMENT_ROOT")
+        return "request::document_root";
+    if (param.starts_with("HTTP_") || param == "CONTENT_TYPE")
+        return "a request::headers entry";
+    return {};
+}
+
+}  // namespace
+
 std::string explain_param_too_large(std::span<const protocol::name_value> params) {
     for (const auto& p : params) {
         if (protocol::fits_one_record(p.name, p.value))
@@ -310,9 +329,11 @@ std::string explain_param_too_large(std::span<const protocol::name_value> params
         const unsigned long long n = 0ull + protocol::length_size(p.name.size()) +
                                      protocol::length_size(p.value.size()) + p.name.size() +
                                      p.value.size();
-        return "param " + std::string(p.name.substr(0, 64)) + " takes " + std::to_string(n) +
-               " bytes encoded; at most " + std::to_string(protocol::max_params_content) +
-               " fit in a record";
+        auto field = field_behind(p.name);
+        return "param " + std::string(p.name.substr(0, 64)) +
+               (field.empty() ? "" : " (from " + std::string(field) + ")") + " takes " +
+               std::to_string(n) + " bytes encoded; at most " +
+               std::to_string(protocol::max_params_content) + " fit in a record";
     }
     return "a param is too large for a PARAMS record";
 }

@@ -127,7 +127,16 @@ BOOST_AUTO_TEST_CASE(a_param_too_large_is_named) {
     std::string why;
     BOOST_TEST(fcgi::prepare_request(req, prepared, why) == fcgi::error::param_too_large);
     BOOST_TEST(why.find("HUGE_PARAM") != std::string::npos, why);
+    BOOST_TEST(why.find("(from") == std::string::npos, why);  // the caller's own param
     BOOST_TEST(!prepared);
+
+    // A param the library derives names the request field it came from.
+    fcgi::request long_query = typical();
+    long_query.query = "q=" + std::string(70000, 'x');
+    BOOST_TEST(fcgi::prepare_request(long_query, prepared, why) == fcgi::error::param_too_large);
+    BOOST_TEST(why.find("param REQUEST_URI (from request::script and request::query) takes") !=
+                   std::string::npos,
+               why);
 }
 
 BOOST_AUTO_TEST_CASE(the_constructor_throws_what_prepare_request_returns) {
