@@ -140,7 +140,12 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
             queue_.pop_back();
             ++rejected_;
             fail(std::move(rejected), error::pool_exhausted,
-                 std::to_string(waiting - 1) + " requests already wait for a connection");
+                 opts_.max_pending == 0
+                     ? std::string("every connection is busy, and with max_pending 0 no "
+                                   "request may wait for one")
+                     : std::to_string(waiting - 1) +
+                           " requests already wait for a connection (max_pending " +
+                           std::to_string(opts_.max_pending) + ")");
             return;
         }
     }
