@@ -369,7 +369,7 @@ BOOST_AUTO_TEST_CASE(dead_endpoint_beside_a_live_one) {
     BOOST_TEST(has(lines[0]["error"]["message"].get<std::string>(), missing.substr(5)),
                lines[0].dump());
     // Nothing reached a server: no request was sent, and no latency is made up.
-    BOOST_TEST(has(none.err, "fanout: 1 jobs, 0 ok, 1 failed (no_endpoint 1)"), none.err);
+    BOOST_TEST(has(none.err, "fanout: 1 job, 0 ok, 1 failed (no_endpoint 1)"), none.err);
     BOOST_TEST(has(none.err, "fanout: 0 requests sent in "), none.err);
     BOOST_TEST(!has(none.err, "latency"), none.err);
 }

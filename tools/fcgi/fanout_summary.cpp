@@ -42,8 +42,8 @@ void fanout_summary::add_untimed(std::string_view code) {
 }
 
 std::string fanout_summary::text(std::chrono::steady_clock::duration wall) const {
-    std::string s = "fanout: " + std::to_string(jobs()) + " jobs, " + std::to_string(ok_) +
-                    " ok, " + std::to_string(failed_) + " failed";
+    std::string s = "fanout: " + std::to_string(jobs()) + (jobs() == 1 ? " job, " : " jobs, ") +
+                    std::to_string(ok_) + " ok, " + std::to_string(failed_) + " failed";
     if (!failures_.empty()) {
         s += " (";
         bool first = true;
@@ -58,8 +58,9 @@ std::string fanout_summary::text(std::chrono::steady_clock::duration wall) const
     s += "\n";
 
     double secs = std::chrono::duration<double>(wall).count();
-    s += "fanout: " + std::to_string(latencies_us_.size()) + " requests sent in " + fixed(secs, 3) +
-         " s";
+    const std::size_t sent = latencies_us_.size();
+    s += "fanout: " + std::to_string(sent) + (sent == 1 ? " request" : " requests") + " sent in " +
+         fixed(secs, 3) + " s";
     if (!latencies_us_.empty()) {
         if (secs > 0)
             s += ", " + fixed(static_cast<double>(latencies_us_.size()) / secs, 1) + " req/s";
