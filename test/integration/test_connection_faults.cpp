@@ -158,14 +158,14 @@ std::uint64_t start_op(asio::io_context& ctx, fcgi::detail::connection_impl& con
 // it stays pending, and requests assigned a slot meanwhile queue behind it unsent.
 struct never_reading_server {
     explicit never_reading_server(asio::io_context& ctx)
-        : path(marker.path + ".sock"),
+        : path(socket_path.path),
           acceptor(ctx, asio::local::stream_protocol::endpoint(path)),
           socket(ctx) {
         acceptor.async_accept(socket, [this](std::error_code ec) { accepted = ec; });
     }
     fcgi::endpoint endpoint() const { return fcgi::endpoint::unix_socket(path); }
 
-    fcgi::test::temp_file marker{""};
+    fcgi::test::temp_socket_path socket_path;
     std::string path;
     asio::local::stream_protocol::acceptor acceptor;
     asio::local::stream_protocol::socket socket;
@@ -1864,8 +1864,8 @@ BOOST_AUTO_TEST_CASE(zero_sink_buffer_size_still_streams) {
 BOOST_AUTO_TEST_CASE(aborted_upload_sends_no_stdin_after_abort_request) {
     namespace local = asio::local;
     namespace proto = fcgi::protocol;
-    fcgi::test::temp_file marker("");
-    const std::string path = marker.path + ".sock";
+    fcgi::test::temp_socket_path socket_path;
+    const std::string path = socket_path.path;
     asio::io_context ctx;
     local::stream_protocol::acceptor acceptor(ctx, local::stream_protocol::endpoint(path));
     local::stream_protocol::socket server(ctx);

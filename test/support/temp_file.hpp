@@ -38,4 +38,18 @@ inline std::string binary_data() {
     return s;
 }
 
+/// A fresh path for a unix socket a test binds itself (a marker file reserves the name); the
+/// socket file, which binding creates and closing leaves, is removed when the object goes.
+struct temp_socket_path {
+    temp_socket_path() : path(marker.path + ".sock") {}
+    ~temp_socket_path() {
+        std::error_code ec;
+        std::filesystem::remove(path, ec);
+    }
+    temp_socket_path(const temp_socket_path&) = delete;
+    temp_socket_path& operator=(const temp_socket_path&) = delete;
+    temp_file marker{""};
+    std::string path;
+};
+
 }  // namespace fcgi::test
