@@ -3,19 +3,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <asio/error.hpp>
 #include <cerrno>
 
 #include "fcgi/endpoint.hpp"
+#include "last_error.hpp"
 
 namespace fcgi {
 namespace {
 
-// Asio reports socket errors in its own system category; std::errc values are generic.
+// std::errc values (generic) count too: a caller may pass one.
 bool is_errno(std::error_code ec, int value) {
     return ec.value() == value &&
-           (ec.category() == asio::error::get_system_category() ||
-            ec.category() == std::system_category() || ec.category() == std::generic_category());
+           (detail::is_system(ec) || ec.category() == std::generic_category());
 }
 
 std::string unix_hint(const std::string& path, std::error_code ec) {

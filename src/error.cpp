@@ -1,17 +1,12 @@
 #include "fcgi/error.hpp"
 
-#include <asio/error.hpp>
 #include <cerrno>
 #include <ostream>
 
+#include "last_error.hpp"
+
 namespace fcgi {
 namespace {
-
-// Asio reports socket errors in its own system category, not std::system_category().
-bool is_system(const std::error_code& ec) noexcept {
-    return ec.category() == asio::error::get_system_category() ||
-           ec.category() == std::system_category();
-}
 
 class client_category_impl final : public std::error_category {
   public:
@@ -146,7 +141,7 @@ class condition_category_impl final : public std::error_category {
         if (code.category() == client_category())
             return client_category().default_error_condition(code.value()) ==
                    std::error_condition(cond, *this);
-        if (static_cast<condition>(cond) == condition::transport_error && is_system(code)) {
+        if (static_cast<condition>(cond) == condition::transport_error && detail::is_system(code)) {
             switch (code.value()) {
                 case ECONNREFUSED:
                 case ECONNRESET:
@@ -188,7 +183,7 @@ bool is_retryable(std::error_code ec) noexcept {
         ec == error::not_connected || ec == server_error::overloaded ||
         ec == server_error::cant_mpx_conn || ec == error::no_endpoint)
         return true;
-    if (is_system(ec)) {
+    if (detail::is_system(ec)) {
         switch (ec.value()) {
             case ECONNREFUSED:
             case ECONNRESET:

@@ -369,10 +369,7 @@ BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
 BOOST_AUTO_TEST_CASE(post_refused_whole_by_the_kernel_is_sent_again) {
     fake_responder fake({.tcp = false, .refuse_after_requests = 1});
     asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fake.unix_endpoint()};
-    opts.max_connections_per_endpoint = 1;
-    fcgi::client client(ctx.get_executor(), opts);
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
 
     outcome first, second;
     start(client, fcgi::test::tagged_request("first", "a=1"), first);
@@ -393,10 +390,7 @@ BOOST_AUTO_TEST_CASE(post_refused_whole_by_the_kernel_is_sent_again) {
 BOOST_AUTO_TEST_CASE(prepared_request_is_retried_from_its_shared_state) {
     fake_responder fake({.tcp = false, .close_after_requests = 1});
     asio::io_context ctx;
-    fcgi::client_options opts;
-    opts.endpoints = {fake.unix_endpoint()};
-    opts.max_connections_per_endpoint = 1;
-    fcgi::client client(ctx.get_executor(), opts);
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
 
     outcome first, second, third;
     {
