@@ -60,6 +60,7 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
       retry_timer_(ex),
       idle_timer_(ex),
       relief_timer_(ex),
+      jitter_(std::random_device{}()),
       hold_timer_(ex) {
     opts_.max_connections_per_endpoint =
         std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
@@ -307,7 +308,18 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
 void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
     ++ep.connect_failures;
     ep.last_error = ec;
-    ep.hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff);
+    back_off(ep);
+}
+
+void client_impl::back_off(endpoint_pool& ep) {
+    std::uniform_real_distribution<double> share(0.8, 1.0);
+    ep.hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff, share(jitter_));
+}
+
+void client_impl::reset_backoff() {
+    for (auto& p : pools_)
+        p.hold.reset();
+    pump();
 }
 
 connection_options client_impl::connection_options_for(const endpoint_pool& ep) const {
@@ -607,7 +619,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                                   conn->stats().bytes_read == 0;
     if (failing_endpoint) {
         ep->last_error = ec;
-        ep->hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff);
+        back_off(*ep);
     }
     // Only once, and only what the connection handed back. A request that was never written may
     // go again whatever its method; any other only when it is idempotent.

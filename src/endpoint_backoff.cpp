@@ -4,11 +4,12 @@
 
 namespace fcgi::detail {
 
-void endpoint_backoff::refused(clock::time_point now, ms initial, ms max) noexcept {
+void endpoint_backoff::refused(clock::time_point now, ms initial, ms max, double share) noexcept {
     if (now < down_until_)
         return;
     backoff_ = backoff_.count() == 0 ? initial : std::min(backoff_ * 2, max);
-    down_until_ = now + backoff_;
+    auto hold = std::chrono::duration_cast<ms>(backoff_ * std::clamp(share, 0.0, 1.0));
+    down_until_ = now + std::max(hold, ms(1));
 }
 
 void endpoint_backoff::connected() noexcept {

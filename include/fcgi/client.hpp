@@ -113,6 +113,12 @@ class client {
     /// run gracefully, async_shutdown(). Call on the executor.
     void cancel() { impl_->stop(); }
 
+    /// Ends every endpoint's backoff now: the pool connects again at once for what waits, and
+    /// the next refusal backs off from initial_backoff. For a caller that knows the server is
+    /// back (it restarted php-fpm, a health check passed) and will not wait out max_backoff.
+    /// Call on the executor.
+    void reset_backoff() { impl_->reset_backoff(); }
+
     /// Counters per endpoint and in total. Call on the executor.
     client_stats stats() const { return impl_->stats(); }
 

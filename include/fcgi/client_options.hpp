@@ -69,9 +69,13 @@ struct client_options {
     std::chrono::milliseconds stale_close_window{500};
     /// A refused endpoint is retried after this backoff (at least 1 ms), doubling with each
     /// round of connects that fails (connects opened together count once) up to max_backoff.
+    /// Each wait is drawn at random between 80 % and all of the backoff, so that clients that
+    /// lost a server together do not all reconnect in the same instant.
     std::chrono::milliseconds initial_backoff{100};
-    /// The longest backoff of a refused endpoint.
-    std::chrono::milliseconds max_backoff{5000};
+    /// The longest backoff of a refused endpoint. A server that comes back (a php-fpm restart)
+    /// is found at most this late; a refused connect to a unix socket or a local port costs
+    /// microseconds, so a second is cheap. client::reset_backoff() cuts a wait short.
+    std::chrono::milliseconds max_backoff{1000};
     /// When every endpoint is down (refused its last connect, none open): false fails queued
     /// and new requests at once with error::no_endpoint; true keeps them queued, connecting
     /// again at each backoff's end, until an endpoint is back or their deadline passes

@@ -1591,6 +1591,58 @@ BOOST_AUTO_TEST_CASE(backoff_grows_with_each_failed_round) {
     BOOST_TEST(drains(ctx));
 }
 
+// reset_backoff() ends a backoff the caller knows is stale: php-fpm is back, and neither a new
+// request nor one waiting for it (wait_when_down) waits the rest of a 60 s backoff.
+BOOST_AUTO_TEST_CASE(reset_backoff_connects_at_once) {
+    fake_responder fake({.tcp = false});
+    std::filesystem::path link = fake.unix_endpoint().path + ".link";
+    asio::io_context ctx;
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(link.string()), 1, 60s);
+    fcgi::client client(ctx.get_executor(), opts);
+    outcome down;
+    start(client, fcgi::test::tagged_request("down"), down);
+    BOOST_REQUIRE(run_until(ctx, [&] { return down.done; }));
+    BOOST_TEST(down.ec == fcgi::error::no_endpoint, down.ec.message());
+
+    // Back, but the pool does not know: still in its backoff.
+    std::filesystem::create_symlink(fake.unix_endpoint().path, link);
+    outcome still;
+    start(client, fcgi::test::tagged_request("still"), still);
+    BOOST_REQUIRE(run_until(ctx, [&] { return still.done; }));
+    BOOST_TEST(still.ec == fcgi::error::no_endpoint, still.ec.message());
+
+    client.reset_backoff();
+    BOOST_TEST(!client.stats().endpoints.at(0).down);
+    outcome up;
+    start(client, fcgi::test::tagged_request("up"), up);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return up.done; }, 10s));
+    BOOST_TEST(!up.ec, up.ec.message() << ": " << up.resp.diagnostics);
+    std::filesystem::remove(link);
+    shutdown(ctx, client);
+}
+
+BOOST_AUTO_TEST_CASE(reset_backoff_sends_what_waits_for_the_endpoint) {
+    fake_responder fake({.tcp = false});
+    std::filesystem::path link = fake.unix_endpoint().path + ".link";
+    asio::io_context ctx;
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(link.string()), 1, 60s);
+    opts.wait_when_down = true;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcome waiting;
+    start(client, fcgi::test::tagged_request("waiting"), waiting);
+    BOOST_REQUIRE(run_until(ctx, [&] { return client.stats().endpoints.at(0).down; }));
+    std::filesystem::create_symlink(fake.unix_endpoint().path, link);
+    ctx.poll();
+    BOOST_TEST(!waiting.done);  // waits out the 60 s backoff unless told
+    client.reset_backoff();
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return waiting.done; }, 10s));
+    BOOST_TEST(!waiting.ec, waiting.ec.message() << ": " << waiting.resp.diagnostics);
+    std::filesystem::remove(link);
+    shutdown(ctx, client);
+}
+
 // A request that cannot be sent fails at once with invalid_request, before it waits. It used to
 // be checked only by the connection that took it: it failed with whatever happened meanwhile
 // (no_endpoint here, request_timeout behind a busy pool), or opened a connection to be refused.

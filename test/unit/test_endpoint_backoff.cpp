@@ -70,6 +70,40 @@ BOOST_AUTO_TEST_CASE(refusals_double_the_backoff_once_per_round_up_to_max) {
     BOOST_TEST((next_end_at(b, 500) == t0 + ms(750)));
 }
 
+BOOST_AUTO_TEST_CASE(a_share_shortens_the_hold_not_the_backoff) {
+    endpoint_backoff b;
+    b.refused(t0, ms(100), ms(1000), 0.8);
+    BOOST_TEST(down_at(b, 79));
+    BOOST_TEST(!down_at(b, 80));
+    // The next round doubles the whole backoff (200 ms), of which it holds 0.9.
+    b.refused(t0 + ms(100), ms(100), ms(1000), 0.9);
+    BOOST_TEST(down_at(b, 279));
+    BOOST_TEST(!down_at(b, 280));
+    // Never under 1 ms, and a share out of range is clamped.
+    endpoint_backoff c;
+    c.refused(t0, ms(1), ms(1), 0.0);
+    BOOST_TEST(down_at(c, 0));
+    BOOST_TEST(!down_at(c, 1));
+    endpoint_backoff d;
+    d.refused(t0, ms(100), ms(1000), 7.0);
+    BOOST_TEST(down_at(d, 99));
+    BOOST_TEST(!down_at(d, 100));
+}
+
+BOOST_AUTO_TEST_CASE(reset_ends_every_hold_and_backoff) {
+    endpoint_backoff b;
+    b.refused(t0, ms(100), ms(1000));
+    b.refused(t0 + ms(100), ms(100), ms(1000));  // 200 ms
+    b.overloaded(t0 + ms(100), ms(100));
+    b.backlog_full(t0 + ms(100));
+    b.reset();
+    BOOST_TEST(!down_at(b, 101));
+    BOOST_TEST(!holding_at(b, 101));
+    BOOST_TEST(may_connect_at(b, 101));
+    b.refused(t0 + ms(200), ms(100), ms(1000));
+    BOOST_TEST(!down_at(b, 300));  // from initial again, not 400 ms
+}
+
 BOOST_AUTO_TEST_CASE(a_connect_ends_the_down_hold_and_resets_the_backoff) {
     endpoint_backoff b;
     b.refused(t0, ms(100), ms(1000));

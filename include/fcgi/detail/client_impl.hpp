@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include "fcgi/client_options.hpp"
@@ -38,6 +39,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void stop();
     /// Lets in-flight and queued requests finish, then closes everything and calls `h`.
     void start_shutdown(connect_handler h);
+    /// Ends every endpoint's backoff and connects again for what waits.
+    void reset_backoff();
     client_stats stats() const;
 
   private:
@@ -123,6 +126,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void wait_then(asio::steady_timer& timer, bool client_impl::*armed,
                    std::chrono::steady_clock::time_point at, void (client_impl::*then)());
     void remove_closed(endpoint_pool& ep);
+    /// Backs `ep` off after a refused connect or a failing connection, the wait jittered.
+    void back_off(endpoint_pool& ep);
     void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
     void check_shutdown_done();
     /// Stops for good: timers cancelled, every connection closed (its requests fail).
@@ -150,6 +155,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     bool event_posted_ = false;
     std::chrono::steady_clock::time_point retry_at_{};
     std::uint64_t completed_ = 0, failed_ = 0, retries_ = 0, rejected_ = 0;
+    std::minstd_rand jitter_;  // draws each backoff's share; seeded per client
     // Waits, holding the pool, while a shutdown waits for requests that stop() failed: see
     // stop(). A pending wait (not a member pointing at itself) so that an io_context destroyed
     // first still frees the pool.

@@ -47,7 +47,10 @@ class endpoint_backoff {
     /// A connect was refused at `now`. The connects opened together fail together: only the
     /// first failure of a round (one that comes when not down) moves the backoff on, since one
     /// doubling per failed connect took 4 connections from 100 ms to 800 ms in a single round.
-    void refused(clock::time_point now, ms initial, ms max) noexcept;
+    /// The hold lasts `share` of the backoff (at least 1 ms): the pool draws it at random
+    /// between 0.8 and 1, so that clients that lost one server together do not all come back
+    /// to it in the same instant.
+    void refused(clock::time_point now, ms initial, ms max, double share = 1.0) noexcept;
     /// A connect succeeded: the down hold ends and both connect backoffs start over.
     void connected() noexcept;
     /// A connect found the listen backlog full at `now`: retry soon, 2 ms doubling to 100 ms.
@@ -57,6 +60,8 @@ class endpoint_backoff {
     /// The server answered OVERLOADED at `now`: hold every request for the current backoff,
     /// at least `initial`.
     void overloaded(clock::time_point now, ms initial) noexcept;
+    /// Ends every hold and starts every backoff over (the caller knows the server is back).
+    void reset() noexcept { *this = endpoint_backoff(); }
 
     /// Connects were refused and the backoff has not ended.
     bool down(lazy_now& now) const { return now.before(down_until_); }
