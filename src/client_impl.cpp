@@ -43,6 +43,7 @@ struct client_impl::pending_op {
     std::optional<asio::steady_timer> timer;
     std::size_t in_flight_index = 0;  // position in in_flight_ while dispatched
     int attempts = 0;
+    unsigned sent = 0;  // attempts that wrote to a server before this one (response::times_sent)
     bool cancelled = false;  // cancelled while dispatched: never sent again
     // A retry after a stale kept-alive connection: not on a connection that sat idle (see
     // usable()).
@@ -200,6 +201,7 @@ void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::
     ++failed_;
     response r;
     r.diagnostics = std::move(why);
+    r.times_sent = op->sent;
     if (op->timer)
         op->timer->cancel();
     op->handler.post(ec, std::move(r));
@@ -663,6 +665,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     if (retry) {
         ++retries_;
         ++op->attempts;
+        op->sent += r.times_sent;
         pending_op& queued = *op;
         queue_.push_front(std::move(op));
         wait_deadline(queued);  // the deadline still counts from the first call
@@ -682,6 +685,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // connection (never inside the initiating call), the pool's state is settled, and a handler
     // that sends the next request does so in the same turn of the event loop, without a trip
     // through the scheduler.
+    r.times_sent += op->sent;
     auto handler = std::move(op->handler);
     op.reset();
     handler.dispatch(ec, std::move(r));

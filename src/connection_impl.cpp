@@ -347,6 +347,7 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
     if (!s.op || !s.op->handler)
         return;
     if (s.written || s.writing) {
+        r.times_sent = 1;
         r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
         // What the script logged before the request failed is often why it failed. After
         // END_REQUEST it waits, with the rest of the response, for the sink to finish.

@@ -39,6 +39,12 @@ struct response {
     /// STDOUT and STDERR bytes that arrived for this request, also when it failed: a failed
     /// request with none may be retried safely if idempotent.
     std::size_t bytes_received = 0;
+    /// How many times the request was written (wholly or in part) to a server: 1 as a rule;
+    /// 2 when a client sent it again after its first connection failed (see
+    /// client_options::stale_close_window), so that an idempotent script may have run twice,
+    /// unless the server refused the first (OVERLOADED, CANT_MPX_CONN); 0 when it failed
+    /// before a byte of it left (refused connect, queue timeout): it did not run.
+    unsigned times_sent = 0;
 
     /// The first header named `name` (case-insensitive), if any.
     std::optional<std::string_view> header(std::string_view name) const noexcept;

@@ -62,7 +62,7 @@ std::vector<json> result_lines(const std::string& out) {
         json j = json::parse(line, nullptr, false);
         BOOST_REQUIRE_MESSAGE(!j.is_discarded(), "not JSON: " << line);
         BOOST_REQUIRE(j.is_object());
-        for (const char* key : {"id", "status", "headers", "duration_ms", "error"})
+        for (const char* key : {"id", "status", "headers", "duration_ms", "times_sent", "error"})
             BOOST_REQUIRE_MESSAGE(j.contains(key), key << " missing: " << line);
         lines.push_back(std::move(j));
     }
@@ -200,6 +200,7 @@ BOOST_AUTO_TEST_CASE(mixed_jobs_with_invalid_lines) {
             }
             BOOST_REQUIRE(j["error"].is_null());
             BOOST_TEST(j["duration_ms"].get<double>() > 0);
+            BOOST_TEST(j["times_sent"] == 1);
             const std::string& k = kind.at(id);
             const std::string body = j.value("body", "");
             if (k == "hello") {

@@ -347,9 +347,12 @@ BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
         BOOST_REQUIRE(run_until(ctx, [&] { return out.done; }));
         return out;
     };
-    BOOST_REQUIRE(!run("warm-1").ec);
+    auto warm = run("warm-1");
+    BOOST_REQUIRE(!warm.ec);
+    BOOST_TEST(warm.resp.times_sent == 1u);
     auto late = run("late");  // on warm-1's connection
     BOOST_TEST(late.ec == fcgi::error::connection_lost, late.ec.message());
+    BOOST_TEST(late.resp.times_sent == 1u);
     BOOST_TEST(late.resp.diagnostics.find("not sent again") != std::string::npos,
                late.resp.diagnostics);
     BOOST_TEST(times_seen(fake.snapshot(), "late") == 1u);
@@ -359,6 +362,7 @@ BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
     auto soon = run("soon");  // on warm-2's connection, then once more on a fresh one
     BOOST_TEST(soon.ec == fcgi::error::connection_lost, soon.ec.message());
     BOOST_TEST(times_seen(fake.snapshot(), "soon") == 2u);
+    BOOST_TEST(soon.resp.times_sent == 2u);  // what the caller learns of the second run
     BOOST_TEST(client.stats().retries == 1u);
     shutdown(ctx, client);
 }
@@ -379,6 +383,7 @@ BOOST_AUTO_TEST_CASE(post_refused_whole_by_the_kernel_is_sent_again) {
     BOOST_REQUIRE(run_until(ctx, [&] { return second.done; }));
     BOOST_TEST(!second.ec, second.ec.message() << " " << second.resp.diagnostics);
     BOOST_TEST(second.resp.body == fcgi::test::tagged_body("second", "b=2"));
+    BOOST_TEST(second.resp.times_sent == 1u);  // the refused write does not count
     BOOST_TEST(client.stats().retries == 1u);
     BOOST_TEST(client.stats().endpoints.at(0).connects == 2u);
     BOOST_TEST(times_seen(fake.snapshot(), "second") == 1u);
@@ -1500,6 +1505,7 @@ BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
     BOOST_REQUIRE(run_until(
         ctx, [&] { return out.done; }, 10s));
     BOOST_TEST(out.ec == fcgi::error::no_endpoint, out.ec.message() << " " << out.resp.diagnostics);
+    BOOST_TEST(out.resp.times_sent == 0u);
     BOOST_TEST(client.stats().endpoints.at(0).connect_failures >= 1u);
     // The cause, for a program to act on without parsing the diagnostics.
     const auto cause = client.stats().endpoints.at(0).last_down_error;

@@ -95,6 +95,8 @@ std::string result_line(const ordered_json& id, const fcgi::fanout_result& r) {
         put_bytes(j, "stderr", r.resp.stderr_text);
     }
     j["duration_ms"] = static_cast<double>(r.duration.count()) / 1000.0;
+    // 2: sent again after its kept-alive connection closed, so its script may have run twice.
+    j["times_sent"] = r.resp.times_sent;
     if (r.ec) {
         j["error"] = error_object(error_name(r.ec),
                                   error_text(r.ec, in_flag_terms(r.resp.diagnostics, true)));
@@ -112,6 +114,7 @@ std::string invalid_job_line(const ordered_json& id, std::string_view message) {
     j["body"] = "";
     j["stderr"] = "";
     j["duration_ms"] = 0;
+    j["times_sent"] = 0;
     j["error"] = error_object(invalid_job_name, std::string(message));
     return dump(j);
 }
