@@ -117,7 +117,8 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
         return;
     }
     if (pools_.empty()) {
-        fail(std::move(op), error::no_endpoint, "the client has no endpoint configured");
+        fail(std::move(op), error::invalid_endpoint,
+             "the client has no endpoint configured (client_options::endpoints is empty)");
         return;
     }
     auto own = op->sendable()->timeout;

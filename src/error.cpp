@@ -96,6 +96,7 @@ class client_category_impl final : public std::error_category {
             case error::connection_lost:
             case error::connect_timeout:
             case error::not_connected:
+            case error::no_endpoint:  // "backend unreachable" must catch php-fpm not running
                 return condition::transport_error;
             default:
                 return {ev, *this};

@@ -32,7 +32,7 @@ enum class error {
     not_connected,    ///< the connection is closed, or was never opened
     pool_exhausted,   ///< the client's wait queue is full (max_pending)
     client_stopped,   ///< the client was cancelled or shut down
-    no_endpoint,      ///< every endpoint is down or none was configured
+    no_endpoint,      ///< every endpoint is down (refused its last connect, none open)
     // -- streamed bodies --
     body_length_unknown,  ///< a request body source without a known length; nothing was sent
     source_ended_early,   ///< the body source ended before its announced length
@@ -52,14 +52,14 @@ enum class server_error {
 /// - protocol_error: bad_version, bad_record_length, unknown_record_type, unexpected_record,
 ///   bad_name_value, bad_response_head, response_head_too_large, unknown_type_reply.
 /// - caller_error: param_too_large, invalid_request, invalid_endpoint, body_length_unknown.
-/// - transport_error: connection_lost, connect_timeout, not_connected, and the system errors
-///   ECONNREFUSED, ECONNRESET, EPIPE, ENOENT, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, ECONNABORTED
-///   and EAGAIN. ENOENT also matches a file body source or sink that cannot be opened, which
-///   says nothing about the connection.
+/// - transport_error: connection_lost, connect_timeout, not_connected, no_endpoint, and the
+///   system errors ECONNREFUSED, ECONNRESET, EPIPE, ENOENT, ETIMEDOUT, EHOSTUNREACH,
+///   ENETUNREACH, ECONNABORTED and EAGAIN. ENOENT also matches a file body source or sink that
+///   cannot be opened, which says nothing about the connection.
 ///
 /// The other fcgi::error values (request_timeout, response_too_large, pool_exhausted,
-/// client_stopped, no_endpoint, source_ended_early, source_failed, sink_failed) and every
-/// server_error belong to none: compare them by name.
+/// client_stopped, source_ended_early, source_failed, sink_failed) and every server_error
+/// belong to none: compare them by name.
 enum class condition {
     protocol_error = 1,  ///< the server violated the protocol; the connection was closed
     caller_error,        ///< the request or configuration was rejected before sending

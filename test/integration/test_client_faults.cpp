@@ -1506,6 +1506,7 @@ BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
         ctx, [&] { return out.done; }, 10s));
     BOOST_TEST(out.ec == fcgi::error::no_endpoint, out.ec.message() << " " << out.resp.diagnostics);
     BOOST_TEST(out.resp.times_sent == 0u);
+    BOOST_TEST((out.ec == fcgi::condition::transport_error));  // "backend unreachable"
     BOOST_TEST(client.stats().endpoints.at(0).connect_failures >= 1u);
     // The cause, for a program to act on without parsing the diagnostics.
     const auto cause = client.stats().endpoints.at(0).last_down_error;
@@ -1593,6 +1594,22 @@ BOOST_AUTO_TEST_CASE(backoff_grows_with_each_failed_round) {
     };
     BOOST_TEST(gap(0) >= 150);  // the initial 200 ms
     BOOST_TEST(gap(1) >= 300);  // doubled: 400 ms
+    client.cancel();
+    BOOST_TEST(drains(ctx));
+}
+
+// No endpoint at all is the caller's mistake, not an outage: invalid_endpoint, not no_endpoint
+// (which an alert on transport_error catches).
+BOOST_AUTO_TEST_CASE(no_endpoint_configured_is_a_caller_error) {
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), fcgi::client_options{});
+    outcome out;
+    start(client, fcgi::test::tagged_request("none"), out);
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.done; }));
+    BOOST_TEST(out.ec == fcgi::error::invalid_endpoint, out.ec.message());
+    BOOST_TEST((out.ec == fcgi::condition::caller_error));
+    BOOST_TEST(out.resp.diagnostics.find("client_options::endpoints is empty") != std::string::npos,
+               out.resp.diagnostics);
     client.cancel();
     BOOST_TEST(drains(ctx));
 }

@@ -167,6 +167,8 @@ BOOST_AUTO_TEST_CASE(transport_error_condition) {
     BOOST_TEST((std::error_code(error::connection_lost) == condition::transport_error));
     BOOST_TEST((std::error_code(error::connect_timeout) == condition::transport_error));
     BOOST_TEST((std::error_code(error::not_connected) == condition::transport_error));
+    // php-fpm not running: what an alert on "backend unreachable" is for.
+    BOOST_TEST((std::error_code(error::no_endpoint) == condition::transport_error));
     BOOST_TEST(!(std::error_code(error::bad_version) == condition::transport_error));
     BOOST_TEST(!(std::error_code(error::param_too_large) == condition::transport_error));
     // Socket errors from the OS count as transport failures.
