@@ -32,6 +32,9 @@ std::error_code call_user(const char* who, std::error_code failed, std::string& 
     return failed;
 }
 
+// After a limit's name in a message: where a client user sets it.
+constexpr const char* in_a_client = "; client_options::connection in a client";
+
 // 'the head line "X-A: a\x01b"': a malformed head named by its line, bytes a terminal or a log
 // would mangle written as \xNN.
 std::string bad_head_line(std::string_view line) {
@@ -846,15 +849,16 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
     if (ec) {
         // As after a timeout: a multiplexed connection aborts this request alone and drops the
         // rest of its records; otherwise closing is the only way to stop the script (php-fpm).
+        // Named as a client user sets them too, through client_options::connection.
         if (ec == error::response_too_large && h.type == proto::record_type::stderr_)
             why = "STDERR exceeded connection_options::max_stderr_size (" +
-                  std::to_string(opts_.max_stderr_size) + " bytes)";
+                  std::to_string(opts_.max_stderr_size) + " bytes" + in_a_client + ")";
         else if (ec == error::response_too_large)
             why = "STDOUT exceeded connection_options::max_stdout_size (" +
-                  std::to_string(opts_.max_stdout_size) + " bytes)";
+                  std::to_string(opts_.max_stdout_size) + " bytes" + in_a_client + ")";
         else if (ec == error::response_head_too_large)
             why = "the CGI response head did not end within connection_options::max_head_size (" +
-                  std::to_string(opts_.max_head_size) + " bytes)";
+                  std::to_string(opts_.max_head_size) + " bytes" + in_a_client + ")";
         else if (ec == error::bad_response_head)
             why = bad_head_line(s.assembler.bad_head_line());
         else if (ec != error::sink_failed)

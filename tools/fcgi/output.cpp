@@ -72,6 +72,7 @@ std::string in_flag_terms(std::string diagnostics, bool has_max_output) {
              at = diagnostics.find(from, at + to.size()))
             diagnostics.replace(at, from.size(), to);
     };
+    replace("; client_options::connection in a client", "");
     replace("connection_options::max_stderr_size", "--max-stderr");
     if (has_max_output)
         replace("connection_options::max_stdout_size", "--max-output");
