@@ -3,9 +3,11 @@
 // requests and the php-fpm status poller.
 #include <signal.h>
 
+#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -129,7 +131,8 @@ BOOST_FIXTURE_TEST_CASE(open_loop_rate, fpm_fixture) {
     BOOST_TEST(j["ok"].get<int>() == n);
     BOOST_TEST(j["mode"] == "open");
     BOOST_TEST(j["rate"].get<double>() == 200.0);
-    BOOST_TEST(!j.contains("concurrency"));  // the pace sets what is in flight
+    // The pace sets what is in flight, up to --concurrency; here it never had to wait.
+    BOOST_TEST(j["concurrency"].get<int>() == 4);
     BOOST_TEST(j["rps"].get<double>() > 100);
 
     // The period is the whole --duration, not up to the last send: at 2 req/s over 1 s the
@@ -297,7 +300,7 @@ BOOST_AUTO_TEST_CASE(interrupt_reports_the_run_so_far) {
     auto r = fcgi::test::run_child(spec);
     BOOST_TEST_INFO("stderr: " << r.err);
     BOOST_REQUIRE(signalled);
-    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(r.exit_code == 128 + SIGINT);  // a script can tell a cut run from a whole one
     auto j = report_of(r);
     BOOST_TEST(j["interrupted"].get<bool>());
     BOOST_TEST(j["requests"].get<int>() >= 50);
@@ -335,8 +338,8 @@ BOOST_AUTO_TEST_CASE(interrupt_with_nothing_counted_out) {
         std::vector<std::string> flags;
         int exit_code;
     };
-    for (const auto& v : {variant{{"--warmup", "20", "--duration", "1"}, 6},
-                          variant{{"--rate", "1", "--duration", "20"}, 0}}) {
+    for (const auto& v : {variant{{"--warmup", "20", "--duration", "1"}, 128 + SIGINT},
+                          variant{{"--rate", "1", "--duration", "20"}, 128 + SIGINT}}) {
         BOOST_TEST_CONTEXT(v.flags[0]) {
             // A responder of its own: one shared with the run before could still be recording
             // that run's requests, and the signal would then come before this run catches it.
@@ -360,6 +363,170 @@ BOOST_AUTO_TEST_CASE(interrupt_with_nothing_counted_out) {
             BOOST_TEST(j["unanswered"].get<int>() == 0);
         }
     }
+}
+
+// SIGTERM (timeout(1), a CI job cancelled, docker stop) ends the run at once, with its report:
+// it waited for the requests out, up to 30 s, past docker's 10 s before SIGKILL.
+BOOST_AUTO_TEST_CASE(sigterm_does_not_wait_for_the_requests_out) {
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), fcgi::test::act::delay(30s));
+        return s;
+    }});
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"bench",      "--connect", fake.unix_endpoint().to_string(),
+                 "--requests", "10",        "--concurrency",
+                 "2",          "--json",    php_fpm::script("hello.php")};
+    spec.limit = 15s;  // below the 30 s it would wait
+    bool signalled = false;
+    spec.started = [&](int pid) {
+        signalled = fake.wait_for([](const auto& s) { return s.requests.size() >= 2; }, 10s) &&
+                    ::kill(pid, SIGTERM) == 0;
+    };
+    auto r = fcgi::test::run_child(spec);
+    BOOST_REQUIRE(signalled);
+    BOOST_TEST(r.exit_code == 128 + SIGTERM, r.err);
+    auto j = report_of(r);
+    BOOST_TEST(j["interrupted"].get<bool>());
+    BOOST_TEST(j["unanswered"].get<int>() == 2);
+}
+
+// A signal while the run is not started yet (the GET_VALUES question of --multiplex auto, here
+// never answered) still ends in a report; it ended the process with no output.
+BOOST_AUTO_TEST_CASE(signal_before_the_run_still_reports) {
+    fcgi::test::fake_responder fake({.answer_get_values = false});
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"bench", "--connect", fake.unix_endpoint().to_string(), "--json",
+                 php_fpm::script("hello.php")};
+    spec.limit = 15s;
+    bool signalled = false;
+    spec.started = [&](int pid) {
+        signalled = fake.wait_for([](const auto& s) { return s.get_values >= 1; }, 10s) &&
+                    ::kill(pid, SIGINT) == 0;
+    };
+    auto r = fcgi::test::run_child(spec);
+    BOOST_REQUIRE(signalled);
+    BOOST_TEST(r.exit_code == 128 + SIGINT, r.err);
+    auto j = report_of(r);
+    BOOST_TEST(j["interrupted"].get<bool>());
+    BOOST_TEST(j["requests"].get<int>() == 0);
+    BOOST_TEST(fake.snapshot().requests.empty());
+}
+
+// A peer that is not a FastCGI responder (an HTTP port) fails every request with a protocol
+// error: the run stops at the first, exit 5, instead of opening thousands of connections.
+BOOST_AUTO_TEST_CASE(protocol_error_before_any_answer_stops_the_run) {
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{fcgi::test::act::raw("HTTP/1.1 400 Bad Request\r\n\r\n")};
+    }});
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--duration", "10",
+                    "--multiplex", "off", "--json", php_fpm::script("hello.php")},
+                   30s);
+    BOOST_TEST(r.exit_code == 5, r.err);
+    auto j = report_of(r);
+    BOOST_TEST(j["ok"].get<int>() == 0);
+    BOOST_TEST(j["errors"].contains("bad_version"), j.dump());
+    BOOST_TEST(j["duration_s"].get<double>() < 5.0);
+    BOOST_TEST(fake.snapshot().requests.size() <= 8u);  // the first round of --concurrency 4
+    BOOST_TEST(r.err.find("broke the FastCGI protocol") != std::string::npos, r.err);
+}
+
+// A request whose kept-alive connection closes under it goes again, and the report says so
+// (a worker dying mid-request hid behind the retry); --no-retry counts it as a failure.
+BOOST_AUTO_TEST_CASE(resent_requests_are_reported) {
+    for (bool no_retry : {false, true}) {
+        BOOST_TEST_CONTEXT("--no-retry " << no_retry) {
+            auto seen = std::make_shared<std::atomic<int>>(0);
+            fcgi::test::fake_responder fake(
+                {.script_for = [seen](const fcgi::test::seen_request& r) {
+                    if (++*seen == 3)
+                        return fcgi::test::script{fcgi::test::act::close()};
+                    return fcgi::test::echo_script(r);
+                }});
+            std::vector<std::string> args = {"--connect",     fake.unix_endpoint().to_string(),
+                                             "--requests",    "5",
+                                             "--concurrency", "1",
+                                             "--multiplex",   "off",
+                                             "--json"};
+            if (no_retry)
+                args.push_back("--no-retry");
+            args.push_back(php_fpm::script("hello.php"));
+            auto r = bench(args);
+            auto j = report_of(r);
+            if (no_retry) {
+                BOOST_TEST(r.exit_code == 6, r.err);
+                BOOST_TEST(j["errors"].value("connection_lost", 0) == 1, j.dump());
+                BOOST_TEST(j["resent"].get<int>() == 0);
+                BOOST_TEST(fake.snapshot().requests.size() == 5u);
+            } else {
+                BOOST_TEST(r.exit_code == 0, r.err);
+                BOOST_TEST(j["ok"].get<int>() == 5);
+                BOOST_TEST(j["resent"].get<int>() == 1, j.dump());
+                BOOST_TEST(fake.snapshot().requests.size() == 6u);
+            }
+        }
+    }
+}
+
+// A timed closed loop's throughput is over the period asked for: one slow last batch used to
+// stretch the whole run's duration (and cut its req/s) to the last straggler.
+BOOST_AUTO_TEST_CASE(slow_last_batch_does_not_stretch_the_period) {
+    auto first = std::make_shared<std::atomic<std::int64_t>>(0);
+    fcgi::test::fake_responder fake({.script_for = [first](const fcgi::test::seen_request& r) {
+        auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        std::int64_t expected = 0;
+        first->compare_exchange_strong(expected, now);
+        auto s = fcgi::test::echo_script(r);
+        // Past 0.7 s of the 1 s run, every answer takes 1.5 s: the last batch ends late.
+        if (now - first->load() > std::chrono::nanoseconds(700ms).count())
+            s.insert(s.begin(), fcgi::test::act::delay(1500ms));
+        return s;
+    }});
+    auto [err, j] =
+        clean_run(fake, {"--duration", "1", "--concurrency", "2", "--multiplex", "off"});
+    BOOST_TEST(j["duration_s"].get<double>() >= 0.99, j.dump());
+    BOOST_TEST(j["duration_s"].get<double>() < 1.4, j.dump());
+    BOOST_TEST(j["drain_s"].get<double>() > 0.3, j.dump());
+    // Over the period: the responses that came within it, per second of it.
+    BOOST_TEST(j["rps"].get<double>() <= j["ok"].get<double>() / 0.99);
+    BOOST_TEST(j["rps"].get<double>() >= (j["ok"].get<double>() - 2) / 1.4);
+}
+
+// An open loop whose pace needs more in flight than --concurrency carries: the requests that
+// waited in the client are counted and named, since their latency is the client's queue.
+BOOST_AUTO_TEST_CASE(open_loop_beyond_the_concurrency_is_named) {
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), fcgi::test::act::delay(50ms));
+        return s;
+    }});
+    auto [err, j] = clean_run(
+        fake, {"--rate", "100", "--requests", "20", "--concurrency", "1", "--multiplex", "off"});
+    BOOST_TEST(j["waited_in_client"].get<int>() > 0, j.dump());
+    BOOST_TEST(j["concurrency"].get<int>() == 1);
+    BOOST_TEST(j["script"].get<std::string>() == php_fpm::script("hello.php"));
+    BOOST_TEST(err.find("waited in the client") != std::string::npos, err);
+}
+
+// Server errors are responses, so throughput counts them; a run with any says so, and --fail
+// turns a status of 400 or more into exit 22 for a CI gate.
+BOOST_AUTO_TEST_CASE(server_errors_warn_and_fail_with_fail) {
+    auto seen = std::make_shared<std::atomic<int>>(0);
+    fcgi::test::fake_responder fake({.script_for = [seen](const fcgi::test::seen_request& r) {
+        if (++*seen % 2)
+            return fcgi::test::echo_script(r);
+        return fcgi::test::script{
+            fcgi::test::act::stdout_("Status: 500 Internal Server Error\r\n\r\nboom"),
+            fcgi::test::act::end()};
+    }});
+    auto [err, j] = clean_run(fake, {"--requests", "10", "--concurrency", "1"});
+    BOOST_TEST(j["status"]["500"].get<int>() == 5, j.dump());
+    BOOST_TEST(err.find("5 of 10 responses had a 5xx status") != std::string::npos, err);
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--requests", "10", "--fail",
+                    "--json", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 22, r.err);
 }
 
 // --requests alone waits for the last answers (as ab does), not the 2 s grace of a timed run: a

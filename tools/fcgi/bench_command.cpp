@@ -41,6 +41,15 @@ constexpr std::size_t warn_connections = 64;
 // --multiplex auto waits this long for GET_VALUES_RESULT (libfcgi never answers a lone one).
 constexpr milliseconds probe_timeout{1000};
 
+// The signals that end a run early.
+sigset_t stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
+}
+
 double cpu_seconds() {
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
@@ -102,6 +111,19 @@ struct bench_counts {
     std::uint64_t bytes_out = 0;
     latency_histogram latency;  // responses only: a failure's time says nothing of the server
     bool interrupted = false;   // SIGINT or SIGTERM ended the run before its end
+    int signal = 0;             // which one
+    // Responses to requests written twice: the first connection closed under them (a worker
+    // recycled or died), so the pool sent them again; a crash rate hides here.
+    std::uint64_t resent = 0;
+    // Open loop: requests that found every connection busy and waited in the client, their
+    // latency including that wait (the pace asks more than --concurrency can carry).
+    std::uint64_t waited_in_client = 0;
+    // Of the never-answered, those that never left the client (queued for a connection).
+    std::uint64_t unsent = 0;
+    // Responses that came before the measured period ended: a closed loop's throughput.
+    std::uint64_t ok_in_period = 0;
+    // Responses with status 400 or more, 500 or more.
+    std::uint64_t status_4xx_5xx = 0, status_5xx = 0;
 };
 
 // One benchmark on one single-threaded io_context. Every handler captures `this`: the run
@@ -112,6 +134,9 @@ class bench_run {
               fcgi::prepared_request req, fpm_status_poller* poller)
         : ctx_(ctx),
           flags_(f),
+          capacity_(
+              options.max_connections_per_endpoint *
+              (options.mode == fcgi::multiplexing::on ? options.max_requests_per_connection : 1)),
           client_(ctx.get_executor(), std::move(options)),
           req_(std::move(req)),
           poller_(poller),
@@ -155,6 +180,13 @@ class bench_run {
         if (progress_)
             schedule_progress();
         catch_signals();
+        if (int sig = take_blocked_signal()) {
+            // Ctrl-C during the probe or the first status poll: the report of nothing.
+            counts_.interrupted = true;
+            counts_.signal = sig;
+            stop_sending();
+            return;
+        }
         if (flags_.rate > 0) {
             interval_ = 1.0 / flags_.rate;
             pace();
@@ -164,13 +196,34 @@ class bench_run {
     }
 
     const bench_counts& counts() const noexcept { return counts_; }
+    /// The measured period: to the last response for a closed loop of --requests (its end
+    /// is the answers, as in ab), else to the end of sending (--duration, Ctrl-C, an open
+    /// loop's schedule), so that a slow last batch does not stretch the whole run.
     double duration_s() const {
-        auto last = std::max(stop_time_, last_completion_);
+        auto last = flags_.rate <= 0 && limit_reached() ? std::max(stop_time_, last_completion_)
+                                                        : stop_time_;
         return std::max(0.0, duration<double>(last - measure_start_).count());
+    }
+    /// Responses per second of duration_s(): a timed closed loop counts those that came
+    /// within it (the drain after it is not throughput); an open loop, every response to a
+    /// request its schedule sent, since at a fixed pace what is sent is the load.
+    double rps() const {
+        double d = duration_s();
+        auto n = flags_.rate <= 0 && !limit_reached() ? counts_.ok_in_period : counts_.ok;
+        return d > 0 ? double(n) / d : 0.0;
+    }
+    /// How long after the measured period the last response came (0: none after it).
+    double drain_s() const {
+        if (flags_.rate <= 0 && limit_reached())
+            return 0.0;  // the period runs to the last response
+        double d = duration<double>(last_completion_ - stop_time_).count();
+        return stopping_ && d > 0 ? d : 0.0;
     }
     double cpu_s() const noexcept { return cpu_end_ - cpu_start_; }
     /// True when the run stopped because no connection could be made before any response.
     bool unreachable() const noexcept { return unreachable_; }
+    /// True when the run stopped because the server broke the protocol before any response.
+    bool protocol_broken() const noexcept { return protocol_broken_; }
 
   private:
     bool limit_reached() const noexcept {
@@ -230,6 +283,8 @@ class bench_run {
             ++counted_in_flight_;
             counts_.bytes_out += req_.get().body.size();
         }
+        if (counted && flags_.rate > 0 && in_flight_ >= capacity_)
+            ++counts_.waited_in_client;
         ++in_flight_;
         client_.async_request(req_,
                               [this, intended, counted](std::error_code ec, fcgi::response&& r) {
@@ -255,9 +310,15 @@ class bench_run {
                 auto [it, first] = counts_.errors.try_emplace(std::string(error_name(ec)), 0);
                 ++it->second;
                 if (first)
-                    counts_.first_error[it->first] = error_text(ec, r.diagnostics);
+                    counts_.first_error[it->first] =
+                        error_text(ec, in_flag_terms(r.diagnostics, true));
             } else {
                 ++counts_.ok;
+                if (!stopping_)
+                    ++counts_.ok_in_period;
+                counts_.resent += r.times_sent > 1;
+                counts_.status_4xx_5xx += r.status >= 400;
+                counts_.status_5xx += r.status >= 500;
                 ++counts_.status[r.status];
                 counts_.bytes_in += r.body.size() + r.stderr_text.size();
                 counts_.latency.record(duration_cast<microseconds>(now - intended));
@@ -267,6 +328,12 @@ class bench_run {
         // would fail at once, so the closed loop would spin on failures until the end.
         if (ec == fcgi::error::no_endpoint && !answered_) {
             unreachable_ = true;
+            stop_sending();
+        }
+        // Nor when the peer is not a FastCGI responder (an HTTP port): every request would open
+        // a connection to fail the same way, thousands a second, for the whole run.
+        if (ec == fcgi::condition::protocol_error && !answered_ && !protocol_broken_) {
+            protocol_broken_ = true;
             stop_sending();
         }
         if (stopping_) {
@@ -299,7 +366,8 @@ class bench_run {
     }
 
     // Ctrl-C ends the run as its end time would, so the report still comes (wrk does the
-    // same); a second one stops waiting for the requests still out.
+    // same); a second one stops waiting for the requests still out. SIGTERM (timeout(1), CI,
+    // docker stop) does not wait: what is out counts as never answered.
     void catch_signals() {
         for (int sig : {SIGINT, SIGTERM}) {
             std::error_code ec;
@@ -309,12 +377,25 @@ class bench_run {
         arm_signal();
     }
 
+    // run_bench() blocks SIGINT and SIGTERM until catch_signals() has run, so that one sent
+    // during the probe or the first status poll is not lost to its default action (no report).
+    // Takes one that came meanwhile (0 if none) and unblocks them.
+    static int take_blocked_signal() {
+        sigset_t set = stop_signals();
+        timespec zero{};
+        int sig = ::sigtimedwait(&set, nullptr, &zero);
+        ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+        return sig > 0 ? sig : 0;
+    }
+
     void arm_signal() {
-        signals_.async_wait([this](std::error_code ec, int) {
+        signals_.async_wait([this](std::error_code ec, int sig) {
             if (ec || finished_)
                 return;
             counts_.interrupted = true;
-            if (stopping_) {
+            counts_.signal = sig;
+            if (stopping_ || sig == SIGTERM) {
+                stop_sending();
                 finish();
                 return;
             }
@@ -354,8 +435,13 @@ class bench_run {
         finished_ = true;
         cpu_end_ = cpu_seconds();
         counts_.unanswered = counted_in_flight_;
-        for (const auto& e : client_.stats().endpoints)
+        std::size_t handed = 0;  // to connections; the rest still wait in the client's queue
+        for (const auto& e : client_.stats().endpoints) {
             counts_.unserved_connections += e.unserved;
+            handed += e.in_flight;
+        }
+        counts_.unsent = std::min<std::uint64_t>(counts_.unanswered,
+                                                 in_flight_ > handed ? in_flight_ - handed : 0);
         for (auto* t : {&end_timer_, &pace_timer_, &grace_timer_, &progress_timer_, &warmup_timer_,
                         &resume_timer_})
             t->cancel();
@@ -393,6 +479,7 @@ class bench_run {
 
     asio::io_context& ctx_;
     const bench_flags& flags_;
+    std::size_t capacity_;  // requests the connections carry at once
     fcgi::client client_;
     fcgi::prepared_request req_;
     fpm_status_poller* poller_;
@@ -408,19 +495,30 @@ class bench_run {
     std::uint64_t counted_in_flight_ = 0;
     bool stopping_ = false;
     bool finished_ = false;
-    bool answered_ = false;      // any response so far, warmup included
-    bool unreachable_ = false;   // see on_complete()
+    bool answered_ = false;     // any response so far, warmup included
+    bool unreachable_ = false;  // see on_complete()
+    bool protocol_broken_ = false;
     bool resume_armed_ = false;  // see pause_then_launch()
     double cpu_start_ = 0, cpu_end_ = 0;
     bench_counts counts_;
 };
 
+// What the reports take from the run besides its counts.
+struct bench_times {
+    double duration_s = 0;  // the measured period
+    double rps = 0;
+    double drain_s = 0;  // how long after it the last response came
+    double cpu_s = 0;
+};
+
 std::string human_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
-                         double dur, double cpu, const fpm_status_summary* st) {
+                         const bench_times& t, const fpm_status_summary* st) {
+    const double cpu = t.cpu_s;
     std::ostringstream o;
     o << "bench: " << f.request.target << " on " << f.request.connect << ", ";
     if (f.rate > 0)
-        o << "open loop at " << fixed(f.rate, 1) << " req/s";
+        o << "open loop at " << fixed(f.rate, 1) << " req/s, at most "
+          << setup.connections * setup.per_connection << " in flight";
     else
         o << "closed loop, " << f.concurrency << " in flight";
     o << ", " << setup.connections << (setup.connections == 1 ? " connection" : " connections");
@@ -432,7 +530,15 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
     o << "\n";
     const std::uint64_t completed = c.ok + c.failed;
     o << "requests:    " << c.sent << " sent, " << c.ok << " ok, " << c.failed << " failed, "
-      << c.unanswered << " never answered\n";
+      << c.unanswered << " never answered";
+    if (c.unsent > 0)
+        o << " (" << c.unsent << " of them never left the client)";
+    o << "\n";
+    if (c.resent > 0)
+        o << "resent:      " << c.resent
+          << " ok after a second send: php-fpm closed their kept-alive connection first (a "
+             "worker at pm.max_requests: the script did not run; or one that died mid-request: "
+             "it may have run twice; --no-retry fails them instead)\n";
     if (!c.errors.empty()) {
         o << "errors:     ";
         for (const auto& [name, n] : c.errors)
@@ -442,8 +548,10 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
             o << "first " << name << ": " << text << "\n";
     }
     // Responses only: a failure that comes back at once is not throughput.
-    o << "throughput:  " << fixed(dur > 0 ? double(c.ok) / dur : 0, 1) << " req/s over "
-      << fixed(dur, 3) << " s\n";
+    o << "throughput:  " << fixed(t.rps, 1) << " req/s over " << fixed(t.duration_s, 3) << " s";
+    if (t.drain_s > 0)
+        o << " (the last response came " << fixed(t.drain_s, 3) << " s after it)";
+    o << "\n";
     const auto& h = c.latency;
     if (h.count() == 0) {
         o << "latency:     none (no responses)\n";
@@ -454,6 +562,9 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
           << fixed(ms(h.max()), 3) << " ms";
         if (f.rate > 0)
             o << " (from the intended send time)";
+        if (c.failed + c.unanswered > 0)
+            o << " (over " << h.count() << " responses: the " << c.failed + c.unanswered
+              << " failed or never answered are not in it)";
         o << "\n";
     }
     o << "status:     ";
@@ -488,16 +599,20 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
 }
 
 std::string json_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
-                        double dur, double cpu, const fpm_status_summary* st) {
+                        const bench_times& t, const fpm_status_summary* st) {
     nlohmann::ordered_json j;
+    const double cpu = t.cpu_s;
     const std::uint64_t completed = c.ok + c.failed;
+    // What was asked, so that an archived report can be read on its own.
+    j["script"] = f.request.target;
+    j["connect"] = f.request.connect;
     j["mode"] = f.rate > 0 ? "open" : "closed";
     if (f.rate > 0)
-        // The pace sets what is in flight; --concurrency only sizes the connections
-        // (requests_per_connection, when multiplexing).
         j["rate"] = f.rate;
-    else
-        j["concurrency"] = f.concurrency;
+    // An open loop's pace sets what is in flight, up to what the connections carry.
+    j["concurrency"] = f.concurrency;
+    j["warmup_s"] = f.warmup;
+    j["timeout_s"] = f.request.timeout > 0 ? nlohmann::ordered_json(f.request.timeout) : nullptr;
     j["connections"] = setup.connections;
     j["multiplexed"] = setup.multiplexed;
     j["requests_per_connection"] = setup.per_connection;
@@ -520,10 +635,15 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     for (const auto& [name, text] : c.first_error)
         j["error_messages"][name] = text;
     j["unanswered"] = c.unanswered;
+    j["unsent"] = c.unsent;
+    j["resent"] = c.resent;
+    if (f.rate > 0)
+        j["waited_in_client"] = c.waited_in_client;
     j["interrupted"] = c.interrupted;
     j["unserved_connections"] = c.unserved_connections;
-    j["duration_s"] = dur;
-    j["rps"] = dur > 0 ? double(c.ok) / dur : 0.0;  // responses only, as in the human report
+    j["duration_s"] = t.duration_s;
+    j["rps"] = t.rps;  // responses only, as in the human report
+    j["drain_s"] = t.drain_s;
     const auto& h = c.latency;
     // No response, no latency: null, not a 0 ms a dashboard would take for the best time.
     auto lat = [&](double v) { return h.count() ? nlohmann::ordered_json(v) : nullptr; };
@@ -571,12 +691,16 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
         "Requests still out when the run ends get a grace of --timeout (or 2 s; 30 s for a run\n"
         "of --requests alone), then count as never answered. Latency covers responses (any\n"
         "status), not failures (counted by name) nor never-answered requests.\n"
-        "Throughput counts responses (any status), not failures. A run stops early when no\n"
-        "connection can be made before the first response. Ctrl-C ends the run early and\n"
-        "still reports it; a second Ctrl-C stops waiting for the requests out.\n"
-        "Exit: 0 when every counted request got a response (any status), 3 when the server\n"
-        "could not be reached, 6 when any failed or was never answered or none was counted,\n"
-        "2 on usage errors.\n");
+        "Throughput counts responses (any status), not failures, over the measured period:\n"
+        "a timed closed loop counts those that came within it. A run stops early when no\n"
+        "connection can be made, or the server breaks the protocol, before the first response.\n"
+        "Ctrl-C ends the run early and still reports it; a second Ctrl-C stops waiting for the\n"
+        "requests out; SIGTERM does not wait.\n"
+        "Exit: 0 when every counted request got a response (any status, unless --fail), 3 when\n"
+        "the server could not be reached, 5 when it broke the protocol before any response, 6\n"
+        "when any request failed or was never answered or none was counted, 22 with --fail\n"
+        "and a status of 400 or more, 130 / 143 when SIGINT / SIGTERM ended the run (the\n"
+        "report still printed), 2 on usage errors.\n");
     cmd.add_option("-c,--connect", r.connect,
                    "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
                    "(default: $FCGI_CONNECT)")
@@ -621,6 +745,12 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     check_number(*cmd.add_option("--rate", f.rate, "Open loop: send REQ/S at a constant pace"),
                  0.001, 1e7, "requests per second");
     cmd.add_flag("--json", f.json, "Print the report as one JSON object");
+    cmd.add_flag("-f,--fail", r.fail, "Exit 22 when any response had a status of 400 or more");
+    cmd.add_flag("--no-retry", f.no_retry,
+                 "Never send a request twice: one whose kept-alive connection closes under it "
+                 "fails (connection_lost) instead of going again on a new connection, so every "
+                 "worker that dies mid-request shows");
+    add_response_limit_flags(cmd, f.max_output, r.max_stderr, "response");
     cmd.add_option("--fpm-status", f.fpm_status,
                    "php-fpm's pm.status_path (e.g. /status): poll it every 500 ms and report "
                    "the largest listen queue and active process count");
@@ -628,6 +758,10 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
 }
 
 int run_bench(const bench_flags& f) {
+    // Held until the run catches them (bench_run::start): a Ctrl-C during the probe or the
+    // first status poll then still ends in a report, not in the default action.
+    sigset_t stop = stop_signals();
+    ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
     if (f.request.connect.empty()) {
         print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
         return usage_error;
@@ -646,8 +780,10 @@ int run_bench(const bench_flags& f) {
     // Prepared once: every send then skips the checks and the params' encoding, which were a
     // third of the client's instructions per request (docs/benchmarks.md).
     fcgi::prepared_request prepared;
-    if (!build_request(f.request, req, why) ||
-        fcgi::prepare_request(std::move(req), prepared, why)) {
+    const bool built = build_request(f.request, req, why);
+    if (f.no_retry)
+        req.idempotent = false;
+    if (!built || fcgi::prepare_request(std::move(req), prepared, why)) {
         print_error(why);
         return usage_error;
     }
@@ -675,6 +811,8 @@ int run_bench(const bench_flags& f) {
     // Measure the pool as configured: connections beyond php-fpm's workers are reported as
     // unserved, not relieved by closing served ones.
     options.backlog_relief = milliseconds(0);
+    options.connection.max_stdout_size = f.max_output;
+    options.connection.max_stderr_size = f.request.max_stderr;
     if (request_timeout.count() > 0) {
         options.connection.request_timeout = request_timeout;
         options.connection.connect_timeout =
@@ -725,8 +863,9 @@ int run_bench(const bench_flags& f) {
 
     const auto& c = run.counts();
     const fpm_status_summary* st = poller ? &poller->summary() : nullptr;
-    std::string report = f.json ? json_report(f, setup, c, run.duration_s(), run.cpu_s(), st)
-                                : human_report(f, setup, c, run.duration_s(), run.cpu_s(), st);
+    const bench_times times{run.duration_s(), run.rps(), run.drain_s(), run.cpu_s()};
+    std::string report =
+        f.json ? json_report(f, setup, c, times, st) : human_report(f, setup, c, times, st);
     if (!write_stdout(report)) {
         print_error("cannot write the report to stdout");
         return request_failure;
@@ -737,17 +876,36 @@ int run_bench(const bench_flags& f) {
                     (first != c.first_error.end() ? ": " + first->second : std::string()));
         return connect_failure;
     }
+    if (run.protocol_broken()) {
+        print_error(f.request.connect +
+                    ": the server broke the FastCGI protocol before any response; stopped (is "
+                    "it a FastCGI responder, not an HTTP port?)");
+        return protocol_failure;
+    }
     if (c.interrupted)
         print_error("interrupted: the report covers the run until then");
     if (c.unanswered > 0)
         print_error(std::to_string(c.unanswered) +
-                    " requests were never answered (still in flight at the end of the run)");
+                    " requests were never answered (still in flight at the end of the run" +
+                    (c.unsent > 0 ? "; " + std::to_string(c.unsent) +
+                                        " of them still waited in the client for a connection"
+                                  : std::string()) +
+                    ")");
+    if (c.waited_in_client > 0)
+        print_error("warning: " + std::to_string(c.waited_in_client) + " of " +
+                    std::to_string(c.sent) + " requests found all " +
+                    std::to_string(setup.connections * setup.per_connection) +
+                    " in flight and waited in the client, so their latency includes that "
+                    "wait: the pace needs more in flight than --concurrency (rate x latency); "
+                    "raise it, and --connections up to php-fpm's pm.max_children");
+
     if (c.unserved_connections > 0)
         print_error("warning: " + std::to_string(c.unserved_connections) + " of " +
                     std::to_string(connections) +
                     " connections never received a byte: the script wrote nothing before the "
-                    "run ended (give a --timeout longer than it runs), or the connections were "
-                    "beyond pm.max_children and waited in php-fpm's listen backlog (php-fpm "
+                    "run ended (give a --timeout longer than it runs), the server stalled, or the "
+                    "connections were beyond pm.max_children and waited in php-fpm's listen "
+                    "backlog (php-fpm "
                     "keeps a worker per kept-alive connection; use --connections at most its "
                     "number of workers: --fpm-status shows it)");
     if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
@@ -757,16 +915,23 @@ int run_bench(const bench_flags& f) {
             seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
         print_error("warning: no response had a 2xx status (" + seen +
                     "): check the script path and --root");
+    } else if (c.status_5xx > 0) {
+        print_error("warning: " + std::to_string(c.status_5xx) + " of " + std::to_string(c.ok) +
+                    " responses had a 5xx status; throughput counts them (--fail exits 22)");
     }
+    if (c.interrupted)
+        return 128 + c.signal;
     if (c.sent == 0) {
         // Exit 0 would pass a run that measured nothing (a --rate slower than the measured
-        // period, or Ctrl-C during the warm-up) as a clean one.
+        // period) as a clean one.
         print_error(
             "no request was sent in the measured period (after --warmup): nothing was "
             "measured");
         return request_failure;
     }
-    return c.ok == c.sent ? ok : request_failure;
+    if (c.ok != c.sent)
+        return request_failure;
+    return f.request.fail && c.status_4xx_5xx > 0 ? http_failure : ok;
 }
 
 }  // namespace fcgi_cli

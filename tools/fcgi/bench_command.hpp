@@ -26,16 +26,21 @@ struct bench_flags {
     double rate = 0;                 ///< --rate REQ/S: open loop when > 0
     bool json = false;               ///< --json
     std::string fpm_status;          ///< --fpm-status PATH
+    /// --max-output BYTES: connection_options::max_stdout_size (--max-stderr is in `request`).
+    std::size_t max_output = fcgi::connection_options{}.max_stdout_size;
+    bool no_retry = false;  ///< --no-retry: request::idempotent = false
 };
 
 /// Declares the flags of `fcgi bench` on `cmd`, storing into `flags`.
 void add_bench_flags(CLI::App& cmd, bench_flags& flags);
 
 /// Runs the benchmark and prints the report (human or JSON) on stdout. Returns 0 only when
-/// every counted request got a response (any status); 6 (request_failure) when any failed
-/// (a timeout or protocol error included) or was never answered, when none was counted, or
-/// when the report could not be written; 2 on a usage error (nothing sent); 3 when no
-/// connection could be made. Never 4 or 5.
+/// every counted request got a response (any status, unless --fail); 6 (request_failure) when
+/// any failed (a timeout included) or was never answered, when none was counted, or when the
+/// report could not be written; 22 with --fail when any status was 400 or more; 2 on a usage
+/// error (nothing sent); 3 when no connection could be made; 5 when the server broke the
+/// protocol before any response; 128 + the signal when SIGINT or SIGTERM ended the run
+/// early (the report still printed). Never 4.
 int run_bench(const bench_flags& flags);
 
 }  // namespace fcgi_cli

@@ -131,13 +131,7 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                  "When every server refuses connections (php-fpm restarting), keep jobs waiting "
                  "for one to come back, up to their deadline, instead of failing them at once "
                  "with no_endpoint; give a --timeout");
-    cmd.add_option("--max-output", f.max_output,
-                   "Most body bytes kept per job (units k, M, G: 1024s); more fails the job "
-                   "with response_too_large (default 64M)")
-        ->transform(CLI::AsSizeValue(false));
-    cmd.add_option("--max-stderr", f.max_stderr,
-                   "Most FCGI_STDERR bytes kept per job, as --max-output (default 1M)")
-        ->transform(CLI::AsSizeValue(false));
+    add_response_limit_flags(cmd, f.max_output, f.max_stderr, "job");
     cmd.add_option("file", f.input, "Jobs, one JSON object per line (default or '-': stdin)");
 }
 

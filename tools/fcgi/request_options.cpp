@@ -113,6 +113,17 @@ bool absolute_path(const fs::path& p, fs::path& out, std::string& why) {
 
 }  // namespace
 
+void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
+                              const std::string& unit) {
+    cmd.add_option("--max-output", max_output,
+                   "Most body bytes kept per " + unit + " (units k, M, G: 1024s); more fails the " +
+                       unit + " with response_too_large (default 64M)")
+        ->transform(CLI::AsSizeValue(false));
+    cmd.add_option("--max-stderr", max_stderr,
+                   "Most FCGI_STDERR bytes kept per " + unit + ", as --max-output (default 1M)")
+        ->transform(CLI::AsSizeValue(false));
+}
+
 void check_number(CLI::Option& option, double lo, double hi, std::string unit, bool above_lo) {
     option.check(CLI::Validator(
         [lo, hi, above_lo, unit](std::string& value) -> std::string {

@@ -45,6 +45,11 @@ inline constexpr double max_timeout_seconds = 1e9;
 void check_number(CLI::Option& option, double lo, double hi, std::string unit,
                   bool above_lo = false);
 
+/// Declares --max-output and --max-stderr (sizes with units k, M, G) on `cmd`, for fanout and
+/// bench; `unit` names what one limit applies to ("job", "response").
+void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
+                              const std::string& unit);
+
 /// Declares the flags of `fcgi request` on `cmd`, storing into `flags`.
 void add_request_flags(CLI::App& cmd, request_flags& flags);
 
