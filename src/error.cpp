@@ -59,9 +59,9 @@ class client_category_impl final : public std::error_category {
                 return "too many requests waiting for a connection (max_pending); retry later or "
                        "raise max_pending";
             case error::client_stopped:
-                return "the client was stopped before the request completed";
+                return "the client was stopped (cancel() or destroyed) or is shutting down";
             case error::no_endpoint:
-                return "no endpoint is available: all are down or none is configured";
+                return "no endpoint is available: every one refused its last connect";
             case error::body_length_unknown:
                 return "the request body source has no known length: FastCGI sends CONTENT_LENGTH "
                        "before the body, so give the length; nothing was sent";

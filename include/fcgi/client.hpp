@@ -6,9 +6,11 @@
 #include <asio/async_result.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/execution_context.hpp>
 #include <asio/post.hpp>
 #include <chrono>
 #include <memory>
+#include <type_traits>
 
 #include "fcgi/client_options.hpp"
 #include "fcgi/detail/client_impl.hpp"
@@ -49,6 +51,12 @@ class client {
     /// A client on `ex`; nothing connects until the first request.
     client(executor_type ex, client_options options)
         : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
+
+    /// A client on `ctx.get_executor()` (an io_context, say), as Asio's I/O objects take one.
+    template <class ExecutionContext>
+    requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> client(
+        ExecutionContext& ctx, client_options options)
+        : client(executor_type(ctx.get_executor()), std::move(options)) {}
 
     /// Stops the client: outstanding requests complete with error::client_stopped.
     ~client() {

@@ -6,9 +6,11 @@
 #include <asio/async_result.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/execution_context.hpp>
 #include <asio/post.hpp>
 #include <memory>
 #include <system_error>
+#include <type_traits>
 
 #include "fcgi/connection_options.hpp"
 #include "fcgi/detail/connection_impl.hpp"
@@ -40,6 +42,12 @@ class connection {
     /// A closed connection using `ex`.
     explicit connection(executor_type ex, const connection_options& options = {})
         : impl_(std::make_shared<detail::connection_impl>(std::move(ex), options)) {}
+
+    /// A closed connection using `ctx.get_executor()` (an io_context, say).
+    template <class ExecutionContext>
+    requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
+    explicit connection(ExecutionContext& ctx, const connection_options& options = {})
+        : connection(executor_type(ctx.get_executor()), options) {}
 
     /// Closes the connection: requests in flight complete with asio::error::operation_aborted,
     /// requests still queued (never sent) with error::not_connected. May run on any thread: the

@@ -305,7 +305,7 @@ BOOST_AUTO_TEST_CASE(round_trip_over_tcp_and_unix) {
     for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
         asio::io_context ctx;
         run_coro(ctx, [&]() -> awaitable<void> {
-            fcgi::connection conn(ctx.get_executor());
+            fcgi::connection conn(ctx);  // on the context, as Asio's objects take
             co_await conn.async_connect(ep, use_awaitable);
             BOOST_TEST(conn.is_open());
             for (int i = 0; i < 3; ++i) {
