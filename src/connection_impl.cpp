@@ -402,20 +402,30 @@ void connection_impl::deliver(request_handler h, std::error_code ec, response&& 
 void connection_impl::flush_deferred() {
     if (deferred_.empty())
         return;
-    flushing_.swap(deferred_);
+    // A handler may run the io_context again (run_one() until its next request is done), which
+    // may come back here: that nested call takes a batch of its own. Sharing flushing_, it
+    // cleared the outer batch under its loop and left a dispatched handler in deferred_, to be
+    // dispatched again, empty, by the next read.
+    std::vector<deferred_completion> nested;
+    const bool outer = !flushing_busy_;
+    auto& batch = outer ? flushing_ : nested;
+    flushing_busy_ = true;
+    batch.swap(deferred_);
     std::size_t i = 0;
     try {
-        for (; i < flushing_.size(); ++i)
-            flushing_[i].handler.dispatch(flushing_[i].ec, std::move(flushing_[i].resp));
+        for (; i < batch.size(); ++i)
+            batch[i].handler.dispatch(batch[i].ec, std::move(batch[i].resp));
     } catch (...) {
         // A handler threw out of run(), which may be called again: the rest still run, later,
         // and no consumed handler stays behind to be dispatched twice.
-        for (++i; i < flushing_.size(); ++i)
-            flushing_[i].handler.post(flushing_[i].ec, std::move(flushing_[i].resp));
-        flushing_.clear();
+        for (++i; i < batch.size(); ++i)
+            batch[i].handler.post(batch[i].ec, std::move(batch[i].resp));
+        batch.clear();
+        flushing_busy_ = !outer;
         throw;
     }
-    flushing_.clear();
+    batch.clear();
+    flushing_busy_ = !outer;
 }
 
 void connection_impl::release(slot& s) {

@@ -99,7 +99,20 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
             aborted = true;
         // A stopped client stays stopped: the rest would fail one by one.
         const bool client_gone = r.ec == error::client_stopped && !stopped;
-        result(index, std::move(r));
+        try {
+            result(index, std::move(r));
+        } catch (...) {
+            // on_result threw out of run(), which may be called again: the fan-out goes on
+            // there, rather than never sending the rest nor completing.
+            asio::post(impl->get_executor(), [self = this->shared_from_this(), client_gone] {
+                self->after_result(client_gone);
+            });
+            throw;
+        }
+        after_result(client_gone);
+    }
+
+    void after_result(bool client_gone) {
         if (client_gone) {
             stopped = true;
             fail_unsent(error::client_stopped, "the client was stopped");

@@ -1598,6 +1598,32 @@ BOOST_AUTO_TEST_CASE(backoff_grows_with_each_failed_round) {
     BOOST_TEST(drains(ctx));
 }
 
+// A handler may run the io_context itself until its next request is done (Asio allows it): that
+// nested run delivered its completion through the batch the outer delivery was iterating, cut
+// that batch short and left the running handler queued, which the next read dispatched again,
+// empty: a null dereference.
+BOOST_AUTO_TEST_CASE(handler_that_runs_the_context_again) {
+    fake_responder fake({.tcp = false});
+    asio::io_context ctx;
+    fcgi::client client(ctx, plain_pool(fake.unix_endpoint(), 1, 100ms));
+    outcome first, second, third;
+    client.async_request(fcgi::test::tagged_request("first"),
+                         [&](std::error_code ec, fcgi::response r) {
+                             recorder(first)(ec, std::move(r));
+                             start(client, fcgi::test::tagged_request("second"), second);
+                             while (!second.done && ctx.run_one() > 0) {
+                             }
+                             start(client, fcgi::test::tagged_request("third"), third);
+                         });
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.done && second.done && third.done; }));
+    for (auto* o : {&first, &second, &third}) {
+        BOOST_TEST(!o->ec, o->ec.message() << ": " << o->resp.diagnostics);
+        BOOST_TEST(o->calls == 1);
+    }
+    BOOST_TEST(third.resp.body == fcgi::test::tagged_body("third"));
+    shutdown(ctx, client);
+}
+
 // No endpoint at all is the caller's mistake, not an outage: invalid_endpoint, not no_endpoint
 // (which an alert on transport_error catches).
 BOOST_AUTO_TEST_CASE(no_endpoint_configured_is_a_caller_error) {
@@ -2225,6 +2251,43 @@ BOOST_AUTO_TEST_CASE(fanout_ends_when_its_client_stops) {
             BOOST_TEST(fake.snapshot().requests.size() == seen_before + 2);
         }
     }
+}
+
+// An exception from on_result leaves run() as Asio lets it, and the fan-out goes on when run()
+// is called again: the rest of the requests were never sent, and its handler was destroyed
+// without being called.
+BOOST_AUTO_TEST_CASE(fanout_goes_on_after_on_result_throws) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::client client(ctx, plain_pool(fake.unix_endpoint(), 1, 100ms));
+    std::vector<fcgi::request> reqs;
+    for (const char* id : {"a", "b", "c"})
+        reqs.push_back(fcgi::test::tagged_request(id));
+    std::vector<std::size_t> reported;
+    std::optional<std::error_code> done;
+    fcgi::async_fanout_each(
+        client, std::move(reqs), 1,
+        [&](std::size_t i, fcgi::fanout_result r) {
+            BOOST_TEST(!r.ec, r.ec.message());
+            reported.push_back(i);
+            if (i == 0)
+                throw std::runtime_error("on_result failed");
+        },
+        [&](std::error_code ec) { done = ec; });
+    int thrown = 0;
+    for (int round = 0; round < 3 && !done; ++round) {
+        try {
+            run_until(
+                ctx, [&] { return done.has_value(); }, 10s);
+        } catch (const std::runtime_error&) {
+            ++thrown;
+        }
+    }
+    BOOST_TEST(thrown == 1);
+    BOOST_REQUIRE(done.has_value());
+    BOOST_TEST(!*done, done->message());
+    BOOST_TEST(reported == (std::vector<std::size_t>{0, 1, 2}));
+    shutdown(ctx, client);
 }
 
 // async_fanout_each's own completion under cancellation, and the edges: total cancellation, a

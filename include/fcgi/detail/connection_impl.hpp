@@ -221,6 +221,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     };
     std::vector<deferred_completion> deferred_;
     std::vector<deferred_completion> flushing_;
+    bool flushing_busy_ = false;  // flush_deferred() is iterating flushing_
 
     std::vector<slot> slots_;
     std::uint16_t max_in_flight_ = 1;
