@@ -681,6 +681,14 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         ++ep->completed;
         ++completed_;
     }
+    // A shutdown that this request ends completes after its handler, as documented: posted
+    // first, it would run first when both handlers share a strand (the request's handler is
+    // dispatched to it from outside). Only then is the pool kept alive across the handler.
+    std::shared_ptr<client_impl> self;
+    if (!shutdown_handlers_.empty()) {
+        self = shared_from_this();
+        holding_shutdown_ = true;
+    }
     after_request(*ep, conn);
     // Last, and inline when already on its executor: this runs from a completion of the
     // connection (never inside the initiating call), the pool's state is settled, and a handler
@@ -689,7 +697,21 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     r.times_sent += op->sent;
     auto handler = std::move(op->handler);
     op.reset();
-    handler.dispatch(ec, std::move(r));
+    if (!self) {
+        handler.dispatch(ec, std::move(r));
+        return;
+    }
+    auto release_shutdown = [&] {
+        holding_shutdown_ = false;
+        check_shutdown_done();
+    };
+    try {
+        handler.dispatch(ec, std::move(r));
+    } catch (...) {
+        release_shutdown();  // the handler threw out of run(): the shutdown still completes
+        throw;
+    }
+    release_shutdown();
 }
 
 void client_impl::after_request(endpoint_pool& ep, const std::shared_ptr<connection_impl>& conn) {
@@ -873,7 +895,7 @@ void client_impl::start_shutdown(connect_handler h) {
 }
 
 void client_impl::check_shutdown_done() {
-    if (shutdown_handlers_.empty() || !queue_.empty() || !in_flight_.empty())
+    if (holding_shutdown_ || shutdown_handlers_.empty() || !queue_.empty() || !in_flight_.empty())
         return;
     if (!stopped_)
         halt();

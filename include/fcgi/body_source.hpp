@@ -44,7 +44,11 @@ using source_coroutine_fn =
 class body_source {
   public:
     /// What a source does; implement it for a source of your own. An exception thrown from
-    /// start() or async_read_some() fails the request with error::source_failed.
+    /// start() or async_read_some() fails the request with error::source_failed. size(),
+    /// restartable() and clone() must not throw: they answer from the caller's side (while
+    /// async_request checks the request, and when the pool decides on a retry), so an
+    /// exception from them leaves async_request or run() itself and the request's handler is
+    /// never called.
     class implementation {
       public:
         /// Destroys the implementation.

@@ -10,6 +10,7 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
@@ -1013,6 +1014,29 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request) {
     BOOST_TEST(fake.snapshot().connections_accepted == 2u);
     BOOST_TEST(client.stats().retries == 0u);
     shutdown(ctx, client);
+}
+
+// "After the last request's handler" holds when both handlers are bound to one strand, the
+// usual setup of a multi-threaded program: the shutdown's was queued on the strand first, and
+// the request's, dispatched to it from outside, ran after it.
+BOOST_AUTO_TEST_CASE(shutdown_completes_after_the_last_handler_on_one_strand) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::client client(ctx, plain_pool(fake.unix_endpoint(), 1, 100ms));
+    auto strand = asio::make_strand(ctx);
+    std::vector<std::string> order;
+    client.async_request(fcgi::test::tagged_request("last"),
+                         asio::bind_executor(strand, [&](std::error_code ec, fcgi::response) {
+                             BOOST_TEST(!ec, ec.message());
+                             order.push_back("request");
+                         }));
+    client.async_shutdown(asio::bind_executor(strand, [&](std::error_code ec) {
+        BOOST_TEST(!ec, ec.message());
+        order.push_back("shutdown");
+    }));
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return order.size() == 2; }, 10s));
+    BOOST_TEST(order == (std::vector<std::string>{"request", "shutdown"}));
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {

@@ -142,6 +142,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     bool stopped_ = false;
     bool cancelled_ = false;  // stop() ran: a shutdown under way completes with client_stopped
     bool shutting_down_ = false;
+    bool holding_shutdown_ = false;  // a request's handler runs first (on_request_done)
     std::vector<connect_handler> shutdown_handlers_;  // one per async_shutdown, in order
     std::uint64_t connection_ids_ = 0;
     std::size_t tie_start_ = 0;  // where pick_endpoint() starts its scan
