@@ -824,7 +824,7 @@ void client_impl::relieve_backlog() {
     wait_then(relief_timer_, &client_impl::relief_armed_, next, &client_impl::relieve_backlog);
 }
 
-void client_impl::cancel(std::uint64_t serial) {
+void client_impl::cancel(std::uint64_t serial, asio::cancellation_type type) {
     if (auto op = take_queued(serial)) {
         fail(std::move(op), asio::error::operation_aborted, "cancelled while queued");
         check_shutdown_done();
@@ -832,11 +832,16 @@ void client_impl::cancel(std::uint64_t serial) {
     }
     for (auto* op : in_flight_) {
         if (op->serial == serial) {
+            // Partial cancellation may close the request's connection: the pool, the object
+            // the caller sees, stays usable. Total only while nothing was written.
+            using ct = asio::cancellation_type;
+            const bool total_only = (type & (ct::terminal | ct::partial)) == ct::none;
+            auto conn = op->conn.lock();
+            if (conn && !conn->cancel(op->conn_serial, total_only ? ct::total : ct::terminal))
+                return;
             // Its failure may be on its way already (the connection no longer knows it): then
             // it must not go again.
             op->cancelled = true;
-            if (auto conn = op->conn.lock())
-                conn->cancel(op->conn_serial);
             return;
         }
     }

@@ -538,8 +538,24 @@ void connection_impl::close_if_retired() {
                                       std::to_string(opts_.abort_timeout.count()) + " ms");
 }
 
-void connection_impl::cancel(std::uint64_t serial) {
+bool connection_impl::cancel(std::uint64_t serial, asio::cancellation_type type) {
+    using ct = asio::cancellation_type;
+    if ((type & ct::terminal) == ct::none) {
+        for (const auto& s : slots_) {
+            if (!s.op || !s.op->handler || s.op->serial != serial)
+                continue;
+            const bool sent = s.written || s.writing;
+            const bool answered = s.op->stream && s.op->stream->ended;
+            const bool aborts_alone =
+                max_in_flight_ > 1 && slots_.size() > 1 && state_ == connection_state::open;
+            const bool partial_ok = (type & ct::partial) != ct::none && (answered || aborts_alone);
+            if (sent && !partial_ok)
+                return false;  // the script runs (total), or only closing would stop it
+            break;
+        }
+    }
     fail_request(serial, asio::error::operation_aborted, "cancelled");
+    return true;
 }
 
 std::string connection_impl::describe(const slot& s) const {

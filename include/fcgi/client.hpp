@@ -76,9 +76,10 @@ class client {
     /// Handler: void(std::error_code, fcgi::response), as connection::async_request, plus
     /// error::pool_exhausted (queue full), error::no_endpoint (all endpoints down),
     /// error::client_stopped. The deadline (`req.timeout` or the default) counts from this call,
-    /// queueing included. Cancellation (terminal/partial/total): a queued request is removed, a
-    /// sent one is abandoned as on timeout; it completes with asio::error::operation_aborted.
-    /// Emit it on the handler's executor (the slot is cleared there before the handler runs).
+    /// queueing included. Cancellation through the handler's slot completes it with
+    /// asio::error::operation_aborted: a queued request is removed (any type); a sent one is
+    /// abandoned as on timeout for terminal and partial (its connection may close; the pool
+    /// stays usable), and for total only while no byte of it was written (else it goes on).
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_request(request req, Token&& token = {}) {
@@ -133,14 +134,18 @@ class client {
   private:
     friend struct detail::client_access;
 
+    // Left in the slot after the request completes, as Asio's own operations leave theirs: a
+    // later emit finds no request of that serial. Weak, since a handler may own the signal
+    // that holds this: a strong reference would keep the pool, and its sockets, for good.
     struct cancel_request {
-        std::shared_ptr<detail::client_impl> impl;
+        std::weak_ptr<detail::client_impl> impl;
         std::uint64_t serial;
         void operator()(asio::cancellation_type type) const {
             if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
                          asio::cancellation_type::total)) == asio::cancellation_type::none)
                 return;
-            asio::post(impl->get_executor(), [i = impl, s = serial] { i->cancel(s); });
+            if (auto i = impl.lock())
+                asio::post(i->get_executor(), [i, s = serial, type] { i->cancel(s, type); });
         }
     };
 

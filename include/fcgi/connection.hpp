@@ -101,10 +101,13 @@ class connection {
     /// source_ended_early, source_failed and sink_failed, and the error a source's or sink's
     /// start() returned as it is (a file that cannot be opened: no_such_file_or_directory, ...).
     /// On error `response::diagnostics` explains what happened.
-    /// Cancellation: terminal, partial and total cancellation through the handler's slot end
-    /// the request with asio::error::operation_aborted, with the same effect as a timeout.
-    /// Emit it on the handler's executor (the slot is cleared there before the handler runs).
-    /// The handler never runs inside this call.
+    /// Cancellation through the handler's slot ends the request with
+    /// asio::error::operation_aborted, with the same effect as a timeout, as far as Asio's
+    /// meanings allow: terminal always (a request being answered closes the connection unless
+    /// it is multiplexed); partial only where the connection stays usable (not written yet,
+    /// already answered, or aborted alone on a multiplexed connection); total only before any
+    /// byte of it was written. Otherwise the request goes on. The handler never runs inside
+    /// this call.
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, response))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_request(request req, Token&& token = {}) {
@@ -151,15 +154,19 @@ class connection {
                        [i = impl_] { i->close(asio::error::operation_aborted); });
     }
 
+    // Left in the slot after the request completes, as Asio's own operations leave theirs: a
+    // later emit finds no request of that serial. Weak, since a handler may own the signal
+    // that holds this: a strong reference would keep the connection, and its socket, for good.
     struct cancel_request {
-        std::shared_ptr<detail::connection_impl> impl;
+        std::weak_ptr<detail::connection_impl> impl;
         std::uint64_t serial;
         void operator()(asio::cancellation_type type) const {
             if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
                          asio::cancellation_type::total)) == asio::cancellation_type::none)
                 return;
             // Hop onto the connection's executor: the signal may be emitted from elsewhere.
-            asio::post(impl->get_executor(), [i = impl, s = serial] { i->cancel(s); });
+            if (auto i = impl.lock())
+                asio::post(i->get_executor(), [i, s = serial, type] { i->cancel(s, type); });
         }
     };
 

@@ -133,13 +133,17 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
     }
 
     // The caller cancelled the fan-out: what is not sent fails now, what is out is cancelled.
+    // Again on a second emit: total leaves the requests already written running, and a
+    // terminal emit after it must still reach them.
     void cancel(asio::cancellation_type type) {
-        if (finished || cancelled)
+        if (finished)
             return;
-        cancelled = true;
-        if (next < requests.size())
-            aborted = true;
-        fail_unsent(asio::error::operation_aborted, "the fan-out was cancelled");
+        if (!cancelled) {
+            cancelled = true;
+            if (next < requests.size())
+                aborted = true;
+            fail_unsent(asio::error::operation_aborted, "the fan-out was cancelled");
+        }
         const std::size_t n = std::min(concurrency, requests.size());
         for (std::size_t i = 0; i < n; ++i)
             signals[i].emit(type);
@@ -190,13 +194,12 @@ struct cancel_fanout {
 /// once with client_stopped. Per-request errors go to on_result. Cancellation (terminal,
 /// partial, total) through the handler's slot: requests not yet handed to the client (beyond
 /// the concurrency window) go to on_result at once with operation_aborted, those handed over
-/// are cancelled as client::async_request's are (and go to on_result when they end); the
-/// handler runs after the last. As for client::async_request, emit the cancellation on the
-/// handler's executor (the awaitable operators do). Memory: results are not collected, but the
-/// whole vector of requests is held until the last completes (each request is moved out when it is
-/// launched), plus what on_result keeps; feed very large job lists in batches. `c` must be alive
-/// when the operation starts (for `deferred`, when it is launched); it may be destroyed during
-/// the fan-out, which then ends as above.
+/// are cancelled as client::async_request's are, as far as the type allows (and go to
+/// on_result when they end); the handler runs after the last. Memory: results are not collected,
+/// but the whole vector of requests is held until the last completes (each request is moved out
+/// when it is launched), plus what on_result keeps; feed very large job lists in batches. `c` must
+/// be alive when the operation starts (for `deferred`, when it is launched); it may be destroyed
+/// during the fan-out, which then ends as above.
 template <class OnResult, ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout_each(client& c, std::vector<request> requests, std::size_t concurrency,

@@ -1,6 +1,7 @@
 // fcgi::client under faults: queueing beyond the pool, workers that exit after each request
 // (pm.max_requests), php-fpm restarted in the middle of a fan-out, heavy multiplexing, every
 // fault of the scripted responder against a pool, and cancellation, shutdown and destruction.
+#include <algorithm>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -2314,6 +2315,136 @@ BOOST_AUTO_TEST_CASE(fanout_goes_on_after_on_result_throws) {
     shutdown(ctx, client);
 }
 
+// The cancellation types keep Asio's meanings. Total promises no side effect, so a request
+// already written (its script runs) goes on; partial and terminal abandon it, the pool staying
+// usable. A connection of its own: partial closes nothing there, so only terminal ends a written
+// request on a non-multiplexed one. Every type ends a request not written yet.
+BOOST_AUTO_TEST_CASE(cancellation_types_keep_asio_meanings) {
+    std::atomic<asio::io_context*> waiting{nullptr};  // woken when a request is recorded
+    fake_responder fake({.script_for = [&waiting](const seen_request& r) {
+        if (auto* ctx = waiting.load())
+            wake(*ctx);
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), act::delay(300ms));
+        return s;
+    }});
+    using ct = asio::cancellation_type;
+    struct expect {
+        ct type;
+        bool client_aborts, connection_aborts;
+    };
+    for (auto e : {expect{ct::total, false, false}, expect{ct::partial, true, false},
+                   expect{ct::terminal, true, true}}) {
+        BOOST_TEST_CONTEXT("type " << static_cast<int>(e.type)) {
+            asio::io_context ctx;
+            waiting = &ctx;
+            fcgi::client client(ctx, plain_pool(fake.unix_endpoint(), 1, 100ms));
+            asio::cancellation_signal written_sig, queued_sig;
+            outcome written, queued;
+            const std::size_t seen = fake.snapshot().requests.size();
+            client.async_request(
+                fcgi::test::tagged_request("written"),
+                asio::bind_cancellation_slot(written_sig.slot(), recorder(written)));
+            client.async_request(fcgi::test::tagged_request("queued"),
+                                 asio::bind_cancellation_slot(queued_sig.slot(), recorder(queued)));
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return fake.snapshot().requests.size() == seen + 1; }, 10s));
+            written_sig.emit(e.type);
+            queued_sig.emit(e.type);
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return written.done && queued.done; }, 10s));
+            BOOST_TEST(queued.ec == asio::error::operation_aborted, queued.ec.message());
+            if (e.client_aborts) {
+                BOOST_TEST(written.ec == asio::error::operation_aborted, written.ec.message());
+            } else {
+                BOOST_TEST(!written.ec, written.ec.message());
+                BOOST_TEST(written.resp.body == fcgi::test::tagged_body("written"));
+            }
+            shutdown(ctx, client);
+
+            // A connection: the same request written, then the type emitted.
+            fcgi::connection conn(ctx);
+            std::optional<std::error_code> connected;
+            conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { connected = ec; });
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return connected.has_value(); }, 10s));
+            BOOST_REQUIRE(!*connected);
+            const std::size_t seen2 = fake.snapshot().requests.size();
+            asio::cancellation_signal sig;
+            outcome direct;
+            conn.async_request(
+                fcgi::test::tagged_request("direct"),
+                asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec, fcgi::response r) {
+                    direct.done = true;
+                    direct.ec = ec;
+                    direct.resp = std::move(r);
+                }));
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return fake.snapshot().requests.size() == seen2 + 1; }, 10s));
+            sig.emit(e.type);
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return direct.done; }, 10s));
+            if (e.connection_aborts) {
+                BOOST_TEST(direct.ec == asio::error::operation_aborted, direct.ec.message());
+                BOOST_TEST(!conn.is_open());
+            } else {
+                BOOST_TEST(!direct.ec, direct.ec.message());
+                BOOST_TEST(conn.is_open());  // usable, as partial and total promise
+            }
+            conn.close();
+            ctx.poll();
+            waiting = nullptr;
+        }
+    }
+}
+
+// A handler that owns the signal its slot belongs to (a common way to keep the signal alive)
+// and an io_context destroyed with the request pending: the slot's handler held the pool
+// strongly, so pool -> request -> handler -> signal -> slot handler -> pool was a cycle, and
+// the pool leaked with its socket (ASan: 70 KB; the server kept a worker on it).
+BOOST_AUTO_TEST_CASE(handler_owning_its_signal_does_not_leak_the_pool) {
+    fake_responder fake({.script_for = hang_or_echo});
+    for (bool direct : {false, true}) {
+        BOOST_TEST_CONTEXT((direct ? "connection" : "client")) {
+            const auto before = fake.snapshot();
+            {
+                asio::io_context ctx;
+                fcgi::test::ticker look(ctx);  // wakes run_until while the server holds it
+                auto sig = std::make_shared<asio::cancellation_signal>();
+                auto handler = asio::bind_cancellation_slot(
+                    sig->slot(), [sig](std::error_code, fcgi::response) {});
+                std::optional<fcgi::client> client;
+                std::optional<fcgi::connection> conn;
+                if (direct) {
+                    conn.emplace(ctx);
+                    std::optional<std::error_code> connected;
+                    conn->async_connect(fake.unix_endpoint(),
+                                        [&](std::error_code ec) { connected = ec; });
+                    BOOST_REQUIRE(run_until(
+                        ctx, [&] { return connected.has_value(); }, 10s));
+                    conn->async_request(hanging_requests(1).front(), std::move(handler));
+                } else {
+                    client.emplace(ctx, plain_pool(fake.unix_endpoint(), 1, 100ms));
+                    client->async_request(hanging_requests(1).front(), std::move(handler));
+                }
+                sig.reset();  // the handler holds the only reference
+                BOOST_REQUIRE(run_until(
+                    ctx,
+                    [&] { return fake.snapshot().requests.size() == before.requests.size() + 1; },
+                    10s));
+                client.reset();  // documented order: the client, then its io_context
+                conn.reset();
+            }
+            // Freed, the socket closed: the server sees the end (php-fpm frees the worker).
+            BOOST_TEST(fake.wait_for(
+                [&](const fake_snapshot& s) {
+                    return s.connections_closed_by_peer == before.connections_closed_by_peer + 1;
+                },
+                5s));
+        }
+    }
+}
+
 // async_fanout_each's own completion under cancellation, and the edges: total cancellation, a
 // second emit, an emit after completion, an empty list with concurrency 0.
 BOOST_AUTO_TEST_CASE(fanout_each_cancellation_edges) {
@@ -2333,8 +2464,13 @@ BOOST_AUTO_TEST_CASE(fanout_each_cancellation_edges) {
         asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec) { done = ec; }));
     BOOST_REQUIRE(run_until(
         ctx, [&] { return fake.snapshot().requests.size() == 2; }, 10s));
+    // Total fails the 4 not sent and leaves the 2 written running (their scripts run); the
+    // terminal emit after it cancels those.
     signal.emit(asio::cancellation_type::total);
-    signal.emit(asio::cancellation_type::terminal);  // a second emit changes nothing
+    BOOST_TEST(!run_until(
+        ctx, [&] { return done.has_value(); }, 50ms));
+    BOOST_TEST(std::count(seen.begin(), seen.end(), 1) == 4);
+    signal.emit(asio::cancellation_type::terminal);
     BOOST_REQUIRE(run_until(
         ctx, [&] { return done.has_value(); }, 10s));
     BOOST_TEST(*done == asio::error::operation_aborted, done->message());

@@ -3,7 +3,6 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_allocator.hpp>
-#include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/execution/outstanding_work.hpp>
@@ -22,32 +21,12 @@ namespace fcgi::detail {
 template <class Signature>
 class any_handler;
 
-/// Runs `handler` after clearing its cancellation slot. Posted to the handler's own executor,
-/// where its caller emits cancellation (a coroutine's executor, a strand): clearing the slot on
-/// the executor that completed the operation would race with such an emit.
-template <class Handler>
-struct slot_clearing_handler {
-    Handler handler;
-
-    using allocator_type = asio::associated_allocator_t<Handler>;
-    allocator_type get_allocator() const noexcept {
-        return asio::get_associated_allocator(handler);
-    }
-
-    template <class... A>
-    void operator()(A&&... args) {
-        auto slot = asio::get_associated_cancellation_slot(handler);
-        if (slot.is_connected())
-            slot.clear();
-        std::move(handler)(std::forward<A>(args)...);
-    }
-};
-
 /// Holds a completion handler of signature void(Args...) and the outstanding work of its
 /// executor. The holder is allocated with the handler's associated allocator (Asio's
 /// thread-local recycling allocator by default, so steady state does not hit malloc) and freed
-/// before the upcall, as Asio's allocator rules require; the cancellation slot is cleared just
-/// before the upcall, on the handler's executor.
+/// before the upcall, as Asio's allocator rules require. The cancellation slot is left as it is,
+/// as Asio's own operations leave it: what the operations installed there stays harmless after
+/// completion, and clearing it raced with a parallel_group emitting into it from another thread.
 template <class... Args>
 class any_handler<void(Args...)> {
     struct base {
@@ -95,7 +74,7 @@ class any_handler<void(Args...)> {
         }
 
         void complete(bool post, Args&&... args) override {
-            slot_clearing_handler<Handler> h{std::move(handler)};
+            Handler h(std::move(handler));
             work_executor ex(std::move(work));
             destroy();
             if (!post && detail::running_in_this_thread(ex)) {

@@ -34,7 +34,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
                        std::chrono::steady_clock::time_point called = {});
     void start_request(prepared_request&& req, request_handler h, std::uint64_t serial,
                        std::chrono::steady_clock::time_point called = {});
-    void cancel(std::uint64_t serial);
+    /// Cancels request `serial` as far as `type` allows: queued, any type; sent, terminal and
+    /// partial (its connection may close; the pool stays usable), total only before a byte of
+    /// it was written.
+    void cancel(std::uint64_t serial, asio::cancellation_type type);
     /// Fails everything pending and in flight with error::client_stopped; closes connections.
     void stop();
     /// Lets in-flight and queued requests finish, then closes everything and calls `h`.

@@ -105,8 +105,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
     /// Queues `op`; its handler is always posted or dispatched later, never run inside.
     void start_request(std::unique_ptr<request_op> op);
-    /// Cancels request `serial` as if its deadline passed, with asio::error::operation_aborted.
-    void cancel(std::uint64_t serial);
+    /// Cancels request `serial` as if its deadline passed, with asio::error::operation_aborted,
+    /// as far as `type` allows (Asio's meanings): terminal always; partial only where the
+    /// connection stays usable (not written yet, already answered, or aborted alone on a
+    /// multiplexed connection); total only where nothing happened (not written yet). Returns
+    /// false when `type` did not allow it (the request goes on).
+    bool cancel(std::uint64_t serial,
+                asio::cancellation_type type = asio::cancellation_type::terminal);
     /// Closes the socket; every request in flight completes with `ec` (and `detail` in its
     /// diagnostics), every request not yet sent with error::not_connected.
     void close(std::error_code ec, std::string_view detail = {});
