@@ -376,6 +376,7 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
         to && !s.op->is_prepared && is_retryable(ec))
         give_back(s, *to);
     --slot_handlers_;
+    s.op->io_work = {};  // the handler's own executor tracks what is left
     deliver(std::move(s.op->handler), ec, std::move(r));
 }
 

@@ -3,11 +3,14 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <memory>
 #include <system_error>
 #include <type_traits>
@@ -73,12 +76,18 @@ class connection {
     /// address tried (connection_refused, no such file for a missing socket, ...).
     /// A connection connects once; make a new one to reconnect. A second call fails with
     /// asio::error::already_started while the first connects, already_connected once it is
-    /// open, and error::not_connected once it is closed.
+    /// open, and error::not_connected once it is closed. Terminal or partial cancellation
+    /// through the handler's slot ends a connect under way as close() does
+    /// (asio::error::operation_aborted, the connection closed), so `connect || timer` is
+    /// bounded by the timer.
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_connect(endpoint ep, Token&& token = {}) {
         return asio::async_initiate<Token, void(std::error_code)>(
             [](auto handler, std::shared_ptr<detail::connection_impl> impl, endpoint e) {
+                auto slot = asio::get_associated_cancellation_slot(handler);
+                if (slot.is_connected())
+                    slot.template emplace<cancel_connect>(cancel_connect{impl});
                 auto ex = impl->get_executor();
                 detail::connect_handler h(std::move(handler), ex);
                 // Runs inline on the connection's executor, else hops onto it.
@@ -154,6 +163,18 @@ class connection {
                        [i = impl_] { i->close(asio::error::operation_aborted); });
     }
 
+    // Weak, as cancel_request below; a late emit finds the connection no longer connecting.
+    struct cancel_connect {
+        std::weak_ptr<detail::connection_impl> impl;
+        void operator()(asio::cancellation_type type) const {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) ==
+                asio::cancellation_type::none)
+                return;
+            if (auto i = impl.lock())
+                asio::post(i->get_executor(), [i] { i->cancel_connect(); });
+        }
+    };
+
     // Left in the slot after the request completes, as Asio's own operations leave theirs: a
     // later emit finds no request of that serial. Weak, since a handler may own the signal
     // that holds this: a strong reference would keep the connection, and its socket, for good.
@@ -170,6 +191,16 @@ class connection {
         }
     };
 
+    // Whether `handler` runs on another executor than `ex` (use_future's, another context's).
+    template <class Handler>
+    static bool runs_elsewhere(const Handler& handler, const asio::any_io_executor& ex) {
+        using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
+        if constexpr (std::is_convertible_v<handler_executor, asio::any_io_executor>)
+            return asio::any_io_executor(asio::get_associated_executor(handler, ex)) != ex;
+        else
+            return true;
+    }
+
     struct initiate_request {
         template <class Handler, class Request>  // request or prepared_request
         void operator()(Handler&& handler, std::shared_ptr<detail::connection_impl> impl,
@@ -179,9 +210,12 @@ class connection {
             if (slot.is_connected())
                 slot.template emplace<cancel_request>(cancel_request{impl, serial});
             auto ex = impl->get_executor();
+            const bool elsewhere = runs_elsewhere(handler, ex);
             auto op = std::make_unique<detail::request_op>(
                 std::move(req), detail::request_handler(std::forward<Handler>(handler), ex),
                 serial);
+            if (elsewhere)
+                op->io_work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
             // Runs inline on the connection's executor, else hops onto it, so plain code on
             // another thread may start requests (use_future).
             if (detail::running_in_this_thread(ex)) {

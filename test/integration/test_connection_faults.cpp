@@ -300,6 +300,59 @@ bool syn_sent_to(std::uint16_t port) {
 
 BOOST_AUTO_TEST_SUITE(connection_faults)
 
+// A handler on another executor (use_future) and a sink that completes later from a thread of
+// its own: with the reader paused for the sink, nothing was pending on the io_context, so run()
+// returned with the request unfinished, and the sink's completion then waited for a run() that
+// never came. The pending request now counts as work on the connection's executor.
+BOOST_AUTO_TEST_CASE(pending_request_keeps_run_going_for_a_handler_elsewhere) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::connection_options co;
+    co.sink_buffer_size = 1;  // every chunk waits for the sink
+    fcgi::connection conn(ctx, co);
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return connected.has_value(); }, 10s));
+    BOOST_REQUIRE(!*connected);
+
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::vector<std::thread> workers;
+    std::string body;
+    auto req = fcgi::test::tagged_request("elsewhere");
+    req.stdout_sink =
+        fcgi::body_sink::consumer([&](std::string_view chunk, fcgi::sink_write_handler done) {
+            body += chunk;
+            workers.emplace_back([released, done = std::move(done)]() mutable {
+                released.wait();
+                done({});
+            });
+        });
+    auto response = conn.async_request(std::move(req), asio::use_future);
+    ctx.restart();
+    auto runner = std::async(std::launch::async, [&] { ctx.run(); });
+    // run() must not return while the request is pending, however long the sink takes.
+    const bool returned_early = runner.wait_for(300ms) == std::future_status::ready;
+    BOOST_TEST(!returned_early, "io_context::run() returned with the request pending");
+    release.set_value();
+    auto ready = [&] { return response.wait_for(0s) == std::future_status::ready; };
+    if (returned_early)  // finish it here, so that the threads can be joined
+        run_until(ctx, ready, 10s);
+    else
+        response.wait_for(10s);
+    asio::post(ctx, [&] { conn.close(); });  // the reader re-armed: close, so run() returns
+    if (returned_early)
+        ctx.restart(), ctx.run();
+    runner.wait();
+    for (auto& w : workers)
+        w.join();
+    BOOST_REQUIRE(ready());
+    auto r = response.get();
+    BOOST_TEST(body == fcgi::test::tagged_body("elsewhere"));
+    BOOST_TEST(r.status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(round_trip_over_tcp_and_unix) {
     fake_responder fake;
     for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {
@@ -435,6 +488,49 @@ BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
     BOOST_TEST(accept_now(listening) == asio::error::would_block,
                "a connection reached " << listening.local_endpoint());
     BOOST_TEST(!conn.is_open());
+}
+
+// A connect that hangs (a full backlog drops the SYN) ends when the handler's slot is
+// cancelled, as Asio's own async_connect does: `connect || timer` waited for connect_timeout.
+// An emit after the connect completed leaves the connection open.
+BOOST_AUTO_TEST_CASE(connect_cancelled_through_its_slot) {
+    asio::io_context ctx;
+    asio::ip::tcp::acceptor full(ctx, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    full.listen(0);
+    asio::ip::tcp::socket filler(ctx);
+    filler.connect(full.local_endpoint());
+    const auto port = full.local_endpoint().port();
+    fcgi::test::ticker wake(ctx);
+    fcgi::connection_options co;
+    co.connect_timeout = 60s;
+    fcgi::connection conn(ctx, co);
+    asio::cancellation_signal sig;
+    std::optional<std::error_code> connected;
+    conn.async_connect(
+        fcgi::endpoint::tcp("127.0.0.1", port),
+        asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec) { connected = ec; }));
+    BOOST_REQUIRE(run_until(ctx, [&] { return syn_sent_to(port) || connected.has_value(); }));
+    BOOST_REQUIRE_MESSAGE(!connected, "connected while the backlog was full");
+    sig.emit(asio::cancellation_type::terminal);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return connected.has_value(); }, 5s));
+    BOOST_TEST(*connected == asio::error::operation_aborted, connected->message());
+    BOOST_TEST(!conn.is_open());
+
+    fake_responder fake;
+    fcgi::connection open(ctx);
+    std::optional<std::error_code> opened;
+    open.async_connect(
+        fake.unix_endpoint(),
+        asio::bind_cancellation_slot(sig.slot(), [&](std::error_code ec) { opened = ec; }));
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return opened.has_value(); }, 5s));
+    BOOST_REQUIRE(!*opened);
+    sig.emit(asio::cancellation_type::terminal);  // too late: nothing to cancel
+    ctx.poll();
+    BOOST_TEST(open.is_open());
+    wake.stop();
+    open.close();
 }
 
 BOOST_AUTO_TEST_CASE(records_split_byte_by_byte) {

@@ -80,6 +80,11 @@ struct request_op {
     std::chrono::milliseconds timeout;
     request_handler handler;  // empty once completed
     std::uint64_t serial;
+    // The connection's executor, tracked until the handler is delivered, when the handler runs
+    // elsewhere (use_future, another io_context): Asio counts a pending operation as work on
+    // its I/O executor, and a reader paused for a busy sink leaves nothing else pending there,
+    // so run() returned with the request unfinished. Empty otherwise: the handler's work is it.
+    asio::any_io_executor io_work;
     // The deadline (or the abort timeout); its handler finds the op by serial, never by pointer.
     // Made only when needed: constructing a timer per request shows at benchmark rates.
     std::optional<asio::steady_timer> timer;
@@ -101,6 +106,11 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     const asio::any_io_executor& get_executor() const noexcept { return ex_; }
 
     void start_connect(endpoint ep, connect_handler h);
+    /// Ends a connect under way as close() does; nothing once it has ended.
+    void cancel_connect() {
+        if (state_ == connection_state::connecting)
+            close(asio::error::operation_aborted, "connect cancelled");
+    }
     /// A new serial for a request, used to find it again on cancellation.
     std::uint64_t next_serial() noexcept { return serial_.fetch_add(1) + 1; }
     /// Queues `op`; its handler is always posted or dispatched later, never run inside.
