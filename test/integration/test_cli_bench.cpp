@@ -7,6 +7,7 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,27 @@ fake_run clean_run(const fcgi::test::fake_responder& fake, std::vector<std::stri
     auto r = bench(args);
     BOOST_TEST(r.exit_code == 0, r.err);
     return {r.err, report_of(r)};
+}
+
+// `fcgi bench ARGS` against `fake`, sent `sig` once the responder's state satisfies `seen`.
+struct signalled_run {
+    bool signalled = false;
+    run_result result;
+};
+signalled_run bench_signalled(const fcgi::test::fake_responder& fake, std::vector<std::string> args,
+                              std::function<bool(const fcgi::test::fake_snapshot&)> seen, int sig) {
+    run_spec spec;
+    spec.program = FCGI_CLI_PATH;
+    spec.args = {"bench", "--connect", fake.unix_endpoint().to_string(), "--json"};
+    spec.args.insert(spec.args.end(), args.begin(), args.end());
+    spec.args.push_back(php_fpm::script("hello.php"));
+    spec.limit = 15s;  // below what a run that does not stop at once would take
+    signalled_run out;
+    spec.started = [&](int pid) {
+        out.signalled = fake.wait_for(seen, 10s) && ::kill(pid, sig) == 0;
+    };
+    out.result = fcgi::test::run_child(spec);
+    return out;
 }
 
 }  // namespace
@@ -344,18 +366,9 @@ BOOST_AUTO_TEST_CASE(interrupt_with_nothing_counted_out) {
             // A responder of its own: one shared with the run before could still be recording
             // that run's requests, and the signal would then come before this run catches it.
             fcgi::test::fake_responder fake;
-            run_spec spec;
-            spec.program = FCGI_CLI_PATH;
-            spec.args = {"bench", "--connect", fake.unix_endpoint().to_string(), "--json"};
-            spec.args.insert(spec.args.end(), v.flags.begin(), v.flags.end());
-            spec.args.push_back(php_fpm::script("hello.php"));
-            spec.limit = 15s;  // far below the run's own end: a hang fails here
-            bool signalled = false;
-            spec.started = [&](int pid) {
-                signalled = fake.wait_for([](const auto& s) { return !s.requests.empty(); }, 10s) &&
-                            ::kill(pid, SIGINT) == 0;
-            };
-            auto r = fcgi::test::run_child(spec);
+            // Its 15 s limit is far below the run's own end: a hang fails here.
+            auto [signalled, r] = bench_signalled(
+                fake, v.flags, [](const auto& s) { return !s.requests.empty(); }, SIGINT);
             BOOST_REQUIRE(signalled);
             BOOST_TEST(r.exit_code == v.exit_code, r.err);
             auto j = report_of(r);
@@ -373,18 +386,9 @@ BOOST_AUTO_TEST_CASE(sigterm_does_not_wait_for_the_requests_out) {
         s.insert(s.begin(), fcgi::test::act::delay(30s));
         return s;
     }});
-    run_spec spec;
-    spec.program = FCGI_CLI_PATH;
-    spec.args = {"bench",      "--connect", fake.unix_endpoint().to_string(),
-                 "--requests", "10",        "--concurrency",
-                 "2",          "--json",    php_fpm::script("hello.php")};
-    spec.limit = 15s;  // below the 30 s it would wait
-    bool signalled = false;
-    spec.started = [&](int pid) {
-        signalled = fake.wait_for([](const auto& s) { return s.requests.size() >= 2; }, 10s) &&
-                    ::kill(pid, SIGTERM) == 0;
-    };
-    auto r = fcgi::test::run_child(spec);
+    auto [signalled, r] = bench_signalled(
+        fake, {"--requests", "10", "--concurrency", "2"},
+        [](const auto& s) { return s.requests.size() >= 2; }, SIGTERM);
     BOOST_REQUIRE(signalled);
     BOOST_TEST(r.exit_code == 128 + SIGTERM, r.err);
     auto j = report_of(r);
@@ -396,17 +400,8 @@ BOOST_AUTO_TEST_CASE(sigterm_does_not_wait_for_the_requests_out) {
 // never answered) still ends in a report; it ended the process with no output.
 BOOST_AUTO_TEST_CASE(signal_before_the_run_still_reports) {
     fcgi::test::fake_responder fake({.answer_get_values = false});
-    run_spec spec;
-    spec.program = FCGI_CLI_PATH;
-    spec.args = {"bench", "--connect", fake.unix_endpoint().to_string(), "--json",
-                 php_fpm::script("hello.php")};
-    spec.limit = 15s;
-    bool signalled = false;
-    spec.started = [&](int pid) {
-        signalled = fake.wait_for([](const auto& s) { return s.get_values >= 1; }, 10s) &&
-                    ::kill(pid, SIGINT) == 0;
-    };
-    auto r = fcgi::test::run_child(spec);
+    auto [signalled, r] = bench_signalled(
+        fake, {}, [](const auto& s) { return s.get_values >= 1; }, SIGINT);
     BOOST_REQUIRE(signalled);
     BOOST_TEST(r.exit_code == 128 + SIGINT, r.err);
     auto j = report_of(r);
