@@ -48,8 +48,9 @@ std::chrono::seconds soak_length() {
 }
 
 // The requests of the fan-out: a mix of quick GETs, POSTs with a body (never retried) and
-// slow requests, so kills hit requests in every phase.
-fcgi::request make_request(std::uint64_t i, std::string& expect) {
+// slow requests, so kills hit requests in every phase. `kind` names the mix entry for the
+// report, so an error can be told apart as a killed POST (by design) or anything else.
+fcgi::request make_request(std::uint64_t i, std::string& expect, const char*& kind) {
     fcgi::request r;
     r.timeout = 5s;
     switch (i % 4) {
@@ -57,16 +58,19 @@ fcgi::request make_request(std::uint64_t i, std::string& expect) {
         case 1:
             r.script = php_fpm::script("hello.php");
             expect = "Hello, world!\n";
+            kind = "GET hello.php";
             break;
         case 2:
             r.script = php_fpm::script("echo.php");
             r.body = std::string(1000 + i % 20000, 'p');
             expect = "\"body_length\":" + std::to_string(r.body.size());
+            kind = "POST echo.php";
             break;
         default:
             r.script = php_fpm::script("sleep.php");
             r.query = "ms=20";
             expect.clear();  // the worker's pid
+            kind = "GET sleep.php";
             break;
     }
     return r;
@@ -102,18 +106,20 @@ BOOST_AUTO_TEST_CASE(fanout_while_workers_are_killed) {
     std::function<void()> start_one = [&] {
         auto i = started++;
         std::string expect;
-        auto req = make_request(i, expect);
+        const char* kind = "";
+        auto req = make_request(i, expect, kind);
         auto deadline = req.timeout;
         auto t0 = steady::now();
         client->async_request(
-            std::move(req), [&, t0, deadline, expect](std::error_code ec, fcgi::response r) {
+            std::move(req), [&, t0, deadline, expect, kind](std::error_code ec, fcgi::response r) {
                 ++done;
                 auto took = std::chrono::duration_cast<ms>(steady::now() - t0);
                 worst_ms = std::max<long long>(worst_ms, took.count());
                 if (took > deadline + slack)
                     ++late;
                 if (ec) {
-                    ++errors[ec.message()];
+                    ++errors[std::string(kind) + ", sent " + std::to_string(r.times_sent) +
+                             "x: " + ec.message()];
                     protocol += ec == fcgi::condition::protocol_error;
                 } else if (r.status != 200 || r.body.find(expect) == std::string::npos)
                     ++wrong;
