@@ -341,7 +341,8 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
         release(s);
         return;
     }
-    s.assembler.reset({opts_.max_stdout_size, opts_.max_stderr_size, opts_.max_head_size});
+    s.assembler.reset({opts_.max_stdout_size, opts_.max_stderr_size, opts_.max_head_size,
+                       opts_.on_stderr_overflow == stderr_overflow::truncate});
     s.queued = true;
     write_queue_.push_back(index_of(s));
 }
@@ -354,10 +355,13 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
         r.bytes_received = s.assembler.stdout_bytes() + s.assembler.stderr_bytes();
         // What the script logged before the request failed is often why it failed. After
         // END_REQUEST it waits, with the rest of the response, for the sink to finish.
-        if (ec && r.stderr_text.empty())
-            r.stderr_text = s.op->stream && s.op->stream->ended
-                                ? std::move(s.op->stream->end_response.stderr_text)
-                                : s.assembler.take_stderr();
+        if (ec && r.stderr_text.empty()) {
+            bool ended = s.op->stream && s.op->stream->ended;
+            r.stderr_dropped =
+                ended ? s.op->stream->end_response.stderr_dropped : s.assembler.stderr_dropped();
+            r.stderr_text = ended ? std::move(s.op->stream->end_response.stderr_text)
+                                  : s.assembler.take_stderr();
+        }
     }
     if (auto* st = s.op->stream.get()) {
         st->sink_pending.clear();  // a failed request's output goes nowhere

@@ -1,5 +1,7 @@
 #include "fcgi/detail/response_assembler.hpp"
 
+#include <algorithm>
+
 #include "fcgi/error.hpp"
 
 namespace fcgi::detail {
@@ -9,6 +11,7 @@ void response_assembler::reset(const response_limits& limits) {
     head_.reset(limits.max_head);  // keeps the head buffer's capacity across requests
     response_ = response{};
     stdout_bytes_ = 0;
+    stderr_bytes_ = 0;
 }
 
 std::error_code response_assembler::on_stdout(std::string_view bytes) {
@@ -52,8 +55,14 @@ response response_assembler::head() const {
 }
 
 std::error_code response_assembler::on_stderr(std::string_view bytes) {
-    if (response_.stderr_text.size() + bytes.size() > limits_.max_stderr)
-        return error::response_too_large;
+    stderr_bytes_ += bytes.size();
+    auto room = limits_.max_stderr - std::min(limits_.max_stderr, response_.stderr_text.size());
+    if (bytes.size() > room) {
+        if (!limits_.truncate_stderr)
+            return error::response_too_large;
+        response_.stderr_dropped += bytes.size() - room;
+        bytes = bytes.substr(0, room);
+    }
     response_.stderr_text.append(bytes);
     return {};
 }

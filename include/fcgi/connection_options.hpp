@@ -7,6 +7,17 @@
 
 namespace fcgi {
 
+/// What a connection does with FCGI_STDERR past connection_options::max_stderr_size.
+enum class stderr_overflow : std::uint8_t {
+    /// Keep the first max_stderr_size bytes and drop the rest, counted in
+    /// response::stderr_dropped; the request goes on. STDERR is the script's log, not its
+    /// answer: a chatty script still gets its status and body.
+    truncate,
+    /// Fail the request with error::response_too_large; the script is stopped (the connection
+    /// closed, or the request aborted on a multiplexed one).
+    fail,
+};
+
 /// How a connection behaves. Every field has a usable default.
 struct connection_options {
     /// Time allowed for resolving and connecting; error::connect_timeout after it. Zero or
@@ -19,8 +30,10 @@ struct connection_options {
     std::uint16_t max_in_flight = 1;
     /// Largest STDOUT accepted per response (64 MiB); error::response_too_large beyond it.
     std::size_t max_stdout_size = 64u << 20;
-    /// Largest STDERR accepted per response (1 MiB); error::response_too_large beyond it.
+    /// Most STDERR kept per response (1 MiB); what happens beyond it is on_stderr_overflow.
     std::size_t max_stderr_size = 1u << 20;
+    /// STDERR past max_stderr_size: dropped and counted (the default), or a failed request.
+    stderr_overflow on_stderr_overflow = stderr_overflow::truncate;
     /// Largest CGI response head (64 KiB); error::response_head_too_large beyond it.
     std::size_t max_head_size = 64u << 10;
     /// How long a multiplexing server may take to end a request after ABORT_REQUEST. Its ID

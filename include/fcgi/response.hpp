@@ -31,7 +31,10 @@ struct response {
     std::vector<header_field> headers;  ///< in order, repeated names kept, Status excluded
     std::string body;                   ///< STDOUT after the CGI head
     std::string stderr_text;            ///< what the server sent on FCGI_STDERR (also on failure)
-    std::uint32_t app_status = 0;       ///< END_REQUEST appStatus (always 0 with php-fpm)
+    /// FCGI_STDERR bytes dropped past connection_options::max_stderr_size (stderr_text holds
+    /// the first max_stderr_size); 0 when nothing was dropped.
+    std::size_t stderr_dropped = 0;
+    std::uint32_t app_status = 0;  ///< END_REQUEST appStatus (always 0 with php-fpm)
     /// END_REQUEST protocolStatus; anything but request_complete fails the request.
     protocol::protocol_status protocol_status = protocol::protocol_status::request_complete;
     /// On failure, a sentence for humans naming the endpoint and what had arrived.

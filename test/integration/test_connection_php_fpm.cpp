@@ -100,6 +100,50 @@ BOOST_AUTO_TEST_CASE(query_post_and_large_bodies) {
     });
 }
 
+// STDERR past max_stderr_size is cut and counted by default: the script's answer arrives whole
+// and the connection stays usable. With stderr_overflow::fail the request fails instead.
+BOOST_AUTO_TEST_CASE(stderr_past_the_limit_is_truncated_or_fails) {
+    php_fpm fpm({.children = 1, .tcp = false});
+    run_coro([&](asio::io_context& ctx) -> asio::awaitable<void> {
+        const auto ep = fcgi::endpoint::parse(fpm.unix_endpoint());
+        fcgi::connection whole(ctx.get_executor());
+        co_await whole.async_connect(ep, asio::use_awaitable);
+        auto all = co_await whole.async_request(get("stderr.php", "bulk=50"), asio::use_awaitable);
+        BOOST_TEST(all.stderr_text.size() > 50000u);
+        BOOST_TEST(all.stderr_dropped == 0u);
+        whole.close();
+
+        fcgi::connection_options small;
+        small.max_stderr_size = 4096;
+        fcgi::connection cut(ctx.get_executor(), small);
+        co_await cut.async_connect(ep, asio::use_awaitable);
+        auto resp = co_await cut.async_request(get("stderr.php", "bulk=50"), asio::use_awaitable);
+        BOOST_TEST(resp.status == 200);
+        BOOST_TEST(resp.body == "body-start\nbody-end\n");
+        BOOST_TEST(resp.stderr_text.size() == 4096u);
+        BOOST_TEST(all.stderr_text.compare(0, 4096, resp.stderr_text) == 0);
+        BOOST_TEST(resp.stderr_dropped == all.stderr_text.size() - 4096);
+        // Nothing was cut short on the wire: the same connection serves the next request.
+        resp = co_await cut.async_request(get("stderr.php"), asio::use_awaitable);
+        BOOST_TEST(resp.stderr_dropped == 0u);
+        BOOST_TEST(resp.stderr_text.find("second message") != std::string::npos);
+        BOOST_TEST(cut.stats().requests_completed == 2u);
+        cut.close();
+
+        small.on_stderr_overflow = fcgi::stderr_overflow::fail;
+        fcgi::connection strict(ctx.get_executor(), small);
+        co_await strict.async_connect(ep, asio::use_awaitable);
+        auto [ec, failed] = co_await strict.async_request(
+            get("stderr.php", "bulk=50"), asio::experimental::as_tuple(asio::use_awaitable));
+        BOOST_TEST(ec == fcgi::error::response_too_large, ec.message());
+        BOOST_TEST(failed.diagnostics.find("max_stderr_size (4096 bytes") != std::string::npos,
+                   failed.diagnostics);
+        BOOST_TEST(failed.stderr_text.size() <= 4096u);
+        // The refused STDERR counts as received: the script ran, so it is not safe to resend.
+        BOOST_TEST(failed.bytes_received > 4096u);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(stderr_status_headers_and_errors) {
     php_fpm fpm({.children = 1, .tcp = false});
     run_coro([&](asio::io_context& ctx) -> asio::awaitable<void> {

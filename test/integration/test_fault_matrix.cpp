@@ -48,6 +48,7 @@ fcgi::connection_options limits() {
     fcgi::connection_options o;
     o.max_stdout_size = 256u << 10;
     o.max_stderr_size = 64u << 10;
+    o.on_stderr_overflow = fcgi::stderr_overflow::fail;  // a flood is a failure in the matrix
     o.max_head_size = 16u << 10;
     o.connect_timeout = 3s;
     return o;

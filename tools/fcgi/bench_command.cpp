@@ -320,7 +320,7 @@ class bench_run {
                 counts_.status_4xx_5xx += r.status >= 400;
                 counts_.status_5xx += r.status >= 500;
                 ++counts_.status[r.status];
-                counts_.bytes_in += r.body.size() + r.stderr_text.size();
+                counts_.bytes_in += r.body.size() + r.stderr_text.size() + r.stderr_dropped;
                 counts_.latency.record(duration_cast<microseconds>(now - intended));
             }
         }

@@ -82,6 +82,7 @@ std::string result_line(const ordered_json& id, const fcgi::fanout_result& r) {
         j["body"] = "";
         // What the script had logged before the failure: often the line that says why.
         put_bytes(j, "stderr", r.resp.stderr_text);
+        j["stderr_dropped"] = r.resp.stderr_dropped;
     } else {
         j["status"] = r.resp.status;
         for (const auto& h : r.resp.headers) {
@@ -93,6 +94,7 @@ std::string result_line(const ordered_json& id, const fcgi::fanout_result& r) {
         j["headers"] = std::move(headers);
         put_bytes(j, "body", r.resp.body);
         put_bytes(j, "stderr", r.resp.stderr_text);
+        j["stderr_dropped"] = r.resp.stderr_dropped;  // bytes past --max-stderr
     }
     j["duration_ms"] = static_cast<double>(r.duration.count()) / 1000.0;
     // 2: sent again after its kept-alive connection closed, so its script may have run twice.
@@ -113,6 +115,7 @@ std::string invalid_job_line(const ordered_json& id, std::string_view message) {
     j["headers"] = ordered_json::object();
     j["body"] = "";
     j["stderr"] = "";
+    j["stderr_dropped"] = 0;
     j["duration_ms"] = 0;
     j["times_sent"] = 0;
     j["error"] = error_object(invalid_job_name, std::string(message));

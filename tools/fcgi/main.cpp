@@ -31,8 +31,8 @@ int main(int argc, char** argv) {
                             "Write the body to FILE as it arrives instead of stdout");
     request_cmd
         ->add_option("--max-stderr", request.max_stderr,
-                     "Most FCGI_STDERR bytes kept (units k, M, G: 1024s); more fails the "
-                     "request with response_too_large (default 1M)")
+                     "Most FCGI_STDERR bytes kept (units k, M, G: 1024s); the rest is dropped, "
+                     "with a note saying how much (default 1M)")
         ->transform(CLI::AsSizeValue(false));
     probe_flags probe;
     auto* probe_cmd = app.add_subcommand(

@@ -60,8 +60,16 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     auto output = std::make_shared<response_output_state>();
     req.stdout_sink = make_response_output(flags.output, flags.include, flags.fail, output);
     auto [ec, resp] = co_await conn.async_request(std::move(req), use_tuple);
+    // Said after the script's own lines, which stop at the limit.
+    auto note_dropped_stderr = [&] {
+        if (resp.stderr_dropped > 0)
+            print_error(where + ": " + std::to_string(resp.stderr_dropped) +
+                        " more bytes of the script's FCGI_STDERR were dropped past --max-stderr (" +
+                        std::to_string(flags.max_stderr) + " bytes)");
+    };
     if (ec) {
         write_stderr(resp.stderr_text);  // what the script logged before it failed
+        note_dropped_stderr();
         std::string what = output->write_failed ? "cannot write the response" : "request failed";
         std::string hint;
         if (!output->write_failed && ec == fcgi::error::connection_lost) {
@@ -82,6 +90,7 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     // The script's own log lines go to stderr, never into stdout.
     write_stderr(resp.stderr_text);
     end_line();
+    note_dropped_stderr();
     if (resp.status == 404 && resp.stderr_text.find("Primary script unknown") != std::string::npos)
         // php-fpm could not open SCRIPT_FILENAME: in a container, or on another host, the path
         // it sees may not be the one given here.

@@ -120,7 +120,8 @@ void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_
                        unit + " with response_too_large (default 64M)")
         ->transform(CLI::AsSizeValue(false));
     cmd.add_option("--max-stderr", max_stderr,
-                   "Most FCGI_STDERR bytes kept per " + unit + ", as --max-output (default 1M)")
+                   "Most FCGI_STDERR bytes kept per " + unit +
+                       " (units as --max-output); the rest is dropped and counted (default 1M)")
         ->transform(CLI::AsSizeValue(false));
 }
 

@@ -16,6 +16,7 @@ struct response_limits {
     std::size_t max_stdout = 64u << 20;
     std::size_t max_stderr = 1u << 20;
     std::size_t max_head = protocol::cgi_head_parser::default_max_size;
+    bool truncate_stderr = true;  ///< past max_stderr: drop and count (else response_too_large)
 };
 
 /// Feeds STDOUT through the CGI head parser into a response, keeps STDERR apart, enforces the
@@ -39,7 +40,8 @@ class response_assembler {
     /// The head parsed so far as a response (status, reason, headers; empty body). Valid once
     /// the head is complete and until on_end().
     response head() const;
-    /// A piece of STDERR. Error: response_too_large.
+    /// A piece of STDERR. Past the limit it is cut and counted in response::stderr_dropped, or,
+    /// without truncate_stderr, an error: response_too_large.
     std::error_code on_stderr(std::string_view bytes);
     /// END_REQUEST: finishes the head (a stream may end before its blank line) and stores
     /// appStatus and protocolStatus.
@@ -47,7 +49,9 @@ class response_assembler {
 
     /// Bytes of STDOUT and STDERR received so far (for diagnostics and retry decisions).
     std::size_t stdout_bytes() const noexcept { return stdout_bytes_; }
-    std::size_t stderr_bytes() const noexcept { return response_.stderr_text.size(); }
+    std::size_t stderr_bytes() const noexcept { return stderr_bytes_; }
+    /// STDERR bytes dropped past the limit so far.
+    std::size_t stderr_dropped() const noexcept { return response_.stderr_dropped; }
 
     /// The head line that made it malformed (bad_response_head), else empty.
     const std::string& bad_head_line() const noexcept { return head_.bad_line(); }
@@ -62,6 +66,7 @@ class response_assembler {
     protocol::cgi_head_parser head_;
     response response_;
     std::size_t stdout_bytes_ = 0;
+    std::size_t stderr_bytes_ = 0;  // kept, dropped, or refused with response_too_large
 };
 
 }  // namespace fcgi::detail
