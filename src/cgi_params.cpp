@@ -12,6 +12,8 @@
 
 namespace fcgi {
 using detail::iequals;
+using detail::in_quotes;
+using detail::is_header_name_char;
 using detail::is_token_char;
 
 namespace {
@@ -22,13 +24,31 @@ bool contains_any(std::string_view s, char a, char b, char c) {
     return std::any_of(s.begin(), s.end(), [=](char x) { return x == a || x == b || x == c; });
 }
 
-// Header names that become the same HTTP_* param: case and '-' against '_' do not matter.
-bool same_cgi_name(std::string_view a, std::string_view b) {
-    auto norm = [](char c) {
-        return c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
-    };
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                              [&](char x, char y) { return norm(x) == norm(y); });
+// Bytes no URI holds raw, and no web server passes in QUERY_STRING: controls and DEL.
+bool has_control(std::string_view s) {
+    return std::any_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+    });
+}
+
+// Case-insensitive three-way comparison of header names (letters, digits and '-' only).
+int compare_names(std::string_view a, std::string_view b) {
+    for (std::size_t i = 0, n = std::min(a.size(), b.size()); i < n; ++i) {
+        char x = detail::ascii_lower(a[i]), y = detail::ascii_lower(b[i]);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return a.size() == b.size() ? 0 : a.size() < b.size() ? -1 : 1;
+}
+
+// The value of param `name` in `params`, if any (the last of a repeated name: it wins).
+const std::string* find_param(const request& req, std::string_view name) {
+    const std::string* found = nullptr;
+    for (const auto& [n, v] : req.params)
+        if (n == name)
+            found = &v;
+    return found;
 }
 
 // RFC 3986 pchar and '/': what a URI path holds unencoded. A table: it runs on every
@@ -101,11 +121,22 @@ std::optional<std::string_view> script_name_below(std::string_view root, std::st
 
 std::error_code validate(const request& req, std::string& why) {
     if (req.script.empty() || req.script.front() != '/') {
-        why = "script must be an absolute path (SCRIPT_FILENAME), got '" + req.script + "'";
+        why = "script must be an absolute path (SCRIPT_FILENAME), got " + in_quotes(req.script);
         return error::invalid_request;
     }
     if (req.script.find('\0') != std::string::npos) {
-        why = "script path contains a NUL byte";
+        why = "script path " + in_quotes(req.script) + " contains a NUL byte";
+        return error::invalid_request;
+    }
+    if (req.document_root.find('\0') != std::string::npos) {
+        why = "document_root " + in_quotes(req.document_root) + " contains a NUL byte";
+        return error::invalid_request;
+    }
+    // QUERY_STRING and REQUEST_URI go out as given: bytes no URI can hold would reach PHP as
+    // no web server passes them (PHP cuts a value at a NUL without a word).
+    if (has_control(req.query)) {
+        why = "query " + in_quotes(req.query) +
+              " holds a control byte (CR, LF, NUL, ...); percent-encode it (%0A)";
         return error::invalid_request;
     }
     if (!req.document_root.empty()) {
@@ -119,15 +150,16 @@ std::error_code validate(const request& req, std::string& why) {
         const bool named = std::any_of(req.params.begin(), req.params.end(),
                                        [](const auto& p) { return p.first == "SCRIPT_NAME"; });
         if (!is_below && !named) {
-            why = "script '" + req.script + "' is not below document_root '" + req.document_root +
-                  "' (SCRIPT_NAME is its path below the root; set a SCRIPT_NAME param to send it "
-                  "anyway)";
+            why = "script " + in_quotes(req.script) + " is not below document_root " +
+                  in_quotes(req.document_root) +
+                  " (SCRIPT_NAME is its path below the root; set a SCRIPT_NAME param, and "
+                  "REQUEST_URI follows it, to send it anyway)";
             return error::invalid_request;
         }
     }
     for (char c : req.method) {
         if (!is_token_char(c)) {
-            why = "method '" + req.method + "' is not an HTTP token";
+            why = "method " + in_quotes(req.method) + " is not an HTTP token";
             return error::invalid_request;
         }
     }
@@ -151,28 +183,52 @@ std::error_code validate(const request& req, std::string& why) {
         }
         return text;
     };
+    bool content_type = false;
     for (const auto& [name, value] : req.headers) {
         if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
-            why = "header name '" + name + "' is not an HTTP token";
+            why = "header name " + in_quotes(name) + " is not an HTTP token";
+            return error::invalid_request;
+        }
+        if (!std::all_of(name.begin(), name.end(), is_header_name_char)) {
+            std::string as_php = "HTTP_";
+            for (char c : std::string_view(name).substr(0, 64))
+                as_php += is_header_name_char(c) && c != '-' ? detail::ascii_upper(c) : '_';
+            why = "header name " + in_quotes(name) +
+                  " holds a character other than letters, digits and '-': PHP would read it as " +
+                  in_quotes(as_php) +
+                  ", where it could pose as another header (nginx and Apache drop such "
+                  "headers); leave it out, or send a param";
             return error::invalid_request;
         }
         if (contains_any(value, '\r', '\n', '\0')) {
-            why = "header '" + name + "' has CR, LF or NUL in its value";
+            why = "header " + in_quotes(name) + " has CR, LF or NUL in its value";
             return error::invalid_request;
         }
+        if (iequals(name, "Content-Type")) {
+            if (content_type) {
+                why = "two Content-Type headers: a body has one type";
+                return error::invalid_request;
+            }
+            content_type = true;
+        }
         if (iequals(name, "Content-Length") && value != length()) {
-            why = "Content-Length header " + value + " differs from the body's " +
+            why = "Content-Length header " + in_quotes(value) + " differs from the body's " +
                   std::string(length()) + " bytes";
             return error::invalid_request;
         }
     }
     for (const auto& [name, value] : req.params) {
         if (name.empty() || contains_any(name, '=', '\0', '\0')) {
-            why = "param name '" + name + "' is empty or contains '=' or NUL";
+            why = "param name " + in_quotes(name) + " is empty or contains '=' or NUL";
+            return error::invalid_request;
+        }
+        if (value.find('\0') != std::string::npos) {
+            why = "param " + in_quotes(name) +
+                  " has a NUL byte in its value (PHP would cut it there)";
             return error::invalid_request;
         }
         if (name == "CONTENT_LENGTH" && value != length()) {
-            why = "param CONTENT_LENGTH=" + value + " differs from the body's " +
+            why = "param CONTENT_LENGTH=" + in_quotes(value) + " differs from the body's " +
                   std::string(length()) + " bytes";
             return error::invalid_request;
         }
@@ -186,6 +242,58 @@ std::error_code validate(const request& req, std::string& why) {
 
 namespace detail {
 
+template <class Own>
+void cgi_params::add_headers(const std::vector<std::pair<std::string, std::string>>& headers,
+                             Own& own) {
+    // PHP keeps the last of params with one name: repeats (any case) are joined into one value,
+    // as a web server does (Cookie with "; ", the others with ", "), at the first one's place.
+    // Sorted by name, then position, so a request with many headers costs n log n, not n^2.
+    if (headers.empty())
+        return;
+    order_.clear();
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+        const auto& name = headers[i].first;
+        // httpoxy: a Proxy header would become HTTP_PROXY, which libraries read as the proxy to
+        // use. A caller who means it sets HTTP_PROXY in `params`.
+        if (!iequals(name, "Content-Type") && !iequals(name, "Content-Length") &&
+            !iequals(name, "Proxy"))
+            order_.push_back(i);
+    }
+    auto by_name = [&](std::size_t a, std::size_t b) {
+        int c = compare_names(headers[a].first, headers[b].first);
+        return c < 0 || (c == 0 && a < b);
+    };
+    std::sort(order_.begin(), order_.end(), by_name);
+    joined_.clear();
+    for (std::size_t g = 0; g < order_.size();) {
+        const auto& [name, value] = headers[order_[g]];
+        std::size_t end = g + 1;
+        while (end < order_.size() && compare_names(headers[order_[end]].first, name) == 0)
+            ++end;
+        std::string_view joined = value;
+        if (end - g > 1) {
+            const std::string_view sep = iequals(name, "Cookie") ? "; " : ", ";
+            joined = own(value);
+            for (std::size_t k = g + 1; k < end; ++k) {
+                own(sep, headers[order_[k]].second);
+                joined = std::string_view(
+                    joined.data(), joined.size() + sep.size() + headers[order_[k]].second.size());
+            }
+        }
+        joined_.push_back({order_[g], joined});
+        g = end;
+    }
+    std::sort(joined_.begin(), joined_.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [i, value] : joined_) {
+        const auto& name = headers[i].first;
+        std::string_view env = own("HTTP_", name);
+        for (std::size_t k = arena_.size() - name.size(); k < arena_.size(); ++k)
+            arena_[k] = arena_[k] == '-' ? '_' : ascii_upper(arena_[k]);
+        params_.push_back({env, value});
+    }
+}
+
 void cgi_params::build(const request& req) {
     params_.clear();
     // Every derived string goes into one arena reserved up front, so the views stay valid and
@@ -193,6 +301,10 @@ void cgi_params::build(const request& req) {
     // REQUEST_URI may percent-encode the script name (3 bytes per byte at most), then copy it.
     // SCRIPT_NAME, when it had to be normalised, is one more copy of at most the script.
     std::size_t need = 64 + 7 * req.script.size() + req.query.size();
+    // A SCRIPT_NAME param makes REQUEST_URI (below), percent-encoded: 3 bytes per byte at most.
+    const std::string* named_script = find_param(req, "SCRIPT_NAME");
+    if (named_script)
+        need += 3 * named_script->size() + 1 + req.query.size();
     // A header's value too: repeated headers are joined into one value here.
     for (const auto& h : req.headers)
         need += 5 + h.first.size() + 2 + h.second.size();
@@ -221,20 +333,23 @@ void cgi_params::build(const request& req) {
     if (auto name = script_name_below(root, script, scratch))
         script_name = scratch.empty() ? *name : own(*name);  // scratch dies with this call
 
-    std::string_view content_type;
+    // validate() allows one Content-Type header; given empty, it is sent empty.
+    std::optional<std::string_view> content_type;
     for (const auto& [name, value] : req.headers)
         if (iequals(name, "Content-Type"))
             content_type = value;
-    if (content_type.empty() && req.body_size() != 0)
+    if (!content_type && req.body_size() != 0)
         content_type = "application/x-www-form-urlencoded";
 
     // validate() checked a Content-Length header or CONTENT_LENGTH param against it.
     std::string_view content_length = number(req.body_size());
     // REQUEST_URI is a URI, as a web server passes it: a '?', '%', '#' or space in the path is
     // encoded (SCRIPT_NAME stays decoded), so a router splitting at '?' finds the real query.
-    std::string_view uri_path = script_name;
-    if (!std::all_of(script_name.begin(), script_name.end(), is_path_char))
-        uri_path = percent_encode_path(script_name, own);
+    // A SCRIPT_NAME param (a script outside document_root, or a front controller's public
+    // name) is the path REQUEST_URI names too: the file system path is not a URI.
+    std::string_view uri_path = named_script ? std::string_view(*named_script) : script_name;
+    if (!std::all_of(uri_path.begin(), uri_path.end(), is_path_char))
+        uri_path = percent_encode_path(uri_path, own);
     std::string_view uri = req.query.empty() ? uri_path : own(uri_path, "?", req.query);
 
     params_ = {
@@ -248,7 +363,7 @@ void cgi_params::build(const request& req) {
         {"REQUEST_URI", uri},
         {"QUERY_STRING", req.query},
         {"CONTENT_LENGTH", content_length},
-        {"CONTENT_TYPE", content_type},
+        {"CONTENT_TYPE", content_type.value_or(std::string_view())},
         {"REMOTE_ADDR", "127.0.0.1"},
         {"REMOTE_PORT", "0"},
         {"SERVER_ADDR", "127.0.0.1"},
@@ -260,38 +375,7 @@ void cgi_params::build(const request& req) {
         if (req.data_last_modified)
             params_.push_back({"FCGI_DATA_LAST_MOD", number(*req.data_last_modified)});
     }
-    const auto& headers = req.headers;
-    for (std::size_t i = 0; i < headers.size(); ++i) {
-        const auto& [name, value] = headers[i];
-        // httpoxy: a Proxy header would become HTTP_PROXY, which libraries read as the proxy to
-        // use. A caller who means it sets HTTP_PROXY in `params`.
-        if (iequals(name, "Content-Type") || iequals(name, "Content-Length") ||
-            iequals(name, "Proxy"))
-            continue;
-        auto same_param = [&](const auto& h) { return same_cgi_name(h.first, name); };
-        if (std::any_of(headers.begin(), headers.begin() + static_cast<std::ptrdiff_t>(i),
-                        same_param))
-            continue;  // joined into the first of its name below
-        std::string_view env = own("HTTP_", name);
-        for (std::size_t k = arena_.size() - name.size(); k < arena_.size(); ++k) {
-            char c = arena_[k];
-            arena_[k] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c;
-        }
-        // PHP keeps the last of params with one name: repeats are joined into one value, as a
-        // web server does (Cookie with "; ", the others with ", ").
-        std::string_view joined = value;
-        const std::string_view sep = iequals(name, "Cookie") ? "; " : ", ";
-        for (std::size_t j = i + 1; j < headers.size(); ++j) {
-            if (!same_param(headers[j]))
-                continue;
-            if (joined.data() == value.data())
-                joined = own(value);
-            own(sep, headers[j].second);
-            joined = std::string_view(joined.data(),
-                                      joined.size() + sep.size() + headers[j].second.size());
-        }
-        params_.push_back({env, joined});
-    }
+    add_headers(req.headers, own);
     for (const auto& [name, value] : req.params) {
         auto it = std::find_if(params_.begin(), params_.end(),
                                [&](const protocol::name_value& p) { return p.name == name; });
@@ -314,6 +398,8 @@ std::string_view field_behind(std::string_view param) {
         return "request::script";
     if (param == "DOCUMENT_ROOT")
         return "request::document_root";
+    if (param == "REQUEST_METHOD")
+        return "request::method";
     if (param.starts_with("HTTP_") || param == "CONTENT_TYPE")
         return "a request::headers entry";
     return {};

@@ -8,6 +8,7 @@
 #include <span>
 #include <utility>
 
+#include "fcgi/detail/ascii.hpp"
 #include "fcgi/detail/capped_duration.hpp"
 #include "fcgi/error.hpp"
 
@@ -38,18 +39,8 @@ constexpr const char* in_a_client = "; client_options::connection in a client";
 // 'the head line "X-A: a\x01b"': a malformed head named by its line, bytes a terminal or a log
 // would mangle written as \xNN.
 std::string bad_head_line(std::string_view line) {
-    static constexpr char hex[] = "0123456789abcdef";
     std::string out = "the head line \"";
-    for (char c : line) {
-        auto u = static_cast<unsigned char>(c);
-        if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
-            out.push_back(c);
-        } else {
-            out += "\\x";
-            out.push_back(hex[u >> 4]);
-            out.push_back(hex[u & 0xf]);
-        }
-    }
+    detail::append_escaped(out, line, '"');
     if (line.size() >= proto::cgi_head_parser::max_bad_line)
         out += "...";
     return out + "\"";
@@ -318,10 +309,18 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
         s.encoder.encode_request_encoded(s.id, req.role, proto::begin_flags::keep_conn,
                                          s.op->prepared.params(), req.body, req.data);
     } else {
-        if (req.stdin_source || req.stdout_sink)
+        s.params.build(req);
+        // Before the streams start: starting a sink creates (truncates) its file, and a
+        // param_too_large must leave everything as it was.
+        const auto params = s.params.params();
+        if (!std::all_of(params.begin(), params.end(), [](const proto::name_value& p) {
+                return proto::fits_one_record(p.name, p.value);
+            })) {
+            ec = error::param_too_large;
+            why = explain_param_too_large(params);
+        }
+        if (!ec && (req.stdin_source || req.stdout_sink))
             ec = start_streams(s, why);
-        if (!ec)
-            s.params.build(req);
         if (!ec) {
             if (s.op->stream && s.op->stream->upload_left > 0)
                 // The body follows chunk by chunk as the source yields it (read_source).

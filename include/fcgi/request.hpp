@@ -28,15 +28,22 @@ struct request {
     std::string script;
     /// REQUEST_METHOD; empty means GET, or POST when there is a body.
     std::string method;
-    /// QUERY_STRING, without '?'.
+    /// QUERY_STRING, without '?', sent as given (percent-encode it yourself); a control byte
+    /// (CR, LF, NUL, ...) is invalid_request.
     std::string query;
     /// DOCUMENT_ROOT; empty means the script's directory. SCRIPT_NAME is the script's path below
-    /// it: a script not below it is invalid_request, unless `params` sets SCRIPT_NAME.
+    /// it: a script not below it is invalid_request, unless `params` sets SCRIPT_NAME (which
+    /// REQUEST_URI then follows).
     std::string document_root;
-    /// HTTP request headers, sent as HTTP_* (Content-Type and Content-Length as CONTENT_*);
-    /// repeated names are joined into one param, a Proxy header is not sent (httpoxy).
+    /// HTTP request headers, sent as HTTP_* (Content-Type and Content-Length as CONTENT_*).
+    /// Names hold letters, digits and '-' only ('_' and '.' would let one header pose as
+    /// another in PHP); repeated names (any case) are joined into one param; a Proxy header is
+    /// not sent (httpoxy).
     std::vector<std::pair<std::string, std::string>> headers;
-    /// Raw params, in order; a name equal to a default replaces it.
+    /// Raw params, after the derived ones; a name equal to a default replaces it, a repeated
+    /// name is sent once with its last value. Never let an untrusted party choose a name:
+    /// PHP_VALUE and PHP_ADMIN_VALUE change php.ini settings, and php-fpm keeps them in the
+    /// worker for later requests.
     std::vector<std::pair<std::string, std::string>> params;
     /// Request body (STDIN).
     std::string body;

@@ -499,6 +499,43 @@ BOOST_AUTO_TEST_CASE(wait_when_down_and_response_limits) {
     }
 }
 
+// A header given as an array is repeated (joined as PHP sees it), a "query" field is sent as the
+// part after '?' is, and a header name PHP would read as another header is an invalid job.
+BOOST_AUTO_TEST_CASE(repeated_headers_query_field_and_posing_header_names) {
+    const std::string server = php_fpm::script("server.php");
+    std::string input = line_of({{"id", 1},
+                                 {"script", server},
+                                 {"query", "q=a b#frag"},
+                                 {"headers", {{"Cookie", {"a=1", "b=2"}}, {"X-Tag", "t"}}}});
+    input +=
+        line_of({{"id", 2}, {"script", server}, {"headers", {{"X_Forwarded_For", "6.6.6.6"}}}});
+    input += line_of({{"id", 3}, {"script", server}, {"headers", {{"X-A", {"a", 1}}}}});
+    auto r = fanout({"--connect", unix_ep}, input);
+    BOOST_TEST(r.exit_code == 6, r.err);
+    auto lines = result_lines(r.out);
+    BOOST_REQUIRE_EQUAL(lines.size(), 3u);
+    for (const auto& j : lines) {
+        BOOST_TEST_CONTEXT(j.dump()) {
+            if (j["id"] == 1) {
+                BOOST_REQUIRE(j["error"].is_null());
+                auto env = json::parse(j["body"].get<std::string>());
+                BOOST_TEST(env["HTTP_COOKIE"] == "a=1; b=2");
+                BOOST_TEST(env["HTTP_X_TAG"] == "t");
+                BOOST_TEST(env["QUERY_STRING"] == "q=a%20b");
+            } else if (j["id"] == 2) {
+                BOOST_TEST(j["error"]["code"] == "invalid_job");
+                BOOST_TEST(has(j["error"]["message"].get<std::string>(),
+                               "letters, digits and '-': PHP would read it as "
+                               "'HTTP_X_FORWARDED_FOR'"));
+            } else {
+                BOOST_TEST(j["error"]["code"] == "invalid_job");
+                BOOST_TEST(has(j["error"]["message"].get<std::string>(),
+                               "\"headers\".\"X-A\" must be a string or an array of strings"));
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(wrong_field_types_are_invalid_jobs) {
     const std::string hello = php_fpm::script("hello.php");
     const std::vector<json> jobs = {

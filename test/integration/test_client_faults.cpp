@@ -1743,7 +1743,7 @@ BOOST_AUTO_TEST_CASE(invalid_request_fails_before_it_waits) {
     BOOST_TEST(empty.resp.diagnostics.find("prepared request is empty") != std::string::npos,
                empty.resp.diagnostics);
     BOOST_TEST(length.ec == fcgi::error::invalid_request, length.ec.message());
-    BOOST_TEST(length.resp.diagnostics.find("Content-Length header 4") != std::string::npos,
+    BOOST_TEST(length.resp.diagnostics.find("Content-Length header '4'") != std::string::npos,
                length.resp.diagnostics);
     BOOST_TEST(client.stats().endpoints.at(0).connects == 0u);
     BOOST_TEST(client.stats().failed == 3u);

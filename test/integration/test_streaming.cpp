@@ -445,6 +445,19 @@ BOOST_AUTO_TEST_CASE(bad_sources_fail_before_anything_is_sent) {
         auto [ec5, r5] = co_await conn.async_request(first, as_tuple_awaitable);
         BOOST_TEST(ec5 == fcgi::error::invalid_request, ec5.message());
 
+        // A header too large for a PARAMS record is found before the sink's file is created:
+        // "nothing was sent" leaves the caller's earlier output as it was.
+        temp_file kept("an earlier report");
+        auto too_large = fcgi::test::tagged_request("g");
+        too_large.headers.push_back({"X-Big", std::string(70000, 'b')});
+        too_large.stdout_sink = body_sink::file(kept.path);
+        too_large.stdin_source = body_source::file("/etc/hostname");
+        auto [ec6, r6] = co_await conn.async_request(std::move(too_large), as_tuple_awaitable);
+        BOOST_TEST(ec6 == fcgi::error::param_too_large, ec6.message());
+        BOOST_TEST(r6.diagnostics.find("HTTP_X_BIG") != std::string::npos, r6.diagnostics);
+        std::ifstream in(kept.path, std::ios::binary);
+        BOOST_TEST(std::string(std::istreambuf_iterator<char>(in), {}) == "an earlier report");
+
         // None of the refused requests reached the server, and the connection still serves.
         BOOST_TEST(conn.is_open());
         auto ok = co_await conn.async_request(fcgi::test::tagged_request("f"), use_awaitable);

@@ -41,6 +41,32 @@ std::vector<std::pair<std::string, std::string>> string_pairs(const ordered_json
     return out;
 }
 
+// "headers": an object whose values are strings, or arrays of strings for a repeated header
+// (a JSON object cannot repeat a key).
+std::vector<std::pair<std::string, std::string>> header_pairs(const ordered_json& j) {
+    if (!j.is_object())
+        reject(std::string("\"headers\" must be an object, not ") + j.type_name());
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [key, value] : j.items()) {
+        auto bad = [&] {
+            reject("\"headers\".\"" + key + "\" must be a string or an array of strings, not " +
+                   value.type_name());
+        };
+        if (value.is_string()) {
+            out.emplace_back(key, value.get<std::string>());
+            continue;
+        }
+        if (!value.is_array())
+            bad();
+        for (const auto& v : value) {
+            if (!v.is_string())
+                bad();
+            out.emplace_back(key, v.get<std::string>());
+        }
+    }
+    return out;
+}
+
 bool bool_field(const ordered_json& j, const char* name) {
     if (!j.is_boolean())
         reject(std::string("\"") + name + "\" must be true or false, not " + j.type_name());
@@ -113,7 +139,7 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
         else if (key == "params")
             req.params = string_pairs(value, "params");
         else if (key == "headers")
-            req.headers = string_pairs(value, "headers");
+            req.headers = header_pairs(value);
         else if (key == "body")
             body = &value;
         else if (key == "body_base64")
@@ -147,7 +173,8 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
     if (query) {
         if (flags.target.find('?') != std::string::npos)
             reject("give the query either after '?' in \"script\" or in \"query\", not both");
-        req.query = string_field(*query, "query");
+        // As the part after '?' in "script": a job file written either way sends the same.
+        req.query = query_as_sent(string_field(*query, "query"));
     } else {
         req.query = std::move(resolved.query);
     }

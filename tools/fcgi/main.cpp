@@ -29,11 +29,10 @@ int main(int argc, char** argv) {
     add_request_flags(*request_cmd, request);
     request_cmd->add_option("-o,--output", request.output,
                             "Write the body to FILE as it arrives instead of stdout");
-    request_cmd
-        ->add_option("--max-stderr", request.max_stderr,
-                     "Most FCGI_STDERR bytes kept (units k, M, G: 1024s); the rest is dropped, "
-                     "with a note saying how much (default 1M)")
-        ->transform(CLI::AsSizeValue(false));
+    size_flag(*request_cmd->add_option(
+        "--max-stderr", request.max_stderr,
+        "Most FCGI_STDERR bytes kept (units k, M, G: 1024s); the rest is dropped, with a note "
+        "saying how much (default 1M)"));
     probe_flags probe;
     auto* probe_cmd = app.add_subcommand(
         "probe", "Print what the server reports for GET_VALUES, one NAME=VALUE per line");

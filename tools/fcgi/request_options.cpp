@@ -30,8 +30,8 @@ std::string format_number(double s) {
     return buf;
 }
 
-// The query as a browser sends the URL's: the #fragment stays behind, and spaces and control
-// bytes are percent-encoded, so REQUEST_URI is a valid URI and PHP decodes them back in $_GET.
+}  // namespace
+
 std::string query_as_sent(std::string_view raw) {
     raw = raw.substr(0, raw.find('#'));
     static constexpr char hex[] = "0123456789ABCDEF";
@@ -49,6 +49,8 @@ std::string query_as_sent(std::string_view raw) {
     }
     return out;
 }
+
+namespace {
 
 bool read_stream(std::FILE* f, std::string& out) {
     char buf[1 << 16];
@@ -113,16 +115,30 @@ bool absolute_path(const fs::path& p, fs::path& out, std::string& why) {
 
 }  // namespace
 
+void size_flag(CLI::Option& option) {
+    // CLI11 reads "-1" into a size_t as SIZE_MAX: a typo would mean "no limit".
+    option
+        .check(CLI::Validator(
+            [](std::string& value) -> std::string {
+                if (!value.empty() && value.find_first_not_of(" \t") != std::string::npos &&
+                    value[value.find_first_not_of(" \t")] == '-')
+                    return "'" + value + "' is negative; give a size in bytes (units k, M, G)";
+                return {};
+            },
+            "", "non-negative"))
+        ->transform(CLI::AsSizeValue(false));
+}
+
 void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
                               const std::string& unit) {
-    cmd.add_option("--max-output", max_output,
-                   "Most body bytes kept per " + unit + " (units k, M, G: 1024s); more fails the " +
-                       unit + " with response_too_large (default 64M)")
-        ->transform(CLI::AsSizeValue(false));
-    cmd.add_option("--max-stderr", max_stderr,
-                   "Most FCGI_STDERR bytes kept per " + unit +
-                       " (units as --max-output); the rest is dropped and counted (default 1M)")
-        ->transform(CLI::AsSizeValue(false));
+    size_flag(*cmd.add_option("--max-output", max_output,
+                              "Most body bytes kept per " + unit +
+                                  " (units k, M, G: 1024s); more fails the " + unit +
+                                  " with response_too_large (default 64M)"));
+    size_flag(*cmd.add_option(
+        "--max-stderr", max_stderr,
+        "Most FCGI_STDERR bytes kept per " + unit +
+            " (units as --max-output); the rest is dropped and counted (default 1M)"));
 }
 
 void check_number(CLI::Option& option, double lo, double hi, std::string unit, bool above_lo) {

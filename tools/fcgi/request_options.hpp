@@ -45,6 +45,13 @@ inline constexpr double max_timeout_seconds = 1e9;
 void check_number(CLI::Option& option, double lo, double hi, std::string unit,
                   bool above_lo = false);
 
+/// The query as a browser sends a URL's: the #fragment stays behind, and spaces and control
+/// bytes are percent-encoded, so REQUEST_URI is a valid URI and PHP decodes them back in $_GET.
+std::string query_as_sent(std::string_view raw);
+
+/// Makes `option` a size in bytes with units k, M, G (1024s), refusing a negative one.
+void size_flag(CLI::Option& option);
+
 /// Declares --max-output and --max-stderr (sizes with units k, M, G) on `cmd`, for fanout and
 /// bench; `unit` names what one limit applies to ("job", "response").
 void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
