@@ -218,6 +218,31 @@ BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
     BOOST_TEST(r.err.find("listen backlog") == std::string::npos, r.err);
 }
 
+// Connections beyond the workers on TCP: the polls during the run wait in the backlog behind
+// them, so only the poll after the run answers, and php-fpm's "max listen queue" then shows
+// what queued; the active count is unknown rather than the poll before the run's.
+BOOST_AUTO_TEST_CASE(fpm_status_polled_after_a_saturating_run) {
+    php_fpm fpm({.children = 2, .status_path = "/status"});
+    auto r = bench({"--connect", fpm.tcp_endpoint(), "--duration", "1.2", "--concurrency", "4",
+                    "--timeout", "0", "--fpm-status", "/status", "--json",
+                    php_fpm::script("sleep.php") + "?ms=5"});
+    BOOST_TEST_INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    auto j = report_of(r);
+    BOOST_REQUIRE(j.contains("fpm_status"));
+    const auto& st = j["fpm_status"];
+    BOOST_TEST(st["total_processes"].get<int>() == 2);
+    BOOST_REQUIRE(st["max_listen_queue"].is_number());
+    BOOST_TEST(st["max_listen_queue"].get<int>() >= 2);
+    BOOST_TEST(st["max_active_processes"].is_null());
+
+    auto human = bench({"--connect", fpm.tcp_endpoint(), "--duration", "0.8", "--concurrency", "4",
+                        "--timeout", "0", "--fpm-status", "/status",
+                        php_fpm::script("sleep.php") + "?ms=5"});
+    BOOST_TEST(human.out.find("max active processes unknown (every poll during the run waited "
+                              "behind it)") != std::string::npos,
+               human.out);
+}
+
 // Throughput counts responses of any status: a run where none was a 2xx says so.
 BOOST_FIXTURE_TEST_CASE(no_2xx_is_a_warning, fpm_fixture) {
     auto r = bench({"--connect", ep, "--requests", "20", php_fpm::script("no-such-script.php")});

@@ -576,21 +576,27 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
     o << "bytes:       in " << c.bytes_in << " (body+stderr), out " << c.bytes_out << " (body)\n";
     o << "client cpu:  " << fixed(cpu, 3) << " s, "
       << fixed(completed ? cpu * 1e6 / double(completed) : 0, 1) << " us/request\n";
-    if (st && st->polls <= st->polls_before_run) {
+    if (st && !st->seen_during_run() && !st->queue_known()) {
         // Only the poll before the run was answered: its figures are not the run's maxima.
-        o << "fpm status:  unknown: no poll was answered during the run";
+        o << "fpm status:  unknown: no poll was answered during or after the run";
         if (st->failures)
             o << ", " << st->failures << " failed (" << st->last_error << ")\n";
         else
             o << " (shorter than the 500 ms between polls)\n";
     } else if (st) {
         o << "fpm status:  max listen queue ";
-        if (st->listen_queue_known)
+        if (st->queue_known())
             o << st->max_listen_queue;
-        else
+        else if (!st->listen_queue_known)
             o << "n/a (php-fpm cannot read a unix socket's queue)";
-        o << ", max active processes " << st->max_active_processes << " of " << st->total_processes
-          << ", " << st->polls << " polls";
+        else
+            o << "unknown";
+        o << ", max active processes ";
+        if (st->seen_during_run())
+            o << st->max_active_processes << " of " << st->total_processes;
+        else
+            o << "unknown (every poll during the run waited behind it)";
+        o << ", " << st->polls << " polls";
         if (st->failures)
             o << ", " << st->failures << " failed (" << st->last_error << ")";
         o << "\n";
@@ -663,15 +669,14 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     j["client_cpu_us_per_request"] = completed ? cpu * 1e6 / double(completed) : 0.0;
     if (st) {
         // null where unknown: no poll answered during the run, or a unix socket's queue.
-        const bool seen = st->polls > st->polls_before_run;
         auto known = [&](std::int64_t v, bool ok) {
-            return seen && ok ? nlohmann::ordered_json(v) : nullptr;
+            return ok ? nlohmann::ordered_json(v) : nullptr;
         };
         j["fpm_status"] = {
             {"polls", st->polls},
             {"failures", st->failures},
-            {"max_listen_queue", known(st->max_listen_queue, st->listen_queue_known)},
-            {"max_active_processes", known(st->max_active_processes, true)},
+            {"max_listen_queue", known(st->max_listen_queue, st->queue_known())},
+            {"max_active_processes", known(st->max_active_processes, st->seen_during_run())},
             {"total_processes", st->total_processes},
             {"process_manager", st->process_manager}};
         if (!st->last_error.empty())
@@ -862,6 +867,13 @@ int run_bench(const bench_flags& f) {
     ctx.run();
 
     const auto& c = run.counts();
+    if (poller && c.signal != SIGTERM && !run.unreachable()) {
+        // The polls during a saturating run wait behind it; php-fpm's own "max listen queue",
+        // read once the load is gone, still tells what queued (SIGTERM does not wait for it).
+        poller->poll_after_run(nullptr);
+        ctx.restart();
+        ctx.run();
+    }
     const fpm_status_summary* st = poller ? &poller->summary() : nullptr;
     const bench_times times{run.duration_s(), run.rps(), run.drain_s(), run.cpu_s()};
     std::string report =

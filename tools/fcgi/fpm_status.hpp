@@ -36,6 +36,9 @@ struct fpm_status_summary {
     /// Polls answered before the run started (the one that sizes the pool): when `polls` is no
     /// more, none was answered during the run and the maxima say nothing of it.
     std::uint64_t polls_before_run = 0;
+    /// Polls answered after the run (at most one): its max listen queue covers the run even
+    /// when every poll during it waited behind the load.
+    std::uint64_t polls_after_run = 0;
     /// The longest listen queue this run is known to have caused: the largest polled "listen
     /// queue", or php-fpm's "max listen queue" once it rose above the first poll's.
     std::int64_t max_listen_queue = 0;
@@ -51,8 +54,18 @@ struct fpm_status_summary {
     /// before the run's first poll it may hold an earlier run's queue: it counts only when it
     /// rises above what the first poll saw.
     void add(const fpm_status_sample& s);
+    /// Counts the poll after the run: only its "max listen queue" (php-fpm's, kept by the
+    /// kernel's count) says something of the run; its active processes do not.
+    void add_after_run(const fpm_status_sample& s);
     /// Counts a failed poll.
     void add_failure(std::string why);
+    /// Whether a poll was answered while the load ran (max_active_processes is the run's).
+    bool seen_during_run() const noexcept { return polls > polls_before_run + polls_after_run; }
+    /// Whether max_listen_queue says something of the run: a poll during or after it, on a
+    /// socket whose queue php-fpm can read.
+    bool queue_known() const noexcept {
+        return listen_queue_known && (seen_during_run() || polls_after_run > 0);
+    }
 
   private:
     std::optional<std::int64_t> first_max_listen_queue_;

@@ -21,7 +21,14 @@ fcgi::client_options poller_options(fcgi::endpoint where) {
 
 fpm_status_poller::fpm_status_poller(asio::any_io_executor ex, fcgi::endpoint where,
                                      std::string path)
-    : client_(ex, poller_options(std::move(where))), timer_(ex), path_(std::move(path)) {}
+    : ex_(ex), where_(std::move(where)), timer_(ex), path_(std::move(path)) {
+    make_client();
+}
+
+fcgi::client& fpm_status_poller::make_client() {
+    client_.reset();
+    return client_.emplace(ex_, poller_options(where_));
+}
 
 void fpm_status_poller::poll_once(std::function<void()> done) {
     poll(std::move(done));
@@ -36,7 +43,20 @@ void fpm_status_poller::start(std::chrono::milliseconds every) {
 void fpm_status_poller::stop() {
     stopped_ = true;
     timer_.cancel();
-    client_.cancel();
+    client_->cancel();
+}
+
+void fpm_status_poller::poll_after_run(std::function<void()> done) {
+    // The run's connections are closed by now, so a worker is free to answer at once.
+    make_client();
+    stopped_ = false;
+    after_run_ = true;
+    poll([this, done = std::move(done)] {
+        stopped_ = true;
+        client_->cancel();  // nothing may keep the io_context running after the report
+        if (done)
+            done();
+    });
 }
 
 void fpm_status_poller::schedule() {
@@ -66,7 +86,7 @@ void fpm_status_poller::poll(std::function<void()> done) {
     req.query = "json&full";
     req.params = {{"SCRIPT_NAME", path_}, {"REQUEST_URI", path_ + "?json&full"}};
     req.timeout = std::chrono::milliseconds(1000);
-    client_.async_request(
+    client_->async_request(
         std::move(req), [this, done = std::move(done)](std::error_code ec, fcgi::response r) {
             busy_ = false;
             if (stopped_) {
@@ -81,9 +101,12 @@ void fpm_status_poller::poll(std::function<void()> done) {
             else if (r.status != 200)
                 why = "status page answered " + std::to_string(r.status) +
                       " (is pm.status_path set to '" + path_ + "'?)";
-            if (why.empty() && parse_fpm_status(r.body, path_ + "?json&full", s, why))
-                summary_.add(s);
-            else
+            if (why.empty() && parse_fpm_status(r.body, path_ + "?json&full", s, why)) {
+                if (after_run_)
+                    summary_.add_after_run(s);
+                else
+                    summary_.add(s);
+            } else
                 summary_.add_failure(std::move(why));
             if (done)
                 done();

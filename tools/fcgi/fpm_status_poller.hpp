@@ -5,6 +5,7 @@
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "fcgi/client.hpp"
@@ -28,6 +29,9 @@ class fpm_status_poller {
     void start(std::chrono::milliseconds every);
     /// Stops polling and abandons a poll in flight.
     void stop();
+    /// After stop() and the run: one more poll on a fresh connection, counted with
+    /// fpm_status_summary::add_after_run; `done` runs when it has been answered or failed.
+    void poll_after_run(std::function<void()> done);
 
     const fpm_status_summary& summary() const noexcept { return summary_; }
 
@@ -35,12 +39,17 @@ class fpm_status_poller {
     void poll(std::function<void()> done);
     void schedule();
 
-    fcgi::client client_;
+    fcgi::client& make_client();
+
+    asio::any_io_executor ex_;
+    fcgi::endpoint where_;
+    std::optional<fcgi::client> client_;  // remade for the poll after the run (stop() ends it)
     asio::steady_timer timer_;
     std::string path_;
     std::chrono::milliseconds every_{500};
     bool busy_ = false;
     bool stopped_ = false;
+    bool after_run_ = false;
     fpm_status_summary summary_;
 };
 
