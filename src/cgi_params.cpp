@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <charconv>
 #include <filesystem>
 #include <optional>
@@ -301,10 +302,11 @@ void cgi_params::build(const request& req) {
     // REQUEST_URI may percent-encode the script name (3 bytes per byte at most), then copy it.
     // SCRIPT_NAME, when it had to be normalised, is one more copy of at most the script.
     std::size_t need = 64 + 7 * req.script.size() + req.query.size();
-    // A SCRIPT_NAME param makes REQUEST_URI (below), percent-encoded: 3 bytes per byte at most.
+    // A SCRIPT_NAME param makes REQUEST_URI (below) as the script would: encoded (3 bytes per
+    // byte at most), then copied with '?' and the query.
     const std::string* named_script = find_param(req, "SCRIPT_NAME");
     if (named_script)
-        need += 3 * named_script->size() + 1 + req.query.size();
+        need += 6 * named_script->size() + 1 + req.query.size();
     // A header's value too: repeated headers are joined into one value here.
     for (const auto& h : req.headers)
         need += 5 + h.first.size() + 2 + h.second.size();
@@ -313,6 +315,8 @@ void cgi_params::build(const request& req) {
     auto own = [&](std::string_view a, std::string_view b = {},
                    std::string_view c = {}) -> std::string_view {
         std::size_t at = arena_.size();
+        // A reallocation would leave every earlier view dangling: `need` must cover it all.
+        assert(at + a.size() + b.size() + c.size() <= arena_.capacity());
         arena_.append(a).append(b).append(c);
         return std::string_view(arena_).substr(at);
     };
