@@ -56,7 +56,7 @@ const std::string* find_param(const request& req, std::string_view name) {
 // request's script name.
 constexpr auto path_chars = [] {
     std::array<bool, 256> t{};
-    for (int c = 0; c < 256; ++c)
+    for (std::size_t c = 0; c < t.size(); ++c)
         t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
     for (char c : std::string_view("-._~!$&'()*+,;=:@/"))
         t[static_cast<unsigned char>(c)] = true;

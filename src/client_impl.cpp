@@ -159,7 +159,7 @@ std::size_t client_impl::waiting_beyond_connecting() const {
     std::size_t connecting = 0;
     for (const auto& p : pools_) {
         for (const auto& pc : p.conns)
-            connecting += pc->connected ? 0 : p.max_in_flight;
+            connecting += pc->connected ? 0u : std::size_t{p.max_in_flight};
         // Probing (auto_detect): its connections open when the answer comes, each taking one
         // request at least.
         if (p.probe_state != endpoint_pool::probe::done)

@@ -22,9 +22,13 @@ using sink_write_handler = std::function<void(std::error_code)>;
 /// A consumer's write: take `chunk` (valid until `done` is called), then call `done` once.
 using sink_write_fn = std::function<void(std::string_view chunk, sink_write_handler done)>;
 
+// Only where Asio has coroutines (not clang 14 with libstdc++ without its defines), so the
+// rest of the API compiles for callback users there.
+#if defined(ASIO_HAS_CO_AWAIT)
 /// A coroutine consumer's write: returns when it is done with `chunk`; an exception fails the
 /// request with error::sink_failed.
 using sink_coroutine_fn = std::function<asio::awaitable<void>(std::string_view chunk)>;
+#endif
 
 /// Called once the CGI head arrived (status, reason and headers; the body is empty), before the
 /// first chunk. An error fails the request with error::sink_failed.
@@ -97,17 +101,25 @@ class body_sink {
     static body_sink descriptor(int fd);
     /// Hands each chunk to `write`; `on_head` (optional) gets the head first.
     static body_sink consumer(sink_write_fn write, sink_head_fn on_head = {});
+#if defined(ASIO_HAS_CO_AWAIT)
     /// Awaits `write` for each chunk, run on the connection's executor; `on_head` (optional)
     /// gets the head first. Each copy of the request gets a copy of `write` and `on_head`
     /// (state they captured by value is not shared between copies).
     static body_sink coroutine(sink_coroutine_fn write, sink_head_fn on_head = {});
+#endif
 
     /// True when a sink is set.
-    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    explicit operator bool() const noexcept {
+        return impl_ != nullptr;
+    }
     /// The implementation (for the connection).
-    implementation* get() const noexcept { return impl_.get(); }
+    implementation* get() const noexcept {
+        return impl_.get();
+    }
     /// The implementation itself, not a clone (for the connection: kept alive across a call).
-    std::shared_ptr<implementation> share() const noexcept { return impl_; }
+    std::shared_ptr<implementation> share() const noexcept {
+        return impl_;
+    }
 
   private:
     static std::shared_ptr<implementation> copy_of(const std::shared_ptr<implementation>& p) {

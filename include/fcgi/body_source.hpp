@@ -23,10 +23,13 @@ using source_read_handler = std::function<void(std::error_code, std::size_t)>;
 /// A producer's read: fill some of `buffer` (at most its size), then call `done` exactly once.
 using source_read_fn = std::function<void(asio::mutable_buffer buffer, source_read_handler done)>;
 
+// Only where Asio has coroutines (see body_sink.hpp).
+#if defined(ASIO_HAS_CO_AWAIT)
 /// A coroutine producer's read: returns how many bytes it placed in `buffer`; 0 ends the source.
 /// An exception fails the request with error::source_failed.
 using source_coroutine_fn =
     std::function<asio::awaitable<std::size_t>(asio::mutable_buffer buffer)>;
+#endif
 
 /// A request body read in chunks while it is sent (`request::stdin_source`).
 ///
@@ -98,19 +101,31 @@ class body_source {
     static body_source file(std::string path);
     /// `size` bytes from `read` (std::nullopt: unknown, which is rejected when sent).
     static body_source producer(std::optional<std::uint64_t> size, source_read_fn read);
+#if defined(ASIO_HAS_CO_AWAIT)
     /// `size` bytes from a coroutine run on the connection's executor for each chunk.
     static body_source coroutine(std::optional<std::uint64_t> size, source_coroutine_fn read);
+#endif
 
     /// True when a source is set.
-    explicit operator bool() const noexcept { return impl_ != nullptr; }
+    explicit operator bool() const noexcept {
+        return impl_ != nullptr;
+    }
     /// The body's length, if known (std::nullopt also when no source is set).
-    std::optional<std::uint64_t> size() const { return impl_ ? impl_->size() : std::nullopt; }
+    std::optional<std::uint64_t> size() const {
+        return impl_ ? impl_->size() : std::nullopt;
+    }
     /// True when a request streaming from this source may be sent again.
-    bool restartable() const { return !impl_ || impl_->restartable(); }
+    bool restartable() const {
+        return !impl_ || impl_->restartable();
+    }
     /// The implementation (for the connection).
-    implementation* get() const noexcept { return impl_.get(); }
+    implementation* get() const noexcept {
+        return impl_.get();
+    }
     /// The implementation itself, not a clone (for the connection: kept alive across a call).
-    std::shared_ptr<implementation> share() const noexcept { return impl_; }
+    std::shared_ptr<implementation> share() const noexcept {
+        return impl_;
+    }
 
   private:
     static std::shared_ptr<implementation> copy_of(const std::shared_ptr<implementation>& p) {

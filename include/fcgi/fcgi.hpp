@@ -22,6 +22,7 @@
 #include "fcgi/protocol/types.hpp"
 #include "fcgi/request.hpp"
 #include "fcgi/response.hpp"
+#include "fcgi/version.hpp"
 
 /// \namespace fcgi
 /// asio-fcgi: a FastCGI client for C++20 on standalone Asio — fcgi::connection,

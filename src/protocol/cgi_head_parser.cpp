@@ -103,7 +103,7 @@ bool cgi_head_parser::parse_status(std::string_view value) {
     if (value.size() < 3 || (value.size() > 3 && value[3] != ' '))
         return false;
     int code = 0;
-    for (int k = 0; k < 3; ++k) {
+    for (std::size_t k = 0; k < 3; ++k) {
         if (value[k] < '0' || value[k] > '9')
             return false;
         code = code * 10 + (value[k] - '0');

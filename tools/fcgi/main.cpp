@@ -6,6 +6,7 @@
 #include "bench_command.hpp"
 #include "exit_codes.hpp"
 #include "fanout_command.hpp"
+#include "fcgi/version.hpp"
 #include "output.hpp"
 #include "probe_command.hpp"
 #include "request_command.hpp"
@@ -18,7 +19,8 @@ int main(int argc, char** argv) {
         "server.",
         "fcgi"};
     app.footer(std::string(exit_codes_help));
-    app.set_version_flag("--version", "fcgi " FCGI_VERSION " (asio-fcgi)");
+    app.set_version_flag("--version", "fcgi " FCGI_VERSION_STRING " (asio-fcgi " +
+                                          std::string(fcgi::version()) + ")");
     app.require_subcommand(1);
 
     request_flags request;

@@ -70,16 +70,9 @@ constexpr bool is_known(record_type t) noexcept {
 /// True for stream record types (PARAMS, STDIN, STDOUT, STDERR, DATA): content may arrive in
 /// pieces.
 constexpr bool is_stream(record_type t) noexcept {
-    switch (t) {
-        case record_type::params:
-        case record_type::stdin_:
-        case record_type::stdout_:
-        case record_type::stderr_:
-        case record_type::data:
-            return true;
-        default:
-            return false;
-    }
+    // Not a switch: any byte may arrive as a type, and -Wswitch-enum users include this.
+    return t == record_type::params || t == record_type::stdin_ || t == record_type::stdout_ ||
+           t == record_type::stderr_ || t == record_type::data;
 }
 
 /// Padding that brings `content_length` to a multiple of 8.
