@@ -129,4 +129,33 @@ BOOST_AUTO_TEST_CASE(max_listen_queue_counts_this_run_only) {
     BOOST_TEST(failing.max_listen_queue == 0);
 }
 
+// The poll after the run: php-fpm's counter counts once it rose past the first poll's, the
+// active count stays unknown when no poll answered during the run, and without a first poll
+// there is nothing to compare with.
+BOOST_AUTO_TEST_CASE(poll_after_the_run_gives_the_queue_only) {
+    fpm_status_summary saturated;
+    saturated.add(sample(0, 7, 1));
+    saturated.polls_before_run = saturated.polls;
+    saturated.add_after_run(sample(0, 10, 1));
+    BOOST_TEST(saturated.polls == 2u);
+    BOOST_TEST(!saturated.seen_during_run());
+    BOOST_TEST(saturated.queue_known());
+    BOOST_TEST(saturated.max_listen_queue == 10);
+
+    fpm_status_summary quiet;
+    quiet.add(sample(0, 7, 1));
+    quiet.polls_before_run = quiet.polls;
+    quiet.add(sample(2, 7, 3));  // during the run
+    quiet.add_after_run(sample(0, 7, 1));
+    BOOST_TEST(quiet.seen_during_run());
+    BOOST_TEST(quiet.max_listen_queue == 2);
+    BOOST_TEST(quiet.max_active_processes == 3);
+
+    fpm_status_summary no_baseline;
+    no_baseline.add_failure("request_timeout: ...");
+    no_baseline.add_after_run(sample(0, 9, 0));
+    BOOST_TEST(!no_baseline.queue_known());
+    BOOST_TEST(no_baseline.max_listen_queue == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

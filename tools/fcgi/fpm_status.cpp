@@ -74,7 +74,9 @@ void fpm_status_summary::add(const fpm_status_sample& s) {
 void fpm_status_summary::add_after_run(const fpm_status_sample& s) {
     ++polls;
     ++polls_after_run;
-    if (first_max_listen_queue_ && s.max_listen_queue > *first_max_listen_queue_)
+    // Without a poll before it there is nothing to tell this run's queue from an earlier one's.
+    after_run_queue_ = first_max_listen_queue_.has_value();
+    if (after_run_queue_ && s.max_listen_queue > *first_max_listen_queue_)
         max_listen_queue = std::max(max_listen_queue, s.max_listen_queue);
     total_processes = s.total_processes;
     listen_queue_known = s.listen_queue_len != 0;

@@ -64,11 +64,12 @@ struct fpm_status_summary {
     /// Whether max_listen_queue says something of the run: a poll during or after it, on a
     /// socket whose queue php-fpm can read.
     bool queue_known() const noexcept {
-        return listen_queue_known && (seen_during_run() || polls_after_run > 0);
+        return listen_queue_known && (seen_during_run() || after_run_queue_);
     }
 
   private:
     std::optional<std::int64_t> first_max_listen_queue_;
+    bool after_run_queue_ = false;  // the poll after the run had a first poll to compare with
 };
 
 }  // namespace fcgi_cli
