@@ -148,9 +148,7 @@ std::error_code validate(const request& req, std::string& why) {
             root.remove_suffix(1);
         std::string scratch;
         const bool is_below = script_name_below(root, req.script, scratch).has_value();
-        const bool named = std::any_of(req.params.begin(), req.params.end(),
-                                       [](const auto& p) { return p.first == "SCRIPT_NAME"; });
-        if (!is_below && !named) {
+        if (!is_below && !find_param(req, "SCRIPT_NAME")) {
             why = "script " + in_quotes(req.script) + " is not below document_root " +
                   in_quotes(req.document_root) +
                   " (SCRIPT_NAME is its path below the root; set a SCRIPT_NAME param, and "

@@ -26,37 +26,24 @@ const std::string& string_field(const ordered_json& j, const char* name) {
     return j.get_ref<const std::string&>();
 }
 
-// An object of strings, in the order written.
+// An object of strings, in the order written. With `arrays`, a value may also be an array of
+// strings, each one a pair of its own ("headers": a JSON object cannot repeat a key).
 std::vector<std::pair<std::string, std::string>> string_pairs(const ordered_json& j,
-                                                              const char* name) {
+                                                              const char* name, bool arrays) {
     if (!j.is_object())
-        reject(std::string("\"") + name + "\" must be an object of strings, not " + j.type_name());
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& [key, value] : j.items()) {
-        if (!value.is_string())
-            reject(std::string("\"") + name + "\".\"" + key + "\" must be a string, not " +
-                   value.type_name());
-        out.emplace_back(key, value.get<std::string>());
-    }
-    return out;
-}
-
-// "headers": an object whose values are strings, or arrays of strings for a repeated header
-// (a JSON object cannot repeat a key).
-std::vector<std::pair<std::string, std::string>> header_pairs(const ordered_json& j) {
-    if (!j.is_object())
-        reject(std::string("\"headers\" must be an object, not ") + j.type_name());
+        reject(std::string("\"") + name + "\" must be an object" + (arrays ? "" : " of strings") +
+               ", not " + j.type_name());
     std::vector<std::pair<std::string, std::string>> out;
     for (const auto& [key, value] : j.items()) {
         auto bad = [&] {
-            reject("\"headers\".\"" + key + "\" must be a string or an array of strings, not " +
-                   value.type_name());
+            reject(std::string("\"") + name + "\".\"" + key + "\" must be a string" +
+                   (arrays ? " or an array of strings" : "") + ", not " + value.type_name());
         };
         if (value.is_string()) {
             out.emplace_back(key, value.get<std::string>());
             continue;
         }
-        if (!value.is_array())
+        if (!arrays || !value.is_array())
             bad();
         for (const auto& v : value) {
             if (!v.is_string())
@@ -137,9 +124,9 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
         else if (key == "query")
             query = &value;
         else if (key == "params")
-            req.params = string_pairs(value, "params");
+            req.params = string_pairs(value, "params", false);
         else if (key == "headers")
-            req.headers = header_pairs(value);
+            req.headers = string_pairs(value, "headers", true);
         else if (key == "body")
             body = &value;
         else if (key == "body_base64")

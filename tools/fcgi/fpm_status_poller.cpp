@@ -26,8 +26,7 @@ fpm_status_poller::fpm_status_poller(asio::any_io_executor ex, fcgi::endpoint wh
 }
 
 fcgi::client& fpm_status_poller::make_client() {
-    client_.reset();
-    return client_.emplace(ex_, poller_options(where_));
+    return client_.emplace(ex_, poller_options(where_));  // the old one, if any, goes first
 }
 
 void fpm_status_poller::poll_once(std::function<void()> done) {

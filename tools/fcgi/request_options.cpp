@@ -120,8 +120,8 @@ void size_flag(CLI::Option& option) {
     option
         .check(CLI::Validator(
             [](std::string& value) -> std::string {
-                if (!value.empty() && value.find_first_not_of(" \t") != std::string::npos &&
-                    value[value.find_first_not_of(" \t")] == '-')
+                auto first = value.find_first_not_of(" \t");
+                if (first != std::string::npos && value[first] == '-')
                     return "'" + value + "' is negative; give a size in bytes (units k, M, G)";
                 return {};
             },
