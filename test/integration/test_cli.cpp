@@ -431,6 +431,9 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
              {"--timeout", "-1"},
              {"--timeout", "nan"},
              {"--timeout", "1e300"},
+             {"--max-stderr", "-1"},
+             {"--max-stderr", "18446744073709551616"},  // 2^64: past what a size holds
+             {"--max-stderr", "99999999999999999999999k"},
              {"--data", "@/nonexistent/file"},
              {"--root", "/nonexistent-root"},  // the script is not below it
              {"--no-such-flag"},

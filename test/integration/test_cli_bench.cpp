@@ -260,12 +260,15 @@ BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {
     BOOST_TEST(r.exit_code == 2);
     // CLI11's own range checks let NaN through (an open loop at NaN req/s ran as a closed
     // loop) and described a refusal with the whole range of a double.
-    for (const auto& bad : std::vector<std::vector<std::string>>{{"--rate", "nan"},
-                                                                 {"--rate", "0"},
-                                                                 {"--timeout", "nan"},
-                                                                 {"--timeout", "1e300"},
-                                                                 {"--duration", "inf"},
-                                                                 {"--warmup", "-1"}}) {
+    for (const auto& bad :
+         std::vector<std::vector<std::string>>{{"--rate", "nan"},
+                                               {"--rate", "0"},
+                                               {"--timeout", "nan"},
+                                               {"--timeout", "1e300"},
+                                               {"--duration", "inf"},
+                                               {"--warmup", "-1"},
+                                               {"--max-output", "-1"},
+                                               {"--max-output", "18446744073709551616"}}) {
         std::vector<std::string> args{"--connect", ep, "--requests", "2"};
         args.insert(args.end(), bad.begin(), bad.end());
         args.push_back(php_fpm::script("hello.php"));

@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string_view>
 
 namespace fcgi_cli {
@@ -123,6 +125,16 @@ void size_flag(CLI::Option& option) {
                 auto first = value.find_first_not_of(" \t");
                 if (first != std::string::npos && value[first] == '-')
                     return "'" + value + "' is negative; give a size in bytes (units k, M, G)";
+                // CLI11 checks a unit's product for overflow, not the number itself: past
+                // 2^64 - 1 it would take whatever its conversion left.
+                if (first != std::string::npos) {
+                    std::uint64_t n = 0;
+                    const char* begin = value.data() + first;
+                    if (std::from_chars(begin, value.data() + value.size(), n).ec ==
+                        std::errc::result_out_of_range)
+                        return "'" + value + "' is too large; at most " +
+                               std::to_string(std::numeric_limits<std::size_t>::max()) + " bytes";
+                }
                 return {};
             },
             "", "non-negative"))
