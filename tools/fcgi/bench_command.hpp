@@ -13,6 +13,9 @@ class App;
 
 namespace fcgi_cli {
 
+/// The longest --duration and --warmup, in seconds; also a run of --requests' time limit.
+inline constexpr double max_bench_seconds = 3600;
+
 /// `fcgi bench` flags. The request shape reuses `fcgi request`'s flags (not --include/--fail).
 struct bench_flags {
     request_flags request;           ///< --connect, --method, --data, --header, --param, --root,

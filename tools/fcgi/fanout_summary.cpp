@@ -5,15 +5,10 @@
 #include <cstdio>
 
 #include "latency_histogram.hpp"
+#include "output.hpp"
 
 namespace fcgi_cli {
 namespace {
-
-std::string fixed(double v, int decimals) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-    return buf;
-}
 
 // Nearest-rank percentile of sorted values, in milliseconds.
 double percentile_ms(const std::vector<std::int64_t>& sorted, double p) {

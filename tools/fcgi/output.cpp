@@ -79,6 +79,12 @@ std::string in_flag_terms(std::string diagnostics, bool has_max_output) {
     return diagnostics;
 }
 
+std::string fixed(double v, int decimals) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
 bool signal_ignored(int sig) {
     struct sigaction old {};
     return ::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN;

@@ -36,6 +36,9 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
 /// "--max-output" when `has_max_output`): a CLI user cannot act on a C++ option's name.
 std::string in_flag_terms(std::string diagnostics, bool has_max_output);
 
+/// `v` with `decimals` digits after the point ("%.*f").
+std::string fixed(double v, int decimals);
+
 /// Whether `sig` is ignored (as SIGINT is in a shell's background job): Ctrl-C handling must
 /// then leave it so, not make the job interruptible.
 bool signal_ignored(int sig);

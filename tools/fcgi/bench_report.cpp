@@ -1,0 +1,197 @@
+#include "bench_report.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "error_names.hpp"
+#include "output.hpp"
+
+namespace fcgi_cli {
+namespace {
+
+using std::chrono::microseconds;
+
+double ms(microseconds us) {
+    return double(us.count()) / 1000.0;
+}
+
+}  // namespace
+
+std::string human_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
+                         const bench_times& t, const fpm_status_summary* st) {
+    const double cpu = t.cpu_s;
+    std::ostringstream o;
+    o << "bench: " << f.request.target << " on " << f.request.connect << ", ";
+    if (f.rate > 0)
+        o << "open loop at " << fixed(f.rate, 1) << " req/s, at most "
+          << setup.connections * setup.per_connection << " in flight";
+    else
+        o << "closed loop, " << f.concurrency << " in flight";
+    o << ", " << setup.connections << (setup.connections == 1 ? " connection" : " connections");
+    if (setup.multiplexed)
+        o << " multiplexed (up to " << setup.per_connection
+          << (setup.per_connection == 1 ? " request" : " requests") << " each)";
+    if (f.warmup > 0)
+        o << ", " << fixed(f.warmup, 1) << " s warmup";
+    o << "\n";
+    const std::uint64_t completed = c.ok + c.failed;
+    o << "requests:    " << c.sent << " sent, " << c.ok << " ok, " << c.failed << " failed, "
+      << c.unanswered << " never answered";
+    if (c.unsent > 0)
+        o << " (" << c.unsent << " of them never left the client)";
+    o << "\n";
+    if (c.resent > 0)
+        o << "resent:      " << c.resent
+          << " ok after a second send: php-fpm closed their kept-alive connection first (a "
+             "worker at pm.max_requests: the script did not run; or one that died mid-request: "
+             "it may have run twice; --no-retry fails them instead)\n";
+    if (!c.errors.empty()) {
+        o << "errors:     ";
+        for (const auto& [name, n] : c.errors)
+            o << " " << name << " " << n;
+        o << "\n";
+        for (const auto& [name, text] : c.first_error)
+            o << "first " << name << ": " << text << "\n";
+    }
+    // Responses only: a failure that comes back at once is not throughput.
+    o << "throughput:  " << fixed(t.rps, 1) << " req/s over " << fixed(t.duration_s, 3) << " s";
+    if (t.drain_s > 0)
+        o << " (the last response came " << fixed(t.drain_s, 3) << " s after it)";
+    o << "\n";
+    const auto& h = c.latency;
+    if (h.count() == 0) {
+        o << "latency:     none (no responses)\n";
+    } else {
+        o << "latency:     p50 " << fixed(ms(h.percentile(50)), 3) << " ms, p90 "
+          << fixed(ms(h.percentile(90)), 3) << " ms, p99 " << fixed(ms(h.percentile(99)), 3)
+          << " ms, p99.9 " << fixed(ms(h.percentile(99.9)), 3) << " ms, max "
+          << fixed(ms(h.max()), 3) << " ms";
+        if (f.rate > 0)
+            o << " (from the intended send time)";
+        if (c.failed + c.unanswered > 0)
+            o << " (over " << h.count() << " responses: the " << c.failed + c.unanswered
+              << " failed or never answered are not in it)";
+        o << "\n";
+    }
+    o << "status:     ";
+    if (c.status.empty())
+        o << " none";
+    for (const auto& [code, n] : c.status)
+        o << " " << code << " " << n;
+    o << "\n";
+    o << "bytes:       in " << c.bytes_in << " (body+stderr), out " << c.bytes_out << " (body)\n";
+    o << "client cpu:  " << fixed(cpu, 3) << " s, "
+      << fixed(completed ? cpu * 1e6 / double(completed) : 0, 1) << " us/request\n";
+    if (st && !st->seen_during_run() && !st->queue_known()) {
+        // Only the poll before the run was answered: its figures are not the run's maxima.
+        o << "fpm status:  unknown: no poll was answered during or after the run";
+        if (st->failures)
+            o << ", " << st->failures << " failed (" << st->last_error << ")\n";
+        else
+            o << " (shorter than the 500 ms between polls)\n";
+    } else if (st) {
+        o << "fpm status:  max listen queue ";
+        if (st->queue_known())
+            o << st->max_listen_queue;
+        else if (!st->listen_queue_known)
+            o << "n/a (php-fpm cannot read a unix socket's queue)";
+        else
+            o << "unknown";
+        o << ", max active processes ";
+        if (st->seen_during_run())
+            o << st->max_active_processes << " of " << st->total_processes;
+        else
+            o << "unknown (every poll during the run waited behind it)";
+        o << ", " << st->polls << " polls";
+        if (st->failures)
+            o << ", " << st->failures << " failed (" << st->last_error << ")";
+        o << "\n";
+    }
+    return o.str();
+}
+
+std::string json_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
+                        const bench_times& t, const fpm_status_summary* st) {
+    nlohmann::ordered_json j;
+    const double cpu = t.cpu_s;
+    const std::uint64_t completed = c.ok + c.failed;
+    // What was asked, so that an archived report can be read on its own.
+    j["script"] = f.request.target;
+    j["connect"] = f.request.connect;
+    j["mode"] = f.rate > 0 ? "open" : "closed";
+    if (f.rate > 0)
+        j["rate"] = f.rate;
+    // An open loop's pace sets what is in flight, up to what the connections carry.
+    j["concurrency"] = f.concurrency;
+    j["warmup_s"] = f.warmup;
+    j["timeout_s"] = f.request.timeout > 0 ? nlohmann::ordered_json(f.request.timeout) : nullptr;
+    j["connections"] = setup.connections;
+    j["multiplexed"] = setup.multiplexed;
+    j["requests_per_connection"] = setup.per_connection;
+    if (setup.probed) {
+        // What --multiplex auto learnt; null where the server did not say.
+        auto opt = [](const auto& v) { return v ? nlohmann::ordered_json(*v) : nullptr; };
+        j["probe"] = {{"mpxs_conns", opt(setup.probe.mpxs_conns)},
+                      {"max_conns", opt(setup.probe.max_conns)},
+                      {"max_reqs", opt(setup.probe.max_reqs)}};
+        if (setup.probe_ec)
+            j["probe"]["error"] = std::string(error_name(setup.probe_ec));
+    }
+    j["requests"] = c.sent;
+    j["ok"] = c.ok;
+    j["failed"] = c.failed;
+    j["errors"] = nlohmann::ordered_json::object();
+    for (const auto& [name, n] : c.errors)
+        j["errors"][name] = n;
+    j["error_messages"] = nlohmann::ordered_json::object();
+    for (const auto& [name, text] : c.first_error)
+        j["error_messages"][name] = text;
+    j["unanswered"] = c.unanswered;
+    j["unsent"] = c.unsent;
+    j["resent"] = c.resent;
+    if (f.rate > 0)
+        j["waited_in_client"] = c.waited_in_client;
+    j["interrupted"] = c.interrupted;
+    j["unserved_connections"] = c.unserved_connections;
+    j["duration_s"] = t.duration_s;
+    j["rps"] = t.rps;  // responses only, as in the human report
+    j["drain_s"] = t.drain_s;
+    const auto& h = c.latency;
+    // No response, no latency: null, not a 0 ms a dashboard would take for the best time.
+    auto lat = [&](double v) { return h.count() ? nlohmann::ordered_json(v) : nullptr; };
+    j["latency_ms"] = {{"p50", lat(ms(h.percentile(50)))},
+                       {"p90", lat(ms(h.percentile(90)))},
+                       {"p99", lat(ms(h.percentile(99)))},
+                       {"p999", lat(ms(h.percentile(99.9)))},
+                       {"max", lat(ms(h.max()))},
+                       {"mean", lat(h.mean_us() / 1000.0)},
+                       {"count", h.count()}};
+    j["status"] = nlohmann::ordered_json::object();
+    for (const auto& [code, n] : c.status)
+        j["status"][std::to_string(code)] = n;
+    j["bytes_in"] = c.bytes_in;
+    j["bytes_out"] = c.bytes_out;
+    j["client_cpu_s"] = cpu;
+    j["client_cpu_us_per_request"] = completed ? cpu * 1e6 / double(completed) : 0.0;
+    if (st) {
+        // null where unknown: no poll answered during the run, or a unix socket's queue.
+        auto known = [&](std::int64_t v, bool ok) {
+            return ok ? nlohmann::ordered_json(v) : nullptr;
+        };
+        j["fpm_status"] = {
+            {"polls", st->polls},
+            {"failures", st->failures},
+            {"max_listen_queue", known(st->max_listen_queue, st->queue_known())},
+            {"max_active_processes", known(st->max_active_processes, st->seen_during_run())},
+            {"total_processes", st->total_processes},
+            {"process_manager", st->process_manager}};
+        if (!st->last_error.empty())
+            j["fpm_status"]["last_error"] = st->last_error;
+    }
+    // Error messages name the endpoint, which may hold any bytes: U+FFFD, not an exception.
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace fcgi_cli

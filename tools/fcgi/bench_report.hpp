@@ -1,0 +1,31 @@
+// `fcgi bench`: the report of a run, for people or as one JSON object.
+#pragma once
+
+#include <string>
+
+#include "bench_command.hpp"
+#include "bench_counts.hpp"
+#include "bench_setup.hpp"
+#include "fpm_status.hpp"
+
+namespace fcgi_cli {
+
+/// What the reports take from the run besides its counts.
+struct bench_times {
+    double duration_s = 0;  ///< the measured period
+    double rps = 0;         ///< responses per second of it
+    double drain_s = 0;     ///< how long after it the last response came
+    double cpu_s = 0;       ///< the client's CPU seconds over it
+};
+
+/// The report for a terminal: what was asked, then one line per figure. `st` may be null
+/// (no --fpm-status).
+std::string human_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
+                         const bench_times& t, const fpm_status_summary* st);
+
+/// The report as one JSON object and a newline (docs/cli.md shows one); null where a
+/// figure is unknown.
+std::string json_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
+                        const bench_times& t, const fpm_status_summary* st);
+
+}  // namespace fcgi_cli
