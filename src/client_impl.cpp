@@ -48,6 +48,10 @@ struct client_impl::pending_op {
     // A retry after a stale kept-alive connection: not on a connection that sat idle (see
     // usable()).
     bool fresh_only = false;
+    // A retry: the endpoint its first attempt failed on, which it goes back to only when no
+    // other endpoint can take it (a stopping php-fpm still accepts connections, then resets
+    // them; one that fails over closes the next connection too).
+    const endpoint_pool* avoid = nullptr;
     // When it was handed to a reused connection: a close soon after is a stale kept-alive
     // connection, a later one a script that ran (see stale_close_window).
     clock::time_point sent_at{};
@@ -280,14 +284,23 @@ client_impl::pooled_connection* client_impl::find_idle(endpoint_pool& ep) {
     return nullptr;
 }
 
-client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now) {
+client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now,
+                                                       const endpoint_pool* avoid) {
     endpoint_pool* best = nullptr;
     bool best_free = false;
+    // A retry waits for another endpoint that is up, even when it is busy now, rather than go
+    // back to the one that failed it: that one only when all others are down.
+    if (avoid && std::none_of(pools_.begin(), pools_.end(), [&](const endpoint_pool& p) {
+            return &p != avoid && p.probe_state == endpoint_pool::probe::done &&
+                   !p.hold.holding_requests(now) && !p.hold.down(now);
+        }))
+        avoid = nullptr;
     // The scan starts one endpoint further after each new connection, so that a full tie (an
     // idle pool) does not always go to the first endpoint.
     for (std::size_t k = 0; k < pools_.size(); ++k) {
         auto& p = pools_[(tie_start_ + k) % pools_.size()];
-        if (p.probe_state != endpoint_pool::probe::done || p.hold.holding_requests(now))
+        if (&p == avoid || p.probe_state != endpoint_pool::probe::done ||
+            p.hold.holding_requests(now))
             continue;
         // A refused connect stops the endpoint growing, not its open connections serving.
         bool free = find_usable(p, fresh) != nullptr;
@@ -311,12 +324,15 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
 void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
     ++ep.connect_failures;
     ep.last_error = ec;
-    back_off(ep);
+    back_off(ep, false);
 }
 
-void client_impl::back_off(endpoint_pool& ep) {
+void client_impl::back_off(endpoint_pool& ep, bool failed_over) {
     std::uniform_real_distribution<double> share(0.8, 1.0);
-    ep.hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff, share(jitter_));
+    if (failed_over)
+        ep.hold.failed_over(clock::now(), opts_.initial_backoff, opts_.max_backoff, share(jitter_));
+    else
+        ep.hold.refused(clock::now(), opts_.initial_backoff, opts_.max_backoff, share(jitter_));
 }
 
 void client_impl::reset_backoff() {
@@ -389,7 +405,7 @@ void client_impl::pump() {
     }
     while (!queue_.empty()) {
         bool fresh = queue_.front()->fresh_only;
-        endpoint_pool* ep = pick_endpoint(fresh, now);
+        endpoint_pool* ep = pick_endpoint(fresh, now, queue_.front()->avoid);
         pooled_connection* pc = ep ? find_usable(*ep, fresh) : nullptr;
         if (pc) {
             auto op = std::move(queue_.front());
@@ -397,29 +413,13 @@ void client_impl::pump() {
             dispatch(*ep, *pc, std::move(op));
             continue;
         }
-        // A retry waiting for a new connection must not hold up requests behind it that an
-        // open one can take now, nor cost them that connection (retired to make room for it).
+        if (ep && open_for_front(*ep, fresh))
+            continue;
+        // A retry waiting for its new connection must not hold up requests behind it that an
+        // open one can take now.
         if (fresh && dispatch_behind_fresh(now))
             continue;
-        if (!ep)
-            break;
-        // Open one more connection unless enough are already connecting for the queue.
-        std::size_t connecting = 0;
-        for (const auto& p : pools_)
-            for (const auto& c : p.conns)
-                connecting += !c->connected;
-        if (connecting >= queue_.size())
-            break;
-        if (ep->conns.size() >= opts_.max_connections_per_endpoint) {
-            // Only a retry that needs a fresh connection gets here: retire an idle used one.
-            pooled_connection* idle = find_idle(*ep);
-            if (!idle)
-                break;
-            idle->conn->set_event_callback(nullptr);
-            idle->conn->close(asio::error::operation_aborted);
-            remove_closed(*ep);
-        }
-        open_connection(*ep);
+        break;
     }
     // Every endpoint down: fail fast with the reason, unless requests are to wait for one to
     // come back (a php-fpm restart), their deadlines running.
@@ -442,12 +442,39 @@ void client_impl::pump() {
     check_shutdown_done();
 }
 
+bool client_impl::open_for_front(endpoint_pool& ep, bool fresh) {
+    std::size_t connecting = 0, connecting_here = 0;
+    for (const auto& p : pools_)
+        for (const auto& c : p.conns) {
+            connecting += !c->connected;
+            connecting_here += !c->connected && &p == &ep;
+        }
+    // A request opens one more connection unless enough are already connecting for the queue;
+    // a retry that needs a fresh one, unless one is connecting there already (it will take it,
+    // being first in the queue).
+    if (fresh ? connecting_here > 0 : connecting >= queue_.size())
+        return false;
+    if (ep.conns.size() >= opts_.max_connections_per_endpoint) {
+        // Only a retry that needs a fresh connection gets here (pick_endpoint): retire an idle
+        // used one for it. Giving that one to a request behind instead would starve the retry
+        // for as long as requests keep coming.
+        pooled_connection* idle = find_idle(ep);
+        if (!idle)
+            return false;
+        idle->conn->set_event_callback(nullptr);
+        idle->conn->close(asio::error::operation_aborted);
+        remove_closed(ep);
+    }
+    open_connection(ep);
+    return true;
+}
+
 bool client_impl::dispatch_behind_fresh(lazy_now& now) {
     auto it = std::find_if(queue_.begin(), queue_.end(),
                            [](const std::unique_ptr<pending_op>& op) { return !op->fresh_only; });
     if (it == queue_.end())
         return false;
-    endpoint_pool* ep = pick_endpoint(false, now);
+    endpoint_pool* ep = pick_endpoint(false, now, (*it)->avoid);
     pooled_connection* pc = ep ? find_usable(*ep, false) : nullptr;
     if (!pc)
         return false;
@@ -609,20 +636,33 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         ec = error::client_stopped;
         r.diagnostics = "the client was stopped before the request was sent";
     }
-    // The server is out of resources whether or not this request goes again. (CANT_MPX_CONN
-    // needs nothing here: the connection drops to one request at a time by itself.)
+    if (!ec || r.bytes_received > 0)
+        ep->hold.served();
+    // The server is out of resources whether or not this request goes again.
     if (ec == server_error::overloaded)
         ep->hold.overloaded(clock::now(), opts_.initial_backoff);
+    // The connection that was refused drops to one request at a time by itself; the endpoint's
+    // other connections, and the ones it opens later, must too, or each would lose a request
+    // to learn it again.
+    if (ec == server_error::cant_mpx_conn && ep->max_in_flight > 1) {
+        ep->max_in_flight = 1;
+        for (auto& pc : ep->conns)
+            pc->conn->stop_multiplexing();
+    }
     // Failover: an endpoint that accepts connections and then closes them, or never answers on
     // them, without a byte back (a proxy with no backend, workers crashing at start, all stuck)
     // is down as much as one that refuses them, and the other endpoints take its share. Not with
     // one endpoint: a script that crashed or ran long would then stop the pool for nothing.
+    // The connection may be gone already (closed, and dropped from the pool before this posted
+    // completion ran); one that carried this request alone got nothing back either.
+    const bool silent_connection =
+        conn ? conn->stats().bytes_read == 0 : ep->max_in_flight == 1 && r.bytes_received == 0;
     const bool failing_endpoint = (ec == error::connection_lost || ec == error::request_timeout) &&
-                                  pools_.size() > 1 && !reused && r.bytes_received == 0 && conn &&
-                                  conn->stats().bytes_read == 0;
+                                  pools_.size() > 1 && !reused && r.bytes_received == 0 &&
+                                  silent_connection;
     if (failing_endpoint) {
         ep->last_error = ec;
-        back_off(*ep);
+        back_off(*ep, true);
     }
     // Only once, and only what the connection handed back. A request that was never written may
     // go again whatever its method; any other only when it is idempotent.
@@ -639,8 +679,14 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                 ? std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - op->sent_at)
                 : std::chrono::milliseconds(0);
         const bool stale = unanswered && after <= opts_.stale_close_window;
-        if (ec == error::not_connected) {
-            retry = again->stdin_source.restartable();  // never written: safe for any method
+        // CANT_MPX_CONN and OVERLOADED reject a new request (FastCGI 5.5): the script did not
+        // run. Not once output came: a server that wrote a response has not refused it, and a
+        // sink would get a second one.
+        const bool refused =
+            (ec == server_error::cant_mpx_conn || ec == server_error::overloaded) &&
+            r.bytes_received == 0;
+        if (ec == error::not_connected || refused) {
+            retry = again->stdin_source.restartable();  // never written or run: any method
         } else if (again->is_idempotent()) {
             if (stale) {
                 retry = true;
@@ -652,21 +698,24 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                                  "killed worker: request_terminate_timeout?)";
             } else {
                 // An idempotent request goes once to another endpoint when its own is failing.
-                retry = ec == server_error::cant_mpx_conn || ec == server_error::overloaded ||
-                        (failing_endpoint && ec == error::connection_lost);
+                retry = failing_endpoint && ec == error::connection_lost;
             }
         } else if (stale) {
-            // The usual cause, said outright: the caller decides whether to send it again.
-            r.diagnostics +=
-                "; php-fpm closes a kept-alive connection when its worker exits (pm.max_requests, "
-                "a reload), so the request most likely did not run; it is not idempotent, so "
-                "it was not sent again";
+            // Both readings, with the time that tells them apart: the caller decides whether
+            // to send it again.
+            r.diagnostics += "; the connection closed " + std::to_string(after.count()) +
+                             " ms after the request was sent: php-fpm closes a kept-alive "
+                             "connection when its worker exits (pm.max_requests, a reload), "
+                             "within a few ms, and then the request did not run; a worker that "
+                             "died mid-script (killed, crashed) closes it too, and then it ran. "
+                             "It is not idempotent, so it was not sent again";
         }
     }
     if (retry) {
         ++retries_;
         ++op->attempts;
         op->sent += r.times_sent;
+        op->avoid = ep;
         pending_op& queued = *op;
         queue_.push_front(std::move(op));
         wait_deadline(queued);  // the deadline still counts from the first call

@@ -219,7 +219,23 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     }
     auto timeout = op->timeout.count() > 0 ? op->timeout : opts_.request_timeout;
     if (timeout.count() > 0) {
-        op->timer.emplace(socket_.get_executor(), capped(timeout));
+        using clock = std::chrono::steady_clock;
+        const bool hopped = op->called != clock::time_point{};
+        const auto now = clock::now();
+        const auto deadline = (hopped ? op->called : now) + capped(timeout);
+        if (deadline <= now) {
+            // Its executor was busy past the deadline: sending it now would occupy the server
+            // for a reply nobody waits for.
+            response r;
+            r.diagnostics = "deadline passed before the connection's executor took the request (" +
+                            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               now - op->called)
+                                               .count()) +
+                            " ms after the call), so it was not sent";
+            op->handler.post(error::request_timeout, std::move(r));
+            return;
+        }
+        op->timer.emplace(socket_.get_executor(), deadline);
         op->timer->async_wait([self = shared_from_this(), serial](std::error_code ec) {
             if (!ec)
                 self->fail_request(serial, error::request_timeout, "deadline passed");
@@ -373,10 +389,11 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
     }
     if (s.op->timer)
         s.op->timer->cancel();
-    // Only what may be sent again (a timeout is not: no copy of a large body for nothing).
+    // Only what may be sent again (a timeout is not: no copy of a large body for nothing), and
+    // not once output came: the script ran, and a sink has seen part of its response.
     // Cleared either way: the handler that owns where it points goes now.
     if (auto* to = std::exchange(s.op->hand_back, nullptr);
-        to && !s.op->is_prepared && is_retryable(ec))
+        to && !s.op->is_prepared && is_retryable(ec) && r.bytes_received == 0)
         give_back(s, *to);
     --slot_handlers_;
     s.op->io_work = {};  // the handler's own executor tracks what is left
@@ -761,7 +778,19 @@ void connection_impl::on_read(std::error_code ec, std::size_t n) {
     }
     stats_.bytes_read += n;
     in_read_ = true;
-    bool open = process_input(std::string_view(read_buffer_.data(), n));
+    bool open = false;
+    try {
+        open = process_input(std::string_view(read_buffer_.data(), n));
+    } catch (...) {
+        // Out of memory, most likely (a response body growing): the stream is out of step now.
+        // Left as it was, in_read_ would defer every completion and request for good; instead
+        // every request on it ends, and the exception goes on to run() as Asio's own do.
+        in_read_ = false;
+        close(error::connection_lost,
+              "an exception was thrown while reading from " + endpoint_.to_string());
+        flush_deferred();
+        throw;
+    }
     in_read_ = false;
     if (std::exchange(pump_after_read_, false) && open) {
         pump_waiting();

@@ -14,7 +14,8 @@ void endpoint_backoff::refused(clock::time_point now, ms initial, ms max, double
 
 void endpoint_backoff::connected() noexcept {
     transient_backoff_ = {};
-    backoff_ = {};
+    if (!failing_)
+        backoff_ = {};
     down_until_ = {};
 }
 

@@ -32,7 +32,12 @@ void writable_wait::async_wait(int fd, const asio::any_io_executor& ex,
         if (ep < 0)
             ec = last_error();
         else {
-            watcher_.emplace(ex, ep);
+            try {
+                watcher_.emplace(ex, ep);
+            } catch (...) {
+                ::close(ep);  // not yet owned by the descriptor
+                throw;
+            }
             fd_ = fd;
             if (arm(ep, EPOLL_CTL_ADD, fd) != 0) {
                 ec = last_error();

@@ -30,13 +30,13 @@ struct client_access;
 /// Connections open lazily, up to `max_connections_per_endpoint` per endpoint, and are reused;
 /// one the server closes while idle (pm.max_requests, restart) is dropped before anyone picks
 /// it. Requests beyond the pool's capacity wait in a bounded queue. A request whose connection
-/// closed before it was written is retried once; an idempotent request (GET/HEAD/OPTIONS
-/// unless `request::idempotent` says otherwise) also when it fails on a reused connection
-/// before any response byte, or is refused with CANT_MPX_CONN or OVERLOADED; nothing else is
-/// retried. Endpoints that refuse connections back off exponentially; when all are down,
-/// queued requests fail with error::no_endpoint naming each endpoint's error. A new
-/// connection that gets no byte back for `backlog_relief` may be in php-fpm's listen backlog:
-/// the pool closes one of its idle connections to free a worker for it.
+/// closed before it was written, or that the server refused with CANT_MPX_CONN or OVERLOADED
+/// before any response byte, is retried once; an idempotent request (GET/HEAD/OPTIONS unless
+/// `request::idempotent` says otherwise) also when it fails on a reused connection before any
+/// response byte; nothing else is retried. Endpoints that refuse connections back off
+/// exponentially; when all are down, queued requests fail with error::no_endpoint naming each
+/// endpoint's error. A new connection that gets no byte back for `backlog_relief` may be in
+/// php-fpm's listen backlog: the pool closes one of its idle connections to free a worker for it.
 ///
 /// Thread safety: the executor must run one handler of the client at a time. When
 /// io_context::run runs on several threads, or on an asio::thread_pool, pass a strand

@@ -11,6 +11,7 @@
 #include <asio/execution_context.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
+#include <chrono>
 #include <memory>
 #include <system_error>
 #include <type_traits>
@@ -222,6 +223,7 @@ class connection {
                 impl->start_request(std::move(op));
                 return;
             }
+            op->called = std::chrono::steady_clock::now();  // request::timeout counts from here
             asio::dispatch(ex, [impl = std::move(impl), op = std::move(op)]() mutable {
                 impl->start_request(std::move(op));
             });

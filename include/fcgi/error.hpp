@@ -88,9 +88,10 @@ inline std::error_condition make_error_condition(condition c) noexcept {
 
 /// True when a request that failed with `ec` may be sent again: the server did not process it,
 /// or the failure is transient (connection lost, overloaded, refused). The client itself retries
-/// once: a request never written whatever its method (when its source can restart), and an
-/// idempotent one lost on a reused connection before any response byte, or refused with
-/// CANT_MPX_CONN or OVERLOADED (see docs/errors.md and docs/reliability.md). ENOENT counts, as
+/// once: a request never written, or refused with CANT_MPX_CONN or OVERLOADED before any
+/// response byte, whatever its method (when its source can restart), and an idempotent one lost
+/// on a reused connection before any response byte (see docs/errors.md and
+/// docs/reliability.md). ENOENT counts, as
 /// for a missing unix socket; but an ENOENT from opening a body source's or sink's file is
 /// about that file, and sending again will not help.
 bool is_retryable(std::error_code ec) noexcept;

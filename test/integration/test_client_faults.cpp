@@ -297,7 +297,9 @@ BOOST_AUTO_TEST_CASE(max_requests_one_post_fails_get_is_retried) {
                first_post.ec.message() << " " << first_post.resp.diagnostics);
     BOOST_TEST(!first_post.resp.diagnostics.empty());
     if (first_post.ec == fcgi::error::connection_lost)  // says why, and that it was not retried
-        BOOST_TEST(first_post.resp.diagnostics.find("most likely did not run") != std::string::npos,
+        BOOST_TEST((first_post.resp.diagnostics.find(" ms after the request was sent") !=
+                        std::string::npos &&
+                    first_post.resp.diagnostics.find("not sent again") != std::string::npos),
                    first_post.resp.diagnostics);
     BOOST_REQUIRE(at_post.has_value());
     // One connection opened so far: the POST went to the connection the GET had used.
@@ -686,17 +688,20 @@ BOOST_AUTO_TEST_CASE(pool_survives_every_fault) {
     shutdown(ctx, client);
 }
 
-// -- 5b. CANT_MPX_CONN and OVERLOADED on idempotent requests: retried once, transparently;
-// OVERLOADED on a POST is the caller's answer. The responder refuses only the first attempt.
+// -- 5b. CANT_MPX_CONN and OVERLOADED: the server refused the request, so it did not run; it is
+// retried once, transparently, whatever its method. The responder refuses only the first
+// attempt, except "overloaded-post-twice", which it refuses every time.
 BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
-    fake_responder fake({.script_for = refusing_by_attempt(
-                             [](const std::string& id, int n) -> std::optional<protocol_status> {
-                                 if (id == "overloaded-post" || (id == "overloaded-get" && n == 1))
-                                     return protocol_status::overloaded;
-                                 if (id == "cant-get" && n == 1)
-                                     return protocol_status::cant_mpx_conn;
-                                 return std::nullopt;
-                             })});
+    fake_responder fake(
+        {.script_for = refusing_by_attempt(
+             [](const std::string& id, int n) -> std::optional<protocol_status> {
+                 if (id == "overloaded-post-twice" ||
+                     ((id == "overloaded-get" || id == "overloaded-post") && n == 1))
+                     return protocol_status::overloaded;
+                 if (id == "cant-get" && n == 1)
+                     return protocol_status::cant_mpx_conn;
+                 return std::nullopt;
+             })});
     asio::io_context ctx;
     fcgi::client client(ctx.get_executor(), plain_pool(fake.tcp_endpoint(), 2, 100ms));
 
@@ -715,11 +720,14 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
     BOOST_TEST(client.stats().retries == 1u);
     BOOST_TEST(times_seen(fake.snapshot(), "cant-get") == 2u);
 
-    // OVERLOADED: the endpoint backs off (100 ms), then the GET is sent again; the POST fails.
+    // OVERLOADED: the endpoint backs off (100 ms), then the GET and the POST are sent again; the
+    // POST refused twice fails, after its one retry.
     outcomes over;
     auto started = steady::now();
     start(client, fcgi::test::tagged_request("overloaded-get"), over["overloaded-get"]);
     start(client, fcgi::test::tagged_request("overloaded-post", "body"), over["overloaded-post"]);
+    start(client, fcgi::test::tagged_request("overloaded-post-twice", "body"),
+          over["overloaded-post-twice"]);
     start(client, fcgi::test::tagged_request("ok-c"), over["ok-c"]);
     start(client, fcgi::test::tagged_request("ok-d"), over["ok-d"]);
     bool finished = run_until(
@@ -732,15 +740,20 @@ BOOST_AUTO_TEST_CASE(pool_retries_cant_mpx_conn_and_overloaded) {
     BOOST_TEST(!get.ec, get.ec.message() << " " << get.resp.diagnostics);
     BOOST_TEST(get.resp.body == fcgi::test::tagged_body("overloaded-get"));
     auto& post = over["overloaded-post"];
-    BOOST_TEST(post.ec == fcgi::server_error::overloaded, post.ec.message());
-    BOOST_TEST(!post.resp.diagnostics.empty());
+    BOOST_TEST(!post.ec, post.ec.message() << " " << post.resp.diagnostics);
+    BOOST_TEST(post.resp.body == fcgi::test::tagged_body("overloaded-post", "body"));
+    BOOST_TEST(post.resp.times_sent == 2u);
+    auto& twice = over["overloaded-post-twice"];
+    BOOST_TEST(twice.ec == fcgi::server_error::overloaded, twice.ec.message());
+    BOOST_TEST(!twice.resp.diagnostics.empty());
     for (const char* id : {"ok-c", "ok-d"})
         BOOST_TEST(!over[id].ec, id << ": " << over[id].ec.message());
     auto snap = fake.snapshot();
     BOOST_TEST(times_seen(snap, "overloaded-get") == 2u);
-    BOOST_TEST(times_seen(snap, "overloaded-post") == 1u);
+    BOOST_TEST(times_seen(snap, "overloaded-post") == 2u);
+    BOOST_TEST(times_seen(snap, "overloaded-post-twice") == 2u);
     BOOST_TEST(times_seen(snap, "ok-c") == 1u);
-    BOOST_TEST(client.stats().retries == 2u);
+    BOOST_TEST(client.stats().retries == 4u);
 
     // The pool goes on serving.
     outcomes after;
@@ -847,33 +860,64 @@ BOOST_AUTO_TEST_CASE(pool_multiplexing_against_a_server_that_refuses) {
     shutdown(p.ctx, p.client);
 }
 
-// -- 5d. The same with POSTs, which are never sent twice: the refused ones fail with
-// cant_mpx_conn (no retry), and the connection still goes on one request at a time.
-BOOST_AUTO_TEST_CASE(pool_stops_multiplexing_after_refused_posts) {
+// -- 5d. The same with POSTs: a refused request did not run, so it goes again whatever its
+// method; the connection still goes on one request at a time.
+BOOST_AUTO_TEST_CASE(pool_retries_refused_posts_and_stops_multiplexing) {
     refusing_server_pool p;
-    std::size_t failed = 0;
     for (const char* prefix : {"a", "b"}) {
         for (const auto& [id, out] : p.wave(prefix, true)) {
-            if (out.ec) {
-                BOOST_TEST(out.ec == fcgi::server_error::cant_mpx_conn,
-                           id << ": " << out.ec.message());
-                ++failed;
-            } else {
-                BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id, "post " + id));
-            }
+            BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+            BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id, "post " + id));
         }
-        // After "a": refused ones failed; after "b" (one at a time): nothing more refused.
+        // After "a": refused ones were sent again; after "b" (one at a time): nothing more.
         BOOST_TEST(p.refused() >= 1u);
-        BOOST_TEST(failed == p.refused());
+        BOOST_TEST(p.client.stats().retries == p.refused());
     }
-    BOOST_TEST(p.client.stats().retries == 0u);  // a POST is never sent twice
     BOOST_TEST(p.fake.snapshot().connections_accepted == 1u);
     BOOST_TEST(p.fake.snapshot().violations.empty());
     shutdown(p.ctx, p.client);
 }
 
-// -- 5e. OVERLOADED for a POST: not retried, but the endpoint backs off all the same (the
-// server said it is out of resources, whatever the method of the request it refused).
+// -- 5d'. The endpoint remembers CANT_MPX_CONN: the connection it opens after the refused one
+// closed (idle timeout) does not multiplex again, which would lose a request to learn it anew.
+BOOST_AUTO_TEST_CASE(pool_remembers_cant_mpx_conn_across_connections) {
+    fake_responder fake{fcgi::test::one_live_request_options()};
+    asio::io_context ctx;
+    auto opts = refusing_server_pool::options(fake);
+    opts.idle_timeout = 20ms;
+    fcgi::client client{ctx.get_executor(), opts};
+    auto wave = [&](const std::string& prefix) {
+        outcomes o;
+        for (int i = 0; i < 4; ++i) {
+            auto id = prefix + std::to_string(i);
+            start(client, fcgi::test::tagged_request(id, "post " + id), o[id]);
+        }
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return all_done(o); }, 10s));
+        for (const auto& [id, out] : o)
+            BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+    };
+    auto refused = [&] {
+        std::size_t n = 0;
+        for (const auto& r : fake.snapshot().requests)
+            n += r.refused;
+        return n;
+    };
+    wave("a");
+    const std::size_t first = refused();
+    BOOST_TEST(first >= 1u);
+    BOOST_TEST(client.stats().endpoints.at(0).max_in_flight_per_connection == 1u);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return client.stats().endpoints.at(0).open == 0; }, 10s));
+    wave("b");
+    BOOST_TEST(fake.snapshot().connections_accepted == 2u);
+    BOOST_TEST(refused() == first);
+    BOOST_TEST(client.stats().retries == first);
+    shutdown(ctx, client);
+}
+
+// -- 5e. OVERLOADED every time for a POST: sent once more (a refused request did not run),
+// then the caller's answer; the endpoint backs off after each refusal.
 BOOST_AUTO_TEST_CASE(overloaded_post_backs_the_endpoint_off) {
     fake_responder fake({.script_for = refusing_by_attempt(
                              [](const std::string& id, int) -> std::optional<protocol_status> {
@@ -901,9 +945,50 @@ BOOST_AUTO_TEST_CASE(overloaded_post_backs_the_endpoint_off) {
     // Held for the backoff (steady timers never fire early; the margin covers the instant
     // between setting it and this handler). Without a backoff it takes about a millisecond.
     BOOST_TEST(ms_since(failed_at) >= 250);
-    BOOST_TEST(client.stats().retries == 0u);
-    BOOST_TEST(times_seen(fake.snapshot(), "overloaded-post") == 1u);
+    BOOST_TEST(client.stats().retries == 1u);  // refused, so sent once more, refused again
+    BOOST_TEST(times_seen(fake.snapshot(), "overloaded-post") == 2u);
     shutdown(ctx, client);
+}
+
+// -- 5f. OVERLOADED or CANT_MPX_CONN after output is not a refusal: the script wrote a response.
+// Not sent again, even for a GET, and a streaming sink sees one head and one body, not the first
+// attempt's followed by the second's.
+BOOST_AUTO_TEST_CASE(refusal_after_output_is_not_retried) {
+    for (auto status : {protocol_status::overloaded, protocol_status::cant_mpx_conn}) {
+        BOOST_TEST_CONTEXT("status " << int(status)) {
+            fake_responder fake({.script_for = [status](const seen_request&) -> fcgi::test::script {
+                return {act::stdout_(std::string(fcgi::test::echo_head) + "FIRST;"),
+                        act::end(status)};
+            }});
+            asio::io_context ctx;
+            fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 1ms));
+            int heads = 0;
+            std::string body;
+            auto req = fcgi::test::tagged_request("late-refusal");
+            req.stdout_sink = fcgi::body_sink::consumer(
+                [&](std::string_view chunk, fcgi::sink_write_handler done) {
+                    body += chunk;
+                    done({});
+                },
+                [&](const fcgi::response&) {
+                    ++heads;
+                    return std::error_code();
+                });
+            outcome out;
+            start(client, std::move(req), out);
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return out.done; }, 10s));
+            BOOST_TEST(out.ec == fcgi::make_error_code(static_cast<fcgi::server_error>(status)),
+                       out.ec.message());
+            BOOST_TEST(out.resp.times_sent == 1u);
+            BOOST_TEST(out.resp.bytes_received > 0u);
+            BOOST_TEST(heads <= 1);
+            BOOST_TEST(body.find("FIRST;FIRST;") == std::string::npos, body);
+            BOOST_TEST(client.stats().retries == 0u);
+            BOOST_TEST(times_seen(fake.snapshot(), "late-refusal") == 1u);
+            shutdown(ctx, client);
+        }
+    }
 }
 
 // auto_detect takes FCGI_MPXS_CONNS from GET_VALUES, and FCGI_MAX_REQS caps the requests in
@@ -1884,6 +1969,40 @@ BOOST_AUTO_TEST_CASE(failover_from_an_endpoint_that_accepts_then_fails) {
             shutdown(ctx, client);
         }
     }
+}
+
+// The same with requests in flight together, several connections per endpoint: the one retry
+// of a GET that the closing endpoint failed goes to the other endpoint. It used to go to the
+// least busy endpoint, often the failing one again (a sibling connection opened in the same
+// round, or a new one), and the GET was lost.
+BOOST_AUTO_TEST_CASE(failover_retry_goes_to_another_endpoint) {
+    asio::io_context ctx;
+    fake_responder bad({.close_on_accept = true});
+    fake_responder good(fcgi::test::fake_responder_options{});
+    fcgi::client_options opts;
+    opts.endpoints = {bad.unix_endpoint(), good.unix_endpoint()};
+    opts.max_connections_per_endpoint = 4;
+    opts.initial_backoff = 1ms;  // the bad endpoint keeps getting a share of new connections
+    fcgi::client client(ctx.get_executor(), opts);
+    for (int round = 0; round < 5; ++round) {
+        outcomes o;
+        for (int i = 0; i < 8; ++i) {
+            auto id = "r" + std::to_string(round) + "-" + std::to_string(i);
+            auto req = fcgi::test::tagged_request(id);
+            req.timeout = 5s;
+            start(client, std::move(req), o[id]);
+        }
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return all_done(o); }, 10s));
+        for (const auto& [id, out] : o) {
+            BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " sent " << out.resp.times_sent
+                                   << " " << out.resp.diagnostics);
+            BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+        }
+    }
+    BOOST_TEST(client.stats().endpoints.at(0).completed == 0u);
+    BOOST_TEST(client.stats().endpoints.at(1).completed == 40u);
+    shutdown(ctx, client);
 }
 
 // A single endpoint is never marked down by a request that got no byte back: a script that

@@ -353,6 +353,52 @@ BOOST_AUTO_TEST_CASE(pending_request_keeps_run_going_for_a_handler_elsewhere) {
     BOOST_TEST(r.status == 200);
 }
 
+// request::timeout counts from the call, also when the request hops onto the connection's
+// executor: one whose deadline passed while that executor was busy is not sent, and one with
+// time left gets only what is left (here 300 ms, of which 150 went waiting, against a server
+// that takes 250 ms). The deadline used to start when the executor took the request.
+BOOST_AUTO_TEST_CASE(deadline_counts_from_the_call_across_executors) {
+    fake_responder fake({.script_for = [](const seen_request& r) -> fcgi::test::script {
+        auto script = fcgi::test::echo_script(r);
+        if (r.param("X_ID").value_or("") == "slow")
+            script.insert(script.begin(), act::delay(250ms));
+        return script;
+    }});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx);
+    std::optional<std::error_code> connected;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) { connected = ec; });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return connected.has_value(); }, 10s));
+    BOOST_REQUIRE(!*connected);
+
+    std::map<std::string, std::pair<std::error_code, fcgi::response>> out;
+    auto send = [&](const std::string& id, std::chrono::milliseconds timeout) {
+        auto req = fcgi::test::tagged_request(id);
+        req.timeout = timeout;
+        // Not inside run(): the call posts the request onto the connection's executor.
+        conn.async_request(std::move(req), [&out, id](std::error_code ec, fcgi::response r) {
+            out[id] = {ec, std::move(r)};
+        });
+    };
+    send("late", 100ms);
+    send("slow", 300ms);
+    std::this_thread::sleep_for(150ms);  // the executor busy elsewhere: the scenario, not a wait
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return out.size() == 2; }, 10s));
+    BOOST_TEST(out["late"].first == fcgi::error::request_timeout, out["late"].first.message());
+    BOOST_TEST(out["late"].second.diagnostics.find("was not sent") != std::string::npos,
+               out["late"].second.diagnostics);
+    BOOST_TEST(out["late"].second.times_sent == 0u);
+    BOOST_TEST(out["slow"].first == fcgi::error::request_timeout, out["slow"].first.message());
+    auto snap = fake.snapshot();
+    BOOST_TEST(std::none_of(snap.requests.begin(), snap.requests.end(),
+                            [](const seen_request& r) { return r.param("X_ID") == "late"; }));
+    conn.close();
+    ctx.restart();
+    ctx.run();
+}
+
 BOOST_AUTO_TEST_CASE(round_trip_over_tcp_and_unix) {
     fake_responder fake;
     for (const auto& ep : {fake.tcp_endpoint(), fake.unix_endpoint()}) {

@@ -114,6 +114,33 @@ BOOST_AUTO_TEST_CASE(a_connect_ends_the_down_hold_and_resets_the_backoff) {
     BOOST_TEST(!down_at(b, 600));  // 100 ms again, not 400
 }
 
+// An endpoint that accepts connections and then fails them (failover): a connect proves
+// nothing, so the backoff keeps doubling across connects until a request is served.
+BOOST_AUTO_TEST_CASE(a_failover_backoff_grows_across_connects_until_served) {
+    endpoint_backoff b;
+    b.failed_over(t0, ms(100), ms(1000));
+    BOOST_TEST(down_at(b, 99));
+    b.connected();  // the next connect succeeds, and its request fails again
+    BOOST_TEST(!down_at(b, 100));
+    b.failed_over(t0 + ms(150), ms(100), ms(1000));
+    BOOST_TEST(down_at(b, 150 + 199));  // 200 ms: doubled, not started over at 100
+    BOOST_TEST(!down_at(b, 150 + 200));
+    b.connected();
+    b.failed_over(t0 + ms(400), ms(100), ms(1000));
+    BOOST_TEST(down_at(b, 400 + 399));  // 400 ms
+    b.served();                         // a response: the server works again
+    b.connected();
+    b.refused(t0 + ms(1000), ms(100), ms(1000));
+    BOOST_TEST(down_at(b, 1000 + 99));
+    BOOST_TEST(!down_at(b, 1000 + 100));  // started over
+    // served() leaves a refused connect's backoff alone: only a connect ends that one.
+    endpoint_backoff r;
+    r.refused(t0, ms(100), ms(1000));
+    r.served();
+    r.refused(t0 + ms(100), ms(100), ms(1000));
+    BOOST_TEST(down_at(r, 100 + 199));
+}
+
 BOOST_AUTO_TEST_CASE(a_full_backlog_pauses_connects_without_marking_down) {
     endpoint_backoff b;
     b.backlog_full(t0);

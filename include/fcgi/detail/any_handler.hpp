@@ -111,16 +111,23 @@ class any_handler<void(Args...)> {
     /// Posts the handler with `args` to its executor; the holder is empty afterwards.
     template <class... A>
     void post(A&&... args) {
-        p_.release()->complete(true, pass<Args>(std::forward<A>(args))...);
+        finish(true, pass<Args>(std::forward<A>(args))...);
     }
 
     /// Dispatches the handler (runs inline when already on its executor).
     template <class... A>
     void dispatch(A&&... args) {
-        p_.release()->complete(false, pass<Args>(std::forward<A>(args))...);
+        finish(false, pass<Args>(std::forward<A>(args))...);
     }
 
   private:
+    // Takes the arguments converted already: `p_.release()->complete(..., pass(...))` released
+    // the holder before converting them (C++17 sequences the callee first), so a conversion
+    // that threw leaked the holder and lost the handler.
+    void finish(bool post, Args&&... args) {
+        p_.release()->complete(post, std::forward<Args>(args)...);
+    }
+
     // An rvalue of exactly T is passed on by reference, anything else converted to a T first:
     // a response handed down a chain of handlers is moved once, not once per layer.
     template <class T, class U>

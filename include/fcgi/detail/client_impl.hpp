@@ -88,7 +88,13 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// Requests queued beyond what the connections being opened will take.
     std::size_t waiting_beyond_connecting() const;
     void pump();
-    endpoint_pool* pick_endpoint(bool fresh, lazy_now& now);
+    /// The endpoint to serve the next request (`fresh`: a stale-close retry), not `avoid`
+    /// unless every other one is down; null when none can now.
+    endpoint_pool* pick_endpoint(bool fresh, lazy_now& now, const endpoint_pool* avoid = nullptr);
+    /// Opens a connection to `ep` for the request first in the queue (`fresh`: a stale-close
+    /// retry, for which an idle used connection is retired at the limit). False when none was
+    /// opened.
+    bool open_for_front(endpoint_pool& ep, bool fresh);
     pooled_connection* find_usable(endpoint_pool& ep, bool fresh);
     /// The open connection of `ep` idle the longest, or null when none is idle.
     static pooled_connection* longest_idle(endpoint_pool& ep);
@@ -129,8 +135,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void wait_then(asio::steady_timer& timer, bool client_impl::*armed,
                    std::chrono::steady_clock::time_point at, void (client_impl::*then)());
     void remove_closed(endpoint_pool& ep);
-    /// Backs `ep` off after a refused connect or a failing connection, the wait jittered.
-    void back_off(endpoint_pool& ep);
+    /// Backs `ep` off after a refused connect or (`failed_over`) a failing connection, the
+    /// wait jittered.
+    void back_off(endpoint_pool& ep, bool failed_over);
     void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
     void check_shutdown_done();
     /// Stops for good: timers cancelled, every connection closed (its requests fail).

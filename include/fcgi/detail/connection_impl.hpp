@@ -7,6 +7,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -78,6 +79,9 @@ struct request_op {
     bool checked = false;       // validated already, by the pool that queued it
     // The request's own; a pool sets what is left of the deadline it counts from the call.
     std::chrono::milliseconds timeout;
+    // When the caller made the call, if the request then hopped onto the connection's executor
+    // (another thread): its deadline counts from there. {}: the call is now.
+    std::chrono::steady_clock::time_point called{};
     request_handler handler;  // empty once completed
     std::uint64_t serial;
     // The connection's executor, tracked until the handler is delivered, when the handler runs
@@ -133,6 +137,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t outstanding() const noexcept;
     /// True when a new request would be written at once (a free slot and nothing waiting).
     bool has_free_slot() const noexcept;
+    /// One request at a time from now on: another connection to the same server was refused
+    /// with CANT_MPX_CONN. Requests already in flight stay.
+    void stop_multiplexing() noexcept { max_in_flight_ = 1; }
     /// True when nothing is queued or in flight and the connection is open.
     bool is_idle() const noexcept { return state_ == connection_state::open && outstanding() == 0; }
     /// When the connection was connected or last gave a request slot back (for idle timeouts).

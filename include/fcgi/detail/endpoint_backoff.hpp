@@ -51,8 +51,23 @@ class endpoint_backoff {
     /// between 0.8 and 1, so that clients that lost one server together do not all come back
     /// to it in the same instant.
     void refused(clock::time_point now, ms initial, ms max, double share = 1.0) noexcept;
-    /// A connect succeeded: the down hold ends and both connect backoffs start over.
+    /// As refused(), for an endpoint that accepted a connection and then closed it, or never
+    /// answered on it, without a byte back (failover): its backoff grows across connects, which
+    /// prove nothing here, until served().
+    void failed_over(clock::time_point now, ms initial, ms max, double share = 1.0) noexcept {
+        failing_ = true;
+        refused(now, initial, max, share);
+    }
+    /// A connect succeeded: the down hold ends and both connect backoffs start over, unless
+    /// the endpoint failed over (then only a response restarts the backoff).
     void connected() noexcept;
+    /// The endpoint answered a request: a failover's backoff starts over.
+    void served() noexcept {
+        if (failing_) {
+            failing_ = false;
+            backoff_ = {};
+        }
+    }
     /// A connect found the listen backlog full at `now`: retry soon, 2 ms doubling to 100 ms.
     void backlog_full(clock::time_point now) noexcept;
     /// No new connection before `until` (a probe that found the backlog full).
@@ -82,6 +97,7 @@ class endpoint_backoff {
     clock::time_point overloaded_until_{};
     clock::time_point grow_after_{};
     ms transient_backoff_{0};
+    bool failing_ = false;  // see failed_over()
 };
 
 }  // namespace fcgi::detail
