@@ -194,6 +194,56 @@ BOOST_AUTO_TEST_CASE(large_bodies_stream_through_files) {
                bad_output.err);
 }
 
+// A reader that has fallen behind (a slow pipe, a terminal paused with Ctrl-S): -i's head waits
+// for room as the body does, with a body or without one. It was once written assuming the write
+// completes at once: "bad executor", exit 6, a truncated head.
+BOOST_AUTO_TEST_CASE(include_waits_for_a_full_stdout) {
+    namespace act = fcgi::test::act;
+    // More than a unix socket holds (~208 KiB by default) plus the tool's 64 KiB read, so once
+    // the responder has sent it all the tool has read past the head; less than the 1 MiB the
+    // tool buffers for a busy sink, so the responder gets that far while stdout is still full.
+    constexpr std::size_t flood = 512u << 10;
+    const std::string head(fcgi::test::echo_head);
+    struct answer {
+        const char* what;
+        fcgi::test::action after_head;
+        std::string body;
+    };
+    const answer answers[] = {
+        {"a body", act::endless_stdout(flood), std::string(flood, 'x')},
+        {"no body", act::endless_stderr(flood), ""},
+    };
+    for (const auto& a : answers) {
+        fcgi::test::fake_responder fake({.script_for = [&](const fcgi::test::seen_request&) {
+            return fcgi::test::script{act::stdout_(head), a.after_head, act::end()};
+        }});
+        run_spec spec;
+        spec.args = {"request", "-c", fake.unix_endpoint().to_string(), "-i", "/x.php"};
+        spec.stdout_full = true;
+        bool held = false;
+        // stdout is not read until the tool has taken the head (and exited, or read on past it).
+        spec.started = [&](int) {
+            held = fake.wait_for(
+                [&](const fcgi::test::fake_snapshot& s) {
+                    return s.endless_bytes >= flood || s.connections_closed_by_peer > 0;
+                },
+                20s);
+        };
+        auto r = run(spec);
+        BOOST_TEST_CONTEXT(a.what) {
+            BOOST_TEST(held);
+            BOOST_TEST(r.exit_code == 0,
+                       r.err.substr(r.err.size() - std::min<std::size_t>(r.err.size(), 500)));
+            auto filled = std::min(r.out.find_first_not_of('p'), r.out.size());
+            BOOST_TEST(filled > 0u);
+            const std::string got = r.out.substr(filled);
+            BOOST_TEST(got.starts_with(head), got.substr(0, 200));
+            BOOST_TEST(got.size() == head.size() + a.body.size());
+            BOOST_TEST((got == head + a.body));
+        }
+    }
+}
+
 // As curl -o: the file is created or truncated once a head it will hold arrives, so a failure
 // before that (no server, a timeout, --fail's 404) leaves the last good copy as it was.
 BOOST_AUTO_TEST_CASE(output_file_is_replaced_only_by_a_response) {

@@ -63,6 +63,14 @@ run_result run_child(const run_spec& spec) {
     if (::pipe2(out, O_CLOEXEC) != 0 ||
         ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0)
         throw_errno(errno, "pipes for " + spec.program);
+    if (spec.stdout_full) {
+        // An empty pipe takes its own size in one write without blocking, and is then full.
+        int size = ::fcntl(out[1], F_GETPIPE_SZ);
+        std::string fill(size > 0 ? static_cast<std::size_t>(size) : 0, 'p');
+        ssize_t n = size > 0 ? ::write(out[1], fill.data(), fill.size()) : -1;
+        if (n != size)
+            throw_errno(n < 0 ? errno : EAGAIN, "filling the stdout pipe for " + spec.program);
+    }
     if (spec.stderr_terminal)
         open_terminal(err);
     else if (::pipe2(err, O_CLOEXEC) != 0)

@@ -28,6 +28,10 @@ struct run_spec {
     /// Stderr on a pseudo-terminal instead of a pipe, for what a tool does only for a person
     /// watching; its "\n" reads back as "\r\n".
     bool stderr_terminal = false;
+    /// Stdout's pipe filled to the brim with 'p's before the child starts, so that its first
+    /// write finds no room (a reader that has fallen behind); they come first in `out`. Hold
+    /// the reader back longer from `started`.
+    bool stdout_full = false;
     /// Called with the child's PID once it runs, before its output is read (so it must not wait
     /// for output): e.g. to signal it once a server has seen its requests.
     std::function<void(int pid)> started;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <asio/io_context.hpp>
 #include <cerrno>
 #include <filesystem>
 #include <utility>
@@ -12,7 +13,8 @@
 namespace fcgi_cli {
 namespace {
 
-class response_output final : public fcgi::body_sink::implementation {
+class response_output final : public fcgi::body_sink::implementation,
+                              public std::enable_shared_from_this<response_output> {
   public:
     response_output(fcgi::body_sink target, bool to_file, bool include, bool fail,
                     std::shared_ptr<response_output_state> state)
@@ -41,17 +43,9 @@ class response_output final : public fcgi::body_sink::implementation {
                 return ec;
             }
         }
-        if (!include_)
-            return {};
-        // The head goes through the target like a body chunk, so it lands in the same file;
-        // both targets (a file, a descriptor) complete inline.
-        std::error_code result;
-        target_.get()->async_write(head_text(head), {}, [&](std::error_code ec) { result = ec; });
-        if (result) {
-            state_->write_failed = true;
-            why = "cannot write the response head: " + result.message();
-        }
-        return result;
+        if (include_)
+            head_ = head_text(head);  // sent in front of the first chunk, or by finish()
+        return {};
     }
 
     void async_write(std::string_view chunk, const asio::any_io_executor& ex,
@@ -60,6 +54,50 @@ class response_output final : public fcgi::body_sink::implementation {
             done({});
             return;
         }
+        if (head_.empty()) {
+            write_body(chunk, ex, std::move(done));
+            return;
+        }
+        // The head goes through the target like a chunk, so it lands in the same file, and may
+        // wait for room as a chunk does: head_ (and this sink) live until it is written.
+        target_.get()->async_write(
+            head_, ex,
+            [self = shared_from_this(), chunk, ex, done = std::move(done)](std::error_code ec) {
+                self->head_.clear();
+                if (ec) {
+                    self->state_->write_failed = true;
+                    done(ec);
+                    return;
+                }
+                self->write_body(chunk, ex, done);
+            });
+    }
+
+    std::error_code finish(std::string& why) override {
+        if (!head_.empty()) {
+            // A response without a body: no async_write came to carry the head. finish() cannot
+            // wait on the connection's executor, so the write waits on a private one, blocking
+            // this one-request tool until stdout (a pipe, a terminal) has room; the response is
+            // complete by then, so no deadline is held up.
+            std::error_code ec;
+            target_.get()->async_write(head_, head_io_.get_executor(),
+                                       [&](std::error_code e) { ec = e; });
+            head_io_.run();
+            head_.clear();
+            if (ec) {
+                state_->write_failed = true;
+                why = "cannot write the response head: " + ec.message();
+                return ec;
+            }
+        }
+        return opened_ ? target_.get()->finish(why) : std::error_code();
+    }
+
+    void cancel() noexcept override { target_.get()->cancel(); }
+
+  private:
+    void write_body(std::string_view chunk, const asio::any_io_executor& ex,
+                    fcgi::sink_write_handler done) {
         target_.get()->async_write(chunk, ex,
                                    [state = state_, done = std::move(done)](std::error_code ec) {
                                        if (ec)
@@ -68,20 +106,17 @@ class response_output final : public fcgi::body_sink::implementation {
                                    });
     }
 
-    std::error_code finish(std::string& why) override {
-        return opened_ ? target_.get()->finish(why) : std::error_code();
-    }
-
-    void cancel() noexcept override { target_.get()->cancel(); }
-
-  private:
     std::error_code open(std::string& why) {
         auto ec = target_.get()->start(why);
         opened_ = !ec;
         return ec;
     }
 
+    // Declared before target_, so destroyed after it: a wait for room that finish() started on
+    // it stays registered with it in the target.
+    asio::io_context head_io_;
     fcgi::body_sink target_;
+    std::string head_;  // with --include: the head, until it is written
     bool to_file_;
     bool opened_ = false;
     bool include_;
