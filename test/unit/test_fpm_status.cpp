@@ -104,6 +104,43 @@ BOOST_AUTO_TEST_CASE(a_page_that_is_not_the_status_page_says_why) {
     BOOST_TEST(why.find("\"listen queue\"") != std::string::npos, why);
 }
 
+// A page of another shape (--fpm-status pointing at some other script) fails the poll with a
+// reason. A process that is not an object, or a field of the wrong type, once threw out of the
+// run's event loop and aborted fcgi bench; a negative total broke std::clamp's precondition.
+BOOST_AUTO_TEST_CASE(a_malformed_page_fails_without_throwing) {
+    const std::string counters =
+        R"({"listen queue":0,"max listen queue":0,"active processes":1,"total processes":)";
+    struct shape {
+        std::string body;
+        const char* why;
+    };
+    const shape shapes[] = {
+        {counters + R"(4,"processes":[1]})", R"("processes" holds number, not a process)"},
+        {counters + R"(4,"processes":["Idle"]})", R"("processes" holds string, not a process)"},
+        {counters + R"(4,"processes":[null]})", R"("processes" holds null, not a process)"},
+        {counters + R"(4,"processes":[[]]})", R"("processes" holds array, not a process)"},
+        {counters + R"(4,"processes":[{"state":5}]})", R"("state" is missing or not a string)"},
+        {counters + R"(4,"processes":[{"pid":1}]})", R"("state" is missing or not a string)"},
+        {counters + R"(4,"processes":[{"state":"Running","request uri":7}]})",
+         R"("request uri" is missing or not a string)"},
+        {counters + R"(4,"processes":[{"state":"Idle"},{"state":"Running"}]})",
+         R"("request uri" is missing or not a string)"},
+        {counters + "-1}", R"(a negative "total processes" (-1))"},
+        // Past INT64_MAX: nlohmann keeps it unsigned, and it reads back as -1.
+        {counters + "18446744073709551615}", R"(a negative "total processes")"},
+    };
+    for (const auto& s : shapes) {
+        BOOST_TEST_CONTEXT(s.body) {
+            fpm_status_sample out;
+            std::string why;
+            bool parsed = true;
+            BOOST_CHECK_NO_THROW(parsed = parse_fpm_status(s.body, "/s", out, why));
+            BOOST_TEST(!parsed);
+            BOOST_TEST(why.find(s.why) != std::string::npos, why);
+        }
+    }
+}
+
 // php-fpm's "max listen queue" counts since php-fpm started: an earlier overloaded run left 7
 // in it. A clean run reports what it polled, and the counter only once it rises past 7.
 BOOST_AUTO_TEST_CASE(max_listen_queue_counts_this_run_only) {

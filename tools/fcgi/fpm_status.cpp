@@ -17,15 +17,45 @@ bool field(const nlohmann::json& j, const char* name, std::int64_t& out, std::st
     return true;
 }
 
-}  // namespace
-
-bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_status_sample& out,
-                      std::string& why) {
-    auto j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-        why = "status page is not a JSON object (is pm.status_path set and the query 'json'?)";
+// A text field of one entry of "processes".
+bool process_text(const nlohmann::json& p, const char* name, std::string& out, std::string& why) {
+    auto it = p.find(name);
+    if (it == p.end() || !it->is_string()) {
+        why = std::string("status page has a process whose \"") + name +
+              "\" is missing or not a string";
         return false;
     }
+    out = it->get<std::string>();
+    return true;
+}
+
+// Counts the busy workers of `full`'s process list, leaving out the one running `own_uri`.
+bool count_active(const nlohmann::json& procs, std::string_view own_uri, std::int64_t& active,
+                  std::string& why) {
+    for (const auto& p : procs) {
+        if (!p.is_object()) {
+            why = "status page's \"processes\" holds " + std::string(p.type_name()) +
+                  ", not a process (is it php-fpm's status page?)";
+            return false;
+        }
+        std::string state, uri;
+        if (!process_text(p, "state", state, why))
+            return false;
+        if (state == "Idle")
+            continue;
+        if (state == "Running") {
+            if (!process_text(p, "request uri", uri, why))
+                return false;
+            if (uri == own_uri)
+                continue;
+        }
+        ++active;
+    }
+    return true;
+}
+
+bool parse_page(const nlohmann::json& j, std::string_view own_uri, fpm_status_sample& out,
+                std::string& why) {
     if (!(field(j, "listen queue", out.listen_queue, why) &&
           field(j, "max listen queue", out.max_listen_queue, why) &&
           field(j, "active processes", out.active_processes, why) &&
@@ -43,19 +73,37 @@ bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_statu
     auto procs = j.find("processes");
     if (procs != j.end() && procs->is_array()) {
         std::int64_t active = 0;
-        for (const auto& p : *procs) {
-            auto state = p.value("state", std::string());
-            if (state == "Idle")
-                continue;
-            if (state == "Running" && p.value("request uri", std::string()) == own_uri)
-                continue;
-            ++active;
-        }
+        if (!count_active(*procs, own_uri, active, why))
+            return false;
         out.active_processes = active;
         out.total_processes = static_cast<std::int64_t>(procs->size());
     }
+    if (out.total_processes < 0) {
+        why = "status page reports a negative \"total processes\" (" +
+              std::to_string(out.total_processes) + ")";
+        return false;
+    }
     out.active_processes = std::clamp<std::int64_t>(out.active_processes, 0, out.total_processes);
     return true;
+}
+
+}  // namespace
+
+bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_status_sample& out,
+                      std::string& why) {
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        why = "status page is not a JSON object (is pm.status_path set and the query 'json'?)";
+        return false;
+    }
+    // The checks above and in parse_page cover the shapes we know of; a page we did not
+    // foresee must still fail the poll, not escape the run's event loop and abort the tool.
+    try {
+        return parse_page(j, own_uri, out, why);
+    } catch (const nlohmann::json::exception& e) {
+        why = std::string("status page is malformed: ") + e.what();
+        return false;
+    }
 }
 
 void fpm_status_summary::add(const fpm_status_sample& s) {
