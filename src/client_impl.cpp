@@ -184,8 +184,9 @@ void client_impl::wait_deadline(pending_op& op) {
         if (ec || !self)
             return;
         if (auto expired = self->take_queued(serial)) {
-            self->fail(std::move(expired), error::request_timeout,
-                       std::string(expired_in_queue) + self->down_reason());
+            self->fail(
+                std::move(expired), error::request_timeout,
+                std::string(expired_in_queue) + self->down_reason() + self->pending_connects());
             self->check_shutdown_done();
         }
     });
@@ -484,6 +485,25 @@ bool client_impl::dispatch_behind_fresh(lazy_now& now) {
     return true;
 }
 
+std::string client_impl::pending_connects() const {
+    const auto now = clock::now();
+    std::string why;
+    for (const auto& p : pools_) {
+        auto oldest = clock::time_point::max();
+        for (const auto& c : p.conns)
+            if (!c->connected)
+                oldest = std::min(oldest, c->opened);
+        if (oldest != clock::time_point::max())
+            why +=
+                "; a connect to " + p.where.to_string() + " has been pending for " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(now - oldest).count()) +
+                " ms (connect_timeout " + std::to_string(opts_.connection.connect_timeout.count()) +
+                " ms)";
+    }
+    return why;
+}
+
 std::string client_impl::down_reason() const {
     // Said when a request waited out its deadline for endpoints in backoff (wait_when_down).
     lazy_now now;
@@ -527,6 +547,7 @@ void client_impl::open_connection(endpoint_pool& ep) {
         if (auto self = w.lock())
             self->on_connection_event();
     });
+    raw->opened = clock::now();
     ++ep.connects;
     ++tie_start_;
     ep.conns.push_back(std::move(pc));

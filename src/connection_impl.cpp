@@ -488,7 +488,8 @@ void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, con
                 "written nothing yet, or the server never took the connection (php-fpm keeps a "
                 "worker per kept-alive connection, so connections beyond pm.max_children, or "
                 "beyond the workers pm = ondemand or dynamic has started so far, wait in its "
-                "listen backlog)";
+                "listen backlog; the request is in the socket, so a worker that takes the "
+                "connection later still runs it)";
         abandon(s, ec, std::move(why));
         return;
     }

@@ -152,7 +152,7 @@ asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_value
 
 asio::awaitable<std::error_code> exchange(socket_type& sock, const endpoint& ep,
                                           const get_values_options& opts,
-                                          proto::get_values_result& out) {
+                                          proto::get_values_result& out, bool& connected) {
     auto ex = co_await asio::this_coro::executor;
     std::error_code ec;
     if (opts.connect_timeout.count() > 0) {
@@ -167,6 +167,7 @@ asio::awaitable<std::error_code> exchange(socket_type& sock, const endpoint& ep,
     }
     if (ec)
         co_return ec;
+    connected = true;
 
     static constexpr std::array<std::string_view, 3> names{
         proto::max_conns_name, proto::max_reqs_name, proto::mpxs_conns_name};
@@ -189,16 +190,22 @@ asio::awaitable<outcome> run(endpoint ep, get_values_options opts) {
     auto ex = co_await asio::this_coro::executor;
     socket_type sock(ex);
     outcome o;
+    bool connected = false;
     if (opts.timeout.count() > 0) {
         asio::steady_timer deadline(ex, capped(opts.timeout));
-        auto r = co_await (exchange(sock, ep, opts, o.result) || deadline.async_wait(use_tuple));
+        auto r = co_await (exchange(sock, ep, opts, o.result, connected) ||
+                           deadline.async_wait(use_tuple));
+        // The whole deadline passed while still connecting (a SYN nobody answers, a full
+        // accept queue): that is a connect that did not complete, not a server that took the
+        // question and sat on it.
         if (r.index() == 1)
             o.ec = std::get<0>(std::get<1>(r)) ? std::error_code(asio::error::operation_aborted)
-                                               : std::error_code(error::request_timeout);
+                   : connected                 ? std::error_code(error::request_timeout)
+                                               : std::error_code(error::connect_timeout);
         else
             o.ec = std::get<0>(r);
     } else {
-        o.ec = co_await exchange(sock, ep, opts, o.result);
+        o.ec = co_await exchange(sock, ep, opts, o.result, connected);
     }
     if (o.ec)
         o.result = {};

@@ -19,7 +19,8 @@ namespace fcgi {
 struct get_values_options {
     /// Time allowed for resolving and connecting; error::connect_timeout after it.
     std::chrono::milliseconds connect_timeout{5000};
-    /// Deadline for the whole exchange, connecting included; error::request_timeout after it.
+    /// Deadline for the whole exchange, connecting included; error::request_timeout after it,
+    /// or error::connect_timeout when the connect had not completed by then.
     /// Zero means no deadline (only connect_timeout then bounds anything).
     std::chrono::milliseconds timeout{5000};
 };

@@ -38,6 +38,7 @@
 #include "support/php_fpm.hpp"
 #include "support/run_until.hpp"
 #include "support/temp_file.hpp"
+#include "support/unaccepted_listener.hpp"
 
 namespace act = fcgi::test::act;
 using fcgi::protocol::protocol_status;
@@ -2856,6 +2857,29 @@ BOOST_AUTO_TEST_CASE(request_behind_a_waiting_retry_takes_an_idle_connection) {
     client.cancel();
     BOOST_REQUIRE(run_until(ctx, [&] { return o["stale"].done; }));
     BOOST_TEST(o["stale"].ec == fcgi::error::client_stopped, o["stale"].ec.message());
+}
+
+// A request that waits out its deadline behind a connect that never completes (its SYN
+// dropped: the accept queue of a listener that never accepts is full) says so, rather than
+// only "waiting for a connection".
+BOOST_AUTO_TEST_CASE(queue_timeout_names_a_pending_connect) {
+    asio::io_context ctx;
+    fcgi::test::unaccepted_listener listener;
+    fcgi::client_options opts;
+    opts.endpoints = {listener.endpoint()};
+    fcgi::client client(ctx.get_executor(), opts);
+    auto req = fcgi::test::tagged_request("stuck");
+    req.timeout = 300ms;
+    outcome o;
+    start(client, std::move(req), o);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o.done; }));
+    BOOST_TEST(o.ec == fcgi::error::request_timeout, o.ec.message());
+    BOOST_TEST(o.resp.diagnostics.find("a connect to 127.0.0.1:") != std::string::npos,
+               o.resp.diagnostics);
+    BOOST_TEST(o.resp.diagnostics.find("has been pending for") != std::string::npos,
+               o.resp.diagnostics);
+    BOOST_TEST(o.resp.times_sent == 0u);
+    shutdown(ctx, client);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

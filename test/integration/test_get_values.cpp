@@ -27,6 +27,7 @@
 #include "fcgi/get_values.hpp"
 #include "fcgi/protocol/record_bodies.hpp"
 #include "support/php_fpm.hpp"
+#include "support/unaccepted_listener.hpp"
 
 using fcgi::test::php_fpm;
 using namespace std::chrono_literals;
@@ -275,6 +276,16 @@ BOOST_AUTO_TEST_CASE(silent_server_times_out) {
     ctx.restart();
     ctx.run_for(5s);
     BOOST_TEST(server.saw_client_close());
+}
+
+// A connect that never completes (its SYN dropped: here the accept queue of a listener that
+// never accepts is full) is reported as connect_timeout when the overall deadline ends it, not
+// as request_timeout, which says the server took the question and did not answer.
+BOOST_AUTO_TEST_CASE(connect_pending_at_the_deadline_is_connect_timeout) {
+    asio::io_context ctx;
+    fcgi::test::unaccepted_listener listener;
+    auto o = probe(ctx, listener.endpoint(), {.connect_timeout = 5s, .timeout = 300ms});
+    BOOST_TEST(o.ec == fcgi::error::connect_timeout, o.ec.message());
 }
 
 BOOST_AUTO_TEST_CASE(cancellation_through_the_slot) {

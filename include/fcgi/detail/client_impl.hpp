@@ -56,7 +56,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         // When its first request was handed to it; a relief was tried for it (backlog_relief).
         std::chrono::steady_clock::time_point first_dispatch{};
         bool relieved = false;
-        std::uint64_t dispatched = 0;  // requests handed to it
+        std::uint64_t dispatched = 0;                    // requests handed to it
+        std::chrono::steady_clock::time_point opened{};  // when its connect started
     };
     struct endpoint_pool {
         endpoint where;
@@ -114,6 +115,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void arm_retry_timer(lazy_now& now);
     /// "; endpoints down: <each with its error>", or empty when none is.
     std::string down_reason() const;
+    /// "; a connect to X has been pending for N ms" per endpoint with one still connecting: a
+    /// request that waited out its deadline in the queue says what it waited for.
+    std::string pending_connects() const;
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec);
