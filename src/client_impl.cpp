@@ -48,9 +48,9 @@ struct client_impl::pending_op {
     // A retry after a stale kept-alive connection: not on a connection that sat idle (see
     // usable()).
     bool fresh_only = false;
-    // A retry: the endpoint its first attempt failed on, which it goes back to only when no
-    // other endpoint can take it (a stopping php-fpm still accepts connections, then resets
-    // them; one that fails over closes the next connection too).
+    // A retry: the endpoint its first attempt failed on, which it goes back to only when every
+    // other endpoint is down (a stopping php-fpm still accepts connections, then resets them;
+    // one that fails over closes the next connection too).
     const endpoint_pool* avoid = nullptr;
     // When it was handed to a reused connection: a close soon after is a stale kept-alive
     // connection, a later one a script that ran (see stale_close_window).
