@@ -40,7 +40,8 @@ namespace fcgi {
 /// threads, or on an asio::thread_pool. Destroy the connection before its io_context.
 class connection {
   public:
-    /// The executor every handler of the connection runs on.
+    /// The connection's I/O executor; a handler runs on its own associated executor, this one
+    /// when it has none.
     using executor_type = asio::any_io_executor;
 
     /// A closed connection using `ex`.

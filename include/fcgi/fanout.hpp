@@ -238,10 +238,9 @@ auto async_fanout(client& c, std::vector<request> requests, std::size_t concurre
         [&c](auto handler, std::vector<request> reqs, std::size_t conc) {
             auto results = std::make_shared<std::vector<fanout_result>>(reqs.size());
             auto slot = asio::get_associated_cancellation_slot(handler);
-            // The inner token carries the handler's executor: async_fanout_each clears `slot` on
-            // the executor of its token, and the caller emits on its own. Cleared on the
-            // client's, that raced the caller's emit (TSan, cancellation_emitted_from_another_
-            // executor).
+            // The inner token carries the handler's executor, so the final hop lands where the
+            // handler runs. (It once also kept a slot cleared on the client's executor from
+            // racing the caller's emit; any_handler no longer clears slots.)
             auto ex = asio::get_associated_executor(handler, c.get_executor());
             detail::any_handler<void(std::error_code, std::vector<fanout_result>)> h(
                 std::move(handler), c.get_executor());

@@ -37,7 +37,8 @@ using connect_handler = any_handler<void(std::error_code)>;
 enum class connection_state { idle, connecting, open, closed };
 
 /// Called by a connection when a request slot frees up or the connection closes, so a pool can
-/// hand it more work. Runs on the connection's executor, never inside an initiating function.
+/// hand it more work. Runs on the connection's executor, and may run inside start_request (a
+/// write refused at once closes the connection): a pool must not rely on it being deferred.
 using connection_event_fn = std::function<void()>;
 
 /// The state of a request that streams its body from a source or its response into a sink.
