@@ -676,8 +676,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // one endpoint: a script that crashed or ran long would then stop the pool for nothing.
     // The connection may be gone already (closed, and dropped from the pool before this posted
     // completion ran); one that carried this request alone got nothing back either.
-    const bool silent_connection =
-        conn ? conn->stats().bytes_read == 0 : ep->max_in_flight == 1 && r.bytes_received == 0;
+    const bool silent_connection = conn ? conn->stats().bytes_read == 0 : ep->max_in_flight == 1;
     const bool failing_endpoint = (ec == error::connection_lost || ec == error::request_timeout) &&
                                   pools_.size() > 1 && !reused && r.bytes_received == 0 &&
                                   silent_connection;

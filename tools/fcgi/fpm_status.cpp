@@ -29,7 +29,7 @@ bool process_text(const nlohmann::json& p, const char* name, std::string& out, s
     return true;
 }
 
-// Counts the busy workers of `full`'s process list, leaving out the one running `own_uri`.
+// Counts the busy workers in `procs`, leaving out the one running `own_uri`.
 bool count_active(const nlohmann::json& procs, std::string_view own_uri, std::int64_t& active,
                   std::string& why) {
     for (const auto& p : procs) {
