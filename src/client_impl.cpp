@@ -52,8 +52,9 @@ struct client_impl::pending_op {
     // other endpoint is down (a stopping php-fpm still accepts connections, then resets them;
     // one that fails over closes the next connection too).
     const endpoint_pool* avoid = nullptr;
-    // When it was handed to a reused connection: a close soon after is a stale kept-alive
-    // connection, a later one a script that ran (see stale_close_window).
+    // When it was handed to a reused connection (or to any, under wait_when_down): a close soon
+    // after is a stale kept-alive connection or a stopping server, a later one a script that
+    // ran (see stale_close_window).
     clock::time_point sent_at{};
     std::weak_ptr<connection_impl> conn;  // while dispatched
     std::uint64_t conn_serial = 0;
@@ -505,11 +506,12 @@ std::string client_impl::pending_connects() const {
 }
 
 std::string client_impl::down_reason() const {
-    // Said when a request waited out its deadline for endpoints in backoff (wait_when_down).
+    // Said when a request waited out its deadline for endpoints in backoff (wait_when_down):
+    // also one whose hold has just ended, its next connect not done yet.
     lazy_now now;
     std::string why;
     for (const auto& p : pools_)
-        if (p.hold.down(now) && p.last_error)
+        if ((p.hold.down(now) || p.hold.failing()) && p.last_error)
             why += (why.empty() ? "; endpoints down: " : "; ") + p.where.to_string() + ": " +
                    connect_error_text(p.where, p.last_error);
     return why;
@@ -615,7 +617,7 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     rop->checked = true;
     ++pc.dispatched;
     bool reused = pc.conn->stats().requests_completed > 0;
-    if (reused)
+    if (reused || opts_.wait_when_down)
         op->sent_at = now == clock::time_point{} ? clock::now() : now;
     bool first = pc.first_dispatch == clock::time_point{};
     if (first)
@@ -680,25 +682,40 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     const bool failing_endpoint = (ec == error::connection_lost || ec == error::request_timeout) &&
                                   pools_.size() > 1 && !reused && r.bytes_received == 0 &&
                                   silent_connection;
-    if (failing_endpoint) {
+    // A connection lost before any response byte: at once after sending, the script did not
+    // run (below); later, it ran, silent under output buffering, and its worker died
+    // (request_terminate_timeout, a kill), so it must not run twice.
+    const bool lost_unanswered = ec == error::connection_lost && r.bytes_received == 0;
+    const auto after =
+        lost_unanswered && (reused || opts_.wait_when_down)
+            ? std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - op->sent_at)
+            : std::chrono::milliseconds::max();
+    const bool at_once = after <= opts_.stale_close_window;
+    // A new connection closed at once with nothing back: a stopping php-fpm (SIGQUIT, the first
+    // half of a restart), whose master still accepts connections into its listen backlog and
+    // resets them once its workers are gone. Under wait_when_down the endpoint is down as if it
+    // refused, and an idempotent request waits for it like one that found it refusing; with one
+    // endpoint there is nowhere else to go.
+    const bool stopping_endpoint =
+        opts_.wait_when_down && lost_unanswered && !reused && at_once && silent_connection;
+    if (failing_endpoint || stopping_endpoint) {
         ep->last_error = ec;
         back_off(*ep, true);
     }
-    // Only once, and only what the connection handed back. A request that was never written may
-    // go again whatever its method; any other only when it is idempotent.
+    // Only once (except for a stopping endpoint, above, which the deadline bounds), and only
+    // what the connection handed back. A request that was never written may go again whatever
+    // its method; any other only when it is idempotent.
     bool retry = false;
+    bool counted = true;
     const request* again = op->sendable();
-    if (ec && again && op->attempts == 0 && !stopped_ && !op->cancelled) {
-        // A reused connection lost before any response byte. At once after sending: a
-        // kept-alive connection the server had closed (pm.max_requests, a reload). Later: the
-        // script ran, silent under output buffering, and its worker died
-        // (request_terminate_timeout, a kill), so it must not run twice.
-        const bool unanswered = ec == error::connection_lost && reused && r.bytes_received == 0;
-        const auto after =
-            unanswered
-                ? std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - op->sent_at)
-                : std::chrono::milliseconds(0);
-        const bool stale = unanswered && after <= opts_.stale_close_window;
+    if (ec && again && !stopped_ && !op->cancelled && stopping_endpoint && again->is_idempotent()) {
+        retry = true;
+        counted = false;
+    } else if (ec && again && op->attempts == 0 && !stopped_ && !op->cancelled) {
+        // A reused connection lost before any response byte at once after sending: a kept-alive
+        // connection the server had closed (pm.max_requests, a reload).
+        const bool unanswered = lost_unanswered && reused;
+        const bool stale = unanswered && at_once;
         // CANT_MPX_CONN and OVERLOADED reject a new request (FastCGI 5.5): the script did not
         // run. Not once output came: a server that wrote a response has not refused it, and a
         // sink would get a second one.
@@ -729,11 +746,17 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                              "within a few ms, and then the request did not run; a worker that "
                              "died mid-script (killed, crashed) closes it too, and then it ran. "
                              "It is not idempotent, so it was not sent again";
+        } else if (stopping_endpoint) {
+            r.diagnostics += "; the new connection closed " + std::to_string(after.count()) +
+                             " ms after the request was sent: a stopping php-fpm resets the "
+                             "connections in its listen backlog, and then the request did not "
+                             "run; a worker that crashed at once closes it too, and then it ran. "
+                             "It is not idempotent, so it was not sent again";
         }
     }
     if (retry) {
         ++retries_;
-        ++op->attempts;
+        op->attempts += counted;
         op->sent += r.times_sent;
         op->avoid = ep;
         pending_op& queued = *op;

@@ -80,13 +80,14 @@ struct client_options {
     /// When every endpoint is down (refused its last connect, none open): false fails queued
     /// and new requests at once with error::no_endpoint; true keeps them queued, connecting
     /// again at each backoff's end, until an endpoint is back or their deadline passes
-    /// (error::request_timeout, naming the endpoints down). True rides out the part of a php-fpm
-    /// restart where its socket is gone or refuses; not the stop before it, where php-fpm still
-    /// accepts connections and then resets them: a request written then fails with
-    /// connection_lost (retried once on another endpoint when there is one, see
-    /// docs/reliability.md). Give requests a deadline, or they wait as long as
-    /// the endpoints are down (`max_pending` still bounds the queue), and so does
-    /// async_shutdown, which waits for them.
+    /// (error::request_timeout, naming the endpoints down). True rides out a php-fpm restart:
+    /// the part where its socket is gone or refuses, and the stop before it, where php-fpm still
+    /// accepts connections and then resets them: a new connection closed within
+    /// stale_close_window of its request, without a byte back, backs the endpoint off as a
+    /// refused connect does, and an idempotent request on it waits again (as often as that
+    /// happens, until its deadline); another request fails with error::connection_lost. Give
+    /// requests a deadline, or they wait as long as the endpoints are down (`max_pending` still
+    /// bounds the queue), and so does async_shutdown, which waits for them.
     bool wait_when_down = false;
     /// Connect timeout, default request deadline, response limits.
     connection_options connection;

@@ -2026,6 +2026,62 @@ BOOST_AUTO_TEST_CASE(one_endpoint_is_not_marked_down_by_a_silent_request) {
     shutdown(ctx, client);
 }
 
+// The stop phase of a php-fpm restart, one endpoint, wait_when_down: the stopping master still
+// accepts connections into its listen backlog and resets them with the request unread. A GET
+// waits for the endpoint as it would for one that refuses, until the restarted server answers;
+// a POST fails (the reset may also be a script that crashed at once); a reset past
+// stale_close_window is a script that ran, and fails too. Every such GET used to fail with
+// connection_lost: with one endpoint a new connection's close was never retried.
+BOOST_AUTO_TEST_CASE(wait_when_down_rides_out_a_stopping_endpoint) {
+    using fcgi::test::act::delay;
+    using fcgi::test::act::reset;
+    // One request per connection, so that each request below meets a new one.
+    fake_responder fake({.script_for =
+                             [](const seen_request& r) {
+                                 if (r.connection <= 3)  // the first three connections: stopping
+                                     return fcgi::test::script{reset()};
+                                 if (r.param("X_ID") == "late")
+                                     return fcgi::test::script{delay(300ms), reset()};
+                                 return fcgi::test::echo_script(r);
+                             },
+                         .close_after_requests = 1});
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 5ms);
+    opts.wait_when_down = true;
+    opts.stale_close_window = 150ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    auto run = [&](fcgi::request req) {
+        req.timeout = 10s;
+        outcome out;
+        start(client, std::move(req), out);
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return out.done; }, 15s));
+        return out;
+    };
+    auto post = fcgi::test::tagged_request("post", "body");
+    post.method = "POST";
+    auto refused_post = run(post);  // connection 1
+    BOOST_TEST(refused_post.ec == fcgi::error::connection_lost, refused_post.ec.message());
+    BOOST_TEST(refused_post.resp.times_sent == 1u);
+    BOOST_TEST(refused_post.resp.diagnostics.find("stopping php-fpm") != std::string::npos,
+               refused_post.resp.diagnostics);
+
+    auto get = run(fcgi::test::tagged_request("get"));  // connections 2, 3, then 4 answers
+    BOOST_TEST(!get.ec, get.ec.message() << ": " << get.resp.diagnostics);
+    BOOST_TEST(get.resp.body == fcgi::test::tagged_body("get"));
+    BOOST_TEST(get.resp.times_sent == 3u);
+    BOOST_TEST(times_seen(fake.snapshot(), "get") == 3u);
+    BOOST_TEST(client.stats().retries == 2u);
+
+    auto late = run(fcgi::test::tagged_request("late"));  // connection 5
+    BOOST_TEST(late.ec == fcgi::error::connection_lost, late.ec.message());
+    BOOST_TEST(late.resp.times_sent == 1u);
+    BOOST_TEST(times_seen(fake.snapshot(), "late") == 1u);
+    BOOST_TEST(client.stats().retries == 2u);
+    BOOST_TEST(fake.snapshot().connections_accepted == 5u);
+    shutdown(ctx, client);
+}
+
 // -- max_requests_per_connection_lifetime on a multiplexed connection, which is never idle
 // while requests keep coming: it takes no more than its lifetime, then closes once idle.
 BOOST_AUTO_TEST_CASE(lifetime_retires_a_busy_multiplexed_connection) {

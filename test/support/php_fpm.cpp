@@ -204,10 +204,10 @@ void php_fpm::wait_ready() {
     throw std::runtime_error("php-fpm did not accept connections within 20 s:\n" + log());
 }
 
-void php_fpm::stop() {
+void php_fpm::stop(bool graceful) {
     if (pid_ <= 0)
         return;
-    stop_child(pid_, std::chrono::seconds(5));
+    stop_child(pid_, std::chrono::seconds(5), graceful ? SIGQUIT : SIGTERM);
     pid_ = -1;
     // php-fpm removes its unix socket on a clean exit; make sure a SIGKILL leaves none behind.
     std::error_code ec;

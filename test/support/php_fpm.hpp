@@ -54,8 +54,9 @@ class php_fpm {
     /// php-fpm's log (workers' output included): for failure messages.
     std::string log() const;
 
-    /// Stops php-fpm and waits for it to exit. Idempotent.
-    void stop();
+    /// Stops php-fpm and waits for it to exit. Idempotent. `graceful`: SIGQUIT, which lets
+    /// each worker finish its request first (the stop before a restart), instead of SIGTERM.
+    void stop(bool graceful = false);
     /// Starts it again with the same config, sockets and port.
     void start();
 

@@ -192,8 +192,8 @@ run_result run_child(const run_spec& spec) {
     return r;
 }
 
-void stop_child(int pid, std::chrono::milliseconds grace) {
-    ::kill(pid, SIGTERM);
+void stop_child(int pid, std::chrono::milliseconds grace, int sig) {
+    ::kill(pid, sig);
     auto deadline = std::chrono::steady_clock::now() + grace;
     int status = 0;
     // Polled: there is no portable way to wait for a child with a timeout.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <string>
 #include <vector>
@@ -44,7 +45,8 @@ struct run_spec {
 /// killed and reaped first).
 run_result run_child(const run_spec& spec);
 
-/// Stops a child we started and reaps it: SIGTERM, then SIGKILL once `grace` has passed.
-void stop_child(int pid, std::chrono::milliseconds grace);
+/// Stops a child we started and reaps it: `sig` (SIGTERM by default), then SIGKILL once `grace`
+/// has passed.
+void stop_child(int pid, std::chrono::milliseconds grace, int sig = SIGTERM);
 
 }  // namespace fcgi::test

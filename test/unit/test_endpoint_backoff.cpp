@@ -106,9 +106,13 @@ BOOST_AUTO_TEST_CASE(reset_ends_every_hold_and_backoff) {
 
 BOOST_AUTO_TEST_CASE(a_connect_ends_the_down_hold_and_resets_the_backoff) {
     endpoint_backoff b;
+    BOOST_TEST(!b.failing());
     b.refused(t0, ms(100), ms(1000));
     b.refused(t0 + ms(100), ms(100), ms(1000));  // 200 ms
+    BOOST_TEST(!down_at(b, 300));
+    BOOST_TEST(b.failing());  // the hold ended; no connect has succeeded since
     b.connected();
+    BOOST_TEST(!b.failing());
     BOOST_TEST(!down_at(b, 101));
     b.refused(t0 + ms(500), ms(100), ms(1000));
     BOOST_TEST(!down_at(b, 600));  // 100 ms again, not 400
@@ -128,7 +132,10 @@ BOOST_AUTO_TEST_CASE(a_failover_backoff_grows_across_connects_until_served) {
     b.connected();
     b.failed_over(t0 + ms(400), ms(100), ms(1000));
     BOOST_TEST(down_at(b, 400 + 399));  // 400 ms
-    b.served();                         // a response: the server works again
+    b.connected();
+    BOOST_TEST(b.failing());  // a connect proves nothing here
+    b.served();               // a response: the server works again
+    BOOST_TEST(!b.failing());
     b.connected();
     b.refused(t0 + ms(1000), ms(100), ms(1000));
     BOOST_TEST(down_at(b, 1000 + 99));

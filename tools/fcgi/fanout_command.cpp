@@ -129,9 +129,10 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                    "DOCUMENT_ROOT; relative scripts are resolved against it, and scripts "
                    "must be below it (default: the current directory)");
     cmd.add_flag("--wait-when-down", f.wait_when_down,
-                 "When every server refuses connections (php-fpm restarting), keep jobs waiting "
-                 "for one to come back, up to their deadline, instead of failing them at once "
-                 "with no_endpoint; give a --timeout");
+                 "When every server refuses connections or resets new ones (php-fpm "
+                 "restarting), keep jobs waiting for one to come back, up to their deadline, "
+                 "instead of failing them at once with no_endpoint (GET jobs: connection_lost); "
+                 "give a --timeout");
     add_response_limit_flags(cmd, f.max_output, f.max_stderr, "job");
     cmd.add_option("file", f.input, "Jobs, one JSON object per line (default or '-': stdin)");
 }

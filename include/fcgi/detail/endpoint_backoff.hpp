@@ -80,6 +80,10 @@ class endpoint_backoff {
 
     /// Connects were refused and the backoff has not ended.
     bool down(lazy_now& now) const { return now.before(down_until_); }
+    /// Its last round of connects failed, or it failed over, and nothing has proved it back
+    /// since (a connect; after a failover, a response): down, or between a backoff's end and
+    /// the next connect's outcome.
+    bool failing() const noexcept { return backoff_.count() != 0; }
     /// Requests are held after OVERLOADED.
     bool holding_requests(lazy_now& now) const { return now.before(overloaded_until_); }
     /// A new connection may be opened (neither down nor paused).
