@@ -731,7 +731,7 @@ void connection_impl::on_write(std::error_code ec, std::size_t n, std::size_t se
     if (uploading && !ec && state_ == connection_state::open) {
         for (auto idx : writing_slots_) {
             slot& s = slots_[idx];
-            if (s.in_use && !s.abandoned && s.op->handler && s.op->stream &&
+            if (s.in_use && !s.abandoned && s.op->handler && s.op->stream && !s.op->stream->ended &&
                 s.op->stream->upload_left > 0 && !s.op->stream->source_busy)
                 read_source(s);
         }
@@ -979,6 +979,12 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             st.ended = true;
             st.end_response = std::move(r);
             draining = st.sink_busy || !st.sink_pending.empty();
+            if (draining && s.queued) {
+                // An early answer (fastcgi_finish_request()): the rest of the body is not
+                // sent, and a chunk waiting to go would be records for an ended request.
+                std::erase(write_queue_, index_of(s));
+                s.queued = false;
+            }
             if (!draining)
                 // Released below like any other request: finish_stream() would also hand the
                 // slot to a waiting request at once, which that release would drop unanswered.
@@ -1083,8 +1089,10 @@ void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, 
         return;
     auto& st = *s.op->stream;
     st.source_busy = false;
-    if (!s.in_use || s.abandoned || !s.op->handler || state_ != connection_state::open) {
-        // Ended meanwhile: the chunk is not sent.
+    if (!s.in_use || s.abandoned || !s.op->handler || st.ended ||
+        state_ != connection_state::open) {
+        // Ended meanwhile (by the server too: an early answer whose sink still drains): the
+        // chunk is not sent.
         if (!s.in_use) {
             drop_op_if_unused(s);
             free_list_.push_back(index);

@@ -540,6 +540,69 @@ BOOST_AUTO_TEST_CASE(slow_sink_on_a_multiplexed_connection) {
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 
+// An early answer on a multiplexed connection: the server ends the request before it has read
+// the body (as php-fpm's fastcgi_finish_request() does). While the sink still drains the
+// response, the upload stops. It went on reading the source and sending STDIN records for the
+// ended ID, the whole body when the sink was slow.
+BOOST_AUTO_TEST_CASE(early_answer_stops_the_upload_while_the_sink_drains) {
+    fake_responder fake({.answer_at_params_end = true});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    copts.source_chunk_size = 4096;  // one STDIN record per chunk
+    fcgi::connection conn(ctx.get_executor(), copts);
+    bool connected = false;
+    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
+        BOOST_REQUIRE(!ec);
+        connected = true;
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+
+    std::uint64_t supplied = 0;
+    auto req = fcgi::test::tagged_request("early");
+    req.method = "POST";
+    req.stdin_source = body_source::producer(
+        std::uint64_t{64} << 20, [&](asio::mutable_buffer buf, fcgi::source_read_handler done) {
+            std::memset(buf.data(), 'u', buf.size());
+            supplied += buf.size();
+            done({}, buf.size());
+        });
+    stalled_sink sink;
+    req.stdout_sink = sink.make();
+    bool done = false;
+    std::error_code early_ec;
+    conn.async_request(req, [&](std::error_code ec, fcgi::response) {
+        early_ec = ec;
+        done = true;
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return !sink.held.empty(); }));
+    // The responder wrote END_REQUEST right after that output: once a request sent now is
+    // answered, the connection has read it.
+    bool after_done = false;
+    conn.async_request(fcgi::test::tagged_request("after"),
+                       [&](std::error_code ec, fcgi::response r) {
+                           BOOST_TEST(!ec, ec.message());
+                           BOOST_TEST(r.body == fcgi::test::tagged_body("after"));
+                           after_done = true;
+                       });
+    BOOST_REQUIRE(run_until(ctx, [&] { return after_done; }));
+    BOOST_TEST(!done);  // the sink holds the response
+    // Wait a bounded time for source reads that must not happen.
+    const auto at_end = supplied;
+    BOOST_TEST(!run_until(
+        ctx, [&] { return supplied > at_end + 4 * copts.source_chunk_size; }, 300ms));
+    sink.release();
+    BOOST_REQUIRE(run_until(ctx, [&] { return done; }));
+    BOOST_TEST(!early_ec, early_ec.message());
+    BOOST_TEST(sink.body == fcgi::test::tagged_body("early"));
+    BOOST_TEST(conn.is_open());
+    // STDIN records for the ended ID (one per chunk): those sent before the connection read
+    // END_REQUEST, and at most the one being written then.
+    auto stray = fake.snapshot().violations.size();
+    BOOST_TEST(stray * copts.source_chunk_size <= at_end + copts.source_chunk_size,
+               stray << " records after END_REQUEST, " << at_end << " bytes read before");
+}
+
 // Copies of one request streaming from a file, sent at once: each copy reads the file with its
 // own descriptor and offset. They once shared one: each start() closed the other's descriptor
 // and both read from one offset, so bodies came out scrambled or short.

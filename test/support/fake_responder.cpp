@@ -662,7 +662,8 @@ void fake_responder::impl::on_stream(const std::shared_ptr<conn_state>& c,
 void fake_responder::impl::maybe_start(const std::shared_ptr<conn_state>& c,
                                        const std::shared_ptr<live_request>& lr) {
     bool filter = lr->info.role == proto::role::filter;
-    if (lr->started || !lr->params_done || !lr->stdin_done || (filter && !lr->data_done))
+    if (lr->started || !lr->params_done ||
+        (!opts.answer_at_params_end && (!lr->stdin_done || (filter && !lr->data_done))))
         return;
     lr->started = true;
     lr->info.complete = true;

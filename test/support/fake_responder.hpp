@@ -147,6 +147,9 @@ struct fake_responder_options {
     std::size_t interleave = 1;
     std::chrono::milliseconds interleave_wait{2};
     bool answer_abort = true;  ///< answer ABORT_REQUEST of a live request with END_REQUEST
+    /// Answer once PARAMS end, without waiting for STDIN (an early answer, as php-fpm's
+    /// fastcgi_finish_request() gives); STDIN after the END_REQUEST counts as a violation.
+    bool answer_at_params_end = false;
     /// GET_VALUES answers; a name left empty is omitted from the reply.
     std::optional<std::string> mpxs_conns = "1";
     std::optional<std::string> max_reqs = "100";
