@@ -244,6 +244,32 @@ BOOST_AUTO_TEST_CASE(include_waits_for_a_full_stdout) {
     }
 }
 
+// A deadline that passes while stdout is full (a reader slower than the deadline): the request
+// timed out, exit 4. Cancelling the wait for room was taken for a failed write: "cannot write
+// the response", exit 6.
+BOOST_AUTO_TEST_CASE(deadline_while_stdout_is_full_is_a_timeout) {
+    namespace act = fcgi::test::act;
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{act::stdout_(std::string(fcgi::test::echo_head)),
+                                  act::endless_stdout(std::size_t{64} << 20), act::end()};
+    }});
+    run_spec spec;
+    spec.args = {"request", "-c", fake.unix_endpoint().to_string(), "-t", "0.5", "/x.php"};
+    spec.stdout_full = true;
+    bool closed = false;
+    // stdout is read only once the deadline has closed the connection.
+    spec.started = [&](int) {
+        closed = fake.wait_for(
+            [](const fcgi::test::fake_snapshot& s) { return s.connections_closed_by_peer > 0; },
+            20s);
+    };
+    auto r = run(spec);
+    BOOST_TEST(closed);
+    BOOST_TEST(r.exit_code == 4, r.err);
+    BOOST_TEST(r.err.find("request failed") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("cannot write") == std::string::npos, r.err);
+}
+
 // As curl -o: the file is created or truncated once a head it will hold arrives, so a failure
 // before that (no server, a timeout, --fail's 404) leaves the last good copy as it was.
 BOOST_AUTO_TEST_CASE(output_file_is_replaced_only_by_a_response) {

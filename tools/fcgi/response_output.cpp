@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <asio/error.hpp>
 #include <asio/io_context.hpp>
 #include <cerrno>
 #include <filesystem>
@@ -65,7 +66,7 @@ class response_output final : public fcgi::body_sink::implementation,
             [self = shared_from_this(), chunk, ex, done = std::move(done)](std::error_code ec) {
                 self->head_.clear();
                 if (ec) {
-                    self->state_->write_failed = true;
+                    self->failed(ec);
                     done(ec);
                     return;
                 }
@@ -93,17 +94,27 @@ class response_output final : public fcgi::body_sink::implementation,
         return opened_ ? target_.get()->finish(why) : std::error_code();
     }
 
-    void cancel() noexcept override { target_.get()->cancel(); }
+    void cancel() noexcept override {
+        cancelled_ = true;
+        target_.get()->cancel();
+    }
 
   private:
     void write_body(std::string_view chunk, const asio::any_io_executor& ex,
                     fcgi::sink_write_handler done) {
-        target_.get()->async_write(chunk, ex,
-                                   [state = state_, done = std::move(done)](std::error_code ec) {
-                                       if (ec)
-                                           state->write_failed = true;
-                                       done(ec);
-                                   });
+        target_.get()->async_write(
+            chunk, ex, [self = shared_from_this(), done = std::move(done)](std::error_code ec) {
+                if (ec)
+                    self->failed(ec);
+                done(ec);
+            });
+    }
+
+    // A write that ended because the request did (its deadline, a lost connection: cancel())
+    // did not fail: the request's own error is the one to report.
+    void failed(std::error_code ec) {
+        if (!(cancelled_ && ec == asio::error::operation_aborted))
+            state_->write_failed = true;
     }
 
     std::error_code open(std::string& why) {
@@ -121,6 +132,7 @@ class response_output final : public fcgi::body_sink::implementation,
     bool opened_ = false;
     bool include_;
     bool fail_;
+    bool cancelled_ = false;
     std::shared_ptr<response_output_state> state_;
 };
 
