@@ -52,7 +52,13 @@ class file_source final : public body_source::implementation {
             close_file();
             return std::make_error_code(std::errc::invalid_argument);
         }
-        if (!size_ || static_cast<std::uint64_t>(st.st_size) != *size_) {
+        if (!size_) {
+            why = "request body file " + path_ +
+                  " could not be examined when the request was made (it did not exist yet?)";
+            close_file();
+            return error::source_ended_early;
+        }
+        if (static_cast<std::uint64_t>(st.st_size) != *size_) {
             why = "request body file " + path_ + " changed size since the request was made";
             close_file();
             return error::source_ended_early;

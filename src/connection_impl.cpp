@@ -586,8 +586,9 @@ std::string connection_impl::describe(const slot& s) const {
         return d + " was not sent";
     if (s.op && s.op->stream && s.op->req.stdin_source) {
         auto total = s.op->req.body_size();
-        d += " had sent " + std::to_string(total - s.op->stream->upload_left) + " of " +
-             std::to_string(total) + " body bytes and";
+        // Read, not sent: the last chunk read may still be queued or being written.
+        d += " had read " + std::to_string(total - s.op->stream->upload_left) + " of " +
+             std::to_string(total) + " body bytes from its source and";
     }
     d += " had received " + std::to_string(s.assembler.stdout_bytes()) + " bytes of STDOUT and " +
          std::to_string(s.assembler.stderr_bytes()) + " of STDERR";

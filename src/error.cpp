@@ -37,7 +37,7 @@ class client_category_impl final : public std::error_category {
                        "sent";
             case error::response_too_large:
                 return "response STDOUT or STDERR exceeded the configured limit (max_stdout_size "
-                       "/ max_stderr_size); the connection was closed";
+                       "/ max_stderr_size); the rest of the response was discarded";
             case error::param_too_large:
                 return "a single parameter does not fit in one PARAMS record (65528 bytes for name "
                        "and value together); nothing was sent";
@@ -66,11 +66,11 @@ class client_category_impl final : public std::error_category {
                 return "the request body source has no known length: FastCGI sends CONTENT_LENGTH "
                        "before the body, so give the length; nothing was sent";
             case error::source_ended_early:
-                return "the request body source ended before the length it announced; the "
-                       "request was abandoned and its connection closed";
+                return "the request body source ended before the length it announced (or a "
+                       "body file changed size); the request was abandoned";
             case error::source_failed:
-                return "the request body source failed while the body was being sent; the "
-                       "request was abandoned and its connection closed";
+                return "the request body source failed (could not start, or failed while the "
+                       "body was being sent); the request was abandoned";
             case error::sink_failed:
                 return "the response sink failed; the rest of the response was discarded";
         }

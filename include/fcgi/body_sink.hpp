@@ -39,9 +39,9 @@ using sink_head_fn = std::function<std::error_code(const response& head)>;
 /// Order: the head once (on_head), then body chunks in order, then the request's handler runs
 /// with the response (status and headers, empty body). STDERR is still collected in the response.
 /// Backpressure: while a sink is busy, STDOUT for it is buffered up to
-/// `connection_options::sink_buffer_size`; beyond that the connection stops reading until the
-/// sink catches up. On a multiplexed connection that pauses the other requests too, so the rule
-/// is: a slow sink holds up others only once its own buffer is full.
+/// `connection_options::sink_buffer_size` (plus up to one read); beyond that the connection
+/// stops reading until the sink catches up. On a multiplexed connection that pauses the other
+/// requests too, so the rule is: a slow sink holds up others only once its own buffer is full.
 /// A sink that fails ends the request with error::sink_failed; the rest of the response is
 /// discarded as after a timeout (the connection is closed, or the request aborted when the
 /// connection multiplexes). An error returned by start() (a file that cannot be created) is

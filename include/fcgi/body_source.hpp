@@ -70,7 +70,10 @@ class body_source {
         /// does, the request's ID on its connection stays taken. The default does nothing; a
         /// coroutine source is cancelled at its next co_await.
         virtual void cancel() noexcept {}
-        /// True when start() may be called again after bytes were read (a retry).
+        /// True when start() may be called again after bytes were read (a retry). Without a
+        /// clone(), the retry's start() may come while the failed attempt's async_read_some()
+        /// is still in progress: such a source must then leave the late read's bytes out of
+        /// the new pass.
         virtual bool restartable() const { return false; }
         /// The implementation a copy of the body_source gets: a new one that reads the same
         /// bytes independently, or null (the default) to share this one.
@@ -97,7 +100,9 @@ class body_source {
     /// The file at `path`, read in chunks. Its size is taken now; opening it happens when the
     /// request is sent: a file that cannot be opened fails the request with that system error
     /// (ENOENT, EACCES; the diagnostics name the file), one whose size changed with
-    /// error::source_ended_early, before anything is sent.
+    /// error::source_ended_early, before anything is sent. The length sent is the size stat()
+    /// gives: pseudo-files whose size is not their length (procfs reports 0, sysfs 4096) cannot
+    /// be streamed; read them into request::body.
     static body_source file(std::string path);
     /// `size` bytes from `read` (std::nullopt: unknown, which is rejected when sent).
     static body_source producer(std::optional<std::uint64_t> size, source_read_fn read);

@@ -48,6 +48,8 @@ struct connection_options {
     /// STDOUT buffered for a request whose sink is busy (1 MiB). When a request's buffer is full
     /// the connection stops reading until its sink catches up (on a multiplexed connection this
     /// holds up the other requests too). 0: reading stops whenever a sink is behind at all.
+    /// Checked after each read, so the buffer can reach this plus read_buffer_size, and the sink
+    /// holds as much again while it writes: a slow sink costs up to about twice the sum.
     std::size_t sink_buffer_size = 1u << 20;
 };
 

@@ -147,6 +147,16 @@ BOOST_AUTO_TEST_CASE(data_from_file_and_stdin) {
     BOOST_TEST(from_stdin.exit_code == 0);
     BOOST_TEST(from_stdin.out == expected);
 
+    // A pseudo-file whose stat() size is not its length (procfs says 0): its bytes, as curl
+    // sends them. It was streamed with the stat() size, an empty body.
+    std::ifstream version_file("/proc/version", std::ios::binary);
+    const std::string version((std::istreambuf_iterator<char>(version_file)), {});
+    BOOST_REQUIRE(!version.empty());
+    auto from_proc = fcgi_cli(
+        {"request", "-c", unix_ep, "--data", "@/proc/version", php_fpm::script("md5.php")});
+    BOOST_TEST(from_proc.exit_code == 0, from_proc.err);
+    BOOST_TEST(from_proc.out == std::to_string(version.size()) + " " + md5_of(version) + "\n");
+
     auto literal = fcgi_cli({"request", "-c", unix_ep, "-d", "abc", php_fpm::script("echo.php")});
     BOOST_TEST(literal.out.find(R"("method":"POST")") != std::string::npos, literal.out);
     BOOST_TEST(literal.out.find(R"("body_md5":")" + md5_of("abc") + "\"") != std::string::npos,

@@ -428,6 +428,18 @@ BOOST_AUTO_TEST_CASE(bad_sources_fail_before_anything_is_sent) {
         BOOST_TEST(r3.diagnostics.find("/nonexistent/upload.bin") != std::string::npos,
                    r3.diagnostics);
 
+        // Made before its file existed: said as such, not as a change of size.
+        temp_file dir_marker("");
+        const std::string late_path = dir_marker.path + ".late";
+        auto late = fcgi::test::tagged_request("c2");
+        late.stdin_source = body_source::file(late_path);
+        std::ofstream(late_path) << "now here";
+        auto [ec_late, r_late] = co_await conn.async_request(std::move(late), as_tuple_awaitable);
+        std::filesystem::remove(late_path);
+        BOOST_TEST(ec_late == fcgi::error::source_ended_early, ec_late.message());
+        BOOST_TEST(r_late.diagnostics.find("could not be examined") != std::string::npos,
+                   r_late.diagnostics);
+
         auto unwritable = fcgi::test::tagged_request("d");
         unwritable.stdout_sink = body_sink::file("/nonexistent/output.bin");
         auto [ec4, r4] = co_await conn.async_request(std::move(unwritable), as_tuple_awaitable);

@@ -1,5 +1,8 @@
 #include "request_options.hpp"
 
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <cerrno>
@@ -62,12 +65,24 @@ bool read_stream(std::FILE* f, std::string& out) {
     return !std::ferror(f);
 }
 
+// Whether a regular file's size is its length. procfs reports 0 and sysfs 4096 whatever the
+// content, so CONTENT_LENGTH from stat() would send an empty or a failing body; a real empty
+// file reads the same into memory.
+bool size_is_length(const std::string& name) {
+    struct stat st {};
+    struct statfs fs {};
+    if (::stat(name.c_str(), &st) != 0 || st.st_size == 0 || ::statfs(name.c_str(), &fs) != 0)
+        return false;
+    return fs.f_type != PROC_SUPER_MAGIC && fs.f_type != SYSFS_MAGIC;
+}
+
 // --data @FILE for a regular file, when streaming: the file is read as the records go out, so
-// its size does not matter. Other files (a pipe, /dev/stdin) have no length to announce.
+// its size does not matter. Other files (a pipe, /dev/stdin, /proc/...) are read into memory
+// first: they have no length to announce.
 bool stream_data_file(const std::string& spec, fcgi::request& req, std::string& why) {
     std::string name = spec.substr(1);
     std::error_code ec;
-    if (name == "-" || !fs::is_regular_file(name, ec))
+    if (name == "-" || !fs::is_regular_file(name, ec) || !size_is_length(name))
         return false;
     if (::access(name.c_str(), R_OK) != 0) {
         why = "cannot open '" + name + "' for --data: " + std::strerror(errno);
