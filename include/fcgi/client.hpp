@@ -32,8 +32,11 @@ struct client_access;
 /// it. Requests beyond the pool's capacity wait in a bounded queue. A request whose connection
 /// closed before it was written, or that the server refused with CANT_MPX_CONN or OVERLOADED
 /// before any response byte, is retried once; an idempotent request (GET/HEAD/OPTIONS unless
-/// `request::idempotent` says otherwise) also when it fails on a reused connection before any
-/// response byte; nothing else is retried. Endpoints that refuse connections back off
+/// `request::idempotent` says otherwise) also when its reused connection closes before any
+/// response byte within `stale_close_window`, or, with several endpoints, when a new connection
+/// closes with no byte back (once, to another endpoint); under `wait_when_down` it waits again
+/// after such a close as often as it happens, until its deadline. docs/errors.md ("What is
+/// retried") has the whole list. Endpoints that refuse connections back off
 /// exponentially; when all are down, queued requests fail with error::no_endpoint naming each
 /// endpoint's error. A new connection that gets no byte back for `backlog_relief` may be in
 /// php-fpm's listen backlog: the pool closes one of its idle connections to free a worker for it.

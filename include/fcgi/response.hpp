@@ -19,8 +19,8 @@ using header_field = protocol::header_field;
 /// A completed response.
 ///
 /// STDERR is kept apart from the body and is not an error by itself: PHP logs warnings there.
-/// When a request fails, only `diagnostics`, `bytes_received` and `stderr_text` (what had
-/// arrived) are meaningful.
+/// When a request fails, only `diagnostics`, `bytes_received`, `times_sent`, `stderr_text` and
+/// `stderr_dropped` (what had arrived) are meaningful.
 ///
 /// The status comes from the Status header, else from a first line `HTTP/1.x NNN reason`
 /// (php-fpm with cgi.rfc2616_headers=1), which keeps its code next to a Location header. A head

@@ -23,6 +23,7 @@
 #include "fcgi/get_values.hpp"
 #include "fpm_status_poller.hpp"
 #include "output.hpp"
+#include "request_options.hpp"
 
 namespace fcgi_cli {
 namespace {
@@ -76,10 +77,7 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
         "when any request failed or was never answered or none was counted, 22 with --fail\n"
         "and a status of 400 or more, 130 / 143 when SIGINT / SIGTERM ended the run (the\n"
         "report still printed), 2 on usage errors.\n");
-    cmd.add_option("-c,--connect", r.connect,
-                   "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
-                   "(default: $FCGI_CONNECT)")
-        ->envname("FCGI_CONNECT");
+    cmd.add_option("-c,--connect", r.connect, connect_help)->envname("FCGI_CONNECT");
     cmd.add_option("-X,--method", r.method, "REQUEST_METHOD (default GET, or POST with --data)");
     cmd.add_option_function<std::string>(
         "-d,--data", [&r](const std::string& v) { r.data = v; },
@@ -88,9 +86,7 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
         ->allow_extra_args(false);
     cmd.add_option("-p,--param", r.params, "Raw FastCGI param NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
-    cmd.add_option("-r,--root", r.root,
-                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must "
-                   "be below it (default: the current directory)");
+    cmd.add_option("-r,--root", r.root, root_help);
     cmd.add_option("-t,--timeout", r.timeout,
                    "Deadline of each request in SECONDS, queueing included (default 0: none)");
     check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds");

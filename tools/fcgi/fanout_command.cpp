@@ -89,7 +89,8 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
         "Job (one JSON object per line; blank lines skipped):\n"
         "  {\"id\": any, \"script\": \"x.php[?QUERY]\", \"method\": \"GET\", \"query\": \"a=1\",\n"
         "   \"params\": {\"NAME\": \"v\"}, \"headers\": {\"Name\": \"v\"},\n"
-        "   \"body\": \"text\" | \"body_base64\": \"...\", \"timeout\": SECONDS}\n"
+        "   \"body\": \"text\" | \"body_base64\": \"...\", \"timeout\": SECONDS,\n"
+        "   \"idempotent\": true|false}\n"
         "  Only \"script\" is required; unknown fields make the job invalid.\n"
         "Result (one line per job, in completion order):\n"
         "  {\"id\", \"status\": 200|null, \"headers\": {\"Name\": [values]},\n"
@@ -105,8 +106,7 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
         "Ctrl-C or SIGTERM: unfinished jobs fail with client_stopped, the summary is printed;\n"
         "a second one kills.\n");
     cmd.add_option("-c,--connect", f.connect,
-                   "Server address, repeatable to balance over several: unix:/path.sock, "
-                   "/path.sock, host:port, [v6]:port (default: $FCGI_CONNECT)")
+                   std::string(connect_help) + "; repeatable, to balance over several")
         ->envname("FCGI_CONNECT")
         ->allow_extra_args(false);  // one value per occurrence, so FILE is never swallowed
     cmd.add_option("-C,--concurrency", f.concurrency,
@@ -125,9 +125,7 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                    "Default deadline of each request in SECONDS (fractional), queueing and "
                    "connecting included; a job's \"timeout\" overrides it (default: none)");
     check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds", true);
-    cmd.add_option("-r,--root", f.root,
-                   "DOCUMENT_ROOT; relative scripts are resolved against it, and scripts "
-                   "must be below it (default: the current directory)");
+    cmd.add_option("-r,--root", f.root, root_help);
     cmd.add_flag("--wait-when-down", f.wait_when_down,
                  "When every server refuses connections or resets new ones (php-fpm "
                  "restarting), keep jobs waiting for one to come back, up to their deadline, "

@@ -15,10 +15,7 @@
 namespace fcgi_cli {
 
 void add_probe_flags(CLI::App& cmd, probe_flags& f) {
-    cmd.add_option("-c,--connect", f.connect,
-                   "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
-                   "(default: $FCGI_CONNECT)")
-        ->envname("FCGI_CONNECT");
+    cmd.add_option("-c,--connect", f.connect, connect_help)->envname("FCGI_CONNECT");
     check_number(
         *cmd.add_option("-t,--timeout", f.timeout, "Give up after SECONDS (fractional; default 5)"),
         0, max_timeout_seconds, "seconds", true);

@@ -159,7 +159,7 @@ void size_flag(CLI::Option& option) {
 void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
                               const std::string& unit) {
     size_flag(*cmd.add_option("--max-output", max_output,
-                              "Most body bytes kept per " + unit +
+                              "Most STDOUT bytes (the CGI head included) kept per " + unit +
                                   " (units k, M, G: 1024s); more fails the " + unit +
                                   " with response_too_large (default 64M)"));
     size_flag(*cmd.add_option(
@@ -187,10 +187,7 @@ void check_number(CLI::Option& option, double lo, double hi, std::string unit, b
 }
 
 void add_request_flags(CLI::App& cmd, request_flags& f) {
-    cmd.add_option("-c,--connect", f.connect,
-                   "Server address: unix:/path.sock, /path.sock, host:port, [v6]:port "
-                   "(default: $FCGI_CONNECT)")
-        ->envname("FCGI_CONNECT");
+    cmd.add_option("-c,--connect", f.connect, connect_help)->envname("FCGI_CONNECT");
     cmd.add_option("-X,--method", f.method, "REQUEST_METHOD (default GET, or POST with --data)");
     cmd.add_option_function<std::string>(
         "-d,--data", [&f](const std::string& v) { f.data = v; },
@@ -200,10 +197,7 @@ void add_request_flags(CLI::App& cmd, request_flags& f) {
         ->allow_extra_args(false);
     cmd.add_option("-p,--param", f.params, "Raw FastCGI param NAME=VALUE (repeatable)")
         ->allow_extra_args(false);
-    cmd.add_option("-r,--root", f.root,
-                   "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must "
-                   "be below it (default: the current directory for a relative SCRIPT below "
-                   "it, otherwise the script's own directory)");
+    cmd.add_option("-r,--root", f.root, root_help);
     cmd.add_flag("-i,--include", f.include, "Print the status line and headers before the body");
     cmd.add_option("-t,--timeout", f.timeout,
                    "Give up after SECONDS (fractional), connecting included (default: none)");

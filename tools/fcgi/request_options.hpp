@@ -57,6 +57,16 @@ void size_flag(CLI::Option& option);
 void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
                               const std::string& unit);
 
+/// The help of -c/--connect, every command's: the address forms endpoint::parse takes.
+inline constexpr const char* connect_help =
+    "Server address: unix:/path.sock, /path.sock, tcp:host:port, host:port, [v6]:port "
+    "(default: $FCGI_CONNECT)";
+/// The help of -r/--root, for every command that builds requests as `fcgi request` does.
+inline constexpr const char* root_help =
+    "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must be below it "
+    "(default: the current directory for a relative SCRIPT below it, otherwise the script's own "
+    "directory)";
+
 /// Declares the flags of `fcgi request` on `cmd`, storing into `flags`.
 void add_request_flags(CLI::App& cmd, request_flags& flags);
 
