@@ -84,7 +84,7 @@ void connection_impl::notify() {
 // ---------------------------------------------------------------------------------------------
 // Connecting
 
-void connection_impl::start_connect(endpoint ep, connect_handler h) {
+void connection_impl::start_connect(endpoint ep, connect_handler h, std::uint64_t serial) {
     if (state_ != connection_state::idle) {
         std::error_code ec = state_ == connection_state::open ? asio::error::already_connected
                              : state_ == connection_state::connecting
@@ -96,6 +96,7 @@ void connection_impl::start_connect(endpoint ep, connect_handler h) {
     endpoint_ = std::move(ep);
     state_ = connection_state::connecting;
     connect_handler_ = std::move(h);
+    connect_serial_ = serial;
     connect_timed_out_ = false;
     auto self = shared_from_this();
     if (opts_.connect_timeout.count() > 0) {

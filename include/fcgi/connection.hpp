@@ -87,16 +87,17 @@ class connection {
     auto async_connect(endpoint ep, Token&& token = {}) {
         return asio::async_initiate<Token, void(std::error_code)>(
             [](auto handler, std::shared_ptr<detail::connection_impl> impl, endpoint e) {
+                auto serial = impl->next_serial();
                 auto slot = asio::get_associated_cancellation_slot(handler);
                 if (slot.is_connected())
-                    slot.template emplace<cancel_connect>(cancel_connect{impl});
+                    slot.template emplace<cancel_connect>(cancel_connect{impl, serial});
                 auto ex = impl->get_executor();
                 detail::connect_handler h(std::move(handler), ex);
                 // Runs inline on the connection's executor, else hops onto it.
-                asio::dispatch(
-                    ex, [impl = std::move(impl), e = std::move(e), h = std::move(h)]() mutable {
-                        impl->start_connect(std::move(e), std::move(h));
-                    });
+                asio::dispatch(ex, [impl = std::move(impl), e = std::move(e), h = std::move(h),
+                                    serial]() mutable {
+                    impl->start_connect(std::move(e), std::move(h), serial);
+                });
             },
             token, impl_, std::move(ep));
     }
@@ -165,15 +166,17 @@ class connection {
                        [i = impl_] { i->close(asio::error::operation_aborted); });
     }
 
-    // Weak, as cancel_request below; a late emit finds the connection no longer connecting.
+    // Weak, as cancel_request below; a late emit finds the connection no longer connecting,
+    // and one for a refused second connect finds another serial under way.
     struct cancel_connect {
         std::weak_ptr<detail::connection_impl> impl;
+        std::uint64_t serial;
         void operator()(asio::cancellation_type type) const {
             if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)) ==
                 asio::cancellation_type::none)
                 return;
             if (auto i = impl.lock())
-                asio::post(i->get_executor(), [i] { i->cancel_connect(); });
+                asio::post(i->get_executor(), [i, s = serial] { i->cancel_connect(s); });
         }
     };
 

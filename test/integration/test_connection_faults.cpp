@@ -43,6 +43,7 @@
 #include "support/fake_responder.hpp"
 #include "support/run_until.hpp"
 #include "support/temp_file.hpp"
+#include "support/unaccepted_listener.hpp"
 
 namespace act = fcgi::test::act;
 using asio::awaitable;
@@ -454,6 +455,39 @@ BOOST_AUTO_TEST_CASE(second_connect_says_why_it_cannot) {
     BOOST_REQUIRE(run_until(ctx, [&] { return !closed.empty(); }));
     BOOST_TEST(closed.at(0) == fcgi::error::not_connected, closed.at(0).message());
     BOOST_TEST(first.size() == 1u);
+}
+
+// The slot of a refused second connect does not reach the first: its cancellation handler
+// was not keyed, so an emit there ended the connect under way with operation_aborted.
+BOOST_AUTO_TEST_CASE(cancelling_a_refused_connect_leaves_the_first) {
+    fcgi::test::unaccepted_listener nowhere;  // the first connect stays pending
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.connect_timeout = 300ms;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    std::optional<std::error_code> first, second, third;
+    asio::cancellation_signal first_signal, second_signal;
+    conn.async_connect(
+        nowhere.endpoint(),
+        asio::bind_cancellation_slot(first_signal.slot(), [&](std::error_code ec) { first = ec; }));
+    conn.async_connect(nowhere.endpoint(),
+                       asio::bind_cancellation_slot(second_signal.slot(),
+                                                    [&](std::error_code ec) { second = ec; }));
+    BOOST_REQUIRE(run_until(ctx, [&] { return second.has_value(); }));
+    BOOST_TEST(*second == asio::error::already_started, second->message());
+    second_signal.emit(asio::cancellation_type::terminal);
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.has_value(); }));
+    BOOST_TEST(*first == fcgi::error::connect_timeout, first->message());
+
+    // Its own slot still cancels it.
+    fcgi::connection again(ctx.get_executor(), copts);
+    again.async_connect(
+        nowhere.endpoint(),
+        asio::bind_cancellation_slot(first_signal.slot(), [&](std::error_code ec) { third = ec; }));
+    ctx.poll();
+    first_signal.emit(asio::cancellation_type::terminal);
+    BOOST_REQUIRE(run_until(ctx, [&] { return third.has_value(); }));
+    BOOST_TEST(*third == asio::error::operation_aborted, third->message());
 }
 
 // endpoint::unix_socket() takes any path; one longer than sockaddr_un holds made Asio throw

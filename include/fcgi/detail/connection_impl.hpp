@@ -110,10 +110,13 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
     const asio::any_io_executor& get_executor() const noexcept { return ex_; }
 
-    void start_connect(endpoint ep, connect_handler h);
-    /// Ends a connect under way as close() does; nothing once it has ended.
-    void cancel_connect() {
-        if (state_ == connection_state::connecting)
+    /// Connects; `serial` (from next_serial()) names this connect for cancel_connect().
+    void start_connect(endpoint ep, connect_handler h, std::uint64_t serial = 0);
+    /// Ends the connect `serial` as close() does, if it is the one under way; nothing once it
+    /// has ended, nor for a call that was refused (already_started): its slot must not cancel
+    /// the connect that was.
+    void cancel_connect(std::uint64_t serial) {
+        if (state_ == connection_state::connecting && serial == connect_serial_)
             close(asio::error::operation_aborted, "connect cancelled");
     }
     /// A new serial for a request, used to find it again on cancellation.
@@ -226,6 +229,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     asio::steady_timer connect_timer_;
     asio::ip::tcp::resolver::results_type resolved_;
     connect_handler connect_handler_;
+    std::uint64_t connect_serial_ = 0;  // the connect under way (start_connect's serial)
     bool connect_timed_out_ = false;
     endpoint endpoint_;
     connection_state state_ = connection_state::idle;
