@@ -52,9 +52,8 @@ struct client_impl::pending_op {
     // other endpoint is down (a stopping php-fpm still accepts connections, then resets them;
     // one that fails over closes the next connection too).
     const endpoint_pool* avoid = nullptr;
-    // When it was handed to a reused connection (or to any, under wait_when_down): a close soon
-    // after is a stale kept-alive connection or a stopping server, a later one a script that
-    // ran (see stale_close_window).
+    // When it was handed to its connection: a close soon after is a stale kept-alive connection
+    // or a stopping server, a later one a script that ran (see stale_close_window).
     clock::time_point sent_at{};
     std::weak_ptr<connection_impl> conn;  // while dispatched
     std::uint64_t conn_serial = 0;
@@ -617,8 +616,7 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     rop->checked = true;
     ++pc.dispatched;
     bool reused = pc.conn->stats().requests_completed > 0;
-    if (reused || opts_.wait_when_down)
-        op->sent_at = now == clock::time_point{} ? clock::now() : now;
+    op->sent_at = now == clock::time_point{} ? clock::now() : now;
     bool first = pc.first_dispatch == clock::time_point{};
     if (first)
         pc.first_dispatch = clock::now();
@@ -687,9 +685,10 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // (request_terminate_timeout, a kill), so it must not run twice.
     const bool lost_unanswered = ec == error::connection_lost && r.bytes_received == 0;
     const auto after =
-        lost_unanswered && (reused || opts_.wait_when_down)
+        lost_unanswered
             ? std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - op->sent_at)
             : std::chrono::milliseconds::max();
+    bool said_when = false;  // the diagnostics give `after`
     const bool at_once = after <= opts_.stale_close_window;
     // A new connection closed at once with nothing back: a stopping php-fpm (SIGQUIT, the first
     // half of a restart), whose master still accepts connections into its listen backlog and
@@ -729,6 +728,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                 retry = true;
                 op->fresh_only = true;
             } else if (unanswered) {
+                said_when = true;
                 r.diagnostics += "; not sent again: the connection closed " +
                                  std::to_string(after.count()) +
                                  " ms after the request was sent, so its script may have run (a "
@@ -740,6 +740,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         } else if (stale) {
             // Both readings, with the time that tells them apart: the caller decides whether
             // to send it again.
+            said_when = true;
             r.diagnostics += "; the connection closed " + std::to_string(after.count()) +
                              " ms after the request was sent: php-fpm closes a kept-alive "
                              "connection when its worker exits (pm.max_requests, a reload), "
@@ -747,6 +748,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                              "died mid-script (killed, crashed) closes it too, and then it ran. "
                              "It is not idempotent, so it was not sent again";
         } else if (stopping_endpoint) {
+            said_when = true;
             r.diagnostics += "; the new connection closed " + std::to_string(after.count()) +
                              " ms after the request was sent: a stopping php-fpm resets the "
                              "connections in its listen backlog, and then the request did not "
@@ -765,6 +767,11 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         after_request(*ep, conn);
         return;
     }
+    if (lost_unanswered && !said_when)
+        // The clue to what closed it: at once, a server that fails new connections (or a script
+        // that crashed); after about request_terminate_timeout, php-fpm killing the script.
+        r.diagnostics += "; the connection closed " + std::to_string(after.count()) +
+                         " ms after the request was sent";
     if (ec) {
         ++ep->failed;
         ++ep->failed_by_reason[ec];

@@ -61,7 +61,8 @@ class client_category_impl final : public std::error_category {
             case error::client_stopped:
                 return "the client was stopped (cancel() or destroyed) or is shutting down";
             case error::no_endpoint:
-                return "no endpoint is available: every one refused its last connect";
+                return "no endpoint is available: the last connect to each one failed (refused or "
+                       "timed out)";
             case error::body_length_unknown:
                 return "the request body source has no known length: FastCGI sends CONTENT_LENGTH "
                        "before the body, so give the length; nothing was sent";

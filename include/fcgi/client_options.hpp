@@ -77,7 +77,7 @@ struct client_options {
     /// is found at most this late; a refused connect to a unix socket or a local port costs
     /// microseconds, so a second is cheap. client::reset_backoff() cuts a wait short.
     std::chrono::milliseconds max_backoff{1000};
-    /// When every endpoint is down (refused its last connect, none open): false fails queued
+    /// When every endpoint is down (its last connect failed, none open): false fails queued
     /// and new requests at once with error::no_endpoint; true keeps them queued, connecting
     /// again at each backoff's end, until an endpoint is back or their deadline passes
     /// (error::request_timeout, naming the endpoints down). True rides out a php-fpm restart:
@@ -125,7 +125,9 @@ struct endpoint_stats {
     std::uint64_t reconnects = 0;        ///< connections that were open and closed since
     std::uint64_t connect_failures = 0;  ///< connection attempts that failed
     std::uint64_t completed = 0;         ///< requests that got a response
-    std::uint64_t failed = 0;            ///< requests that failed (after any retry)
+    /// Requests that failed on this endpoint (after any retry). One that fails while queued (its
+    /// deadline, no_endpoint), a retry included, counts only in client_stats::failed.
+    std::uint64_t failed = 0;
     /// Failed requests by error code (a request retried successfully is not counted).
     std::map<std::error_code, std::uint64_t> failed_by_reason;
 };

@@ -32,7 +32,7 @@ enum class error {
     not_connected,    ///< the connection is closed, or was never opened
     pool_exhausted,   ///< the client's wait queue is full (max_pending)
     client_stopped,   ///< the client was cancelled or shut down
-    no_endpoint,      ///< every endpoint is down (refused its last connect, none open)
+    no_endpoint,      ///< every endpoint is down (its last connect failed, none open)
     // -- streamed bodies --
     body_length_unknown,  ///< a request body source without a known length; nothing was sent
     source_ended_early,   ///< the body source ended before its announced length

@@ -308,6 +308,7 @@ BOOST_AUTO_TEST_CASE(unreachable_server_stops_the_run) {
     BOOST_TEST(r.exit_code == 3);
     BOOST_TEST(r.out.find("first no_endpoint: ") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("latency:     none (no responses)") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("throughput:  none (no responses)") != std::string::npos, r.out);
 
     // An address that is not UTF-8 ends up in the error messages: the JSON report still comes,
     // with U+FFFD (it used to abort the tool).
@@ -487,10 +488,38 @@ BOOST_AUTO_TEST_CASE(resent_requests_are_reported) {
                 BOOST_TEST(r.exit_code == 0, r.err);
                 BOOST_TEST(j["ok"].get<int>() == 5);
                 BOOST_TEST(j["resent"].get<int>() == 1, j.dump());
+                BOOST_TEST(j["resent_failed"].get<int>() == 0, j.dump());
                 BOOST_TEST(fake.snapshot().requests.size() == 6u);
             }
         }
     }
+    // One whose second send fails too is a failure that was resent: it used to show only as
+    // a connection_lost, the first send unseen.
+    auto seen = std::make_shared<std::atomic<int>>(0);
+    fcgi::test::fake_responder fake({.script_for = [seen](const fcgi::test::seen_request& r) {
+        if (int n = ++*seen; n == 3 || n == 4)
+            return fcgi::test::script{fcgi::test::act::close()};
+        return fcgi::test::echo_script(r);
+    }});
+    const std::vector<std::string> args = {"--connect",
+                                           fake.unix_endpoint().to_string(),
+                                           "--requests",
+                                           "5",
+                                           "--concurrency",
+                                           "1",
+                                           "--multiplex",
+                                           "off",
+                                           php_fpm::script("hello.php")};
+    auto r = bench(args);
+    BOOST_TEST(r.exit_code == 6, r.err);
+    BOOST_TEST(r.out.find("resent:      1 failed after a second send") != std::string::npos, r.out);
+    auto with_json = args;
+    with_json.insert(with_json.end() - 1, "--json");
+    *seen = 0;
+    auto j = report_of(bench(with_json));
+    BOOST_TEST(j["errors"].value("connection_lost", 0) == 1, j.dump());
+    BOOST_TEST(j["resent_failed"].get<int>() == 1, j.dump());
+    BOOST_TEST(j["resent"].get<int>() == 0, j.dump());
 }
 
 // A timed closed loop's throughput is over the period asked for: one slow last batch used to

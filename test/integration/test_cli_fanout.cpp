@@ -417,6 +417,18 @@ BOOST_AUTO_TEST_CASE(timeout_flag_and_job_timeout) {
         BOOST_TEST(has(logged_lines[0]["stderr"].get<std::string>(), "got-this-far"));
         BOOST_TEST(logged_lines[0]["status"].is_null());
     }
+
+    // One connection: the second job's deadline passes in the client's queue. It was never
+    // sent, and the summary no longer counts it as a request sent.
+    auto queued = fanout(
+        {"--connect", unix_ep, "--timeout", "0.3", "--concurrency", "2", "--connections", "1"},
+        line_of({{"id", 1}, {"script", slow}}) + line_of({{"id", 2}, {"script", slow}}), 20s);
+    BOOST_TEST(queued.exit_code == 6);
+    auto queued_lines = result_lines(queued.out);
+    BOOST_REQUIRE_EQUAL(queued_lines.size(), 2u);
+    for (const auto& j : queued_lines)
+        BOOST_TEST(j["error"]["code"] == "request_timeout", j.dump());
+    BOOST_TEST(has(queued.err, "fanout: 1 request sent in "), queued.err);
 }
 
 // pm.max_requests = 1: the second of two POST jobs lands on the connection its worker closes

@@ -2073,9 +2073,14 @@ BOOST_AUTO_TEST_CASE(wait_when_down_rides_out_a_stopping_endpoint) {
     BOOST_TEST(times_seen(fake.snapshot(), "get") == 3u);
     BOOST_TEST(client.stats().retries == 2u);
 
+    // Connection 4 closed after its answer: once the pool has seen that, "late" gets a new one.
+    BOOST_REQUIRE(run_until(ctx, [&] { return client.stats().endpoints.at(0).open == 0u; }));
     auto late = run(fcgi::test::tagged_request("late"));  // connection 5
     BOOST_TEST(late.ec == fcgi::error::connection_lost, late.ec.message());
     BOOST_TEST(late.resp.times_sent == 1u);
+    // When it closed is the clue (request_terminate_timeout?), on a new connection too.
+    BOOST_TEST(late.resp.diagnostics.find("ms after the request was sent") != std::string::npos,
+               late.resp.diagnostics);
     BOOST_TEST(times_seen(fake.snapshot(), "late") == 1u);
     BOOST_TEST(client.stats().retries == 2u);
     BOOST_TEST(fake.snapshot().connections_accepted == 5u);

@@ -33,6 +33,8 @@ struct bench_counts {
     // Responses to requests written twice: the first connection closed under them (a worker
     // recycled or died), so the pool sent them again; a crash rate hides here.
     std::uint64_t resent = 0;
+    // Failures of requests written twice: counted in `failed` too.
+    std::uint64_t resent_failed = 0;
     // Open loop: requests that found every connection busy and waited in the client, their
     // latency including that wait (the pace asks more than --concurrency can carry).
     std::uint64_t waited_in_client = 0;

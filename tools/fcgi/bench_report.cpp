@@ -47,6 +47,9 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
           << " ok after a second send: php-fpm closed their kept-alive connection first (a "
              "worker at pm.max_requests: the script did not run; or one that died mid-request: "
              "it may have run twice; --no-retry fails them instead)\n";
+    if (c.resent_failed > 0)
+        o << "resent:      " << c.resent_failed
+          << " failed after a second send (counted among the failed)\n";
     if (!c.errors.empty()) {
         o << "errors:     ";
         for (const auto& [name, n] : c.errors)
@@ -56,10 +59,14 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
             o << "first " << name << ": " << text << "\n";
     }
     // Responses only: a failure that comes back at once is not throughput.
-    o << "throughput:  " << fixed(t.rps, 1) << " req/s over " << fixed(t.duration_s, 3) << " s";
-    if (t.drain_s > 0)
-        o << " (the last response came " << fixed(t.drain_s, 3) << " s after it)";
-    o << "\n";
+    if (c.ok == 0) {
+        o << "throughput:  none (no responses)\n";
+    } else {
+        o << "throughput:  " << fixed(t.rps, 1) << " req/s over " << fixed(t.duration_s, 3) << " s";
+        if (t.drain_s > 0)
+            o << " (the last response came " << fixed(t.drain_s, 3) << " s after it)";
+        o << "\n";
+    }
     const auto& h = c.latency;
     if (h.count() == 0) {
         o << "latency:     none (no responses)\n";
@@ -151,6 +158,7 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     j["unanswered"] = c.unanswered;
     j["unsent"] = c.unsent;
     j["resent"] = c.resent;
+    j["resent_failed"] = c.resent_failed;
     if (f.rate > 0)
         j["waited_in_client"] = c.waited_in_client;
     j["interrupted"] = c.interrupted;

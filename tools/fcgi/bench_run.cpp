@@ -202,6 +202,7 @@ void bench_run::on_complete(clock_type::time_point intended, bool counted, std::
         last_completion_ = now;
         if (ec) {
             ++counts_.failed;
+            counts_.resent_failed += r.times_sent > 1;
             auto [it, first] = counts_.errors.try_emplace(std::string(error_name(ec)), 0);
             ++it->second;
             if (first)

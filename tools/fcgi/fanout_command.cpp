@@ -230,11 +230,13 @@ int run_fanout(const fanout_flags& flags) {
     auto finish = start;
     // Runs on the client's executor, one result at a time: no locking around stdout.
     auto on_result = [&](std::size_t index, fcgi::fanout_result r) {
-        // Failures the client gives before any server sees the request are not requests sent:
-        // they would swell the rate and shrink the latency percentiles. Nor are jobs stopped by
-        // Ctrl-C: their duration is the time to the interruption.
+        // Failures of requests that never left the client (refused, a deadline passed in the
+        // queue: times_sent 0) are not requests sent: they would swell the rate and skew the
+        // latency percentiles. Nor are jobs stopped by Ctrl-C: their duration is the time to
+        // the interruption.
         if (r.ec == fcgi::condition::caller_error || r.ec == fcgi::error::no_endpoint ||
-            r.ec == fcgi::error::pool_exhausted || r.ec == fcgi::error::client_stopped)
+            r.ec == fcgi::error::pool_exhausted || r.ec == fcgi::error::client_stopped ||
+            (r.ec && r.resp.times_sent == 0))
             summary.add_untimed(error_name(r.ec));
         else if (r.ec)
             summary.add_failure(error_name(r.ec), r.duration);
