@@ -15,6 +15,7 @@
 #include <climits>
 #include <string>
 
+#include "exception_text.hpp"
 #include "fcgi/detail/writable_wait.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/response.hpp"
@@ -280,12 +281,15 @@ class coroutine_sink final : public head_sink {
         : head_sink(std::move(on_head)), write_(std::move(write)) {}
     void async_write(std::string_view chunk, const asio::any_io_executor& ex,
                      sink_write_handler done) override {
+        // `this` outlives the write: the connection keeps the sink until `done` runs.
         asio::co_spawn(ex, write_(chunk),
                        asio::bind_cancellation_slot(
-                           cancel_.slot(), [done = std::move(done)](std::exception_ptr e) {
+                           cancel_.slot(), [this, done = std::move(done)](std::exception_ptr e) {
+                               failure_ = e ? detail::exception_text(e) : std::string();
                                done(e ? std::error_code(error::sink_failed) : std::error_code());
                            }));
     }
+    std::string failure_text() const override { return failure_; }
     // The coroutine sees the cancellation at its next (or current) co_await.
     void cancel() noexcept override { cancel_.emit(asio::cancellation_type::terminal); }
     // Each copy has its own cancellation; all run the same function.
@@ -296,6 +300,7 @@ class coroutine_sink final : public head_sink {
   private:
     sink_coroutine_fn write_;
     asio::cancellation_signal cancel_;
+    std::string failure_;  // the last write's exception, in words
 };
 
 }  // namespace

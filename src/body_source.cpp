@@ -8,6 +8,7 @@
 #include <asio/co_spawn.hpp>
 #include <cerrno>
 
+#include "exception_text.hpp"
 #include "fcgi/error.hpp"
 #include "last_error.hpp"
 
@@ -141,22 +142,26 @@ class coroutine_source final : public once_source {
         : once_source(size), read_(std::move(read)) {}
     void async_read_some(asio::mutable_buffer buffer, const asio::any_io_executor& ex,
                          source_read_handler done) override {
+        // `this` outlives the read: the connection keeps the source until `done` runs.
         asio::co_spawn(
             ex, read_(buffer),
-            asio::bind_cancellation_slot(
-                cancel_.slot(), [done = std::move(done)](std::exception_ptr e, std::size_t n) {
-                    if (e)
-                        done(error::source_failed, 0);
-                    else
-                        done({}, n);
-                }));
+            asio::bind_cancellation_slot(cancel_.slot(), [this, done = std::move(done)](
+                                                             std::exception_ptr e, std::size_t n) {
+                failure_ = e ? detail::exception_text(e) : std::string();
+                if (e)
+                    done(error::source_failed, 0);
+                else
+                    done({}, n);
+            }));
     }
+    std::string failure_text() const override { return failure_; }
     // The coroutine sees the cancellation at its next (or current) co_await.
     void cancel() noexcept override { cancel_.emit(asio::cancellation_type::terminal); }
 
   private:
     source_coroutine_fn read_;
     asio::cancellation_signal cancel_;
+    std::string failure_;  // the last read's exception, in words
 };
 
 }  // namespace

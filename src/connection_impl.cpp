@@ -1108,7 +1108,9 @@ void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, 
     if (ec || n == 0 || n > asked) {
         std::string sent =
             std::to_string(total - st.upload_left) + " of " + std::to_string(total) + " bytes";
-        std::string what = ec ? "request body source failed after " + sent + ": " + ec.message()
+        std::string text = ec ? s.op->req.stdin_source.get()->failure_text() : std::string();
+        std::string what = ec ? "request body source failed after " + sent + ": " + ec.message() +
+                                    (text.empty() ? "" : " (" + text + ")")
                            : n == 0 ? "request body source ended after " + sent
                                     : "request body source returned more bytes than asked";
         abandon(s, ec || n > asked ? error::source_failed : error::source_ended_early,
@@ -1206,9 +1208,11 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
         return;
     }
     if (ec) {
+        std::string text = s.op->req.stdout_sink.get()->failure_text();
         abandon(s, error::sink_failed,
                 "response sink failed after " + std::to_string(st.sink_delivered) +
-                    " bytes of body: " + ec.message() + "; " + describe(s));
+                    " bytes of body: " + ec.message() + (text.empty() ? "" : " (" + text + ")") +
+                    "; " + describe(s));
         return;
     }
     if (!st.sink_pending.empty())

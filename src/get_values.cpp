@@ -236,7 +236,7 @@ void start_get_values(asio::any_io_executor ex, endpoint ep, get_values_options 
                                } catch (const std::bad_alloc&) {
                                    o.ec = std::make_error_code(std::errc::not_enough_memory);
                                } catch (...) {
-                                   o.ec = std::make_error_code(std::errc::state_not_recoverable);
+                                   o.ec = std::make_error_code(std::errc::io_error);
                                }
                                o.result = {};
                            }

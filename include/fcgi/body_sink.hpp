@@ -73,6 +73,10 @@ class body_sink {
         /// does, the request's ID on its connection stays taken. The default does nothing; the
         /// built-in descriptor, file and coroutine sinks stop waiting.
         virtual void cancel() noexcept {}
+        /// What made the last write fail, in words, once `done` got an error: added to the
+        /// diagnostics. Empty by default; the coroutine sink gives its exception's message. Must
+        /// not throw.
+        virtual std::string failure_text() const { return {}; }
         /// The implementation a copy of the body_sink gets: a new one (a file sink opens its
         /// file for each send), or null (the default) to share this one.
         virtual std::shared_ptr<implementation> clone() const { return nullptr; }

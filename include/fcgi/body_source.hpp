@@ -70,6 +70,10 @@ class body_source {
         /// does, the request's ID on its connection stays taken. The default does nothing; a
         /// coroutine source is cancelled at its next co_await.
         virtual void cancel() noexcept {}
+        /// What made the last read fail, in words, once `done` got an error: added to the
+        /// diagnostics. Empty by default; the coroutine source gives its exception's message.
+        /// Must not throw.
+        virtual std::string failure_text() const { return {}; }
         /// True when start() may be called again after bytes were read (a retry). Without a
         /// clone(), the retry's start() may come while the failed attempt's async_read_some()
         /// is still in progress: such a source must then leave the late read's bytes out of

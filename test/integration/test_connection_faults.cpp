@@ -2298,6 +2298,31 @@ BOOST_AUTO_TEST_CASE(a_throwing_source_or_sink_fails_its_request) {
             BOOST_TEST(resp.diagnostics.find(expected) != std::string::npos, resp.diagnostics);
         }
     }
+    // Coroutines that throw: the message reaches the diagnostics through failure_text() (it
+    // was dropped, leaving a bare sink_failed or source_failed).
+    for (bool source : {false, true}) {
+        BOOST_TEST_CONTEXT((source ? "coroutine source" : "coroutine sink")) {
+            auto req = fcgi::test::tagged_request("t");
+            if (source)
+                req.stdin_source = fcgi::body_source::coroutine(
+                    3, [](asio::mutable_buffer) -> asio::awaitable<std::size_t> {
+                        throw std::runtime_error("disk gone");
+                        co_return 0;
+                    });
+            else
+                req.stdout_sink =
+                    fcgi::body_sink::coroutine([](std::string_view) -> asio::awaitable<void> {
+                        throw std::runtime_error("disk gone");
+                        co_return;
+                    });
+            auto [ec, resp] = one_request(fake.unix_endpoint(), std::move(req), {});
+            BOOST_TEST(ec == (source ? std::error_code(fcgi::error::source_failed)
+                                     : std::error_code(fcgi::error::sink_failed)),
+                       ec.message());
+            BOOST_TEST(resp.diagnostics.find("threw: disk gone") != std::string::npos,
+                       resp.diagnostics);
+        }
+    }
 }
 
 // A sink that only its request owns, closing the connection from start() or finish(): the close

@@ -143,6 +143,8 @@ int run_request(const request_flags& flags) {
                            std::rethrow_exception(e);
                        } catch (const std::exception& ex) {
                            print_error(flags.connect + ": " + ex.what());
+                       } catch (...) {
+                           print_error(flags.connect + ": failed with an unknown exception");
                        }
                    });
     ctx.run();
