@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-20}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
-targets=(record_decoder name_value cgi_head)
+targets=(record_decoder name_value cgi_head fpm_status)
 
 command -v clang++ >/dev/null || { echo "fuzz: clang++ missing (scripts/setup.sh)" >&2; exit 1; }
 
