@@ -43,9 +43,11 @@ struct client_access;
 ///
 /// Thread safety: the executor must run one handler of the client at a time. When
 /// io_context::run runs on several threads, or on an asio::thread_pool, pass a strand
-/// (`asio::make_strand(ctx)`); a plain executor of either breaks the client. async_request may
-/// be called from any thread, and so may the destructor (it stops the client on the executor);
-/// the rest on the executor. Destroy the client before its io_context or thread_pool.
+/// (`asio::make_strand(ctx)`); a plain executor of either breaks the client. async_request and
+/// async_shutdown may be called from any thread, and so may the destructor (it stops the client
+/// on the executor); the rest on the executor. Never wait for a `use_future` result on the
+/// client's executor (in one of its handlers, on its strand): the wait blocks the very handler
+/// that would answer it. Destroy the client before its io_context or thread_pool.
 class client {
   public:
     /// The executor every handler of the client runs on, unless it has its own.
@@ -103,8 +105,11 @@ class client {
 
     /// Lets queued and in-flight requests finish, then closes every connection.
     /// Handler: void(std::error_code), called once per call, after the last request's
-    /// handler: success, or error::client_stopped when cancel() or the destructor stopped the
-    /// client first. Later requests fail with error::client_stopped.
+    /// handler has run or, for a handler bound to another executor, has been handed to that
+    /// executor (it may run later there: do not free what it uses before it has run): success,
+    /// or error::client_stopped when cancel() or the destructor stopped the client first. Later
+    /// requests fail with error::client_stopped, and so do a running fan-out's unsent ones (the
+    /// fan-out completes with client_stopped).
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_shutdown(Token&& token = {}) {
