@@ -1,3 +1,7 @@
 // Entry point of the unit tests: Boost.Test generates main() here, and only here.
 #define BOOST_TEST_MODULE fcgi_unit_tests
 #include <boost/test/unit_test.hpp>
+
+#include "support/crash_report.hpp"
+using fcgi::test::crash_report;
+BOOST_TEST_GLOBAL_FIXTURE(crash_report);
