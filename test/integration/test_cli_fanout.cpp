@@ -419,10 +419,14 @@ BOOST_AUTO_TEST_CASE(timeout_flag_and_job_timeout) {
     }
 
     // One connection: the second job's deadline passes in the client's queue. It was never
-    // sent, and the summary no longer counts it as a request sent.
+    // sent, and the summary no longer counts it as a request sent. The first holds the
+    // connection well past it: with equal deadlines, the first's expiry freed the connection
+    // and a loaded machine could send the second before its own timer ran.
     auto queued = fanout(
         {"--connect", unix_ep, "--timeout", "0.3", "--concurrency", "2", "--connections", "1"},
-        line_of({{"id", 1}, {"script", slow}}) + line_of({{"id", 2}, {"script", slow}}), 20s);
+        line_of({{"id", 1}, {"script", slow}, {"timeout", 1.5}}) +
+            line_of({{"id", 2}, {"script", slow}}),
+        20s);
     BOOST_TEST(queued.exit_code == 6);
     auto queued_lines = result_lines(queued.out);
     BOOST_REQUIRE_EQUAL(queued_lines.size(), 2u);
@@ -740,13 +744,17 @@ BOOST_AUTO_TEST_CASE(interrupt_still_summarises) {
             spec.args = {"fanout", "--connect", fake.tcp_endpoint().to_string(), "--concurrency",
                          "2"};
             spec.input = jobs;
-            std::thread interrupter;
+            std::optional<fcgi::test::child_signaller> child;
             bool both_sent = false;
+            std::jthread interrupter;  // joined also when run_child throws
             spec.started = [&](int pid) {
-                interrupter = std::thread([&, pid] {
+                // The thread may signal after run_child has reaped the child (if it ended
+                // early): through a pidfd, that fails instead of hitting a reused PID.
+                child.emplace(pid);
+                interrupter = std::jthread([&] {
                     both_sent =
                         fake.wait_for([](const auto& s) { return s.requests.size() >= 2; }, 20s);
-                    ::kill(pid, both_sent ? sig : SIGKILL);
+                    child->send(both_sent ? sig : SIGKILL);
                 });
             };
             auto r = fcgi::test::run_child(spec);

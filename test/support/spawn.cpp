@@ -192,6 +192,18 @@ run_result run_child(const run_spec& spec) {
     return r;
 }
 
+child_signaller::child_signaller(int pid)
+    : pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {}
+
+child_signaller::~child_signaller() {
+    if (pidfd_ >= 0)
+        ::close(pidfd_);
+}
+
+bool child_signaller::send(int sig) const {
+    return pidfd_ >= 0 && ::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) == 0;
+}
+
 void stop_child(int pid, std::chrono::milliseconds grace, int sig) {
     ::kill(pid, sig);
     auto deadline = std::chrono::steady_clock::now() + grace;

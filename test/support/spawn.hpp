@@ -45,6 +45,22 @@ struct run_spec {
 /// killed and reaped first).
 run_result run_child(const run_spec& spec);
 
+/// A handle to signal a child from another thread: opened (in run_spec::started) while the child
+/// cannot have been reaped, it fails once the child is gone instead of signalling whatever
+/// process took its PID after run_child reaped it.
+class child_signaller {
+  public:
+    explicit child_signaller(int pid);
+    ~child_signaller();
+    child_signaller(const child_signaller&) = delete;
+    child_signaller& operator=(const child_signaller&) = delete;
+    /// True when the signal was delivered to the child.
+    bool send(int sig) const;
+
+  private:
+    int pidfd_;
+};
+
 /// Stops a child we started and reaps it: `sig` (SIGTERM by default), then SIGKILL once `grace`
 /// has passed.
 void stop_child(int pid, std::chrono::milliseconds grace, int sig = SIGTERM);
