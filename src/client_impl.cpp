@@ -260,6 +260,17 @@ bool unserved(const connection_impl& c, bool connected) {
     return connected && !c.is_idle() && c.stats().requests_started > 0 && c.stats().bytes_read == 0;
 }
 
+// A non-idempotent request on a `which` connection that closed `after` sending it with nothing
+// back: both readings, with the time that tells them apart, since the caller must decide
+// whether to send it again.
+std::string both_readings(std::chrono::milliseconds after, const char* which,
+                          const char* did_not_run, const char* ran) {
+    return std::string("; the ") + which + " closed " + std::to_string(after.count()) +
+           " ms after the request was sent: " + did_not_run +
+           ", and then the request did not run; " + ran +
+           " closes it too, and then it ran. It is not idempotent, so it was not sent again";
+}
+
 }  // namespace
 
 client_impl::pooled_connection* client_impl::longest_idle(endpoint_pool& ep) {
@@ -738,22 +749,17 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
                 retry = failing_endpoint && ec == error::connection_lost;
             }
         } else if (stale) {
-            // Both readings, with the time that tells them apart: the caller decides whether
-            // to send it again.
             said_when = true;
-            r.diagnostics += "; the connection closed " + std::to_string(after.count()) +
-                             " ms after the request was sent: php-fpm closes a kept-alive "
-                             "connection when its worker exits (pm.max_requests, a reload), "
-                             "within a few ms, and then the request did not run; a worker that "
-                             "died mid-script (killed, crashed) closes it too, and then it ran. "
-                             "It is not idempotent, so it was not sent again";
+            r.diagnostics += both_readings(after, "connection",
+                                           "php-fpm closes a kept-alive connection when its worker "
+                                           "exits (pm.max_requests, a reload), within a few ms",
+                                           "a worker that died mid-script (killed, crashed)");
         } else if (stopping_endpoint) {
             said_when = true;
-            r.diagnostics += "; the new connection closed " + std::to_string(after.count()) +
-                             " ms after the request was sent: a stopping php-fpm resets the "
-                             "connections in its listen backlog, and then the request did not "
-                             "run; a worker that crashed at once closes it too, and then it ran. "
-                             "It is not idempotent, so it was not sent again";
+            r.diagnostics +=
+                both_readings(after, "new connection",
+                              "a stopping php-fpm resets the connections in its listen backlog",
+                              "a worker that crashed at once");
         }
     }
     if (retry) {

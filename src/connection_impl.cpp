@@ -8,6 +8,7 @@
 #include <span>
 #include <utility>
 
+#include "exception_text.hpp"
 #include "fcgi/detail/ascii.hpp"
 #include "fcgi/detail/capped_duration.hpp"
 #include "fcgi/error.hpp"
@@ -25,10 +26,8 @@ template <class F>
 std::error_code call_user(const char* who, std::error_code failed, std::string& why, F&& f) {
     try {
         return std::forward<F>(f)();
-    } catch (const std::exception& e) {
-        why = std::string(who) + " threw: " + e.what();
     } catch (...) {
-        why = std::string(who) + " threw an exception";
+        why = std::string(who) + " " + exception_text(std::current_exception());
     }
     return failed;
 }
