@@ -12,8 +12,17 @@ pools=${FCGI_FPM_POOLS:-1}
 as_root=()
 [ "$(id -u)" -ne 0 ] || as_root=(-R)
 fpm_pids=()
+# Our child still, by /proc/PID/stat's parent field (after the last ')', as comm may hold
+# spaces): a pool fcgi_stop_pool stopped has been reaped, and its PID may belong to anything now.
+ours() {
+  local stat rest ppid
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  rest=${stat##*) }
+  read -r _ ppid _ <<<"$rest"
+  [ "$ppid" = "$$" ]
+}
 cleanup() {
-  for pid in "${fpm_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${fpm_pids[@]}"; do ours "$pid" && kill "$pid" 2>/dev/null || true; done
   for pid in "${fpm_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$dir"
 }

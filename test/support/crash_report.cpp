@@ -67,7 +67,7 @@ void say_number(long v) {
     say(p);
 }
 
-void on_fatal_signal(int sig) {
+void on_fatal_signal(int sig, siginfo_t* info, void*) {
     // A second fault while reporting (or on another thread at once) just dies.
     if (!reporting.exchange(true)) {
         say("\n*** fatal signal ");
@@ -78,6 +78,14 @@ void on_fatal_signal(int sig) {
         say_number(static_cast<long>(::syscall(SYS_gettid)));
         say(", process ");
         say_number(static_cast<long>(::getpid()));
+        if (info && info->si_code <= 0) {
+            // kill(), tgkill() or sigqueue(): a stray signal names its sender.
+            say(", sent by process ");
+            say_number(static_cast<long>(info->si_pid));
+            say(" (uid ");
+            say_number(static_cast<long>(info->si_uid));
+            say(")");
+        }
         say(", during test \"");
         say(current_test);
         say("\"; backtrace:\n");
@@ -90,6 +98,9 @@ void on_fatal_signal(int sig) {
     ::raise(sig);
 }
 
+// The main thread's stack for the handler, so a stack overflow there is reported too.
+alignas(16) char alternate_stack[64 * 1024];
+
 }  // namespace
 
 crash_report::crash_report() {
@@ -99,10 +110,18 @@ crash_report::crash_report() {
     // backtrace() loads libgcc on first use, which allocates: do that now, not in a handler.
     void* warm[1];
     (void)::backtrace(warm, 1);
+    stack_t ss{};
+    ss.ss_sp = alternate_stack;
+    ss.ss_size = sizeof alternate_stack;
+    ::sigaltstack(&ss, nullptr);
     struct sigaction sa {};
-    sa.sa_handler = on_fatal_signal;
+    sa.sa_sigaction = on_fatal_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGPIPE})
+    // Faults, then what only another process sends: a test process is never meant to get
+    // SIGTERM or SIGHUP, so one that does says who sent it.
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGPIPE, SIGTERM, SIGINT, SIGHUP,
+                    SIGQUIT, SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ, SIGSYS})
         ::sigaction(sig, &sa, nullptr);
 }
 

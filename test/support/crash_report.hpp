@@ -3,9 +3,11 @@
 
 namespace fcgi::test {
 
-/// Boost.Test global fixture: installs handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and
-/// SIGPIPE that print the signal, the running test and a backtrace to stderr, then die of the
-/// signal as before.
+/// Boost.Test global fixture: installs handlers for the faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+/// SIGABRT), SIGPIPE and the signals only another process sends (SIGTERM, SIGINT, SIGHUP, ...)
+/// that print the signal, its sender if another process, the running test and a backtrace to
+/// stderr, then die of the signal as before. The main thread's handler has its own stack, so a
+/// stack overflow there is reported too.
 ///
 /// Boost.Test's own handlers (catch_system_errors) only work on the thread that runs the test:
 /// a fault on a responder or resolver thread long-jumped into the main thread's stack, and a
