@@ -587,7 +587,9 @@ BOOST_AUTO_TEST_CASE(timeout_exits_4) {
     spec.limit = 20s;
     auto r = run(spec);
     BOOST_TEST(r.exit_code == 4);
-    BOOST_TEST(r.elapsed < 2500ms, r.elapsed.count() << " ms");
+    // Cut before the script's 3 s; the rest of the bound is for starting the tool on a loaded
+    // machine.
+    BOOST_TEST(r.elapsed < 2900ms, r.elapsed.count() << " ms");
     BOOST_TEST(r.elapsed >= 450ms, r.elapsed.count() << " ms");
     BOOST_TEST(r.out.empty());
     BOOST_TEST(is_one_error_line(r.err), r.err);

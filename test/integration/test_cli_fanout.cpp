@@ -381,7 +381,9 @@ BOOST_AUTO_TEST_CASE(timeout_flag_and_job_timeout) {
                         line_of({{"id", "fast"}, {"script", php_fpm::script("hello.php")}});
     auto r = fanout({"--connect", unix_ep, "--timeout", "0.3"}, input, 20s);
     BOOST_TEST(r.exit_code == 6);
-    BOOST_TEST(r.elapsed < 2500ms, r.elapsed.count() << " ms");
+    // Cut before the script's 3 s; the rest of the bound is for starting the tool on a loaded
+    // machine.
+    BOOST_TEST(r.elapsed < 2900ms, r.elapsed.count() << " ms");
     auto lines = result_lines(r.out);
     BOOST_REQUIRE_EQUAL(lines.size(), 2u);
     for (const auto& j : lines) {
@@ -401,7 +403,7 @@ BOOST_AUTO_TEST_CASE(timeout_flag_and_job_timeout) {
     auto own = fanout({"--connect", unix_ep},
                       line_of({{"id", 1}, {"script", slow}, {"timeout", 0.3}}), 20s);
     BOOST_TEST(own.exit_code == 6);
-    BOOST_TEST(own.elapsed < 2500ms, own.elapsed.count() << " ms");
+    BOOST_TEST(own.elapsed < 2900ms, own.elapsed.count() << " ms");
     auto own_lines = result_lines(own.out);
     BOOST_REQUIRE_EQUAL(own_lines.size(), 1u);
     BOOST_TEST(own_lines[0]["error"]["code"] == "request_timeout", own_lines[0].dump());

@@ -1166,12 +1166,14 @@ BOOST_AUTO_TEST_CASE(late_duplicate_response_never_answers_the_next_request) {
     const std::string stale = std::string(fcgi::test::echo_head) + "STALE";
     fake_responder fake({.script_for = [stale](const seen_request& r) {
         auto s = fcgi::test::echo_script(r);
+        // Delays long enough that "second" is surely sent before the stale records come, and
+        // surely still out then, on a loaded machine too.
         if (r.param("X_ID") == "first") {
-            s.push_back(act::delay(50ms));
+            s.push_back(act::delay(300ms));
             s.push_back(act::stdout_(stale));
             s.push_back(act::end());
         } else {
-            s.insert(s.begin(), act::delay(300ms));  // still out when the stale records come
+            s.insert(s.begin(), act::delay(1s));  // still out when the stale records come
         }
         return s;
     }});
@@ -1206,12 +1208,14 @@ BOOST_AUTO_TEST_CASE(late_records_of_an_aborted_request_are_dropped) {
     fake_responder fake({.script_for = [stale](const seen_request& r) {
         if (r.param("X_ID") == "aborted")
             return fcgi::test::script{};  // never answers; END_REQUEST comes with the abort
+        // "aborted"'s 50 ms deadline passes well before the late records (1 s), and "next" is
+        // still out then, with room for a loaded machine's stalls.
         auto s = fcgi::test::echo_script(r);
         if (r.param("X_ID") == "other")
             s.insert(s.begin(),
-                     {act::delay(200ms), act::stdout_(stale).for_id(1), act::end().for_id(1)});
+                     {act::delay(1s), act::stdout_(stale).for_id(1), act::end().for_id(1)});
         else
-            s.insert(s.begin(), act::delay(400ms));  // "next": out when the late records come
+            s.insert(s.begin(), act::delay(1500ms));  // "next": out when the late records come
         return s;
     }});
     fcgi::connection_options copts;
