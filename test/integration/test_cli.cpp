@@ -15,6 +15,7 @@
 #include "support/checksum.hpp"
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
+#include "support/refusing_port.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
 
@@ -565,7 +566,8 @@ BOOST_AUTO_TEST_CASE(connect_failure_exits_3) {
     BOOST_TEST(is_one_error_line(r.err), r.err);
     BOOST_TEST(r.err.find(ep) != std::string::npos, r.err);
 
-    const std::string refused = "127.0.0.1:" + std::to_string(fcgi::test::free_tcp_port());
+    fcgi::test::refusing_port closed;
+    const std::string refused = "127.0.0.1:" + std::to_string(closed.port());
     auto t = fcgi_cli({"request", "--connect", refused, php_fpm::script("hello.php")});
     BOOST_TEST(t.exit_code == 3);
     BOOST_TEST(is_one_error_line(t.err), t.err);

@@ -18,6 +18,7 @@
 #include "support/checksum.hpp"
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
+#include "support/refusing_port.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
 
@@ -349,7 +350,8 @@ BOOST_AUTO_TEST_CASE(dead_endpoint_beside_a_live_one) {
         input += line_of({{"id", id}, {"script", php_fpm::script("hello.php")}});
     const std::string missing =
         "unix:" + (fs::temp_directory_path() / "fcgi-fanout-test-no-such.sock").string();
-    const std::string refused = "127.0.0.1:" + std::to_string(fcgi::test::free_tcp_port());
+    fcgi::test::refusing_port closed;
+    const std::string refused = "127.0.0.1:" + std::to_string(closed.port());
     for (const auto& dead : {missing, refused}) {
         auto r = fanout({"--connect", dead, "--connect", unix_ep}, input);
         BOOST_TEST_CONTEXT(dead << " stderr: " << r.err) {

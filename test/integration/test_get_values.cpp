@@ -27,6 +27,7 @@
 #include "fcgi/get_values.hpp"
 #include "fcgi/protocol/record_bodies.hpp"
 #include "support/php_fpm.hpp"
+#include "support/refusing_port.hpp"
 #include "support/unaccepted_listener.hpp"
 
 using fcgi::test::php_fpm;
@@ -181,7 +182,8 @@ BOOST_AUTO_TEST_CASE(missing_socket_is_an_error) {
     BOOST_TEST(o.ec.value() == ENOENT, o.ec.message());
     BOOST_TEST(o.result.all.empty());
 
-    auto t = probe(ctx, fcgi::endpoint::tcp("127.0.0.1", fcgi::test::free_tcp_port()));
+    fcgi::test::refusing_port closed;
+    auto t = probe(ctx, fcgi::endpoint::tcp("127.0.0.1", closed.port()));
     BOOST_TEST((t.ec == asio::error::connection_refused), t.ec.message());
 }
 

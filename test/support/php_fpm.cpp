@@ -95,13 +95,27 @@ php_fpm::php_fpm(php_fpm_options options) : options_(std::move(options)) {
     unix_socket_ = dir_ + "/fpm.sock";
     if (options_.tcp)
         tcp_port_ = free_tcp_port();
-    write_config();
-    try {
-        start();
-    } catch (...) {
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-        throw;
+    // free_tcp_port() lets the port go before php-fpm binds it, and a test executable running
+    // beside this one (ctest -j) may bind it in between: then php-fpm exits at startup, and a
+    // fresh port is tried, a few times.
+    for (int attempt = 1;; ++attempt) {
+        write_config();
+        try {
+            start();
+            return;
+        } catch (...) {
+            std::error_code ec;
+            if (options_.tcp && attempt < 3 && pid_ <= 0 &&
+                log().find("Address already in use") != std::string::npos) {
+                tcp_port_ = free_tcp_port();
+                for (const auto& stale :
+                     {dir_ + "/php-fpm.log", dir_ + "/stdout.log", unix_socket_})
+                    std::filesystem::remove(stale, ec);
+                continue;
+            }
+            std::filesystem::remove_all(dir_, ec);
+            throw;
+        }
     }
 }
 
