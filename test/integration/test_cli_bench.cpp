@@ -539,11 +539,13 @@ BOOST_AUTO_TEST_CASE(slow_last_batch_does_not_stretch_the_period) {
     auto [err, j] =
         clean_run(fake, {"--duration", "1", "--concurrency", "2", "--multiplex", "off"});
     BOOST_TEST(j["duration_s"].get<double>() >= 0.99, j.dump());
-    BOOST_TEST(j["duration_s"].get<double>() < 1.4, j.dump());
+    // Stretched to the straggler it would be 2.2 s at least; the rest is room for a loaded
+    // machine.
+    BOOST_TEST(j["duration_s"].get<double>() < 2.0, j.dump());
     BOOST_TEST(j["drain_s"].get<double>() > 0.3, j.dump());
     // Over the period: the responses that came within it, per second of it.
     BOOST_TEST(j["rps"].get<double>() <= j["ok"].get<double>() / 0.99);
-    BOOST_TEST(j["rps"].get<double>() >= (j["ok"].get<double>() - 2) / 1.4);
+    BOOST_TEST(j["rps"].get<double>() >= (j["ok"].get<double>() - 2) / 2.0);
 }
 
 // An open loop whose pace needs more in flight than --concurrency carries: the requests that

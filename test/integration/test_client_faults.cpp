@@ -1667,7 +1667,7 @@ BOOST_AUTO_TEST_CASE(backoff_doubles_once_per_round_of_refused_connects) {
     ask();
     BOOST_REQUIRE(run_until(ctx, [&] { return last.done; }));
     BOOST_TEST(!last.ec, last.ec.message() << ": " << last.resp.diagnostics);
-    BOOST_TEST(ms_since(back) < 1200);  // one backoff of 300 ms, not 2.4 s
+    BOOST_TEST(ms_since(back) < 2000);  // one backoff of 300 ms, not 2.4 s
     std::filesystem::remove(link);
     shutdown(ctx, client);
 }
