@@ -748,7 +748,7 @@ BOOST_AUTO_TEST_CASE(interrupt_still_summarises) {
             spec.args = {"fanout", "--connect", fake.tcp_endpoint().to_string(), "--concurrency",
                          "2"};
             spec.input = jobs;
-            std::optional<fcgi::test::child_signaller> child;
+            std::optional<fcgi::test::process_signaller> child;
             bool both_sent = false;
             std::jthread interrupter;  // joined also when run_child throws
             spec.started = [&](int pid) {

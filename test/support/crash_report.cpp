@@ -50,20 +50,15 @@ void say(const char* s) {
     }
 }
 
-// Decimal without allocation or locale.
-void say_number(long v) {
+// Decimal without allocation or locale; every number reported is non-negative.
+void say_number(unsigned long u) {
     char buf[24];
     char* p = buf + sizeof buf;
     *--p = '\0';
-    bool negative = v < 0;
-    unsigned long u =
-        negative ? 0UL - static_cast<unsigned long>(v) : static_cast<unsigned long>(v);
     do {
         *--p = static_cast<char>('0' + u % 10);
         u /= 10;
     } while (u != 0);
-    if (negative)
-        *--p = '-';
     say(p);
 }
 
@@ -71,19 +66,19 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
     // A second fault while reporting (or on another thread at once) just dies.
     if (!reporting.exchange(true)) {
         say("\n*** fatal signal ");
-        say_number(sig);
+        say_number(static_cast<unsigned long>(sig));
         say(" (");
         say(sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
         say(") on thread ");
-        say_number(static_cast<long>(::syscall(SYS_gettid)));
+        say_number(static_cast<unsigned long>(::syscall(SYS_gettid)));
         say(", process ");
-        say_number(static_cast<long>(::getpid()));
+        say_number(static_cast<unsigned long>(::getpid()));
         if (info && info->si_code <= 0) {
             // kill(), tgkill() or sigqueue(): a stray signal names its sender.
             say(", sent by process ");
-            say_number(static_cast<long>(info->si_pid));
+            say_number(static_cast<unsigned long>(info->si_pid));
             say(" (uid ");
-            say_number(static_cast<long>(info->si_uid));
+            say_number(static_cast<unsigned long>(info->si_uid));
             say(")");
         }
         say(", during test \"");

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -271,15 +270,10 @@ std::vector<pid_t> php_fpm::worker_pids() const {
 bool php_fpm::kill_worker(pid_t worker, int sig) const {
     if (pid_ <= 0 || worker <= 0)
         return false;
-    // A pidfd pins the process: checking its parent after opening it, then signalling through
-    // it, cannot hit an unrelated process that reused the PID in between.
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, worker, 0));
-    if (fd < 0)
-        return false;
-    bool ok =
-        parent_of(worker) == pid_ && ::syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0;
-    ::close(fd);
-    return ok;
+    // Checking the parent after the pidfd pins the process, then signalling through it, cannot
+    // hit an unrelated process that reused the PID in between.
+    process_signaller target(worker);
+    return parent_of(worker) == pid_ && target.send(sig);
 }
 
 std::string php_fpm::log() const {

@@ -192,15 +192,15 @@ run_result run_child(const run_spec& spec) {
     return r;
 }
 
-child_signaller::child_signaller(int pid)
+process_signaller::process_signaller(int pid)
     : pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {}
 
-child_signaller::~child_signaller() {
+process_signaller::~process_signaller() {
     if (pidfd_ >= 0)
         ::close(pidfd_);
 }
 
-bool child_signaller::send(int sig) const {
+bool process_signaller::send(int sig) const {
     return pidfd_ >= 0 && ::syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) == 0;
 }
 

@@ -45,16 +45,17 @@ struct run_spec {
 /// killed and reaped first).
 run_result run_child(const run_spec& spec);
 
-/// A handle to signal a child from another thread: opened (in run_spec::started) while the child
-/// cannot have been reaped, it fails once the child is gone instead of signalling whatever
-/// process took its PID after run_child reaped it.
-class child_signaller {
+/// Signals a process through a pidfd, which pins it: once the process is gone, send() fails
+/// instead of reaching whatever process took its PID. Open it while the PID cannot have been
+/// reused yet: a child before it is reaped (in run_spec::started, for a thread that signals it
+/// later), or check the process after opening (php_fpm::kill_worker checks the parent).
+class process_signaller {
   public:
-    explicit child_signaller(int pid);
-    ~child_signaller();
-    child_signaller(const child_signaller&) = delete;
-    child_signaller& operator=(const child_signaller&) = delete;
-    /// True when the signal was delivered to the child.
+    explicit process_signaller(int pid);
+    ~process_signaller();
+    process_signaller(const process_signaller&) = delete;
+    process_signaller& operator=(const process_signaller&) = delete;
+    /// True when the signal was delivered.
     bool send(int sig) const;
 
   private:
