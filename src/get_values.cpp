@@ -5,9 +5,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
-#include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -21,6 +19,7 @@
 #include "fcgi/detail/capped_duration.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/protocol/record_decoder.hpp"
+#include "stream_socket.hpp"
 
 namespace fcgi::detail {
 namespace {
@@ -29,7 +28,7 @@ namespace proto = fcgi::protocol;
 using namespace asio::experimental::awaitable_operators;
 
 using strand_type = asio::strand<asio::any_io_executor>;
-using socket_type = asio::generic::stream_protocol::socket;
+using socket_type = stream_socket;
 // Every operation reports its error as a value: an exception in one branch of `||` would make
 // the group wait for the other branch (the deadline) instead of finishing.
 constexpr auto use_tuple = asio::experimental::as_tuple(asio::use_awaitable);
@@ -63,49 +62,10 @@ struct canceller {
     }
 };
 
-std::error_code map_stream_error(std::error_code ec) {
-    if (ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::broken_pipe)
-        return error::connection_lost;
-    return ec;
-}
-
 asio::awaitable<std::error_code> connect_socket(socket_type& sock, const endpoint& ep) {
-    if (ep.type == endpoint::kind::unix_socket) {
-        if (ep.path.size() > endpoint::max_unix_path)
-            co_return error::invalid_endpoint;  // Asio's endpoint would throw
-        asio::generic::stream_protocol::endpoint target{
-            asio::local::stream_protocol::endpoint(ep.path)};
-        std::error_code ec;
-        sock.open(target.protocol(), ec);
-        if (ec)
-            co_return ec;
-        auto [cec] = co_await sock.async_connect(target, use_tuple);
-        co_return cec;
-    }
     asio::ip::tcp::resolver resolver(co_await asio::this_coro::executor);
-    auto [rec, results] =
-        co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple);
-    if (rec)
-        co_return rec;
-    std::error_code last = asio::error::host_not_found;
-    for (const auto& entry : results) {
-        asio::generic::stream_protocol::endpoint target{entry.endpoint()};
-        std::error_code ec;
-        sock.close(ec);
-        sock.open(target.protocol(), ec);
-        if (ec) {
-            last = ec;
-            continue;
-        }
-        auto [cec] = co_await sock.async_connect(target, use_tuple);
-        if (!cec)
-            co_return std::error_code{};
-        last = cec;
-        if (cec == asio::error::operation_aborted)
-            break;
-    }
-    co_return last;
+    auto [ec] = co_await async_connect_endpoint(sock, resolver, ep, use_tuple);
+    co_return ec;
 }
 
 // Reads until the first GET_VALUES_RESULT record; merges further ones from the same read.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <asio/any_io_executor.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
@@ -19,6 +20,7 @@
 #include "fcgi/connection_options.hpp"
 #include "fcgi/detail/any_handler.hpp"
 #include "fcgi/detail/cgi_params.hpp"
+#include "fcgi/detail/request_ids.hpp"
 #include "fcgi/detail/response_assembler.hpp"
 #include "fcgi/endpoint.hpp"
 #include "fcgi/prepared_request.hpp"
@@ -182,8 +184,6 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::uint16_t index_of(const slot& s) const noexcept {
         return static_cast<std::uint16_t>(&s - slots_.data());
     }
-    /// The request ID the slot's next request gets (see the definition).
-    std::uint16_t next_id(const slot& s) const noexcept;
     void assign(slot& s, std::unique_ptr<request_op> op);
     std::error_code start_streams(slot& s, std::string& why);
     void read_source(slot& s);
@@ -219,7 +219,6 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void release(slot& s);
     std::string describe(const slot& s) const;
     void notify();
-    void try_next_endpoint(std::size_t index, std::error_code last);
     void finish_connect(std::error_code ec);
 
     asio::any_io_executor ex_;
@@ -227,7 +226,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     asio::generic::stream_protocol::socket socket_;
     asio::ip::tcp::resolver resolver_;
     asio::steady_timer connect_timer_;
-    asio::ip::tcp::resolver::results_type resolved_;
+    asio::cancellation_signal connect_cancel_;  // ends the connect's next step (timeout, close)
     connect_handler connect_handler_;
     std::uint64_t connect_serial_ = 0;  // the connect under way (start_connect's serial)
     bool connect_timed_out_ = false;
@@ -259,9 +258,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::deque<std::unique_ptr<request_op>> waiting_;
     std::vector<std::uint16_t> write_queue_;  // slot indexes in order
     std::vector<std::uint16_t> writing_slots_;
-    // IDs of the last aborted requests whose END_REQUEST came: their late records are dropped.
-    static constexpr std::size_t max_quarantined = 64;
-    std::vector<std::uint16_t> quarantined_;
+    // Which ID each slot uses next; aborted requests' IDs whose late records are dropped.
+    request_ids ids_;
     std::vector<protocol::abort_request_record> aborts_pending_;
     std::vector<protocol::abort_request_record> aborts_writing_;
     std::vector<asio::const_buffer> gather_;

@@ -1,0 +1,403 @@
+// The connection's wire: writing the queued requests' records in one gathered write, and the
+// read loop that routes each record read to its request by ID.
+#include "fcgi/detail/connection_impl.hpp"
+
+#include <algorithm>
+#include <asio/write.hpp>
+#include <span>
+#include <utility>
+
+#include "exception_text.hpp"
+#include "fcgi/detail/ascii.hpp"
+#include "fcgi/error.hpp"
+#include "stream_socket.hpp"
+
+namespace fcgi::detail {
+
+namespace proto = fcgi::protocol;
+
+namespace {
+
+// After a limit's name in a message: where a client user sets it.
+constexpr const char* in_a_client = "; client_options::connection in a client";
+
+// 'the head line "X-A: a\x01b"': a malformed head named by its line, bytes a terminal or a log
+// would mangle written as \xNN.
+std::string bad_head_line(std::string_view line) {
+    std::string out = "the head line \"";
+    detail::append_escaped(out, line, '"');
+    if (line.size() >= proto::cgi_head_parser::max_bad_line)
+        out += "...";
+    return out + "\"";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+void connection_impl::start_write() {
+    if (writing_ || state_ != connection_state::open)
+        return;
+    if (write_queue_.empty() && aborts_pending_.empty())
+        return;
+    gather_.clear();
+    writing_slots_.clear();
+    aborts_writing_.swap(aborts_pending_);
+    aborts_pending_.clear();
+    for (const auto& a : aborts_writing_)
+        gather_.emplace_back(a.data(), a.size());
+    for (auto idx : write_queue_) {
+        slot& s = slots_[idx];
+        s.queued = false;
+        s.writing = true;
+        for (auto b : s.encoder.buffers())
+            gather_.emplace_back(b.data(), b.size());
+        writing_slots_.push_back(idx);
+        if (!s.written)
+            ++stats_.requests_started;  // a streamed body's later chunks are the same request
+    }
+    write_queue_.clear();
+    writing_ = true;
+    // Try the write at once: a request usually fits in the socket buffer, and finishing it here
+    // saves a trip through the reactor and the scheduler.
+    std::error_code ec;
+    // One buffer, the usual request, goes out through send(): a buffer sequence takes
+    // sendmsg(), which also copies in a message header and an iovec array.
+    std::size_t n = gather_.size() == 1
+                        ? socket_.write_some(gather_.front(), ec)
+                        : socket_.write_some(std::span<const asio::const_buffer>(gather_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again)
+        ec.clear();
+    std::size_t total = asio::buffer_size(gather_);
+    if (ec || n == total) {
+        on_write(ec, n);
+        return;
+    }
+    // Drop what went out and let async_write finish the rest.
+    std::size_t skip = n;
+    auto first = gather_.begin();
+    while (skip >= first->size()) {
+        skip -= first->size();
+        ++first;
+    }
+    *first += skip;
+    gather_.erase(gather_.begin(), first);
+    stats_.bytes_written += n;
+    asio::async_write(socket_, std::span<const asio::const_buffer>(gather_),
+                      [self = shared_from_this(), n](std::error_code ec2, std::size_t m) {
+                          self->on_write(ec2, m, n);
+                      });
+}
+
+void connection_impl::on_write(std::error_code ec, std::size_t n, std::size_t sent_before) {
+    writing_ = false;
+    stats_.bytes_written += n;
+    // The kernel refused the whole write (EPIPE: the server had closed a kept-alive connection
+    // and the reader has not seen it yet): a request with nothing out before stays unwritten,
+    // so it fails as never sent and a pool may send it again, whatever its method.
+    const bool refused_whole = ec && n == 0 && sent_before == 0;
+    bool uploading = false;
+    bool freed = false;
+    for (auto idx : writing_slots_) {
+        slot& s = slots_[idx];
+        s.writing = false;
+        s.written = s.written || !refused_whole;
+        if (!s.in_use) {
+            drop_op_if_unused(s);
+            free_list_.push_back(idx);
+            freed = true;
+        } else if (s.op->stream && s.op->stream->upload_left > 0)
+            uploading = true;
+    }
+    if (uploading && !ec && state_ == connection_state::open) {
+        for (auto idx : writing_slots_) {
+            slot& s = slots_[idx];
+            if (s.in_use && !s.abandoned && s.op->handler && s.op->stream && !s.op->stream->ended &&
+                s.op->stream->upload_left > 0 && !s.op->stream->source_busy)
+                read_source(s);
+        }
+    }
+    writing_slots_.clear();
+    aborts_writing_.clear();
+    if (state_ != connection_state::open)
+        return;
+    if (ec) {
+        // The reader usually sees the reset first; either way every request on it is lost.
+        close(map_stream_error(ec),
+              refused_whole
+                  ? "the server had closed it: the write was refused whole (" + ec.message() + ")"
+                  : std::string());
+        return;
+    }
+    pump_waiting();
+    if (freed)
+        notify();  // the slot was still being written when its release was announced
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+void connection_impl::start_read() {
+    if (reading_ || state_ != connection_state::open)
+        return;
+    reading_ = true;
+    socket_.async_read_some(
+        asio::buffer(read_buffer_),
+        [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+void connection_impl::on_read(std::error_code ec, std::size_t n) {
+    reading_ = false;
+    if (state_ != connection_state::open)
+        return;
+    if (ec) {
+        close(map_stream_error(ec));
+        return;
+    }
+    stats_.bytes_read += n;
+    in_read_ = true;
+    bool open = false;
+    try {
+        open = process_input(std::string_view(read_buffer_.data(), n));
+    } catch (...) {
+        // Out of memory, most likely (a response body growing): the stream is out of step now.
+        // Left as it was, in_read_ would defer every completion and request for good; instead
+        // every request on it ends, and the exception goes on to run() as Asio's own do.
+        in_read_ = false;
+        close(error::connection_lost,
+              "an exception was thrown while reading from " + endpoint_.to_string());
+        flush_deferred();
+        throw;
+    }
+    in_read_ = false;
+    if (std::exchange(pump_after_read_, false) && open) {
+        pump_waiting();
+        open = state_ == connection_state::open;
+    }
+    if (open) {
+        // Re-armed first, so a close by the user's handlers below is seen; not while a sink's
+        // buffer is full (backpressure: resume_reading() re-arms it).
+        if (sink_buffer_full())
+            paused_ = true;
+        else
+            start_read();
+    }
+    start_sink_writes();
+    flush_deferred();
+}
+
+bool connection_impl::process_input(std::string_view in) {
+    while (!in.empty()) {
+        auto r = decoder_.feed(in);
+        in.remove_prefix(r.consumed);
+        if (r.ec) {
+            close(r.ec, decoder_.failure() + ", from " + endpoint_.to_string());
+            return false;
+        }
+        if (r.has_piece && !handle_piece(r.piece, !in.empty()))
+            return false;
+    }
+    return state_ == connection_state::open;
+}
+
+bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_left) {
+    const auto& h = piece.header;
+    auto type_name = [&] {
+        return proto::is_known(h.type) ? std::string(proto::to_string(h.type))
+                                       : "type " + std::to_string(static_cast<int>(h.type));
+    };
+    if (h.request_id == proto::management_id) {
+        if (h.type == proto::record_type::get_values_result)
+            return true;  // an answer nobody asked for on this connection: harmless
+        if (h.type == proto::record_type::unknown_type) {
+            std::uint8_t t = 0;
+            (void)proto::parse_unknown_type(piece.content, t);
+            auto type = static_cast<proto::record_type>(t);
+            std::string named = proto::is_known(type) ? std::string(proto::to_string(type)) +
+                                                            " (type " + std::to_string(t) + ")"
+                                                      : "type " + std::to_string(t);
+            // Only a type this connection sends can be one the server does not understand;
+            // any other is a stray record, as a record for an ID never issued is.
+            if (type == proto::record_type::begin_request ||
+                type == proto::record_type::abort_request || type == proto::record_type::params ||
+                type == proto::record_type::stdin_ || type == proto::record_type::data)
+                close(error::unknown_type_reply, "server at " + endpoint_.to_string() +
+                                                     " answered UNKNOWN_TYPE for " + named +
+                                                     ": it does not implement that record");
+            else
+                close(error::unexpected_record, "UNKNOWN_TYPE from " + endpoint_.to_string() +
+                                                    " names " + named +
+                                                    ", which this connection never sends");
+            return false;
+        }
+        close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
+                                      : std::error_code(error::unknown_record_type),
+              "record of " + type_name() + " for request 0 from " + endpoint_.to_string());
+        return false;
+    }
+    slot& s = slots_[ids_.slot_of(h.request_id)];
+    if (!s.in_use || s.id != h.request_id) {
+        // An aborted request's late records (see request_ids): the server may answer the abort
+        // and still send what the request had produced.
+        if (ids_.quarantined(h.request_id))
+            return true;
+        close(error::unexpected_record,
+              "record of " + type_name() + " for request " + std::to_string(h.request_id) +
+                  ", which is not in flight (a late record of an earlier request?), from " +
+                  endpoint_.to_string());
+        return false;
+    }
+    if (!s.written && !s.writing) {
+        // Queued behind another request's write: whatever this answers, it is not that request.
+        close(error::unexpected_record,
+              "record of " + type_name() + " for request " + std::to_string(h.request_id) +
+                  ", which was not sent yet, from " + endpoint_.to_string());
+        return false;
+    }
+    if (s.op->stream && s.op->stream->ended) {
+        close(error::unexpected_record, "record of " + type_name() + " for request " +
+                                            std::to_string(h.request_id) +
+                                            " after its END_REQUEST from " + endpoint_.to_string());
+        return false;
+    }
+    std::error_code ec;
+    std::string why;
+    switch (h.type) {
+        case proto::record_type::stdout_:
+            if (!s.abandoned && s.op->req.stdout_sink)
+                ec = on_streamed_stdout(s, piece.content, why);
+            else if (!s.abandoned)
+                ec = s.assembler.on_stdout(piece.content);
+            break;
+        case proto::record_type::stderr_:
+            if (!s.abandoned)
+                ec = s.assembler.on_stderr(piece.content);
+            break;
+        case proto::record_type::end_request:
+            on_end_request(s, piece.content, input_left);
+            return state_ == connection_state::open;
+        default:
+            close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
+                                          : std::error_code(error::unknown_record_type),
+                  "record of " + type_name() + " from server at " + endpoint_.to_string() +
+                      " for request " + std::to_string(h.request_id));
+            return false;
+    }
+    if (ec) {
+        // As after a timeout: a multiplexed connection aborts this request alone and drops the
+        // rest of its records; otherwise closing is the only way to stop the script (php-fpm).
+        // Named as a client user sets them too, through client_options::connection.
+        if (ec == error::response_too_large && h.type == proto::record_type::stderr_)
+            why = "STDERR exceeded connection_options::max_stderr_size (" +
+                  std::to_string(opts_.max_stderr_size) + " bytes" + in_a_client + ")";
+        else if (ec == error::response_too_large)
+            why = "STDOUT exceeded connection_options::max_stdout_size (" +
+                  std::to_string(opts_.max_stdout_size) + " bytes" + in_a_client + ")";
+        else if (ec == error::response_head_too_large)
+            why = "the CGI response head did not end within connection_options::max_head_size (" +
+                  std::to_string(opts_.max_head_size) + " bytes" + in_a_client + ")";
+        else if (ec == error::bad_response_head)
+            why = bad_head_line(s.assembler.bad_head_line());
+        else if (ec != error::sink_failed)
+            why = ec.message();
+        abandon(s, ec, why + "; " + describe(s));
+        return state_ == connection_state::open;
+    }
+    return true;
+}
+
+void connection_impl::on_end_request(slot& s, std::string_view content, bool input_left) {
+    proto::end_request_body end;
+    if (auto ec = proto::parse_end_request(content, end)) {
+        close(ec, "malformed END_REQUEST from " + endpoint_.to_string());
+        return;
+    }
+    ++stats_.requests_completed;
+    if (end.status == proto::protocol_status::cant_mpx_conn)
+        max_in_flight_ = 1;  // the server cannot multiplex: one request at a time from now on
+    // A body not sent in full when the server ended the request leaves records the server will
+    // read as the next request's: that stream cannot be reused unless it multiplexes. A server
+    // that refused to (CANT_MPX_CONN, max_in_flight_ dropped to 1) still tells requests apart by
+    // ID, so closing would only fail the request it is serving.
+    bool body_unsent =
+        s.writing || s.queued ||
+        (s.op && s.op->stream && (s.op->stream->upload_left > 0 || s.op->stream->source_busy));
+    bool draining = false;
+    const bool delivered = !s.abandoned && s.op && s.op->handler;
+    if (delivered) {
+        std::error_code ec = s.assembler.on_end(end);
+        response r = s.assembler.take();
+        if (!ec && end.status != proto::protocol_status::request_complete)
+            ec = make_error_code(static_cast<server_error>(end.status));
+        if (ec == error::bad_response_head)
+            r.diagnostics = bad_head_line(s.assembler.bad_head_line()) + "; " + describe(s);
+        else if (ec)
+            r.diagnostics = "server at " + endpoint_.to_string() + " ended request " +
+                            std::to_string(s.id) + ": " + ec.message();
+        auto* sink = s.op->req.stdout_sink.get();
+        if (!ec && sink && !s.op->stream->head_delivered) {
+            // The stream ended before the blank line: the head is all there is.
+            s.op->stream->head_delivered = true;
+            std::string why;
+            auto keep =
+                s.op->req.stdout_sink.share();  // closing from on_head drops the op and the sink
+            bool failed = bool(call_user("response sink's on_head()", error::sink_failed, why,
+                                         [&] { return sink->on_head(r, why); }));
+            if (!s.op || !s.op->handler)
+                return;  // the sink closed the connection, which completed the request
+            if (failed) {
+                ec = error::sink_failed;
+                r.diagnostics = why + "; " + describe(s);
+            }
+        }
+        if (!ec && sink) {
+            // The response is complete; the handler runs once the sink has everything.
+            auto& st = *s.op->stream;
+            st.ended = true;
+            st.end_response = std::move(r);
+            draining = st.sink_busy || !st.sink_pending.empty();
+            if (draining && s.queued) {
+                // An early answer (fastcgi_finish_request()): the rest of the body is not
+                // sent, and a chunk waiting to go would be records for an ended request.
+                std::erase(write_queue_, index_of(s));
+                s.queued = false;
+            }
+            if (!draining)
+                // Released below like any other request: finish_stream() would also hand the
+                // slot to a waiting request at once, which that release would drop unanswered.
+                complete_stream(s);
+        } else {
+            complete(s, ec, std::move(r));
+        }
+    }
+    if (s.abandoned) {
+        // Records for its ID may still come; they are dropped, and the ID is not reused, while
+        // it is among the last few aborted.
+        ids_.quarantine(s.id);
+    }
+    if (!draining && s.in_use)
+        release(s);
+    // Reuse the stream only if END_REQUEST ended exactly where the bytes read ended: anything
+    // after it, with nothing else in flight, means the stream is out of step (PROTOCOL.md item 8).
+    auto others = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const slot& o) {
+            return o.in_use && !(o.op && o.op->stream && o.op->stream->ended);
+        });
+    };
+    if (((input_left || !decoder_.at_record_boundary()) && !others()) ||
+        (body_unsent && slots_.size() == 1)) {
+        close(error::connection_lost);
+        return;
+    }
+    close_if_retired();
+    if (state_ != connection_state::open)
+        return;
+    pump_waiting();
+    // A delivered completion reaches the pool through its handler; only a slot freed without
+    // one (an aborted request's END_REQUEST) needs telling.
+    if (!delivered)
+        notify();
+}
+
+}  // namespace fcgi::detail
