@@ -14,6 +14,7 @@
 
 #include "fcgi/client_options.hpp"
 #include "fcgi/detail/client_impl.hpp"
+#include "fcgi/detail/request_canceller.hpp"
 #include "fcgi/detail/running_in_this_thread.hpp"
 #include "fcgi/prepared_request.hpp"
 #include "fcgi/request.hpp"
@@ -142,20 +143,7 @@ class client {
   private:
     friend struct detail::client_access;
 
-    // Left in the slot after the request completes, as Asio's own operations leave theirs: a
-    // later emit finds no request of that serial. Weak, since a handler may own the signal
-    // that holds this: a strong reference would keep the pool, and its sockets, for good.
-    struct cancel_request {
-        std::weak_ptr<detail::client_impl> impl;
-        std::uint64_t serial;
-        void operator()(asio::cancellation_type type) const {
-            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
-                         asio::cancellation_type::total)) == asio::cancellation_type::none)
-                return;
-            if (auto i = impl.lock())
-                asio::post(i->get_executor(), [i, s = serial, type] { i->cancel(s, type); });
-        }
-    };
+    using cancel_request = detail::request_canceller<detail::client_impl>;
 
     struct initiate_request {
         template <class Handler, class Request>  // request or prepared_request

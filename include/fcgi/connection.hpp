@@ -18,6 +18,7 @@
 
 #include "fcgi/connection_options.hpp"
 #include "fcgi/detail/connection_impl.hpp"
+#include "fcgi/detail/request_canceller.hpp"
 #include "fcgi/detail/running_in_this_thread.hpp"
 #include "fcgi/endpoint.hpp"
 #include "fcgi/prepared_request.hpp"
@@ -180,21 +181,7 @@ class connection {
         }
     };
 
-    // Left in the slot after the request completes, as Asio's own operations leave theirs: a
-    // later emit finds no request of that serial. Weak, since a handler may own the signal
-    // that holds this: a strong reference would keep the connection, and its socket, for good.
-    struct cancel_request {
-        std::weak_ptr<detail::connection_impl> impl;
-        std::uint64_t serial;
-        void operator()(asio::cancellation_type type) const {
-            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
-                         asio::cancellation_type::total)) == asio::cancellation_type::none)
-                return;
-            // Hop onto the connection's executor: the signal may be emitted from elsewhere.
-            if (auto i = impl.lock())
-                asio::post(i->get_executor(), [i, s = serial, type] { i->cancel(s, type); });
-        }
-    };
+    using cancel_request = detail::request_canceller<detail::connection_impl>;
 
     // Whether `handler` runs on another executor than `ex` (use_future's, another context's).
     template <class Handler>

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <asio/io_context.hpp>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -160,9 +159,7 @@ int run_bench(const bench_flags& f) {
     }
     // The run's deadline per request; --multiplex auto's question waits no longer either.
     const milliseconds request_timeout =
-        f.request.timeout > 0 ? milliseconds(std::max<long long>(
-                                    1, std::llround(std::ceil(f.request.timeout * 1000.0))))
-                              : milliseconds(0);
+        f.request.timeout > 0 ? seconds_to_ms(f.request.timeout) : milliseconds(0);
     bench_setup setup;
     if (f.multiplex == "auto")
         probe_server(ep, request_timeout, setup);

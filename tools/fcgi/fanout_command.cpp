@@ -6,7 +6,6 @@
 #include <asio/signal_set.hpp>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -76,10 +75,6 @@ bool read_all(const std::string& name, std::string& out, std::string& why) {
         why = "cannot read " + (from_stdin ? std::string("stdin") : "'" + name + "'") + ": " +
               std::strerror(err);
     return ok;
-}
-
-milliseconds seconds_to_ms(double s) {
-    return milliseconds(std::max<long long>(1, std::llround(std::ceil(s * 1000.0))));
 }
 
 }  // namespace

@@ -69,7 +69,7 @@ std::chrono::milliseconds timeout_field(const ordered_json& j) {
         reject("\"timeout\" must be between 0 and 1e9 seconds");
     if (s == 0)
         return std::chrono::milliseconds(0);
-    return std::chrono::milliseconds(std::max<long long>(1, std::llround(std::ceil(s * 1000.0))));
+    return seconds_to_ms(s);
 }
 
 // nlohmann's message names "line 1" of the one-line text; the caller names the real line.

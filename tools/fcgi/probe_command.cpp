@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 #include <asio/io_context.hpp>
 #include <chrono>
-#include <cmath>
 #include <optional>
 
 #include "exit_codes.hpp"
@@ -41,8 +40,7 @@ int run_probe(const probe_flags& flags) {
         return usage_error;
     }
     fcgi::get_values_options options;
-    options.timeout = std::chrono::milliseconds(
-        std::max<long long>(1, std::llround(std::ceil(flags.timeout * 1000.0))));
+    options.timeout = seconds_to_ms(flags.timeout);
     options.connect_timeout = options.timeout;
 
     asio::io_context ctx;

@@ -7,7 +7,6 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <optional>
@@ -31,8 +30,7 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     // One budget for connecting and the response together, as --timeout promises.
     std::optional<milliseconds> budget;
     if (flags.timeout > 0)
-        budget =
-            milliseconds(std::max<long long>(1, std::llround(std::ceil(flags.timeout * 1000.0))));
+        budget = seconds_to_ms(flags.timeout);
     const auto start = steady_clock::now();
 
     fcgi::connection_options options;

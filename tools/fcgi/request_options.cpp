@@ -5,6 +5,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -278,6 +279,11 @@ bool build_request(const request_flags& f, fcgi::request& req, std::string& why)
     if (fcgi::validate(req, why))
         return false;
     return true;
+}
+
+std::chrono::milliseconds seconds_to_ms(double seconds) {
+    return std::chrono::milliseconds(
+        std::max<long long>(1, std::llround(std::ceil(seconds * 1000.0))));
 }
 
 }  // namespace fcgi_cli

@@ -1,6 +1,7 @@
 // The flags of `fcgi request` and how they become an fcgi::request.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ void check_number(CLI::Option& option, double lo, double hi, std::string unit,
 /// The query as a browser sends a URL's: the #fragment stays behind, and spaces and control
 /// bytes are percent-encoded, so REQUEST_URI is a valid URI and PHP decodes them back in $_GET.
 std::string query_as_sent(std::string_view raw);
+
+/// A timeout flag's seconds as milliseconds, rounded up and at least 1: a timeout must never
+/// fire early, and a small positive one rounded down to 0 would mean "none".
+std::chrono::milliseconds seconds_to_ms(double seconds);
 
 /// Makes `option` a size in bytes with units k, M, G (1024s), refusing a negative one.
 void size_flag(CLI::Option& option);
