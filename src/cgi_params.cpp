@@ -118,9 +118,26 @@ std::optional<std::string_view> script_name_below(std::string_view root, std::st
     return below(normal_root, scratch);
 }
 
-}  // namespace
+// The body's length as CONTENT_LENGTH gives it, printed only once something compares with it.
+class body_length {
+  public:
+    explicit body_length(const request& req) : req_(req) {}
+    std::string_view text() {
+        if (text_.empty()) {
+            auto end = std::to_chars(digits_, digits_ + sizeof(digits_), req_.body_size()).ptr;
+            text_ = std::string_view(digits_, static_cast<std::size_t>(end - digits_));
+        }
+        return text_;
+    }
 
-std::error_code validate(const request& req, std::string& why) {
+  private:
+    const request& req_;
+    char digits_[24];
+    std::string_view text_;
+};
+
+// The script, the document root and the query.
+std::error_code check_paths(const request& req, std::string& why) {
     if (req.script.empty() || req.script.front() != '/') {
         why = "script must be an absolute path (SCRIPT_FILENAME), got " + in_quotes(req.script);
         return error::invalid_request;
@@ -156,6 +173,11 @@ std::error_code validate(const request& req, std::string& why) {
             return error::invalid_request;
         }
     }
+    return {};
+}
+
+// The method, and where the body comes from.
+std::error_code check_method_and_body(const request& req, std::string& why) {
     for (char c : req.method) {
         if (!is_token_char(c)) {
             why = "method " + in_quotes(req.method) + " is not an HTTP token";
@@ -172,16 +194,11 @@ std::error_code validate(const request& req, std::string& why) {
             "before the body";
         return error::body_length_unknown;
     }
-    // CONTENT_LENGTH is always the body's size (known by now): one that contradicts it makes
-    // php-fpm wait for bytes that never come, or read the next request as this one's body.
-    char digits[24];
-    auto length = [&, text = std::string_view()]() mutable {
-        if (text.empty()) {
-            auto end = std::to_chars(digits, digits + sizeof(digits), req.body_size()).ptr;
-            text = std::string_view(digits, static_cast<std::size_t>(end - digits));
-        }
-        return text;
-    };
+    return {};
+}
+
+// The headers, which become HTTP_* params.
+std::error_code check_headers(const request& req, body_length& length, std::string& why) {
     bool content_type = false;
     for (const auto& [name, value] : req.headers) {
         if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
@@ -210,12 +227,17 @@ std::error_code validate(const request& req, std::string& why) {
             }
             content_type = true;
         }
-        if (iequals(name, "Content-Length") && value != length()) {
+        if (iequals(name, "Content-Length") && value != length.text()) {
             why = "Content-Length header " + in_quotes(value) + " differs from the body's " +
-                  std::string(length()) + " bytes";
+                  std::string(length.text()) + " bytes";
             return error::invalid_request;
         }
     }
+    return {};
+}
+
+// The raw params.
+std::error_code check_params(const request& req, body_length& length, std::string& why) {
     for (const auto& [name, value] : req.params) {
         if (name.empty() || contains_any(name, '=', '\0', '\0')) {
             why = "param name " + in_quotes(name) + " is empty or contains '=' or NUL";
@@ -226,12 +248,29 @@ std::error_code validate(const request& req, std::string& why) {
                   " has a NUL byte in its value (PHP would cut it there)";
             return error::invalid_request;
         }
-        if (name == "CONTENT_LENGTH" && value != length()) {
+        if (name == "CONTENT_LENGTH" && value != length.text()) {
             why = "param CONTENT_LENGTH=" + in_quotes(value) + " differs from the body's " +
-                  std::string(length()) + " bytes";
+                  std::string(length.text()) + " bytes";
             return error::invalid_request;
         }
     }
+    return {};
+}
+
+}  // namespace
+
+std::error_code validate(const request& req, std::string& why) {
+    if (auto ec = check_paths(req, why))
+        return ec;
+    if (auto ec = check_method_and_body(req, why))
+        return ec;
+    // CONTENT_LENGTH is always the body's size (known by now): one that contradicts it makes
+    // php-fpm wait for bytes that never come, or read the next request as this one's body.
+    body_length length(req);
+    if (auto ec = check_headers(req, length, why))
+        return ec;
+    if (auto ec = check_params(req, length, why))
+        return ec;
     if (req.role != protocol::role::filter && (!req.data.empty() || req.data_last_modified)) {
         why = "a DATA stream is only sent with the FILTER role";
         return error::invalid_request;

@@ -31,6 +31,31 @@ std::string bad_head_line(std::string_view line) {
     return out + "\"";
 }
 
+// The record type's name for a message: "STDOUT", or "type 42" for one FastCGI 1.0 lacks.
+std::string type_name(proto::record_type type) {
+    return proto::is_known(type) ? std::string(proto::to_string(type))
+                                 : "type " + std::to_string(static_cast<int>(type));
+}
+
+// Why a response failed while its records came in (`ec` from the assembler), naming the limit
+// it ran into, and where to set it.
+std::string response_error_text(std::error_code ec, proto::record_type type,
+                                const response_assembler& assembler,
+                                const connection_options& opts) {
+    if (ec == error::response_too_large && type == proto::record_type::stderr_)
+        return "STDERR exceeded connection_options::max_stderr_size (" +
+               std::to_string(opts.max_stderr_size) + " bytes" + in_a_client + ")";
+    if (ec == error::response_too_large)
+        return "STDOUT exceeded connection_options::max_stdout_size (" +
+               std::to_string(opts.max_stdout_size) + " bytes" + in_a_client + ")";
+    if (ec == error::response_head_too_large)
+        return "the CGI response head did not end within connection_options::max_head_size (" +
+               std::to_string(opts.max_head_size) + " bytes" + in_a_client + ")";
+    if (ec == error::bad_response_head)
+        return bad_head_line(assembler.bad_head_line());
+    return ec.message();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -201,41 +226,41 @@ bool connection_impl::process_input(std::string_view in) {
     return state_ == connection_state::open;
 }
 
-bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_left) {
+bool connection_impl::handle_management_record(const proto::record_piece& piece) {
     const auto& h = piece.header;
-    auto type_name = [&] {
-        return proto::is_known(h.type) ? std::string(proto::to_string(h.type))
-                                       : "type " + std::to_string(static_cast<int>(h.type));
-    };
-    if (h.request_id == proto::management_id) {
-        if (h.type == proto::record_type::get_values_result)
-            return true;  // an answer nobody asked for on this connection: harmless
-        if (h.type == proto::record_type::unknown_type) {
-            std::uint8_t t = 0;
-            (void)proto::parse_unknown_type(piece.content, t);
-            auto type = static_cast<proto::record_type>(t);
-            std::string named = proto::is_known(type) ? std::string(proto::to_string(type)) +
-                                                            " (type " + std::to_string(t) + ")"
-                                                      : "type " + std::to_string(t);
-            // Only a type this connection sends can be one the server does not understand;
-            // any other is a stray record, as a record for an ID never issued is.
-            if (type == proto::record_type::begin_request ||
-                type == proto::record_type::abort_request || type == proto::record_type::params ||
-                type == proto::record_type::stdin_ || type == proto::record_type::data)
-                close(error::unknown_type_reply, "server at " + endpoint_.to_string() +
-                                                     " answered UNKNOWN_TYPE for " + named +
-                                                     ": it does not implement that record");
-            else
-                close(error::unexpected_record, "UNKNOWN_TYPE from " + endpoint_.to_string() +
-                                                    " names " + named +
-                                                    ", which this connection never sends");
-            return false;
-        }
-        close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
-                                      : std::error_code(error::unknown_record_type),
-              "record of " + type_name() + " for request 0 from " + endpoint_.to_string());
+    if (h.type == proto::record_type::get_values_result)
+        return true;  // an answer nobody asked for on this connection: harmless
+    if (h.type == proto::record_type::unknown_type) {
+        std::uint8_t t = 0;
+        (void)proto::parse_unknown_type(piece.content, t);
+        auto type = static_cast<proto::record_type>(t);
+        std::string named = proto::is_known(type) ? std::string(proto::to_string(type)) +
+                                                        " (type " + std::to_string(t) + ")"
+                                                  : "type " + std::to_string(t);
+        // Only a type this connection sends can be one the server does not understand; any
+        // other is a stray record, as a record for an ID never issued is.
+        if (type == proto::record_type::begin_request ||
+            type == proto::record_type::abort_request || type == proto::record_type::params ||
+            type == proto::record_type::stdin_ || type == proto::record_type::data)
+            close(error::unknown_type_reply, "server at " + endpoint_.to_string() +
+                                                 " answered UNKNOWN_TYPE for " + named +
+                                                 ": it does not implement that record");
+        else
+            close(error::unexpected_record, "UNKNOWN_TYPE from " + endpoint_.to_string() +
+                                                " names " + named +
+                                                ", which this connection never sends");
         return false;
     }
+    close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
+                                  : std::error_code(error::unknown_record_type),
+          "record of " + type_name(h.type) + " for request 0 from " + endpoint_.to_string());
+    return false;
+}
+
+bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_left) {
+    const auto& h = piece.header;
+    if (h.request_id == proto::management_id)
+        return handle_management_record(piece);
     slot& s = slots_[ids_.slot_of(h.request_id)];
     if (!s.in_use || s.id != h.request_id) {
         // An aborted request's late records (see request_ids): the server may answer the abort
@@ -243,7 +268,7 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
         if (ids_.quarantined(h.request_id))
             return true;
         close(error::unexpected_record,
-              "record of " + type_name() + " for request " + std::to_string(h.request_id) +
+              "record of " + type_name(h.type) + " for request " + std::to_string(h.request_id) +
                   ", which is not in flight (a late record of an earlier request?), from " +
                   endpoint_.to_string());
         return false;
@@ -251,12 +276,12 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
     if (!s.written && !s.writing) {
         // Queued behind another request's write: whatever this answers, it is not that request.
         close(error::unexpected_record,
-              "record of " + type_name() + " for request " + std::to_string(h.request_id) +
+              "record of " + type_name(h.type) + " for request " + std::to_string(h.request_id) +
                   ", which was not sent yet, from " + endpoint_.to_string());
         return false;
     }
     if (s.op->stream && s.op->stream->ended) {
-        close(error::unexpected_record, "record of " + type_name() + " for request " +
+        close(error::unexpected_record, "record of " + type_name(h.type) + " for request " +
                                             std::to_string(h.request_id) +
                                             " after its END_REQUEST from " + endpoint_.to_string());
         return false;
@@ -280,7 +305,7 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
         default:
             close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
                                           : std::error_code(error::unknown_record_type),
-                  "record of " + type_name() + " from server at " + endpoint_.to_string() +
+                  "record of " + type_name(h.type) + " from server at " + endpoint_.to_string() +
                       " for request " + std::to_string(h.request_id));
             return false;
     }
@@ -288,19 +313,8 @@ bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_
         // As after a timeout: a multiplexed connection aborts this request alone and drops the
         // rest of its records; otherwise closing is the only way to stop the script (php-fpm).
         // Named as a client user sets them too, through client_options::connection.
-        if (ec == error::response_too_large && h.type == proto::record_type::stderr_)
-            why = "STDERR exceeded connection_options::max_stderr_size (" +
-                  std::to_string(opts_.max_stderr_size) + " bytes" + in_a_client + ")";
-        else if (ec == error::response_too_large)
-            why = "STDOUT exceeded connection_options::max_stdout_size (" +
-                  std::to_string(opts_.max_stdout_size) + " bytes" + in_a_client + ")";
-        else if (ec == error::response_head_too_large)
-            why = "the CGI response head did not end within connection_options::max_head_size (" +
-                  std::to_string(opts_.max_head_size) + " bytes" + in_a_client + ")";
-        else if (ec == error::bad_response_head)
-            why = bad_head_line(s.assembler.bad_head_line());
-        else if (ec != error::sink_failed)
-            why = ec.message();
+        if (ec != error::sink_failed)
+            why = response_error_text(ec, h.type, s.assembler, opts_);
         abandon(s, ec, why + "; " + describe(s));
         return state_ == connection_state::open;
     }
