@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "fcgi/detail/capped_duration.hpp"
+#include "fcgi/detail/retry_decision.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
 
@@ -258,17 +259,6 @@ bool usable(const connection_impl& c, bool connected, bool fresh) {
 // php-fpm leaves such a connection in its listen backlog (or a script is slow to write).
 bool unserved(const connection_impl& c, bool connected) {
     return connected && !c.is_idle() && c.stats().requests_started > 0 && c.stats().bytes_read == 0;
-}
-
-// A non-idempotent request on a `which` connection that closed `after` sending it with nothing
-// back: both readings, with the time that tells them apart, since the caller must decide
-// whether to send it again.
-std::string both_readings(std::chrono::milliseconds after, const char* which,
-                          const char* did_not_run, const char* ran) {
-    return std::string("; the ") + which + " closed " + std::to_string(after.count()) +
-           " ms after the request was sent: " + did_not_run +
-           ", and then the request did not run; " + ran +
-           " closes it too, and then it ran. It is not idempotent, so it was not sent again";
 }
 
 }  // namespace
@@ -681,103 +671,48 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         for (auto& pc : ep->conns)
             pc->conn->stop_multiplexing();
     }
-    // Failover: an endpoint that accepts connections and then closes them, or never answers on
-    // them, without a byte back (a proxy with no backend, workers crashing at start, all stuck)
-    // is down as much as one that refuses them, and the other endpoints take its share. Not with
-    // one endpoint: a script that crashed or ran long would then stop the pool for nothing.
-    // The connection may be gone already (closed, and dropped from the pool before this posted
-    // completion ran); one that carried this request alone got nothing back either.
-    const bool silent_connection = conn ? conn->stats().bytes_read == 0 : ep->max_in_flight == 1;
-    const bool failing_endpoint = (ec == error::connection_lost || ec == error::request_timeout) &&
-                                  pools_.size() > 1 && !reused && r.bytes_received == 0 &&
-                                  silent_connection;
-    // A connection lost before any response byte: at once after sending, the script did not
-    // run (below); later, it ran, silent under output buffering, and its worker died
-    // (request_terminate_timeout, a kill), so it must not run twice.
-    const bool lost_unanswered = ec == error::connection_lost && r.bytes_received == 0;
+    const request* again = op->sendable();
+    // The clock is read only when the diagnostics may give the time.
     const auto after =
-        lost_unanswered
+        lost_unanswered(ec, r.bytes_received)
             ? std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - op->sent_at)
             : std::chrono::milliseconds::max();
-    bool said_when = false;  // the diagnostics give `after`
-    const bool at_once = after <= opts_.stale_close_window;
-    // A new connection closed at once with nothing back: a stopping php-fpm (SIGQUIT, the first
-    // half of a restart), whose master still accepts connections into its listen backlog and
-    // resets them once its workers are gone. Under wait_when_down the endpoint is down as if it
-    // refused, and an idempotent request waits for it like one that found it refusing; with one
-    // endpoint there is nowhere else to go.
-    const bool stopping_endpoint =
-        opts_.wait_when_down && lost_unanswered && !reused && at_once && silent_connection;
-    if (failing_endpoint || stopping_endpoint) {
+    const retry_decision d = decide_retry({
+        .ec = ec,
+        .bytes_received = r.bytes_received,
+        .reused = reused,
+        // The connection may be gone already (closed, and dropped from the pool before this
+        // posted completion ran); one that carried this request alone got nothing back either.
+        .silent_connection = conn ? conn->stats().bytes_read == 0 : ep->max_in_flight == 1,
+        .after = after,
+        .endpoints = pools_.size(),
+        .wait_when_down = opts_.wait_when_down,
+        .stale_close_window = opts_.stale_close_window,
+        .sendable = again != nullptr,
+        .idempotent = ec && again && again->is_idempotent(),
+        .restartable = ec && again && again->stdin_source.restartable(),
+        .attempts = op->attempts,
+        .stopped = stopped_,
+        .cancelled = op->cancelled,
+    });
+    if (d.back_off) {
         ep->last_error = ec;
         back_off(*ep, true);
     }
-    // Only once (except for a stopping endpoint, above, which the deadline bounds), and only
-    // what the connection handed back. A request that was never written may go again whatever
-    // its method; any other only when it is idempotent.
-    bool retry = false;
-    bool counted = true;
-    const request* again = op->sendable();
-    if (ec && again && !stopped_ && !op->cancelled && stopping_endpoint && again->is_idempotent()) {
-        retry = true;
-        counted = false;
-    } else if (ec && again && op->attempts == 0 && !stopped_ && !op->cancelled) {
-        // A reused connection lost before any response byte at once after sending: a kept-alive
-        // connection the server had closed (pm.max_requests, a reload).
-        const bool unanswered = lost_unanswered && reused;
-        const bool stale = unanswered && at_once;
-        // CANT_MPX_CONN and OVERLOADED reject a new request (FastCGI 5.5): the script did not
-        // run. Not once output came: a server that wrote a response has not refused it, and a
-        // sink would get a second one.
-        const bool refused =
-            (ec == server_error::cant_mpx_conn || ec == server_error::overloaded) &&
-            r.bytes_received == 0;
-        if (ec == error::not_connected || refused) {
-            retry = again->stdin_source.restartable();  // never written or run: any method
-        } else if (again->is_idempotent()) {
-            if (stale) {
-                retry = true;
-                op->fresh_only = true;
-            } else if (unanswered) {
-                said_when = true;
-                r.diagnostics += "; not sent again: the connection closed " +
-                                 std::to_string(after.count()) +
-                                 " ms after the request was sent, so its script may have run (a "
-                                 "killed worker: request_terminate_timeout?)";
-            } else {
-                // An idempotent request goes once to another endpoint when its own is failing.
-                retry = failing_endpoint && ec == error::connection_lost;
-            }
-        } else if (stale) {
-            said_when = true;
-            r.diagnostics += both_readings(after, "connection",
-                                           "php-fpm closes a kept-alive connection when its worker "
-                                           "exits (pm.max_requests, a reload), within a few ms",
-                                           "a worker that died mid-script (killed, crashed)");
-        } else if (stopping_endpoint) {
-            said_when = true;
-            r.diagnostics +=
-                both_readings(after, "new connection",
-                              "a stopping php-fpm resets the connections in its listen backlog",
-                              "a worker that crashed at once");
-        }
-    }
-    if (retry) {
+    if (d.retry) {
         ++retries_;
-        op->attempts += counted;
+        op->attempts += d.counted;
         op->sent += r.times_sent;
         op->avoid = ep;
+        if (d.fresh_only)
+            op->fresh_only = true;
         pending_op& queued = *op;
         queue_.push_front(std::move(op));
         wait_deadline(queued);  // the deadline still counts from the first call
         after_request(*ep, conn);
         return;
     }
-    if (lost_unanswered && !said_when)
-        // The clue to what closed it: at once, a server that fails new connections (or a script
-        // that crashed); after about request_terminate_timeout, php-fpm killing the script.
-        r.diagnostics += "; the connection closed " + std::to_string(after.count()) +
-                         " ms after the request was sent";
+    r.diagnostics += d.diagnostics;
     if (ec) {
         ++ep->failed;
         ++ep->failed_by_reason[ec];
