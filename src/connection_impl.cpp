@@ -297,20 +297,31 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
     // Cleared either way: the handler that owns where it points goes now.
     if (auto* to = std::exchange(s.op->hand_back, nullptr);
         to && !s.op->is_prepared && is_retryable(ec) && r.bytes_received == 0)
-        give_back(s, *to);
+        give_back(s, *to, r);
     --slot_handlers_;
     s.op->io_work = {};  // the handler's own executor tracks what is left
     deliver(std::move(s.op->handler), ec, std::move(r));
 }
 
-void connection_impl::give_back(slot& s, std::optional<request>& to) {
+void connection_impl::give_back(slot& s, std::optional<request>& to, response& r) {
     // A closed socket writes nothing more, so a write's views of the request no longer matter;
     // a stream's source and sink use the request until they are done: those get a copy.
     bool viewed = (state_ != connection_state::closed && (s.writing || s.queued)) || s.op->stream;
-    if (viewed)
-        to = s.op->req;
-    else
+    if (!viewed) {
         to = std::move(s.op->req);
+        return;
+    }
+    to = s.op->req;
+    // A source still reading for this attempt whose copy shares it (no clone()): the retry's
+    // start() would rewind it under that read, and the read's late bytes would land in the new
+    // pass. Not handed back, so not sent again.
+    const auto* source = s.op->req.stdin_source.get();
+    if (source && s.op->stream && s.op->stream->source_busy && to->stdin_source.get() == source) {
+        to.reset();
+        r.diagnostics +=
+            "; not sent again: its body source was still reading, and has no "
+            "clone() to start afresh from";
+    }
 }
 
 void connection_impl::deliver(request_handler h, std::error_code ec, response&& r) {

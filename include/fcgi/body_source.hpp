@@ -75,9 +75,9 @@ class body_source {
         /// Must not throw.
         virtual std::string failure_text() const { return {}; }
         /// True when start() may be called again after bytes were read (a retry). Without a
-        /// clone(), the retry's start() may come while the failed attempt's async_read_some()
-        /// is still in progress: such a source must then leave the late read's bytes out of
-        /// the new pass.
+        /// clone(), a request that fails while its async_read_some() is still in progress is
+        /// not sent again (the error's diagnostics say so): the retry's start() would rewind
+        /// the source under that read.
         virtual bool restartable() const { return false; }
         /// The implementation a copy of the body_source gets: a new one that reads the same
         /// bytes independently, or null (the default) to share this one.

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "fcgi/body_sink.hpp"
+#include "fcgi/body_source.hpp"
 #include "fcgi/client.hpp"
 #include "fcgi/connection.hpp"
 #include "fcgi/error.hpp"
@@ -369,6 +370,64 @@ BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
     BOOST_TEST(times_seen(fake.snapshot(), "soon") == 2u);
     BOOST_TEST(soon.resp.times_sent == 2u);  // what the caller learns of the second run
     BOOST_TEST(client.stats().retries == 1u);
+    shutdown(ctx, client);
+}
+
+// An idempotent PUT streaming its body from a restartable source of the caller's own that has no
+// clone(), lost to a kept-alive connection the server had closed while the source was still
+// reading: a retry would share that source, and its start() would rewind it under the read still
+// under way (whose late bytes would then land in the new pass). It fails instead, and says why.
+BOOST_AUTO_TEST_CASE(stale_retry_skips_a_source_still_reading_without_clone) {
+    // Reads that never finish on their own (cancel() is not overridden), as a slow disk's.
+    struct shared_source : fcgi::body_source::implementation {
+        int starts = 0;
+        bool started_during_read = false;
+        fcgi::source_read_handler pending;
+        std::optional<std::uint64_t> size() const override { return 5; }
+        std::error_code start(std::string&) override {
+            ++starts;
+            started_during_read = started_during_read || bool(pending);
+            return {};
+        }
+        void async_read_some(asio::mutable_buffer, const asio::any_io_executor&,
+                             fcgi::source_read_handler done) override {
+            pending = std::move(done);
+        }
+        bool restartable() const override { return true; }
+    };
+    // The body request is answered by a close as soon as its PARAMS end: the kept-alive
+    // connection's server went away while the body was on its way.
+    fake_responder fake({.script_for =
+                             [](const seen_request& r) {
+                                 if (r.param("X_ID").value_or("") == "body")
+                                     return fcgi::test::script{act::close()};
+                                 return fcgi::test::echo_script(r);
+                             },
+                         .answer_at_params_end = true});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
+    outcome warm, body;
+    start(client, fcgi::test::tagged_request("warm"), warm);
+    BOOST_REQUIRE(run_until(ctx, [&] { return warm.done; }));
+    BOOST_REQUIRE_MESSAGE(!warm.ec, warm.ec.message());
+
+    auto source = std::make_shared<shared_source>();
+    auto req = fcgi::test::tagged_request("body");
+    req.stdin_source = fcgi::body_source(source);
+    req.method = "PUT";
+    req.idempotent = true;  // HTTP's PUT is; a client must say so
+    BOOST_REQUIRE(req.is_idempotent());
+    start(client, std::move(req), body);  // on warm's kept-alive connection
+    BOOST_REQUIRE(run_until(ctx, [&] { return body.done; }));
+    BOOST_TEST(body.ec == fcgi::error::connection_lost, body.ec.message());
+    BOOST_TEST(body.resp.diagnostics.find("its body source was still reading") != std::string::npos,
+               body.resp.diagnostics);
+    BOOST_TEST(source->starts == 1);
+    BOOST_TEST(!source->started_during_read);
+    BOOST_TEST(client.stats().retries == 0u);
+    BOOST_TEST(times_seen(fake.snapshot(), "body") == 1u);
+    // The read the source never finished holds the closed connection's state: let it go.
+    source->pending = nullptr;
     shutdown(ctx, client);
 }
 

@@ -214,7 +214,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void on_end_request(slot& s, std::string_view content, bool input_left);
     void fail_request(std::uint64_t serial, std::error_code ec, const char* what);
     void complete(slot& s, std::error_code ec, response&& r);
-    void give_back(slot& s, std::optional<request>& to);
+    /// Hands the failed request back to `to` for a retry, unless its source is still busy and
+    /// cannot be copied (then says so in `r`).
+    void give_back(slot& s, std::optional<request>& to, response& r);
     void deliver(request_handler h, std::error_code ec, response&& r);
     void flush_deferred();
     bool process_input(std::string_view in);
