@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
             else
                 ++ok;
         },
-        [&](std::error_code) { client.cancel(); });
+        [&](std::error_code) { client.stop(); });
     ctx.run();
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
             else
                 std::cerr << "job failed: " << r.ec.message() << ' ' << r.resp.diagnostics << '\n';
         },
-        [&](std::error_code) { client.cancel(); });  // done: close the kept-alive connections
+        [&](std::error_code) { client.stop(); });  // done: close the kept-alive connections
     ctx.run();
 
     auto stats = client.stats();

@@ -99,7 +99,7 @@ asio::awaitable<int> run(fcgi::client& client, std::string php_dir) {
               << " won\n";
     failures += batch_winner.index() != 1;
 
-    // 5. client.cancel(): everything queued or in flight fails with client_stopped, and the
+    // 5. client.stop(): everything queued or in flight fails with client_stopped, and the
     //    client takes no more requests.
     std::error_code ecs[2];
     completions both{asio::steady_timer(ex, asio::steady_timer::time_point::max()), 2};
@@ -110,10 +110,10 @@ asio::awaitable<int> run(fcgi::client& client, std::string php_dir) {
         });
     timer.expires_after(100ms);
     co_await timer.async_wait(asio::use_awaitable);
-    client.cancel();
+    client.stop();
     co_await both.wait();
-    expect("client.cancel() #1", ecs[0], fcgi::error::client_stopped);
-    expect("client.cancel() #2", ecs[1], fcgi::error::client_stopped);
+    expect("client.stop() #1", ecs[0], fcgi::error::client_stopped);
+    expect("client.stop() #2", ecs[1], fcgi::error::client_stopped);
     co_return failures;
 }
 

@@ -553,7 +553,7 @@ void client_impl::open_connection(endpoint_pool& ep) {
     ++ep.connects;
     ++tie_start_;
     ep.conns.push_back(std::move(pc));
-    raw->conn->start_connect(ep.where, connect_handler(
+    raw->conn->start_connect(ep.where, error_handler(
                                            [w = weak_from_this(), epp, id](std::error_code ec) {
                                                if (auto self = w.lock())
                                                    self->on_connected(epp, id, ec);
@@ -890,7 +890,7 @@ void client_impl::cancel(std::uint64_t serial, asio::cancellation_type type) {
 void client_impl::stop() {
     if (stopped_)
         return;
-    cancelled_ = true;
+    stopped_by_call_ = true;
     while (!queue_.empty()) {
         auto op = std::move(queue_.front());
         queue_.pop_front();
@@ -932,7 +932,7 @@ void client_impl::stop_probe(endpoint_pool& ep) {
         stop->emit(asio::cancellation_type::terminal);
 }
 
-void client_impl::start_shutdown(connect_handler h) {
+void client_impl::start_shutdown(error_handler h) {
     shutting_down_ = true;
     shutdown_handlers_.push_back(std::move(h));
     hold_for_shutdown();  // stopped already (cancel()): the client may go before its requests
@@ -944,7 +944,8 @@ void client_impl::check_shutdown_done() {
         return;
     if (!stopped_)
         halt();
-    std::error_code ec = cancelled_ ? std::error_code(error::client_stopped) : std::error_code();
+    std::error_code ec =
+        stopped_by_call_ ? std::error_code(error::client_stopped) : std::error_code();
     for (auto& h : std::exchange(shutdown_handlers_, {}))
         h.post(ec);
     hold_timer_.cancel();  // the pool goes (if nothing else holds it) from the event loop

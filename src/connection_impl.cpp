@@ -52,7 +52,7 @@ void connection_impl::notify() {
 // ---------------------------------------------------------------------------------------------
 // Connecting
 
-void connection_impl::start_connect(endpoint ep, connect_handler h, std::uint64_t serial) {
+void connection_impl::start_connect(endpoint ep, error_handler h, std::uint64_t serial) {
     if (state_ != connection_state::idle) {
         std::error_code ec = state_ == connection_state::open ? asio::error::already_connected
                              : state_ == connection_state::connecting
@@ -511,7 +511,7 @@ std::string connection_impl::describe(const slot& s) const {
     return d;
 }
 
-void connection_impl::close(std::error_code ec, std::string_view detail) {
+void connection_impl::close(std::error_code ec, std::string_view why) {
     if (state_ == connection_state::closed)
         return;
     bool was_connecting = state_ == connection_state::connecting;
@@ -537,11 +537,11 @@ void connection_impl::close(std::error_code ec, std::string_view detail) {
             response r;
             r.diagnostics = "connection to " + endpoint_.to_string() +
                             " closed before the request was sent" +
-                            (detail.empty() ? std::string() : " (" + std::string(detail) + ")");
+                            (why.empty() ? std::string() : " (" + std::string(why) + ")");
             complete(s, error::not_connected, std::move(r));
         } else if (s.op && s.op->handler) {
             response r;
-            std::string what(detail);
+            std::string what(why);
             if (what.empty())
                 what = ec == error::connection_lost ? "server closed the connection"
                                                     : "connection closed";

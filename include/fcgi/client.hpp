@@ -77,7 +77,10 @@ class client {
     /// The executor of the client.
     executor_type get_executor() const noexcept { return impl_->get_executor(); }
 
-    /// Runs one request on a pooled connection.
+    /// Runs one request on a pooled connection. May be called from any thread (it hops onto the
+    /// client's executor); the handler runs on its own associated executor, the client's when
+    /// it has none, never inside this call. The request is moved in: nothing of the caller's
+    /// must outlive the call (a body source or sink is shared with the request).
     ///
     /// Handler: void(std::error_code, fcgi::response), as connection::async_request, plus
     /// error::pool_exhausted (queue full), error::no_endpoint (all endpoints down),
@@ -104,11 +107,14 @@ class client {
             initiate_request{}, token, impl_, std::move(req));
     }
 
-    /// Lets queued and in-flight requests finish, then closes every connection.
+    /// Lets queued and in-flight requests finish, then closes every connection. May be called
+    /// from any thread (it hops onto the client's executor); the handler runs on its own
+    /// associated executor, the client's when it has none, never inside this call. It cannot
+    /// be cancelled: stop() ends the wait (client_stopped).
     /// Handler: void(std::error_code), called once per call, after the last request's
     /// handler has run or, for a handler bound to another executor, has been handed to that
     /// executor (it may run later there: do not free what it uses before it has run): success,
-    /// or error::client_stopped when cancel() or the destructor stopped the client first. Later
+    /// or error::client_stopped when stop() or the destructor stopped the client first. Later
     /// requests fail with error::client_stopped, and so do a running fan-out's unsent ones (the
     /// fan-out completes with client_stopped).
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
@@ -117,7 +123,7 @@ class client {
         return asio::async_initiate<Token, void(std::error_code)>(
             [](auto handler, std::shared_ptr<detail::client_impl> impl) {
                 auto ex = impl->get_executor();
-                detail::connect_handler h(std::move(handler), ex);
+                detail::error_handler h(std::move(handler), ex);
                 asio::dispatch(ex, [impl = std::move(impl), h = std::move(h)]() mutable {
                     impl->start_shutdown(std::move(h));
                 });
@@ -127,9 +133,14 @@ class client {
 
     /// Stops the client for good: fails everything queued and in flight with
     /// error::client_stopped, closes the connections, and every later request fails with
-    /// client_stopped too (unlike an Asio socket's cancel(), which leaves it usable). To end a
-    /// run gracefully, async_shutdown(). Call on the executor.
-    void cancel() { impl_->stop(); }
+    /// client_stopped too. To end a run gracefully, async_shutdown(). Call on the executor (from
+    /// another thread, destroy the client, or post the call there).
+    void stop() { impl_->stop(); }
+    /// stop() under its old name, which read as Asio's cancel(): that leaves an I/O object
+    /// usable, and this does not.
+    [[deprecated("client::cancel() is stop(): it stops the client for good")]] void cancel() {
+        stop();
+    }
 
     /// Ends every endpoint's backoff now: the pool connects again at once for what waits, and
     /// the next refusal backs off from initial_backoff. For a caller that knows the server is

@@ -73,7 +73,9 @@ class connection {
     /// The executor of the connection.
     executor_type get_executor() const noexcept { return impl_->get_executor(); }
 
-    /// Connects to `ep` (resolving host names) within connect_timeout.
+    /// Connects to `ep` (resolving host names) within connect_timeout. May be called from any
+    /// thread; the handler runs on its own associated executor, the connection's when it has
+    /// none, never inside this call.
     ///
     /// Handler: void(std::error_code) — error::connect_timeout, or the system error of the last
     /// address tried (connection_refused, no such file for a missing socket, ...).
@@ -93,7 +95,7 @@ class connection {
                 if (slot.is_connected())
                     slot.template emplace<cancel_connect>(cancel_connect{impl, serial});
                 auto ex = impl->get_executor();
-                detail::connect_handler h(std::move(handler), ex);
+                detail::error_handler h(std::move(handler), ex);
                 // Runs inline on the connection's executor, else hops onto it.
                 asio::dispatch(ex, [impl = std::move(impl), e = std::move(e), h = std::move(h),
                                     serial]() mutable {

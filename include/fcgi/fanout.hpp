@@ -190,7 +190,7 @@ struct cancel_fanout {
 ///
 /// Handler: void(std::error_code) — success, asio::error::operation_aborted when a
 /// cancellation ended some request, or error::client_stopped when the client was stopped
-/// (cancel(), destroyed) during the fan-out: the requests not yet sent then go to on_result at
+/// (stop(), destroyed) during the fan-out: the requests not yet sent then go to on_result at
 /// once with client_stopped. Per-request errors go to on_result. Cancellation (terminal,
 /// partial, total) through the handler's slot: requests not yet handed to the client (beyond
 /// the concurrency window) go to on_result at once with operation_aborted, those handed over
@@ -207,8 +207,7 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
     return asio::async_initiate<Token, void(std::error_code)>(
         [&c](auto handler, std::vector<request> reqs, std::size_t conc, OnResult each) {
             auto slot = asio::get_associated_cancellation_slot(handler);
-            auto h =
-                std::make_shared<detail::connect_handler>(std::move(handler), c.get_executor());
+            auto h = std::make_shared<detail::error_handler>(std::move(handler), c.get_executor());
             auto on_done = [h](std::error_code ec) { h->post(ec); };
             using state = detail::fanout_state<OnResult, decltype(on_done)>;
             auto st = std::make_shared<state>(detail::client_access::impl_of(c), std::move(reqs),

@@ -1253,7 +1253,7 @@ BOOST_AUTO_TEST_CASE(cancel_fails_everything_pending_with_client_stopped) {
               o["c" + std::to_string(i)]);
     BOOST_REQUIRE(run_until(
         ctx, [&] { return fake.snapshot().requests.size() == 1 && client.stats().queued == 4; }));
-    client.cancel();
+    client.stop();
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
     for (const auto& [id, out] : o) {
         BOOST_TEST(out.ec == fcgi::error::client_stopped, id << ": " << out.ec.message());
@@ -1350,7 +1350,7 @@ BOOST_AUTO_TEST_CASE(completion_handlers_may_cancel_or_destroy_the_client) {
                                       if (destroy)
                                           client.reset();
                                       else
-                                          client->cancel();
+                                          client->stop();
                                   });
             BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
             BOOST_TEST(!fast.ec, fast.ec.message());
@@ -1469,7 +1469,7 @@ BOOST_AUTO_TEST_CASE(backlog_relief_closes_one_idle_connection_per_waiting_one) 
             BOOST_TEST(e.reconnects == (relief.count() > 0 ? 2u : 0u));
             BOOST_TEST(e.open == (relief.count() > 0 ? 3u : 5u));
             BOOST_TEST(e.completed == 8u);
-            client.cancel();
+            client.stop();
         }
     }
 }
@@ -1508,7 +1508,7 @@ BOOST_AUTO_TEST_CASE(shutdown_interrupted_by_cancel_or_destruction_completes) {
             if (destroy)
                 client.reset();
             else
-                client->cancel();
+                client->stop();
             BOOST_REQUIRE_MESSAGE(run_until(
                                       ctx, [&] { return !first.empty() && !second.empty(); }, 10s),
                                   "async_shutdown did not complete after "
@@ -1623,7 +1623,7 @@ BOOST_AUTO_TEST_CASE(every_connect_failure_is_counted) {
     BOOST_TEST(refusing.connects == 2u);
     BOOST_TEST(refusing.connect_failures == 2u);
     BOOST_TEST(refusing.open == 0u);
-    client.cancel();
+    client.stop();
     BOOST_TEST(drains(ctx), "the io_context still had work 5 s after cancel()");
 }
 
@@ -1684,7 +1684,7 @@ BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
     // The cause, for a program to act on without parsing the diagnostics.
     const auto cause = client.stats().endpoints.at(0).last_down_error;
     BOOST_TEST(cause.value() == ENOENT, cause.message());  // Asio's category: no errc match
-    client.cancel();
+    client.stop();
     BOOST_TEST(drains(ctx));
 }
 
@@ -1768,7 +1768,7 @@ BOOST_AUTO_TEST_CASE(backoff_grows_with_each_failed_round) {
     // Margins for the time between arming a timer and seeing its result on a loaded machine.
     BOOST_TEST(gap(0) >= 100);  // the initial 200 ms
     BOOST_TEST(gap(1) >= 250);  // doubled: 400 ms
-    client.cancel();
+    client.stop();
     BOOST_TEST(drains(ctx));
 }
 
@@ -1810,7 +1810,7 @@ BOOST_AUTO_TEST_CASE(no_endpoint_configured_is_a_caller_error) {
     BOOST_TEST((out.ec == fcgi::condition::caller_error));
     BOOST_TEST(out.resp.diagnostics.find("client_options::endpoints is empty") != std::string::npos,
                out.resp.diagnostics);
-    client.cancel();
+    client.stop();
     BOOST_TEST(drains(ctx));
 }
 
@@ -1896,7 +1896,7 @@ BOOST_AUTO_TEST_CASE(invalid_request_fails_before_it_waits) {
                length.resp.diagnostics);
     BOOST_TEST(client.stats().endpoints.at(0).connects == 0u);
     BOOST_TEST(client.stats().failed == 3u);
-    client.cancel();
+    client.stop();
     BOOST_TEST(drains(ctx));
 }
 
@@ -2225,7 +2225,7 @@ BOOST_AUTO_TEST_CASE(stale_retry_joins_a_busy_multiplexed_connection) {
     for (const auto& r : fake.snapshot().requests)
         if (r.param("X_ID") == "z")
             BOOST_TEST(r.connection == 2u);  // beside the two retries
-    client.cancel();
+    client.stop();
     BOOST_TEST(drains(ctx), "the io_context still had work 5 s after cancel()");
     BOOST_TEST(o["x"].ec == fcgi::error::client_stopped, o["x"].ec.message());
 }
@@ -2330,7 +2330,7 @@ BOOST_AUTO_TEST_CASE(shutdown_after_cancel_completes_when_the_client_is_destroye
     BOOST_REQUIRE(run_until(ctx, [&] { return fake.snapshot().requests.size() == 1; }));
     std::optional<std::error_code> shut;
     asio::post(ctx, [&] {
-        client->cancel();
+        client->stop();
         client->async_shutdown([&](std::error_code ec) { shut = ec; });
         client.reset();
     });
@@ -2359,7 +2359,7 @@ BOOST_AUTO_TEST_CASE(cancel_fails_unwritten_requests_with_client_stopped) {
     asio::post(ctx, [&] {
         start(client, fcgi::test::tagged_request("big", std::string(16u << 20, 'x')), o["big"]);
         start(client, fcgi::test::tagged_request("behind"), o["behind"]);
-        client.cancel();
+        client.stop();
     });
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
     for (const char* id : {"big", "behind"})
@@ -2494,7 +2494,7 @@ BOOST_AUTO_TEST_CASE(fanout_cancelled_through_its_slot) {
 BOOST_AUTO_TEST_CASE(fanout_ends_when_its_client_stops) {
     fake_responder fake({.script_for = hang_or_echo});
     for (bool destroy : {false, true}) {
-        BOOST_TEST_CONTEXT((destroy ? "client destroyed" : "client.cancel()")) {
+        BOOST_TEST_CONTEXT((destroy ? "client destroyed" : "client.stop()")) {
             asio::io_context ctx;
             const std::size_t seen_before = fake.snapshot().requests.size();
             std::optional<fcgi::client> client(std::in_place, ctx.get_executor(),
@@ -2511,7 +2511,7 @@ BOOST_AUTO_TEST_CASE(fanout_ends_when_its_client_stops) {
             if (destroy)
                 client.reset();
             else
-                client->cancel();
+                client->stop();
             BOOST_REQUIRE(run_until(
                 ctx, [&] { return done.has_value(); }, 10s));
             BOOST_TEST(*done == fcgi::error::client_stopped, done->message());
@@ -2856,7 +2856,7 @@ BOOST_AUTO_TEST_CASE(cancel_ends_a_request_whose_sink_is_draining) {
     BOOST_REQUIRE(!out.done);
 
     std::optional<std::error_code> shut;
-    client.cancel();
+    client.stop();
     client.async_shutdown([&](std::error_code ec) { shut = ec; });
     BOOST_TEST(run_until(
         ctx, [&] { return out.done && shut.has_value(); }, 5s));
@@ -2889,7 +2889,7 @@ BOOST_AUTO_TEST_CASE(cancel_or_destruction_stops_the_probe) {
             if (destroy)
                 client.reset();
             else
-                client->cancel();
+                client->stop();
             BOOST_TEST(drains(ctx), "the probe outlived the client");
             BOOST_TEST(out.ec == fcgi::error::client_stopped, out.ec.message());
             BOOST_TEST(fake.wait_for(
@@ -2978,7 +2978,7 @@ BOOST_AUTO_TEST_CASE(request_behind_a_waiting_retry_takes_an_idle_connection) {
     BOOST_TEST(!o["b"].ec, o["b"].ec.message() << ": " << o["b"].resp.diagnostics);
     BOOST_TEST(times_seen(fake.snapshot(), "b") == 1u);
     BOOST_TEST(!o["stale"].done);  // still waiting for its new connection
-    client.cancel();
+    client.stop();
     BOOST_REQUIRE(run_until(ctx, [&] { return o["stale"].done; }));
     BOOST_TEST(o["stale"].ec == fcgi::error::client_stopped, o["stale"].ec.message());
 }

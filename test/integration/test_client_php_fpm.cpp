@@ -42,7 +42,7 @@ std::vector<fcgi::fanout_result> fanout(fcgi::client_options opts, std::vector<f
                            done = true;
                            if (stats)
                                *stats = client.stats();
-                           client.cancel();  // closes the kept-alive connections: run() returns
+                           client.stop();  // closes the kept-alive connections: run() returns
                        });
     ctx.run_for(120s);
     BOOST_REQUIRE_MESSAGE(done, "fan-out did not finish within 120 s");
@@ -186,7 +186,7 @@ BOOST_AUTO_TEST_CASE(wait_when_down_rides_out_a_restart) {
         BOOST_TEST(!results[i].first, results[i].first.message()
                                           << ": " << results[i].second.diagnostics);
     BOOST_TEST(!endpoint().down);
-    client.cancel();
+    client.stop();
 }
 
 // The stop before a restart: on a graceful stop (SIGQUIT) php-fpm's master resets the
@@ -233,7 +233,7 @@ BOOST_AUTO_TEST_CASE(wait_when_down_rides_out_a_graceful_stop) {
     }
     BOOST_TEST(again == waiting);
     BOOST_TEST(client.stats().retries == waiting);
-    client.cancel();
+    client.stop();
 }
 
 BOOST_AUTO_TEST_CASE(bounded_queue_rejects) {
@@ -323,7 +323,7 @@ BOOST_AUTO_TEST_CASE(connection_beyond_max_children_is_unserved) {
     BOOST_TEST(failures[0].first == fcgi::error::request_timeout, failures[0].first.message());
     BOOST_TEST(failures[0].second.find("pm.max_children") != std::string::npos, failures[0].second);
     BOOST_TEST(endpoint().unserved == 0u);  // the timeout closed it
-    client.cancel();
+    client.stop();
 }
 
 // The same pool with backlog_relief: once the kept-alive connection idles, the pool closes it,
@@ -355,7 +355,7 @@ BOOST_AUTO_TEST_CASE(backlog_relief_frees_the_worker_for_a_waiting_connection) {
     BOOST_TEST(results[2].second.body == results[0].second.body);  // the one worker's pid
     BOOST_TEST(endpoint().reconnects == 1u);  // the kept-alive one, closed to free the worker
     BOOST_TEST(endpoint().unserved == 0u);
-    client.cancel();
+    client.stop();
 }
 
 // Backlog relief under a steady queue: the served connection never idles, so the relief takes it
@@ -389,7 +389,7 @@ BOOST_AUTO_TEST_CASE(backlog_relief_under_a_steady_queue) {
     BOOST_REQUIRE(fcgi::test::run_until(
         ctx, [&] { return done == n + 1; }, 30s));
     BOOST_TEST(failures.empty(), (failures.empty() ? "" : failures.front()));
-    client.cancel();
+    client.stop();
 }
 
 BOOST_AUTO_TEST_CASE(auto_multiplexing_follows_get_values) {

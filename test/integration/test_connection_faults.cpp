@@ -132,8 +132,8 @@ std::shared_ptr<fcgi::detail::connection_impl> connected_impl(asio::io_context& 
                                                               fcgi::connection_options copts = {}) {
     auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(), copts);
     std::optional<std::error_code> connected;
-    conn->start_connect(ep, fcgi::detail::connect_handler(
-                                [&](std::error_code ec) { connected = ec; }, ctx.get_executor()));
+    conn->start_connect(ep, fcgi::detail::error_handler([&](std::error_code ec) { connected = ec; },
+                                                        ctx.get_executor()));
     BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
     BOOST_REQUIRE(!*connected);
     return conn;
@@ -1592,8 +1592,8 @@ BOOST_AUTO_TEST_CASE(failed_request_is_handed_back) {
                                                                  fcgi::connection_options{});
         std::optional<std::error_code> connected;
         c->start_connect(fake.unix_endpoint(),
-                         fcgi::detail::connect_handler([&](std::error_code ec) { connected = ec; },
-                                                       ctx.get_executor()));
+                         fcgi::detail::error_handler([&](std::error_code ec) { connected = ec; },
+                                                     ctx.get_executor()));
         BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
         BOOST_REQUIRE(!*connected);
         return c;
@@ -1630,8 +1630,8 @@ BOOST_AUTO_TEST_CASE(free_slots_do_not_pile_up_on_a_kept_alive_connection) {
         auto conn = std::make_shared<fcgi::detail::connection_impl>(ctx.get_executor(), copts);
         std::optional<std::error_code> connected;
         conn->start_connect(fake.unix_endpoint(),
-                            fcgi::detail::connect_handler(
-                                [&](std::error_code ec) { connected = ec; }, ctx.get_executor()));
+                            fcgi::detail::error_handler([&](std::error_code ec) { connected = ec; },
+                                                        ctx.get_executor()));
         BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
         BOOST_REQUIRE(!*connected);
         int done = 0, ok = 0;

@@ -348,7 +348,7 @@ void bench_run::finish() {
         write_stderr("\r\033[K");
     // Fails whatever is still out (warmup stragglers, unanswered) and closes the
     // connections, so ctx.run() returns.
-    client_.cancel();
+    client_.stop();
 }
 
 void bench_run::schedule_progress() {

@@ -241,7 +241,7 @@ int run_fanout(const fanout_flags& flags) {
         emit(result_line(ids[index], r));
         ids[index] = nullptr;  // the response itself dies with `r`
         if (output_failed && !was_failed)
-            client.cancel();  // nobody will read the rest
+            client.stop();  // nobody will read the rest
     };
     // Ctrl-C (or SIGTERM, from a supervisor) stops the run: what is queued or in flight fails
     // with client_stopped, so every job still gets its result line and the summary is printed;
@@ -259,7 +259,7 @@ int run_fanout(const fanout_flags& flags) {
         std::error_code ignored;
         interrupt.clear(ignored);  // back to the default actions
         interrupted = true;
-        client.cancel();
+        client.stop();
     });
     fcgi::async_fanout_each(client, std::move(requests), flags.concurrency, on_result,
                             [&](std::error_code) {

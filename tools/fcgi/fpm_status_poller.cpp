@@ -42,7 +42,7 @@ void fpm_status_poller::start(std::chrono::milliseconds every) {
 void fpm_status_poller::stop() {
     stopped_ = true;
     timer_.cancel();
-    client_->cancel();
+    client_->stop();
 }
 
 void fpm_status_poller::poll_after_run(std::function<void()> done) {
@@ -52,7 +52,7 @@ void fpm_status_poller::poll_after_run(std::function<void()> done) {
     after_run_ = true;
     poll([this, done = std::move(done)] {
         stopped_ = true;
-        client_->cancel();  // nothing may keep the io_context running after the report
+        client_->stop();  // nothing may keep the io_context running after the report
         if (done)
             done();
     });

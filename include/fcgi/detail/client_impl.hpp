@@ -41,7 +41,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// Fails everything pending and in flight with error::client_stopped; closes connections.
     void stop();
     /// Lets in-flight and queued requests finish, then closes everything and calls `h`.
-    void start_shutdown(connect_handler h);
+    void start_shutdown(error_handler h);
     /// Ends every endpoint's backoff and connects again for what waits.
     void reset_backoff();
     client_stats stats() const;
@@ -154,10 +154,11 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     std::vector<pending_op*> in_flight_;  // non-owning: owned by the connection's handler
     std::atomic<std::uint64_t> serial_{0};
     bool stopped_ = false;
-    bool cancelled_ = false;  // stop() ran: a shutdown under way completes with client_stopped
+    bool stopped_by_call_ =
+        false;  // stop() ran: a shutdown under way completes with client_stopped
     bool shutting_down_ = false;
     bool holding_shutdown_ = false;  // a request's handler runs first (on_request_done)
-    std::vector<connect_handler> shutdown_handlers_;  // one per async_shutdown, in order
+    std::vector<error_handler> shutdown_handlers_;  // one per async_shutdown, in order
     std::uint64_t connection_ids_ = 0;
     std::size_t tie_start_ = 0;  // where pick_endpoint() starts its scan
     asio::steady_timer retry_timer_;

@@ -33,7 +33,8 @@
 namespace fcgi::detail {
 
 using request_handler = any_handler<void(std::error_code, response)>;
-using connect_handler = any_handler<void(std::error_code)>;
+/// A type-erased void(std::error_code) handler: a connect's, a shutdown's, a fan-out's.
+using error_handler = any_handler<void(std::error_code)>;
 
 /// The connection's lifecycle.
 enum class connection_state { idle, connecting, open, closed };
@@ -113,7 +114,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     const asio::any_io_executor& get_executor() const noexcept { return ex_; }
 
     /// Connects; `serial` (from next_serial()) names this connect for cancel_connect().
-    void start_connect(endpoint ep, connect_handler h, std::uint64_t serial = 0);
+    void start_connect(endpoint ep, error_handler h, std::uint64_t serial = 0);
     /// Ends the connect `serial` as close() does, if it is the one under way; nothing once it
     /// has ended, nor for a call that was refused (already_started): its slot must not cancel
     /// the connect that was.
@@ -132,9 +133,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// false when `type` did not allow it (the request goes on).
     bool cancel(std::uint64_t serial,
                 asio::cancellation_type type = asio::cancellation_type::terminal);
-    /// Closes the socket; every request in flight completes with `ec` (and `detail` in its
+    /// Closes the socket; every request in flight completes with `ec` (and `why` in its
     /// diagnostics), every request not yet sent with error::not_connected.
-    void close(std::error_code ec, std::string_view detail = {});
+    void close(std::error_code ec, std::string_view why = {});
 
     connection_state state() const noexcept { return state_; }
     const endpoint& remote() const noexcept { return endpoint_; }
@@ -231,7 +232,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     asio::ip::tcp::resolver resolver_;
     asio::steady_timer connect_timer_;
     asio::cancellation_signal connect_cancel_;  // ends the connect's next step (timeout, close)
-    connect_handler connect_handler_;
+    error_handler connect_handler_;
     std::uint64_t connect_serial_ = 0;  // the connect under way (start_connect's serial)
     bool connect_timed_out_ = false;
     endpoint endpoint_;
