@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/checksum.hpp"
@@ -279,6 +280,39 @@ BOOST_AUTO_TEST_CASE(deadline_while_stdout_is_full_is_a_timeout) {
     BOOST_TEST(r.exit_code == 4, r.err);
     BOOST_TEST(r.err.find("request failed") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("cannot write") == std::string::npos, r.err);
+}
+
+// A server that closes while stdout is behind: the tool stops reading while its output waits, so
+// it sees the close only once the reader has caught up, and "request failed after N s" (given as
+// the clue to request_terminate_timeout) read as a server that closed late. It now says how much
+// of that went to waiting for stdout (streaming review 8).
+BOOST_AUTO_TEST_CASE(close_seen_behind_a_full_stdout_says_how_long_it_waited) {
+    namespace act = fcgi::test::act;
+    // More than the tool buffers for a busy sink (1 MiB) and the socket holds together: the
+    // responder is still sending when the tool stops reading.
+    constexpr std::size_t flood = std::size_t{3} << 20;
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{act::stdout_(std::string(fcgi::test::echo_head)),
+                                  act::endless_stdout(flood), act::close()};
+    }});
+    run_spec spec;
+    spec.args = {"request", "-c", fake.unix_endpoint().to_string(), "/x.php"};
+    spec.stdout_full = true;
+    bool behind = false;
+    spec.started = [&](int) {
+        // Once the tool holds a full buffer it cannot write out...
+        behind = fake.wait_for(
+            [](const fcgi::test::fake_snapshot& s) { return s.endless_bytes >= (1u << 20); }, 20s);
+        // ...the reader stays away a while longer: the slow reader itself, not a wait for an
+        // event, and well past the 100 ms from which the tool names the wait.
+        std::this_thread::sleep_for(400ms);
+    };
+    auto r = run(spec);
+    BOOST_TEST(behind);
+    BOOST_TEST(r.exit_code == 6, r.err);
+    BOOST_TEST(r.err.find("request failed after ") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find(" of it waiting for stdout to take the body") != std::string::npos,
+               r.err);
 }
 
 // As curl -o: the file is created or truncated once a head it will hold arrives, so a failure
@@ -621,6 +655,7 @@ BOOST_AUTO_TEST_CASE(killed_worker_is_named) {
     BOOST_TEST(r.err.find("request failed after ") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("(request_terminate_timeout, a crash, a reload)") != std::string::npos,
                r.err);
+    BOOST_TEST(r.err.find("of it waiting for") == std::string::npos, r.err);  // stdout kept up
 }
 
 BOOST_AUTO_TEST_CASE(probe_reports_get_values) {

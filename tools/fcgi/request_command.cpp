@@ -76,6 +76,14 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
             std::snprintf(elapsed, sizeof elapsed, " after %.3f s",
                           duration<double>(steady_clock::now() - start).count());
             what += elapsed;
+            // Reading stops while the output is behind: the close was seen late, not made late.
+            if (output->write_wait >= milliseconds(100)) {
+                std::snprintf(elapsed, sizeof elapsed, "%.3f s",
+                              duration<double>(output->write_wait).count());
+                what += std::string(" (") + elapsed + " of it waiting for " +
+                        (flags.output.empty() ? "stdout" : "the output file") +
+                        " to take the body: the server may have closed that much earlier)";
+            }
             hint =
                 "; php-fpm closes the connection like this when it ends a worker mid-request "
                 "(request_terminate_timeout, a crash, a reload): its error_log says which";

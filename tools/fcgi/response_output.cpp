@@ -102,12 +102,15 @@ class response_output final : public fcgi::body_sink::implementation,
   private:
     void write_body(std::string_view chunk, const asio::any_io_executor& ex,
                     fcgi::sink_write_handler done) {
-        target_.get()->async_write(
-            chunk, ex, [self = shared_from_this(), done = std::move(done)](std::error_code ec) {
-                if (ec)
-                    self->failed(ec);
-                done(ec);
-            });
+        target_.get()->async_write(chunk, ex,
+                                   [self = shared_from_this(), done = std::move(done),
+                                    began = std::chrono::steady_clock::now()](std::error_code ec) {
+                                       self->state_->write_wait +=
+                                           std::chrono::steady_clock::now() - began;
+                                       if (ec)
+                                           self->failed(ec);
+                                       done(ec);
+                                   });
     }
 
     // A write that ended because the request did (its deadline, a lost connection: cancel())

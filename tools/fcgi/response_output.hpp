@@ -2,6 +2,7 @@
 // to stdout or --output FILE, chunk by chunk, so a large output never sits in memory.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -14,6 +15,9 @@ struct response_output_state {
     bool refused_status = false;  ///< --fail and a status >= 400: the body was discarded
     int status = 0;               ///< the status, once the head arrived
     bool write_failed = false;    ///< writing stdout or the file failed
+    /// How long writes of the body waited for stdout or the file to take them: the connection
+    /// stops reading while the output is behind, so a server's close is seen that much later.
+    std::chrono::steady_clock::duration write_wait{};
 };
 
 /// A sink for `fcgi request`: `include` prints the CGI head first; `fail` discards the head and
