@@ -79,8 +79,8 @@ class client {
 
     /// Runs one request on a pooled connection. May be called from any thread (it hops onto the
     /// client's executor); the handler runs on its own associated executor, the client's when
-    /// it has none, never inside this call. The request is moved in: nothing of the caller's
-    /// must outlive the call (a body source or sink is shared with the request).
+    /// it has none, never inside this call. The request is moved in, so nothing the caller holds
+    /// needs to outlive the call (a body source or sink is shared with the request).
     ///
     /// Handler: void(std::error_code, fcgi::response), as connection::async_request, plus
     /// error::pool_exhausted (queue full), error::no_endpoint (all endpoints down),
