@@ -211,7 +211,28 @@ void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::
     r.times_sent = op->sent;
     if (op->timer)
         op->timer->cancel();
-    op->handler.post(ec, std::move(r));
+    op->handler.post_holding(handler_watch(), ec, std::move(r));
+}
+
+std::shared_ptr<void> client_impl::handler_watch() {
+    if (shutdown_handlers_.empty())
+        return nullptr;
+    // Released where the handler ran, on any thread: it only hops back to the executor.
+    struct watch {
+        explicit watch(std::shared_ptr<client_impl> s) : self(std::move(s)) {}
+        watch(const watch&) = delete;  // each counts one handler back in, once
+        watch& operator=(const watch&) = delete;
+        std::shared_ptr<client_impl> self;
+        ~watch() {
+            auto ex = self->ex_;  // before the move below: argument order is unspecified
+            asio::post(ex, [self = std::move(self)] {
+                --self->handlers_out_;
+                self->check_shutdown_done();
+            });
+        }
+    };
+    ++handlers_out_;
+    return std::make_shared<watch>(shared_from_this());
 }
 
 void client_impl::remove_closed(endpoint_pool& ep) {
@@ -721,14 +742,9 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         ++ep->completed;
         ++completed_;
     }
-    // A shutdown that this request ends completes after its handler, as documented: posted
-    // first, it would run first when both handlers share a strand (the request's handler is
-    // dispatched to it from outside). Only then is the pool kept alive across the handler.
-    std::shared_ptr<client_impl> self;
-    if (!shutdown_handlers_.empty()) {
-        self = shared_from_this();
-        holding_shutdown_ = true;
-    }
+    // A shutdown that this request ends completes after its handler has run, as documented,
+    // wherever it runs: counted out before after_request() can find the pool drained.
+    auto watch = handler_watch();
     after_request(*ep, conn);
     // Last, and inline when already on its executor: this runs from a completion of the
     // connection (never inside the initiating call), the pool's state is settled, and a handler
@@ -737,21 +753,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     r.times_sent += op->sent;
     auto handler = std::move(op->handler);
     op.reset();
-    if (!self) {
-        handler.dispatch(ec, std::move(r));
-        return;
-    }
-    auto release_shutdown = [&] {
-        holding_shutdown_ = false;
-        check_shutdown_done();
-    };
-    try {
-        handler.dispatch(ec, std::move(r));
-    } catch (...) {
-        release_shutdown();  // the handler threw out of run(): the shutdown still completes
-        throw;
-    }
-    release_shutdown();
+    handler.dispatch_holding(std::move(watch), ec, std::move(r));
 }
 
 void client_impl::after_request(endpoint_pool& ep, const std::shared_ptr<connection_impl>& conn) {
@@ -940,7 +942,7 @@ void client_impl::start_shutdown(error_handler h) {
 }
 
 void client_impl::check_shutdown_done() {
-    if (holding_shutdown_ || shutdown_handlers_.empty() || !queue_.empty() || !in_flight_.empty())
+    if (handlers_out_ > 0 || shutdown_handlers_.empty() || !queue_.empty() || !in_flight_.empty())
         return;
     if (!stopped_)
         halt();

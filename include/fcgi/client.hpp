@@ -111,12 +111,12 @@ class client {
     /// from any thread (it hops onto the client's executor); the handler runs on its own
     /// associated executor, the client's when it has none, never inside this call. It cannot
     /// be cancelled: stop() ends the wait (client_stopped).
-    /// Handler: void(std::error_code), called once per call, after the last request's
-    /// handler has run or, for a handler bound to another executor, has been handed to that
-    /// executor (it may run later there: do not free what it uses before it has run): success,
-    /// or error::client_stopped when stop() or the destructor stopped the client first. Later
-    /// requests fail with error::client_stopped, and so do a running fan-out's unsent ones (the
-    /// fan-out completes with client_stopped).
+    /// Handler: void(std::error_code), called once per call, when every request it waited for
+    /// has completed and its handler has returned, whichever executor that handler is bound to
+    /// (one destroyed unrun with its context counts as done), so what those handlers use may be
+    /// freed in it: success, or error::client_stopped when stop() or the destructor stopped the
+    /// client first. Later requests fail with error::client_stopped, and so do a running
+    /// fan-out's unsent ones (the fan-out completes with client_stopped).
     template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code))
                   Token = asio::default_completion_token_t<executor_type>>
     auto async_shutdown(Token&& token = {}) {

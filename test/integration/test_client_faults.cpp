@@ -1186,6 +1186,80 @@ BOOST_AUTO_TEST_CASE(shutdown_completes_after_the_last_handler_on_one_strand) {
     BOOST_TEST(order == (std::vector<std::string>{"request", "shutdown"}));
 }
 
+// Across executors too: a handler bound to another io_context is only queued there when the
+// request completes. The shutdown waits until it has run, however long that takes (here: until
+// the test runs `other`), or until it is destroyed unrun with `other`.
+namespace {
+
+struct foreign_handler_run {
+    std::optional<asio::io_context> other{std::in_place};
+    std::vector<std::string> order;
+    std::optional<std::error_code> shut;
+};
+
+// Two requests bound to `run.other` (one in flight, one queued behind it on a pool of one),
+// then async_shutdown; stops the client too when `stop`. Runs the client's io_context until
+// both requests are done on its side and it has nothing left to run.
+void shutdown_behind_foreign_handlers(fake_responder& fake, asio::io_context& ctx,
+                                      fcgi::client& client, foreign_handler_run& run, bool stop) {
+    for (std::string id : {"first", "second"})
+        client.async_request(fcgi::test::tagged_request(id),
+                             asio::bind_executor(run.other->get_executor(),
+                                                 [&run, id](std::error_code, fcgi::response) {
+                                                     run.order.push_back(id);
+                                                 }));
+    client.async_shutdown([&](std::error_code ec) {
+        run.order.push_back("shutdown");
+        run.shut = ec;
+    });
+    if (stop) {
+        BOOST_REQUIRE(run_until(ctx, [&] { return times_seen(fake.snapshot(), "first") == 1; }));
+        client.stop();
+    }
+    BOOST_REQUIRE(run_until(ctx, [&] {
+        auto s = client.stats();
+        return s.completed + s.failed == 2;
+    }));
+    for (int i = 0; i < 1000 && ctx.poll() > 0; ++i) {
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(shutdown_waits_for_handlers_bound_to_another_io_context) {
+    for (bool stop : {false, true}) {
+        BOOST_TEST_CONTEXT((stop ? "stop() during the shutdown" : "plain shutdown")) {
+            fake_responder fake;
+            asio::io_context ctx;
+            fcgi::client client(ctx, plain_pool(fake.unix_endpoint(), 1, 100ms));
+            foreign_handler_run run;
+            shutdown_behind_foreign_handlers(fake, ctx, client, run, stop);
+            BOOST_TEST(!run.shut.has_value(), "the shutdown completed before the handlers ran");
+            BOOST_TEST(run.order.empty());
+            BOOST_TEST(run.other->poll() == 2u);  // both handlers, queued there all along
+            BOOST_REQUIRE(run_until(ctx, [&] { return run.shut.has_value(); }));
+            BOOST_TEST(run.order == (std::vector<std::string>{"first", "second", "shutdown"}));
+            if (stop)
+                BOOST_TEST(*run.shut == fcgi::error::client_stopped, run.shut->message());
+            else
+                BOOST_TEST(!*run.shut, run.shut->message());
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_counts_a_handler_destroyed_unrun_as_done) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::client client(ctx, plain_pool(fake.unix_endpoint(), 1, 100ms));
+    foreign_handler_run run;
+    shutdown_behind_foreign_handlers(fake, ctx, client, run, false);
+    BOOST_TEST(!run.shut.has_value());
+    run.other.reset();  // its queued handlers are destroyed, never run
+    BOOST_REQUIRE(run_until(ctx, [&] { return run.shut.has_value(); }));
+    BOOST_TEST(!*run.shut, run.shut->message());
+    BOOST_TEST(run.order == (std::vector<std::string>{"shutdown"}));
+}
+
 BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
     fake_responder fake({.script_for = [](const seen_request& r) {
         auto s = fcgi::test::echo_script(r);

@@ -30,8 +30,9 @@ class any_handler;
 template <class... Args>
 class any_handler<void(Args...)> {
     struct base {
-        virtual void complete(bool post, Args&&... args) = 0;  // consumes *this
-        virtual void destroy() noexcept = 0;                   // frees without invoking
+        // Consumes *this; `keep` (may be empty) goes with the handler, released after it ran.
+        virtual void complete(bool post, std::shared_ptr<void>&& keep, Args&&... args) = 0;
+        virtual void destroy() noexcept = 0;  // frees without invoking
 
       protected:
         ~base() = default;
@@ -73,14 +74,28 @@ class any_handler<void(Args...)> {
             std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
         }
 
-        void complete(bool post, Args&&... args) override {
+        void complete(bool post, std::shared_ptr<void>&& keep, Args&&... args) override {
             Handler h(std::move(handler));
             work_executor ex(std::move(work));
+            std::shared_ptr<void> kept(std::move(keep));  // released on return, or unwinding
             destroy();
             if (!post && detail::running_in_this_thread(ex)) {
                 // What asio::dispatch would do, without type-erasing the handler into a
                 // freshly allocated function object first.
                 std::move(h)(std::move(args)...);
+                return;
+            }
+            if (kept) {
+                // Goes with the handler, so that it is released once the handler has run
+                // there, or when the handler is destroyed unrun with its executor's context.
+                auto with_keep = [h = std::move(h), kept = std::move(kept),
+                                  ... a = std::move(args)]() mutable {
+                    std::move(h)(std::move(a)...);
+                };
+                if (post)
+                    asio::post(ex, std::move(with_keep));
+                else
+                    asio::dispatch(ex, std::move(with_keep));
                 return;
             }
             auto bound = detail::append(std::move(h), std::move(args)...);
@@ -111,21 +126,35 @@ class any_handler<void(Args...)> {
     /// Posts the handler with `args` to its executor; the holder is empty afterwards.
     template <class... A>
     void post(A&&... args) {
-        finish(true, pass<Args>(std::forward<A>(args))...);
+        finish(true, {}, pass<Args>(std::forward<A>(args))...);
     }
 
     /// Dispatches the handler (runs inline when already on its executor).
     template <class... A>
     void dispatch(A&&... args) {
-        finish(false, pass<Args>(std::forward<A>(args))...);
+        finish(false, {}, pass<Args>(std::forward<A>(args))...);
+    }
+
+    /// post(), with `keep` released only once the handler has returned (or thrown), on
+    /// whichever executor it runs, or once it is destroyed unrun: the caller learns, from
+    /// what `keep` owns, that the handler is done with.
+    template <class... A>
+    void post_holding(std::shared_ptr<void> keep, A&&... args) {
+        finish(true, std::move(keep), pass<Args>(std::forward<A>(args))...);
+    }
+
+    /// dispatch(), holding `keep` as post_holding() does.
+    template <class... A>
+    void dispatch_holding(std::shared_ptr<void> keep, A&&... args) {
+        finish(false, std::move(keep), pass<Args>(std::forward<A>(args))...);
     }
 
   private:
     // Takes the arguments converted already: `p_.release()->complete(..., pass(...))` released
     // the holder before converting them (C++17 sequences the callee first), so a conversion
     // that threw leaked the holder and lost the handler.
-    void finish(bool post, Args&&... args) {
-        p_.release()->complete(post, std::forward<Args>(args)...);
+    void finish(bool post, std::shared_ptr<void>&& keep, Args&&... args) {
+        p_.release()->complete(post, std::move(keep), std::forward<Args>(args)...);
     }
 
     // An rvalue of exactly T is passed on by reference, anything else converted to a T first:

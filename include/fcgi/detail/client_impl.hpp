@@ -143,6 +143,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// wait jittered.
     void back_off(endpoint_pool& ep, bool failed_over);
     void fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why);
+    /// While a shutdown waits: counts a request handler out, and returns what, released once
+    /// that handler has run (any_handler::post_holding), counts it back in on the executor.
+    /// Empty otherwise, at no cost.
+    std::shared_ptr<void> handler_watch();
     void check_shutdown_done();
     /// Stops for good: timers cancelled, every connection closed (its requests fail).
     void halt();
@@ -157,7 +161,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     bool stopped_by_call_ =
         false;  // stop() ran: a shutdown under way completes with client_stopped
     bool shutting_down_ = false;
-    bool holding_shutdown_ = false;  // a request's handler runs first (on_request_done)
+    // Request handlers handed out while a shutdown waited and not yet done with: it completes
+    // after them, on whatever executor they run (see handler_watch()).
+    std::size_t handlers_out_ = 0;
     std::vector<error_handler> shutdown_handlers_;  // one per async_shutdown, in order
     std::uint64_t connection_ids_ = 0;
     std::size_t tie_start_ = 0;  // where pick_endpoint() starts its scan
