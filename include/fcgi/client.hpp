@@ -14,6 +14,7 @@
 
 #include "fcgi/client_options.hpp"
 #include "fcgi/detail/client_impl.hpp"
+#include "fcgi/detail/context_executor.hpp"
 #include "fcgi/detail/request_canceller.hpp"
 #include "fcgi/detail/running_in_this_thread.hpp"
 #include "fcgi/prepared_request.hpp"
@@ -44,11 +45,12 @@ struct client_access;
 ///
 /// Thread safety: the executor must run one handler of the client at a time. When
 /// io_context::run runs on several threads, or on an asio::thread_pool, pass a strand
-/// (`asio::make_strand(ctx)`); a plain executor of either breaks the client. async_request and
-/// async_shutdown may be called from any thread, and so may the destructor (it stops the client
-/// on the executor); the rest on the executor. Never wait for a `use_future` result on the
-/// client's executor (in one of its handlers, on its strand): the wait blocks the very handler
-/// that would answer it. Destroy the client before its io_context or thread_pool.
+/// (`asio::make_strand(ctx)`; the constructor taking a thread_pool does so itself); a plain
+/// executor of either breaks the client. async_request and async_shutdown may be called from
+/// any thread, and so may the destructor (it stops the client on the executor); the rest on
+/// the executor. Never wait for a `use_future` result on the client's executor (in one of its
+/// handlers, on its strand): the wait blocks the very handler that would answer it. Destroy the
+/// client before its io_context or thread_pool.
 class client {
   public:
     /// The executor every handler of the client runs on, unless it has its own.
@@ -58,11 +60,12 @@ class client {
     client(executor_type ex, client_options options)
         : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
 
-    /// A client on `ctx.get_executor()` (an io_context, say), as Asio's I/O objects take one.
+    /// A client on `ctx.get_executor()` (an io_context, say), as Asio's I/O objects take one,
+    /// or on a strand of it when `ctx` is an asio::thread_pool (its threads run handlers at once).
     template <class ExecutionContext>
     requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> client(
         ExecutionContext& ctx, client_options options)
-        : client(executor_type(ctx.get_executor()), std::move(options)) {}
+        : client(detail::context_executor(ctx), std::move(options)) {}
 
     /// Stops the client: outstanding requests complete with error::client_stopped.
     ~client() {

@@ -18,6 +18,7 @@
 
 #include "fcgi/connection_options.hpp"
 #include "fcgi/detail/connection_impl.hpp"
+#include "fcgi/detail/context_executor.hpp"
 #include "fcgi/detail/request_canceller.hpp"
 #include "fcgi/detail/running_in_this_thread.hpp"
 #include "fcgi/endpoint.hpp"
@@ -38,7 +39,8 @@ namespace fcgi {
 /// Thread safety: async_connect and async_request may be called from any thread (they hop onto
 /// the connection's executor), and so may the destructor; the other member functions must be
 /// called on that executor. Use a strand as the executor when io_context::run runs on several
-/// threads, or on an asio::thread_pool. Destroy the connection before its io_context.
+/// threads, or on an asio::thread_pool (the constructor taking the pool itself makes one).
+/// Destroy the connection before its io_context.
 class connection {
   public:
     /// The connection's I/O executor; a handler runs on its own associated executor, this one
@@ -49,11 +51,12 @@ class connection {
     explicit connection(executor_type ex, const connection_options& options = {})
         : impl_(std::make_shared<detail::connection_impl>(std::move(ex), options)) {}
 
-    /// A closed connection using `ctx.get_executor()` (an io_context, say).
+    /// A closed connection using `ctx.get_executor()` (an io_context, say), or a strand of it
+    /// when `ctx` is an asio::thread_pool.
     template <class ExecutionContext>
     requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
     explicit connection(ExecutionContext& ctx, const connection_options& options = {})
-        : connection(executor_type(ctx.get_executor()), options) {}
+        : connection(detail::context_executor(ctx), options) {}
 
     /// Closes the connection: requests in flight complete with asio::error::operation_aborted,
     /// requests still queued (never sent) with error::not_connected. May run on any thread: the
