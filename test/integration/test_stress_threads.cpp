@@ -373,6 +373,60 @@ BOOST_AUTO_TEST_CASE(callers_on_other_strands_of_the_clients_context) {
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 
+// async_shutdown from a plain thread while requests are in flight on a client made from a
+// thread pool (so on a strand of it), their handlers bound to an io_context run by a thread of
+// its own, where they queue up: the shutdown, whose handler runs on the client's strand,
+// completes only after every one of them has returned. Each release is posted back from that
+// thread to the client's strand (session 24's MT review #1; client_faults has the deterministic
+// case).
+BOOST_AUTO_TEST_CASE(shutdown_after_handlers_on_another_thread) {
+    fake_responder fake;
+    asio::io_context handler_ctx;
+    auto guard = asio::make_work_guard(handler_ctx);
+    std::thread handler_thread([&] { handler_ctx.run(); });
+    asio::thread_pool pool(2);
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.max_connections_per_endpoint = 4;
+    std::optional<fcgi::client> client;
+    client.emplace(pool, opts);
+    failures fails;
+    const int total = scaled(400);
+    std::atomic<int> returned{0};
+    for (int i = 0; i < total; ++i) {
+        auto id = tag("h", i);
+        client->async_request(
+            fcgi::test::tagged_request(id),
+            asio::bind_executor(handler_ctx, [&, id](std::error_code ec, fcgi::response r) {
+                if (ec)
+                    fails.add(id + ": " + ec.message() + " " + r.diagnostics);
+                // A handler with work to do: its thread falls behind the responses, so many
+                // wait there when the last one comes.
+                std::this_thread::sleep_for(300us);
+                ++returned;
+            }));
+    }
+    std::promise<int> at_shutdown;  // what `returned` was when the shutdown completed
+    client->async_shutdown([&](std::error_code ec) {
+        if (ec)
+            fails.add("shutdown: " + ec.message());
+        at_shutdown.set_value(returned.load());
+    });
+    auto seen = at_shutdown.get_future();
+    BOOST_REQUIRE_MESSAGE(seen.wait_for(60s) == std::future_status::ready,
+                          "async_shutdown did not complete within 60 s");
+    auto when_done = seen.get();
+    BOOST_TEST_MESSAGE("handlers returned when the shutdown completed: " << when_done);
+    BOOST_TEST(when_done == total);
+    asio::post(pool, [&] { client.reset(); });
+    pool.join();
+    guard.reset();
+    handler_thread.join();
+    for (const auto& f : fails.list)
+        BOOST_TEST_MESSAGE(f);
+    BOOST_TEST(fails.list.empty());
+}
+
 // Plain code owns a connection on its own thread while another runs the io_context (as
 // examples/run_script_future.cpp does) and destroys it there, idle or with a request in flight.
 // The destructor once closed the connection on the calling thread, racing the reader on the
