@@ -9,6 +9,7 @@
 
 #include "exception_text.hpp"
 #include "fcgi/detail/ascii.hpp"
+#include "fcgi/detail/unknown_type_reply.hpp"
 #include "fcgi/error.hpp"
 #include "stream_socket.hpp"
 
@@ -17,6 +18,12 @@ namespace fcgi::detail {
 namespace proto = fcgi::protocol;
 
 namespace {
+
+// The record types this connection sends: an UNKNOWN_TYPE naming one of them says the server
+// lacks it.
+constexpr proto::record_type sent_types[] = {
+    proto::record_type::begin_request, proto::record_type::abort_request,
+    proto::record_type::params, proto::record_type::stdin_, proto::record_type::data};
 
 // After a limit's name in a message: where a client user sets it.
 constexpr const char* in_a_client = "; client_options::connection in a client";
@@ -231,24 +238,8 @@ bool connection_impl::handle_management_record(const proto::record_piece& piece)
     if (h.type == proto::record_type::get_values_result)
         return true;  // an answer nobody asked for on this connection: harmless
     if (h.type == proto::record_type::unknown_type) {
-        std::uint8_t t = 0;
-        (void)proto::parse_unknown_type(piece.content, t);
-        auto type = static_cast<proto::record_type>(t);
-        std::string named = proto::is_known(type) ? std::string(proto::to_string(type)) +
-                                                        " (type " + std::to_string(t) + ")"
-                                                  : "type " + std::to_string(t);
-        // Only a type this connection sends can be one the server does not understand; any
-        // other is a stray record, as a record for an ID never issued is.
-        if (type == proto::record_type::begin_request ||
-            type == proto::record_type::abort_request || type == proto::record_type::params ||
-            type == proto::record_type::stdin_ || type == proto::record_type::data)
-            close(error::unknown_type_reply, "server at " + endpoint_.to_string() +
-                                                 " answered UNKNOWN_TYPE for " + named +
-                                                 ": it does not implement that record");
-        else
-            close(error::unexpected_record, "UNKNOWN_TYPE from " + endpoint_.to_string() +
-                                                " names " + named +
-                                                ", which this connection never sends");
+        auto reading = read_unknown_type(piece.content, sent_types, endpoint_.to_string());
+        close(reading.ec, reading.message);
         return false;
     }
     close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)

@@ -17,6 +17,7 @@
 #include <variant>
 
 #include "fcgi/detail/capped_duration.hpp"
+#include "fcgi/detail/unknown_type_reply.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/protocol/record_decoder.hpp"
 #include "stream_socket.hpp"
@@ -95,12 +96,10 @@ asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_value
             if (answered)
                 break;  // anything after the answer is no concern of a closing probe
             if (h.type == proto::record_type::unknown_type) {
-                // Only GET_VALUES was sent: UNKNOWN_TYPE naming another type is a stray record.
-                std::uint8_t t = 0;
-                (void)proto::parse_unknown_type(r.piece.content, t);
-                co_return t == static_cast<std::uint8_t>(proto::record_type::get_values)
-                    ? std::error_code(error::unknown_type_reply)
-                    : std::error_code(error::unexpected_record);
+                // Only GET_VALUES was sent. The handler carries no text, so only the code is
+                // kept.
+                static constexpr proto::record_type sent[] = {proto::record_type::get_values};
+                co_return read_unknown_type(r.piece.content, sent, {}).ec;
             }
             co_return proto::is_known(h.type) ? std::error_code(error::unexpected_record)
                                               : std::error_code(error::unknown_record_type);
