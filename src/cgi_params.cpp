@@ -280,9 +280,7 @@ std::error_code validate(const request& req, std::string& why) {
 
 namespace detail {
 
-template <class Own>
-void cgi_params::add_headers(const std::vector<std::pair<std::string, std::string>>& headers,
-                             Own& own) {
+void cgi_params::add_headers(const std::vector<std::pair<std::string, std::string>>& headers) {
     // PHP keeps the last of params with one name: repeats (any case) are joined into one value,
     // as a web server does (Cookie with "; ", the others with ", "), at the first one's place.
     // Sorted by name, then position, so a request with many headers costs n log n, not n^2.
@@ -332,8 +330,21 @@ void cgi_params::add_headers(const std::vector<std::pair<std::string, std::strin
     }
 }
 
-void cgi_params::build(const request& req) {
-    params_.clear();
+std::string_view cgi_params::own(std::string_view a, std::string_view b, std::string_view c) {
+    std::size_t at = arena_.size();
+    // A reallocation would leave every earlier view dangling: reserve_arena() must cover it all.
+    assert(at + a.size() + b.size() + c.size() <= arena_.capacity());
+    arena_.append(a).append(b).append(c);
+    return std::string_view(arena_).substr(at);
+}
+
+std::string_view cgi_params::own_number(std::uint64_t v) {
+    char digits[24];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), v);
+    return own(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+}
+
+void cgi_params::reserve_arena(const request& req, const std::string* named_script) {
     // Every derived string goes into one arena reserved up front, so the views stay valid and
     // steady state does not allocate.
     // REQUEST_URI may percent-encode the script name (3 bytes per byte at most), then copy it.
@@ -341,7 +352,6 @@ void cgi_params::build(const request& req) {
     std::size_t need = 64 + 7 * req.script.size() + req.query.size();
     // A SCRIPT_NAME param makes REQUEST_URI (below) as the script would: encoded (3 bytes per
     // byte at most), then copied with '?' and the query.
-    const std::string* named_script = find_param(req, "SCRIPT_NAME");
     if (named_script)
         need += 6 * named_script->size() + 1 + req.query.size();
     // A header's value too: repeated headers are joined into one value here.
@@ -349,31 +359,36 @@ void cgi_params::build(const request& req) {
         need += 5 + h.first.size() + 2 + h.second.size();
     arena_.clear();
     arena_.reserve(need);
-    auto own = [&](std::string_view a, std::string_view b = {},
-                   std::string_view c = {}) -> std::string_view {
-        std::size_t at = arena_.size();
-        // A reallocation would leave every earlier view dangling: `need` must cover it all.
-        assert(at + a.size() + b.size() + c.size() <= arena_.capacity());
-        arena_.append(a).append(b).append(c);
-        return std::string_view(arena_).substr(at);
-    };
-    char digits[24];
-    auto number = [&](std::uint64_t v) -> std::string_view {
-        auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), v);
-        return own(std::string_view(digits, static_cast<std::size_t>(end - digits)));
-    };
+}
 
+cgi_params::script_paths cgi_params::derive_paths(const request& req,
+                                                  const std::string* named_script) {
+    script_paths out;
     std::string_view script = req.script;
-    std::string_view root = req.document_root;
-    if (root.empty())
-        root = script.substr(0, std::max<std::size_t>(script.rfind('/'), 1));
-    while (root.size() > 1 && root.back() == '/')
-        root.remove_suffix(1);
-    std::string_view script_name = script;
+    out.root = req.document_root;
+    if (out.root.empty())
+        out.root = script.substr(0, std::max<std::size_t>(script.rfind('/'), 1));
+    while (out.root.size() > 1 && out.root.back() == '/')
+        out.root.remove_suffix(1);
+    out.script_name = script;
     std::string scratch;
-    if (auto name = script_name_below(root, script, scratch))
-        script_name = scratch.empty() ? *name : own(*name);  // scratch dies with this call
+    if (auto name = script_name_below(out.root, script, scratch))
+        out.script_name = scratch.empty() ? *name : own(*name);  // scratch dies with this call
 
+    // REQUEST_URI is a URI, as a web server passes it: a '?', '%', '#' or space in the path is
+    // encoded (SCRIPT_NAME stays decoded), so a router splitting at '?' finds the real query.
+    // A SCRIPT_NAME param (a script outside document_root, or a front controller's public
+    // name) is the path REQUEST_URI names too: the file system path is not a URI.
+    std::string_view uri_path = named_script ? std::string_view(*named_script) : out.script_name;
+    if (!std::all_of(uri_path.begin(), uri_path.end(), is_path_char)) {
+        auto own_one = [this](std::string_view part) { return own(part); };
+        uri_path = percent_encode_path(uri_path, own_one);
+    }
+    out.uri = req.query.empty() ? uri_path : own(uri_path, "?", req.query);
+    return out;
+}
+
+void cgi_params::add_standard(const request& req, const script_paths& paths) {
     // validate() allows one Content-Type header; given empty, it is sent empty.
     std::optional<std::string_view> content_type;
     for (const auto& [name, value] : req.headers)
@@ -382,28 +397,18 @@ void cgi_params::build(const request& req) {
     if (!content_type && req.body_size() != 0)
         content_type = "application/x-www-form-urlencoded";
 
-    // validate() checked a Content-Length header or CONTENT_LENGTH param against it.
-    std::string_view content_length = number(req.body_size());
-    // REQUEST_URI is a URI, as a web server passes it: a '?', '%', '#' or space in the path is
-    // encoded (SCRIPT_NAME stays decoded), so a router splitting at '?' finds the real query.
-    // A SCRIPT_NAME param (a script outside document_root, or a front controller's public
-    // name) is the path REQUEST_URI names too: the file system path is not a URI.
-    std::string_view uri_path = named_script ? std::string_view(*named_script) : script_name;
-    if (!std::all_of(uri_path.begin(), uri_path.end(), is_path_char))
-        uri_path = percent_encode_path(uri_path, own);
-    std::string_view uri = req.query.empty() ? uri_path : own(uri_path, "?", req.query);
-
     params_ = {
         {"GATEWAY_INTERFACE", "CGI/1.1"},
         {"SERVER_PROTOCOL", "HTTP/1.1"},
         {"SERVER_SOFTWARE", "asio-fcgi"},
         {"REQUEST_METHOD", req.effective_method()},
-        {"SCRIPT_FILENAME", script},
-        {"SCRIPT_NAME", script_name},
-        {"DOCUMENT_ROOT", root},
-        {"REQUEST_URI", uri},
+        {"SCRIPT_FILENAME", req.script},
+        {"SCRIPT_NAME", paths.script_name},
+        {"DOCUMENT_ROOT", paths.root},
+        {"REQUEST_URI", paths.uri},
         {"QUERY_STRING", req.query},
-        {"CONTENT_LENGTH", content_length},
+        // validate() checked a Content-Length header or CONTENT_LENGTH param against it.
+        {"CONTENT_LENGTH", own_number(req.body_size())},
         {"CONTENT_TYPE", content_type.value_or(std::string_view())},
         {"REMOTE_ADDR", "127.0.0.1"},
         {"REMOTE_PORT", "0"},
@@ -412,12 +417,14 @@ void cgi_params::build(const request& req) {
         {"SERVER_PORT", "80"},
     };
     if (req.role == protocol::role::filter) {
-        params_.push_back({"FCGI_DATA_LENGTH", number(req.data.size())});
+        params_.push_back({"FCGI_DATA_LENGTH", own_number(req.data.size())});
         if (req.data_last_modified)
-            params_.push_back({"FCGI_DATA_LAST_MOD", number(*req.data_last_modified)});
+            params_.push_back({"FCGI_DATA_LAST_MOD", own_number(*req.data_last_modified)});
     }
-    add_headers(req.headers, own);
-    for (const auto& [name, value] : req.params) {
+}
+
+void cgi_params::apply_params(const std::vector<std::pair<std::string, std::string>>& params) {
+    for (const auto& [name, value] : params) {
         auto it = std::find_if(params_.begin(), params_.end(),
                                [&](const protocol::name_value& p) { return p.name == name; });
         if (it != params_.end())
@@ -425,6 +432,15 @@ void cgi_params::build(const request& req) {
         else
             params_.push_back({name, value});
     }
+}
+
+void cgi_params::build(const request& req) {
+    params_.clear();
+    const std::string* named_script = find_param(req, "SCRIPT_NAME");
+    reserve_arena(req, named_script);
+    add_standard(req, derive_paths(req, named_script));
+    add_headers(req.headers);
+    apply_params(req.params);
 }
 
 namespace {

@@ -404,4 +404,30 @@ BOOST_AUTO_TEST_CASE(messages_escape_and_cap_caller_bytes) {
     BOOST_TEST(why == "method 'G\\x1b[2JET' is not an HTTP token", why);
 }
 
+// One cgi_params reused, as the connection does: each build() starts afresh (nothing of the
+// previous request's params or arena shows), and a large request after a small one still fits.
+BOOST_AUTO_TEST_CASE(reused_builder_starts_afresh) {
+    fcgi::request big;
+    big.script = "/srv/www/./a b.php";
+    big.document_root = "/srv/www/";
+    big.query = "q=1";
+    big.headers = {{"Cookie", "a=1"}, {"X-A", std::string(3000, 'v')}, {"cookie", "b=2"}};
+    big.params = {{"APP_ENV", "test"}, {"SCRIPT_NAME", "/" + std::string(2000, ' ')}};
+    big.role = fcgi::protocol::role::filter;
+    big.data = "12345";
+    fcgi::request small;
+    small.script = "/a/b.php";
+    std::string why;
+    BOOST_TEST_REQUIRE(!fcgi::validate(big, why), why);
+    BOOST_TEST_REQUIRE(!fcgi::validate(small, why), why);
+    fcgi::detail::cgi_params reused;
+    for (const fcgi::request* req : {&small, &big, &small, &big}) {
+        reused.build(*req);
+        std::vector<std::pair<std::string, std::string>> got;
+        for (const auto& nv : reused.params())
+            got.emplace_back(nv.name, nv.value);
+        BOOST_TEST((got == in_order(*req)));
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
