@@ -56,6 +56,185 @@ void probe_server(const fcgi::endpoint& ep, milliseconds request_timeout, bench_
     s.multiplexed = !s.probe_ec && s.probe.mpxs_conns.value_or(false);
 }
 
+// The server and the request from the flags, the request prepared once; false (after saying
+// why) on a usage error.
+bool prepare_bench(const bench_flags& f, fcgi::endpoint& ep, fcgi::prepared_request& prepared) {
+    if (f.request.connect.empty()) {
+        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
+        return false;
+    }
+    if (auto ec = fcgi::parse_endpoint(f.request.connect, ep)) {
+        print_error("'" + f.request.connect + "': " + ec.message());
+        return false;
+    }
+    if (!f.fpm_status.empty() && !f.fpm_status.starts_with('/')) {
+        print_error("--fpm-status '" + f.fpm_status + "' must be an absolute path like /status");
+        return false;
+    }
+    fcgi::request req;
+    std::string why;
+    // Prepared once: every send then skips the checks and the params' encoding, which were a
+    // third of the client's instructions per request (docs/benchmarks.md).
+    const bool built = build_request(f.request, req, why);
+    if (f.no_retry)
+        req.idempotent = false;
+    if (!built || fcgi::prepare_request(std::move(req), prepared, why)) {
+        print_error(why);
+        return false;
+    }
+    return true;
+}
+
+// Whether to multiplex (asking the server under --multiplex auto) and how many connections
+// carry how many requests each; its warnings printed.
+bench_setup plan_connections(const bench_flags& f, const fcgi::endpoint& ep,
+                             milliseconds request_timeout) {
+    bench_setup setup;
+    if (f.multiplex == "auto")
+        probe_server(ep, request_timeout, setup);
+    else
+        setup.multiplexed = f.multiplex == "on";
+    size_bench(f.concurrency, f.connections, f.rate > 0, setup);
+    for (const auto& w : setup.warnings)
+        print_error("warning: " + w);
+    return setup;
+}
+
+// The client's pool, sized by `setup`, with the flags' limits and deadline.
+fcgi::client_options pool_options(const bench_flags& f, const fcgi::endpoint& ep,
+                                  const bench_setup& setup, milliseconds request_timeout) {
+    fcgi::client_options options;
+    options.endpoints.push_back(ep);
+    options.max_connections_per_endpoint = setup.connections;
+    if (setup.multiplexed) {
+        options.mode = fcgi::multiplexing::on;
+        options.max_requests_per_connection = static_cast<std::uint16_t>(setup.per_connection);
+    }
+    // Measure the pool as configured: connections beyond php-fpm's workers are reported as
+    // unserved, not relieved by closing served ones.
+    options.backlog_relief = milliseconds(0);
+    options.connection.max_stdout_size = f.max_output;
+    options.connection.max_stderr_size = f.request.max_stderr;
+    if (request_timeout.count() > 0) {
+        options.connection.request_timeout = request_timeout;
+        options.connection.connect_timeout =
+            std::min(options.connection.connect_timeout, options.connection.request_timeout);
+    }
+    return options;
+}
+
+// After the first --fpm-status poll: whether the pool has a worker left for the polls, and for
+// every connection.
+void warn_about_pool(const fpm_status_summary& s, const std::string& status_path,
+                     std::size_t connections) {
+    // Only a static pool's size is its limit: dynamic and ondemand start workers as
+    // connections come, up to a pm.max_children the page does not tell.
+    const bool sized = s.process_manager == "static";
+    if (s.polls == 0) {
+        print_error("warning: --fpm-status " + status_path + ": " + s.last_error);
+    } else if (sized && std::int64_t(connections) > s.total_processes) {
+        print_error("warning: " + std::to_string(connections) + " connections > the pool's " +
+                    std::to_string(s.total_processes) +
+                    " processes: connections beyond pm.max_children wait in the "
+                    "listen backlog, and status polls wait for a free worker");
+    } else if (sized && std::int64_t(connections) == s.total_processes) {
+        print_error("warning: " +
+                    (connections == 1 ? std::string("the connection takes the pool's only process")
+                                      : std::to_string(connections) +
+                                            " connections take all of the pool's processes") +
+                    ": each status poll waits for a free worker" +
+                    (connections > 1 ? "; --connections " + std::to_string(connections - 1) +
+                                           " leaves one for them"
+                                     : std::string()));
+    }
+}
+
+// After the report: what in the counts needs a word (requests never answered or kept waiting,
+// silent connections, statuses that suggest a wrong script).
+void warn_about_counts(const bench_counts& c, const bench_setup& setup) {
+    if (c.interrupted)
+        print_error("interrupted: the report covers the run until then");
+    if (c.unanswered > 0)
+        print_error(std::to_string(c.unanswered) +
+                    " requests were never answered (still in flight at the end of the run" +
+                    (c.unsent > 0 ? "; " + std::to_string(c.unsent) +
+                                        " of them still waited in the client for a connection"
+                                  : std::string()) +
+                    ")");
+    if (c.waited_in_client > 0)
+        print_error("warning: " + std::to_string(c.waited_in_client) + " of " +
+                    std::to_string(c.sent) + " requests found all " +
+                    std::to_string(setup.connections * setup.per_connection) +
+                    " in flight and waited in the client, so their latency includes that "
+                    "wait: the pace needs more in flight than --concurrency (rate x latency); "
+                    "raise it, and --connections up to php-fpm's pm.max_children");
+
+    if (c.unserved_connections > 0)
+        print_error("warning: " + std::to_string(c.unserved_connections) + " of " +
+                    std::to_string(setup.connections) +
+                    " connections never received a byte: the script wrote nothing before the "
+                    "run ended (give a --timeout longer than it runs), the server stalled, or the "
+                    "connections were beyond pm.max_children and waited in php-fpm's listen "
+                    "backlog (php-fpm "
+                    "keeps a worker per kept-alive connection; use --connections at most its "
+                    "number of workers: --fpm-status shows it)");
+    if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
+        // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
+        std::string seen;
+        for (const auto& [code, n] : c.status)
+            seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
+        print_error("warning: no response had a 2xx status (" + seen +
+                    "): check the script path and --root");
+    } else if (c.status_5xx > 0) {
+        print_error("warning: " + std::to_string(c.status_5xx) + " of " + std::to_string(c.ok) +
+                    " responses had a 5xx status; throughput counts them (--fail exits 22)");
+    }
+}
+
+// The exit status of a run that reached the server and spoke FastCGI with it.
+int exit_code(const bench_flags& f, const bench_counts& c) {
+    if (c.interrupted)
+        return 128 + c.signal;
+    if (c.sent == 0) {
+        // Exit 0 would pass a run that measured nothing (a --rate slower than the measured
+        // period) as a clean one.
+        print_error(
+            "no request was sent in the measured period (after --warmup): nothing was "
+            "measured");
+        return request_failure;
+    }
+    if (c.ok != c.sent)
+        return request_failure;
+    return f.request.fail && c.status_4xx_5xx > 0 ? http_failure : ok;
+}
+
+// Prints the report on stdout, then what went wrong or needs a word on stderr; the exit status.
+int report_bench(const bench_flags& f, const bench_setup& setup, const bench_run& run,
+                 const fpm_status_summary* st) {
+    const auto& c = run.counts();
+    const bench_times times{run.duration_s(), run.rps(), run.drain_s(), run.cpu_s()};
+    std::string report =
+        f.json ? json_report(f, setup, c, times, st) : human_report(f, setup, c, times, st);
+    if (!write_stdout(report)) {
+        print_error("cannot write the report to stdout");
+        return request_failure;
+    }
+    if (run.unreachable()) {
+        auto first = c.first_error.find(error_name(fcgi::error::no_endpoint));
+        print_error(f.request.connect + ": cannot connect; stopped before any response" +
+                    (first != c.first_error.end() ? ": " + first->second : std::string()));
+        return connect_failure;
+    }
+    if (run.protocol_broken()) {
+        print_error(f.request.connect +
+                    ": the server broke the FastCGI protocol before any response; stopped (is "
+                    "it a FastCGI responder, not an HTTP port?)");
+        return protocol_failure;
+    }
+    warn_about_counts(c, setup);
+    return exit_code(f, c);
+}
+
 }  // namespace
 
 void add_bench_flags(CLI::App& cmd, bench_flags& f) {
@@ -132,181 +311,44 @@ int run_bench(const bench_flags& f) {
     // first status poll then still ends in a report, not in the default action.
     sigset_t stop = stop_signals();
     ::pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-    if (f.request.connect.empty()) {
-        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
-        return usage_error;
-    }
     fcgi::endpoint ep;
-    if (auto ec = fcgi::parse_endpoint(f.request.connect, ep)) {
-        print_error("'" + f.request.connect + "': " + ec.message());
-        return usage_error;
-    }
-    if (!f.fpm_status.empty() && !f.fpm_status.starts_with('/')) {
-        print_error("--fpm-status '" + f.fpm_status + "' must be an absolute path like /status");
-        return usage_error;
-    }
-    fcgi::request req;
-    std::string why;
-    // Prepared once: every send then skips the checks and the params' encoding, which were a
-    // third of the client's instructions per request (docs/benchmarks.md).
     fcgi::prepared_request prepared;
-    const bool built = build_request(f.request, req, why);
-    if (f.no_retry)
-        req.idempotent = false;
-    if (!built || fcgi::prepare_request(std::move(req), prepared, why)) {
-        print_error(why);
+    if (!prepare_bench(f, ep, prepared))
         return usage_error;
-    }
     // The run's deadline per request; --multiplex auto's question waits no longer either.
     const milliseconds request_timeout =
         f.request.timeout > 0 ? seconds_to_ms(f.request.timeout) : milliseconds(0);
-    bench_setup setup;
-    if (f.multiplex == "auto")
-        probe_server(ep, request_timeout, setup);
-    else
-        setup.multiplexed = f.multiplex == "on";
-    size_bench(f.concurrency, f.connections, f.rate > 0, setup);
-    for (const auto& w : setup.warnings)
-        print_error("warning: " + w);
-    const std::size_t connections = setup.connections;
-    fcgi::client_options options;
-    options.endpoints.push_back(ep);
-    options.max_connections_per_endpoint = connections;
-    if (setup.multiplexed) {
-        options.mode = fcgi::multiplexing::on;
-        options.max_requests_per_connection = static_cast<std::uint16_t>(setup.per_connection);
-    }
-    // Measure the pool as configured: connections beyond php-fpm's workers are reported as
-    // unserved, not relieved by closing served ones.
-    options.backlog_relief = milliseconds(0);
-    options.connection.max_stdout_size = f.max_output;
-    options.connection.max_stderr_size = f.request.max_stderr;
-    if (request_timeout.count() > 0) {
-        options.connection.request_timeout = request_timeout;
-        options.connection.connect_timeout =
-            std::min(options.connection.connect_timeout, options.connection.request_timeout);
-    }
+    const bench_setup setup = plan_connections(f, ep, request_timeout);
 
     asio::io_context ctx{1};  // one thread runs it: posts from handlers skip Asio's lock
     std::optional<fpm_status_poller> poller;
     if (!f.fpm_status.empty())
         poller.emplace(ctx.get_executor(), ep, f.fpm_status);
-    bench_run run(ctx, f, std::move(options), std::move(prepared), poller ? &*poller : nullptr);
-
+    bench_run run(ctx, f, pool_options(f, ep, setup, request_timeout), std::move(prepared),
+                  poller ? &*poller : nullptr);
     if (poller) {
         // One poll first: the pool's size tells whether --connections can be served at all.
         poller->poll_once([&] {
-            const auto& s = poller->summary();
-            // Only a static pool's size is its limit: dynamic and ondemand start workers as
-            // connections come, up to a pm.max_children the page does not tell.
-            const bool sized = s.process_manager == "static";
-            if (s.polls == 0) {
-                print_error("warning: --fpm-status " + f.fpm_status + ": " + s.last_error);
-            } else if (sized && std::int64_t(connections) > s.total_processes) {
-                print_error("warning: " + std::to_string(connections) +
-                            " connections > the pool's " + std::to_string(s.total_processes) +
-                            " processes: connections beyond pm.max_children wait in the "
-                            "listen backlog, and status polls wait for a free worker");
-            } else if (sized && std::int64_t(connections) == s.total_processes) {
-                print_error(
-                    "warning: " +
-                    (connections == 1 ? std::string("the connection takes the pool's only process")
-                                      : std::to_string(connections) +
-                                            " connections take all of the pool's processes") +
-                    ": each status poll waits for a free worker" +
-                    (connections > 1 ? "; --connections " + std::to_string(connections - 1) +
-                                           " leaves one for them"
-                                     : std::string()));
-            }
+            warn_about_pool(poller->summary(), f.fpm_status, setup.connections);
             run.start();
         });
     } else {
-        if (!setup.multiplexed && connections > warn_connections)
-            print_error("warning: " + std::to_string(connections) + " connections" +
+        if (!setup.multiplexed && setup.connections > warn_connections)
+            print_error("warning: " + std::to_string(setup.connections) + " connections" +
                         ": php-fpm's pm.max_children limits concurrency; connections beyond "
                         "it wait in the listen backlog");
         run.start();
     }
     ctx.run();
 
-    const auto& c = run.counts();
-    if (poller && c.signal != SIGTERM && !run.unreachable()) {
+    if (poller && run.counts().signal != SIGTERM && !run.unreachable()) {
         // The polls during a saturating run wait behind it; php-fpm's own "max listen queue",
         // read once the load is gone, still tells what queued (SIGTERM does not wait for it).
         poller->poll_after_run(nullptr);
         ctx.restart();
         ctx.run();
     }
-    const fpm_status_summary* st = poller ? &poller->summary() : nullptr;
-    const bench_times times{run.duration_s(), run.rps(), run.drain_s(), run.cpu_s()};
-    std::string report =
-        f.json ? json_report(f, setup, c, times, st) : human_report(f, setup, c, times, st);
-    if (!write_stdout(report)) {
-        print_error("cannot write the report to stdout");
-        return request_failure;
-    }
-    if (run.unreachable()) {
-        auto first = c.first_error.find(error_name(fcgi::error::no_endpoint));
-        print_error(f.request.connect + ": cannot connect; stopped before any response" +
-                    (first != c.first_error.end() ? ": " + first->second : std::string()));
-        return connect_failure;
-    }
-    if (run.protocol_broken()) {
-        print_error(f.request.connect +
-                    ": the server broke the FastCGI protocol before any response; stopped (is "
-                    "it a FastCGI responder, not an HTTP port?)");
-        return protocol_failure;
-    }
-    if (c.interrupted)
-        print_error("interrupted: the report covers the run until then");
-    if (c.unanswered > 0)
-        print_error(std::to_string(c.unanswered) +
-                    " requests were never answered (still in flight at the end of the run" +
-                    (c.unsent > 0 ? "; " + std::to_string(c.unsent) +
-                                        " of them still waited in the client for a connection"
-                                  : std::string()) +
-                    ")");
-    if (c.waited_in_client > 0)
-        print_error("warning: " + std::to_string(c.waited_in_client) + " of " +
-                    std::to_string(c.sent) + " requests found all " +
-                    std::to_string(setup.connections * setup.per_connection) +
-                    " in flight and waited in the client, so their latency includes that "
-                    "wait: the pace needs more in flight than --concurrency (rate x latency); "
-                    "raise it, and --connections up to php-fpm's pm.max_children");
-
-    if (c.unserved_connections > 0)
-        print_error("warning: " + std::to_string(c.unserved_connections) + " of " +
-                    std::to_string(connections) +
-                    " connections never received a byte: the script wrote nothing before the "
-                    "run ended (give a --timeout longer than it runs), the server stalled, or the "
-                    "connections were beyond pm.max_children and waited in php-fpm's listen "
-                    "backlog (php-fpm "
-                    "keeps a worker per kept-alive connection; use --connections at most its "
-                    "number of workers: --fpm-status shows it)");
-    if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
-        // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
-        std::string seen;
-        for (const auto& [code, n] : c.status)
-            seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
-        print_error("warning: no response had a 2xx status (" + seen +
-                    "): check the script path and --root");
-    } else if (c.status_5xx > 0) {
-        print_error("warning: " + std::to_string(c.status_5xx) + " of " + std::to_string(c.ok) +
-                    " responses had a 5xx status; throughput counts them (--fail exits 22)");
-    }
-    if (c.interrupted)
-        return 128 + c.signal;
-    if (c.sent == 0) {
-        // Exit 0 would pass a run that measured nothing (a --rate slower than the measured
-        // period) as a clean one.
-        print_error(
-            "no request was sent in the measured period (after --warmup): nothing was "
-            "measured");
-        return request_failure;
-    }
-    if (c.ok != c.sent)
-        return request_failure;
-    return f.request.fail && c.status_4xx_5xx > 0 ? http_failure : ok;
+    return report_bench(f, setup, run, poller ? &poller->summary() : nullptr);
 }
 
 }  // namespace fcgi_cli
