@@ -31,6 +31,7 @@ namespace {
 using fcgi::test::binary_data;
 using fcgi::test::md5_of;
 using fcgi::test::temp_file;
+using fcgi::test::temp_socket_path;
 
 using fcgi::test::run_result;
 using fcgi::test::run_spec;
@@ -63,10 +64,6 @@ std::string json_path(const std::string& p) {
 bool is_one_error_line(const std::string& err) {
     return err.starts_with("fcgi: ") && std::count(err.begin(), err.end(), '\n') == 1 &&
            err.back() == '\n';
-}
-
-std::string missing_socket() {
-    return (fs::temp_directory_path() / "fcgi-cli-test-no-such.sock").string();
 }
 
 struct fpm_fixture {
@@ -319,6 +316,7 @@ BOOST_AUTO_TEST_CASE(close_seen_behind_a_full_stdout_says_how_long_it_waited) {
 // before that (no server, a timeout, --fail's 404) leaves the last good copy as it was.
 BOOST_AUTO_TEST_CASE(output_file_is_replaced_only_by_a_response) {
     temp_file out("last good copy");
+    temp_socket_path missing;  // nothing listens there
     auto kept = [&] {
         std::ifstream f(out.path, std::ios::binary);
         return std::string((std::istreambuf_iterator<char>(f)), {});
@@ -329,7 +327,7 @@ BOOST_AUTO_TEST_CASE(output_file_is_replaced_only_by_a_response) {
         int exit_code;
     };
     const failure failures[] = {
-        {"no server", {"-c", "unix:" + missing_socket(), php_fpm::script("hello.php")}, 3},
+        {"no server", {"-c", "unix:" + missing.path, php_fpm::script("hello.php")}, 3},
         {"--fail and a 404",
          {"-c", unix_ep, "-f", php_fpm::script("status.php") + "?code=404"},
          22},
@@ -355,7 +353,7 @@ BOOST_AUTO_TEST_CASE(output_file_is_replaced_only_by_a_response) {
     BOOST_TEST(kept() == "status 201\n");
 
     // A directory is refused before connecting.
-    auto dir = fcgi_cli({"request", "-c", "unix:" + missing_socket(), "-o",
+    auto dir = fcgi_cli({"request", "-c", "unix:" + missing.path, "-o",
                          fs::temp_directory_path().string(), php_fpm::script("hello.php")});
     BOOST_TEST(dir.exit_code == 2, dir.err);
     BOOST_TEST(dir.err.find("it is a directory") != std::string::npos, dir.err);
@@ -541,7 +539,8 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(no_connect.out.empty());
 
     // Against a socket that does not exist: a 3 would mean something was tried first.
-    const std::string nowhere = "unix:" + missing_socket();
+    temp_socket_path missing;
+    const std::string nowhere = "unix:" + missing.path;
     for (const auto& bad : std::vector<std::vector<std::string>>{
              {"--header", "X-Bad: a\r\nX-Injected: 1"},
              {"--header", "X-Bad: a\nb"},
@@ -593,7 +592,8 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
 }
 
 BOOST_AUTO_TEST_CASE(connect_failure_exits_3) {
-    const std::string ep = "unix:" + missing_socket();
+    temp_socket_path missing;
+    const std::string ep = "unix:" + missing.path;
     auto r = fcgi_cli({"request", "--connect", ep, php_fpm::script("hello.php")});
     BOOST_TEST(r.exit_code == 3);
     BOOST_TEST(r.out.empty());
@@ -667,7 +667,8 @@ BOOST_AUTO_TEST_CASE(probe_reports_get_values) {
             BOOST_TEST(r.err.empty());
         }
     }
-    const std::string ep = "unix:" + missing_socket();
+    temp_socket_path missing;
+    const std::string ep = "unix:" + missing.path;
     auto bad = fcgi_cli({"probe", "--connect", ep, "--timeout", "2"});
     BOOST_TEST(bad.exit_code == 3);
     BOOST_TEST(is_one_error_line(bad.err), bad.err);

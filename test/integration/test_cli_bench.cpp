@@ -16,6 +16,7 @@
 #include "support/fake_responder.hpp"
 #include "support/php_fpm.hpp"
 #include "support/spawn.hpp"
+#include "support/temp_file.hpp"
 
 #ifdef FCGI_CLI_PATH
 
@@ -286,8 +287,8 @@ BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {
 // sends for the whole --duration, says why, exits 3 as `fcgi request` does, and counts no
 // instant failure as throughput.
 BOOST_AUTO_TEST_CASE(unreachable_server_stops_the_run) {
-    const std::string nowhere =
-        "unix:" + (std::filesystem::temp_directory_path() / "fcgi-bench-no-such.sock").string();
+    fcgi::test::temp_socket_path missing;  // nothing listens there
+    const std::string nowhere = "unix:" + missing.path;
     auto r = bench({"--connect", nowhere, "--duration", "3", "--concurrency", "4", "--json",
                     php_fpm::script("hello.php")});
     BOOST_TEST_INFO("stderr: " << r.err);

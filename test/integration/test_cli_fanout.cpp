@@ -348,8 +348,8 @@ BOOST_AUTO_TEST_CASE(dead_endpoint_beside_a_live_one) {
     std::string input;
     for (int id = 0; id < 50; ++id)
         input += line_of({{"id", id}, {"script", php_fpm::script("hello.php")}});
-    const std::string missing =
-        "unix:" + (fs::temp_directory_path() / "fcgi-fanout-test-no-such.sock").string();
+    fcgi::test::temp_socket_path nothing_there;
+    const std::string missing = "unix:" + nothing_there.path;
     fcgi::test::refusing_port closed;
     const std::string refused = "127.0.0.1:" + std::to_string(closed.port());
     for (const auto& dead : {missing, refused}) {
@@ -471,8 +471,8 @@ BOOST_AUTO_TEST_CASE(idempotent_jobs_survive_a_worker_recycle) {
 // which then names the endpoint down; --max-output and --max-stderr set the response limits
 // (a body past its limit fails the job; STDERR past its limit is cut and counted).
 BOOST_AUTO_TEST_CASE(wait_when_down_and_response_limits) {
-    const std::string missing =
-        "unix:" + (fs::temp_directory_path() / "fcgi-fanout-test-no-such.sock").string();
+    fcgi::test::temp_socket_path nothing_there;
+    const std::string missing = "unix:" + nothing_there.path;
     const std::string job = line_of({{"id", 1}, {"script", php_fpm::script("hello.php")}});
     auto waited = fanout({"--connect", missing, "--wait-when-down", "--timeout", "0.4"}, job, 20s);
     BOOST_TEST(waited.exit_code == 6, waited.err);

@@ -28,6 +28,7 @@
 #include "fcgi/protocol/record_bodies.hpp"
 #include "support/php_fpm.hpp"
 #include "support/refusing_port.hpp"
+#include "support/temp_file.hpp"
 #include "support/unaccepted_listener.hpp"
 
 using fcgi::test::php_fpm;
@@ -174,8 +175,8 @@ BOOST_AUTO_TEST_CASE(php_fpm_reports_no_multiplexing) {
 
 BOOST_AUTO_TEST_CASE(missing_socket_is_an_error) {
     asio::io_context ctx;
-    auto path = std::filesystem::temp_directory_path() / "fcgi-gv-no-such.sock";
-    auto o = probe(ctx, fcgi::endpoint::unix_socket(path.string()));
+    fcgi::test::temp_socket_path missing;  // nothing listens there
+    auto o = probe(ctx, fcgi::endpoint::unix_socket(missing.path));
     // Asio 1.22 reports socket errors in its own "asio.system" category, which does not map
     // them to std::errc conditions: compare the values.
     BOOST_TEST((o.ec.category() == asio::error::get_system_category()));

@@ -38,8 +38,10 @@ inline std::string binary_data() {
     return s;
 }
 
-/// A fresh path for a unix socket a test binds itself (a marker file reserves the name); the
-/// socket file, which binding creates and closing leaves, is removed when the object goes.
+/// A fresh path for a unix socket a test binds itself, or connects to where nothing listens
+/// (a marker file reserves the name, so no other process's file is there: a fixed name in the
+/// shared temp dir could be); the socket file, which binding creates and closing leaves, is
+/// removed when the object goes.
 struct temp_socket_path {
     temp_socket_path() : path(marker.path + ".sock") {}
     ~temp_socket_path() {
