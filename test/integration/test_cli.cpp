@@ -439,8 +439,8 @@ BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
     // A relative script that climbs out of the current directory: its own directory is the
     // root, as for an absolute one. With --root it must stay below the root... (A fresh
     // directory as both: the checkout itself may be below /tmp.)
-    std::string away = (std::filesystem::temp_directory_path() / "fcgi-cwd-XXXXXX").string();
-    BOOST_REQUIRE(::mkdtemp(away.data()) != nullptr);
+    fcgi::test::temp_dir away_dir;
+    const std::string away = away_dir.path.string();
     const std::string climb = std::filesystem::path(server).lexically_relative(away).string();
     BOOST_REQUIRE(climb.starts_with("../"));
     run_spec climbing;
@@ -454,7 +454,6 @@ BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
     // ... unless SCRIPT_NAME is given: sent as given.
     climbing.args = {"request", "-c", unix_ep, "-r", away, "-p", "SCRIPT_NAME=/s.php", climb};
     expect_paths(run(climbing), away, "/s.php", server);
-    std::filesystem::remove(away);
 }
 
 BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {

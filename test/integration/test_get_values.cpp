@@ -61,10 +61,7 @@ outcome probe(asio::io_context& ctx, const fcgi::endpoint& ep, fcgi::get_values_
 class scripted_server {
   public:
     explicit scripted_server(asio::io_context& ctx) : acceptor_(ctx) {
-        std::string templ = (std::filesystem::temp_directory_path() / "fcgi-gv-XXXXXX").string();
-        BOOST_REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        dir_ = templ;
-        path_ = dir_ + "/s.sock";
+        path_ = (dir_.path / "s.sock").string();
         asio::local::stream_protocol::endpoint ep(path_);
         acceptor_.open(ep.protocol());
         acceptor_.bind(ep);
@@ -73,7 +70,6 @@ class scripted_server {
     ~scripted_server() {
         std::error_code ec;
         acceptor_.close(ec);
-        std::filesystem::remove_all(dir_, ec);
     }
 
     fcgi::endpoint endpoint() const { return fcgi::endpoint::unix_socket(path_); }
@@ -118,7 +114,7 @@ class scripted_server {
     }
 
     asio::local::stream_protocol::acceptor acceptor_;
-    std::string dir_;
+    fcgi::test::temp_dir dir_;
     std::string path_;
     std::string received_;
     bool client_closed_ = false;

@@ -33,6 +33,7 @@
 #include "fcgi/protocol/record_header.hpp"
 #include "support/fake_responder.hpp"
 #include "support/run_until.hpp"
+#include "support/temp_file.hpp"
 
 using asio::awaitable;
 using asio::use_awaitable;
@@ -185,10 +186,7 @@ result via_client(const fcgi::endpoint& ep, fcgi::request req, fcgi::client_opti
 class backlog_responder {
   public:
     explicit backlog_responder(int backlog) : acceptor_(ctx_) {
-        char tmpl[] = "/tmp/fcgi-hostile-XXXXXX";
-        BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-        dir_ = tmpl;
-        path_ = dir_ + "/fcgi.sock";
+        path_ = (dir_.path / "fcgi.sock").string();
         asio::local::stream_protocol::endpoint ep(path_);
         acceptor_.open(ep.protocol());
         acceptor_.bind(ep);
@@ -199,8 +197,6 @@ class backlog_responder {
     ~backlog_responder() {
         ctx_.stop();
         thread_.join();
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
     }
 
     fcgi::endpoint where() const { return fcgi::endpoint::unix_socket(path_); }
@@ -259,7 +255,7 @@ class backlog_responder {
 
     asio::io_context ctx_;
     asio::local::stream_protocol::acceptor acceptor_;
-    std::string dir_;
+    fcgi::test::temp_dir dir_;
     std::string path_;
     std::atomic<std::size_t> accepted_{0};
     std::thread thread_;

@@ -30,6 +30,23 @@ struct temp_file {
     std::string path;
 };
 
+/// A fresh private directory (mkdtemp), removed with everything in it when the object goes,
+/// whether or not the test reached its end.
+struct temp_dir {
+    temp_dir() {
+        std::string templ = (std::filesystem::temp_directory_path() / "fcgi-test-XXXXXX").string();
+        BOOST_REQUIRE(::mkdtemp(templ.data()) != nullptr);
+        path = templ;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    std::filesystem::path path;
+};
+
 /// 64 KiB holding every byte value, NUL, CR, LF and invalid UTF-8 included.
 inline std::string binary_data() {
     std::string s(64 * 1024, '\0');

@@ -12,9 +12,11 @@
 #include <fstream>
 
 #include "fcgi/endpoint.hpp"
+#include "support/temp_file.hpp"
 
 namespace fs = std::filesystem;
 using fcgi::endpoint;
+using fcgi::test::temp_dir;
 
 namespace {
 
@@ -25,20 +27,6 @@ std::error_code sys(int e) {
 bool has(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
-
-// A private directory, removed with everything in it.
-struct temp_dir {
-    temp_dir() {
-        std::string templ = (fs::temp_directory_path() / "fcgi-connect-text-XXXXXX").string();
-        BOOST_REQUIRE(::mkdtemp(templ.data()) != nullptr);
-        path = templ;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
-};
 
 }  // namespace
 
