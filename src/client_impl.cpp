@@ -217,22 +217,27 @@ void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::
 std::shared_ptr<void> client_impl::handler_watch() {
     if (shutdown_handlers_.empty())
         return nullptr;
-    // Released where the handler ran, on any thread: it only hops back to the executor.
+    // Released where the handler ran, on any thread: it only hops back to the executor. It
+    // does not keep the pool alive: the client, or hold_for_shutdown() once it is stopped, does
+    // that from the pool's own io_context, so a handler left in another context that outlives
+    // that one finds the pool gone instead of posting into a destroyed context.
     struct watch {
-        explicit watch(std::shared_ptr<client_impl> s) : self(std::move(s)) {}
+        explicit watch(std::weak_ptr<client_impl> c) : client(std::move(c)) {}
         watch(const watch&) = delete;  // each counts one handler back in, once
         watch& operator=(const watch&) = delete;
-        std::shared_ptr<client_impl> self;
+        std::weak_ptr<client_impl> client;
         ~watch() {
-            auto ex = self->ex_;  // before the move below: argument order is unspecified
-            asio::post(ex, [self = std::move(self)] {
-                --self->handlers_out_;
-                self->check_shutdown_done();
-            });
+            if (auto self = client.lock()) {
+                auto ex = self->ex_;  // before the move below: argument order is unspecified
+                asio::post(ex, [self = std::move(self)] {
+                    --self->handlers_out_;
+                    self->check_shutdown_done();
+                });
+            }
         }
     };
     ++handlers_out_;
-    return std::make_shared<watch>(shared_from_this());
+    return std::make_shared<watch>(weak_from_this());
 }
 
 void client_impl::remove_closed(endpoint_pool& ep) {
@@ -904,9 +909,10 @@ void client_impl::stop() {
 }
 
 void client_impl::hold_for_shutdown() {
-    // The requests in flight complete through this object, after the connections' failures:
-    // a shutdown waiting for them completes then, even when the client is being destroyed.
-    if (stopped_ && !shutdown_handlers_.empty() && !in_flight_.empty()) {
+    // The requests in flight complete through this object, after the connections' failures,
+    // and handlers handed out report back to it (handler_watch()): a shutdown waiting for them
+    // completes then, even when the client is being destroyed.
+    if (stopped_ && !shutdown_handlers_.empty() && (!in_flight_.empty() || handlers_out_ > 0)) {
         hold_timer_.expires_at(clock::time_point::max());
         hold_timer_.async_wait([self = shared_from_this()](std::error_code) {});
     }

@@ -1263,6 +1263,42 @@ BOOST_AUTO_TEST_CASE(shutdown_counts_a_handler_destroyed_unrun_as_done) {
     BOOST_TEST(run.order == (std::vector<std::string>{"shutdown"}));
 }
 
+// The client destroyed while its shutdown waits for such handlers: the shutdown still completes
+// (client_stopped) once they have run. And when the client's own io_context goes first, the
+// handlers left in the other one find the pool gone and post nothing into the destroyed
+// context (the ASan pass watches that).
+BOOST_AUTO_TEST_CASE(shutdown_behind_foreign_handlers_outlives_the_client) {
+    {
+        fake_responder fake;
+        asio::io_context ctx;
+        std::optional<fcgi::client> client(std::in_place, ctx,
+                                           plain_pool(fake.unix_endpoint(), 1, 100ms));
+        foreign_handler_run run;
+        shutdown_behind_foreign_handlers(fake, ctx, *client, run, false);
+        client.reset();  // from outside ctx: the stop is posted there
+        for (int i = 0; i < 1000 && ctx.poll() > 0; ++i) {
+        }
+        BOOST_TEST(!run.shut.has_value(), "the shutdown completed before the handlers ran");
+        BOOST_TEST(run.other->poll() == 2u);
+        BOOST_REQUIRE(run_until(ctx, [&] { return run.shut.has_value(); }));
+        BOOST_TEST(*run.shut == fcgi::error::client_stopped, run.shut->message());
+        BOOST_TEST(run.order == (std::vector<std::string>{"first", "second", "shutdown"}));
+    }
+    {
+        fake_responder fake;
+        foreign_handler_run run;  // before ctx: `other` outlives it
+        std::optional<asio::io_context> ctx(std::in_place);
+        std::optional<fcgi::client> client(std::in_place, *ctx,
+                                           plain_pool(fake.unix_endpoint(), 1, 100ms));
+        shutdown_behind_foreign_handlers(fake, *ctx, *client, run, false);
+        client.reset();
+        ctx.reset();                          // the pool goes with it, its shutdown never done
+        BOOST_TEST(run.other->poll() == 2u);  // the handlers still run, and report to no one
+        BOOST_TEST(!run.shut.has_value());
+        BOOST_TEST(run.order == (std::vector<std::string>{"first", "second"}));
+    }
+}
+
 BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
     fake_responder fake({.script_for = [](const seen_request& r) {
         auto s = fcgi::test::echo_script(r);

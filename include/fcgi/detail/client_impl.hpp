@@ -126,7 +126,8 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// After a request on `conn` ended (answered, failed or queued again): closes the
     /// connection if it is idle and retiring, serves the queue, watches what went idle.
     void after_request(endpoint_pool& ep, const std::shared_ptr<connection_impl>& conn);
-    /// Keeps the pool alive while a shutdown waits for requests that stop() failed.
+    /// Keeps the pool alive while a shutdown waits for requests that stop() failed, or for
+    /// request handlers still to report back (handler_watch()).
     void hold_for_shutdown();
     void on_connection_event();
     /// Arms the idle timer for the connection idle longest, unless armed or none is idle.
