@@ -55,20 +55,12 @@ inline std::string binary_data() {
     return s;
 }
 
-/// A fresh path for a unix socket a test binds itself, or connects to where nothing listens
-/// (a marker file reserves the name, so no other process's file is there: a fixed name in the
-/// shared temp dir could be); the socket file, which binding creates and closing leaves, is
-/// removed when the object goes.
+/// A fresh path for a unix socket a test binds itself, or connects to where nothing listens:
+/// inside a private directory, so no other process's file is there (a fixed name in the shared
+/// temp dir could be); the directory, and a socket file binding left there, go with the object.
 struct temp_socket_path {
-    temp_socket_path() : path(marker.path + ".sock") {}
-    ~temp_socket_path() {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-    }
-    temp_socket_path(const temp_socket_path&) = delete;
-    temp_socket_path& operator=(const temp_socket_path&) = delete;
-    temp_file marker{""};
-    std::string path;
+    temp_dir dir;
+    std::string path = (dir.path / "s.sock").string();
 };
 
 }  // namespace fcgi::test
