@@ -1719,11 +1719,10 @@ BOOST_AUTO_TEST_CASE(retried_request_keeps_its_deadline_and_shutdown_sees_it_go)
 // events: two connects to an endpoint that refuses (no socket) fail in the same turn, and the
 // first failure's pump must not drop the second connection before its own completion counts it.
 BOOST_AUTO_TEST_CASE(every_connect_failure_is_counted) {
-    fcgi::test::temp_file dir_marker("");
+    fcgi::test::temp_socket_path nowhere;  // nothing listens there
     asio::io_context ctx;
-    fcgi::client client(
-        ctx.get_executor(),
-        plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 2, 60s));
+    fcgi::client client(ctx.get_executor(),
+                        plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 2, 60s));
     outcomes o;
     for (const char* id : {"r1", "r2"})
         start(client, fcgi::test::tagged_request(id), o[id]);
@@ -1779,9 +1778,9 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_still_opens_the_pool) {
 // -- initial_backoff 0 still marks a refusing endpoint down (as 1 ms): the request fails with
 // no_endpoint instead of reconnecting in a loop until its deadline.
 BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
-    fcgi::test::temp_file dir_marker("");
+    fcgi::test::temp_socket_path nowhere;  // nothing listens there
     asio::io_context ctx;
-    auto opts = plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 2, 0ms);
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 2, 0ms);
     opts.max_backoff = 0ms;
     fcgi::client client(ctx.get_executor(), opts);
     auto req = fcgi::test::tagged_request("z");
@@ -1848,10 +1847,9 @@ BOOST_AUTO_TEST_CASE(backoff_doubles_once_per_round_of_refused_connects) {
 // every failure) would keep every round initial_backoff apart. Lower bounds only: a loaded
 // machine can only stretch the gaps.
 BOOST_AUTO_TEST_CASE(backoff_grows_with_each_failed_round) {
-    fcgi::test::temp_file dir_marker("");
+    fcgi::test::temp_socket_path nowhere;  // nothing listens there
     asio::io_context ctx;
-    auto opts =
-        plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 1, 200ms);
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 1, 200ms);
     opts.max_backoff = 10s;
     fcgi::client client(ctx.get_executor(), opts);
     std::vector<steady::time_point> rounds;  // when each refused connect was reported
@@ -1983,10 +1981,9 @@ BOOST_AUTO_TEST_CASE(reset_backoff_sends_what_waits_for_the_endpoint) {
 // be checked only by the connection that took it: it failed with whatever happened meanwhile
 // (no_endpoint here, request_timeout behind a busy pool), or opened a connection to be refused.
 BOOST_AUTO_TEST_CASE(invalid_request_fails_before_it_waits) {
-    fcgi::test::temp_file dir_marker("");
+    fcgi::test::temp_socket_path nowhere;  // nothing listens there
     asio::io_context ctx;
-    auto opts =
-        plain_pool(fcgi::endpoint::unix_socket(dir_marker.path + ".no-such.sock"), 1, 100ms);
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 1, 100ms);
     fcgi::client client(ctx.get_executor(), opts);
     auto relative = fcgi::test::tagged_request("relative");
     relative.script = "relative.php";
