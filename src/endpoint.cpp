@@ -67,8 +67,11 @@ endpoint endpoint::tcp(std::string host, std::uint16_t port) {
 
 std::error_code parse_endpoint(std::string_view text, endpoint& out) {
     endpoint e;
-    if (text.starts_with("unix:") || text.starts_with("/")) {
-        std::string_view path = text.starts_with("/") ? text : text.substr(5);
+    // "./" and "../" too: a socket in or near the current directory, never a host:port.
+    const bool bare_path =
+        text.starts_with("/") || text.starts_with("./") || text.starts_with("../");
+    if (bare_path || text.starts_with("unix:")) {
+        std::string_view path = bare_path ? text : text.substr(5);
         // A longer path cannot be connected to at all: say so now, not at the first request.
         if (path.empty() || path.size() > endpoint::max_unix_path)
             return error::invalid_endpoint;

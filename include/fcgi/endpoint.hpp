@@ -10,8 +10,9 @@ namespace fcgi {
 
 /// A FastCGI server address.
 ///
-/// Parsed from `unix:/path/to.sock`, a bare absolute path (unix socket), `tcp:host:port`,
-/// `host:port` or `[v6addr]:port`. Host names are resolved when connecting.
+/// Parsed from `unix:/path/to.sock` (or `unix:` and any path), a bare path starting with `/`,
+/// `./` or `../` (unix socket), `tcp:host:port`, `host:port` or `[v6addr]:port`. Host names are
+/// resolved when connecting; relative socket paths against the current directory.
 struct endpoint {
     /// Transport of the endpoint.
     enum class kind {

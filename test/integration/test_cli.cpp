@@ -456,6 +456,23 @@ BOOST_AUTO_TEST_CASE(relative_script_against_cwd_and_root) {
     expect_paths(run(climbing), away, "/s.php", server);
 }
 
+// A socket next to the caller, as `-c ./php-fpm.sock`: a bare relative path starting with ./
+// is a unix socket, resolved against the current directory (docs/cli.md).
+BOOST_AUTO_TEST_CASE(relative_socket_path) {
+    const std::filesystem::path sock = unix_ep.substr(std::string_view("unix:").size());
+    run_spec here;
+    here.args = {"request", "-c", "./" + sock.filename().string(), php_fpm::script("hello.php")};
+    here.cwd = sock.parent_path().string();
+    auto r = run(here);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out == "Hello, world!\n");
+    // Without ./ the name is neither a path nor host:port: a usage error saying what is.
+    here.args[2] = sock.filename().string();
+    auto bare = run(here);
+    BOOST_TEST(bare.exit_code == 2, bare.err);
+    BOOST_TEST(bare.err.find("starting with / or ./") != std::string::npos, bare.err);
+}
+
 BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
     auto r = fcgi_cli({"request", "-c", unix_ep, php_fpm::script("stderr.php")});
     BOOST_TEST(r.exit_code == 0);

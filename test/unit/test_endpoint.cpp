@@ -17,6 +17,11 @@ BOOST_AUTO_TEST_CASE(unix_forms) {
     BOOST_TEST((bare.type == endpoint::kind::unix_socket));
     BOOST_TEST(bare.path == "/tmp/x.sock");
     BOOST_TEST((bare == endpoint::unix_socket("/tmp/x.sock")));
+    // Relative paths: with unix:, or bare when they start with ./ or ../ (no host:port does).
+    BOOST_TEST(endpoint::parse("./fpm.sock").path == "./fpm.sock");
+    BOOST_TEST(endpoint::parse("../run/fpm.sock").path == "../run/fpm.sock");
+    BOOST_TEST(endpoint::parse("unix:fpm.sock").path == "fpm.sock");
+    BOOST_TEST((endpoint::parse("./fpm.sock").type == endpoint::kind::unix_socket));
 }
 
 // sockaddr_un holds 107 bytes of path: a longer one is refused when parsed, not thrown from
@@ -49,8 +54,8 @@ BOOST_AUTO_TEST_CASE(tcp_forms) {
 
 BOOST_AUTO_TEST_CASE(malformed_are_rejected_and_quoted) {
     for (const char* bad :
-         {"", "unix:", "localhost", "host:", ":9000", "host:0", "host:65536", "host:12x",
-          "::1:9000", "[::1]9000", "[::1]:", "tcp:", "a b:80", "host:-1"}) {
+         {"", "unix:", "localhost", "fpm.sock", ".", "..", "host:", ":9000", "host:0", "host:65536",
+          "host:12x", "::1:9000", "[::1]9000", "[::1]:", "tcp:", "a b:80", "host:-1"}) {
         endpoint out;
         BOOST_TEST(fcgi::parse_endpoint(bad, out) == fcgi::error::invalid_endpoint, bad);
         try {
