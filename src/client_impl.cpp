@@ -862,6 +862,7 @@ void client_impl::relieve_backlog() {
                 continue;
             }
             pc->relieved = true;
+            ++p.backlog_reliefs;
             idle->conn->close(asio::error::operation_aborted);
         }
     }
@@ -977,6 +978,7 @@ client_stats client_impl::stats() const {
             e.unserved += unserved(*pc->conn, pc->connected);
         }
         e.reconnects = p.closed;
+        e.backlog_reliefs = p.backlog_reliefs;
         e.failed_by_reason = p.failed_by_reason;
         e.in_flight = p.in_flight;
         e.down = p.hold.down(now) || p.hold.holding_requests(now);

@@ -124,7 +124,11 @@ struct endpoint_stats {
     std::uint64_t connects = 0;          ///< connection attempts (reconnects included)
     std::uint64_t reconnects = 0;        ///< connections that were open and closed since
     std::uint64_t connect_failures = 0;  ///< connection attempts that failed
-    std::uint64_t completed = 0;         ///< requests that got a response
+    /// Idle connections closed to free a php-fpm worker for a new connection that got no byte
+    /// back for `backlog_relief` (client_options): more connections than pm.max_children, as a
+    /// rule. Each costs the waiting request that long; they count in `reconnects` too.
+    std::uint64_t backlog_reliefs = 0;
+    std::uint64_t completed = 0;  ///< requests that got a response
     /// Requests that failed on this endpoint (after any retry). One that fails while queued (its
     /// deadline, no_endpoint), a retry included, counts only in client_stats::failed.
     std::uint64_t failed = 0;

@@ -308,6 +308,10 @@ BOOST_AUTO_TEST_CASE(more_connections_than_workers_still_finishes) {
     for (const auto& j : lines)
         BOOST_TEST(j["status"] == 200, j.dump());
     BOOST_TEST(has(r.err, "fanout: 40 jobs, 40 ok, 0 failed\n"), r.err);
+    // ... and the summary says why those jobs took a second, and what to change.
+    BOOST_TEST(has(r.err, " got no answer for 1000 ms, waiting in php-fpm's listen backlog"),
+               r.err);
+    BOOST_TEST(has(r.err, "keep --connections at most pm.max_children"), r.err);
 }
 
 BOOST_AUTO_TEST_CASE(body_base64_round_trip) {

@@ -1580,6 +1580,7 @@ BOOST_AUTO_TEST_CASE(backlog_relief_closes_one_idle_connection_per_waiting_one) 
             auto e = client.stats().endpoints[0];
             BOOST_TEST(e.connects == 5u);
             BOOST_TEST(e.reconnects == (relief.count() > 0 ? 2u : 0u));
+            BOOST_TEST(e.backlog_reliefs == (relief.count() > 0 ? 2u : 0u));
             BOOST_TEST(e.open == (relief.count() > 0 ? 3u : 5u));
             BOOST_TEST(e.completed == 8u);
             client.stop();

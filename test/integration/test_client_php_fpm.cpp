@@ -354,6 +354,7 @@ BOOST_AUTO_TEST_CASE(backlog_relief_frees_the_worker_for_a_waiting_connection) {
     }
     BOOST_TEST(results[2].second.body == results[0].second.body);  // the one worker's pid
     BOOST_TEST(endpoint().reconnects == 1u);  // the kept-alive one, closed to free the worker
+    BOOST_TEST(endpoint().backlog_reliefs == 1u);
     BOOST_TEST(endpoint().unserved == 0u);
     client.stop();
 }
@@ -385,6 +386,7 @@ BOOST_AUTO_TEST_CASE(backlog_relief_under_a_steady_queue) {
     BOOST_REQUIRE(fcgi::test::run_until(ctx, [&] { return endpoint().unserved == 1u; }));
     BOOST_REQUIRE(fcgi::test::run_until(
         ctx, [&] { return endpoint().reconnects >= 1u; }, 30s));
+    BOOST_TEST(endpoint().backlog_reliefs >= 1u);  // that close was a relief
     BOOST_TEST(done < n / 2, "relieved only after " << done << " of " << n + 1 << " requests");
     BOOST_REQUIRE(fcgi::test::run_until(
         ctx, [&] { return done == n + 1; }, 30s));

@@ -56,6 +56,19 @@ std::string multiplexing_line(const fcgi::endpoint_stats& e, std::uint16_t cap) 
     return head + " not multiplexed (" + why + "): one request per connection\n";
 }
 
+// Connections that waited in php-fpm's listen backlog until the pool closed an idle one: each
+// cost its first job `relief`, and only --connections above pm.max_children makes them.
+std::string backlog_line(const fcgi::endpoint_stats& e, milliseconds relief) {
+    const auto n = std::to_string(e.backlog_reliefs);
+    const bool one = e.backlog_reliefs == 1;
+    return "warning: " + e.where.to_string() + ": " + n + (one ? " connection" : " connections") +
+           " got no answer for " + std::to_string(relief.count()) +
+           " ms, waiting in php-fpm's listen backlog behind this pool's idle connections, so " + n +
+           (one ? " idle one was closed to free a worker"
+                : " idle ones were closed to free workers") +
+           "; keep --connections at most pm.max_children";
+}
+
 bool read_all(const std::string& name, std::string& out, std::string& why) {
     const bool from_stdin = name.empty() || name == "-";
     std::FILE* f = from_stdin ? stdin : std::fopen(name.c_str(), "rb");
@@ -278,6 +291,9 @@ int run_fanout(const fanout_flags& flags) {
             if (e.connects > 0)
                 write_stderr(multiplexing_line(e, options.max_requests_per_connection));
     }
+    for (const auto& e : client.stats().endpoints)
+        if (e.backlog_reliefs > 0)
+            print_error(backlog_line(e, options.backlog_relief));
     if (interrupted)
         print_error("interrupted: the jobs not finished by then failed with client_stopped");
     if (output_failed || summary.failed() > 0)

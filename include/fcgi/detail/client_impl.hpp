@@ -68,6 +68,7 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::size_t in_flight = 0;
         std::uint64_t connects = 0, connect_failures = 0, completed = 0, failed = 0;
         std::uint64_t closed = 0;  // connections that were open and closed since
+        std::uint64_t backlog_reliefs = 0;
         std::map<std::error_code, std::uint64_t> failed_by_reason;
         enum class probe { needed, running, done } probe_state = probe::done;
         // Stops a running probe when the client stops. The probe's handler owns the signal: its
