@@ -3097,7 +3097,8 @@ BOOST_AUTO_TEST_CASE(request_behind_a_waiting_retry_takes_an_idle_connection) {
 // A request that waits out its deadline behind a connect that never completes (its SYN
 // dropped: the accept queue of a listener that never accepts is full) says so, rather than
 // only "waiting for a connection".
-BOOST_AUTO_TEST_CASE(queue_timeout_names_a_pending_connect) {
+BOOST_AUTO_TEST_CASE(queue_timeout_names_a_pending_connect,
+                     *boost::unit_test::precondition(fcgi::test::syns_dropped_when_backlog_full)) {
     asio::io_context ctx;
     fcgi::test::unaccepted_listener listener;
     fcgi::client_options opts;

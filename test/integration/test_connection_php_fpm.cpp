@@ -17,6 +17,7 @@
 #include "fcgi/connection.hpp"
 #include "fcgi/error.hpp"
 #include "support/php_fpm.hpp"
+#include "support/unaccepted_listener.hpp"
 
 using fcgi::test::php_fpm;
 using namespace std::chrono_literals;
@@ -316,7 +317,8 @@ BOOST_AUTO_TEST_CASE(connect_errors) {
     });
 }
 
-BOOST_AUTO_TEST_CASE(connect_timeout_against_a_full_backlog) {
+BOOST_AUTO_TEST_CASE(connect_timeout_against_a_full_backlog,
+                     *boost::unit_test::precondition(fcgi::test::syns_dropped_when_backlog_full)) {
     // A listener that never accepts, with its accept queue filled: further SYNs are dropped,
     // so connect() neither succeeds nor fails (PROTOCOL.md item 2 seen from TCP).
     asio::io_context ctx;

@@ -280,7 +280,8 @@ BOOST_AUTO_TEST_CASE(silent_server_times_out) {
 // A connect that never completes (its SYN dropped: here the accept queue of a listener that
 // never accepts is full) is reported as connect_timeout when the overall deadline ends it, not
 // as request_timeout, which says the server took the question and did not answer.
-BOOST_AUTO_TEST_CASE(connect_pending_at_the_deadline_is_connect_timeout) {
+BOOST_AUTO_TEST_CASE(connect_pending_at_the_deadline_is_connect_timeout,
+                     *boost::unit_test::precondition(fcgi::test::syns_dropped_when_backlog_full)) {
     asio::io_context ctx;
     fcgi::test::unaccepted_listener listener;
     auto o = probe(ctx, listener.endpoint(), {.connect_timeout = 5s, .timeout = 300ms});
