@@ -15,6 +15,17 @@ namespace fcgi::detail {
 
 namespace proto = fcgi::protocol;
 
+namespace {
+
+// For a connection the server closed without ever sending a byte: php-fpm closes a connection
+// from an address its listen.allowed_clients does not list just so, as soon as a worker takes
+// it (no record is sent, and nothing is logged at the default log_level).
+constexpr const char* silent_close_hint =
+    "; a server that closes a new connection without a byte back may not accept this client "
+    "(php-fpm: listen.allowed_clients)";
+
+}  // namespace
+
 connection_impl::connection_impl(asio::any_io_executor ex, const connection_options& opts)
     : ex_(ex),
       opts_(opts),
@@ -117,6 +128,10 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     if (state_ != connection_state::open) {
         response r;
         r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
+        if (state_ == connection_state::closed && closed_with_ == error::connection_lost)
+            r.diagnostics += ": the server closed it after " +
+                             std::to_string(stats_.requests_completed) + " requests" +
+                             (stats_.bytes_read == 0 ? silent_close_hint : "");
         if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));
@@ -516,6 +531,7 @@ void connection_impl::close(std::error_code ec, std::string_view why) {
         return;
     bool was_connecting = state_ == connection_state::connecting;
     state_ = connection_state::closed;
+    closed_with_ = ec;
     std::error_code ignored;
     if (was_connecting)
         connect_cancel_.emit(asio::cancellation_type::terminal);
@@ -546,6 +562,8 @@ void connection_impl::close(std::error_code ec, std::string_view why) {
                 what = ec == error::connection_lost ? "server closed the connection"
                                                     : "connection closed";
             r.diagnostics = what + "; " + describe(s);
+            if (ec == error::connection_lost && why.empty() && stats_.bytes_read == 0)
+                r.diagnostics += silent_close_hint;
             complete(s, ec, std::move(r));
         }
         in_use_ -= s.in_use;

@@ -632,6 +632,24 @@ BOOST_AUTO_TEST_CASE(connect_failure_exits_3) {
     BOOST_TEST(r.err.find("is php-fpm running") != std::string::npos, r.err);
 }
 
+// php-fpm closes a connection from an address listen.allowed_clients does not list as soon as a
+// worker takes it, with nothing sent and nothing logged: the error line names the setting,
+// whether the close came before the request was written (not_connected) or after it.
+BOOST_AUTO_TEST_CASE(client_not_in_allowed_clients) {
+    php_fpm picky({.children = 1, .extra_pool_lines = {"listen.allowed_clients = 192.0.2.1"}});
+    const std::string ep = "127.0.0.1:" + std::to_string(picky.tcp_port());
+    auto r = fcgi_cli({"request", "-c", ep, php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 6, r.err);
+    BOOST_TEST(r.out.empty());
+    BOOST_TEST(is_one_error_line(r.err), r.err);
+    BOOST_TEST(r.err.find("may not accept this client (php-fpm: listen.allowed_clients)") !=
+                   std::string::npos,
+               r.err);
+    // Said once, without the hint about killed workers.
+    BOOST_TEST(r.err.find("allowed_clients") == r.err.rfind("allowed_clients"), r.err);
+    BOOST_TEST(r.err.find("request_terminate_timeout") == std::string::npos, r.err);
+}
+
 BOOST_AUTO_TEST_CASE(timeout_exits_4) {
     run_spec spec;
     spec.args = {"request",   "-c",  unix_ep,
@@ -672,6 +690,8 @@ BOOST_AUTO_TEST_CASE(killed_worker_is_named) {
     BOOST_TEST(r.err.find("(request_terminate_timeout, a crash, a reload)") != std::string::npos,
                r.err);
     BOOST_TEST(r.err.find("of it waiting for") == std::string::npos, r.err);  // stdout kept up
+    // Bytes came back, so not the hint for a server that refuses the client.
+    BOOST_TEST(r.err.find("may not accept this client") == std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_CASE(probe_reports_get_values) {

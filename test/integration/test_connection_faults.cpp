@@ -656,6 +656,8 @@ BOOST_AUTO_TEST_CASE(close_before_responding_is_connection_lost) {
         BOOST_TEST(ec == fcgi::condition::transport_error);
         BOOST_TEST(!resp.diagnostics.empty());
         BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        BOOST_TEST(resp.diagnostics.find("listen.allowed_clients") != std::string::npos,
+                   resp.diagnostics);
         BOOST_TEST(!open);
     }
 }
@@ -670,6 +672,8 @@ BOOST_AUTO_TEST_CASE(close_mid_response_is_connection_lost) {
         auto [ec, resp] = one_request(ep, fcgi::test::tagged_request("x"), {}, &open);
         BOOST_TEST(ec == fcgi::error::connection_lost, ec.message());
         BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        // Output came back: the server took this client, so no word of allowed_clients.
+        BOOST_TEST(resp.diagnostics.find("allowed_clients") == std::string::npos, resp.diagnostics);
         BOOST_TEST(!open);
     }
 }
@@ -684,8 +688,31 @@ BOOST_AUTO_TEST_CASE(close_right_after_accept) {
         BOOST_TEST((ec == fcgi::error::connection_lost || ec == fcgi::error::not_connected),
                    ec.message());
         BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+        // Not a byte came back: as php-fpm does to a client listen.allowed_clients leaves out.
+        BOOST_TEST(resp.diagnostics.find("(php-fpm: listen.allowed_clients)") != std::string::npos,
+                   resp.diagnostics);
         BOOST_TEST(!open);
     }
+}
+
+// The not_connected side of the race above, made certain: the close is seen before the request
+// is made, and the request's diagnostics say who closed the connection and when.
+BOOST_AUTO_TEST_CASE(request_after_the_server_closed_says_so) {
+    fake_responder fake({.close_on_accept = true});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+    BOOST_REQUIRE(run_until(ctx, [&] { return !conn.is_open(); }));
+    std::optional<std::pair<std::error_code, fcgi::response>> out;
+    conn.async_request(fcgi::test::tagged_request("x"), [&](std::error_code ec, fcgi::response r) {
+        out.emplace(ec, std::move(r));
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.has_value(); }));
+    BOOST_TEST(out->first == fcgi::error::not_connected, out->first.message());
+    const std::string& d = out->second.diagnostics;
+    BOOST_TEST(d.find("is not open: the server closed it after 0 requests") != std::string::npos,
+               d);
+    BOOST_TEST(d.find("(php-fpm: listen.allowed_clients)") != std::string::npos, d);
 }
 
 BOOST_AUTO_TEST_CASE(close_after_n_requests) {

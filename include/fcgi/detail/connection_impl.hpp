@@ -237,6 +237,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     bool connect_timed_out_ = false;
     endpoint endpoint_;
     connection_state state_ = connection_state::idle;
+    std::error_code closed_with_;  // what close() was given: said to requests started after it
 
     protocol::record_decoder decoder_;
     std::vector<char> read_buffer_;
