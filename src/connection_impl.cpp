@@ -130,7 +130,8 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
         r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
         if (state_ == connection_state::closed && closed_with_ == error::connection_lost)
             r.diagnostics += ": the server closed it after " +
-                             std::to_string(stats_.requests_completed) + " requests" +
+                             std::to_string(stats_.requests_completed) +
+                             (stats_.requests_completed == 1 ? " request" : " requests") +
                              (stats_.bytes_read == 0 ? silent_close_hint : "");
         if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);

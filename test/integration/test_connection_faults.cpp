@@ -731,6 +731,12 @@ BOOST_AUTO_TEST_CASE(close_after_n_requests) {
         BOOST_TEST((ec == fcgi::error::connection_lost || ec == fcgi::error::not_connected),
                    ec.message());
         BOOST_TEST(!resp.diagnostics.empty());
+        if (ec == fcgi::error::not_connected)  // the close was seen first: said with its count
+            BOOST_TEST(
+                resp.diagnostics.find("the server closed it after 2 requests") != std::string::npos,
+                resp.diagnostics);
+        // Bytes came back on it: the server took this client.
+        BOOST_TEST(resp.diagnostics.find("allowed_clients") == std::string::npos, resp.diagnostics);
         BOOST_TEST(!conn.is_open());
     });
     BOOST_TEST(fake.snapshot().connections_accepted == 1u);

@@ -64,8 +64,8 @@ void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_
 
 /// The help of -c/--connect, every command's: the address forms endpoint::parse takes.
 inline constexpr const char* connect_help =
-    "Server address: unix:/path.sock, /path.sock, ./path.sock, tcp:host:port, host:port, [v6]:port "
-    "(default: $FCGI_CONNECT)";
+    "Server address: unix:/path.sock, /path.sock, ./path.sock, tcp:host:port, host:port, "
+    "[v6]:port (default: $FCGI_CONNECT)";
 /// The help of -r/--root, for every command that builds requests as `fcgi request` does.
 inline constexpr const char* root_help =
     "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must be below it "
