@@ -466,7 +466,7 @@ BOOST_AUTO_TEST_CASE(relative_socket_path) {
     auto r = run(here);
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_TEST(r.out == "Hello, world!\n");
-    // Without ./ the name is neither a path nor host:port: a usage error saying what is.
+    // Without ./ the name is neither a path nor host:port: a usage error listing the forms.
     here.args[2] = sock.filename().string();
     auto bare = run(here);
     BOOST_TEST(bare.exit_code == 2, bare.err);
