@@ -84,12 +84,11 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
                         (flags.output.empty() ? "stdout" : "the output file") +
                         " to take the body: the server may have closed that much earlier)";
             }
-            // Unless the diagnostics already name the likelier cause of a close with nothing
-            // back (the library's hint about listen.allowed_clients).
-            if (resp.diagnostics.find("listen.allowed_clients") == std::string::npos)
-                hint =
-                    "; php-fpm closes the connection like this when it ends a worker mid-request "
-                    "(request_terminate_timeout, a crash, a reload): its error_log says which";
+            // Also beside the library's allowed_clients hint: a worker killed before it wrote
+            // anything looks the same, and the time above tells the two apart.
+            hint =
+                "; php-fpm closes the connection like this when it ends a worker mid-request "
+                "(request_terminate_timeout, a crash, a reload): its error_log says which";
         }
         print_error(
             describe_failure(where, what, ec, in_flag_terms(std::move(resp.diagnostics), false)) +
