@@ -284,14 +284,15 @@ int run_fanout(const fanout_flags& flags) {
     ctx.run();
 
     write_stderr(summary.text(finish - start));
+    const auto stats = client.stats();
     if (flags.multiplex == "auto") {
         // What came of the question, and why, per endpoint that was used: otherwise a server
         // that did not answer in time is run one request per connection without a word.
-        for (const auto& e : client.stats().endpoints)
+        for (const auto& e : stats.endpoints)
             if (e.connects > 0)
                 write_stderr(multiplexing_line(e, options.max_requests_per_connection));
     }
-    for (const auto& e : client.stats().endpoints)
+    for (const auto& e : stats.endpoints)
         if (e.backlog_reliefs > 0)
             print_error(backlog_line(e, options.backlog_relief));
     if (interrupted)
