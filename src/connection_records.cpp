@@ -9,7 +9,7 @@
 
 #include "exception_text.hpp"
 #include "fcgi/detail/ascii.hpp"
-#include "fcgi/detail/unknown_type_reply.hpp"
+#include "fcgi/detail/record_route.hpp"
 #include "fcgi/error.hpp"
 #include "stream_socket.hpp"
 
@@ -18,12 +18,6 @@ namespace fcgi::detail {
 namespace proto = fcgi::protocol;
 
 namespace {
-
-// The record types this connection sends: an UNKNOWN_TYPE naming one of them says the server
-// lacks it.
-constexpr proto::record_type sent_types[] = {
-    proto::record_type::begin_request, proto::record_type::abort_request,
-    proto::record_type::params, proto::record_type::stdin_, proto::record_type::data};
 
 // After a limit's name in a message: where a client user sets it.
 constexpr const char* in_a_client = "; client_options::connection in a client";
@@ -36,12 +30,6 @@ std::string bad_head_line(std::string_view line) {
     if (line.size() >= proto::cgi_head_parser::max_bad_line)
         out += "...";
     return out + "\"";
-}
-
-// The record type's name for a message: "STDOUT", or "type 42" for one FastCGI 1.0 lacks.
-std::string type_name(proto::record_type type) {
-    return proto::is_known(type) ? std::string(proto::to_string(type))
-                                 : "type " + std::to_string(static_cast<int>(type));
 }
 
 // Why a response failed while its records came in (`ec` from the assembler), naming the limit
@@ -233,73 +221,39 @@ bool connection_impl::process_input(std::string_view in) {
     return state_ == connection_state::open;
 }
 
-bool connection_impl::handle_management_record(const proto::record_piece& piece) {
-    const auto& h = piece.header;
-    if (h.type == proto::record_type::get_values_result)
-        return true;  // an answer nobody asked for on this connection: harmless
-    if (h.type == proto::record_type::unknown_type) {
-        auto reading = read_unknown_type(piece.content, sent_types, endpoint_.to_string());
-        close(reading.ec, reading.message);
-        return false;
-    }
-    close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
-                                  : std::error_code(error::unknown_record_type),
-          "record of " + type_name(h.type) + " for request 0 from " + endpoint_.to_string());
-    return false;
-}
-
 bool connection_impl::handle_piece(const proto::record_piece& piece, bool input_left) {
     const auto& h = piece.header;
-    if (h.request_id == proto::management_id)
-        return handle_management_record(piece);
-    slot& s = slots_[ids_.slot_of(h.request_id)];
-    if (!s.in_use || s.id != h.request_id) {
-        // An aborted request's late records (see request_ids): the server may answer the abort
-        // and still send what the request had produced.
-        if (ids_.quarantined(h.request_id))
-            return true;
-        close(error::unexpected_record,
-              "record of " + type_name(h.type) + " for request " + std::to_string(h.request_id) +
-                  ", which is not in flight (a late record of an earlier request?), from " +
-                  endpoint_.to_string());
+    routed_request to;
+    slot* target = nullptr;  // the slot the ID maps to; none for request 0
+    if (h.request_id != proto::management_id) {
+        target = &slots_[ids_.slot_of(h.request_id)];
+        to.in_flight = target->in_use && target->id == h.request_id;
+        to.quarantined = !to.in_flight && ids_.quarantined(h.request_id);
+        to.sent = target->written || target->writing;
+        to.ended = target->op && target->op->stream && target->op->stream->ended;
+    }
+    auto verdict = route_record(piece, to, endpoint_);
+    if (verdict.route == record_route::fail) {
+        close(verdict.ec, verdict.why);
         return false;
     }
-    if (!s.written && !s.writing) {
-        // Queued behind another request's write: whatever this answers, it is not that request.
-        close(error::unexpected_record,
-              "record of " + type_name(h.type) + " for request " + std::to_string(h.request_id) +
-                  ", which was not sent yet, from " + endpoint_.to_string());
-        return false;
-    }
-    if (s.op->stream && s.op->stream->ended) {
-        close(error::unexpected_record, "record of " + type_name(h.type) + " for request " +
-                                            std::to_string(h.request_id) +
-                                            " after its END_REQUEST from " + endpoint_.to_string());
-        return false;
+    if (verdict.route == record_route::drop)
+        return true;
+    slot& s = *target;  // routed to a request in flight
+    if (verdict.route == record_route::end_request) {
+        on_end_request(s, piece.content, input_left);
+        return state_ == connection_state::open;
     }
     std::error_code ec;
     std::string why;
-    switch (h.type) {
-        case proto::record_type::stdout_:
-            if (!s.abandoned && s.op->req.stdout_sink)
-                ec = on_streamed_stdout(s, piece.content, why);
-            else if (!s.abandoned)
-                ec = s.assembler.on_stdout(piece.content);
-            break;
-        case proto::record_type::stderr_:
-            if (!s.abandoned)
-                ec = s.assembler.on_stderr(piece.content);
-            break;
-        case proto::record_type::end_request:
-            on_end_request(s, piece.content, input_left);
-            return state_ == connection_state::open;
-        default:
-            close(proto::is_known(h.type) ? std::error_code(error::unexpected_record)
-                                          : std::error_code(error::unknown_record_type),
-                  "record of " + type_name(h.type) + " from server at " + endpoint_.to_string() +
-                      " for request " + std::to_string(h.request_id));
-            return false;
-    }
+    if (s.abandoned)
+        return true;  // its records are dropped until its END_REQUEST
+    if (verdict.route == record_route::stderr_)
+        ec = s.assembler.on_stderr(piece.content);
+    else if (s.op->req.stdout_sink)
+        ec = on_streamed_stdout(s, piece.content, why);
+    else
+        ec = s.assembler.on_stdout(piece.content);
     if (ec) {
         // As after a timeout: a multiplexed connection aborts this request alone and drops the
         // rest of its records; otherwise closing is the only way to stop the script (php-fpm).

@@ -210,8 +210,6 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void start_read();
     void on_read(std::error_code ec, std::size_t n);
     bool handle_piece(const protocol::record_piece& piece, bool input_left);
-    /// A record for request 0: only an unasked GET_VALUES_RESULT is let through.
-    bool handle_management_record(const protocol::record_piece& piece);
     void on_end_request(slot& s, std::string_view content, bool input_left);
     void fail_request(std::uint64_t serial, std::error_code ec, const char* what);
     void complete(slot& s, std::error_code ec, response&& r);
