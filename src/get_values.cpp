@@ -69,7 +69,8 @@ asio::awaitable<std::error_code> connect_socket(socket_type& sock, const endpoin
     co_return ec;
 }
 
-// Reads until the first GET_VALUES_RESULT record; merges further ones from the same read.
+// Reads until the first GET_VALUES_RESULT record; merges further ones from the same read, up to
+// the first other or broken record.
 asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_values_result& out) {
     proto::record_decoder decoder;
     std::array<char, 4096> buffer;
@@ -82,19 +83,30 @@ asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_value
         while (!in.empty()) {
             auto r = decoder.feed(in);
             in.remove_prefix(r.consumed);
-            if (r.ec)
+            // Anything after the answer, broken or not, is no concern of a closing probe: the
+            // outcome must not depend on whether it came in the answer's read or a later one.
+            if (r.ec) {
+                if (answered)
+                    break;
                 co_return r.ec;
+            }
             if (!r.has_piece)
                 continue;
             const auto& h = r.piece.header;
             if (h.type == proto::record_type::get_values_result) {
-                if (auto pec = proto::parse_get_values_result(r.piece.content, out))
+                // Merged only when it parses whole: a broken later record adds nothing.
+                auto merged = out;
+                if (auto pec = proto::parse_get_values_result(r.piece.content, merged)) {
+                    if (answered)
+                        break;
                     co_return pec;
+                }
+                out = std::move(merged);
                 answered = true;
                 continue;
             }
             if (answered)
-                break;  // anything after the answer is no concern of a closing probe
+                break;
             if (h.type == proto::record_type::unknown_type) {
                 // Only GET_VALUES was sent. The handler carries no text, so only the code is
                 // kept.

@@ -45,8 +45,9 @@ void start_get_values(asio::any_io_executor ex, endpoint ep, get_values_options 
 /// Handler: void(std::error_code, fcgi::protocol::get_values_result). On success the result
 /// holds what the server reported; names it did not report stay empty (php-fpm 8.2 reports only
 /// FCGI_MPXS_CONNS=0). Pairs of further GET_VALUES_RESULT records that arrive in the same read
-/// as the first one are merged (Go's net/http/fcgi adds an empty one); later ones are not
-/// waited for. Errors: the system error of connecting (connection_refused, no such file for a
+/// as the first one are merged (Go's net/http/fcgi adds an empty one), up to the first other or
+/// broken record; anything after the answer is ignored, broken or not, in whatever read it
+/// comes. Errors: the system error of connecting (connection_refused, no such file for a
 /// missing unix socket, ...), error::invalid_endpoint (a unix socket path longer than 107 bytes,
 /// from endpoint::unix_socket), error::connect_timeout, error::request_timeout (the overall
 /// deadline passed), error::connection_lost (the server closed before answering),

@@ -203,6 +203,33 @@ BOOST_AUTO_TEST_CASE(go_style_reply_with_extra_empty_record) {
     BOOST_TEST(server.saw_client_close());
 }
 
+// What follows the answer, broken or not, changes nothing: in a later read it is never read, and
+// in the answer's own read it must not be either.
+BOOST_AUTO_TEST_CASE(answer_followed_by_broken_bytes_stands) {
+    std::array<proto::name_value, 1> values{{{"FCGI_MPXS_CONNS", "1"}}};
+    const std::string answer = proto::encode_get_values_result(values);
+    // A GET_VALUES_RESULT whose one pair claims a 127-byte value that is not there.
+    std::string broken_answer("\x01\x0a\x00\x00\x00\x11\x07\x00", 8);
+    broken_answer += std::string("\x0f\x7f", 2) + "FCGI_MPXS_CONNS" + std::string(7, '\0');
+    const std::pair<const char*, std::string> followers[] = {
+        {"an HTTP status line", "HTTP/1.1 200 OK\r\n"},
+        {"END_REQUEST of 3 bytes",
+         std::string("\x01\x03\x00\x01\x00\x03\x05\x00", 8) + "abc" + std::string(5, '\0')},
+        {"a broken second answer", broken_answer},
+    };
+    for (const auto& [what, follower] : followers) {
+        BOOST_TEST_CONTEXT(what) {
+            asio::io_context ctx;
+            scripted_server server(ctx);
+            server.serve(answer + follower, false);
+            auto o = probe(ctx, server.endpoint());
+            BOOST_TEST(!o.ec, o.ec.message());
+            BOOST_TEST((o.result.mpxs_conns == std::optional<bool>(true)));
+            BOOST_TEST(o.result.all.size() == 1u);  // nothing of the broken record merged
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(all_three_values) {
     asio::io_context ctx;
     scripted_server server(ctx);
