@@ -128,10 +128,13 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
     if (state_ != connection_state::open) {
         response r;
         r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
-        if (state_ == connection_state::closed && closed_with_ == error::connection_lost)
-            r.diagnostics += ": the server closed it after " +
-                             std::to_string(stats_.requests_completed) +
-                             (stats_.requests_completed == 1 ? " request" : " requests") +
+        const auto after = std::to_string(stats_.requests_completed) +
+                           (stats_.requests_completed == 1 ? " request" : " requests");
+        if (state_ == connection_state::closed && !closed_why_.empty())
+            // Why it closed, said again: a stray byte from the server, a refused write, ...
+            r.diagnostics += ": closed after " + after + ": " + closed_why_;
+        else if (state_ == connection_state::closed && closed_with_ == error::connection_lost)
+            r.diagnostics += ": the server closed it after " + after +
                              (stats_.bytes_read == 0 ? silent_close_hint : "");
         if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
@@ -235,6 +238,7 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
     ++slot_handlers_;
     s.written = false;
     s.abandoned = false;
+    s.end_counted = false;
     const request& req = s.op->get();
     std::string why;
     std::error_code ec;
@@ -522,8 +526,10 @@ std::string connection_impl::describe(const slot& s) const {
     }
     d += " had received " + std::to_string(s.assembler.stdout_bytes()) + " bytes of STDOUT and " +
          std::to_string(s.assembler.stderr_bytes()) + " of STDERR";
-    d += " (" + std::to_string(stats_.requests_completed) +
-         " requests completed earlier on this connection)";
+    // Not counting its own END_REQUEST: a response that fails as it ends (a bad head, a sink).
+    const auto earlier = stats_.requests_completed - (s.end_counted ? 1 : 0);
+    d += " (" + std::to_string(earlier) + (earlier == 1 ? " request" : " requests") +
+         " completed earlier on this connection)";
     return d;
 }
 
@@ -533,6 +539,7 @@ void connection_impl::close(std::error_code ec, std::string_view why) {
     bool was_connecting = state_ == connection_state::connecting;
     state_ = connection_state::closed;
     closed_with_ = ec;
+    closed_why_ = why;
     std::error_code ignored;
     if (was_connecting)
         connect_cancel_.emit(asio::cancellation_type::terminal);

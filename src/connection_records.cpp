@@ -218,6 +218,18 @@ bool connection_impl::process_input(std::string_view in) {
         if (r.has_piece && !handle_piece(r.piece, !in.empty()))
             return false;
     }
+    if (in_use_ == 0 && !decoder_.at_record_boundary()) {
+        // Part of a record with no request to answer (a whole one closes in handle_piece, unless
+        // it is an aborted request's): left in the decoder, it would be read as the start of the
+        // next request's response. Nothing is in flight to fail.
+        auto under_way = decoder_.record_under_way();
+        if (!under_way || !ids_.quarantined(under_way->request_id)) {
+            close(error::unexpected_record,
+                  "the start of a record from " + endpoint_.to_string() +
+                      " with no request in flight: the stream is out of step");
+            return false;
+        }
+    }
     return state_ == connection_state::open;
 }
 
@@ -273,6 +285,7 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
         return;
     }
     ++stats_.requests_completed;
+    s.end_counted = true;
     if (end.status == proto::protocol_status::cant_mpx_conn)
         max_in_flight_ = 1;  // the server cannot multiplex: one request at a time from now on
     // A body not sent in full when the server ended the request leaves records the server will

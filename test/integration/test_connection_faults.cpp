@@ -715,6 +715,73 @@ BOOST_AUTO_TEST_CASE(request_after_the_server_closed_says_so) {
     BOOST_TEST(d.find("(php-fpm: listen.allowed_clients)") != std::string::npos, d);
 }
 
+// PROTOCOL.md item 8 for bytes that come on their own: part of a record with nothing in flight
+// would be read as the start of the next request's response, so the idle connection closes at
+// once (a whole stray record closes it as a record for no request), and says why.
+BOOST_AUTO_TEST_CASE(partial_record_on_an_idle_connection_closes_it) {
+    std::atomic<bool> answered{false};
+    fake_responder fake({.script_for = [&](const seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        // After the client has handled the answer: in a read of their own.
+        s.push_back(act::wait_until([&] { return answered.load(); }));
+        s.push_back(act::raw(std::string("\x01\x06", 2)));  // a STDOUT header's first bytes
+        return s;
+    }});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+    std::optional<std::pair<std::error_code, fcgi::response>> first, second;
+    conn.async_request(fcgi::test::tagged_request("one"),
+                       [&](std::error_code ec, fcgi::response r) {
+                           first.emplace(ec, std::move(r));
+                           answered = true;
+                       });
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.has_value(); }));
+    BOOST_TEST(!first->first, first->first.message());
+    BOOST_TEST(first->second.body == fcgi::test::tagged_body("one"));
+    BOOST_REQUIRE(run_until(ctx, [&] { return !conn.is_open(); }));
+    conn.async_request(
+        fcgi::test::tagged_request("two"),
+        [&](std::error_code ec, fcgi::response r) { second.emplace(ec, std::move(r)); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return second.has_value(); }));
+    BOOST_TEST(second->first == fcgi::error::not_connected, second->first.message());
+    const std::string& d = second->second.diagnostics;
+    BOOST_TEST(d.find("is not open: closed after 1 request: the start of a record from " +
+                      fake.unix_endpoint().to_string() +
+                      " with no request in flight: the stream is out of step") != std::string::npos,
+               d);
+    BOOST_TEST(fake.snapshot().requests.size() == 1u);  // the second was never sent
+}
+
+// A response that fails as its END_REQUEST arrives (no head before it) is not among the
+// requests "completed earlier" its diagnostics count.
+BOOST_AUTO_TEST_CASE(failing_at_its_end_request_does_not_count_itself) {
+    std::atomic<int> seen{0};
+    fake_responder fake({.script_for = [&](const seen_request& r) {
+        if (++seen == 2)
+            return fcgi::test::echo_script(r);
+        return fcgi::test::script{act::stdout_("a body with no head"), act::end()};
+    }});
+    asio::io_context ctx;
+    run_coro(ctx, [&]() -> awaitable<void> {
+        fcgi::connection conn(ctx.get_executor());
+        co_await conn.async_connect(fake.unix_endpoint(), use_awaitable);
+        auto [ec1, r1] =
+            co_await conn.async_request(fcgi::test::tagged_request("1"), as_tuple_awaitable);
+        BOOST_TEST(ec1 == fcgi::error::bad_response_head, ec1.message());
+        BOOST_TEST(r1.diagnostics.find("(0 requests completed earlier") != std::string::npos,
+                   r1.diagnostics);
+        auto [ec2, r2] =
+            co_await conn.async_request(fcgi::test::tagged_request("2"), as_tuple_awaitable);
+        BOOST_TEST(!ec2, ec2.message());
+        auto [ec3, r3] =
+            co_await conn.async_request(fcgi::test::tagged_request("3"), as_tuple_awaitable);
+        BOOST_TEST(ec3 == fcgi::error::bad_response_head, ec3.message());
+        BOOST_TEST(r3.diagnostics.find("(2 requests completed earlier") != std::string::npos,
+                   r3.diagnostics);
+    });
+}
+
 BOOST_AUTO_TEST_CASE(close_after_n_requests) {
     fake_responder fake({.close_after_requests = 2});
     asio::io_context ctx;
@@ -944,7 +1011,7 @@ BOOST_AUTO_TEST_CASE(silence_after_an_answer_gets_no_backlog_hint) {
         req.timeout = 100ms;
         auto [ec2, r2] = co_await conn.async_request(req, as_tuple_awaitable);
         BOOST_TEST(ec2 == fcgi::error::request_timeout, ec2.message());
-        BOOST_TEST(r2.diagnostics.find("1 requests completed earlier") != std::string::npos,
+        BOOST_TEST(r2.diagnostics.find("(1 request completed earlier") != std::string::npos,
                    r2.diagnostics);
         BOOST_TEST(r2.diagnostics.find("not one byte") == std::string::npos, r2.diagnostics);
     });

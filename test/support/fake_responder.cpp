@@ -78,6 +78,13 @@ action delay(std::chrono::milliseconds d) {
     return a;
 }
 
+action wait_until(std::function<bool()> ready) {
+    action a;
+    a.what = action::kind::wait_until;
+    a.until = std::move(ready);
+    return a;
+}
+
 action close() {
     action a;
     a.what = action::kind::close;
@@ -764,6 +771,20 @@ awaitable<void> fake_responder::impl::run(std::shared_ptr<conn_state> c, std::ve
                 std::error_code ec;
                 lr.timer.expires_after(a.delay);
                 co_await lr.timer.async_wait(asio::redirect_error(use_awaitable, ec));
+                break;
+            }
+            case action::kind::wait_until: {
+                if (!pending.empty() && !co_await send(c, std::exchange(pending, {}), false))
+                    co_return;
+                // Polled: the test's side has no handle on this thread's io_context.
+                const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+                while (!a.until() && !lr.aborted && std::chrono::steady_clock::now() < give_up) {
+                    std::error_code ec;
+                    lr.timer.expires_after(std::chrono::milliseconds(1));
+                    co_await lr.timer.async_wait(asio::redirect_error(use_awaitable, ec));
+                    if (ec)
+                        break;  // cancelled by ABORT_REQUEST or the responder's stop
+                }
                 break;
             }
             case action::kind::close:

@@ -51,6 +51,7 @@ struct action {
         endless_stdout,  ///< STDOUT records of `record_size` bytes until the client goes away or
                          ///< `cap` bytes were sent (STDERR records when `stream` says so)
         reset,           ///< write what is queued, then close with RST (SO_LINGER 0)
+        wait_until,      ///< write what is queued, then wait until `until()` holds (20 s at most)
     };
     kind what = kind::raw;
     std::string bytes;
@@ -63,6 +64,8 @@ struct action {
     char fill = 'x';                  ///< endless_stdout: the byte repeated
     /// endless_stdout: the record type sent (stdout_ or stderr_).
     protocol::record_type stream = protocol::record_type::stdout_;
+    /// wait_until: polled on the responder's thread, so it reads what the test sets atomically.
+    std::function<bool()> until;
 
     /// This action with its records sent under request ID `other` instead.
     action for_id(std::uint16_t other) const {
@@ -83,6 +86,9 @@ action end(protocol::protocol_status status = protocol::protocol_status::request
            std::uint32_t app_status = 0);
 action raw(std::string bytes);
 action delay(std::chrono::milliseconds d);
+/// Holds the rest of the script until the test says so: output that must come in a read of its
+/// own, after the client has handled what came before, with no timing to guess.
+action wait_until(std::function<bool()> ready);
 action close();
 action endless_stdout(std::size_t cap, std::size_t record_size = 16384, char fill = 'x');
 /// endless_stdout with STDERR records: a flood of error output.

@@ -640,6 +640,39 @@ BOOST_AUTO_TEST_CASE(at_record_boundary_only_between_records) {
         BOOST_TEST(got[i] == expected[i], "after byte " << i + 1);
 }
 
+// Fed a byte at a time: the record under way is known from its header's last byte until its
+// padding's last byte, and never within a header or between records.
+BOOST_AUTO_TEST_CASE(record_under_way_from_header_to_padding) {
+    const std::string records[] = {
+        record(6, 513, "hello", 3),             // stream record with padding
+        record(3, 2, std::string(8, '\0'), 0),  // fixed-size record, no padding
+        record(10, 0,
+               "\x01\x01"
+               "ab",
+               4),                // non-stream record, split, padded
+        record(7, 65535, "", 5),  // empty stream record with padding
+    };
+    p::record_decoder dec;
+    BOOST_TEST(!dec.record_under_way().has_value());
+    for (const auto& rec : records) {
+        const auto expected = p::decode_header(std::span<const char, 8>(rec.data(), 8));
+        for (std::size_t i = 0; i < rec.size(); ++i) {
+            std::string_view b(rec.data() + i, 1);
+            while (!b.empty()) {
+                auto r = dec.feed(b);
+                BOOST_REQUIRE(!r.ec);
+                b.remove_prefix(r.consumed);
+            }
+            auto under_way = dec.record_under_way();
+            BOOST_TEST_CONTEXT("type " << int(rec[1]) << ", after byte " << i + 1) {
+                BOOST_TEST(under_way.has_value() == (i >= 7 && i + 1 < rec.size()));
+                if (under_way)
+                    BOOST_TEST((*under_way == expected));
+            }
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(boundary_after_whole_records_in_one_feed) {
     p::record_decoder dec;
     std::string wire = php73_reply_bytes;

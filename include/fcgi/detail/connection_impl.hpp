@@ -161,11 +161,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     struct slot {
         std::unique_ptr<request_op> op;  // null when free; handler empty once completed
         std::uint16_t id = 0;            // its current or last request's ID; 0 before any
-        bool in_use = false;     // the ID is taken: from assignment until END_REQUEST or close
-        bool queued = false;     // in write_queue_
-        bool writing = false;    // its buffers are part of the current write
-        bool written = false;    // its bytes reached the socket
-        bool abandoned = false;  // completed early; records dropped until END_REQUEST
+        bool in_use = false;       // the ID is taken: from assignment until END_REQUEST or close
+        bool queued = false;       // in write_queue_
+        bool writing = false;      // its buffers are part of the current write
+        bool written = false;      // its bytes reached the socket
+        bool abandoned = false;    // completed early; records dropped until END_REQUEST
+        bool end_counted = false;  // its END_REQUEST is in stats_.requests_completed
         cgi_params params;
         protocol::request_encoder encoder;
         response_assembler assembler;
@@ -236,6 +237,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     endpoint endpoint_;
     connection_state state_ = connection_state::idle;
     std::error_code closed_with_;  // what close() was given: said to requests started after it
+    std::string closed_why_;       // and why, when it said
 
     protocol::record_decoder decoder_;
     std::vector<char> read_buffer_;

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -47,6 +48,14 @@ class record_decoder {
     /// True between records: no partial header, content or padding is pending. A connection is
     /// reusable only when its last END_REQUEST leaves the decoder here with no input left.
     bool at_record_boundary() const noexcept { return state_ == state::header && have_ == 0; }
+
+    /// The header of the record whose content or padding is still to come; empty between
+    /// records and while a header is incomplete.
+    std::optional<record_header> record_under_way() const noexcept {
+        if (state_ == state::content || state_ == state::padding)
+            return header_;
+        return std::nullopt;
+    }
 
     /// The error that stopped the decoder, if any.
     std::error_code error() const noexcept { return ec_; }
