@@ -973,8 +973,10 @@ client_stats client_impl::stats() const {
         e.where = p.where;
         e.open = p.conns.size();
         for (const auto& pc : p.conns) {
-            e.idle += pc->connected && pc->conn->is_idle();
-            e.busy += pc->connected && !pc->conn->is_idle();
+            // Idle means ready: a slot still held by a finished request's source or sink is not.
+            const bool ready = pc->connected && pc->conn->is_idle() && pc->conn->has_free_slot();
+            e.idle += ready;
+            e.busy += pc->connected && !ready;
             e.unserved += unserved(*pc->conn, pc->connected);
         }
         e.reconnects = p.closed;

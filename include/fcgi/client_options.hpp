@@ -105,8 +105,11 @@ enum class probe_result {
 struct endpoint_stats {
     endpoint where;        ///< the endpoint
     std::size_t open = 0;  ///< connections open or connecting
-    std::size_t idle = 0;  ///< open with nothing in flight
-    std::size_t busy = 0;  ///< open with requests in flight
+    std::size_t idle = 0;  ///< open with nothing in flight, ready for a request
+    /// Open with requests in flight, or with none but a request slot still held: a request that
+    /// ended (its deadline, a cancellation) while its body source or sink was busy keeps its
+    /// slot until that finishes (body_sink::implementation::cancel()).
+    std::size_t busy = 0;
     /// Busy connections that have not received a single byte since they opened. php-fpm
     /// gives each kept-alive connection a worker of its own: connections beyond
     /// pm.max_children wait in its listen backlog like this, and only a deadline ends them.

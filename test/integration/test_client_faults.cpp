@@ -2988,6 +2988,42 @@ BOOST_AUTO_TEST_CASE(cancel_ends_a_request_whose_sink_is_draining) {
     BOOST_TEST(out.calls == 1);
 }
 
+// A request that timed out while its sink was still writing leaves its connection open but
+// unable to take a request until the sink is done: stats() counts it busy, not idle.
+BOOST_AUTO_TEST_CASE(connection_held_by_a_finishing_sink_is_busy) {
+    asio::io_context ctx;
+    fake_responder fake;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
+    // Deaf to cancel(): its write ends only when the test says so.
+    struct deaf_sink : stuck_sink {
+        void cancel() noexcept override { cancelled = true; }
+    };
+    auto sink = std::make_shared<deaf_sink>();
+    auto req = fcgi::test::tagged_request("s");
+    req.stdout_sink = fcgi::body_sink(sink);
+    req.timeout = 100ms;
+    outcome out;
+    start(client, std::move(req), out);
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.done; }));
+    BOOST_TEST(out.ec == fcgi::error::request_timeout, out.ec.message());
+    BOOST_TEST(sink->cancelled);
+    auto held = client.stats().endpoints.at(0);
+    BOOST_TEST(held.open == 1u);
+    BOOST_TEST(held.idle == 0u);
+    BOOST_TEST(held.busy == 1u);
+    BOOST_TEST(held.in_flight == 0u);
+    sink->release({});
+    BOOST_TEST(run_until(
+        ctx, [&] { return client.stats().endpoints.at(0).idle == 1; }, 5s));
+    BOOST_TEST(client.stats().endpoints.at(0).busy == 0u);
+    // And it serves the next request.
+    outcome next;
+    start(client, fcgi::test::tagged_request("n"), next);
+    BOOST_REQUIRE(run_until(ctx, [&] { return next.done; }));
+    BOOST_TEST(!next.ec, next.ec.message());
+    BOOST_TEST(fake.snapshot().connections_accepted == 1u);
+}
+
 // auto_detect's GET_VALUES question stops with the client: it used to keep its connection (a
 // php-fpm worker) and the io_context until probe_timeout.
 BOOST_AUTO_TEST_CASE(cancel_or_destruction_stops_the_probe) {
