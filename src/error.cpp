@@ -44,9 +44,9 @@ class client_category_impl final : public std::error_category {
             case error::invalid_request:
                 return "invalid request; nothing was sent";
             case error::invalid_endpoint:
-                return "invalid endpoint: use unix:PATH, a path starting with / or ./ (unix "
-                       "socket), tcp:host:port, host:port or [v6addr]:port (a unix socket path "
-                       "of at most 107 bytes)";
+                return "invalid endpoint: use unix:PATH, a path starting with /, ./ or ../ "
+                       "(unix socket), tcp:host:port, host:port or [v6addr]:port (a unix socket "
+                       "path of at most 107 bytes)";
             case error::connection_lost:
                 return "the server closed the connection before the request completed";
             case error::connect_timeout:

@@ -19,6 +19,7 @@
 #include "support/refusing_port.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
+#include "support/unaccepted_listener.hpp"
 
 #ifdef FCGI_CLI_PATH
 
@@ -470,7 +471,7 @@ BOOST_AUTO_TEST_CASE(relative_socket_path) {
     here.args[2] = sock.filename().string();
     auto bare = run(here);
     BOOST_TEST(bare.exit_code == 2, bare.err);
-    BOOST_TEST(bare.err.find("starting with / or ./") != std::string::npos, bare.err);
+    BOOST_TEST(bare.err.find("starting with /, ./ or ../") != std::string::npos, bare.err);
 }
 
 BOOST_AUTO_TEST_CASE(script_stderr_goes_to_stderr) {
@@ -651,6 +652,35 @@ BOOST_AUTO_TEST_CASE(client_not_in_allowed_clients) {
     BOOST_TEST(r.err.find("allowed_clients") == r.err.rfind("allowed_clients"), r.err);
     const bool written = r.err.find("is not open") == std::string::npos;
     BOOST_TEST(written == (r.err.find("request_terminate_timeout") != std::string::npos), r.err);
+}
+
+// A shell's `>&-` (or `<&- >&-`) leaves the standard descriptors closed: the body went into
+// whatever the tool opened next under that number (Asio's eventfd), lost with exit 0, or failed
+// with that descriptor's errno. It now fails as a closed stdout does.
+BOOST_AUTO_TEST_CASE(closed_stdout_fails_the_request) {
+    for (const char* closing : {">&-", "<&- >&-"}) {
+        BOOST_TEST_CONTEXT(closing) {
+            run_spec spec;
+            spec.program = "/bin/sh";
+            spec.args = {"-c", std::string("exec \"$0\" request -c \"$1\" \"$2\" ") + closing,
+                         FCGI_CLI_PATH, unix_ep, php_fpm::script("hello.php")};
+            auto r = run(spec);
+            BOOST_TEST(r.exit_code == 6, r.err);
+            BOOST_TEST(is_one_error_line(r.err), r.err);
+            BOOST_TEST(r.err.find("Bad file descriptor") != std::string::npos, r.err);
+        }
+    }
+}
+
+// A connect still pending at --timeout is named by the flag, not the library's option.
+BOOST_AUTO_TEST_CASE(connect_timeout_is_said_in_flag_terms,
+                     *boost::unit_test::precondition(fcgi::test::syns_dropped_when_backlog_full)) {
+    fcgi::test::unaccepted_listener full;
+    auto r = fcgi_cli(
+        {"request", "-c", full.endpoint().to_string(), "-t", "0.3", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 4, r.err);
+    BOOST_TEST(r.err.find("did not complete within --timeout") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("connect_timeout") == std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_CASE(timeout_exits_4) {

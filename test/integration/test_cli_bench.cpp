@@ -608,6 +608,25 @@ BOOST_AUTO_TEST_CASE(open_loop_requests_keep_the_rate) {
     BOOST_TEST(j["rps"].get<double>() <= 10.0 + 1e-6);
 }
 
+// An open loop faster than the server: two connections to a server that takes 50 ms a request
+// answer at most 40 a second, whatever the schedule offers. The responses that drained after
+// the period used to count in it, so the rate came out as the offered 100.
+BOOST_AUTO_TEST_CASE(open_loop_over_capacity_reports_what_was_served) {
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), fcgi::test::act::delay(50ms));
+        return s;
+    }});
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--json", "--rate", "100",
+                    "--duration", "1", "--concurrency", "2", "--multiplex", "off", "--timeout", "5",
+                    php_fpm::script("hello.php")});
+    auto j = report_of(r);
+    BOOST_TEST(j["ok"].get<int>() > 40, r.err);  // the queue drained after the period
+    BOOST_TEST(j["drain_s"].get<double>() > 0.2);
+    // 40 a second, and the two in flight at the end of the period.
+    BOOST_TEST(j["rps"].get<double>() <= 42.0 / j["duration_s"].get<double>() + 1e-6);
+}
+
 // The server goes away after answering: the closed loop pauses for the pool's backoff after
 // each no_endpoint instead of sending again at once (a million failures a second).
 BOOST_AUTO_TEST_CASE(outage_after_answers_does_not_spin) {

@@ -105,6 +105,19 @@ BOOST_AUTO_TEST_CASE(limit_warnings) {
     s = heard(false);
     size_bench(4, 0, false, s);
     BOOST_TEST(s.warnings.empty());
+    // Not multiplexed: a connection carries one request, so fewer connections than
+    // --concurrency queue the rest in the client (php-fpm; --multiplex off too).
+    s = heard(false);
+    size_bench(8, 2, false, s);
+    BOOST_TEST(warned(s,
+                      "only 2 of --concurrency 8 fit on 2 connections (one request each: not "
+                      "multiplexed): the rest wait in the pool"));
+    s = heard(false);
+    size_bench(8, 2, true, s);
+    BOOST_TEST(s.warnings.empty());
+    s = heard(false);
+    size_bench(2, 8, false, s);  // more connections than requests: some stay unused, no queue
+    BOOST_TEST(s.warnings.empty());
     // --multiplex on: nothing was asked, nothing to warn about.
     bench_setup on;
     on.multiplexed = true;

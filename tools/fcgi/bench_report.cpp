@@ -91,31 +91,8 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
     o << "bytes:       in " << c.bytes_in << " (body+stderr), out " << c.bytes_out << " (body)\n";
     o << "client cpu:  " << fixed(cpu, 3) << " s, "
       << fixed(completed ? cpu * 1e6 / double(completed) : 0, 1) << " us/request\n";
-    if (st && !st->seen_during_run() && !st->queue_known()) {
-        // Only the poll before the run was answered: its figures are not the run's maxima.
-        o << "fpm status:  unknown: no poll was answered during or after the run";
-        if (st->failures)
-            o << ", " << st->failures << " failed (" << st->last_error << ")\n";
-        else
-            o << " (shorter than the 500 ms between polls)\n";
-    } else if (st) {
-        o << "fpm status:  max listen queue ";
-        if (st->queue_known())
-            o << st->max_listen_queue;
-        else if (!st->listen_queue_known)
-            o << "n/a (php-fpm cannot read a unix socket's queue)";
-        else
-            o << "unknown";
-        o << ", max active processes ";
-        if (st->seen_during_run())
-            o << st->max_active_processes << " of " << st->total_processes;
-        else
-            o << "unknown (every poll during the run waited behind it)";
-        o << ", " << st->polls << " polls";
-        if (st->failures)
-            o << ", " << st->failures << " failed (" << st->last_error << ")";
-        o << "\n";
-    }
+    if (st)
+        o << fpm_status_line(*st);
     return o.str();
 }
 

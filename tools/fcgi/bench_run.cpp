@@ -111,7 +111,10 @@ double bench_run::duration_s() const {
 
 double bench_run::rps() const {
     double d = duration_s();
-    auto n = flags_.rate <= 0 && !limit_reached() ? counts_.ok_in_period : counts_.ok;
+    // Responses within the period, but for a closed loop of --requests, whose period runs to its
+    // last answer: an open loop's drain counted too would make an overloaded server look as
+    // fast as the schedule.
+    auto n = flags_.rate > 0 || !limit_reached() ? counts_.ok_in_period : counts_.ok;
     return d > 0 ? double(n) / d : 0.0;
 }
 
@@ -209,7 +212,9 @@ void bench_run::on_complete(clock_type::time_point intended, bool counted, std::
                 counts_.first_error[it->first] = error_text(ec, in_flag_terms(r.diagnostics, true));
         } else {
             ++counts_.ok;
-            if (!stopping_)
+            // An open loop of --requests stops sending at its last send; its period runs on to
+            // when the next one would have been due (stop_sending).
+            if (!stopping_ || now <= stop_time_)
                 ++counts_.ok_in_period;
             counts_.resent += r.times_sent > 1;
             counts_.status_4xx_5xx += r.status >= 400;

@@ -55,12 +55,15 @@ void size_bench(std::size_t concurrency, std::size_t connections_flag, bool open
     if (max_conns > 0 && s.connections > max_conns)
         s.warnings.push_back(conns + " > the server's FCGI_MAX_CONNS " + std::to_string(max_conns) +
                              ": connections beyond it may wait or be refused");
-    if (s.multiplexed && !open_loop && s.connections * s.per_connection < concurrency)
+    // Closed loop only: an open loop's --concurrency caps what is in flight, no promise of load.
+    if (!open_loop && s.connections * s.per_connection < concurrency)
         s.warnings.push_back("only " + std::to_string(s.connections * s.per_connection) +
                              " of --concurrency " + std::to_string(concurrency) + " fit on " +
-                             conns + " (" + std::to_string(s.per_connection) +
-                             " requests each): the rest wait in the pool (give more "
-                             "--connections)");
+                             conns + " (" +
+                             (s.multiplexed ? std::to_string(s.per_connection) + " requests each"
+                                            : std::string("one request each: not multiplexed")) +
+                             "): the rest wait in the pool, their latency the client's (give "
+                             "more --connections, or a lower --concurrency)");
 }
 
 }  // namespace fcgi_cli

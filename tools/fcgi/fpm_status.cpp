@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <utility>
 
 namespace fcgi_cli {
@@ -129,6 +130,36 @@ void fpm_status_summary::add_after_run(const fpm_status_sample& s) {
     total_processes = s.total_processes;
     listen_queue_known = s.listen_queue_len != 0;
     process_manager = s.process_manager;
+}
+
+std::string fpm_status_line(const fpm_status_summary& st) {
+    std::ostringstream o;
+    if (!st.seen_during_run() && st.polls_after_run == 0) {
+        // Only the poll before the run was answered: its figures are not the run's maxima.
+        o << "fpm status:  unknown: no poll was answered during or after the run";
+        if (st.failures)
+            o << ", " << st.failures << " failed (" << st.last_error << ")\n";
+        else
+            o << " (shorter than the 500 ms between polls)\n";
+        return o.str();
+    }
+    o << "fpm status:  max listen queue ";
+    if (st.queue_known())
+        o << st.max_listen_queue;
+    else if (!st.listen_queue_known)
+        o << "n/a (php-fpm cannot read a unix socket's queue)";
+    else
+        o << "unknown";
+    o << ", max active processes ";
+    if (st.seen_during_run())
+        o << st.max_active_processes << " of " << st.total_processes;
+    else
+        o << "unknown (every poll during the run waited behind it)";
+    o << ", " << st.polls << " polls";
+    if (st.failures)
+        o << ", " << st.failures << " failed (" << st.last_error << ")";
+    o << "\n";
+    return o.str();
 }
 
 void fpm_status_summary::add_failure(std::string why) {

@@ -72,4 +72,8 @@ struct fpm_status_summary {
     bool after_run_queue_ = false;  // the poll after the run had a first poll to compare with
 };
 
+/// The report's "fpm status:" line, newline included: the maxima, or why they are unknown. An
+/// answered poll after the run counts, also on a unix socket, whose queue php-fpm cannot read.
+std::string fpm_status_line(const fpm_status_summary& st);
+
 }  // namespace fcgi_cli

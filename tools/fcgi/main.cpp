@@ -14,6 +14,7 @@
 
 int main(int argc, char** argv) {
     using namespace fcgi_cli;
+    guard_standard_descriptors();  // before anything opens a descriptor
     CLI::App app{
         "Run one FastCGI script (like curl for one URL), many (fanout), or probe a FastCGI "
         "server.",

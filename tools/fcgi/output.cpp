@@ -1,10 +1,14 @@
 #include "output.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+
+#include "fcgi/error.hpp"
 
 namespace fcgi_cli {
 namespace {
@@ -44,6 +48,25 @@ void print_error(std::string_view message) {
         line.push_back(c == '\r' || c == '\n' ? ' ' : c);
     line.push_back('\n');
     write_stderr(line);
+}
+
+std::string connect_failure_text(const fcgi::endpoint& where, std::error_code ec,
+                                 std::string_view limit) {
+    if (ec == fcgi::error::connect_timeout)
+        return "cannot connect: the connect did not complete within " + std::string(limit) +
+               ": nothing accepted it (a host down, SYNs dropped, a full accept queue)";
+    return "cannot connect: " + fcgi::connect_error_text(where, ec);
+}
+
+void guard_standard_descriptors() {
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        // open() returns the lowest free number: this one, as the lower ones are open by now.
+        int got = ::open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (got != fd && got != -1)
+            ::close(got);
+    }
 }
 
 std::string error_text(std::error_code ec, std::string_view diagnostics) {

@@ -5,6 +5,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "fcgi/endpoint.hpp"
+
 namespace fcgi_cli {
 
 /// Writes `bytes` to stdout exactly (binary-safe). False when the write failed.
@@ -35,6 +37,18 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
 /// ("connection_options::max_stderr_size" becomes "--max-stderr"; "max_stdout_size" becomes
 /// "--max-output" when `has_max_output`): a CLI user cannot act on a C++ option's name.
 std::string in_flag_terms(std::string diagnostics, bool has_max_output);
+
+/// "cannot connect: " and why, in a CLI user's terms: a connect still pending at its limit is
+/// named by `limit` ("--timeout", "5 s") and its likely causes, not by the library's
+/// connect_timeout option.
+std::string connect_failure_text(const fcgi::endpoint& where, std::error_code ec,
+                                 std::string_view limit);
+
+/// Makes sure descriptors 0, 1 and 2 are open, as /dev/null opened the wrong way round (stdin
+/// for writing, stdout and stderr for reading): a descriptor the shell closed (`>&-`) stays
+/// unusable, and a write to it fails (EBADF) instead of landing in the first socket or eventfd
+/// the program opens, which would take its number.
+void guard_standard_descriptors();
 
 /// `v` with `decimals` digits after the point ("%.*f").
 std::string fixed(double v, int decimals);

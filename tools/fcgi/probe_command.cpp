@@ -63,16 +63,12 @@ int run_probe(const probe_flags& flags) {
                 "; the server accepted the connection but did not answer: php-fpm answers "
                 "GET_VALUES from a worker, so with every worker busy (pm.max_children reached) "
                 "the question waits in its listen backlog";
-        // A connect still pending at the deadline (a SYN nobody answers): not a busy php-fpm.
-        if (result_ec == fcgi::error::connect_timeout) {
-            print_error(where +
-                        ": cannot connect: the connect did not complete within --timeout: "
-                        "nothing accepted it (a host down, SYNs dropped, a full accept queue)");
-            return exit_code_of_connect(result_ec);
-        }
-        // Errors outside the library's category come from connecting (refused, no socket).
-        if (result_ec.category() != fcgi::client_category()) {
-            print_error(where + ": cannot connect: " + fcgi::connect_error_text(ep, result_ec));
+        // A connect still pending at the deadline (a SYN nobody answers) is not a busy
+        // php-fpm; errors outside the library's category come from connecting (refused, no
+        // socket).
+        if (result_ec == fcgi::error::connect_timeout ||
+            result_ec.category() != fcgi::client_category()) {
+            print_error(where + ": " + connect_failure_text(ep, result_ec, "--timeout"));
             return exit_code_of_connect(result_ec);
         }
         print_error(describe_failure(where, "GET_VALUES failed", result_ec) + hint);

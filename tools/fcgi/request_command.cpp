@@ -40,7 +40,10 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
     fcgi::connection conn(co_await asio::this_coro::executor, options);
     auto [cec] = co_await conn.async_connect(ep, use_tuple);
     if (cec) {
-        print_error(where + ": cannot connect: " + fcgi::connect_error_text(ep, cec));
+        const std::string limit =
+            budget ? "--timeout"
+                   : fixed(duration<double>(options.connect_timeout).count(), 0) + " s";
+        print_error(where + ": " + connect_failure_text(ep, cec, limit));
         co_return exit_code_of_connect(cec);
     }
     if (budget) {
