@@ -130,12 +130,15 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
         r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
         const auto after = std::to_string(stats_.requests_completed) +
                            (stats_.requests_completed == 1 ? " request" : " requests");
-        if (state_ == connection_state::closed && !closed_why_.empty())
+        const bool closed = state_ == connection_state::closed;
+        const bool lost = closed && closed_with_ == error::connection_lost;
+        if (closed && !closed_why_.empty())
             // Why it closed, said again: a stray byte from the server, a refused write, ...
             r.diagnostics += ": closed after " + after + ": " + closed_why_;
-        else if (state_ == connection_state::closed && closed_with_ == error::connection_lost)
-            r.diagnostics += ": the server closed it after " + after +
-                             (stats_.bytes_read == 0 ? silent_close_hint : "");
+        else if (lost)
+            r.diagnostics += ": the server closed it after " + after;
+        if (lost && stats_.bytes_read == 0)
+            r.diagnostics += silent_close_hint;
         if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));

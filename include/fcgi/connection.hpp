@@ -34,8 +34,7 @@ namespace fcgi {
 /// for servers reporting FCGI_MPXS_CONNS=1; php-fpm does not). Further requests wait in order.
 /// Every request is sent with FCGI_KEEP_CONN; the connection is reused only when END_REQUEST
 /// ended exactly at the end of the bytes read, and closed when bytes come with no request in
-/// flight. A reader is always armed, so a server's close of
-/// an idle connection is seen at once.
+/// flight. A reader is always armed, so a server's close of an idle connection is seen at once.
 ///
 /// Thread safety: async_connect and async_request may be called from any thread (they hop onto
 /// the connection's executor), and so may the destructor; the other member functions must be
