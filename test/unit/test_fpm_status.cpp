@@ -198,14 +198,13 @@ BOOST_AUTO_TEST_CASE(poll_after_the_run_gives_the_queue_only) {
 // On a unix socket php-fpm cannot tell its listen queue: an answered poll after the run is still
 // an answer, and the report must not say there was none (the JSON counted it).
 BOOST_AUTO_TEST_CASE(report_counts_the_poll_after_the_run_on_a_unix_socket) {
-    auto report = [](const fpm_status_summary& st) { return fcgi_cli::fpm_status_line(st); };
     fpm_status_summary after;
     after.add(sample(0, 0, 1));
     after.polls_before_run = after.polls;
     after.add_failure("request_timeout: waited behind the load");
     after.add_after_run(sample(0, 0, 1));
     after.listen_queue_known = false;
-    auto text = report(after);
+    auto text = fcgi_cli::fpm_status_line(after);
     BOOST_TEST(text.find("no poll was answered") == std::string::npos, text);
     BOOST_TEST(text.find("fpm status:  max listen queue n/a") != std::string::npos, text);
     BOOST_TEST(text.find("2 polls, 1 failed") != std::string::npos, text);
@@ -215,7 +214,7 @@ BOOST_AUTO_TEST_CASE(report_counts_the_poll_after_the_run_on_a_unix_socket) {
     before_only.polls_before_run = before_only.polls;
     before_only.add_failure("request_timeout: waited behind the load");
     before_only.listen_queue_known = false;
-    text = report(before_only);
+    text = fcgi_cli::fpm_status_line(before_only);
     BOOST_TEST(text.find("fpm status:  unknown: no poll was answered during or after the run, 1 "
                          "failed") != std::string::npos,
                text);

@@ -149,14 +149,12 @@ BOOST_AUTO_TEST_CASE(request_state_comes_first) {
         record_route route;
         std::string_view says;  // the end of the message, after the record's name
     };
+    constexpr std::string_view not_in_flight =
+        ", which is not in flight (a late record of an earlier request?), from 127.0.0.1:9000";
     const state_case cases[] = {
-        {{false, false, false, false},
-         record_route::fail,
-         ", which is not in flight (a late record of an earlier request?), from 127.0.0.1:9000"},
+        {{false, false, false, false}, record_route::fail, not_in_flight},
         // Its slot is taken by the next request (sent or not): the ID is not.
-        {{false, false, true, false},
-         record_route::fail,
-         ", which is not in flight (a late record of an earlier request?), from 127.0.0.1:9000"},
+        {{false, false, true, false}, record_route::fail, not_in_flight},
         {{false, true, false, false}, record_route::drop, ""},
         {{false, true, true, true}, record_route::drop, ""},
         {{true, false, false, false},
