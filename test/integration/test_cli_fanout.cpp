@@ -637,6 +637,11 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
             BOOST_TEST(r.err.starts_with("fcgi: "));
         }
     }
+    // One server named twice would get a pool of --connections twice over.
+    auto twice = fanout({"--connect", unix_ep, "--connect", unix_ep}, job);
+    BOOST_TEST(twice.exit_code == 2, twice.err);
+    BOOST_TEST(twice.err.find("names the same server as an earlier --connect") != std::string::npos,
+               twice.err);
     // No jobs at all is not an error.
     auto empty = fanout({"--connect", unix_ep}, "\n\n");
     BOOST_TEST(empty.exit_code == 0, empty.err);

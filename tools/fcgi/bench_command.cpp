@@ -149,48 +149,6 @@ void warn_about_pool(const fpm_status_summary& s, const std::string& status_path
     }
 }
 
-// After the report: what in the counts needs a word (requests never answered or kept waiting,
-// silent connections, statuses that suggest a wrong script).
-void warn_about_counts(const bench_counts& c, const bench_setup& setup) {
-    if (c.interrupted)
-        print_error("interrupted: the report covers the run until then");
-    if (c.unanswered > 0)
-        print_error(std::to_string(c.unanswered) +
-                    " requests were never answered (still in flight at the end of the run" +
-                    (c.unsent > 0 ? "; " + std::to_string(c.unsent) +
-                                        " of them still waited in the client for a connection"
-                                  : std::string()) +
-                    ")");
-    if (c.waited_in_client > 0)
-        print_error("warning: " + std::to_string(c.waited_in_client) + " of " +
-                    std::to_string(c.sent) + " requests found all " +
-                    std::to_string(setup.connections * setup.per_connection) +
-                    " in flight and waited in the client, so their latency includes that "
-                    "wait: the pace needs more in flight than --concurrency (rate x latency); "
-                    "raise it, and --connections up to php-fpm's pm.max_children");
-
-    if (c.unserved_connections > 0)
-        print_error("warning: " + std::to_string(c.unserved_connections) + " of " +
-                    std::to_string(setup.connections) +
-                    " connections never received a byte: the script wrote nothing before the "
-                    "run ended (give a --timeout longer than it runs), the server stalled, or the "
-                    "connections were beyond pm.max_children and waited in php-fpm's listen "
-                    "backlog (php-fpm "
-                    "keeps a worker per kept-alive connection; use --connections at most its "
-                    "number of workers: --fpm-status shows it)");
-    if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
-        // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
-        std::string seen;
-        for (const auto& [code, n] : c.status)
-            seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
-        print_error("warning: no response had a 2xx status (" + seen +
-                    "): check the script path and --root");
-    } else if (c.status_5xx > 0) {
-        print_error("warning: " + std::to_string(c.status_5xx) + " of " + std::to_string(c.ok) +
-                    " responses had a 5xx status; throughput counts them (--fail exits 22)");
-    }
-}
-
 // The exit status of a run that reached the server and spoke FastCGI with it.
 int exit_code(const bench_flags& f, const bench_counts& c) {
     if (c.interrupted)
@@ -231,7 +189,8 @@ int report_bench(const bench_flags& f, const bench_setup& setup, const bench_run
                     "it a FastCGI responder, not an HTTP port?)");
         return protocol_failure;
     }
-    warn_about_counts(c, setup);
+    for (const auto& line : count_warnings(c, setup))
+        print_error(line);
     return exit_code(f, c);
 }
 

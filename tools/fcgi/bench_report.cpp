@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "error_names.hpp"
 #include "output.hpp"
@@ -17,6 +19,18 @@ double ms(microseconds us) {
     return double(us.count()) / 1000.0;
 }
 
+// A flag's value as the user gave it ("0.04", "2.5", "1000"), not rounded to a fixed width.
+std::string as_given(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.10g", v);
+    return buf;
+}
+
+// A short time in the unit that shows it: milliseconds under a second.
+std::string seconds_or_ms(double s) {
+    return s < 1 ? fixed(s * 1000, 3) + " ms" : fixed(s, 3) + " s";
+}
+
 }  // namespace
 
 std::string human_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
@@ -25,7 +39,7 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
     std::ostringstream o;
     o << "bench: " << f.request.target << " on " << f.request.connect << ", ";
     if (f.rate > 0)
-        o << "open loop at " << fixed(f.rate, 1) << " req/s, at most "
+        o << "open loop at " << as_given(f.rate) << " req/s, at most "
           << setup.connections * setup.per_connection << " in flight";
     else
         o << "closed loop, " << f.concurrency << " in flight";
@@ -34,7 +48,7 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
         o << " multiplexed (up to " << setup.per_connection
           << (setup.per_connection == 1 ? " request" : " requests") << " each)";
     if (f.warmup > 0)
-        o << ", " << fixed(f.warmup, 1) << " s warmup";
+        o << ", " << as_given(f.warmup) << " s warmup";
     o << "\n";
     const std::uint64_t completed = c.ok + c.failed;
     o << "requests:    " << c.sent << " sent, " << c.ok << " ok, " << c.failed << " failed, "
@@ -64,7 +78,7 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
     } else {
         o << "throughput:  " << fixed(t.rps, 1) << " req/s over " << fixed(t.duration_s, 3) << " s";
         if (t.drain_s > 0)
-            o << " (the last response came " << fixed(t.drain_s, 3) << " s after it)";
+            o << " (the last response came " << seconds_or_ms(t.drain_s) << " after it)";
         o << "\n";
     }
     const auto& h = c.latency;
@@ -177,6 +191,49 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     }
     // Error messages name the endpoint, which may hold any bytes: U+FFFD, not an exception.
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup) {
+    std::vector<std::string> lines;
+    if (c.interrupted)
+        lines.push_back("interrupted: the report covers the run until then");
+    if (c.unanswered > 0)
+        lines.push_back(std::to_string(c.unanswered) +
+                        " requests were never answered (still in flight at the end of the run" +
+                        (c.unsent > 0 ? "; " + std::to_string(c.unsent) +
+                                            " of them still waited in the client for a connection"
+                                      : std::string()) +
+                        ")");
+    if (c.waited_in_client > 0)
+        lines.push_back("warning: " + std::to_string(c.waited_in_client) + " of " +
+                        std::to_string(c.sent) + " requests found all " +
+                        std::to_string(setup.connections * setup.per_connection) +
+                        " in flight and waited in the client, so their latency includes that "
+                        "wait: the pace needs more in flight than --concurrency (rate x "
+                        "latency); raise it, and --connections up to php-fpm's pm.max_children");
+    if (c.unserved_connections > 0)
+        // An interrupt, not --timeout, ended the wait of an interrupted run: no advice on it.
+        lines.push_back("warning: " + std::to_string(c.unserved_connections) + " of " +
+                        std::to_string(setup.connections) +
+                        " connections never received a byte: the script wrote nothing before " +
+                        (c.interrupted ? "the interrupt"
+                                       : "the run ended (give a --timeout longer than it runs)") +
+                        ", the server stalled, or the connections were beyond pm.max_children "
+                        "and waited in php-fpm's listen backlog (php-fpm keeps a worker per "
+                        "kept-alive connection; use --connections at most its number of workers: "
+                        "--fpm-status shows it)");
+    if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
+        // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
+        std::string seen;
+        for (const auto& [code, n] : c.status)
+            seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
+        lines.push_back("warning: no response had a 2xx status (" + seen +
+                        "): check the script path and --root");
+    } else if (c.status_5xx > 0) {
+        lines.push_back("warning: " + std::to_string(c.status_5xx) + " of " + std::to_string(c.ok) +
+                        " responses had a 5xx status; throughput counts them (--fail exits 22)");
+    }
+    return lines;
 }
 
 }  // namespace fcgi_cli

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "bench_command.hpp"
 #include "bench_counts.hpp"
@@ -27,5 +28,10 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
 /// figure is unknown.
 std::string json_report(const bench_flags& f, const bench_setup& setup, const bench_counts& c,
                         const bench_times& t, const fpm_status_summary* st);
+
+/// What in the counts needs a word after the report, one line each for stderr: an interrupt,
+/// requests never answered or kept waiting in the client, connections that never received a
+/// byte, statuses that suggest a wrong script.
+std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup);
 
 }  // namespace fcgi_cli

@@ -155,6 +155,16 @@ int run_fanout(const fanout_flags& flags) {
             print_error("'" + text + "': " + ec.message());
             return usage_error;
         }
+        // Each endpoint gets a pool of --connections: one named twice would get twice that,
+        // more than php-fpm has workers for.
+        if (std::find(options.endpoints.begin(), options.endpoints.end(), ep) !=
+            options.endpoints.end()) {
+            print_error("'" + text + "' names the same server as an earlier --connect (" +
+                        ep.to_string() +
+                        "); give each server once: each gets --connections connections of its "
+                        "own");
+            return usage_error;
+        }
         options.endpoints.push_back(std::move(ep));
     }
     options.max_connections_per_endpoint = flags.connections;

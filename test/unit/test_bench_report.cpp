@@ -1,0 +1,129 @@
+// `fcgi bench`: the report's wording from flags, setup, counts and times, and the lines that
+// follow it on stderr (tools/fcgi/bench_report.cpp).
+#include "fcgi/bench_report.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+using fcgi_cli::bench_counts;
+using fcgi_cli::bench_flags;
+using fcgi_cli::bench_setup;
+using fcgi_cli::bench_times;
+using fcgi_cli::count_warnings;
+using fcgi_cli::human_report;
+
+namespace {
+
+bench_setup four_connections() {
+    bench_setup s;
+    s.connections = 4;
+    return s;
+}
+
+// 10 requests, all answered 200 in 1 ms.
+bench_counts ten_ok() {
+    bench_counts c;
+    c.sent = c.ok = c.ok_in_period = 10;
+    c.status[200] = 10;
+    for (int i = 0; i < 10; ++i)
+        c.latency.record(std::chrono::microseconds(1000));
+    return c;
+}
+
+bool has(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+// The one line of `lines` that contains `part`, or "" when none does.
+std::string line_with(const std::vector<std::string>& lines, const std::string& part) {
+    for (const auto& l : lines)
+        if (has(l, part))
+            return l;
+    return {};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(bench_report_text)
+
+// A rate or warmup under 0.05 once printed as "0.0": the header says what was asked.
+BOOST_AUTO_TEST_CASE(header_prints_rate_and_warmup_as_given) {
+    bench_flags f;
+    f.rate = 0.04;
+    f.warmup = 0.04;
+    auto text = human_report(f, four_connections(), ten_ok(), bench_times{1, 10, 0, 0.01}, nullptr);
+    BOOST_TEST(has(text, "open loop at 0.04 req/s"), text);
+    BOOST_TEST(has(text, ", 0.04 s warmup"), text);
+
+    f.rate = 2500;
+    f.warmup = 1.5;
+    text = human_report(f, four_connections(), ten_ok(), bench_times{1, 10, 0, 0.01}, nullptr);
+    BOOST_TEST(has(text, "open loop at 2500 req/s"), text);
+    BOOST_TEST(has(text, ", 1.5 s warmup"), text);
+}
+
+// A drain under a second in milliseconds (it once read "came 0.000 s after it").
+BOOST_AUTO_TEST_CASE(drain_is_said_in_the_unit_that_shows_it) {
+    bench_flags f;
+    auto text =
+        human_report(f, four_connections(), ten_ok(), bench_times{1, 10, 0.0003, 0.01}, nullptr);
+    BOOST_TEST(has(text, "(the last response came 0.300 ms after it)"), text);
+    text = human_report(f, four_connections(), ten_ok(), bench_times{1, 10, 2.5, 0.01}, nullptr);
+    BOOST_TEST(has(text, "(the last response came 2.500 s after it)"), text);
+    text = human_report(f, four_connections(), ten_ok(), bench_times{1, 10, 0, 0.01}, nullptr);
+    BOOST_TEST(!has(text, "the last response came"), text);
+}
+
+BOOST_AUTO_TEST_CASE(clean_run_has_no_warnings) {
+    auto lines = count_warnings(ten_ok(), four_connections());
+    BOOST_TEST(lines.empty());
+}
+
+// Connections that never got a byte: a run that ended by itself advises a longer --timeout; an
+// interrupted one does not (the interrupt, not --timeout, ended the wait).
+BOOST_AUTO_TEST_CASE(unserved_connections_advice_fits_how_the_run_ended) {
+    auto c = ten_ok();
+    c.sent = 12;
+    c.unanswered = 2;
+    c.unserved_connections = 2;
+    auto lines = count_warnings(c, four_connections());
+    auto unserved = line_with(lines, "2 of 4 connections never received a byte");
+    BOOST_TEST(has(unserved, "before the run ended (give a --timeout longer than it runs)"),
+               unserved);
+    BOOST_TEST(has(line_with(lines, "never answered"),
+                   "2 requests were never answered (still in flight at the end of the run)"));
+
+    c.interrupted = true;
+    c.signal = 2;
+    lines = count_warnings(c, four_connections());
+    BOOST_TEST(lines.front() == "interrupted: the report covers the run until then");
+    unserved = line_with(lines, "2 of 4 connections never received a byte");
+    BOOST_TEST(has(unserved, "wrote nothing before the interrupt,"), unserved);
+    BOOST_TEST(!has(unserved, "--timeout"), unserved);
+}
+
+BOOST_AUTO_TEST_CASE(statuses_that_suggest_a_wrong_script) {
+    auto c = ten_ok();
+    c.status = {{404, 10}};
+    c.status_4xx_5xx = 10;
+    BOOST_TEST(line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
+               "warning: no response had a 2xx status (10 x 404): check the script path and "
+               "--root");
+
+    c.status = {{200, 7}, {503, 3}};
+    c.status_5xx = 3;
+    BOOST_TEST(line_with(count_warnings(c, four_connections()), "5xx") ==
+               "warning: 3 of 10 responses had a 5xx status; throughput counts them (--fail "
+               "exits 22)");
+}
+
+BOOST_AUTO_TEST_CASE(requests_that_waited_in_the_client) {
+    auto c = ten_ok();
+    c.waited_in_client = 3;
+    auto line = line_with(count_warnings(c, four_connections()), "waited in the client");
+    BOOST_TEST(has(line, "warning: 3 of 10 requests found all 4 in flight"), line);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
