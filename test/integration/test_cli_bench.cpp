@@ -3,6 +3,7 @@
 // requests and the php-fpm status poller.
 #include <signal.h>
 
+#include <array>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -279,6 +280,21 @@ BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {
             BOOST_TEST(r.out.empty());
             BOOST_TEST(r.err.starts_with("fcgi: " + bad.front() + ": "), r.err);
             BOOST_TEST(r.err.size() < 120u, r.err);
+        }
+    }
+    // CLI11's integer range check said "Value 1.5 not in range 1 to 100000000" of 1.5 and of
+    // a word: a count says what is wrong with it.
+    for (const auto& [flag, value, said] : std::vector<std::array<std::string, 3>>{
+             {"--requests", "1.5", "'1.5' is not a whole number"},
+             {"--concurrency", "abc", "'abc' is not a whole number"},
+             {"--concurrency", "0", "must be at least 1"},
+             {"--connections", "-2", "must be at least 1"},
+             {"--connections", "65537", "must be at most 65536"},
+             {"--requests", "99999999999999999999", "must be at most 100000000"}}) {
+        r = bench({"--connect", ep, flag, value, php_fpm::script("hello.php")});
+        BOOST_TEST_CONTEXT(flag << " " << value) {
+            BOOST_TEST(r.exit_code == 2);
+            BOOST_TEST(r.err.starts_with("fcgi: " + flag + ": " + said), r.err);
         }
     }
 }

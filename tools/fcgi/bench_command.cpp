@@ -227,21 +227,24 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     cmd.add_option("-t,--timeout", r.timeout,
                    "Deadline of each request in SECONDS, queueing included (default 0: none)");
     check_number(*cmd.get_option("--timeout"), 0, max_timeout_seconds, "seconds");
-    cmd.add_option("-C,--concurrency", f.concurrency,
-                   "Requests in flight (default 4); when multiplexing, each connection carries "
-                   "up to --concurrency / --connections of them (also with --rate)")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
-    cmd.add_option("-n,--requests", f.requests, "Stop after this many counted requests")
-        ->check(CLI::Range(std::uint64_t{1}, max_requests));
+    check_count(*cmd.add_option(
+                    "-C,--concurrency", f.concurrency,
+                    "Requests in flight (default 4); when multiplexing, each connection carries "
+                    "up to --concurrency / --connections of them (also with --rate)"),
+                std::size_t{1}, std::size_t{100000});
+    check_count(
+        *cmd.add_option("-n,--requests", f.requests, "Stop after this many counted requests"),
+        std::uint64_t{1}, max_requests);
     check_number(
         *cmd.add_option("-D,--duration", f.duration,
                         "Run for SECONDS after the warmup (default 10, or until --requests)"),
         0.001, max_bench_seconds, "seconds");
-    cmd.add_option("--connections", f.connections,
-                   "Connections to the server (default: --concurrency; when multiplexing, 1, or "
-                   "more beyond 65535 requests or the server's FCGI_MAX_REQS per connection); "
-                   "keep it <= php-fpm's pm.max_children")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+    check_count(*cmd.add_option(
+                    "--connections", f.connections,
+                    "Connections to the server (default: --concurrency; when multiplexing, 1, or "
+                    "more beyond 65535 requests or the server's FCGI_MAX_REQS per connection); "
+                    "keep it <= php-fpm's pm.max_children"),
+                std::size_t{1}, std::size_t{1} << 16);
     cmd.add_option("--multiplex", f.multiplex,
                    "auto (default): ask the server (GET_VALUES, before the run) and send "
                    "several requests per connection if it reports FCGI_MPXS_CONNS=1; on: do "

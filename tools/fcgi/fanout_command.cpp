@@ -117,12 +117,13 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                    std::string(connect_help) + "; repeatable, to balance over several")
         ->envname("FCGI_CONNECT")
         ->allow_extra_args(false);  // one value per occurrence, so FILE is never swallowed
-    cmd.add_option("-C,--concurrency", f.concurrency,
-                   "Requests handed to the client at once (default 16)")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));  // the client's max_pending
-    cmd.add_option("--connections", f.connections,
-                   "Connections per endpoint; keep it <= php-fpm's pm.max_children (default 4)")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 16));
+    check_count(*cmd.add_option("-C,--concurrency", f.concurrency,
+                                "Requests handed to the client at once (default 16)"),
+                std::size_t{1}, std::size_t{100000});  // the client's max_pending
+    check_count(*cmd.add_option(
+                    "--connections", f.connections,
+                    "Connections per endpoint; keep it <= php-fpm's pm.max_children (default 4)"),
+                std::size_t{1}, std::size_t{1} << 16);
     cmd.add_option("--multiplex", f.multiplex,
                    "off (default): one request per connection (php-fpm); auto: ask each "
                    "endpoint once (GET_VALUES; its jobs wait for the answer, 1 s at most) and "

@@ -187,6 +187,26 @@ void check_number(CLI::Option& option, double lo, double hi, std::string unit, b
         ""));
 }
 
+void check_count(CLI::Option& option, std::uint64_t lo, std::uint64_t hi) {
+    option.check(CLI::Validator(
+        [lo, hi](std::string& value) -> std::string {
+            std::uint64_t n = 0;
+            const char* end = value.data() + value.size();
+            auto [ptr, ec] = std::from_chars(value.data(), end, n);
+            const bool negative = value.starts_with('-') && value.size() > 1;
+            if (!negative && ec == std::errc::result_out_of_range)
+                return "must be at most " + std::to_string(hi);
+            if (!negative && (ec != std::errc{} || ptr != end))
+                return "'" + value + "' is not a whole number";
+            if (negative || n < lo)
+                return "must be at least " + std::to_string(lo);
+            if (n > hi)
+                return "must be at most " + std::to_string(hi);
+            return {};
+        },
+        "in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]"));
+}
+
 void add_request_flags(CLI::App& cmd, request_flags& f) {
     cmd.add_option("-c,--connect", f.connect, connect_help)->envname("FCGI_CONNECT");
     cmd.add_option("-X,--method", f.method, "REQUEST_METHOD (default GET, or POST with --data)");

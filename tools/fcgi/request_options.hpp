@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,11 @@ inline constexpr double max_timeout_seconds = 1e9;
 /// accepts NaN and prints the whole range of a double.
 void check_number(CLI::Option& option, double lo, double hi, std::string unit,
                   bool above_lo = false);
+
+/// Makes `option` refuse what is not a whole number in [lo, hi] in one short sentence: CLI11's
+/// own range check says "Value 1.5 not in range 1 to 100000" of a number that is in range but
+/// not whole, and the same of a word.
+void check_count(CLI::Option& option, std::uint64_t lo, std::uint64_t hi);
 
 /// The query as a browser sends a URL's: the #fragment stays behind, and spaces and control
 /// bytes are percent-encoded, so REQUEST_URI is a valid URI and PHP decodes them back in $_GET.
