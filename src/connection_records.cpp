@@ -111,7 +111,11 @@ void connection_impl::start_write() {
 }
 
 void connection_impl::on_write(std::error_code ec, std::size_t n, std::size_t sent_before) {
-    writing_ = false;
+    // writing_ stays set until the slots just written are accounted for: a source read from
+    // here may queue records (an ABORT_REQUEST when it throws, a request it starts inline),
+    // and a write started now would refill writing_slots_ under the loops below, whose clear()
+    // would then lose the new write's slots (their uploads stalled for good) and the abort
+    // records it is still sending. What they queue goes out in pump_waiting() at the end.
     stats_.bytes_written += n;
     // The kernel refused the whole write (EPIPE: the server had closed a kept-alive connection
     // and the reader has not seen it yet): a request with nothing out before stays unwritten,
@@ -140,6 +144,7 @@ void connection_impl::on_write(std::error_code ec, std::size_t n, std::size_t se
     }
     writing_slots_.clear();
     aborts_writing_.clear();
+    writing_ = false;
     if (state_ != connection_state::open)
         return;
     if (ec) {

@@ -552,6 +552,94 @@ BOOST_AUTO_TEST_CASE(slow_sink_on_a_multiplexed_connection) {
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 
+// On a multiplexed connection to a server that reads slowly (so writes finish later, several
+// requests' records in each): a source that throws from its read, or that starts another request
+// inline, ran while the connection went through the slots its last write carried, and the write
+// it started (the ABORT_REQUEST, the new request) refilled that list under it. The next write's
+// slots were lost with it: the other request's upload stopped for good, its source never read
+// again. Each way, the streaming request must go on to its answer.
+BOOST_AUTO_TEST_CASE(source_that_throws_or_starts_a_request_does_not_stall_another_upload) {
+    fake_responder fake({.script_for =
+                             [](const fcgi::test::seen_request&) {
+                                 return fcgi::test::script{
+                                     act::stdout_(std::string(fcgi::test::echo_head) + "ok"),
+                                     act::end()};
+                             },
+                         .read_size = 16 * 1024,
+                         .read_pause = 3ms});
+    constexpr std::size_t big = 3u << 20;
+    for (bool throws : {true, false}) {
+        BOOST_TEST_CONTEXT((throws ? "throws" : "starts a request")) {
+            asio::io_context ctx;
+            fcgi::connection_options copts;
+            copts.max_in_flight = 4;
+            fcgi::connection conn(ctx.get_executor(), copts);
+            bool connected = false;
+            conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
+                BOOST_REQUIRE(!ec);
+                connected = true;
+            });
+            BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+
+            std::optional<std::error_code> a_ec, b_ec, c_ec;
+            // A: 360 KB of params, so its first write fills the socket buffer and ends later,
+            // together with B's chunks; then its source fails the one way or the other.
+            auto start_a = [&] {
+                fcgi::request a;
+                a.script = "/a.php";
+                for (int i = 0; i < 6; ++i)
+                    a.params.emplace_back("BIG" + std::to_string(i), std::string(60000, 'p'));
+                a.stdin_source = body_source::producer(
+                    100, [&](asio::mutable_buffer buf, fcgi::source_read_handler done) {
+                        if (throws)
+                            throw std::runtime_error("the source broke");
+                        conn.async_request(fcgi::test::tagged_request("c"),
+                                           [&](std::error_code ec, fcgi::response) { c_ec = ec; });
+                        std::memset(buf.data(), 'a', buf.size());
+                        done({}, buf.size());
+                    });
+                conn.async_request(std::move(a),
+                                   [&](std::error_code ec, fcgi::response) { a_ec = ec; });
+            };
+            // B: 3 MiB from a source that completes inline; A starts once B's upload is under
+            // way (posted, not from inside B's source).
+            std::size_t produced = 0;
+            fcgi::request b;
+            b.script = "/b.php";
+            b.stdin_source = body_source::producer(
+                big, [&](asio::mutable_buffer buf, fcgi::source_read_handler done) {
+                    std::memset(buf.data(), 'b', buf.size());
+                    if (produced < (256u << 10) && produced + buf.size() >= (256u << 10))
+                        asio::post(ctx, start_a);
+                    produced += buf.size();
+                    done({}, buf.size());
+                });
+            conn.async_request(std::move(b),
+                               [&](std::error_code ec, fcgi::response) { b_ec = ec; });
+
+            BOOST_TEST(run_until(
+                ctx, [&] { return a_ec && b_ec && (throws || c_ec); }, 30s));
+            BOOST_TEST(produced == big);
+            BOOST_REQUIRE(b_ec.has_value());
+            BOOST_TEST(!*b_ec, b_ec->message());
+            BOOST_REQUIRE(a_ec.has_value());
+            if (throws) {
+                BOOST_TEST(*a_ec == fcgi::error::source_failed, a_ec->message());
+            } else {
+                BOOST_TEST(!*a_ec, a_ec->message());
+                BOOST_TEST((c_ec.has_value() && !*c_ec));
+            }
+            BOOST_TEST(conn.is_open());
+        }
+    }
+    auto seen = fake.snapshot();
+    BOOST_TEST(seen.violations.empty());
+    std::size_t full_uploads = 0;
+    for (const auto& r : seen.requests)
+        full_uploads += r.stdin_data.size() == big && r.complete;
+    BOOST_TEST(full_uploads == 2u);
+}
+
 // An early answer on a multiplexed connection: the server ends the request before it has read
 // the body (as php-fpm's fastcgi_finish_request() does). While the sink still drains the
 // response, the upload stops. It went on reading the source and sending STDIN records for the

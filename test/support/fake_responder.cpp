@@ -483,9 +483,14 @@ void fake_responder::impl::note_peer_gone(conn_state& c) {
 // Input
 
 awaitable<void> fake_responder::impl::reader(std::shared_ptr<conn_state> c) {
-    std::vector<char> buf(16 * 1024);
-    for (;;) {
+    std::vector<char> buf(std::max<std::size_t>(opts.read_size, 1));
+    asio::steady_timer pause(ctx);
+    for (bool first = true;; first = false) {
         std::error_code ec;
+        if (opts.read_pause.count() > 0 && !first) {
+            pause.expires_after(opts.read_pause);
+            co_await wait_signal(pause);
+        }
         std::size_t n = co_await c->socket.async_read_some(asio::buffer(buf),
                                                            asio::redirect_error(use_awaitable, ec));
         if (ec && c->refusing && !c->closed) {

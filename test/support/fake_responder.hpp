@@ -137,6 +137,10 @@ struct fake_responder_options {
     std::chrono::milliseconds fragment_delay{0};  ///< pause between fragments (split modes)
     std::size_t random_max_fragment = 64;
     std::uint32_t seed = 12345;
+    /// Reads at most this many bytes at a time, pausing `read_pause` after each: a server that
+    /// takes its input slowly, so the client's writes fill the socket buffer and finish later.
+    std::size_t read_size = 16 * 1024;
+    std::chrono::milliseconds read_pause{0};
     bool close_on_accept = false;          ///< close each connection as soon as it is accepted
     bool silent = false;                   ///< read and record everything, never write a byte
     std::string greeting;                  ///< bytes written right after accept
