@@ -76,6 +76,16 @@ std::pair<std::error_code, fcgi::response> on_a_new_connection(const fcgi::endpo
     return out;
 }
 
+// Connects `conn` to `ep`, driving `ctx`; fails the test when it cannot.
+void connect_or_fail(asio::io_context& ctx, fcgi::connection& conn, const fcgi::endpoint& ep) {
+    bool connected = false;
+    conn.async_connect(ep, [&](std::error_code ec) {
+        BOOST_REQUIRE(!ec);
+        connected = true;
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+}
+
 // Reads `fd` (a pipe's read end) into `out` until end of file, `limit` bytes, or `quiet` without
 // anything to read: a reader thread that cannot hang a failing test.
 void drain_pipe(int fd, std::string& out, std::size_t limit, std::chrono::milliseconds quiet) {
@@ -501,12 +511,7 @@ BOOST_AUTO_TEST_CASE(slow_sink_on_a_multiplexed_connection) {
         copts.max_in_flight = 8;
         copts.sink_buffer_size = 1u << 20;
         fcgi::connection conn(ctx.get_executor(), copts);
-        bool connected = false;
-        conn.async_connect(fake.tcp_endpoint(), [&](std::error_code ec) {
-            BOOST_REQUIRE(!ec);
-            connected = true;
-        });
-        BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+        connect_or_fail(ctx, conn, fake.tcp_endpoint());
 
         stalled_sink sink;
         auto big = fcgi::test::tagged_request("big");
@@ -574,12 +579,7 @@ BOOST_AUTO_TEST_CASE(source_that_throws_or_starts_a_request_does_not_stall_anoth
             fcgi::connection_options copts;
             copts.max_in_flight = 4;
             fcgi::connection conn(ctx.get_executor(), copts);
-            bool connected = false;
-            conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
-                BOOST_REQUIRE(!ec);
-                connected = true;
-            });
-            BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+            connect_or_fail(ctx, conn, fake.unix_endpoint());
 
             std::optional<std::error_code> a_ec, b_ec, c_ec;
             // A: 360 KB of params, so its first write fills the socket buffer and ends later,
@@ -651,12 +651,7 @@ BOOST_AUTO_TEST_CASE(early_answer_stops_the_upload_while_the_sink_drains) {
     copts.max_in_flight = 4;
     copts.source_chunk_size = 4096;  // one STDIN record per chunk
     fcgi::connection conn(ctx.get_executor(), copts);
-    bool connected = false;
-    conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
-        BOOST_REQUIRE(!ec);
-        connected = true;
-    });
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
 
     std::uint64_t supplied = 0;
     auto req = fcgi::test::tagged_request("early");
@@ -923,12 +918,7 @@ BOOST_AUTO_TEST_CASE(sink_failing_after_end_request_keeps_stderr) {
         BOOST_TEST_CONTEXT((in_finish ? "finish() fails" : "the last write fails")) {
             asio::io_context ctx;
             fcgi::connection conn(ctx.get_executor());
-            bool connected = false;
-            conn.async_connect(fake.unix_endpoint(), [&](std::error_code ec) {
-                BOOST_REQUIRE(!ec);
-                connected = true;
-            });
-            BOOST_REQUIRE(run_until(ctx, [&] { return connected; }));
+            connect_or_fail(ctx, conn, fake.unix_endpoint());
             auto sink = std::make_shared<late_failing_sink>();
             sink->fail_finish = in_finish;
             auto req = fcgi::test::tagged_request("late");
