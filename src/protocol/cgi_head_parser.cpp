@@ -125,6 +125,15 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
         bad_line_.assign(line.substr(0, max_bad_line));
         return std::error_code(error::bad_response_head);
     };
+    // A bare CR, a NUL or another control byte (tab aside) would reach whoever copies the
+    // header, or the status line's reason, into an HTTP response: a split response. PHP's
+    // header() never sends them.
+    auto has_control = [](std::string_view text) {
+        return std::any_of(text.begin(), text.end(), [](char c) {
+            auto u = static_cast<unsigned char>(c);
+            return (u < 0x20 && c != '\t') || u == 0x7f;
+        });
+    };
     while (!head.empty()) {
         std::size_t nl = head.find('\n');
         std::string_view line = head.substr(0, nl);
@@ -137,7 +146,8 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
         // instead of a Status header; a Status header, if any, still wins.
         if (std::exchange(first, false) && line.starts_with("HTTP/")) {
             std::size_t sp = line.find(' ');
-            if (sp == std::string_view::npos || !parse_status(trim(line.substr(sp + 1))))
+            if (sp == std::string_view::npos || has_control(line) ||
+                !parse_status(trim(line.substr(sp + 1))))
                 return bad(line);
             have_status_line = true;
             continue;
@@ -149,12 +159,7 @@ std::error_code cgi_head_parser::parse(std::string_view head) {
         if (!std::all_of(name.begin(), name.end(), is_token_char))
             return bad(line);
         std::string_view value = trim(line.substr(colon + 1));
-        // A bare CR, a NUL or another control byte (tab aside) would reach whoever copies the
-        // header into an HTTP response: a split response. PHP's header() never sends them.
-        if (std::any_of(value.begin(), value.end(), [](char c) {
-                auto u = static_cast<unsigned char>(c);
-                return (u < 0x20 && c != '\t') || u == 0x7f;
-            }))
+        if (has_control(value))
             return bad(line);
         if (iequals(name, "Status")) {
             // A second Status line is malformed.

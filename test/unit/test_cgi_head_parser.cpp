@@ -313,6 +313,10 @@ BOOST_AUTO_TEST_CASE(malformed_lines) {
              // An HTTP status line that is not one.
              "HTTP/1.1\r\n\r\n"s,
              "HTTP/1.1 4x4 Nope\r\n\r\n"s,
+             // Control bytes in a status line's reason, as in a value (they once passed).
+             "HTTP/1.1 200 OK\rSet-Cookie: evil=1\r\n\r\n"s,
+             "HTTP/1.1 404 Not\x1b[31mFound\r\n\r\n"s,
+             "HTTP/1.1 200 O\0K\r\n\r\n"s,
          }) {
         BOOST_TEST_CONTEXT(head) {
             auto p = feed_whole(head + "body");
