@@ -701,7 +701,8 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // The clock is read only when the diagnostics may give the time.
     const auto after =
         lost_unanswered(ec, r.bytes_received)
-            ? std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - op->sent_at)
+            // Rounded up: truncated, a close 0.9 ms after a 0 ms window's send was "at once".
+            ? std::chrono::ceil<std::chrono::milliseconds>(clock::now() - op->sent_at)
             : std::chrono::milliseconds::max();
     const retry_decision d = decide_retry({
         .ec = ec,

@@ -37,7 +37,9 @@ retry_decision decide_retry(const retry_input& in) {
                          in.endpoints > 1 && !in.reused && in.bytes_received == 0 &&
                          in.silent_connection;
     const bool lost = lost_unanswered(ec, in.bytes_received);
-    const bool at_once = in.after <= in.stale_close_window;
+    // A zero window is "never at once" (client_options: never sent again once written), also
+    // for a close timed at 0 ms.
+    const bool at_once = in.stale_close_window.count() > 0 && in.after <= in.stale_close_window;
     // A new connection closed at once with nothing back: a stopping php-fpm (SIGQUIT, the first
     // half of a restart), whose master still accepts connections into its listen backlog and
     // resets them once its workers are gone. Under wait_when_down the endpoint is down as if it

@@ -350,12 +350,13 @@ BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
     auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
     opts.stale_close_window = 200ms;
     fcgi::client client(ctx.get_executor(), opts);
-    auto run = [&](const std::string& id) {
+    auto run_on = [&](fcgi::client& c, const std::string& id) {
         outcome out;
-        start(client, fcgi::test::tagged_request(id), out);
+        start(c, fcgi::test::tagged_request(id), out);
         BOOST_REQUIRE(run_until(ctx, [&] { return out.done; }));
         return out;
     };
+    auto run = [&](const std::string& id) { return run_on(client, id); };
     auto warm = run("warm-1");
     BOOST_REQUIRE(!warm.ec);
     BOOST_TEST(warm.resp.times_sent == 1u);
@@ -374,6 +375,19 @@ BOOST_AUTO_TEST_CASE(late_close_of_a_reused_connection_is_not_retried) {
     BOOST_TEST(soon.resp.times_sent == 2u);  // what the caller learns of the second run
     BOOST_TEST(client.stats().retries == 1u);
     shutdown(ctx, client);
+
+    // A zero window: never sent again, also when the close comes within the first millisecond
+    // (the time since sending was truncated to whole ones, so that was "at once", and the GET
+    // went twice).
+    opts.stale_close_window = 0ms;
+    fcgi::client strict(ctx.get_executor(), opts);
+    BOOST_REQUIRE(!run_on(strict, "warm-3").ec);
+    auto zero = run_on(strict, "soon");
+    BOOST_TEST(zero.ec == fcgi::error::connection_lost, zero.ec.message());
+    BOOST_TEST(zero.resp.times_sent == 1u);
+    BOOST_TEST(times_seen(fake.snapshot(), "soon") == 3u);  // two above, one here
+    BOOST_TEST(strict.stats().retries == 0u);
+    shutdown(ctx, strict);
 }
 
 // An idempotent PUT streaming its body from a restartable source of the caller's own that has no
