@@ -60,7 +60,7 @@ class client_category_impl final : public std::error_category {
                 return "too many requests waiting for a connection (max_pending); retry later or "
                        "raise max_pending";
             case error::client_stopped:
-                return "the client was stopped (cancel() or destroyed) or is shutting down";
+                return "the client was stopped (stop() or destroyed) or is shutting down";
             case error::no_endpoint:
                 return "no endpoint is available: the last connect to each one failed (refused or "
                        "timed out)";
