@@ -59,7 +59,9 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
     }
 
     void launch() {
-        while (next < requests.size() && running < concurrency) {
+        // Cancelled or stopped, nothing more is sent: fail_unsent() takes the rest, also when
+        // on_result threw half way through it and a completion comes before it goes on.
+        while (next < requests.size() && running < concurrency && !cancelled && !stopped) {
             std::size_t index = next++;
             ++running;
             auto start = std::chrono::steady_clock::now();
@@ -115,7 +117,7 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
     void after_result(bool client_gone) {
         if (client_gone) {
             stopped = true;
-            fail_unsent(error::client_stopped, "the client was stopped");
+            fail_unsent(error::client_stopped, "the client stopped taking requests");
         }
         launch();
     }
@@ -128,7 +130,16 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
             fanout_result r{ec, {}, {}};
             r.resp.diagnostics =
                 std::string(why) + " before request " + std::to_string(index) + " was sent";
-            result(index, std::move(r));
+            try {
+                result(index, std::move(r));
+            } catch (...) {
+                // As in on_complete: the rest fail, and the fan-out ends, in run() called again.
+                asio::post(impl->get_executor(), [self = this->shared_from_this(), ec, why] {
+                    self->fail_unsent(ec, why);
+                    self->launch();
+                });
+                throw;
+            }
         }
     }
 
@@ -138,15 +149,18 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
     void cancel(asio::cancellation_type type) {
         if (finished)
             return;
-        if (!cancelled) {
-            cancelled = true;
+        const bool first = !cancelled;
+        if (first) {
+            cancelled = true;  // from here nothing more is sent
             if (next < requests.size())
                 aborted = true;
-            fail_unsent(asio::error::operation_aborted, "the fan-out was cancelled");
         }
+        // The requests out are cancelled before on_result hears of the unsent ones: it may throw.
         const std::size_t n = std::min(concurrency, requests.size());
         for (std::size_t i = 0; i < n; ++i)
             signals[i].emit(type);
+        if (first)
+            fail_unsent(asio::error::operation_aborted, "the fan-out was cancelled");
         launch();  // completes when nothing was in flight
     }
 

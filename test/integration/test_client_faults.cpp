@@ -2569,6 +2569,28 @@ std::size_t never_sent(const std::vector<fcgi::fanout_result>& results, std::err
     return n;
 }
 
+// A client with two connections to a responder that never answers "hang*" requests.
+struct hanging_pool {
+    fake_responder fake{{.script_for = hang_or_echo}};
+    asio::io_context ctx;
+    fcgi::client client{ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 100ms)};
+};
+
+// Runs `ctx` until `done` is set, calling run() again after an exception from on_result (three
+// rounds at most); how many were thrown.
+int run_until_done_catching(asio::io_context& ctx, const std::optional<std::error_code>& done) {
+    int thrown = 0;
+    for (int round = 0; round < 3 && !done; ++round) {
+        try {
+            run_until(
+                ctx, [&] { return done.has_value(); }, 10s);
+        } catch (const std::runtime_error&) {
+            ++thrown;
+        }
+    }
+    return thrown;
+}
+
 std::vector<fcgi::request> hanging_requests(std::size_t n) {
     std::vector<fcgi::request> reqs;
     for (std::size_t i = 0; i < n; ++i)
@@ -2579,10 +2601,7 @@ std::vector<fcgi::request> hanging_requests(std::size_t n) {
 // A fan-out cancelled through its handler's slot: the requests not sent fail at once, those in
 // flight are cancelled, the handler gets operation_aborted, and the client carries on. It was
 // not cancellable at all: only client::cancel() stopped it, and everything else with it.
-BOOST_AUTO_TEST_CASE(fanout_cancelled_through_its_slot) {
-    fake_responder fake({.script_for = hang_or_echo});
-    asio::io_context ctx;
-    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 100ms));
+BOOST_FIXTURE_TEST_CASE(fanout_cancelled_through_its_slot, hanging_pool) {
     for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial}) {
         BOOST_TEST_CONTEXT("cancellation type " << static_cast<int>(type)) {
             const std::size_t seen_before = fake.snapshot().requests.size();
@@ -2651,7 +2670,8 @@ BOOST_AUTO_TEST_CASE(fanout_ends_when_its_client_stops) {
                 ctx, [&] { return done.has_value(); }, 10s));
             BOOST_TEST(*done == fcgi::error::client_stopped, done->message());
             BOOST_REQUIRE(results.size() == 10u);
-            BOOST_TEST(never_sent(results, fcgi::error::client_stopped, "stopped") == 8u);
+            BOOST_TEST(never_sent(results, fcgi::error::client_stopped,
+                                  "the client stopped taking requests") == 8u);
             BOOST_TEST(fake.snapshot().requests.size() == seen_before + 2);
         }
     }
@@ -2678,19 +2698,41 @@ BOOST_AUTO_TEST_CASE(fanout_goes_on_after_on_result_throws) {
                 throw std::runtime_error("on_result failed");
         },
         [&](std::error_code ec) { done = ec; });
-    int thrown = 0;
-    for (int round = 0; round < 3 && !done; ++round) {
-        try {
-            run_until(
-                ctx, [&] { return done.has_value(); }, 10s);
-        } catch (const std::runtime_error&) {
-            ++thrown;
-        }
-    }
+    const int thrown = run_until_done_catching(ctx, done);
     BOOST_TEST(thrown == 1);
     BOOST_REQUIRE(done.has_value());
     BOOST_TEST(!*done, done->message());
     BOOST_TEST(reported == (std::vector<std::size_t>{0, 1, 2}));
+    shutdown(ctx, client);
+}
+
+// on_result throwing for the first request a cancellation fails: the cancellation still reaches
+// the requests in flight and the rest, and nothing more is sent. The throw skipped both, and the
+// next completion sent the other 7 requests as if nothing had been cancelled.
+BOOST_FIXTURE_TEST_CASE(fanout_cancellation_survives_on_result_throwing, hanging_pool) {
+    asio::cancellation_signal signal;
+    std::vector<std::size_t> reported;
+    std::size_t aborted = 0;
+    std::optional<std::error_code> done;
+    fcgi::async_fanout_each(
+        client, hanging_requests(10), 2,
+        [&](std::size_t i, fcgi::fanout_result r) {
+            reported.push_back(i);
+            if (r.ec == asio::error::operation_aborted && ++aborted == 1)
+                throw std::runtime_error("on_result failed");
+        },
+        asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec) { done = ec; }));
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return fake.snapshot().requests.size() == 2; }, 10s));
+    signal.emit(asio::cancellation_type::terminal);
+    const int thrown = run_until_done_catching(ctx, done);
+    BOOST_TEST(thrown == 1);
+    BOOST_REQUIRE(done.has_value());
+    BOOST_TEST(*done == asio::error::operation_aborted, done->message());
+    BOOST_TEST(aborted == 10u);
+    std::sort(reported.begin(), reported.end());
+    BOOST_TEST(reported == (std::vector<std::size_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+    BOOST_TEST(fake.snapshot().requests.size() == 2u);
     shutdown(ctx, client);
 }
 
@@ -2826,11 +2868,7 @@ BOOST_AUTO_TEST_CASE(handler_owning_its_signal_does_not_leak_the_pool) {
 
 // async_fanout_each's own completion under cancellation, and the edges: total cancellation, a
 // second emit, an emit after completion, an empty list with concurrency 0.
-BOOST_AUTO_TEST_CASE(fanout_each_cancellation_edges) {
-    fake_responder fake({.script_for = hang_or_echo});
-    asio::io_context ctx;
-    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 100ms));
-
+BOOST_FIXTURE_TEST_CASE(fanout_each_cancellation_edges, hanging_pool) {
     asio::cancellation_signal signal;
     std::optional<std::error_code> done;
     std::vector<int> seen(6, 0);
@@ -2886,11 +2924,8 @@ BOOST_AUTO_TEST_CASE(fanout_each_cancellation_edges) {
 
 // The way a coroutine bounds a batch: the fan-out against a timer. The timer wins and the
 // fan-out ends instead of hanging the `||`; a fan-out that finishes first wins with its results.
-BOOST_AUTO_TEST_CASE(fanout_against_a_timer_with_awaitable_operators) {
+BOOST_FIXTURE_TEST_CASE(fanout_against_a_timer_with_awaitable_operators, hanging_pool) {
     using namespace asio::experimental::awaitable_operators;
-    fake_responder fake({.script_for = hang_or_echo});
-    asio::io_context ctx;
-    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 2, 100ms));
     fcgi::test::run_coro(ctx, [&]() -> asio::awaitable<void> {
         asio::steady_timer short_timer(ctx, 200ms);
         auto lost =
