@@ -137,7 +137,7 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
             r.diagnostics += ": closed after " + after + ": " + closed_why_;
         else if (lost)
             r.diagnostics += ": the server closed it after " + after;
-        if (lost && stats_.bytes_read == 0)
+        if (lost && stats_.bytes_read == 0 && !closed_here_)
             r.diagnostics += silent_close_hint;
         if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
@@ -465,7 +465,9 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
     } else {
         // php-fpm ignores ABORT_REQUEST: closing is the only way to stop the script, and the
         // stream cannot be resynchronised anyway (PROTOCOL.md item 6).
-        close(error::connection_lost);
+        close_here("closed by this client when request " + std::to_string(s.id) + " failed (" +
+                   ec.message() +
+                   "): on a connection that does not multiplex, only closing stops its script");
     }
     resume_reading();
     notify();
@@ -492,9 +494,9 @@ void connection_impl::close_if_retired() {
         if (s.in_use)
             stuck += (stuck.empty() ? "" : ", ") + std::to_string(s.id);
     }
-    close(error::connection_lost, "server at " + endpoint_.to_string() +
-                                      " did not end aborted request(s) " + stuck + " within " +
-                                      std::to_string(opts_.abort_timeout.count()) + " ms");
+    close_here("closed by this client: server at " + endpoint_.to_string() +
+               " did not end aborted request(s) " + stuck + " within " +
+               std::to_string(opts_.abort_timeout.count()) + " ms");
 }
 
 bool connection_impl::cancel(std::uint64_t serial, asio::cancellation_type type) {
@@ -534,6 +536,13 @@ std::string connection_impl::describe(const slot& s) const {
     d += " (" + std::to_string(earlier) + (earlier == 1 ? " request" : " requests") +
          " completed earlier on this connection)";
     return d;
+}
+
+void connection_impl::close_here(std::string_view why) {
+    if (state_ == connection_state::closed)
+        return;
+    closed_here_ = true;
+    close(error::connection_lost, why);
 }
 
 void connection_impl::close(std::error_code ec, std::string_view why) {

@@ -190,8 +190,7 @@ void connection_impl::on_read(std::error_code ec, std::size_t n) {
         // Left as it was, in_read_ would defer every completion and request for good; instead
         // every request on it ends, and the exception goes on to run() as Asio's own do.
         in_read_ = false;
-        close(error::connection_lost,
-              "an exception was thrown while reading from " + endpoint_.to_string());
+        close_here("an exception was thrown while reading from " + endpoint_.to_string());
         flush_deferred();
         throw;
     }
@@ -362,9 +361,16 @@ void connection_impl::on_end_request(slot& s, std::string_view content, bool inp
             return o.in_use && !(o.op && o.op->stream && o.op->stream->ended);
         });
     };
-    if (((input_left || !decoder_.at_record_boundary()) && !others()) ||
-        (body_unsent && slots_.size() == 1)) {
-        close(error::connection_lost);
+    if ((input_left || !decoder_.at_record_boundary()) && !others()) {
+        close_here("closed by this client: bytes followed the END_REQUEST of request " +
+                   std::to_string(s.id) + " from " + endpoint_.to_string() +
+                   " with no other request in flight, so the stream is out of step");
+        return;
+    }
+    if (body_unsent && slots_.size() == 1) {
+        close_here("closed by this client: request " + std::to_string(s.id) +
+                   " was answered before its body was sent in full, and the rest would reach " +
+                   endpoint_.to_string() + " as the next request's");
         return;
     }
     close_if_retired();

@@ -715,6 +715,37 @@ BOOST_AUTO_TEST_CASE(request_after_the_server_closed_says_so) {
     BOOST_TEST(d.find("(php-fpm: listen.allowed_clients)") != std::string::npos, d);
 }
 
+// The client's own close, after a request that only closing stops (its deadline passed, on a
+// connection that does not multiplex): the next request's diagnostics say the client closed it.
+// They said the server had, and, with no byte read, hinted at listen.allowed_clients.
+BOOST_AUTO_TEST_CASE(request_after_the_client_closed_says_so) {
+    fake_responder fake({.script_for = [](const seen_request&) { return fcgi::test::script{}; }});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+    std::optional<std::pair<std::error_code, fcgi::response>> first, second;
+    auto silent = fcgi::test::tagged_request("silent");
+    silent.timeout = 50ms;
+    conn.async_request(
+        silent, [&](std::error_code ec, fcgi::response r) { first.emplace(ec, std::move(r)); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.has_value(); }));
+    BOOST_TEST(first->first == fcgi::error::request_timeout, first->first.message());
+    BOOST_TEST(!conn.is_open());
+    conn.async_request(
+        fcgi::test::tagged_request("next"),
+        [&](std::error_code ec, fcgi::response r) { second.emplace(ec, std::move(r)); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return second.has_value(); }));
+    BOOST_TEST(second->first == fcgi::error::not_connected, second->first.message());
+    const std::string& d = second->second.diagnostics;
+    BOOST_TEST(
+        d.find("is not open: closed after 0 requests: closed by this client when request "
+               "1 failed (the request did not complete within its deadline") != std::string::npos,
+        d);
+    BOOST_TEST(d.find("only closing stops its script") != std::string::npos, d);
+    BOOST_TEST(d.find("the server closed it") == std::string::npos, d);
+    BOOST_TEST(d.find("allowed_clients") == std::string::npos, d);
+}
+
 // PROTOCOL.md item 8 for bytes that come on their own: part of a record with nothing in flight
 // would be read as the start of the next request's response, so the idle connection closes at
 // once (a whole stray record closes it as a record for no request), and says why.

@@ -136,6 +136,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     /// Closes the socket; every request in flight completes with `ec` (and `why` in its
     /// diagnostics), every request not yet sent with error::not_connected.
     void close(std::error_code ec, std::string_view why = {});
+    /// close() with error::connection_lost on the client's own account (a request that only
+    /// closing stops, a stream out of step): `why` says so, and nothing after it speaks of a
+    /// server's close, nor hints at listen.allowed_clients.
+    void close_here(std::string_view why);
 
     connection_state state() const noexcept { return state_; }
     const endpoint& remote() const noexcept { return endpoint_; }
@@ -238,6 +242,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     connection_state state_ = connection_state::idle;
     std::error_code closed_with_;  // what close() was given: said to requests started after it
     std::string closed_why_;       // and why, when it said
+    bool closed_here_ = false;     // closed by close_here(): the server did not close it
 
     protocol::record_decoder decoder_;
     std::vector<char> read_buffer_;
