@@ -241,8 +241,9 @@ auto async_fanout_each(client& c, std::vector<request> requests, std::size_t con
 /// std::vector<fanout_result>), run on its associated executor. The error is success,
 /// asio::error::operation_aborted when cancelled through the handler's slot, or
 /// error::client_stopped when the client was stopped or destroyed (as async_fanout_each).
-/// The results are all there either way, but `use_awaitable` throws the error instead: await with
-/// `asio::experimental::as_tuple(asio::use_awaitable)` to keep them.
+/// The results are all there either way, but `use_awaitable` throws the error instead, and
+/// `use_future`'s future holds the exception: await with
+/// `asio::experimental::as_tuple(asio::use_awaitable)` (or pass a callback) to keep them.
 template <ASIO_COMPLETION_TOKEN_FOR(void(std::error_code, std::vector<fanout_result>))
               Token = asio::default_completion_token_t<client::executor_type>>
 auto async_fanout(client& c, std::vector<request> requests, std::size_t concurrency,
