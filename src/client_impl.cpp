@@ -17,6 +17,11 @@ using clock = std::chrono::steady_clock;
 // Why a request failed with request_timeout before any connection took it.
 constexpr std::string_view expired_in_queue = "deadline passed while waiting for a connection";
 
+// With several endpoints, a connect pending this long no longer holds a request back from
+// another endpoint (Happy Eyeballs' connection attempt delay, RFC 8305): a host that drops SYNs
+// would otherwise keep it for the whole connect_timeout.
+constexpr std::chrono::milliseconds connect_race_delay{250};
+
 struct client_impl::pending_op {
     pending_op(request&& r, request_handler h, std::uint64_t s)
         : req(std::in_place, std::move(r)), handler(std::move(h)), serial(s) {}
@@ -441,18 +446,21 @@ void client_impl::pump() {
             dispatch(*ep, *pc, std::move(op));
             continue;
         }
-        if (ep && open_for_front(*ep, fresh))
+        if (ep && open_for(*ep, fresh, now))
             continue;
-        // A retry waiting for its new connection must not hold up requests behind it that an
-        // open one can take now.
-        if (fresh && dispatch_behind_fresh(now))
+        // A retry waiting for a connection of its own kind (a new one, one on another endpoint)
+        // must not hold up requests behind it that could go now.
+        if ((fresh || queue_.front()->avoid) && dispatch_behind(now))
             continue;
         break;
     }
     // Every endpoint down: fail fast with the reason, unless requests are to wait for one to
-    // come back (a php-fpm restart), their deadlines running.
+    // come back (a php-fpm restart), their deadlines running. Down means refusing connects: an
+    // endpoint held after failing over accepts them (its requests timed out or were closed on,
+    // perhaps only slow scripts), so requests wait for its hold to end rather than fail with
+    // no_endpoint.
     bool all_down = !pools_.empty() && std::all_of(pools_.begin(), pools_.end(), [&](auto& p) {
-        return p.conns.empty() && p.hold.down(now);
+        return p.conns.empty() && p.hold.refusing(now);
     });
     if ((!all_down || opts_.wait_when_down) && !queue_.empty())
         arm_retry_timer(now);
@@ -470,12 +478,17 @@ void client_impl::pump() {
     check_shutdown_done();
 }
 
-bool client_impl::open_for_front(endpoint_pool& ep, bool fresh) {
+bool client_impl::open_for(endpoint_pool& ep, bool fresh, lazy_now& now) {
     std::size_t connecting = 0, connecting_here = 0;
     for (const auto& p : pools_)
         for (const auto& c : p.conns) {
-            connecting += !c->connected;
-            connecting_here += !c->connected && &p == &ep;
+            if (c->connected)
+                continue;
+            connecting_here += &p == &ep;
+            // One pending for connect_race_delay on another endpoint is not counted on: it may
+            // hang for the whole connect_timeout (a host that drops SYNs), and this endpoint can
+            // take the request now.
+            connecting += &p == &ep || now.get() - c->opened < connect_race_delay;
         }
     // A request opens one more connection unless enough are already connecting for the queue;
     // a retry that needs a fresh one, unless one is connecting there already (it will take it,
@@ -497,19 +510,25 @@ bool client_impl::open_for_front(endpoint_pool& ep, bool fresh) {
     return true;
 }
 
-bool client_impl::dispatch_behind_fresh(lazy_now& now) {
-    auto it = std::find_if(queue_.begin(), queue_.end(),
-                           [](const std::unique_ptr<pending_op>& op) { return !op->fresh_only; });
-    if (it == queue_.end())
-        return false;
-    endpoint_pool* ep = pick_endpoint(false, now, (*it)->avoid);
-    pooled_connection* pc = ep ? find_usable(*ep, false) : nullptr;
-    if (!pc)
-        return false;
-    auto op = std::move(*it);
-    queue_.erase(it);
-    dispatch(*ep, *pc, std::move(op));
-    return true;
+bool client_impl::dispatch_behind(lazy_now& now) {
+    // Retries wait at the head for what the requests behind them do not need. Past them, the
+    // first request without such a wait goes if it can; if it cannot, neither can those behind
+    // it, so the scan stops there.
+    for (auto it = std::next(queue_.begin()); it != queue_.end(); ++it) {
+        pending_op& op = **it;
+        endpoint_pool* ep = pick_endpoint(op.fresh_only, now, op.avoid);
+        if (pooled_connection* pc = ep ? find_usable(*ep, op.fresh_only) : nullptr) {
+            auto taken = std::move(*it);
+            queue_.erase(it);
+            dispatch(*ep, *pc, std::move(taken));
+            return true;
+        }
+        if (ep && open_for(*ep, op.fresh_only, now))
+            return true;
+        if (!op.fresh_only && !op.avoid)
+            return false;
+    }
+    return false;
 }
 
 std::string client_impl::pending_connects() const {
@@ -539,7 +558,11 @@ std::string client_impl::down_reason() const {
     for (const auto& p : pools_)
         if ((p.hold.down(now) || p.hold.failing()) && p.last_error)
             why += (why.empty() ? "; endpoints down: " : "; ") + p.where.to_string() + ": " +
-                   connect_error_text(p.where, p.last_error);
+                   (p.hold.held_over()
+                        ? "held after failing over (a request on a new connection there ended "
+                          "without a byte back: " +
+                              p.last_error.message() + ")"
+                        : connect_error_text(p.where, p.last_error));
     return why;
 }
 
@@ -549,8 +572,15 @@ void client_impl::arm_retry_timer(lazy_now& now) {
     // judged the endpoints by: a fresh reading could find a backoff over that pump() still saw
     // running, arm nothing, and leave the queue to wait for an event that never comes.
     auto earliest = clock::time_point::max();
-    for (const auto& p : pools_)
+    for (const auto& p : pools_) {
         earliest = std::min(earliest, p.hold.next_end(now));
+        // Once a connect has been pending for connect_race_delay, another endpoint may take
+        // what waits for it (open_for()).
+        if (pools_.size() > 1)
+            for (const auto& c : p.conns)
+                if (!c->connected && c->opened + connect_race_delay > now.get())
+                    earliest = std::min(earliest, c->opened + connect_race_delay);
+    }
     if (earliest == clock::time_point::max() || (retry_armed_ && retry_at_ <= earliest))
         return;
     retry_armed_ = true;

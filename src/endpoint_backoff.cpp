@@ -10,6 +10,16 @@ void endpoint_backoff::refused(clock::time_point now, ms initial, ms max, double
     backoff_ = backoff_.count() == 0 ? initial : std::min(backoff_ * 2, max);
     auto hold = std::chrono::duration_cast<ms>(backoff_ * std::clamp(share, 0.0, 1.0));
     down_until_ = now + std::max(hold, ms(1));
+    held_over_ = false;
+}
+
+void endpoint_backoff::failed_over(clock::time_point now, ms initial, ms max,
+                                   double share) noexcept {
+    failing_ = true;
+    if (now < down_until_)
+        return;
+    refused(now, initial, max, share);
+    held_over_ = true;
 }
 
 void endpoint_backoff::connected() noexcept {

@@ -195,6 +195,14 @@ fcgi::client_options plain_pool(fcgi::endpoint where, std::size_t connections,
     return opts;
 }
 
+// A pool over two endpoints, one connection each (one request at a time on it).
+fcgi::client_options one_connection_each(fcgi::endpoint first, fcgi::endpoint second,
+                                         std::chrono::milliseconds backoff) {
+    auto opts = plain_pool(std::move(first), 1, backoff);
+    opts.endpoints.push_back(std::move(second));
+    return opts;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(client_faults)
@@ -2202,6 +2210,113 @@ BOOST_AUTO_TEST_CASE(failover_retry_goes_to_another_endpoint) {
     BOOST_TEST(client.stats().endpoints.at(0).completed == 0u);
     BOOST_TEST(client.stats().endpoints.at(1).completed == 40u);
     shutdown(ctx, client);
+}
+
+// Two healthy endpoints, each held after a slow script ran past its deadline on a new
+// connection (failover): requests that come meanwhile wait for a hold to end and are served.
+// They failed at once with no_endpoint, "the last connect to each one failed", though every
+// connect had succeeded and both servers were answering.
+BOOST_AUTO_TEST_CASE(endpoints_held_after_failover_are_not_down) {
+    asio::io_context ctx;
+    fake_responder fake({.script_for = [](const seen_request& r) {
+        return r.param("X_ID").value_or("").starts_with("slow") ? fcgi::test::script{}
+                                                                : fcgi::test::echo_script(r);
+    }});
+    fcgi::client client(ctx.get_executor(),
+                        one_connection_each(fake.unix_endpoint(), fake.tcp_endpoint(), 100ms));
+    outcomes slow;
+    for (const char* id : {"slow-1", "slow-2"}) {
+        auto req = fcgi::test::tagged_request(id);
+        req.timeout = 50ms;
+        start(client, std::move(req), slow[id]);
+    }
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(slow); }));
+    for (const auto& [id, out] : slow)
+        BOOST_TEST(out.ec == fcgi::error::request_timeout, id << ": " << out.ec.message());
+    // The premise: one on each endpoint, so that both are held now.
+    auto held = client.stats();
+    BOOST_REQUIRE(held.endpoints.at(0).failed == 1u);
+    BOOST_REQUIRE(held.endpoints.at(1).failed == 1u);
+    outcomes fast;
+    start_tagged(client, "fast", 6, fast);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(fast); }));
+    for (const auto& [id, out] : fast) {
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+    }
+    shutdown(ctx, client);
+}
+
+// A retry that waits for the other endpoint (here after OVERLOADED, with that endpoint's one
+// connection busy) holds up no request behind it that the endpoint it left can serve once its
+// hold ends. They all waited for the busy endpoint, while the other one sat idle.
+BOOST_AUTO_TEST_CASE(requests_behind_a_retry_go_to_an_endpoint_it_avoids) {
+    std::atomic<bool> release{false};
+    std::atomic<int> overs{0};
+    auto script = [&](const seen_request& r) {
+        auto id = r.param("X_ID").value_or("");
+        auto s = fcgi::test::echo_script(r);
+        if (id == "long")
+            s.insert(s.begin(), act::wait_until([&] { return release.load(); }));
+        if (id == "over" && ++overs == 1)
+            return fcgi::test::script{act::end(fcgi::protocol::protocol_status::overloaded)};
+        return s;
+    };
+    fake_responder a({.script_for = script});
+    fake_responder b({.script_for = script});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(),
+                        one_connection_each(a.unix_endpoint(), b.unix_endpoint(), 20ms));
+    outcomes o;
+    start(client, fcgi::test::tagged_request("long"), o["long"]);
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return a.snapshot().requests.size() + b.snapshot().requests.size() == 1; }));
+    // "over" goes to the other endpoint, is refused, and waits to go again where "long" runs.
+    start(client, fcgi::test::tagged_request("over"), o["over"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return overs.load() == 1; }));
+    start(client, fcgi::test::tagged_request("behind-1"), o["behind-1"]);
+    start(client, fcgi::test::tagged_request("behind-2"), o["behind-2"]);
+    // Bounded below the responder's 20 s cap on wait_until, which would release "long".
+    BOOST_TEST(run_until(
+        ctx, [&] { return o["behind-1"].done && o["behind-2"].done; }, 10s));
+    BOOST_TEST(!o["long"].done);
+    BOOST_TEST(!o["over"].done);
+    release = true;
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    for (const auto& [id, out] : o) {
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+    }
+    BOOST_TEST(o["over"].resp.times_sent == 2u);
+    shutdown(ctx, client);
+}
+
+// A connect that hangs (its SYN dropped) on the first endpoint holds a request back from the
+// second for connect_race_delay (250 ms), not for the whole connect_timeout: the request got
+// nothing before its deadline, though the second endpoint was idle and healthy.
+BOOST_AUTO_TEST_CASE(a_hanging_connect_does_not_starve_another_endpoint,
+                     *boost::unit_test::precondition(fcgi::test::syns_dropped_when_backlog_full)) {
+    asio::io_context ctx;
+    fcgi::test::unaccepted_listener hole;
+    fake_responder fake;
+    fcgi::client_options opts;
+    opts.endpoints = {hole.endpoint(), fake.unix_endpoint()};
+    opts.connection.connect_timeout = 10s;
+    fcgi::client client(ctx.get_executor(), opts);
+    for (int i = 0; i < 3; ++i) {
+        auto id = "r" + std::to_string(i);
+        auto req = fcgi::test::tagged_request(id);
+        req.timeout = 3s;
+        outcome out;
+        start(client, std::move(req), out);
+        BOOST_REQUIRE(run_until(ctx, [&] { return out.done; }));
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+    }
+    auto st = client.stats();
+    BOOST_TEST(st.endpoints.at(0).connects >= 1u);  // the premise: the first one was tried
+    BOOST_TEST(st.endpoints.at(1).completed == 3u);
+    client.stop();
 }
 
 // A single endpoint is never marked down by a request that got no byte back: a script that

@@ -148,6 +148,32 @@ BOOST_AUTO_TEST_CASE(a_failover_backoff_grows_across_connects_until_served) {
     BOOST_TEST(down_at(r, 100 + 199));
 }
 
+// Down after failing over is not refusing: the pool fails requests fast with no_endpoint only
+// when every endpoint refuses connects; one held after a failover accepts them.
+BOOST_AUTO_TEST_CASE(a_failover_hold_is_down_but_not_refusing) {
+    auto refusing_at = [](const endpoint_backoff& b, int millis) {
+        auto now = at(millis);
+        return b.refusing(now);
+    };
+    endpoint_backoff b;
+    b.failed_over(t0, ms(100), ms(1000));
+    BOOST_TEST(down_at(b, 50));
+    BOOST_TEST(!refusing_at(b, 50));
+    BOOST_TEST(b.held_over());
+    // Its next connect is refused: now it refuses.
+    b.refused(t0 + ms(100), ms(100), ms(1000));
+    BOOST_TEST(down_at(b, 150));
+    BOOST_TEST(refusing_at(b, 150));
+    BOOST_TEST(!b.held_over());
+    // A failover during a refused connect's hold changes nothing of it (no connect runs then).
+    b.failed_over(t0 + ms(160), ms(100), ms(1000));
+    BOOST_TEST(refusing_at(b, 170));
+    // And after it, a failover hold again.
+    b.failed_over(t0 + ms(1000), ms(100), ms(1000));
+    BOOST_TEST(down_at(b, 1001));
+    BOOST_TEST(!refusing_at(b, 1001));
+}
+
 BOOST_AUTO_TEST_CASE(a_full_backlog_pauses_connects_without_marking_down) {
     endpoint_backoff b;
     b.backlog_full(t0);

@@ -93,10 +93,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// The endpoint to serve the next request (`fresh`: a stale-close retry), not `avoid`
     /// unless every other one is down; null when none can now.
     endpoint_pool* pick_endpoint(bool fresh, lazy_now& now, const endpoint_pool* avoid = nullptr);
-    /// Opens a connection to `ep` for the request first in the queue (`fresh`: a stale-close
-    /// retry, for which an idle used connection is retired at the limit). False when none was
-    /// opened.
-    bool open_for_front(endpoint_pool& ep, bool fresh);
+    /// Opens a connection to `ep` for a queued request (`fresh`: a stale-close retry, for which
+    /// an idle used connection is retired at the limit), unless enough are connecting for the
+    /// queue. False when none was opened.
+    bool open_for(endpoint_pool& ep, bool fresh, lazy_now& now);
     pooled_connection* find_usable(endpoint_pool& ep, bool fresh);
     /// The open connection of `ep` idle the longest, or null when none is idle.
     static pooled_connection* longest_idle(endpoint_pool& ep);
@@ -108,9 +108,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
                pc.dispatched >= opts_.max_requests_per_connection_lifetime;
     }
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
-    /// The head of the queue needs a fresh connection: sends the first request behind it that
-    /// an open connection can take now; false when there is none.
-    bool dispatch_behind_fresh(lazy_now& now);
+    /// The head of the queue is a retry waiting for a fresh connection or another endpoint:
+    /// sends the first request behind it that can go now, or opens a connection for it; false
+    /// when none can.
+    bool dispatch_behind(lazy_now& now);
     void open_connection(endpoint_pool& ep);
     void start_probe(endpoint_pool& ep);
     void arm_retry_timer(lazy_now& now);

@@ -54,10 +54,7 @@ class endpoint_backoff {
     /// As refused(), for an endpoint that accepted a connection and then closed it, or never
     /// answered on it, without a byte back (failover): its backoff grows across connects, which
     /// prove nothing here, until served().
-    void failed_over(clock::time_point now, ms initial, ms max, double share = 1.0) noexcept {
-        failing_ = true;
-        refused(now, initial, max, share);
-    }
+    void failed_over(clock::time_point now, ms initial, ms max, double share = 1.0) noexcept;
     /// A connect succeeded: the down hold ends and both connect backoffs start over, unless
     /// the endpoint failed over (then only a response restarts the backoff).
     void connected() noexcept;
@@ -78,8 +75,13 @@ class endpoint_backoff {
     /// Ends every hold and starts every backoff over (the caller knows the server is back).
     void reset() noexcept { *this = endpoint_backoff(); }
 
-    /// Connects were refused and the backoff has not ended.
+    /// Connects were refused, or it failed over, and the backoff has not ended.
     bool down(lazy_now& now) const { return now.before(down_until_); }
+    /// Down because its last round of connects failed: it does not accept connections. An
+    /// endpoint held after failing over does, so requests may wait for it.
+    bool refusing(lazy_now& now) const { return !held_over_ && down(now); }
+    /// The current or last down hold was a failover's.
+    bool held_over() const noexcept { return held_over_; }
     /// Its last round of connects failed, or it failed over, and nothing has proved it back
     /// since (a connect; after a failover, a response): down, or between a backoff's end and
     /// the next connect's outcome.
@@ -101,7 +103,8 @@ class endpoint_backoff {
     clock::time_point overloaded_until_{};
     clock::time_point grow_after_{};
     ms transient_backoff_{0};
-    bool failing_ = false;  // see failed_over()
+    bool failing_ = false;    // see failed_over()
+    bool held_over_ = false;  // the down hold came from failed_over(), not a refused connect
 };
 
 }  // namespace fcgi::detail
