@@ -68,6 +68,11 @@ retry_decision decide_retry(const retry_input& in) {
             in.bytes_received == 0;
         if (ec == error::not_connected || refused) {
             d.retry = in.restartable;  // never written or run: any method
+            if (!d.retry)
+                d.diagnostics =
+                    "; not sent again: its body source cannot be read a second time "
+                    "(a producer, or a source of your own whose restartable() is "
+                    "false)";
         } else if (in.idempotent) {
             if (stale) {
                 d.retry = true;

@@ -84,10 +84,14 @@ BOOST_AUTO_TEST_CASE(never_written_goes_again_whatever_its_method) {
     BOOST_TEST(!post.fresh_only);
     BOOST_TEST(!post.back_off);
     BOOST_TEST(post.diagnostics.empty());
-    // A body source that cannot be read again cannot be sent again either.
+    // A body source that cannot be read again cannot be sent again either, and says so.
     auto in = failed_post(error::not_connected);
     in.restartable = false;
-    BOOST_TEST(!decide_retry(in).retry);
+    auto once = decide_retry(in);
+    BOOST_TEST(!once.retry);
+    BOOST_TEST(once.diagnostics ==
+               "; not sent again: its body source cannot be read a second time (a producer, or "
+               "a source of your own whose restartable() is false)");
 }
 
 BOOST_AUTO_TEST_CASE(a_refusal_with_no_byte_goes_again_one_with_bytes_does_not) {
