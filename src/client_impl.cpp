@@ -152,13 +152,22 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
             auto rejected = std::move(queue_.back());
             queue_.pop_back();
             ++rejected_;
-            fail(std::move(rejected), error::pool_exhausted,
-                 opts_.max_pending == 0
-                     ? std::string("every connection is busy, and with max_pending 0 no "
-                                   "request may wait for one")
-                     : std::to_string(waiting - 1) +
-                           " requests already wait for a connection (max_pending " +
-                           std::to_string(opts_.max_pending) + ")");
+            std::string why;
+            if (opts_.max_pending == 0) {
+                // Down endpoints and nothing open (wait_when_down): "busy" would mislead.
+                const std::string down = down_reason();
+                const bool none_open =
+                    std::all_of(pools_.begin(), pools_.end(),
+                                [](const endpoint_pool& p) { return p.conns.empty(); });
+                why = std::string(!down.empty() && none_open ? "no connection is open"
+                                                             : "every connection is busy") +
+                      ", and with max_pending 0 no request may wait for one" + down;
+            } else {
+                why = std::to_string(waiting - 1) +
+                      " requests already wait for a connection (max_pending " +
+                      std::to_string(opts_.max_pending) + ")";
+            }
+            fail(std::move(rejected), error::pool_exhausted, std::move(why));
             return;
         }
     }

@@ -1808,6 +1808,32 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_still_opens_the_pool) {
     }
 }
 
+// max_pending 0 with no connection open (the endpoint down, wait_when_down): the rejection says
+// so and why, not "every connection is busy".
+BOOST_AUTO_TEST_CASE(max_pending_zero_with_the_endpoint_down_says_so) {
+    fcgi::test::temp_socket_path nowhere;  // nothing listens there
+    asio::io_context ctx;
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 1, 5s);
+    opts.max_pending = 0;
+    opts.wait_when_down = true;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    start(client, fcgi::test::tagged_request("first"), o["first"]);  // a connect is opened for it
+    BOOST_REQUIRE(run_until(ctx, [&] { return client.stats().endpoints.at(0).down; }));
+    start(client, fcgi::test::tagged_request("second"), o["second"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["second"].done; }));
+    BOOST_TEST(o["second"].ec == fcgi::error::pool_exhausted, o["second"].ec.message());
+    BOOST_TEST(o["second"].resp.diagnostics.starts_with(
+                   "no connection is open, and with max_pending 0 no request may wait for one; "
+                   "endpoints down: " +
+                   fcgi::endpoint::unix_socket(nowhere.path).to_string() + ": "),
+               o["second"].resp.diagnostics);
+    BOOST_TEST(!o["first"].done);  // it waits for the endpoint, as wait_when_down says
+    client.stop();
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["first"].done; }));
+    BOOST_TEST(o["first"].ec == fcgi::error::client_stopped, o["first"].ec.message());
+}
+
 // -- initial_backoff 0 still marks a refusing endpoint down (as 1 ms): the request fails with
 // no_endpoint instead of reconnecting in a loop until its deadline.
 BOOST_AUTO_TEST_CASE(zero_backoff_still_fails_with_no_endpoint) {
