@@ -111,6 +111,14 @@ bool all_done(const outcomes& o) {
 }
 
 // Starts tagged requests "<prefix>0".."<prefix><n-1>" on `c`, each recorded in `o`.
+// Checks that every request of `o` succeeded with the echo of its own tag.
+void expect_echoed(const outcomes& o) {
+    for (const auto& [id, out] : o) {
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+    }
+}
+
 void start_tagged(fcgi::client& c, const std::string& prefix, int n, outcomes& o) {
     for (int i = 0; i < n; ++i)
         start(c, fcgi::test::tagged_request(prefix + std::to_string(i)),
@@ -1360,10 +1368,7 @@ BOOST_AUTO_TEST_CASE(shutdown_lets_in_flight_requests_finish) {
                           "async_shutdown did not complete within 10 s");
     BOOST_TEST(!*shut, shut->message());
     BOOST_REQUIRE(o.size() == 6u);
-    for (const auto& [id, out] : o) {
-        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
-        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
-    }
+    expect_echoed(o);
     BOOST_REQUIRE(!order.empty());
     BOOST_TEST(order.back() == "shutdown");  // only after every request finished
     BOOST_TEST(late.ec == fcgi::error::client_stopped,
@@ -2086,10 +2091,7 @@ BOOST_AUTO_TEST_CASE(huge_timeouts_mean_never) {
     start(client, std::move(own), o["own"]);
     start(client, fcgi::test::tagged_request("default"), o["default"]);  // queued behind
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
-    for (const auto& [id, out] : o) {
-        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
-        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
-    }
+    expect_echoed(o);
     ctx.restart();
     ctx.poll();  // an idle timer due "now" would fire here
     outcome again;
@@ -2266,10 +2268,7 @@ BOOST_AUTO_TEST_CASE(endpoints_held_after_failover_are_not_down) {
     outcomes fast;
     start_tagged(client, "fast", 6, fast);
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(fast); }));
-    for (const auto& [id, out] : fast) {
-        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
-        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
-    }
+    expect_echoed(fast);
     shutdown(ctx, client);
 }
 
@@ -2309,10 +2308,7 @@ BOOST_AUTO_TEST_CASE(requests_behind_a_retry_go_to_an_endpoint_it_avoids) {
     BOOST_TEST(!o["over"].done);
     release = true;
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
-    for (const auto& [id, out] : o) {
-        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
-        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
-    }
+    expect_echoed(o);
     BOOST_TEST(o["over"].resp.times_sent == 2u);
     shutdown(ctx, client);
 }
@@ -2439,10 +2435,7 @@ BOOST_AUTO_TEST_CASE(lifetime_retires_a_busy_multiplexed_connection) {
     outcomes o;
     start_tagged(client, "m", 12, o);
     BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
-    for (const auto& [id, out] : o) {
-        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
-        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
-    }
+    expect_echoed(o);
     auto snap = fake.snapshot();
     for (const auto& r : snap.requests)
         BOOST_TEST(r.index_on_conn <= 3u,

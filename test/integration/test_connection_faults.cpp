@@ -104,6 +104,17 @@ void connect_or_fail(asio::io_context& ctx, fcgi::connection& conn, const fcgi::
     BOOST_REQUIRE_MESSAGE(!*connected, connected->message());
 }
 
+// Sends `req` on `conn`, running `ctx` until it completes; the error and the response.
+std::pair<std::error_code, fcgi::response> request_on(asio::io_context& ctx, fcgi::connection& conn,
+                                                      fcgi::request req) {
+    std::optional<std::pair<std::error_code, fcgi::response>> out;
+    conn.async_request(std::move(req), [&](std::error_code ec, fcgi::response r) {
+        out.emplace(ec, std::move(r));
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.has_value(); }));
+    return std::move(*out);
+}
+
 // Runs an io_context on its own thread; stops and joins it when destroyed, also on failure.
 struct io_thread {
     explicit io_thread(asio::io_context& c) : ctx(c), guard(c.get_executor()) {
@@ -703,13 +714,9 @@ BOOST_AUTO_TEST_CASE(request_after_the_server_closed_says_so) {
     fcgi::connection conn(ctx.get_executor());
     connect_or_fail(ctx, conn, fake.unix_endpoint());
     BOOST_REQUIRE(run_until(ctx, [&] { return !conn.is_open(); }));
-    std::optional<std::pair<std::error_code, fcgi::response>> out;
-    conn.async_request(fcgi::test::tagged_request("x"), [&](std::error_code ec, fcgi::response r) {
-        out.emplace(ec, std::move(r));
-    });
-    BOOST_REQUIRE(run_until(ctx, [&] { return out.has_value(); }));
-    BOOST_TEST(out->first == fcgi::error::not_connected, out->first.message());
-    const std::string& d = out->second.diagnostics;
+    auto [ec, resp] = request_on(ctx, conn, fcgi::test::tagged_request("x"));
+    BOOST_TEST(ec == fcgi::error::not_connected, ec.message());
+    const std::string& d = resp.diagnostics;
     BOOST_TEST(d.find("is not open: the server closed it after 0 requests") != std::string::npos,
                d);
     BOOST_TEST(d.find("(php-fpm: listen.allowed_clients)") != std::string::npos, d);
@@ -723,20 +730,14 @@ BOOST_AUTO_TEST_CASE(request_after_the_client_closed_says_so) {
     asio::io_context ctx;
     fcgi::connection conn(ctx.get_executor());
     connect_or_fail(ctx, conn, fake.unix_endpoint());
-    std::optional<std::pair<std::error_code, fcgi::response>> first, second;
     auto silent = fcgi::test::tagged_request("silent");
     silent.timeout = 50ms;
-    conn.async_request(
-        silent, [&](std::error_code ec, fcgi::response r) { first.emplace(ec, std::move(r)); });
-    BOOST_REQUIRE(run_until(ctx, [&] { return first.has_value(); }));
-    BOOST_TEST(first->first == fcgi::error::request_timeout, first->first.message());
+    auto first = request_on(ctx, conn, silent);
+    BOOST_TEST(first.first == fcgi::error::request_timeout, first.first.message());
     BOOST_TEST(!conn.is_open());
-    conn.async_request(
-        fcgi::test::tagged_request("next"),
-        [&](std::error_code ec, fcgi::response r) { second.emplace(ec, std::move(r)); });
-    BOOST_REQUIRE(run_until(ctx, [&] { return second.has_value(); }));
-    BOOST_TEST(second->first == fcgi::error::not_connected, second->first.message());
-    const std::string& d = second->second.diagnostics;
+    auto second = request_on(ctx, conn, fcgi::test::tagged_request("next"));
+    BOOST_TEST(second.first == fcgi::error::not_connected, second.first.message());
+    const std::string& d = second.second.diagnostics;
     BOOST_TEST(
         d.find("is not open: closed after 0 requests: closed by this client when request "
                "1 failed (the request did not complete within its deadline") != std::string::npos,
@@ -761,7 +762,7 @@ BOOST_AUTO_TEST_CASE(partial_record_on_an_idle_connection_closes_it) {
     asio::io_context ctx;
     fcgi::connection conn(ctx.get_executor());
     connect_or_fail(ctx, conn, fake.unix_endpoint());
-    std::optional<std::pair<std::error_code, fcgi::response>> first, second;
+    std::optional<std::pair<std::error_code, fcgi::response>> first;
     conn.async_request(fcgi::test::tagged_request("one"),
                        [&](std::error_code ec, fcgi::response r) {
                            first.emplace(ec, std::move(r));
@@ -771,12 +772,9 @@ BOOST_AUTO_TEST_CASE(partial_record_on_an_idle_connection_closes_it) {
     BOOST_TEST(!first->first, first->first.message());
     BOOST_TEST(first->second.body == fcgi::test::tagged_body("one"));
     BOOST_REQUIRE(run_until(ctx, [&] { return !conn.is_open(); }));
-    conn.async_request(
-        fcgi::test::tagged_request("two"),
-        [&](std::error_code ec, fcgi::response r) { second.emplace(ec, std::move(r)); });
-    BOOST_REQUIRE(run_until(ctx, [&] { return second.has_value(); }));
-    BOOST_TEST(second->first == fcgi::error::not_connected, second->first.message());
-    const std::string& d = second->second.diagnostics;
+    auto second = request_on(ctx, conn, fcgi::test::tagged_request("two"));
+    BOOST_TEST(second.first == fcgi::error::not_connected, second.first.message());
+    const std::string& d = second.second.diagnostics;
     BOOST_TEST(d.find("is not open: closed after 1 request: the start of a record from " +
                       fake.unix_endpoint().to_string() +
                       " with no request in flight: the stream is out of step") != std::string::npos,
