@@ -49,6 +49,7 @@ void connection_impl::read_source(slot& s) {
             std::max<std::size_t>(opts_.source_chunk_size, 1), st.upload_left)));
     auto n = static_cast<std::size_t>(std::min<std::uint64_t>(st.chunk.size(), st.upload_left));
     st.source_busy = true;
+    auto read = ++st.source_reads;
     auto index = index_of(s);
     // The source may complete inline or on another thread: hop onto the executor either way,
     // which also keeps a fast source from recursing through write and read.
@@ -57,12 +58,13 @@ void connection_impl::read_source(slot& s) {
     std::string why;
     auto ec = call_user("request body source's async_read_some()", error::source_failed, why, [&] {
         source->async_read_some(asio::buffer(st.chunk.data(), n), ex_,
-                                [self = shared_from_this(), index, serial = s.op->serial](
+                                [self = shared_from_this(), index, serial = s.op->serial, read](
                                     std::error_code ec2, std::size_t m) {
                                     auto& ex = self->ex_;
-                                    asio::post(ex, [self = std::move(self), index, serial, ec2, m] {
-                                        self->on_source_read(index, serial, ec2, m);
-                                    });
+                                    asio::post(
+                                        ex, [self = std::move(self), index, serial, read, ec2, m] {
+                                            self->on_source_read(index, serial, read, ec2, m);
+                                        });
                                 });
         return std::error_code();
     });
@@ -72,12 +74,22 @@ void connection_impl::read_source(slot& s) {
     }
 }
 
-void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, std::error_code ec,
-                                     std::size_t n) {
+void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, std::uint64_t read,
+                                     std::error_code ec, std::size_t n) {
     slot& s = slots_[index];
     if (!s.op || s.op->serial != serial || !s.op->stream)
         return;
     auto& st = *s.op->stream;
+    if (!st.source_busy || read != st.source_reads) {
+        // `done` called again for a read already answered: its bytes may be the next read's
+        // half-filled chunk, and the slot may already be free. Never send them; fail the request
+        // if it is still going (a read in progress keeps the slot until its own `done`).
+        if (s.in_use && !s.abandoned && s.op->handler && !st.ended &&
+            state_ == connection_state::open)
+            abandon(s, error::source_failed,
+                    "request body source called done twice for one read; " + describe(s));
+        return;
+    }
     st.source_busy = false;
     if (!s.in_use || s.abandoned || !s.op->handler || st.ended ||
         state_ != connection_state::open) {

@@ -640,6 +640,68 @@ BOOST_AUTO_TEST_CASE(source_that_throws_or_starts_a_request_does_not_stall_anoth
     BOOST_TEST(full_uploads == 2u);
 }
 
+// A producer that calls `done` twice for one read: the second call was taken for the next
+// read's answer, so its bytes (the chunk once more, or one half-filled by the next read) went
+// out as body and the source's last bytes were never asked for. Now the request fails with
+// source_failed and nothing is sent twice; a call long after the request ended does nothing.
+BOOST_AUTO_TEST_CASE(source_calling_done_twice_fails_its_request) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    copts.source_chunk_size = 1000;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+
+    const std::string data = pattern(5000);
+    std::size_t offset = 0;
+    fcgi::source_read_handler kept;  // the first read's `done`, called once more at the end
+    auto req = fcgi::test::tagged_request("twice");
+    req.method = "POST";
+    req.stdin_source = body_source::producer(
+        data.size(), [&](asio::mutable_buffer buf, fcgi::source_read_handler done) {
+            std::size_t n = std::min(buf.size(), data.size() - offset);
+            std::memcpy(buf.data(), data.data() + offset, n);
+            offset += n;
+            done({}, n);
+            if (!kept) {
+                kept = done;
+                done({}, n);
+            }
+        });
+    std::optional<std::error_code> twice_ec;
+    std::string twice_diag;
+    conn.async_request(std::move(req), [&](std::error_code ec, fcgi::response r) {
+        twice_ec = ec;
+        twice_diag = r.diagnostics;
+    });
+    std::optional<std::error_code> other_ec;
+    conn.async_request(fcgi::test::tagged_request("other"),
+                       [&](std::error_code ec, fcgi::response) { other_ec = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return twice_ec && other_ec; }));
+    BOOST_TEST(*twice_ec == fcgi::error::source_failed, twice_ec->message());
+    BOOST_TEST(twice_diag.find("called done twice") != std::string::npos, twice_diag);
+    BOOST_TEST(!*other_ec, other_ec->message());
+
+    // Long after: the kept handler again, then the connection still serves requests.
+    BOOST_REQUIRE(kept);
+    kept({}, 1000);
+    std::optional<std::error_code> after_ec;
+    conn.async_request(fcgi::test::tagged_request("after"),
+                       [&](std::error_code ec, fcgi::response) { after_ec = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return after_ec.has_value(); }));
+    BOOST_TEST(!*after_ec, after_ec->message());
+    BOOST_TEST(conn.is_open());
+
+    // What the server got of the body is a prefix of it: no chunk twice.
+    for (const auto& r : fake.snapshot().requests) {
+        if (r.param("X_ID") != "twice")
+            continue;
+        BOOST_TEST(!r.complete);
+        BOOST_TEST(data.compare(0, r.stdin_data.size(), r.stdin_data) == 0);
+    }
+}
+
 // An early answer on a multiplexed connection: the server ends the request before it has read
 // the body (as php-fpm's fastcgi_finish_request() does). While the sink still drains the
 // response, the upload stops. It went on reading the source and sending STDIN records for the

@@ -48,11 +48,12 @@ using connection_event_fn = std::function<void()>;
 /// The buffers live here, in the op, so they outlive the slot's reuse while a source or sink
 /// still holds them.
 struct stream_state {
-    std::vector<char> chunk;        // the source reads into it; a write views it
-    std::uint64_t upload_left = 0;  // bytes still to read from the source
-    bool source_busy = false;       // a source read is outstanding
-    std::string sink_pending;       // STDOUT for the sink, not handed over yet
-    std::string sink_inflight;      // the chunk the sink is consuming
+    std::vector<char> chunk;         // the source reads into it; a write views it
+    std::uint64_t upload_left = 0;   // bytes still to read from the source
+    bool source_busy = false;        // a source read is outstanding
+    std::uint64_t source_reads = 0;  // numbers the reads: a second call of one's `done` is known
+    std::string sink_pending;        // STDOUT for the sink, not handed over yet
+    std::string sink_inflight;       // the chunk the sink is consuming
     std::uint64_t sink_delivered = 0;
     bool sink_busy = false;  // a sink write is outstanding
     bool head_delivered = false;
@@ -193,8 +194,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void assign(slot& s, std::unique_ptr<request_op> op);
     std::error_code start_streams(slot& s, std::string& why);
     void read_source(slot& s);
-    void on_source_read(std::uint16_t index, std::uint64_t serial, std::error_code ec,
-                        std::size_t n);
+    void on_source_read(std::uint16_t index, std::uint64_t serial, std::uint64_t read,
+                        std::error_code ec, std::size_t n);
     std::error_code on_streamed_stdout(slot& s, std::string_view bytes, std::string& why);
     void start_sink_writes();
     void write_sink(slot& s);
