@@ -441,7 +441,7 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
         // Nothing of it is on the wire, or the server already ended it: the connection is fine.
         release(s);
         pump_waiting();
-    } else if (max_in_flight_ > 1 && slots_.size() > 1 && state_ == connection_state::open) {
+    } else if (aborts_alone(s)) {
         // A multiplexing server can abort one request; its ID stays taken until END_REQUEST.
         s.abandoned = true;
         if (s.queued) {
@@ -471,6 +471,18 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
     }
     resume_reading();
     notify();
+}
+
+bool connection_impl::aborts_alone(const slot& s) const noexcept {
+    if (slots_.size() <= 1 || state_ != connection_state::open)
+        return false;
+    if (max_in_flight_ > 1)
+        return true;
+    // A server that answered CANT_MPX_CONN tells the requests it took apart by ID: closing
+    // would fail those too, and they may not be sent again.
+    return std::any_of(slots_.begin(), slots_.end(), [&](const slot& o) {
+        return &o != &s && o.in_use && !o.abandoned && (o.written || o.writing);
+    });
 }
 
 void connection_impl::on_abort_timeout(std::uint64_t serial) {
@@ -507,9 +519,8 @@ bool connection_impl::cancel(std::uint64_t serial, asio::cancellation_type type)
                 continue;
             const bool sent = s.written || s.writing;
             const bool answered = s.op->stream && s.op->stream->ended;
-            const bool aborts_alone =
-                max_in_flight_ > 1 && slots_.size() > 1 && state_ == connection_state::open;
-            const bool partial_ok = (type & ct::partial) != ct::none && (answered || aborts_alone);
+            const bool partial_ok =
+                (type & ct::partial) != ct::none && (answered || aborts_alone(s));
             if (sent && !partial_ok)
                 return false;  // the script runs (total), or only closing would stop it
             break;

@@ -1967,6 +1967,80 @@ BOOST_AUTO_TEST_CASE(cant_mpx_conn_while_a_body_is_unsent_keeps_the_live_request
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 
+// After CANT_MPX_CONN the connection takes one request at a time, but the server still has the
+// requests it took, told apart by ID. A timeout or a partial cancellation of one of them sends
+// ABORT_REQUEST; it closed the connection, failing the other with connection_lost.
+BOOST_AUTO_TEST_CASE(ending_one_request_after_cant_mpx_conn_keeps_the_others) {
+    std::atomic<bool> release{false};
+    fake_responder fake({.script_for = [&](const seen_request& r) -> fcgi::test::script {
+                             auto id = r.param("X_ID").value_or("");
+                             if (id == "slow") {
+                                 auto s = fcgi::test::echo_script(r);
+                                 s.insert(s.begin(),
+                                          act::wait_until([&] { return release.load(); }));
+                                 return s;
+                             }
+                             if (id == "stuck")
+                                 return {};  // answers only ABORT_REQUEST
+                             return fcgi::test::echo_script(r);
+                         },
+                         .max_live_per_connection = 2});
+    for (bool by_timeout : {true, false}) {
+        BOOST_TEST_CONTEXT((by_timeout ? "timeout" : "partial cancellation")) {
+            release = false;
+            asio::io_context ctx;
+            fcgi::connection_options copts;
+            copts.max_in_flight = 4;
+            fcgi::connection conn(ctx.get_executor(), copts);
+            connect_or_fail(ctx, conn, fake.unix_endpoint());
+
+            std::optional<std::error_code> slow, stuck;
+            std::string slow_body;
+            conn.async_request(fcgi::test::tagged_request("slow"),
+                               [&](std::error_code ec, fcgi::response r) {
+                                   slow = ec;
+                                   slow_body = ec ? r.diagnostics : r.body;
+                               });
+            auto stuck_req = fcgi::test::tagged_request("stuck");
+            if (by_timeout)
+                stuck_req.timeout = 300ms;
+            asio::cancellation_signal cancel;
+            auto on_stuck = [&](std::error_code ec, fcgi::response) {
+                stuck = ec;
+                release = true;
+            };
+            conn.async_request(std::move(stuck_req),
+                               asio::bind_cancellation_slot(cancel.slot(), on_stuck));
+            // Two more: the server refuses them, and the connection stops multiplexing.
+            std::size_t refused = 0;
+            for (const char* id : {"r1", "r2"})
+                conn.async_request(
+                    fcgi::test::tagged_request(id), [&](std::error_code ec, fcgi::response) {
+                        BOOST_TEST(ec == fcgi::server_error::cant_mpx_conn, ec.message());
+                        ++refused;
+                    });
+            BOOST_REQUIRE(run_until(ctx, [&] { return refused == 2u; }));
+            if (!by_timeout)
+                cancel.emit(asio::cancellation_type::partial);
+            BOOST_REQUIRE(run_until(
+                ctx, [&] { return slow && stuck; }, 5s));
+            BOOST_TEST(*stuck == (by_timeout ? std::error_code(fcgi::error::request_timeout)
+                                             : std::error_code(asio::error::operation_aborted)),
+                       stuck->message());
+            BOOST_TEST(!*slow, slow->message() << ": " << slow_body);
+            BOOST_TEST(slow_body == fcgi::test::tagged_body("slow"));
+            BOOST_TEST(conn.is_open());
+            // And the connection goes on, one request at a time.
+            auto [ec, resp] = request_on(ctx, conn, fcgi::test::tagged_request("after"));
+            BOOST_TEST(!ec, ec.message());
+            BOOST_TEST(resp.body == fcgi::test::tagged_body("after"));
+        }
+    }
+    auto seen = fake.snapshot();
+    BOOST_TEST(seen.aborts.size() == 2u);
+    BOOST_TEST(seen.violations.empty());
+}
+
 // A request cancelled after END_REQUEST while its sink still holds a chunk frees its slot only
 // when the sink lets go. The pool learns of free slots through the event callback alone, so it
 // must be told then too (it was not: a pool's waiters sat until something else happened).

@@ -181,6 +181,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     static bool busy(const slot& s) noexcept {
         return s.in_use || s.writing || (s.op && s.op->stream && s.op->stream->io_busy());
     }
+    /// True when ABORT_REQUEST can end `s` without closing: the connection multiplexes, or
+    /// stopped doing so (CANT_MPX_CONN) with other requests the server took still on it.
+    bool aborts_alone(const slot& s) const noexcept;
     /// Frees the op once nothing views its buffers any more.
     static void drop_op_if_unused(slot& s) noexcept {
         if (!busy(s))
