@@ -76,7 +76,7 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
     opts_.max_connections_per_endpoint =
         std::max<std::size_t>(opts_.max_connections_per_endpoint, 1);
     opts_.max_requests_per_connection =
-        std::max<std::uint16_t>(opts_.max_requests_per_connection, 1);
+        std::clamp<std::uint16_t>(opts_.max_requests_per_connection, 1, max_in_flight_limit);
     // A zero backoff would never mark a refusing endpoint down: every queued request would
     // reconnect at once, again and again, instead of failing with no_endpoint.
     opts_.initial_backoff =
@@ -152,22 +152,22 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
             auto rejected = std::move(queue_.back());
             queue_.pop_back();
             ++rejected_;
-            std::string why;
+            std::string reason;
             if (opts_.max_pending == 0) {
                 // Down endpoints and nothing open (wait_when_down): "busy" would mislead.
                 const std::string down = down_reason();
                 const bool none_open =
                     std::all_of(pools_.begin(), pools_.end(),
                                 [](const endpoint_pool& p) { return p.conns.empty(); });
-                why = std::string(!down.empty() && none_open ? "no connection is open"
-                                                             : "every connection is busy") +
-                      ", and with max_pending 0 no request may wait for one" + down;
+                reason = std::string(!down.empty() && none_open ? "no connection is open"
+                                                                : "every connection is busy") +
+                         ", and with max_pending 0 no request may wait for one" + down;
             } else {
-                why = std::to_string(waiting - 1) +
-                      " requests already wait for a connection (max_pending " +
-                      std::to_string(opts_.max_pending) + ")";
+                reason = std::to_string(waiting - 1) +
+                         " requests already wait for a connection (max_pending " +
+                         std::to_string(opts_.max_pending) + ")";
             }
-            fail(std::move(rejected), error::pool_exhausted, std::move(why));
+            fail(std::move(rejected), error::pool_exhausted, std::move(reason));
             return;
         }
     }

@@ -33,10 +33,10 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
       resolver_(ex),
       connect_timer_(ex),
       read_buffer_(std::max<std::size_t>(opts.read_buffer_size, 1024)),
-      ids_(std::max<std::uint16_t>(opts.max_in_flight, 1)) {
+      ids_(std::clamp<std::uint16_t>(opts.max_in_flight, 1, max_in_flight_limit)) {
     opts_.connect_timeout = capped(opts_.connect_timeout);
     opts_.abort_timeout = capped(opts_.abort_timeout);
-    max_in_flight_ = std::max<std::uint16_t>(opts.max_in_flight, 1);
+    max_in_flight_ = ids_.slots();
     slots_.resize(max_in_flight_);
     for (std::size_t i = slots_.size(); i-- > 0;)
         free_list_.push_back(static_cast<std::uint16_t>(i));  // slot 0 on top

@@ -35,7 +35,7 @@ struct client_options {
     multiplexing mode = multiplexing::off;
     /// Requests in flight per connection when multiplexing (ignored when off). A server that
     /// answers CANT_MPX_CONN drops that endpoint's connections to one, now and later. Zero is taken
-    /// as 1.
+    /// as 1, more than max_in_flight_limit as that.
     std::uint16_t max_requests_per_connection = 16;
     /// auto_detect: deadline of the GET_VALUES probe. A server that does not answer within it
     /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing. Zero or

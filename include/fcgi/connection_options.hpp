@@ -7,6 +7,13 @@
 
 namespace fcgi {
 
+/// Most requests one connection carries at once (connection_options::max_in_flight,
+/// client_options::max_requests_per_connection; more is taken as this): each in-flight place
+/// then has two of the 65535 request IDs at least, so an ID never comes back at once and a
+/// record that comes late for an ended request cannot be taken for the next one's (see
+/// docs/multiplexing.md, "Request IDs").
+inline constexpr std::uint16_t max_in_flight_limit = 32767;
+
 /// What a connection does with FCGI_STDERR past connection_options::max_stderr_size.
 enum class stderr_overflow : std::uint8_t {
     /// Keep the first max_stderr_size bytes and drop the rest, counted in
@@ -26,7 +33,8 @@ struct connection_options {
     /// Deadline of a request that sets none itself; zero (or negative) means no deadline.
     std::chrono::milliseconds request_timeout{0};
     /// Request IDs in flight at once. 1 (the default) is right for php-fpm, which cannot
-    /// multiplex; more only for servers that report FCGI_MPXS_CONNS=1.
+    /// multiplex; more only for servers that report FCGI_MPXS_CONNS=1. At most
+    /// max_in_flight_limit; 0 is taken as 1.
     std::uint16_t max_in_flight = 1;
     /// Largest STDOUT accepted per response (64 MiB); error::response_too_large beyond it.
     std::size_t max_stdout_size = 64u << 20;

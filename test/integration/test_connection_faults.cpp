@@ -1237,6 +1237,27 @@ BOOST_AUTO_TEST_CASE(cant_mpx_conn_from_a_non_multiplexing_server) {
     BOOST_TEST(ok == 4u, "second wave: " << ok << " ok, " << refused << " CANT_MPX_CONN");
 }
 
+// A connection asked for 65535 in flight takes fcgi::max_in_flight_limit: with 65535 slots, slot
+// 0 had ID 1 alone and gave it to every request, so a late record for one (a duplicate
+// END_REQUEST) completed the next.
+BOOST_AUTO_TEST_CASE(the_largest_max_in_flight_still_rotates_ids) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 65535;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+    for (const char* id : {"first", "second"}) {
+        auto [ec, resp] = request_on(ctx, conn, fcgi::test::tagged_request(id));
+        BOOST_TEST(!ec, ec.message());
+        BOOST_TEST(resp.body == fcgi::test::tagged_body(id));
+    }
+    auto seen = fake.snapshot().requests;
+    BOOST_REQUIRE(seen.size() == 2u);
+    BOOST_TEST(seen[0].id == 1u);
+    BOOST_TEST(seen[1].id == 1u + fcgi::max_in_flight_limit);
+}
+
 BOOST_AUTO_TEST_CASE(multiplexing_1000_interleaved_requests) {
     fake_responder fake({.interleave = 8});
     asio::io_context ctx;

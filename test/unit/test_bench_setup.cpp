@@ -57,16 +57,16 @@ BOOST_AUTO_TEST_CASE(connections_and_requests_per_connection) {
         {"rounded up", true, {}, 9, 2, false, 2, 5, true},
         {"more connections than requests: not multiplexing", true, {}, 4, 8, true, 8, 1, false},
         {"one request: not multiplexing", true, {}, 1, 0, false, 1, 1, false},
-        // Request IDs are 16 bits: 65535 per connection at most.
-        {"65535 fit on one connection", true, {}, 65535, 0, false, 1, 65535, true},
-        {"65536 take two", true, {}, 65536, 0, false, 2, 32768, true},
-        {"100000 take two", true, {}, 100000, 0, false, 2, 50000, true},
-        {"one connection asked for: capped", true, {}, 100000, 1, false, 1, 65535, true},
+        // fcgi::max_in_flight_limit, 32767, per connection at most.
+        {"32767 fit on one connection", true, {}, 32767, 0, false, 1, 32767, true},
+        {"32768 take two", true, {}, 32768, 0, false, 2, 16384, true},
+        {"100000 take four", true, {}, 100000, 0, false, 4, 25000, true},
+        {"one connection asked for: capped", true, {}, 100000, 1, false, 1, 32767, true},
         // FCGI_MAX_REQS caps a connection, as the library's auto_detect does; 0 says nothing.
         {"FCGI_MAX_REQS 100", true, 100, 256, 0, false, 3, 86, true},
         {"FCGI_MAX_REQS 0", true, 0, 256, 4, false, 4, 64, true},
         {"FCGI_MAX_REQS 100, --connections 2", true, 100, 256, 2, false, 2, 100, true},
-        {"FCGI_MAX_REQS above 65535", true, 100000, 100000, 0, false, 2, 50000, true},
+        {"FCGI_MAX_REQS above the limit", true, 100000, 100000, 0, false, 4, 25000, true},
     };
     for (const auto& r : rows) {
         BOOST_TEST_CONTEXT(r.what) {
@@ -82,7 +82,7 @@ BOOST_AUTO_TEST_CASE(connections_and_requests_per_connection) {
 BOOST_AUTO_TEST_CASE(limit_warnings) {
     auto s = heard(true);
     size_bench(100000, 1, false, s);
-    BOOST_TEST(warned(s, "only 65535 of --concurrency 100000 fit on 1 connection ("));
+    BOOST_TEST(warned(s, "only 32767 of --concurrency 100000 fit on 1 connection ("));
     s = heard(true);
     size_bench(100000, 0, false, s);
     BOOST_TEST(s.warnings.empty());

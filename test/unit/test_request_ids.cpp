@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <set>
 
+#include "fcgi/connection_options.hpp"
 #include "fcgi/detail/request_ids.hpp"
 
 using fcgi::detail::request_ids;
@@ -95,6 +96,18 @@ BOOST_AUTO_TEST_CASE(the_quarantine_keeps_only_the_last_ones) {
     BOOST_TEST(ids.quarantined(2));
     BOOST_TEST(ids.quarantined(1000));
     BOOST_TEST(ids.next(0, 0) == 1);
+}
+
+// Above 32767 slots some slots have one ID only, which then comes back at once: connections
+// keep their slots within fcgi::max_in_flight_limit.
+BOOST_AUTO_TEST_CASE(at_the_connection_limit_no_slot_gets_its_id_back_at_once) {
+    request_ids ids(fcgi::max_in_flight_limit);
+    for (std::size_t slot = 0; slot < fcgi::max_in_flight_limit; ++slot) {
+        auto first = ids.next(slot, 0);
+        BOOST_TEST_REQUIRE(ids.next(slot, first) != first, "slot " << slot);
+    }
+    request_ids over(fcgi::max_in_flight_limit + 1);
+    BOOST_TEST(over.next(32767, over.next(32767, 0)) == 32768);  // one ID: the bug it avoids
 }
 
 BOOST_AUTO_TEST_CASE(zero_slots_is_taken_as_one) {

@@ -242,7 +242,7 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     check_count(*cmd.add_option(
                     "--connections", f.connections,
                     "Connections to the server (default: --concurrency; when multiplexing, 1, or "
-                    "more beyond 65535 requests or the server's FCGI_MAX_REQS per connection); "
+                    "more beyond 32767 requests or the server's FCGI_MAX_REQS per connection); "
                     "keep it <= php-fpm's pm.max_children"),
                 std::size_t{1}, std::size_t{1} << 16);
     cmd.add_option("--multiplex", f.multiplex,

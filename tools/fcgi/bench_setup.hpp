@@ -9,12 +9,13 @@
 #include <system_error>
 #include <vector>
 
+#include "fcgi/connection_options.hpp"
 #include "fcgi/protocol/record_bodies.hpp"
 
 namespace fcgi_cli {
 
-/// Request IDs are 16 bits: no connection carries more requests at once.
-inline constexpr std::size_t max_requests_per_connection = 65535;
+/// The library's limit: no connection carries more requests at once.
+inline constexpr std::size_t max_requests_per_connection = fcgi::max_in_flight_limit;
 
 /// The run's shape, and what --multiplex auto learnt on the way.
 struct bench_setup {

@@ -9,7 +9,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 
 #include "error_names.hpp"
 #include "exit_codes.hpp"
@@ -175,9 +174,9 @@ int run_fanout(const fanout_flags& flags) {
     options.mode = flags.multiplex == "on"    ? fcgi::multiplexing::on
                    : flags.multiplex == "off" ? fcgi::multiplexing::off
                                               : fcgi::multiplexing::auto_detect;
-    // What --concurrency spread over the connections needs; request IDs are 16 bits.
+    // What --concurrency spread over the connections needs, within the library's limit.
     options.max_requests_per_connection = static_cast<std::uint16_t>(
-        std::min<std::size_t>(std::numeric_limits<std::uint16_t>::max(),
+        std::min<std::size_t>(fcgi::max_in_flight_limit,
                               (flags.concurrency + flags.connections - 1) / flags.connections));
     if (flags.timeout > 0) {
         options.connection.request_timeout = seconds_to_ms(flags.timeout);
