@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <asio/bind_cancellation_slot.hpp>
+#include <chrono>
+#include <string>
 #include <utility>
 
 #include "fcgi/detail/capped_duration.hpp"
@@ -17,12 +19,23 @@ namespace proto = fcgi::protocol;
 
 namespace {
 
-// For a connection the server closed without ever sending a byte: php-fpm closes a connection
+// For a connection the server closed without ever sending a byte. php-fpm closes a connection
 // from an address its listen.allowed_clients does not list just so, as soon as a worker takes
-// it (no record is sent, and nothing is logged at the default log_level).
-constexpr const char* silent_close_hint =
-    "; a server that closes a new connection without a byte back may not accept this client "
-    "(php-fpm: listen.allowed_clients)";
+// it (no record is sent, and nothing is logged at the default log_level); a worker that dies
+// mid-script (killed, crashed, request_terminate_timeout) closes it so too, later.
+constexpr auto refusal_window = std::chrono::milliseconds(100);
+
+std::string silent_close_hint(std::chrono::steady_clock::duration open_for) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(open_for);
+    if (ms <= refusal_window)
+        return "; a server that closes a new connection without a byte back may not accept this "
+               "client (php-fpm: listen.allowed_clients)";
+    return "; the server closed it " + std::to_string(ms.count()) +
+           " ms after it opened without a byte back: its script may have run and died (a killed "
+           "or crashed worker; php-fpm: request_terminate_timeout), or, after that long in the "
+           "listen backlog, the server may not accept this client (php-fpm: "
+           "listen.allowed_clients)";
+}
 
 }  // namespace
 
@@ -116,7 +129,7 @@ void connection_impl::finish_connect(std::error_code ec) {
         return;
     }
     state_ = connection_state::open;
-    idle_since_ = std::chrono::steady_clock::now();
+    idle_since_ = opened_at_ = std::chrono::steady_clock::now();
     start_read();
     connect_handler_.post(std::error_code());
 }
@@ -138,7 +151,7 @@ void connection_impl::start_request(std::unique_ptr<request_op> op) {
         else if (lost)
             r.diagnostics += ": the server closed it after " + after;
         if (lost && stats_.bytes_read == 0 && !closed_here_)
-            r.diagnostics += silent_close_hint;
+            r.diagnostics += silent_close_hint(closed_at_ - opened_at_);
         if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));
@@ -563,6 +576,7 @@ void connection_impl::close(std::error_code ec, std::string_view why) {
     state_ = connection_state::closed;
     closed_with_ = ec;
     closed_why_ = why;
+    closed_at_ = std::chrono::steady_clock::now();
     std::error_code ignored;
     if (was_connecting)
         connect_cancel_.emit(asio::cancellation_type::terminal);
@@ -594,7 +608,7 @@ void connection_impl::close(std::error_code ec, std::string_view why) {
                                                     : "connection closed";
             r.diagnostics = what + "; " + describe(s);
             if (ec == error::connection_lost && why.empty() && stats_.bytes_read == 0)
-                r.diagnostics += silent_close_hint;
+                r.diagnostics += silent_close_hint(closed_at_ - opened_at_);
             complete(s, ec, std::move(r));
         }
         in_use_ -= s.in_use;

@@ -105,7 +105,10 @@ retry_decision decide_retry(const retry_input& in) {
         // The clue to what closed it: at once, a server that fails new connections (or a script
         // that crashed); after about request_terminate_timeout, php-fpm killing the script.
         d.diagnostics += "; the connection closed " + std::to_string(in.after.count()) +
-                         " ms after the request was sent";
+                         " ms after the request was sent" +
+                         (in.reused && !at_once ? ", so its script may have run (a killed worker: "
+                                                  "request_terminate_timeout?)"
+                                                : "");
     return d;
 }
 

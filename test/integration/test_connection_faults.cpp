@@ -706,6 +706,23 @@ BOOST_AUTO_TEST_CASE(close_right_after_accept) {
     }
 }
 
+// A new connection closed without a byte back long after the request went: a script that died
+// (php-fpm's request_terminate_timeout kills it so), not a server refusing this client, which
+// closes at once. The hint named listen.allowed_clients alone, whenever the close came.
+BOOST_AUTO_TEST_CASE(a_late_silent_close_is_not_blamed_on_allowed_clients) {
+    fake_responder fake({.script_for = [](const seen_request&) {
+        return fcgi::test::script{act::delay(250ms), act::close()};
+    }});
+    auto [ec, resp] = one_request(fake.unix_endpoint(), fcgi::test::tagged_request("x"));
+    BOOST_TEST(ec == fcgi::error::connection_lost, ec.message());
+    const std::string& d = resp.diagnostics;
+    BOOST_TEST(d.find("ms after it opened without a byte back: its script may have run and died "
+                      "(a killed or crashed worker; php-fpm: request_terminate_timeout)") !=
+                   std::string::npos,
+               d);
+    BOOST_TEST(d.find("a server that closes a new connection") == std::string::npos, d);
+}
+
 // The not_connected side of the race above, made certain: the close is seen before the request
 // is made, and the request's diagnostics say who closed the connection and when.
 BOOST_AUTO_TEST_CASE(request_after_the_server_closed_says_so) {

@@ -284,6 +284,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     connection_stats stats_;
     connection_event_fn on_event_;
     std::chrono::steady_clock::time_point idle_since_{};
+    std::chrono::steady_clock::time_point opened_at_{};  // the connect completed
+    std::chrono::steady_clock::time_point closed_at_{};  // close() ran
 };
 
 }  // namespace fcgi::detail
