@@ -24,7 +24,8 @@ namespace fcgi {
 /// default of the same name. CONTENT_LENGTH always equals the body sent (php-fpm hangs or
 /// desynchronises otherwise), so a conflicting override is an error.
 struct request {
-    /// Absolute path of the script (SCRIPT_FILENAME). Required.
+    /// Absolute path of the script (SCRIPT_FILENAME), without a ".." segment (php-fpm refuses
+    /// those). Required.
     std::string script;
     /// REQUEST_METHOD; empty means GET, or POST when there is a body.
     std::string method;
@@ -89,11 +90,11 @@ struct request {
     }
 };
 
-/// Checks a request's fields before anything is sent: an absolute script path without NUL,
-/// below `document_root` when one is given (compared in lexically normal form; a SCRIPT_NAME
-/// param lifts this), a method and header names that are HTTP tokens, no CR, LF or NUL in header
-/// values, param names neither empty nor holding '=' or NUL, a body source with a known length and
-/// no `body` beside it, and DATA only with the FILTER role. On failure returns
+/// Checks a request's fields before anything is sent: an absolute script path without NUL or
+/// ".." segment, below `document_root` when one is given (compared in lexically normal form; a
+/// SCRIPT_NAME param lifts this), a method and header names that are HTTP tokens, no CR, LF or NUL
+/// in header values, param names neither empty nor holding '=' or NUL, a body source with a known
+/// length and no `body` beside it, and DATA only with the FILTER role. On failure returns
 /// error::invalid_request (or error::body_length_unknown) and sets `why` to a sentence naming the
 /// offending field.
 ///

@@ -7,6 +7,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -167,6 +168,36 @@ BOOST_AUTO_TEST_CASE(stderr_and_404_over_blocking_socket) {
     BOOST_REQUIRE(head.feed(r.stdout_bytes).done);
     BOOST_TEST(head.status() == 404);
     BOOST_TEST(r.stderr_bytes.find("Primary script unknown") != std::string::npos);
+    ::close(fd);
+}
+
+// The fact behind validate() refusing a script path with a ".." segment: php-fpm answers such a
+// SCRIPT_FILENAME 404 even when it names a script that is there.
+BOOST_AUTO_TEST_CASE(dot_dot_in_script_filename_is_404) {
+    fcgi::test::php_fpm fpm({.children = 1, .tcp = false});
+    int fd = connect_unix(fpm.unix_socket());
+    const std::filesystem::path hello = fcgi::test::php_fpm::script("hello.php");
+    const std::filesystem::path dir = hello.parent_path();
+    const std::string plain = hello.string();
+    const std::string climbing =
+        (dir / ".." / dir.filename() / hello.filename()).string();  // the same file
+    BOOST_REQUIRE(std::filesystem::equivalent(plain, climbing));
+    proto::request_encoder enc;
+    std::vector<int> statuses;
+    for (const std::string* script : {&plain, &climbing}) {
+        auto params = cgi_params(*script, "GET", "", "0");
+        enc.clear();
+        BOOST_REQUIRE(!enc.encode_request(1, proto::role::responder, proto::begin_flags::keep_conn,
+                                          params, {}));
+        write_all(fd, enc.buffers());
+        raw_reply r = read_reply(fd);
+        proto::cgi_head_parser head;
+        BOOST_REQUIRE(head.feed(r.stdout_bytes).done);
+        statuses.push_back(head.status());
+        if (script == &climbing)
+            BOOST_TEST(r.stderr_bytes.find("Primary script unknown") != std::string::npos);
+    }
+    BOOST_TEST(statuses == (std::vector<int>{200, 404}), boost::test_tools::per_element());
     ::close(fd);
 }
 
