@@ -272,7 +272,7 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
                 return proto::fits_one_record(p.name, p.value);
             })) {
             ec = error::param_too_large;
-            why = explain_param_too_large(params);
+            why = explain_param_too_large(params, req);
         }
         if (!ec && (req.stdin_source || req.stdout_sink))
             ec = start_streams(s, why);
@@ -285,7 +285,7 @@ void connection_impl::assign(slot& s, std::unique_ptr<request_op> op) {
                 ec = s.encoder.encode_request(s.id, req.role, proto::begin_flags::keep_conn,
                                               s.params.params(), req.body, req.data);
             if (ec == error::param_too_large)
-                why = explain_param_too_large(s.params.params());
+                why = explain_param_too_large(s.params.params(), req);
         }
     }
     if (ec) {

@@ -24,7 +24,7 @@ std::error_code prepare_request(request req, prepared_request& out, std::string&
     derived.build(req);
     protocol::encoded_params params;
     if (auto ec = params.assign(derived.params())) {
-        why = detail::explain_param_too_large(derived.params());
+        why = detail::explain_param_too_large(derived.params(), req);
         return ec;
     }
     // The params are bytes now, so moving the request (and its strings) cannot leave a view

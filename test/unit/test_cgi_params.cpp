@@ -86,6 +86,48 @@ BOOST_AUTO_TEST_CASE(raw_params_override_and_append) {
     BOOST_TEST(p["APP_ENV"] == "test");
 }
 
+// Past 16 raw params an index finds the param a raw one replaces (a scan each was n^2): the
+// same result, derived ones replaced in place, a repeated raw name once with its last value,
+// new names in first-appearance order after the derived ones.
+BOOST_AUTO_TEST_CASE(many_raw_params_replace_as_a_few_do) {
+    for (std::size_t n : {std::size_t(4), std::size_t(16), std::size_t(17), std::size_t(500)}) {
+        BOOST_TEST_CONTEXT(n << " raw params") {
+            fcgi::request req;
+            req.script = "/a/b.php";
+            req.headers = {{"X-H", "header"}};
+            req.params = {{"SERVER_NAME", "example.org"}, {"HTTP_X_H", "raw"}};
+            for (std::size_t i = 2; i < n; ++i)
+                req.params.push_back({"APP_" + std::to_string(i % (n / 2 + 1)), std::to_string(i)});
+            fcgi::detail::cgi_params p;
+            p.build(req);
+            std::map<std::string, std::string> got;
+            std::vector<std::string> appended;
+            bool derived_part = true;
+            for (const auto& nv : p.params()) {
+                BOOST_TEST(got.emplace(nv.name, nv.value).second, "duplicate " << nv.name);
+                derived_part = derived_part && !nv.name.starts_with("APP_");
+                if (!derived_part) {
+                    BOOST_TEST(nv.name.starts_with("APP_"), nv.name);
+                    appended.emplace_back(nv.name);
+                }
+            }
+            BOOST_TEST(got["SERVER_NAME"] == "example.org");
+            BOOST_TEST(got["HTTP_X_H"] == "raw");
+            std::map<std::string, std::string> want;
+            std::vector<std::string> order;
+            for (std::size_t i = 2; i < n; ++i) {
+                auto name = "APP_" + std::to_string(i % (n / 2 + 1));
+                if (!want.count(name))
+                    order.push_back(name);
+                want[name] = std::to_string(i);
+            }
+            for (const auto& [name, value] : want)
+                BOOST_TEST(got[name] == value, name);
+            BOOST_TEST(appended == order, boost::test_tools::per_element());
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(filter_role_adds_data_params) {
     fcgi::request req;
     req.script = "/a/filter.php";

@@ -56,7 +56,9 @@ class cgi_params {
     std::vector<std::pair<std::size_t, std::string_view>> joined_;  // add_headers' scratch
 };
 
-/// The sentence for error::param_too_large: which of `params` cannot fit in a PARAMS record.
-std::string explain_param_too_large(std::span<const protocol::name_value> params);
+/// The sentence for error::param_too_large: which of `params`, built from `req`, cannot fit in a
+/// PARAMS record, and which of the request's fields it comes from.
+std::string explain_param_too_large(std::span<const protocol::name_value> params,
+                                    const request& req);
 
 }  // namespace fcgi::detail
