@@ -696,10 +696,14 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     rop->handler = request_handler(
         [w = weak_from_this(), op = std::move(op), epp = &ep, reused](std::error_code ec,
                                                                       response&& r) mutable {
-            if (auto self = w.lock())
+            if (auto self = w.lock()) {
                 self->on_request_done(std::move(op), epp, reused, ec, std::move(r));
-            else
-                op->handler.post(error::client_stopped, std::move(r));
+                return;
+            }
+            // The client is gone, so nothing is retried; a response that had come in full
+            // (the connection's read delivered it with others) is still the answer.
+            r.times_sent += op->sent;
+            op->handler.post(ec ? std::error_code(error::client_stopped) : ec, std::move(r));
         },
         ex_);
     conn->start_request(std::move(rop));
@@ -967,7 +971,7 @@ void client_impl::halt() {
     for (auto& p : pools_) {
         for (auto& pc : p.conns) {
             pc->conn->set_event_callback(nullptr);
-            pc->conn->close(error::client_stopped);
+            pc->conn->close(error::client_stopped, "the client was stopped");
         }
         p.conns.clear();
         stop_probe(p);

@@ -140,7 +140,15 @@ void connection_impl::finish_connect(std::error_code ec) {
 void connection_impl::start_request(std::unique_ptr<request_op> op) {
     if (state_ != connection_state::open) {
         response r;
-        r.diagnostics = "connection to " + endpoint_.to_string() + " is not open";
+        // Before async_connect the endpoint is not known yet: naming it would read "unix:".
+        r.diagnostics = state_ == connection_state::idle
+                            ? std::string(
+                                  "the connection is not connected: call async_connect "
+                                  "first")
+                            : "connection to " + endpoint_.to_string() + " is not open" +
+                                  (state_ == connection_state::connecting
+                                       ? std::string(" yet: its connect has not completed")
+                                       : std::string());
         const auto after = std::to_string(stats_.requests_completed) +
                            (stats_.requests_completed == 1 ? " request" : " requests");
         const bool closed = state_ == connection_state::closed;

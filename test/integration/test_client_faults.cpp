@@ -1506,12 +1506,56 @@ BOOST_AUTO_TEST_CASE(completion_handlers_may_cancel_or_destroy_the_client) {
             BOOST_TEST(!fast.ec, fast.ec.message());
             BOOST_TEST(fast.resp.body == fcgi::test::tagged_body("fast"));
             BOOST_TEST(o["slow"].ec == fcgi::error::client_stopped, o["slow"].ec.message());
+            // In flight when the client stopped: its diagnostics say so (they said "connection
+            // closed").
+            BOOST_TEST(o["slow"].resp.diagnostics.starts_with("the client was stopped; request "),
+                       o["slow"].resp.diagnostics);
             for (const auto& [id, out] : o)
                 BOOST_TEST(out.calls == 1, id);
             // "queued" either went out on the freed connection before the handler ran (and was
             // stopped there) or was failed from the queue: never both, never answered twice.
             BOOST_TEST(times_seen(fake.snapshot(), "queued") <= 1u);
             BOOST_TEST(drains(ctx), "the io_context still had work 5 s after the handler");
+        }
+    }
+}
+
+// Four multiplexed answers in one write, so one read: the first handler destroys the client.
+// The other three had arrived in full; they completed with client_stopped, their bodies
+// attached, where stop() let them succeed.
+BOOST_AUTO_TEST_CASE(responses_read_before_the_client_is_destroyed_keep_their_answer) {
+    for (bool destroy : {false, true}) {
+        BOOST_TEST_CONTEXT((destroy ? "destroy" : "stop")) {
+            asio::io_context ctx;
+            fake_responder fake({.interleave = 4, .interleave_wait = 5s});
+            fcgi::client_options opts;
+            opts.endpoints = {fake.unix_endpoint()};
+            opts.max_connections_per_endpoint = 1;
+            opts.mode = fcgi::multiplexing::on;
+            auto client = std::make_unique<fcgi::client>(ctx.get_executor(), opts);
+            outcomes o;
+            for (const char* id : {"m0", "m1", "m2", "m3"}) {
+                outcome& out = o[id];
+                client->async_request(fcgi::test::tagged_request(id),
+                                      [&](std::error_code ec, fcgi::response r) {
+                                          ++out.calls;
+                                          out.done = true;
+                                          out.ec = ec;
+                                          out.resp = std::move(r);
+                                          if (destroy)
+                                              client.reset();
+                                          else if (client)
+                                              client->stop();
+                                      });
+            }
+            BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+            for (const auto& [id, out] : o) {
+                BOOST_TEST(out.calls == 1, id);
+                BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
+                BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id), id);
+            }
+            client.reset();
+            BOOST_TEST(drains(ctx));
         }
     }
 }

@@ -723,6 +723,16 @@ BOOST_AUTO_TEST_CASE(a_late_silent_close_is_not_blamed_on_allowed_clients) {
     BOOST_TEST(d.find("a server that closes a new connection") == std::string::npos, d);
 }
 
+// A request on a connection never connected: it said "connection to unix: is not open", naming
+// an endpoint nobody gave.
+BOOST_AUTO_TEST_CASE(request_before_connect_says_to_connect_first) {
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor());
+    auto [ec, resp] = request_on(ctx, conn, fcgi::test::tagged_request("x"));
+    BOOST_TEST(ec == fcgi::error::not_connected, ec.message());
+    BOOST_TEST(resp.diagnostics == "the connection is not connected: call async_connect first");
+}
+
 // The not_connected side of the race above, made certain: the close is seen before the request
 // is made, and the request's diagnostics say who closed the connection and when.
 BOOST_AUTO_TEST_CASE(request_after_the_server_closed_says_so) {
