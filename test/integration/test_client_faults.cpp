@@ -1491,17 +1491,15 @@ BOOST_AUTO_TEST_CASE(completion_handlers_may_cancel_or_destroy_the_client) {
             // Queued behind "fast": sent only if the pool goes on after the handler.
             start(*client, fcgi::test::tagged_request("queued"), o["queued"]);
             outcome& fast = o["fast"];
-            client->async_request(fcgi::test::tagged_request("fast"),
-                                  [&](std::error_code ec, fcgi::response r) {
-                                      ++fast.calls;
-                                      fast.done = true;
-                                      fast.ec = ec;
-                                      fast.resp = std::move(r);
-                                      if (destroy)
-                                          client.reset();
-                                      else
-                                          client->stop();
-                                  });
+            client->async_request(
+                fcgi::test::tagged_request("fast"),
+                [&, record = recorder(fast)](std::error_code ec, fcgi::response r) {
+                    record(ec, std::move(r));
+                    if (destroy)
+                        client.reset();
+                    else
+                        client->stop();
+                });
             BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
             BOOST_TEST(!fast.ec, fast.ec.message());
             BOOST_TEST(fast.resp.body == fcgi::test::tagged_body("fast"));
@@ -1536,17 +1534,15 @@ BOOST_AUTO_TEST_CASE(responses_read_before_the_client_is_destroyed_keep_their_an
             outcomes o;
             for (const char* id : {"m0", "m1", "m2", "m3"}) {
                 outcome& out = o[id];
-                client->async_request(fcgi::test::tagged_request(id),
-                                      [&](std::error_code ec, fcgi::response r) {
-                                          ++out.calls;
-                                          out.done = true;
-                                          out.ec = ec;
-                                          out.resp = std::move(r);
-                                          if (destroy)
-                                              client.reset();
-                                          else if (client)
-                                              client->stop();
-                                      });
+                client->async_request(
+                    fcgi::test::tagged_request(id),
+                    [&, record = recorder(out)](std::error_code ec, fcgi::response r) {
+                        record(ec, std::move(r));
+                        if (destroy)
+                            client.reset();
+                        else if (client)
+                            client->stop();
+                    });
             }
             BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
             for (const auto& [id, out] : o) {
