@@ -439,7 +439,9 @@ void connection_impl::fail_request(std::uint64_t serial, std::error_code ec, con
         if (!s.op || !s.op->handler || s.op->serial != serial)
             continue;
         std::string why = std::string(what) + "; " + describe(s);
-        if (ec == error::request_timeout && (s.written || s.writing) && stats_.bytes_read == 0)
+        // A connection carrying one request at a time: php-fpm's backlog is the likely reason.
+        if (ec == error::request_timeout && (s.written || s.writing) && stats_.bytes_read == 0 &&
+            slots_.size() == 1)
             // PROTOCOL.md item 2: the case where a connect succeeds and nothing ever answers.
             why +=
                 "; not one byte has come back since the connection opened: the script has "
@@ -510,6 +512,11 @@ void connection_impl::on_abort_timeout(std::uint64_t serial) {
     for (auto& s : slots_) {
         if (s.in_use && s.abandoned && s.op && s.op->serial == serial) {
             retiring_ = true;
+            // No slot frees up for them here now: a live request may run for long.
+            fail_waiting("connection to " + endpoint_.to_string() +
+                         " takes no more requests: the server did not end aborted request " +
+                         std::to_string(s.id) + " within " +
+                         std::to_string(opts_.abort_timeout.count()) + " ms");
             close_if_retired();
             notify();
             return;
@@ -626,17 +633,21 @@ void connection_impl::close(std::error_code ec, std::string_view why) {
         drop_op_if_unused(s);
     }
     write_queue_.clear();
+    fail_waiting("connection to " + endpoint_.to_string() + " closed before the request was sent" +
+                 (why.empty() ? std::string() : " (" + std::string(why) + ")"));
+    notify();
+}
+
+void connection_impl::fail_waiting(const std::string& diagnostics) {
     while (!waiting_.empty()) {
         auto op = std::move(waiting_.front());
         waiting_.pop_front();
         response r;
-        r.diagnostics =
-            "connection to " + endpoint_.to_string() + " closed before the request was sent";
+        r.diagnostics = diagnostics;
         if (op->hand_back && !op->is_prepared)
             *op->hand_back = std::move(op->req);
         op->handler.post(error::not_connected, std::move(r));
     }
-    notify();
 }
 
 }  // namespace fcgi::detail

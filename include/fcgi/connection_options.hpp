@@ -45,8 +45,9 @@ struct connection_options {
     /// Largest CGI response head (64 KiB); error::response_head_too_large beyond it.
     std::size_t max_head_size = 64u << 10;
     /// How long a multiplexing server may take to end a request after ABORT_REQUEST. Its ID
-    /// stays taken until then; past it the connection takes no new requests and is closed once
-    /// its other requests are done, so a server that ignores aborts cannot use up every ID.
+    /// stays taken until then; past it the connection takes no new requests (those waiting for a
+    /// slot fail with error::not_connected) and is closed once its other requests are done, so
+    /// a server that ignores aborts cannot use up every ID. Zero: no limit.
     std::chrono::milliseconds abort_timeout{2000};
     /// Size of the read buffer; records larger than it are handed on in pieces.
     std::size_t read_buffer_size = 64u << 10;

@@ -723,6 +723,35 @@ BOOST_AUTO_TEST_CASE(a_late_silent_close_is_not_blamed_on_allowed_clients) {
     BOOST_TEST(d.find("a server that closes a new connection") == std::string::npos, d);
 }
 
+// A server that ignores ABORT_REQUEST: after abort_timeout the connection takes no more
+// requests, and one waiting for a slot fails then, saying why. It waited for as long as another
+// live request ran (here for good), then heard only "closed before the request was sent".
+BOOST_AUTO_TEST_CASE(requests_waiting_on_a_retired_connection_hear_why) {
+    fake_responder fake({.script_for = [](const seen_request&) { return fcgi::test::script{}; },
+                         .answer_abort = false});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 2;
+    copts.abort_timeout = 100ms;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+    auto timed = fcgi::test::tagged_request("timed");
+    timed.timeout = 100ms;
+    std::optional<std::pair<std::error_code, std::string>> waiting;
+    conn.async_request(timed, [](std::error_code, fcgi::response) {});
+    conn.async_request(fcgi::test::tagged_request("held"), [](std::error_code, fcgi::response) {});
+    conn.async_request(
+        fcgi::test::tagged_request("waiting"),
+        [&](std::error_code ec, fcgi::response r) { waiting.emplace(ec, r.diagnostics); });
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return waiting.has_value(); }, 5s));
+    BOOST_TEST(waiting->first == fcgi::error::not_connected, waiting->first.message());
+    BOOST_TEST(waiting->second.find(" takes no more requests: the server did not end aborted "
+                                    "request 1 within 100 ms") != std::string::npos,
+               waiting->second);
+    BOOST_TEST(conn.is_open());  // "held" still runs
+}
+
 // A request on a connection never connected: it said "connection to unix: is not open", naming
 // an endpoint nobody gave.
 BOOST_AUTO_TEST_CASE(request_before_connect_says_to_connect_first) {
@@ -1028,6 +1057,19 @@ BOOST_AUTO_TEST_CASE(silence_with_request_timeout) {
     BOOST_TEST(fake.wait_for(
         [](const fake_snapshot& s) { return s.connections_closed_by_peer >= 1; }, 5s));
     BOOST_TEST(fake.snapshot().requests.size() == 1u);
+
+    // On a multiplexed connection (never php-fpm's) the backlog hint would mislead.
+    asio::io_context mctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    fcgi::connection mconn(mctx.get_executor(), copts);
+    connect_or_fail(mctx, mconn, fake.unix_endpoint());
+    auto req = fcgi::test::tagged_request("silent");
+    req.timeout = 200ms;
+    auto [ec, resp] = request_on(mctx, mconn, req);
+    BOOST_TEST(ec == fcgi::error::request_timeout, ec.message());
+    BOOST_TEST(resp.diagnostics.find("not one byte has come back") == std::string::npos,
+               resp.diagnostics);
 }
 
 // A request that fails after its script logged something keeps the log in its response: it is

@@ -212,6 +212,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     void abandon(slot& s, std::error_code ec, std::string diagnostics);
     void on_abort_timeout(std::uint64_t serial);
     void close_if_retired();
+    /// Fails the requests waiting for a slot with not_connected: nothing of them was sent, so a
+    /// pool may send them elsewhere. `diagnostics` says what stopped the connection taking them.
+    void fail_waiting(const std::string& diagnostics);
     void pump_waiting();
     void start_write();
     // `n` bytes went out in this write, after `sent_before` by the attempt that started it.

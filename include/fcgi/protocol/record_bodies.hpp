@@ -79,7 +79,7 @@ std::string encode_get_values_result(std::span<const name_value> values);
 struct get_values_result {
     std::optional<std::uint32_t> max_conns;  ///< FCGI_MAX_CONNS
     std::optional<std::uint32_t> max_reqs;   ///< FCGI_MAX_REQS
-    std::optional<bool> mpxs_conns;          ///< FCGI_MPXS_CONNS ("1" means true)
+    std::optional<bool> mpxs_conns;          ///< FCGI_MPXS_CONNS (a number; not 0 means true)
     /// Every pair as sent, including names this client does not know.
     std::vector<std::pair<std::string, std::string>> all;
 };
