@@ -150,16 +150,14 @@ std::error_code check_paths(const request& req, std::string& why) {
     }
     // php-fpm answers any SCRIPT_FILENAME with a ".." segment 404 "Primary script unknown",
     // whatever it resolves to; sent as given, the caller would chase a file that is there.
-    for (std::size_t at = 0; at != std::string::npos;) {
-        const std::size_t next = req.script.find('/', at + 1);
-        if (req.script.substr(at + 1, next == std::string::npos ? next : next - at - 1) == "..") {
-            why = "script path " + in_quotes(req.script) +
-                  " has a '..' segment, which php-fpm refuses (404, \"Primary script unknown\"): "
-                  "give the path without it (std::filesystem::path::lexically_normal, or "
-                  "weakly_canonical to follow symbolic links)";
-            return error::invalid_request;
-        }
-        at = next;
+    // (The script starts with '/', so a segment is "/.." followed by '/' or the end.)
+    const std::string_view script = req.script;
+    if (script.ends_with("/..") || script.find("/../") != std::string_view::npos) {
+        why = "script path " + in_quotes(req.script) +
+              " has a '..' segment, which php-fpm refuses (404, \"Primary script unknown\"): "
+              "give the path without it (std::filesystem::path::lexically_normal, or "
+              "weakly_canonical to follow symbolic links)";
+        return error::invalid_request;
     }
     if (req.document_root.find('\0') != std::string::npos) {
         why = "document_root " + in_quotes(req.document_root) + " contains a NUL byte";
