@@ -167,16 +167,17 @@ void connection_impl::write_sink(slot& s) {
     st.sink_inflight.swap(st.sink_pending);
     st.sink_pending.clear();
     st.sink_busy = true;
+    auto write = ++st.sink_writes;
     auto index = index_of(s);
     auto sink = s.op->req.stdout_sink.share();  // a sink that closes the connection drops the op
     std::string why;
     auto ec = call_user("response sink's async_write()", error::sink_failed, why, [&] {
         sink->async_write(
             st.sink_inflight, ex_,
-            [self = shared_from_this(), index, serial = s.op->serial](std::error_code ec2) {
+            [self = shared_from_this(), index, serial = s.op->serial, write](std::error_code ec2) {
                 auto& ex = self->ex_;
-                asio::post(ex, [self = std::move(self), index, serial, ec2] {
-                    self->on_sink_written(index, serial, ec2);
+                asio::post(ex, [self = std::move(self), index, serial, write, ec2] {
+                    self->on_sink_written(index, serial, write, ec2);
                 });
             });
         return std::error_code();
@@ -188,13 +189,23 @@ void connection_impl::write_sink(slot& s) {
 }
 
 void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
-                                      std::error_code ec) {
+                                      std::uint64_t write, std::error_code ec) {
     slot& s = slots_[index];
     if (!s.op || s.op->serial != serial || !s.op->stream)
         return;
     auto& st = *s.op->stream;
+    if (!st.sink_busy || write != st.sink_writes) {
+        // `done` called again for a write already answered: the sink may be reading the next
+        // chunk, which must stay as it is until that write's own `done`, and the slot may already
+        // be free. Fail the request if it is still going.
+        if (s.in_use && !s.abandoned && s.op->handler && state_ == connection_state::open)
+            abandon(s, error::sink_failed,
+                    "response sink called done twice for one write; " + describe(s));
+        return;
+    }
     st.sink_busy = false;
-    st.sink_delivered += st.sink_inflight.size();
+    if (!ec)
+        st.sink_delivered += st.sink_inflight.size();  // a failed write took none, as far as known
     st.sink_inflight.clear();
     if (!s.op->handler) {
         // Completed meanwhile (failed, cancelled): nothing more goes to the sink.
@@ -209,10 +220,13 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
     }
     if (ec) {
         std::string text = s.op->req.stdout_sink.get()->failure_text();
+        // The coroutine sink fails with sink_failed itself: its own words say it all.
+        std::string cause = ec == error::sink_failed && !text.empty() ? text
+                            : text.empty()                            ? ec.message()
+                                           : ec.message() + " (" + text + ")";
         abandon(s, error::sink_failed,
                 "response sink failed after " + std::to_string(st.sink_delivered) +
-                    " bytes of body: " + ec.message() + (text.empty() ? "" : " (" + text + ")") +
-                    "; " + describe(s));
+                    " bytes of body: " + cause + "; " + describe(s));
         return;
     }
     if (!st.sink_pending.empty())
@@ -237,8 +251,8 @@ void connection_impl::complete_stream(slot& s) {
     std::string why;
     auto sink =
         s.op->req.stdout_sink.share();  // a finish() that closes the connection drops the op
-    bool failed = bool(call_user("response sink's finish()", error::sink_failed, why,
-                                 [&] { return sink->finish(why); }));
+    auto failed = call_user("response sink's finish()", error::sink_failed, why,
+                            [&] { return sink->finish(why); });
     if (!s.op || !s.op->handler)
         return;  // the sink closed the connection, which completed the request
     if (failed) {
@@ -246,6 +260,11 @@ void connection_impl::complete_stream(slot& s) {
         ec = error::sink_failed;
         response failed_r;
         failed_r.stderr_text = std::move(r.stderr_text);
+        failed_r.stderr_dropped = r.stderr_dropped;
+        if (why.empty())  // a sink of the user's that returned an error and no words
+            why = "response sink's finish() failed after " +
+                  std::to_string(s.op->stream->sink_delivered) +
+                  " bytes of body: " + failed.message();
         failed_r.diagnostics = why + "; " + describe(s);
         r = std::move(failed_r);
     }

@@ -63,7 +63,8 @@ class body_sink {
         virtual std::error_code start(std::string& why) = 0;
         /// The CGI head arrived.
         virtual std::error_code on_head(const response& head, std::string& why);
-        /// Consumes `chunk`, which stays valid until `done` is called; calls `done` exactly once.
+        /// Consumes `chunk`, which stays valid until `done` is called; calls `done` exactly once
+        /// (a second call for one write fails the request with error::sink_failed).
         virtual void async_write(std::string_view chunk, const asio::any_io_executor& ex,
                                  sink_write_handler done) = 0;
         /// Every chunk was consumed and the response ended: flush, close.

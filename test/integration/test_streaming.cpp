@@ -184,11 +184,9 @@ struct late_failing_sink : body_sink::implementation {
         else
             held.push_back(std::move(done));
     }
-    std::error_code finish(std::string& why) override {
-        if (!fail_finish)
-            return {};
-        why = "flush failed";
-        return std::make_error_code(std::errc::io_error);
+    std::error_code finish(std::string&) override {
+        // No words: the connection says what failed.
+        return fail_finish ? std::make_error_code(std::errc::io_error) : std::error_code();
     }
 };
 
@@ -702,6 +700,69 @@ BOOST_AUTO_TEST_CASE(source_calling_done_twice_fails_its_request) {
     }
 }
 
+// A consumer that calls `done` twice for its first chunk: the second call was taken for the
+// next write's answer, which cleared the chunk the sink was still reading and let the reader
+// append into that buffer (a use after free under ASan, a wrong body without). Now the request
+// fails with sink_failed, the other request on the connection is intact, and a call long after
+// does nothing.
+BOOST_AUTO_TEST_CASE(sink_calling_done_twice_fails_its_request) {
+    const std::string big = pattern(300000);
+    fake_responder fake({.script_for = [&](const fcgi::test::seen_request& r) {
+        return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\n\r\n" +
+                                               (r.param("X_ID") == "twice" ? big : "ok")),
+                                  act::end()};
+    }});
+    asio::io_context ctx;
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    copts.sink_buffer_size = 1000;
+    fcgi::connection conn(ctx.get_executor(), copts);
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+
+    fcgi::sink_write_handler kept;  // the first write's `done`, called once more at the end
+    std::string got;
+    auto req = fcgi::test::tagged_request("twice");
+    req.stdout_sink =
+        body_sink::consumer([&](std::string_view chunk, fcgi::sink_write_handler done) {
+            if (!kept) {
+                got.append(chunk);
+                kept = done;
+                done({});
+                done({});
+                return;
+            }
+            // Later chunks are read when the write is answered, a turn of the executor later.
+            asio::post(ctx, [&got, chunk, done = std::move(done)]() mutable {
+                got.append(chunk);
+                done({});
+            });
+        });
+    std::optional<std::error_code> twice_ec;
+    std::string twice_diag;
+    conn.async_request(std::move(req), [&](std::error_code ec, fcgi::response r) {
+        twice_ec = ec;
+        twice_diag = r.diagnostics;
+    });
+    std::optional<std::pair<std::error_code, std::string>> other;
+    conn.async_request(fcgi::test::tagged_request("other"),
+                       [&](std::error_code ec, fcgi::response r) { other.emplace(ec, r.body); });
+    BOOST_REQUIRE(run_until(ctx, [&] { return twice_ec && other; }));
+    BOOST_TEST(*twice_ec == fcgi::error::sink_failed, twice_ec->message());
+    BOOST_TEST(twice_diag.find("called done twice") != std::string::npos, twice_diag);
+    BOOST_TEST(!other->first, other->first.message());
+    BOOST_TEST(other->second == "ok");
+    // What the sink read is a prefix of the body: no chunk changed under it.
+    BOOST_TEST(big.compare(0, got.size(), got) == 0);
+
+    BOOST_REQUIRE(kept);
+    kept({});
+    std::optional<std::error_code> after_ec;
+    conn.async_request(fcgi::test::tagged_request("after"),
+                       [&](std::error_code ec, fcgi::response) { after_ec = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return after_ec.has_value(); }));
+    BOOST_TEST(!*after_ec, after_ec->message());
+}
+
 // An early answer on a multiplexed connection: the server ends the request before it has read
 // the body (as php-fpm's fastcgi_finish_request() does). While the sink still drains the
 // response, the upload stops. It went on reading the source and sending STDIN records for the
@@ -970,7 +1031,8 @@ BOOST_AUTO_TEST_CASE(coroutine_sink_and_source_are_cancelled_with_their_request)
 
 // A sink that fails once the server has ended the request (in finish(), or in a write still out
 // at END_REQUEST) still hands back the script's STDERR: it was once dropped with the response
-// that waited for the sink.
+// that waited for the sink, and then its count of dropped bytes was (finish()). The diagnostics
+// count what the sink took: a failed write took nothing.
 BOOST_AUTO_TEST_CASE(sink_failing_after_end_request_keeps_stderr) {
     fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
         return fcgi::test::script{act::stdout_("Content-Type: text/plain\r\n\r\nbody"),
@@ -979,7 +1041,9 @@ BOOST_AUTO_TEST_CASE(sink_failing_after_end_request_keeps_stderr) {
     for (bool in_finish : {true, false}) {
         BOOST_TEST_CONTEXT((in_finish ? "finish() fails" : "the last write fails")) {
             asio::io_context ctx;
-            fcgi::connection conn(ctx.get_executor());
+            fcgi::connection_options copts;
+            copts.max_stderr_size = 12;  // "PHP Warning:" kept, 6 bytes dropped
+            fcgi::connection conn(ctx.get_executor(), copts);
             connect_or_fail(ctx, conn, fake.unix_endpoint());
             auto sink = std::make_shared<late_failing_sink>();
             sink->fail_finish = in_finish;
@@ -997,7 +1061,16 @@ BOOST_AUTO_TEST_CASE(sink_failing_after_end_request_keeps_stderr) {
             }
             BOOST_REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
             BOOST_TEST(result->first == fcgi::error::sink_failed, result->first.message());
-            BOOST_TEST(result->second.stderr_text == "PHP Warning: late\n");
+            BOOST_TEST(result->second.stderr_text == "PHP Warning:");
+            BOOST_TEST(result->second.stderr_dropped == 6u);
+            const auto& diag = result->second.diagnostics;
+            const char* expected = in_finish
+                                       ? "response sink's finish() failed after 4 bytes of body: "
+                                       : "response sink failed after 0 bytes of body: ";
+            BOOST_TEST(diag.find(expected) != std::string::npos, diag);
+            BOOST_TEST(
+                diag.find(std::make_error_code(std::errc::io_error).message()) != std::string::npos,
+                diag);
             BOOST_TEST(conn.is_open());  // the server had ended the request: nothing to skip
         }
     }

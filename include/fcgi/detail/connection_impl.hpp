@@ -55,7 +55,8 @@ struct stream_state {
     std::string sink_pending;        // STDOUT for the sink, not handed over yet
     std::string sink_inflight;       // the chunk the sink is consuming
     std::uint64_t sink_delivered = 0;
-    bool sink_busy = false;  // a sink write is outstanding
+    bool sink_busy = false;         // a sink write is outstanding
+    std::uint64_t sink_writes = 0;  // numbers the writes, as source_reads does the reads
     bool head_delivered = false;
     bool ended = false;      // END_REQUEST arrived; completion waits for the sink
     std::error_code end_ec;  // the outcome to complete with once the sink drained
@@ -202,7 +203,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::error_code on_streamed_stdout(slot& s, std::string_view bytes, std::string& why);
     void start_sink_writes();
     void write_sink(slot& s);
-    void on_sink_written(std::uint16_t index, std::uint64_t serial, std::error_code ec);
+    void on_sink_written(std::uint16_t index, std::uint64_t serial, std::uint64_t write,
+                         std::error_code ec);
     /// Completes a streamed request whose sink has everything, releases its slot, pumps.
     void finish_stream(slot& s);
     /// Completes it only: the sink's finish() decides the outcome.
