@@ -159,8 +159,16 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
                 const bool none_open =
                     std::all_of(pools_.begin(), pools_.end(),
                                 [](const endpoint_pool& p) { return p.conns.empty(); });
+                const bool probing =
+                    std::any_of(pools_.begin(), pools_.end(), [](const endpoint_pool& p) {
+                        return p.probe_state == endpoint_pool::probe::running;
+                    });
                 reason = std::string(!down.empty() && none_open ? "no connection is open"
-                                                                : "every connection is busy") +
+                                     : probing && none_open
+                                         ? "no connection is open yet (the auto_detect probe "
+                                           "is still running, and the requests it opens "
+                                           "connections for are taken)"
+                                         : "every connection is busy") +
                          ", and with max_pending 0 no request may wait for one" + down;
             } else {
                 reason = std::to_string(waiting - 1) +
@@ -391,6 +399,7 @@ connection_options client_impl::connection_options_for(const endpoint_pool& ep) 
 
 void client_impl::start_probe(endpoint_pool& ep) {
     ep.probe_state = endpoint_pool::probe::running;
+    ep.probe_started = clock::now();
     get_values_options gv;
     gv.connect_timeout = opts_.connection.connect_timeout;
     gv.timeout = opts_.probe_timeout;
@@ -544,6 +553,22 @@ std::string client_impl::pending_connects() const {
     const auto now = clock::now();
     std::string why;
     for (const auto& p : pools_) {
+        if (p.probe_state == endpoint_pool::probe::running)
+            // multiplexing::auto_detect: the pool opens no connection there before the answer.
+            why += "; the GET_VALUES probe of " + p.where.to_string() +
+                   " (multiplexing::auto_detect) has been unanswered for " +
+                   std::to_string(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(now - p.probe_started)
+                           .count()) +
+                   " ms (probe_timeout " + std::to_string(opts_.probe_timeout.count()) + " ms)";
+        if (p.backlog_full_connects > 0)
+            why +=
+                "; " + p.where.to_string() + " refused " + std::to_string(p.backlog_full_connects) +
+                " connects for a full listen backlog, the last " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_backlog_full)
+                        .count()) +
+                " ms ago (every php-fpm worker busy, listen.backlog connections waiting)";
         auto oldest = clock::time_point::max();
         for (const auto& c : p.conns)
             if (!c->connected)
@@ -568,8 +593,9 @@ std::string client_impl::down_reason() const {
         if ((p.hold.down(now) || p.hold.failing()) && p.last_error)
             why += (why.empty() ? "; endpoints down: " : "; ") + p.where.to_string() + ": " +
                    (p.hold.held_over()
-                        ? "held after failing over (a request on a new connection there ended "
-                          "without a byte back: " +
+                        // Not "failed over": with one endpoint the request waits for it again.
+                        ? "held after a request on a new connection there ended without a byte "
+                          "back (" +
                               p.last_error.message() + ")"
                         : connect_error_text(p.where, p.last_error));
     return why;
@@ -637,7 +663,9 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
         if (backlog_full(ep->where, ec)) {
             // The listen backlog is full: transient, the server is up. Retry soon.
             ++ep->connect_failures;
-            ep->hold.backlog_full(clock::now());
+            ++ep->backlog_full_connects;
+            ep->last_backlog_full = clock::now();
+            ep->hold.backlog_full(ep->last_backlog_full);
         } else {
             mark_down(*ep, ec);
         }
@@ -645,6 +673,7 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
         return;
     }
     (*it)->connected = true;
+    ep->backlog_full_connects = 0;
     ep->hold.connected();
     pump();
     // Its request may have gone meanwhile (cancelled, timed out, served elsewhere): nothing

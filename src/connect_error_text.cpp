@@ -23,6 +23,12 @@ std::string unix_hint(const std::string& path, std::error_code ec) {
     if (is_errno(ec, EACCES))
         return "php-fpm's listen.owner, listen.group and listen.mode decide who may connect to " +
                path;
+    // Linux refuses a unix stream connect at once when the listener's backlog is full; Asio
+    // reports it as one of these.
+    if (is_errno(ec, EAGAIN) || is_errno(ec, EWOULDBLOCK) || is_errno(ec, ENOBUFS))
+        return "the listen backlog of " + path +
+               " is full: every php-fpm worker is busy and listen.backlog connections wait "
+               "already";
     if (!is_errno(ec, ECONNREFUSED))
         return {};
     struct stat st {};

@@ -2,6 +2,7 @@
 
 #include <sys/un.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "fcgi/error.hpp"
@@ -75,6 +76,13 @@ std::error_code parse_endpoint(std::string_view text, endpoint& out) {
         // A longer path cannot be connected to at all: say so now, not at the first request.
         if (path.empty() || path.size() > endpoint::max_unix_path)
             return error::invalid_endpoint;
+        // A control byte or a space at either end is a line end or a blank copied with the
+        // text (a CRLF .env file), never meant: it would fail later as "no such file", naming
+        // a path that looks right.
+        auto control = [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; };
+        if (std::any_of(path.begin(), path.end(), control) || path.front() == ' ' ||
+            path.back() == ' ')
+            return error::invalid_endpoint;
         out = endpoint::unix_socket(std::string(path));
         return {};
     }
@@ -98,7 +106,9 @@ std::string endpoint::to_string() const {
         return "unix:" + path;
     if (host.find(':') != std::string::npos)
         return "[" + host + "]:" + std::to_string(port);
-    return host + ":" + std::to_string(port);
+    // A host named like a prefix would read back as one ("unix:9000" is a socket path).
+    const bool ambiguous = host == "unix" || host == "tcp";
+    return (ambiguous ? "tcp:" : "") + host + ":" + std::to_string(port);
 }
 
 }  // namespace fcgi

@@ -36,8 +36,9 @@ class client_category_impl final : public std::error_category {
                 return "server answered with UNKNOWN_TYPE: it does not understand a record we "
                        "sent";
             case error::response_too_large:
-                return "response STDOUT or STDERR exceeded the configured limit (max_stdout_size "
-                       "/ max_stderr_size); the rest of the response was discarded";
+                // Neutral words: the diagnostics name the limit (an option, or a CLI's flag).
+                return "response STDOUT or STDERR exceeded its size limit; the rest of the "
+                       "response was discarded";
             case error::param_too_large:
                 return "a single parameter does not fit in one PARAMS record (65528 bytes for name "
                        "and value together); nothing was sent";
@@ -50,7 +51,7 @@ class client_category_impl final : public std::error_category {
             case error::connection_lost:
                 return "the server closed the connection before the request completed";
             case error::connect_timeout:
-                return "could not connect within connect_timeout";
+                return "could not connect within the connect timeout";
             case error::request_timeout:
                 return "the request did not complete within its deadline (if it had been sent, "
                        "its connection was closed, or the request aborted on a multiplexed one)";
@@ -74,7 +75,8 @@ class client_category_impl final : public std::error_category {
                 return "the request body source failed (could not start, or failed while the "
                        "body was being sent); the request was abandoned";
             case error::sink_failed:
-                return "the response sink failed; the rest of the response was discarded";
+                return "the response sink failed; what it had not taken of the response was "
+                       "discarded";
         }
         return "unknown fcgi error " + std::to_string(ev);
     }

@@ -93,7 +93,9 @@ asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_value
             if (!r.has_piece)
                 continue;
             const auto& h = r.piece.header;
-            if (h.type == proto::record_type::get_values_result) {
+            // Management records carry request ID 0: one with another ID answers no GET_VALUES.
+            const bool management = h.request_id == proto::management_id;
+            if (management && h.type == proto::record_type::get_values_result) {
                 // Merged only when it parses whole: a broken later record adds nothing.
                 auto merged = out;
                 if (auto pec = proto::parse_get_values_result(r.piece.content, merged)) {
@@ -107,7 +109,7 @@ asio::awaitable<std::error_code> read_result(socket_type& sock, proto::get_value
             }
             if (answered)
                 break;
-            if (h.type == proto::record_type::unknown_type) {
+            if (management && h.type == proto::record_type::unknown_type) {
                 // Only GET_VALUES was sent. The handler carries no text, so only the code is
                 // kept.
                 static constexpr proto::record_type sent[] = {proto::record_type::get_values};

@@ -118,9 +118,11 @@ class connect_endpoint_op {
 
 /// Opens `sock` and connects it to `ep`: a unix socket by its path (error::invalid_endpoint when
 /// it is too long), a TCP endpoint through `resolver`, each address it resolves to in turn until
-/// one accepts (then the last address's error). Terminal cancellation through the token's
-/// cancellation slot ends it with asio::error::operation_aborted, as does closing the socket
-/// under it. Completes with void(std::error_code).
+/// one accepts (then the last address's error): the next only once a connect fails, so one whose
+/// SYNs are dropped holds the rest back until the caller's timeout cancels the whole attempt.
+/// Terminal cancellation through the token's cancellation slot ends it with
+/// asio::error::operation_aborted, as does closing the socket under it. Completes with
+/// void(std::error_code).
 template <class Token>
 auto async_connect_endpoint(stream_socket& sock, asio::ip::tcp::resolver& resolver,
                             const endpoint& ep, Token&& token) {

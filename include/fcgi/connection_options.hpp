@@ -28,7 +28,10 @@ enum class stderr_overflow : std::uint8_t {
 /// How a connection behaves. Every field has a usable default.
 struct connection_options {
     /// Time allowed for resolving and connecting; error::connect_timeout after it. Zero or
-    /// negative: no limit (the system's own, about two minutes for TCP).
+    /// negative: no limit (the system's own, about two minutes for TCP). A host name's
+    /// addresses are tried one after another within it, the next when one fails: an address
+    /// that drops the connect (a firewall) uses it all up, and the next is not tried. Name the
+    /// address, or give each as an endpoint of its own (client_options::endpoints).
     std::chrono::milliseconds connect_timeout{5000};
     /// Deadline of a request that sets none itself; zero (or negative) means no deadline.
     std::chrono::milliseconds request_timeout{0};

@@ -12,7 +12,9 @@ namespace fcgi {
 ///
 /// Parsed from `unix:/path/to.sock` (or `unix:` and any path), a bare path starting with `/`,
 /// `./` or `../` (unix socket), `tcp:host:port`, `host:port` or `[v6addr]:port`. Host names are
-/// resolved when connecting; relative socket paths against the current directory.
+/// resolved when connecting; relative socket paths against the current directory. A socket path
+/// with a control byte, or a space at either end, is refused as malformed (a line end copied
+/// with it, not a name anyone gives a socket).
 struct endpoint {
     /// Transport of the endpoint.
     enum class kind {
@@ -36,7 +38,8 @@ struct endpoint {
     /// Parses `text`; throws std::system_error(error::invalid_endpoint) quoting it when malformed.
     static endpoint parse(std::string_view text);
 
-    /// Canonical text: "unix:/path" or "host:port" ("[::1]:9000" for IPv6 literals).
+    /// Canonical text: "unix:/path" or "host:port" ("[::1]:9000" for IPv6 literals,
+    /// "tcp:unix:9000" for a host that would read back as something else).
     std::string to_string() const;
 
     /// Field-wise equality (no resolving).

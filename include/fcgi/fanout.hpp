@@ -37,13 +37,16 @@ namespace detail {
 
 // Keeps `concurrency` requests in flight; each completion starts the next. The state is shared
 // by the in-flight completions only, and dies with the last of them. Runs on the client's
-// executor. It holds the client's implementation, not the client: a client destroyed during the
-// fan-out fails its requests with client_stopped, and the fan-out sends no more.
+// executor. It refers to the client's implementation, weakly: a client destroyed during the
+// fan-out fails its requests with client_stopped, and the fan-out sends no more. Held strongly,
+// it made a cycle through the requests' handlers, which the implementation holds: when the
+// client's stop never ran (the io_context stopped first), the pool and its sockets leaked.
 template <class OnResult, class OnDone>
 struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone>> {
-    fanout_state(std::shared_ptr<client_impl> c, std::vector<request> reqs, std::size_t conc,
+    fanout_state(const std::shared_ptr<client_impl>& c, std::vector<request> reqs, std::size_t conc,
                  OnResult on_result, OnDone on_done)
-        : impl(std::move(c)),
+        : impl(c),
+          ex(c->get_executor()),
           requests(std::move(reqs)),
           result(std::move(on_result)),
           done(std::move(on_done)),
@@ -61,7 +64,14 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
     void launch() {
         // Cancelled or stopped, nothing more is sent: fail_unsent() takes the rest, also when
         // on_result threw half way through it and a completion comes before it goes on.
+        std::shared_ptr<client_impl> client;
         while (next < requests.size() && running < concurrency && !cancelled && !stopped) {
+            if (!client && !(client = impl.lock())) {
+                // Gone, its stop already run: whatever it had is failed or answered.
+                stopped = true;
+                fail_unsent(error::client_stopped, "the client was destroyed");
+                break;
+            }
             std::size_t index = next++;
             ++running;
             auto start = std::chrono::steady_clock::now();
@@ -78,10 +88,10 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
             };
             if (signals)
                 client_access::async_request(
-                    impl, std::move(requests[index]),
+                    client, std::move(requests[index]),
                     asio::bind_cancellation_slot(signals[sig].slot(), std::move(on_response)));
             else
-                client_access::async_request(impl, std::move(requests[index]),
+                client_access::async_request(client, std::move(requests[index]),
                                              std::move(on_response));
         }
         if (running == 0 && next == requests.size() && !finished) {
@@ -106,7 +116,7 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
         } catch (...) {
             // on_result threw out of run(), which may be called again: the fan-out goes on
             // there, rather than never sending the rest nor completing.
-            asio::post(impl->get_executor(), [self = this->shared_from_this(), client_gone] {
+            asio::post(ex, [self = this->shared_from_this(), client_gone] {
                 self->after_result(client_gone);
             });
             throw;
@@ -134,7 +144,7 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
                 result(index, std::move(r));
             } catch (...) {
                 // As in on_complete: the rest fail, and the fan-out ends, in run() called again.
-                asio::post(impl->get_executor(), [self = this->shared_from_this(), ec, why] {
+                asio::post(ex, [self = this->shared_from_this(), ec, why] {
                     self->fail_unsent(ec, why);
                     self->launch();
                 });
@@ -166,7 +176,8 @@ struct fanout_state : std::enable_shared_from_this<fanout_state<OnResult, OnDone
 
     static constexpr std::size_t no_signal = static_cast<std::size_t>(-1);
 
-    std::shared_ptr<client_impl> impl;
+    std::weak_ptr<client_impl> impl;
+    asio::any_io_executor ex;  // the client's
     std::vector<request> requests;
     OnResult result;
     OnDone done;

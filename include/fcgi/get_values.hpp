@@ -52,7 +52,8 @@ void start_get_values(asio::any_io_executor ex, endpoint ep, get_values_options 
 /// from endpoint::unix_socket), error::connect_timeout, error::request_timeout (the overall
 /// deadline passed), error::connection_lost (the server closed before answering),
 /// error::unknown_type_reply (the server does not know GET_VALUES), error::unexpected_record or
-/// error::unknown_record_type (any other record came back), and the decoder's protocol errors.
+/// error::unknown_record_type (any other record came back, or one of these two with a request ID
+/// other than 0), and the decoder's protocol errors.
 ///
 /// Cancellation: terminal, partial and total cancellation through the handler's slot stop the
 /// exchange, close the connection and complete with asio::error::operation_aborted.

@@ -75,7 +75,9 @@ cgi_head_parser::result cgi_head_parser::feed(std::string_view piece) {
     scanned_ = buffer_.size();
     if (end == std::string_view::npos) {
         r.consumed = take;
-        if (take < piece.size() || buffer_.size() >= max_size_)
+        // Too large once a byte past the limit comes: a head that fills it exactly may still be
+        // all there is (a stream that ends without the blank line).
+        if (take < piece.size())
             ec_ = r.ec = error::response_head_too_large;
         return r;
     }

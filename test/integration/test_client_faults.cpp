@@ -1841,9 +1841,14 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_still_opens_the_pool) {
                 BOOST_TEST(o[id].resp.body == fcgi::test::tagged_body(id));
             }
             BOOST_TEST(o["p3"].ec == fcgi::error::pool_exhausted, o["p3"].ec.message());
+            // While the probe runs no connection is open: "busy" would mislead.
             BOOST_TEST(o["p3"].resp.diagnostics ==
-                       "every connection is busy, and with max_pending 0 no request may wait for "
-                       "one");
+                       (mode == fcgi::multiplexing::off
+                            ? "every connection is busy, and with max_pending 0 no request may "
+                              "wait for one"
+                            : "no connection is open yet (the auto_detect probe is still "
+                              "running, and the requests it opens connections for are taken), "
+                              "and with max_pending 0 no request may wait for one"));
             BOOST_TEST(client.stats().rejected == 1u);
             BOOST_TEST(times_seen(fake.snapshot(), "p3") == 0u);
             if (mode == fcgi::multiplexing::auto_detect)  // it did probe
@@ -3279,25 +3284,99 @@ BOOST_AUTO_TEST_CASE(cancel_or_destruction_stops_the_probe) {
     }
 }
 
+// One request through an auto_detect pool whose server never answers GET_VALUES (as libfcgi
+// with a lone GET_VALUES), run until it ends.
+struct behind_a_silent_probe {
+    asio::io_context ctx;
+    fake_responder fake{{.answer_get_values = false}};
+    fcgi::client client;
+    outcome out;
+
+    behind_a_silent_probe(std::chrono::milliseconds probe_timeout,
+                          std::chrono::milliseconds request_timeout, const char* id)
+        : client(ctx.get_executor(), options(fake.unix_endpoint(), probe_timeout)) {
+        auto req = fcgi::test::tagged_request(id);
+        req.timeout = request_timeout;
+        start(client, std::move(req), out);
+        BOOST_REQUIRE(run_until(
+            ctx, [&] { return out.done; }, request_timeout + 5s));
+    }
+
+    static fcgi::client_options options(const fcgi::endpoint& ep, std::chrono::milliseconds t) {
+        auto opts = plain_pool(ep, 1, 100ms);
+        opts.mode = fcgi::multiplexing::auto_detect;
+        opts.probe_timeout = t;
+        return opts;
+    }
+};
+
+// A request that times out in the queue while auto_detect's GET_VALUES question is unanswered
+// says so: no connection was pending, so nothing else explained the wait.
+BOOST_AUTO_TEST_CASE(queue_timeout_names_an_unanswered_probe) {
+    behind_a_silent_probe run(60s, 300ms, "q");
+    const auto& out = run.out;
+    BOOST_TEST(out.ec == fcgi::error::request_timeout, out.ec.message());
+    BOOST_TEST(out.resp.diagnostics.find("the GET_VALUES probe of unix:") != std::string::npos,
+               out.resp.diagnostics);
+    BOOST_TEST(out.resp.diagnostics.find("probe_timeout 60000 ms") != std::string::npos,
+               out.resp.diagnostics);
+    BOOST_TEST(run.fake.snapshot().requests.empty());
+    shutdown(run.ctx, run.client);
+}
+
+// A fan-out in flight when the io_context stops, the client destroyed before the context as
+// documented: the pool's sockets close when the context goes. The fan-out held the client's
+// implementation, whose connections held the fan-out's handlers: a cycle the client's stop would
+// have broken, but that never ran, so the pool and its sockets leaked. Plain requests did not.
+BOOST_AUTO_TEST_CASE(fanout_in_a_stopped_context_leaks_nothing) {
+    for (bool each : {false, true}) {
+        BOOST_TEST_CONTEXT((each ? "async_fanout_each" : "async_fanout")) {
+            fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+                return fcgi::test::script{act::delay(20s), act::stdout_("Status: 200\r\n\r\n"),
+                                          act::end()};
+            }});
+            {
+                asio::io_context ctx;
+                fcgi::client_options opts;
+                opts.endpoints = {fake.unix_endpoint()};
+                opts.max_connections_per_endpoint = 4;
+                auto client = std::make_unique<fcgi::client>(ctx.get_executor(), opts);
+                std::vector<fcgi::request> reqs;
+                for (int i = 0; i < 20; ++i)
+                    reqs.push_back(fcgi::test::tagged_request(std::to_string(i)));
+                if (each)
+                    fcgi::async_fanout_each(
+                        *client, std::move(reqs), 8, [](std::size_t, fcgi::fanout_result) {},
+                        [](std::error_code) {});
+                else
+                    fcgi::async_fanout(*client, std::move(reqs), 8,
+                                       [](std::error_code, std::vector<fcgi::fanout_result>) {});
+                // Four requests are on the server, which holds them: the client waits on its
+                // sockets, so a timer wakes run_until to look.
+                fcgi::test::ticker look(ctx);
+                BOOST_REQUIRE(run_until(
+                    ctx, [&] { return fake.snapshot().requests.size() == 4; }, 10s));
+                look.stop();
+                ctx.stop();
+                client.reset();
+            }
+            BOOST_TEST(fake.wait_for(
+                [](const fake_snapshot& st) {
+                    return st.connections_accepted == 4 && st.connections_closed_by_peer == 4;
+                },
+                5s));
+        }
+    }
+}
+
 // probe_timeout = 0 used to mean no deadline: against a server that never answers a lone
 // GET_VALUES, no request was ever sent. Zero now means the default (1 s).
 BOOST_AUTO_TEST_CASE(probe_timeout_zero_means_the_default) {
-    asio::io_context ctx;
-    fake_responder fake({.answer_get_values = false});
-    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
-    opts.mode = fcgi::multiplexing::auto_detect;
-    opts.probe_timeout = 0ms;
-    fcgi::client client(ctx.get_executor(), opts);
-    outcome out;
-    auto req = fcgi::test::tagged_request("z");
-    req.timeout = 20s;
-    start(client, std::move(req), out);
-    BOOST_REQUIRE(run_until(
-        ctx, [&] { return out.done; }, 25s));
-    BOOST_TEST(!out.ec, out.ec.message() << ": " << out.resp.diagnostics);
-    BOOST_TEST(times_seen(fake.snapshot(), "z") == 1u);
-    BOOST_TEST(client.stats().endpoints.at(0).max_in_flight_per_connection == 1u);
-    shutdown(ctx, client);
+    behind_a_silent_probe run(0ms, 20s, "z");
+    BOOST_TEST(!run.out.ec, run.out.ec.message() << ": " << run.out.resp.diagnostics);
+    BOOST_TEST(times_seen(run.fake.snapshot(), "z") == 1u);
+    BOOST_TEST(run.client.stats().endpoints.at(0).max_in_flight_per_connection == 1u);
+    shutdown(run.ctx, run.client);
 }
 
 // A request made from another thread while the client's executor is held up (a slow handler):

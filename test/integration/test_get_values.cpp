@@ -274,6 +274,29 @@ BOOST_AUTO_TEST_CASE(other_record_is_unexpected) {
     BOOST_TEST(o.ec == fcgi::error::unexpected_record, o.ec.message());
 }
 
+// Management records carry request ID 0 (FastCGI 1.0, 3.3): a GET_VALUES_RESULT for request 1
+// answers no GET_VALUES, and neither does an UNKNOWN_TYPE for it.
+BOOST_AUTO_TEST_CASE(management_reply_with_a_request_id_is_unexpected) {
+    std::string result("\x01\x0a\x00\x01\x00\x12\x06\x00", 8);
+    result += std::string("\x0f\x01", 2) + "FCGI_MPXS_CONNS" + "1" + std::string(6, '\0');
+    auto unknown =
+        proto::encode_unknown_type(static_cast<std::uint8_t>(proto::record_type::get_values));
+    std::string unknown_for_1(unknown.data(), unknown.size());
+    unknown_for_1[3] = '\x01';
+    const std::pair<const char*, std::string> replies[] = {{"GET_VALUES_RESULT", result},
+                                                           {"UNKNOWN_TYPE", unknown_for_1}};
+    for (const auto& [what, reply] : replies) {
+        BOOST_TEST_CONTEXT(what) {
+            asio::io_context ctx;
+            scripted_server server(ctx);
+            server.serve(reply, false);
+            auto o = probe(ctx, server.endpoint());
+            BOOST_TEST(o.ec == fcgi::error::unexpected_record, o.ec.message());
+            BOOST_TEST(!o.result.mpxs_conns.has_value());
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(bad_version_is_a_protocol_error) {
     asio::io_context ctx;
     scripted_server server(ctx);

@@ -21,12 +21,14 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "fcgi/client.hpp"
 #include "fcgi/connection.hpp"
+#include "fcgi/endpoint.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/protocol/record_bodies.hpp"
 #include "fcgi/protocol/record_decoder.hpp"
@@ -483,6 +485,55 @@ BOOST_AUTO_TEST_CASE(connect_burst_against_small_unix_backlog) {
     BOOST_TEST(all_ended, "every request ends: " << completed << " of " << total);
     // Required: EAGAIN is transient, so every request succeeds.
     BOOST_TEST(succeeded == total, succeeded << " of " << total << " succeeded");
+}
+
+// A unix socket whose backlog is full and stays full (nobody accepts): every connect is refused
+// at once. A request that waits out its deadline says so; it said only "waiting for a
+// connection". And fcgi::connection's own connect error explains the errno.
+BOOST_AUTO_TEST_CASE(full_unix_backlog_is_named) {
+    asio::io_context ctx;
+    fcgi::test::temp_dir dir;
+    const std::string path = (dir.path / "full.sock").string();
+    asio::local::stream_protocol::acceptor never(ctx);
+    never.open(asio::local::stream_protocol());
+    never.bind(asio::local::stream_protocol::endpoint(path));
+    never.listen(0);
+    // Fill it: connects succeed until the backlog is full, then Linux refuses them.
+    std::vector<asio::local::stream_protocol::socket> fillers;
+    for (int i = 0; i < 16; ++i) {
+        fillers.emplace_back(ctx);
+        fillers.back().open();
+        fillers.back().non_blocking(true);
+        std::error_code ec;
+        fillers.back().connect(asio::local::stream_protocol::endpoint(path), ec);
+        if (ec)
+            break;
+    }
+    const auto where = fcgi::endpoint::unix_socket(path);
+
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connect_ec;
+    conn.async_connect(where, [&](std::error_code ec) { connect_ec = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return connect_ec.has_value(); }));
+    BOOST_TEST(
+        fcgi::connect_error_text(where, *connect_ec).find("listen backlog") != std::string::npos,
+        connect_ec->message());
+
+    fcgi::client_options opts;
+    opts.endpoints = {where};
+    fcgi::client client(ctx.get_executor(), opts);
+    auto req = make_request("full");
+    req.timeout = 300ms;
+    std::optional<std::pair<std::error_code, std::string>> out;
+    client.async_request(std::move(req), [&](std::error_code ec, fcgi::response r) {
+        out.emplace(ec, r.diagnostics);
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return out.has_value(); }));
+    BOOST_TEST(out->first == fcgi::error::request_timeout, out->first.message());
+    BOOST_TEST(
+        out->second.find(" connects for a full listen backlog, the last ") != std::string::npos,
+        out->second);
+    client.stop();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -437,6 +437,28 @@ BOOST_AUTO_TEST_CASE(too_large_consumes_at_most_the_limit_and_sticks) {
     BOOST_TEST(!parser.done());
 }
 
+// A head with no blank line that fills the limit exactly is still a head when the stream ends
+// there; one byte more is too large, in whatever piece it comes.
+BOOST_AUTO_TEST_CASE(unfinished_head_of_exactly_the_limit) {
+    const std::string head = "A: 12345";  // 8 bytes
+    for (std::size_t k = 0; k <= head.size(); ++k) {
+        cgi_head_parser parser(8);
+        BOOST_TEST(!parser.feed(head.substr(0, k)).ec, "split at " << k);
+        BOOST_TEST(!parser.feed(head.substr(k)).ec, "split at " << k);
+        auto r = parser.finish();
+        BOOST_TEST(!r.ec, "split at " << k);
+        BOOST_REQUIRE(parser.headers().size() == 1u);
+        BOOST_TEST(parser.headers()[0].value == "12345");
+
+        cgi_head_parser over(8);
+        std::string more = head + "6";
+        auto first = over.feed(more.substr(0, k));
+        auto second = over.feed(more.substr(k));
+        BOOST_TEST((first.ec == too_large || second.ec == too_large), "split at " << k);
+        BOOST_TEST(over.finish().ec == too_large, "split at " << k);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(finish_after_too_large_keeps_the_error) {
     // The truncated head must not turn into a successful parse at the end of the stream.
     cgi_head_parser parser(10);

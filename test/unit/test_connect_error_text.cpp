@@ -72,6 +72,19 @@ BOOST_AUTO_TEST_CASE(missing_socket_and_permissions) {
     BOOST_TEST(has(denied, "listen.mode"), denied);
 }
 
+// A full listen backlog: Linux refuses a unix connect at once, and ENOBUFS alone read like a
+// memory problem.
+BOOST_AUTO_TEST_CASE(full_listen_backlog) {
+    for (int e : {EAGAIN, ENOBUFS}) {
+        auto full = fcgi::connect_error_text(endpoint::unix_socket("/run/x.sock"), sys(e));
+        BOOST_TEST(full.starts_with(sys(e).message()), full);
+        BOOST_TEST(has(full, "the listen backlog of /run/x.sock is full"), full);
+        // Not on TCP, where the kernel drops the SYN instead.
+        auto tcp = fcgi::connect_error_text(endpoint::tcp("127.0.0.1", 9000), sys(e));
+        BOOST_TEST(tcp == sys(e).message());
+    }
+}
+
 BOOST_AUTO_TEST_CASE(tcp_and_other_errors) {
     auto tcp = fcgi::connect_error_text(endpoint::tcp("127.0.0.1", 9000), sys(ECONNREFUSED));
     BOOST_TEST(has(tcp, "nothing listens on port 9000 of 127.0.0.1"), tcp);

@@ -69,4 +69,25 @@ BOOST_AUTO_TEST_CASE(malformed_are_rejected_and_quoted) {
     }
 }
 
+// A socket path with a line end or a blank at either end (an FCGI_CONNECT read from a CRLF
+// file) failed at connect as "no such file", naming a path that looked right.
+BOOST_AUTO_TEST_CASE(unix_path_with_control_bytes_or_edge_blanks) {
+    for (const char* bad : {"unix:/run/x.sock\r", "/run/x.sock\n", "unix:/run/x.sock ",
+                            "unix: /run/x.sock", "/run/x\t.sock", "/run/x\x7f.sock"}) {
+        endpoint out;
+        BOOST_TEST(fcgi::parse_endpoint(bad, out) == fcgi::error::invalid_endpoint, bad);
+    }
+    BOOST_TEST(endpoint::parse("unix:/run/my php.sock").path == "/run/my php.sock");
+}
+
+// to_string() reads back as the same endpoint, whatever the host is named.
+BOOST_AUTO_TEST_CASE(to_string_round_trips) {
+    for (const auto& e :
+         {endpoint::tcp("unix", 9000), endpoint::tcp("tcp", 1), endpoint::tcp("localhost", 3),
+          endpoint::tcp("::1", 4), endpoint::unix_socket("/run/x.sock")}) {
+        BOOST_TEST((endpoint::parse(e.to_string()) == e), e.to_string());
+    }
+    BOOST_TEST(endpoint::tcp("unix", 9000).to_string() == "tcp:unix:9000");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -69,11 +69,16 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         std::uint64_t connects = 0, connect_failures = 0, completed = 0, failed = 0;
         std::uint64_t closed = 0;  // connections that were open and closed since
         std::uint64_t backlog_reliefs = 0;
+        // Connects refused for a full listen backlog since the last one that succeeded: a
+        // request that waits out its deadline meanwhile says so.
+        std::uint64_t backlog_full_connects = 0;
+        std::chrono::steady_clock::time_point last_backlog_full{};
         std::map<std::error_code, std::uint64_t> failed_by_reason;
         enum class probe { needed, running, done } probe_state = probe::done;
         // Stops a running probe when the client stops. The probe's handler owns the signal: its
         // slot must outlive the operation, which may outlive the pool.
         std::weak_ptr<asio::cancellation_signal> probe_stopper;
+        std::chrono::steady_clock::time_point probe_started{};  // for a request's timeout text
         std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
         probe_result probed = probe_result::not_asked;  // how auto_detect set max_in_flight
         std::error_code probe_error;
@@ -117,8 +122,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     void arm_retry_timer(lazy_now& now);
     /// "; endpoints down: <each with its error>", or empty when none is.
     std::string down_reason() const;
-    /// "; a connect to X has been pending for N ms" per endpoint with one still connecting: a
-    /// request that waited out its deadline in the queue says what it waited for.
+    /// "; a connect to X has been pending for N ms" per endpoint with one still connecting (and
+    /// the like for an unanswered auto_detect probe, and for connects refused for a full listen
+    /// backlog): a request that waited out its deadline in the queue says what it waited for.
     std::string pending_connects() const;
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
