@@ -754,6 +754,25 @@ BOOST_AUTO_TEST_CASE(probe_reports_get_values) {
     BOOST_TEST(quiet.err.find("with every worker busy") != std::string::npos, quiet.err);
 }
 
+// A server's value is printed so that it cannot forge a line of the output or reach the
+// terminal as an escape; one that is not a number is not "not reported".
+BOOST_AUTO_TEST_CASE(probe_prints_odd_values_safely) {
+    fcgi::test::fake_responder forging(
+        {.mpxs_conns = "0\nmultiplexing: yes\x1b[2J", .max_reqs = {}, .max_conns = {}});
+    auto r = fcgi_cli({"probe", "--connect", forging.unix_endpoint().to_string()});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out ==
+                   "FCGI_MPXS_CONNS=0\\x0amultiplexing: yes\\x1b[2J\n"
+                   "multiplexing: unknown (FCGI_MPXS_CONNS is not a number)\n",
+               r.out);
+    fcgi::test::fake_responder wordy({.mpxs_conns = "yes", .max_reqs = {}, .max_conns = {}});
+    auto w = fcgi_cli({"probe", "--connect", wordy.unix_endpoint().to_string()});
+    BOOST_TEST(w.out ==
+                   "FCGI_MPXS_CONNS=yes\nmultiplexing: unknown (FCGI_MPXS_CONNS is not a "
+                   "number)\n",
+               w.out);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 #else

@@ -168,6 +168,25 @@ BOOST_FIXTURE_TEST_CASE(open_loop_rate, fpm_fixture) {
     BOOST_TEST(k["requests"].get<int>() == 2);
     BOOST_TEST(k["duration_s"].get<double>() >= 0.999);
     BOOST_TEST(k["rps"].get<double>() <= 2.001);
+    BOOST_TEST(k["behind_schedule"].get<int>() == 0);
+}
+
+// A rate no client keeps: the pace sent every overdue request in one go, so the whole schedule
+// (rate x duration) went out inside one handler, the end and grace timers waited behind it,
+// and the run took GBs and many times its --duration. Now it sends what it can, the period
+// ends on time, and what was due and never sent is counted: sent + behind = the schedule.
+BOOST_AUTO_TEST_CASE(open_loop_beyond_what_the_client_can_send) {
+    fcgi::test::fake_responder fake;
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--json", "--rate", "1e7",
+                    "--duration", "0.5", "--timeout", "1", php_fpm::script("hello.php")});
+    auto j = report_of(r);
+    const auto sent = j["requests"].get<std::uint64_t>();
+    const auto behind = j["behind_schedule"].get<std::uint64_t>();
+    BOOST_TEST(sent + behind == 5'000'000u, r.err);
+    BOOST_TEST(sent < 2'500'000u, r.err);  // no client sends 5 million requests a second
+    BOOST_TEST(r.err.find("the client fell behind the pace: " + std::to_string(behind)) !=
+                   std::string::npos,
+               r.err);
 }
 
 BOOST_FIXTURE_TEST_CASE(timeouts_counted_by_name, fpm_fixture) {

@@ -17,6 +17,7 @@
 #include "error_names.hpp"
 #include "exit_codes.hpp"
 #include "fcgi/client_options.hpp"
+#include "fcgi/connection_options.hpp"
 #include "fcgi/endpoint.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
@@ -242,8 +243,10 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     check_count(*cmd.add_option(
                     "--connections", f.connections,
                     "Connections to the server (default: --concurrency; when multiplexing, 1, or "
-                    "more beyond 32767 requests or the server's FCGI_MAX_REQS per connection); "
-                    "keep it <= php-fpm's pm.max_children"),
+                    "more beyond " +
+                        std::to_string(fcgi::max_in_flight_limit) +
+                        " requests or the server's FCGI_MAX_REQS per connection); keep it <= "
+                        "php-fpm's pm.max_children"),
                 std::size_t{1}, std::size_t{1} << 16);
     cmd.add_option("--multiplex", f.multiplex,
                    "auto (default): ask the server (GET_VALUES, before the run) and send "

@@ -40,6 +40,9 @@ struct bench_counts {
     std::uint64_t waited_in_client = 0;
     // Of the never-answered, those that never left the client (queued for a connection).
     std::uint64_t unsent = 0;
+    // Open loop: requests due in the measured period that the client never sent, being behind
+    // the pace when the period ended (it cannot send at the --rate asked).
+    std::uint64_t behind_schedule = 0;
     // Responses that came before the measured period ended: a closed loop's throughput.
     std::uint64_t ok_in_period = 0;
     // Responses with status 400 or more, 500 or more.

@@ -150,8 +150,10 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     j["unsent"] = c.unsent;
     j["resent"] = c.resent;
     j["resent_failed"] = c.resent_failed;
-    if (f.rate > 0)
+    if (f.rate > 0) {
         j["waited_in_client"] = c.waited_in_client;
+        j["behind_schedule"] = c.behind_schedule;
+    }
     j["interrupted"] = c.interrupted;
     j["unserved_connections"] = c.unserved_connections;
     j["duration_s"] = t.duration_s;
@@ -211,6 +213,12 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
                         " in flight and waited in the client, so their latency includes that "
                         "wait: the pace needs more in flight than --concurrency (rate x "
                         "latency); raise it, and --connections up to php-fpm's pm.max_children");
+    if (c.behind_schedule > 0)
+        lines.push_back(
+            "warning: the client fell behind the pace: " + std::to_string(c.behind_schedule) +
+            " requests due before the end were never sent (" + std::to_string(c.sent) +
+            " were), so the rate asked was not offered; ask less of one client, or "
+            "run several");
     if (c.unserved_connections > 0)
         // An interrupt, not --timeout, ended the wait of an interrupted run: no advice on it.
         lines.push_back("warning: " + std::to_string(c.unserved_connections) + " of " +

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 
@@ -45,6 +46,7 @@ bench_run::bench_run(asio::io_context& ctx, const bench_flags& f, fcgi::client_o
       flags_(f),
       capacity_(options.max_connections_per_endpoint *
                 (options.mode == fcgi::multiplexing::on ? options.max_requests_per_connection : 1)),
+      max_pending_(options.max_pending),
       client_(ctx.get_executor(), std::move(options)),
       req_(std::move(req)),
       poller_(poller),
@@ -143,10 +145,21 @@ void bench_run::launch(clock_type::time_point now) {
 
 // Open loop: request k is due at start + k/rate; a late tick sends every overdue request
 // with its own intended time, so a stalled server shows up in the latency (wrk2's
-// correction for coordinated omission).
+// correction for coordinated omission). At most pace_batch at a time, then a turn of the event
+// loop: at a rate the client cannot keep, one call sent the whole schedule at once, the end and
+// grace timers waited behind it, and every request and its rejection sat in memory (GBs).
 void bench_run::pace() {
+    constexpr int pace_batch = 256;
     auto now = clock_type::now();
-    while (!stopping_) {
+    for (int sent = 0; !stopping_; ++sent) {
+        if (sent == pace_batch) {
+            pace_timer_.expires_at(now);  // due at once, behind what is already queued
+            pace_timer_.async_wait([this](std::error_code ec) {
+                if (!ec)
+                    pace();
+            });
+            return;
+        }
         auto due = start_ + seconds_to(interval_ * double(next_k_));
         if (due >= end_) {
             // The period runs to its end, not to the last send: at 1 req/s over 5 s the
@@ -182,7 +195,9 @@ void bench_run::send(clock_type::time_point intended) {
         ++counted_in_flight_;
         counts_.bytes_out += req_.get().body.size();
     }
-    if (counted && flags_.rate > 0 && in_flight_ >= capacity_)
+    // Only what the pool's queue took: beyond max_pending a request fails at once instead.
+    if (counted && flags_.rate > 0 && in_flight_ >= capacity_ &&
+        in_flight_ - capacity_ < max_pending_)
         ++counts_.waited_in_client;
     ++in_flight_;
     client_.async_request(req_, [this, intended, counted](std::error_code ec, fcgi::response&& r) {
@@ -318,6 +333,23 @@ void bench_run::stop_sending() {
         stop_time_ = std::min(end_, start_ + seconds_to(interval_ * double(next_k_)));
     end_timer_.cancel();
     pace_timer_.cancel();
+    if (flags_.rate > 0 && !limit_reached() && !counts_.interrupted) {
+        // Due in the measured period and never sent: the client fell behind the pace. The
+        // first request due at or after t, by pace()'s own sum, not a division that rounds.
+        auto first_due_from = [&](clock_type::time_point t) {
+            auto due = [&](double k) { return start_ + seconds_to(interval_ * k); };
+            double k = std::max(0.0, std::ceil(duration<double>(t - start_).count() / interval_));
+            while (k > 0 && due(k - 1) >= t)
+                --k;
+            while (due(k) < t)
+                ++k;
+            return k;
+        };
+        double first = std::max(double(next_k_), first_due_from(measure_start_));
+        double end = first_due_from(stop_time_);
+        if (end > first)
+            counts_.behind_schedule = static_cast<std::uint64_t>(end - first);
+    }
     if (counted_in_flight_ == 0) {
         finish();
         return;

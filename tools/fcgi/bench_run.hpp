@@ -76,7 +76,8 @@ class bench_run {
 
     asio::io_context& ctx_;
     const bench_flags& flags_;
-    std::size_t capacity_;  // requests the connections carry at once
+    std::size_t capacity_;     // requests the connections carry at once
+    std::size_t max_pending_;  // what the pool queues beyond them
     fcgi::client client_;
     fcgi::prepared_request req_;
     fpm_status_poller* poller_;

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "error_names.hpp"
 #include "exit_codes.hpp"
@@ -156,9 +157,18 @@ int run_fanout(const fanout_flags& flags) {
             return usage_error;
         }
         // Each endpoint gets a pool of --connections: one named twice would get twice that,
-        // more than php-fpm has workers for.
-        if (std::find(options.endpoints.begin(), options.endpoints.end(), ep) !=
-            options.endpoints.end()) {
+        // more than php-fpm has workers for. A socket path is compared resolved (x.sock,
+        // ./x.sock, a symlink to it); two names of one host are not known here.
+        auto server = [](const fcgi::endpoint& e) {
+            if (e.type != fcgi::endpoint::kind::unix_socket)
+                return e;
+            std::error_code ignored;
+            auto resolved = std::filesystem::weakly_canonical(e.path, ignored);
+            return ignored ? e : fcgi::endpoint::unix_socket(resolved.string());
+        };
+        if (std::any_of(
+                options.endpoints.begin(), options.endpoints.end(),
+                [&](const fcgi::endpoint& earlier) { return server(earlier) == server(ep); })) {
             print_error("'" + text + "' names the same server as an earlier --connect (" +
                         ep.to_string() +
                         "); give each server once: each gets --connections connections of its "

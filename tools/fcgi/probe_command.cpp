@@ -4,14 +4,41 @@
 #include <asio/io_context.hpp>
 #include <chrono>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "exit_codes.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
+#include "fcgi/protocol/record_bodies.hpp"
 #include "output.hpp"
 #include "request_options.hpp"
 
 namespace fcgi_cli {
+
+namespace {
+
+// The server's names and values as they may be printed, one pair per line: a line end or a
+// terminal escape in one would forge a line ("multiplexing: yes") or reach the terminal. A
+// control byte or a backslash becomes \xNN.
+std::string printable(std::string_view text) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f || c == '\\') {
+            out += "\\x";
+            out += hex[u >> 4];
+            out += hex[u & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace
 
 void add_probe_flags(CLI::App& cmd, probe_flags& f) {
     cmd.add_option("-c,--connect", f.connect, connect_help)->envname("FCGI_CONNECT");
@@ -75,10 +102,15 @@ int run_probe(const probe_flags& flags) {
         return exit_code_after_connect(result_ec);
     }
     std::string out;
-    for (const auto& [name, value] : result.all)
-        out += name + "=" + value + "\n";
+    bool mpxs_named = false;
+    for (const auto& [name, value] : result.all) {
+        out += printable(name) + "=" + printable(value) + "\n";
+        mpxs_named = mpxs_named || name == fcgi::protocol::mpxs_conns_name;
+    }
     out += "multiplexing: ";
-    out += !result.mpxs_conns ? "unknown (not reported)" : *result.mpxs_conns ? "yes" : "no";
+    out += result.mpxs_conns ? (*result.mpxs_conns ? "yes" : "no")
+           : mpxs_named      ? "unknown (FCGI_MPXS_CONNS is not a number)"
+                             : "unknown (not reported)";
     out += "\n";
     if (!write_stdout(out)) {
         print_error(where + ": cannot write to stdout");
