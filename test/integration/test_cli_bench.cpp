@@ -18,6 +18,7 @@
 #include "support/php_fpm.hpp"
 #include "support/spawn.hpp"
 #include "support/temp_file.hpp"
+#include "support/unaccepted_listener.hpp"
 
 #ifdef FCGI_CLI_PATH
 
@@ -316,6 +317,22 @@ BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {
             BOOST_TEST(r.err.starts_with("fcgi: " + flag + ": " + said), r.err);
         }
     }
+}
+
+// A server whose connects never complete (SYNs dropped), in a run shorter than the connect
+// timeout: nothing failed yet, so the run ended with every request "never answered" and exit 6,
+// as if a server had left them unanswered; it is a server that cannot be reached (exit 3).
+BOOST_AUTO_TEST_CASE(connects_pending_at_the_end_are_unreachable,
+                     *boost::unit_test::precondition(fcgi::test::syns_dropped_when_backlog_full)) {
+    fcgi::test::unaccepted_listener hole;
+    auto r = bench({"--connect", hole.endpoint().to_string(), "--duration", "0.3", "--json",
+                    "--multiplex", "off", php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 3, r.err);
+    BOOST_TEST(r.err.find("cannot connect; stopped before any response: no connect completed") !=
+                   std::string::npos,
+               r.err);
+    auto j = report_of(r);
+    BOOST_TEST(j["ok"].get<int>() == 0);
 }
 
 // No server: the run stops at the pool's first "no endpoint" instead of failing millions of

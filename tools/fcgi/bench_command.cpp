@@ -181,7 +181,11 @@ int report_bench(const bench_flags& f, const bench_setup& setup, const bench_run
     if (run.unreachable()) {
         auto first = c.first_error.find(error_name(fcgi::error::no_endpoint));
         print_error(f.request.connect + ": cannot connect; stopped before any response" +
-                    (first != c.first_error.end() ? ": " + first->second : std::string()));
+                    (run.never_connected()
+                         ? ": no connect completed before the run ended: nothing accepted them "
+                           "(a host down, SYNs dropped, a full accept queue)"
+                     : first != c.first_error.end() ? ": " + first->second
+                                                    : std::string()));
         return connect_failure;
     }
     if (run.protocol_broken()) {

@@ -368,9 +368,20 @@ void bench_run::finish() {
     cpu_end_ = cpu_seconds();
     counts_.unanswered = counted_in_flight_;
     std::size_t handed = 0;  // to connections; the rest still wait in the client's queue
+    bool connecting_only = !answered_ && counts_.ok == 0;
     for (const auto& e : client_.stats().endpoints) {
         counts_.unserved_connections += e.unserved;
         handed += e.in_flight;
+        // Every connect either failed or is still pending: none ever completed.
+        const std::size_t connecting = e.open - e.idle - e.busy;
+        connecting_only =
+            connecting_only && connecting > 0 && e.connects == e.connect_failures + connecting;
+    }
+    // A run shorter than the connect timeout against a server that drops connects: as
+    // unreachable as one whose connects failed, not a server that left requests unanswered.
+    if (connecting_only && counts_.unanswered > 0 && !unreachable_) {
+        unreachable_ = true;
+        never_connected_ = true;
     }
     counts_.unsent =
         std::min<std::uint64_t>(counts_.unanswered, in_flight_ > handed ? in_flight_ - handed : 0);

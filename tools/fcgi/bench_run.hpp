@@ -56,6 +56,9 @@ class bench_run {
     double cpu_s() const noexcept { return cpu_end_ - cpu_start_; }
     /// True when the run stopped because no connection could be made before any response.
     bool unreachable() const noexcept { return unreachable_; }
+    /// Unreachable because no connect had completed when the run ended (none had failed yet
+    /// either: a host down, SYNs dropped), rather than because the pool gave up.
+    bool never_connected() const noexcept { return never_connected_; }
     /// True when the run stopped because the server broke the protocol before any response.
     bool protocol_broken() const noexcept { return protocol_broken_; }
 
@@ -94,7 +97,8 @@ class bench_run {
     bool stopping_ = false;
     bool finished_ = false;
     bool answered_ = false;     // any response so far, warmup included
-    bool unreachable_ = false;  // see on_complete()
+    bool unreachable_ = false;  // see on_complete() and finish()
+    bool never_connected_ = false;
     bool protocol_broken_ = false;
     bool resume_armed_ = false;  // see pause_then_launch()
     double cpu_start_ = 0, cpu_end_ = 0;
