@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <asio/bind_cancellation_slot.hpp>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -62,6 +63,9 @@ struct client_impl::pending_op {
     // or a stopping server, a later one a script that ran (see stale_close_window).
     clock::time_point sent_at{};
     std::weak_ptr<connection_impl> conn;  // while dispatched
+    // Whether its connection had read nothing when it completed the request (request_op::
+    // silent_connection); unset when the request never reached a connection's slot.
+    std::optional<bool> silent_connection;
     std::uint64_t conn_serial = 0;
 };
 
@@ -372,7 +376,6 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
 }
 
 void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
-    ++ep.connect_failures;
     ep.last_error = ec;
     back_off(ep, false);
 }
@@ -667,6 +670,7 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
             ep->last_backlog_full = clock::now();
             ep->hold.backlog_full(ep->last_backlog_full);
         } else {
+            ++ep->connect_failures;  // the pool's own: the auto_detect question's are not
             mark_down(*ep, ec);
         }
         pump();
@@ -708,6 +712,8 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     }
     if (left != std::chrono::milliseconds::max())
         rop->timeout = left;
+    op->silent_connection.reset();                    // a retry's answer is its own connection's
+    rop->silent_connection = &op->silent_connection;  // stable, as hand_back
     rop->checked = true;
     ++pc.dispatched;
     bool reused = pc.conn->stats().requests_completed > 0;
@@ -780,9 +786,12 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         .ec = ec,
         .bytes_received = r.bytes_received,
         .reused = reused,
-        // The connection may be gone already (closed, and dropped from the pool before this
-        // posted completion ran); one that carried this request alone got nothing back either.
-        .silent_connection = conn ? conn->stats().bytes_read == 0 : ep->max_in_flight == 1,
+        // Said by the connection when it completed the request: it may be gone by now (closed
+        // and dropped from the pool before this posted completion ran). Otherwise (it never
+        // reached a slot) as the connection says now, or, gone, whether it carried it alone.
+        .silent_connection = op->silent_connection ? *op->silent_connection
+                             : conn                ? conn->stats().bytes_read == 0
+                                                   : ep->max_in_flight == 1,
         .after = after,
         .endpoints = pools_.size(),
         .wait_when_down = opts_.wait_when_down,

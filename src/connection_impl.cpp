@@ -342,6 +342,8 @@ void connection_impl::complete(slot& s, std::error_code ec, response&& r) {
     if (auto* to = std::exchange(s.op->hand_back, nullptr);
         to && !s.op->is_prepared && is_retryable(ec) && r.bytes_received == 0)
         give_back(s, *to, r);
+    if (auto* to = std::exchange(s.op->silent_connection, nullptr))
+        *to = stats_.bytes_read == 0;
     --slot_handlers_;
     s.op->io_work = {};  // the handler's own executor tracks what is left
     deliver(std::move(s.op->handler), ec, std::move(r));

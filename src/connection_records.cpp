@@ -126,6 +126,8 @@ void connection_impl::on_write(std::error_code ec, std::size_t n, std::size_t se
     for (auto idx : writing_slots_) {
         slot& s = slots_[idx];
         s.writing = false;
+        if (refused_whole && !s.written)
+            --stats_.requests_started;  // counted when queued: not one byte of it went out
         s.written = s.written || !refused_whole;
         if (!s.in_use) {
             drop_op_if_unused(s);

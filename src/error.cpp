@@ -157,6 +157,7 @@ class condition_category_impl final : public std::error_category {
                 case ENETUNREACH:
                 case ECONNABORTED:
                 case EAGAIN:
+                case ENOBUFS:  // a full unix listen backlog, as Asio 1.22 reports EAGAIN there
                     return true;
                 default:
                     return false;
@@ -194,6 +195,7 @@ bool is_retryable(std::error_code ec) noexcept {
             case ECONNRESET:
             case EPIPE:
             case EAGAIN:
+            case ENOBUFS:  // a full unix listen backlog (see condition_category_impl)
             case ENOENT:
                 return true;
             default:

@@ -119,12 +119,15 @@ struct endpoint_stats {
     /// What last put the endpoint down: the connect's system error (ENOENT: no socket, php-fpm
     /// not running; ECONNREFUSED; EACCES), or connection_lost / request_timeout when it failed
     /// over; empty if never. connect_error_text() says what to check. Kept after it is back up.
+    /// An OVERLOADED answer holds the endpoint (`down`) without setting it.
     std::error_code last_down_error;
     std::uint16_t max_in_flight_per_connection = 1;  ///< 1 unless multiplexing is in use
     /// Why max_in_flight_per_connection is what it is, under multiplexing::auto_detect.
     probe_result probe = probe_result::not_asked;
-    std::error_code probe_error;         ///< with probe_result::no_answer: what ended the question
-    std::uint64_t connects = 0;          ///< connection attempts (reconnects included)
+    std::error_code probe_error;  ///< with probe_result::no_answer: what ended the question
+    /// Connection attempts (reconnects included; not the connection auto_detect's GET_VALUES
+    /// question opens, which counts in neither of these two).
+    std::uint64_t connects = 0;
     std::uint64_t reconnects = 0;        ///< connections that were open and closed since
     std::uint64_t connect_failures = 0;  ///< connection attempts that failed
     /// Idle connections closed to free a php-fpm worker for a new connection that got no byte

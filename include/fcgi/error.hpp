@@ -54,7 +54,8 @@ enum class server_error {
 /// - caller_error: param_too_large, invalid_request, invalid_endpoint, body_length_unknown.
 /// - transport_error: connection_lost, connect_timeout, not_connected, no_endpoint, and the
 ///   system errors ECONNREFUSED, ECONNRESET, EPIPE, ENOENT, ETIMEDOUT, EHOSTUNREACH,
-///   ENETUNREACH, ECONNABORTED and EAGAIN. ENOENT also matches a file body source or sink that
+///   ENETUNREACH, ECONNABORTED, EAGAIN and ENOBUFS (a unix socket's full listen backlog, as Asio
+///   1.22 reports it). ENOENT also matches a file body source or sink that
 ///   cannot be opened, which says nothing about the connection.
 ///
 /// The other fcgi::error values (request_timeout, response_too_large, pool_exhausted,

@@ -2210,6 +2210,34 @@ BOOST_AUTO_TEST_CASE(a_burst_opens_connections_on_every_endpoint) {
     shutdown(ctx, client);
 }
 
+// A multiplexed connection that a server closes with several GETs on it and not a byte back:
+// each goes once to the other endpoint. Only the first was: whether the connection had read
+// anything was asked of it when each posted completion ran, and by then the pool had dropped
+// it, so the rest failed with connection_lost (the fallback assumed a shared connection).
+BOOST_AUTO_TEST_CASE(multiplexed_silent_close_fails_every_request_over) {
+    fake_responder closing({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{act::close()};
+    }});
+    fake_responder healthy;
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {closing.unix_endpoint(), healthy.unix_endpoint()};
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_connections_per_endpoint = 1;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    for (int i = 0; i < 6; ++i)
+        start(client, fcgi::test::tagged_request("m" + std::to_string(i)),
+              o["m" + std::to_string(i)]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    BOOST_REQUIRE(closing.snapshot().requests.size() >= 2u);  // the premise: several on it
+    for (auto& [id, out] : o) {
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << ": " << out.resp.diagnostics);
+        BOOST_TEST(out.resp.body == fcgi::test::tagged_body(id));
+    }
+    shutdown(ctx, client);
+}
+
 // Failover to an endpoint that accepts connections and then fails them without a byte: one
 // that closes each at once, one that never answers. Only refused connects marked an endpoint
 // down, and a full tie went to the first endpoint, so one request at a time all went to the

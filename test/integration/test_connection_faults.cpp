@@ -911,6 +911,9 @@ BOOST_AUTO_TEST_CASE(write_refused_whole_is_not_sent) {
         BOOST_TEST(lost.diagnostics.find("the write was refused whole") != std::string::npos,
                    lost.diagnostics);
         BOOST_TEST(!conn.is_open());
+        // Started means a first byte went out (connection_stats): this one's never did.
+        BOOST_TEST(conn.stats().requests_started == 1u);
+        BOOST_TEST(conn.stats().requests_completed == 1u);
     });
     BOOST_TEST(fake.snapshot().requests.size() == 1u);
 }

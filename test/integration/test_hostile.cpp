@@ -518,6 +518,9 @@ BOOST_AUTO_TEST_CASE(full_unix_backlog_is_named) {
     BOOST_TEST(
         fcgi::connect_error_text(where, *connect_ec).find("listen backlog") != std::string::npos,
         connect_ec->message());
+    // Transient: ENOBUFS (Asio 1.22's EAGAIN here) was neither retryable nor a transport error.
+    BOOST_TEST(fcgi::is_retryable(*connect_ec), connect_ec->message());
+    BOOST_TEST((*connect_ec == fcgi::condition::transport_error), connect_ec->message());
 
     fcgi::client_options opts;
     opts.endpoints = {where};

@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(transport_error_condition) {
     BOOST_TEST(!(std::error_code(error::param_too_large) == condition::transport_error));
     // Socket errors from the OS count as transport failures.
     for (int ev : {ECONNREFUSED, ECONNRESET, EPIPE, ENOENT, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH,
-                   ECONNABORTED, EAGAIN})
+                   ECONNABORTED, EAGAIN, ENOBUFS})
         BOOST_TEST((std::error_code(ev, std::system_category()) == condition::transport_error), ev);
     BOOST_TEST(!(std::error_code(EINVAL, std::system_category()) == condition::transport_error));
     BOOST_TEST(
@@ -198,7 +198,7 @@ BOOST_AUTO_TEST_CASE(retryable_codes) {
     BOOST_TEST(fcgi::is_retryable(error::no_endpoint));
     BOOST_TEST(fcgi::is_retryable(server_error::overloaded));
     BOOST_TEST(fcgi::is_retryable(server_error::cant_mpx_conn));
-    for (int ev : {ECONNREFUSED, ECONNRESET, EPIPE, EAGAIN, ENOENT})
+    for (int ev : {ECONNREFUSED, ECONNRESET, EPIPE, EAGAIN, ENOBUFS, ENOENT})
         BOOST_TEST(fcgi::is_retryable(std::error_code(ev, std::system_category())), ev);
 }
 

@@ -104,6 +104,10 @@ struct request_op {
     // of every request. Moved when nothing views its bytes any more, copied otherwise. Null:
     // nobody wants it back (nor for a prepared request, which a pool keeps: a copy is cheap).
     std::optional<request>* hand_back = nullptr;
+    // Where a pool learns, when the request completes, whether the connection had read nothing
+    // at all: by the time the posted completion runs, the connection may be gone. Null: no one
+    // asks.
+    std::optional<bool>* silent_connection = nullptr;
 };
 
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
