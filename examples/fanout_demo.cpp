@@ -57,16 +57,21 @@ double percentile(std::vector<double> v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 3) {
-        std::fprintf(stderr, "usage: %s ENDPOINT PHP_DIR [JOBS] [CONNECTIONS]\n", argv[0]);
+    fcgi::endpoint where;
+    if (argc < 3 || fcgi::parse_endpoint(argv[1], where)) {
+        std::fprintf(stderr,
+                     "usage: %s ENDPOINT PHP_DIR [JOBS] [CONNECTIONS]\nENDPOINT: unix:/path.sock, "
+                     "/path.sock, host:port or [v6addr]:port\n",
+                     argv[0]);
         return 2;
     }
     std::size_t jobs = argc > 3 ? std::stoul(argv[3]) : 600;
-    std::size_t conns = argc > 4 ? std::stoul(argv[4]) : 4;
+    // The pool takes 0 as 1: the banner says what it will use.
+    std::size_t conns = std::max<std::size_t>(1, argc > 4 ? std::stoul(argv[4]) : 4);
 
     asio::io_context ctx;
     fcgi::client_options opts;
-    opts.endpoints = {fcgi::endpoint::parse(argv[1])};
+    opts.endpoints = {where};
     opts.max_connections_per_endpoint = conns;  // = pm.max_children of the demo's php-fpm
     fcgi::client client(ctx.get_executor(), opts);
 

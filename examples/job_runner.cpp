@@ -68,8 +68,10 @@ asio::awaitable<void> run(fcgi::endpoint where, std::string php_dir, std::size_t
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 4) {
-        std::cerr << "usage: " << argv[0] << " ENDPOINT PHP_DIR CONCURRENCY [JOBS_FILE]\n";
+    fcgi::endpoint where;
+    if (argc < 4 || fcgi::parse_endpoint(argv[1], where)) {
+        std::cerr << "usage: " << argv[0] << " ENDPOINT PHP_DIR CONCURRENCY [JOBS_FILE]\n"
+                  << "ENDPOINT: unix:/path.sock, /path.sock, host:port or [v6addr]:port\n";
         return 2;
     }
     std::vector<job_result> results;
@@ -82,9 +84,7 @@ int main(int argc, char** argv) {
             results.push_back({.job = line});
 
     asio::io_context ctx;
-    asio::co_spawn(ctx,
-                   run(fcgi::endpoint::parse(argv[1]), argv[2],
-                       std::max<std::size_t>(1, std::stoul(argv[3])), results),
+    asio::co_spawn(ctx, run(where, argv[2], std::max<std::size_t>(1, std::stoul(argv[3])), results),
                    [](std::exception_ptr e) {
                        if (e)
                            std::rethrow_exception(e);

@@ -5,14 +5,16 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: " << argv[0] << " ENDPOINT /abs/path/script.php\n";
+    fcgi::endpoint where;
+    if (argc != 3 || fcgi::parse_endpoint(argv[1], where)) {
+        std::cerr << "usage: " << argv[0] << " ENDPOINT /abs/path/script.php\n"
+                  << "ENDPOINT: unix:/path.sock, /path.sock, host:port or [v6addr]:port\n";
         return 2;
     }
     asio::io_context ctx;
     fcgi::connection conn(ctx.get_executor());
     int rc = 1;
-    conn.async_connect(fcgi::endpoint::parse(argv[1]), [&](std::error_code ec) {
+    conn.async_connect(where, [&](std::error_code ec) {
         if (ec) {
             std::cerr << "connect: " << ec.message() << '\n';
             return;

@@ -21,12 +21,14 @@ asio::awaitable<void> run(fcgi::endpoint where, std::string script) {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: " << argv[0] << " ENDPOINT /abs/path/script.php\n";
+    fcgi::endpoint where;
+    if (argc != 3 || fcgi::parse_endpoint(argv[1], where)) {
+        std::cerr << "usage: " << argv[0] << " ENDPOINT /abs/path/script.php\n"
+                  << "ENDPOINT: unix:/path.sock, /path.sock, host:port or [v6addr]:port\n";
         return 2;
     }
     asio::io_context ctx;
-    asio::co_spawn(ctx, run(fcgi::endpoint::parse(argv[1]), argv[2]), [](std::exception_ptr e) {
+    asio::co_spawn(ctx, run(where, argv[2]), [](std::exception_ptr e) {
         if (e)
             std::rethrow_exception(e);
     });

@@ -19,8 +19,15 @@ int main(int argc, char** argv) {
 
     asio::io_context ctx;
     fcgi::client_options opts;
-    for (int i = 3; i < argc; ++i)
-        opts.endpoints.push_back(fcgi::endpoint::parse(argv[i]));
+    for (int i = 3; i < argc; ++i) {
+        fcgi::endpoint where;
+        if (fcgi::parse_endpoint(argv[i], where)) {
+            std::cerr << "'" << argv[i] << "': not an endpoint (unix:/path.sock, /path.sock, "
+                      << "host:port or [v6addr]:port)\n";
+            return 2;
+        }
+        opts.endpoints.push_back(where);
+    }
     opts.max_connections_per_endpoint = 4;  // per pool: = its pm.max_children
     opts.connection.request_timeout = std::chrono::seconds(10);
     fcgi::client client(ctx.get_executor(), opts);

@@ -45,6 +45,15 @@ asio::awaitable<int> run(fcgi::endpoint where, std::string php_dir, int megabyte
     auto dir = std::filesystem::temp_directory_path();
     auto input = dir / ("stream_files_in_" + std::to_string(::getpid()));
     auto output = dir / ("stream_files_out_" + std::to_string(::getpid()));
+    // Removed however the coroutine ends: a failed request throws out of it.
+    struct remove_on_exit {
+        std::filesystem::path a, b;
+        ~remove_on_exit() {
+            std::error_code ignored;
+            std::filesystem::remove(a, ignored);
+            std::filesystem::remove(b, ignored);
+        }
+    } cleanup{input, output};
 
     // A file to upload, written in 64 KiB pieces.
     std::uint32_t sent_crc = 0;
@@ -91,32 +100,31 @@ asio::awaitable<int> run(fcgi::endpoint where, std::string php_dir, int megabyte
     std::cout << "streamed crc32 " << hex(crc)
               << (hex(crc) == expected ? " (match)" : " (MISMATCH)") << '\n';
 
-    std::filesystem::remove(input);
-    std::filesystem::remove(output);
     co_return got_crc == hex(sent_crc) && hex(crc) == expected ? 0 : 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 3) {
-        std::cerr << "usage: " << argv[0] << " ENDPOINT PHP_DIR [MEGABYTES]\n";
+    fcgi::endpoint where;
+    if (argc < 3 || fcgi::parse_endpoint(argv[1], where)) {
+        std::cerr << "usage: " << argv[0] << " ENDPOINT PHP_DIR [MEGABYTES]\n"
+                  << "ENDPOINT: unix:/path.sock, /path.sock, host:port or [v6addr]:port\n";
         return 2;
     }
     int megabytes = argc > 3 ? std::atoi(argv[3]) : 8;
     asio::io_context ctx;
     int code = 1;
-    asio::co_spawn(ctx, run(fcgi::endpoint::parse(argv[1]), argv[2], megabytes),
-                   [&](std::exception_ptr e, int rc) {
-                       if (e) {
-                           try {
-                               std::rethrow_exception(e);
-                           } catch (const std::exception& ex) {
-                               std::cerr << "error: " << ex.what() << '\n';
-                           }
-                       }
-                       code = e ? 1 : rc;
-                   });
+    asio::co_spawn(ctx, run(where, argv[2], megabytes), [&](std::exception_ptr e, int rc) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                std::cerr << "error: " << ex.what() << '\n';
+            }
+        }
+        code = e ? 1 : rc;
+    });
     ctx.run();
     return code;
 }

@@ -1,5 +1,5 @@
 // Five ways to stop waiting for PHP scripts: a request deadline, a timer raced with `||`, a
-// cancellation slot, a whole fan-out raced with a timer, and client::cancel(). Each runs
+// cancellation slot, a whole fan-out raced with a timer, and client::stop(). Each runs
 // sleep.php for longer than we wait.
 // Usage: timeouts_cancellation ENDPOINT PHP_DIR   (PHP_DIR holds examples/demo/php)
 #include <asio/bind_cancellation_slot.hpp>
@@ -120,13 +120,15 @@ asio::awaitable<int> run(fcgi::client& client, std::string php_dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::cerr << "usage: " << argv[0] << " ENDPOINT PHP_DIR\n";
+    fcgi::endpoint where;
+    if (argc != 3 || fcgi::parse_endpoint(argv[1], where)) {
+        std::cerr << "usage: " << argv[0] << " ENDPOINT PHP_DIR\n"
+                  << "ENDPOINT: unix:/path.sock, /path.sock, host:port or [v6addr]:port\n";
         return 2;
     }
     asio::io_context ctx;
     fcgi::client_options opts;
-    opts.endpoints = {fcgi::endpoint::parse(argv[1])};
+    opts.endpoints = {where};
     opts.max_connections_per_endpoint = 4;  // = pm.max_children of examples/demo/php-fpm.conf.in
     fcgi::client client(ctx.get_executor(), opts);
 

@@ -166,11 +166,12 @@ int run_fanout(const fanout_flags& flags) {
             auto resolved = std::filesystem::weakly_canonical(e.path, ignored);
             return ignored ? e : fcgi::endpoint::unix_socket(resolved.string());
         };
-        if (std::any_of(
-                options.endpoints.begin(), options.endpoints.end(),
-                [&](const fcgi::endpoint& earlier) { return server(earlier) == server(ep); })) {
+        auto earlier =
+            std::find_if(options.endpoints.begin(), options.endpoints.end(),
+                         [&](const fcgi::endpoint& e) { return server(e) == server(ep); });
+        if (earlier != options.endpoints.end()) {
             print_error("'" + text + "' names the same server as an earlier --connect (" +
-                        ep.to_string() +
+                        earlier->to_string() +
                         "); give each server once: each gets --connections connections of its "
                         "own");
             return usage_error;
