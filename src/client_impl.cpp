@@ -376,6 +376,7 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
 }
 
 void client_impl::mark_down(endpoint_pool& ep, std::error_code ec) {
+    ep.backlog_full_connects = 0;  // refused otherwise now: the full backlog is no longer news
     ep.last_error = ec;
     back_off(ep, false);
 }
@@ -418,8 +419,11 @@ void client_impl::start_probe(endpoint_pool& ep) {
                     return;
                 epp->probe_state = endpoint_pool::probe::done;
                 if (backlog_full(epp->where, ec)) {
-                    // Transient, the server is up: probe again after a short pause.
+                    // Transient, the server is up: probe again after a short pause. Counted for
+                    // a queued request's timeout text, as the pool's own connects are.
                     epp->probe_state = endpoint_pool::probe::needed;
+                    ++epp->backlog_full_connects;
+                    epp->last_backlog_full = clock::now();
                     epp->hold.pause_growth(clock::now() + probe_pause);
                 } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec)) {
                     // Refused: probe again when the backoff ends.

@@ -522,21 +522,27 @@ BOOST_AUTO_TEST_CASE(full_unix_backlog_is_named) {
     BOOST_TEST(fcgi::is_retryable(*connect_ec), connect_ec->message());
     BOOST_TEST((*connect_ec == fcgi::condition::transport_error), connect_ec->message());
 
-    fcgi::client_options opts;
-    opts.endpoints = {where};
-    fcgi::client client(ctx.get_executor(), opts);
-    auto req = make_request("full");
-    req.timeout = 300ms;
-    std::optional<std::pair<std::error_code, std::string>> out;
-    client.async_request(std::move(req), [&](std::error_code ec, fcgi::response r) {
-        out.emplace(ec, r.diagnostics);
-    });
-    BOOST_REQUIRE(run_until(ctx, [&] { return out.has_value(); }));
-    BOOST_TEST(out->first == fcgi::error::request_timeout, out->first.message());
-    BOOST_TEST(
-        out->second.find(" connects for a full listen backlog, the last ") != std::string::npos,
-        out->second);
-    client.stop();
+    // The pool's own connects, and auto_detect's GET_VALUES question, refused alike.
+    for (auto mode : {fcgi::multiplexing::off, fcgi::multiplexing::auto_detect}) {
+        BOOST_TEST_CONTEXT("auto_detect: " << (mode == fcgi::multiplexing::auto_detect)) {
+            fcgi::client_options opts;
+            opts.endpoints = {where};
+            opts.mode = mode;
+            fcgi::client client(ctx.get_executor(), opts);
+            auto req = make_request("full");
+            req.timeout = 300ms;
+            std::optional<std::pair<std::error_code, std::string>> out;
+            client.async_request(std::move(req), [&](std::error_code ec, fcgi::response r) {
+                out.emplace(ec, r.diagnostics);
+            });
+            BOOST_REQUIRE(run_until(ctx, [&] { return out.has_value(); }));
+            BOOST_TEST(out->first == fcgi::error::request_timeout, out->first.message());
+            BOOST_TEST(out->second.find(" connects for a full listen backlog, the last ") !=
+                           std::string::npos,
+                       out->second);
+            client.stop();
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

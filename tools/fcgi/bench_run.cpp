@@ -379,7 +379,8 @@ void bench_run::finish() {
     }
     // A run shorter than the connect timeout against a server that drops connects: as
     // unreachable as one whose connects failed, not a server that left requests unanswered.
-    if (connecting_only && counts_.unanswered > 0 && !unreachable_) {
+    // Not a run a signal cut short: that one exits 128 + the signal, what is out unanswered.
+    if (connecting_only && counts_.unanswered > 0 && !unreachable_ && !counts_.interrupted) {
         unreachable_ = true;
         never_connected_ = true;
     }

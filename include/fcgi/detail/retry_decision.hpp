@@ -18,8 +18,9 @@ struct retry_input {
     std::size_t bytes_received = 0;
     /// Its connection had completed a request before this one was handed to it.
     bool reused = false;
-    /// Its connection read nothing since it opened (when the connection is gone already: it
-    /// carried one request at a time, so it got nothing back either).
+    /// Its connection read nothing since it opened, as the connection said when it completed
+    /// the request (for one that never reached a connection's slot: as the connection says
+    /// now, or, gone already, whether it carried one request at a time).
     bool silent_connection = false;
     /// How long after sending it the connection closed, when lost_unanswered(); max otherwise.
     std::chrono::milliseconds after = std::chrono::milliseconds::max();
