@@ -5,6 +5,7 @@
 #include <asio/io_context.hpp>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <fcgi/fcgi.hpp>
 #include <map>
 #include <set>
@@ -58,16 +59,24 @@ double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
     fcgi::endpoint where;
-    if (argc < 3 || fcgi::parse_endpoint(argv[1], where)) {
+    std::size_t jobs = 600, conns = 4;
+    bool numbers_ok = true;
+    try {  // std::stoul throws on what is not a number
+        if (argc > 3)
+            jobs = std::stoul(argv[3]);
+        if (argc > 4)
+            conns = std::stoul(argv[4]);
+    } catch (const std::exception&) {
+        numbers_ok = false;
+    }
+    if (!numbers_ok || argc < 3 || fcgi::parse_endpoint(argv[1], where)) {
         std::fprintf(stderr,
                      "usage: %s ENDPOINT PHP_DIR [JOBS] [CONNECTIONS]\nENDPOINT: unix:/path.sock, "
                      "/path.sock, host:port or [v6addr]:port\n",
                      argv[0]);
         return 2;
     }
-    std::size_t jobs = argc > 3 ? std::stoul(argv[3]) : 600;
-    // The pool takes 0 as 1: the banner says what it will use.
-    std::size_t conns = std::max<std::size_t>(1, argc > 4 ? std::stoul(argv[4]) : 4);
+    conns = std::max<std::size_t>(1, conns);  // the pool takes 0 as 1: the banner says so
 
     asio::io_context ctx;
     fcgi::client_options opts;

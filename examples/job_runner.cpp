@@ -1,12 +1,14 @@
 // A coroutine job runner: reads jobs (one "script.php?query" per line) from a file or stdin,
 // runs N at a time through one fcgi::client, and prints one result line per job in input order.
 // Usage: job_runner ENDPOINT PHP_DIR CONCURRENCY [JOBS_FILE]
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include <exception>
 #include <fcgi/fcgi.hpp>
 #include <fstream>
 #include <iostream>
@@ -69,7 +71,15 @@ asio::awaitable<void> run(fcgi::endpoint where, std::string php_dir, std::size_t
 
 int main(int argc, char** argv) {
     fcgi::endpoint where;
-    if (argc < 4 || fcgi::parse_endpoint(argv[1], where)) {
+    std::size_t concurrency = 0;
+    bool numbers_ok = true;
+    try {  // std::stoul throws on what is not a number
+        if (argc >= 4)
+            concurrency = std::max<std::size_t>(1, std::stoul(argv[3]));
+    } catch (const std::exception&) {
+        numbers_ok = false;
+    }
+    if (!numbers_ok || argc < 4 || fcgi::parse_endpoint(argv[1], where)) {
         std::cerr << "usage: " << argv[0] << " ENDPOINT PHP_DIR CONCURRENCY [JOBS_FILE]\n"
                   << "ENDPOINT: unix:/path.sock, /path.sock, host:port or [v6addr]:port\n";
         return 2;
@@ -84,11 +94,10 @@ int main(int argc, char** argv) {
             results.push_back({.job = line});
 
     asio::io_context ctx;
-    asio::co_spawn(ctx, run(where, argv[2], std::max<std::size_t>(1, std::stoul(argv[3])), results),
-                   [](std::exception_ptr e) {
-                       if (e)
-                           std::rethrow_exception(e);
-                   });
+    asio::co_spawn(ctx, run(where, argv[2], concurrency, results), [](std::exception_ptr e) {
+        if (e)
+            std::rethrow_exception(e);
+    });
     ctx.run();
 
     std::size_t ok = 0;

@@ -4,18 +4,26 @@
 // Usage: several_endpoints PHP_DIR JOBS ENDPOINT...
 #include <asio/io_context.hpp>
 #include <chrono>
+#include <exception>
 #include <fcgi/fcgi.hpp>
 #include <iostream>
 #include <string>
 #include <vector>
 
 int main(int argc, char** argv) {
-    if (argc < 4) {
+    std::size_t jobs = 0;
+    bool numbers_ok = true;
+    try {  // std::stoul throws on what is not a number
+        if (argc >= 4)
+            jobs = std::stoul(argv[2]);
+    } catch (const std::exception&) {
+        numbers_ok = false;
+    }
+    if (!numbers_ok || argc < 4) {
         std::cerr << "usage: " << argv[0] << " PHP_DIR JOBS ENDPOINT...\n";
         return 2;
     }
     std::string php_dir = argv[1];
-    std::size_t jobs = std::stoul(argv[2]);
 
     asio::io_context ctx;
     fcgi::client_options opts;
