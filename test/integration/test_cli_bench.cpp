@@ -660,6 +660,24 @@ BOOST_AUTO_TEST_CASE(open_loop_requests_keep_the_rate) {
     BOOST_TEST(j["rps"].get<double>() <= 10.0 + 1e-6);
 }
 
+// Throughput counts every response in the period, a warmup request's too: one request at a
+// time to a server that takes 500 ms, a 300 ms warmup, a 600 ms period. The warmup's request
+// is answered inside the period, the next after it: one response in 0.6 s. Only responses to
+// requests sent in the period counted, so the rate was 0 (and low by about latency / duration
+// in any run with a warmup).
+BOOST_AUTO_TEST_CASE(warmup_answers_in_the_period_count) {
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        auto s = fcgi::test::echo_script(r);
+        s.insert(s.begin(), fcgi::test::act::delay(500ms));
+        return s;
+    }});
+    auto [err, j] = clean_run(
+        fake, {"--warmup", "0.3", "--duration", "0.6", "--concurrency", "1", "--multiplex", "off"});
+    BOOST_TEST(j["duration_s"].get<double>() == 0.6, boost::test_tools::tolerance(1e-6));
+    BOOST_TEST(j["rps"].get<double>() == 1 / 0.6, boost::test_tools::tolerance(1e-6));
+    BOOST_TEST(j["requests"].get<int>() == 1, err);  // the one sent in the period
+}
+
 // An open loop faster than the server: two connections to a server that takes 50 ms a request
 // answer at most 40 a second, whatever the schedule offers. The responses that drained after
 // the period used to count in it, so the rate came out as the offered 100.

@@ -166,6 +166,21 @@ BOOST_AUTO_TEST_CASE(max_listen_queue_counts_this_run_only) {
     BOOST_TEST(failing.max_listen_queue == 0);
 }
 
+// The poll before the run sizes the pool and sets the baseline: a queue and busy workers it saw
+// were other load's, and were reported as the run's maxima.
+BOOST_AUTO_TEST_CASE(poll_before_the_run_is_a_baseline_only) {
+    fpm_status_summary sum;
+    sum.add_before_run(sample(5, 7, 4));
+    sum.add(sample(0, 7, 1));  // during the run
+    BOOST_TEST(sum.polls == 2u);
+    BOOST_TEST(sum.polls_before_run == 1u);
+    BOOST_TEST(sum.seen_during_run());
+    BOOST_TEST(sum.max_listen_queue == 0);
+    BOOST_TEST(sum.max_active_processes == 1);
+    sum.add(sample(0, 9, 2));  // php-fpm's counter rose past the baseline: the run's
+    BOOST_TEST(sum.max_listen_queue == 9);
+}
+
 // The poll after the run: php-fpm's counter counts once it rose past the first poll's, the
 // active count stays unknown when no poll answered during the run, and without a first poll
 // there is nothing to compare with.

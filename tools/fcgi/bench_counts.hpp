@@ -43,7 +43,7 @@ struct bench_counts {
     // Open loop: requests due in the measured period that the client never sent, being behind
     // the pace when the period ended (it cannot send at the --rate asked).
     std::uint64_t behind_schedule = 0;
-    // Responses that came before the measured period ended: a closed loop's throughput.
+    // Responses that came within the measured period (a warmup request's too): throughput.
     std::uint64_t ok_in_period = 0;
     // Responses with status 400 or more, 500 or more.
     std::uint64_t status_4xx_5xx = 0, status_5xx = 0;

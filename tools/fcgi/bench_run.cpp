@@ -69,6 +69,8 @@ bench_run::bench_run(asio::io_context& ctx, const bench_flags& f, fcgi::client_o
 void bench_run::start() {
     start_ = clock_type::now();
     measure_start_ = start_ + seconds_to(flags_.warmup);
+    if (flags_.rate > 0)
+        interval_ = 1.0 / flags_.rate;
     cpu_start_ = cpu_seconds();
     double run = flags_.duration > 0 ? flags_.duration : (flags_.requests ? max_bench_seconds : 10);
     end_ = measure_start_ + seconds_to(run);
@@ -98,7 +100,6 @@ void bench_run::start() {
         return;
     }
     if (flags_.rate > 0) {
-        interval_ = 1.0 / flags_.rate;
         pace();
     } else {
         launch(clock_type::now());
@@ -160,7 +161,7 @@ void bench_run::pace() {
             });
             return;
         }
-        auto due = start_ + seconds_to(interval_ * double(next_k_));
+        auto due = this->due(double(next_k_));
         if (due >= end_) {
             // The period runs to its end, not to the last send: at 1 req/s over 5 s the
             // rate is 5 / 5 s, not 5 / 4 s.
@@ -186,6 +187,20 @@ void bench_run::pace() {
         ++next_k_;
         send(due);
     }
+}
+
+clock_type::time_point bench_run::due(double k) const {
+    return start_ + seconds_to(interval_ * k);
+}
+
+double bench_run::first_due_from(clock_type::time_point t) const {
+    // By pace()'s own sum, not a division that rounds.
+    double k = std::max(0.0, std::ceil(duration<double>(t - start_).count() / interval_));
+    while (k > 0 && due(k - 1) >= t)
+        --k;
+    while (due(k) < t)
+        ++k;
+    return k;
 }
 
 void bench_run::send(clock_type::time_point intended) {
@@ -215,6 +230,10 @@ void bench_run::on_complete(clock_type::time_point intended, bool counted, std::
     auto now = clock_type::now();
     if (!ec)
         answered_ = true;
+    // Throughput is every response in the period: a warmup request's answered within it too,
+    // or the first latency's worth of the period would hold none (rps low by latency/duration).
+    if (!counted && !ec && now >= measure_start_ && (!stopping_ || now <= stop_time_))
+        ++counts_.ok_in_period;
     if (counted) {
         --counted_in_flight_;
         last_completion_ = now;
@@ -334,17 +353,7 @@ void bench_run::stop_sending() {
     end_timer_.cancel();
     pace_timer_.cancel();
     if (flags_.rate > 0 && !limit_reached() && !counts_.interrupted) {
-        // Due in the measured period and never sent: the client fell behind the pace. The
-        // first request due at or after t, by pace()'s own sum, not a division that rounds.
-        auto first_due_from = [&](clock_type::time_point t) {
-            auto due = [&](double k) { return start_ + seconds_to(interval_ * k); };
-            double k = std::max(0.0, std::ceil(duration<double>(t - start_).count() / interval_));
-            while (k > 0 && due(k - 1) >= t)
-                --k;
-            while (due(k) < t)
-                ++k;
-            return k;
-        };
+        // Due in the measured period and never sent: the client fell behind the pace.
         double first = std::max(double(next_k_), first_due_from(measure_start_));
         double end = first_due_from(stop_time_);
         if (end > first)

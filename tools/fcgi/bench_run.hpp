@@ -67,6 +67,10 @@ class bench_run {
     void launch(clock_type::time_point now);
     void pace();
     void send(clock_type::time_point intended);
+    /// Open loop: when request k is due.
+    clock_type::time_point due(double k) const;
+    /// Open loop: the index of the first request due at or after `t`.
+    double first_due_from(clock_type::time_point t) const;
     void on_complete(clock_type::time_point intended, bool counted, std::error_code ec,
                      const fcgi::response& r);
     void pause_then_launch();

@@ -120,6 +120,16 @@ void fpm_status_summary::add(const fpm_status_sample& s) {
     process_manager = s.process_manager;
 }
 
+void fpm_status_summary::add_before_run(const fpm_status_sample& s) {
+    ++polls;
+    ++polls_before_run;
+    if (!first_max_listen_queue_)
+        first_max_listen_queue_ = s.max_listen_queue;
+    total_processes = s.total_processes;
+    listen_queue_known = s.listen_queue_len != 0;
+    process_manager = s.process_manager;
+}
+
 void fpm_status_summary::add_after_run(const fpm_status_sample& s) {
     ++polls;
     ++polls_after_run;

@@ -54,6 +54,9 @@ struct fpm_status_summary {
     /// before the run's first poll it may hold an earlier run's queue: it counts only when it
     /// rises above what the first poll saw.
     void add(const fpm_status_sample& s);
+    /// Counts the poll before the run (the one that sizes the pool): a baseline only. Its queue
+    /// and active processes are other load's, not the run's maxima.
+    void add_before_run(const fpm_status_sample& s);
     /// Counts the poll after the run: only its "max listen queue" (php-fpm's, kept by the
     /// kernel's count) says something of the run; its active processes do not.
     void add_after_run(const fpm_status_sample& s);

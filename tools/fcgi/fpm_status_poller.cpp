@@ -35,6 +35,7 @@ void fpm_status_poller::poll_once(std::function<void()> done) {
 
 void fpm_status_poller::start(std::chrono::milliseconds every) {
     every_ = every;
+    started_ = true;
     summary_.polls_before_run = summary_.polls;
     schedule();
 }
@@ -103,6 +104,8 @@ void fpm_status_poller::poll(std::function<void()> done) {
             if (why.empty() && parse_fpm_status(r.body, path_ + "?json&full", s, why)) {
                 if (after_run_)
                     summary_.add_after_run(s);
+                else if (!started_)
+                    summary_.add_before_run(s);
                 else
                     summary_.add(s);
             } else

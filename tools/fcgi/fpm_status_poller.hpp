@@ -50,6 +50,7 @@ class fpm_status_poller {
     bool busy_ = false;
     bool stopped_ = false;
     bool after_run_ = false;
+    bool started_ = false;  // start() was called: a poll before it is the baseline only
     fpm_status_summary summary_;
 };
 
