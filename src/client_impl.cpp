@@ -422,9 +422,9 @@ void client_impl::start_probe(endpoint_pool& ep) {
                     // Transient, the server is up: probe again after a short pause. Counted for
                     // a queued request's timeout text, as the pool's own connects are.
                     epp->probe_state = endpoint_pool::probe::needed;
-                    ++epp->backlog_full_connects;
-                    epp->last_backlog_full = clock::now();
-                    epp->hold.pause_growth(clock::now() + probe_pause);
+                    const auto now = clock::now();
+                    epp->note_backlog_full(now);
+                    epp->hold.pause_growth(now + probe_pause);
                 } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec)) {
                     // Refused: probe again when the backoff ends.
                     epp->probe_state = endpoint_pool::probe::needed;
@@ -558,35 +558,31 @@ bool client_impl::dispatch_behind(lazy_now& now) {
 
 std::string client_impl::pending_connects() const {
     const auto now = clock::now();
+    auto ms_since = [&](clock::time_point t) {
+        return std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count());
+    };
     std::string why;
     for (const auto& p : pools_) {
         if (p.probe_state == endpoint_pool::probe::running)
             // multiplexing::auto_detect: the pool opens no connection there before the answer.
             why += "; the GET_VALUES probe of " + p.where.to_string() +
                    " (multiplexing::auto_detect) has been unanswered for " +
-                   std::to_string(
-                       std::chrono::duration_cast<std::chrono::milliseconds>(now - p.probe_started)
-                           .count()) +
-                   " ms (probe_timeout " + std::to_string(opts_.probe_timeout.count()) + " ms)";
+                   ms_since(p.probe_started) + " ms (probe_timeout " +
+                   std::to_string(opts_.probe_timeout.count()) + " ms)";
         if (p.backlog_full_connects > 0)
             why +=
                 "; " + p.where.to_string() + " refused " + std::to_string(p.backlog_full_connects) +
-                " connects for a full listen backlog, the last " +
-                std::to_string(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_backlog_full)
-                        .count()) +
+                " connects for a full listen backlog, the last " + ms_since(p.last_backlog_full) +
                 " ms ago (every php-fpm worker busy, listen.backlog connections waiting)";
         auto oldest = clock::time_point::max();
         for (const auto& c : p.conns)
             if (!c->connected)
                 oldest = std::min(oldest, c->opened);
         if (oldest != clock::time_point::max())
-            why +=
-                "; a connect to " + p.where.to_string() + " has been pending for " +
-                std::to_string(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(now - oldest).count()) +
-                " ms (connect_timeout " + std::to_string(opts_.connection.connect_timeout.count()) +
-                " ms)";
+            why += "; a connect to " + p.where.to_string() + " has been pending for " +
+                   ms_since(oldest) + " ms (connect_timeout " +
+                   std::to_string(opts_.connection.connect_timeout.count()) + " ms)";
     }
     return why;
 }
@@ -667,14 +663,13 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
     if (ec) {
         (*it)->conn->set_event_callback(nullptr);
         ep->conns.erase(it);
+        ++ep->connect_failures;  // the pool's own: the auto_detect question's are not
         if (backlog_full(ep->where, ec)) {
             // The listen backlog is full: transient, the server is up. Retry soon.
-            ++ep->connect_failures;
-            ++ep->backlog_full_connects;
-            ep->last_backlog_full = clock::now();
-            ep->hold.backlog_full(ep->last_backlog_full);
+            const auto now = clock::now();
+            ep->note_backlog_full(now);
+            ep->hold.backlog_full(now);
         } else {
-            ++ep->connect_failures;  // the pool's own: the auto_detect question's are not
             mark_down(*ep, ec);
         }
         pump();

@@ -73,6 +73,10 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
         // request that waits out its deadline meanwhile says so.
         std::uint64_t backlog_full_connects = 0;
         std::chrono::steady_clock::time_point last_backlog_full{};
+        void note_backlog_full(std::chrono::steady_clock::time_point now) {
+            ++backlog_full_connects;
+            last_backlog_full = now;
+        }
         std::map<std::error_code, std::uint64_t> failed_by_reason;
         enum class probe { needed, running, done } probe_state = probe::done;
         // Stops a running probe when the client stops. The probe's handler owns the signal: its
