@@ -53,7 +53,7 @@ struct client_impl::pending_op {
     unsigned sent = 0;  // attempts that wrote to a server before this one (response::times_sent)
     bool cancelled = false;  // cancelled while dispatched: never sent again
     // A retry after a stale kept-alive connection: not on a connection that sat idle (see
-    // usable()).
+    // endpoint_pool::find_usable()).
     bool fresh_only = false;
     // A retry: the endpoint its first attempt failed on, which it goes back to only when every
     // other endpoint is down (a stopping php-fpm still accepts connections, then resets them;
@@ -266,18 +266,6 @@ std::shared_ptr<void> client_impl::handler_watch() {
     return std::make_shared<watch>(weak_from_this());
 }
 
-void client_impl::remove_closed(endpoint_pool& ep) {
-    // One that never connected is on_connected()'s to remove: it counts the failure.
-    std::erase_if(ep.conns, [&](const std::unique_ptr<pooled_connection>& pc) {
-        bool dead = pc->connected && pc->conn->state() == connection_state::closed;
-        if (dead) {
-            pc->conn->set_event_callback(nullptr);
-            ++ep.closed;
-        }
-        return dead;
-    });
-}
-
 namespace {
 
 // A unix socket whose listen backlog is full refuses connects for a moment (EAGAIN, seen as
@@ -298,48 +286,9 @@ bool accepted_then_failed(std::error_code ec) {
 // Before probing again an endpoint whose backlog was full.
 constexpr std::chrono::milliseconds probe_pause{10};
 
-// A retry after a stale kept-alive connection (`fresh`) goes to a new connection, or to a
-// multiplexed one with requests in flight: a server closes connections that sit idle, and one
-// it is answering on is not one of those. Without the second, a multiplexed pool at its limit
-// with no idle connection would hold the retry, and every request queued behind it.
-bool usable(const connection_impl& c, bool connected, bool fresh) {
-    return connected && c.has_free_slot() &&
-           (!fresh || c.stats().requests_started == 0 || !c.is_idle());
-}
-
-// A request out and not one byte back since the connection opened: beyond pm.max_children,
-// php-fpm leaves such a connection in its listen backlog (or a script is slow to write).
-bool unserved(const connection_impl& c, bool connected) {
-    return connected && !c.is_idle() && c.stats().requests_started > 0 && c.stats().bytes_read == 0;
-}
-
 }  // namespace
 
-client_impl::pooled_connection* client_impl::longest_idle(endpoint_pool& ep) {
-    pooled_connection* idle = nullptr;
-    for (auto& pc : ep.conns)
-        if (pc->connected && pc->conn->is_idle() &&
-            (!idle || pc->conn->idle_since() < idle->conn->idle_since()))
-            idle = pc.get();
-    return idle;
-}
-
-client_impl::pooled_connection* client_impl::find_usable(endpoint_pool& ep, bool fresh) {
-    for (auto& pc : ep.conns)
-        if (usable(*pc->conn, pc->connected, fresh) && !retiring(*pc))
-            return pc.get();
-    return nullptr;
-}
-
-client_impl::pooled_connection* client_impl::find_idle(endpoint_pool& ep) {
-    for (auto& pc : ep.conns)
-        if (pc->connected && pc->conn->is_idle())
-            return pc.get();
-    return nullptr;
-}
-
-client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now,
-                                                       const endpoint_pool* avoid) {
+endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now, const endpoint_pool* avoid) {
     endpoint_pool* best = nullptr;
     bool best_free = false;
     // A retry waits for another endpoint that is up, even when it is busy now, rather than go
@@ -360,7 +309,7 @@ client_impl::endpoint_pool* client_impl::pick_endpoint(bool fresh, lazy_now& now
         bool free = find_usable(p, fresh) != nullptr;
         bool can_grow =
             p.hold.may_connect(now) && (p.conns.size() < opts_.max_connections_per_endpoint ||
-                                        (fresh && find_idle(p) != nullptr));
+                                        (fresh && p.find_idle() != nullptr));
         if (!free && !can_grow)
             continue;
         // Ties go to fewer connections, so a burst of new ones spreads over the endpoints.
@@ -455,7 +404,7 @@ void client_impl::pump() {
     }
     lazy_now now;
     for (auto& p : pools_) {
-        remove_closed(p);
+        p.remove_closed();
         p.hold.expire(now);
         if (!queue_.empty() && p.probe_state == endpoint_pool::probe::needed &&
             p.hold.may_connect(now))
@@ -524,12 +473,12 @@ bool client_impl::open_for(endpoint_pool& ep, bool fresh, lazy_now& now) {
         // Only a retry that needs a fresh connection gets here (pick_endpoint): retire an idle
         // used one for it. Giving that one to a request behind instead would starve the retry
         // for as long as requests keep coming.
-        pooled_connection* idle = find_idle(ep);
+        pooled_connection* idle = ep.find_idle();
         if (!idle)
             return false;
         idle->conn->set_event_callback(nullptr);
         idle->conn->close(asio::error::operation_aborted);
-        remove_closed(ep);
+        ep.remove_closed();
     }
     open_connection(ep);
     return true;
@@ -930,14 +879,14 @@ void client_impl::relieve_backlog() {
     auto next = clock::time_point::max();
     for (auto& p : pools_) {
         for (auto& pc : p.conns) {
-            if (pc->relieved || !unserved(*pc->conn, pc->connected))
+            if (pc->relieved || !pc->unserved())
                 continue;
             auto due = pc->first_dispatch + opts_.backlog_relief;
             if (due > now) {
                 next = std::min(next, due);
                 continue;
             }
-            pooled_connection* idle = longest_idle(p);
+            pooled_connection* idle = p.longest_idle();
             if (!idle) {
                 relief_waiting_ = true;  // checked again when a connection goes idle
                 continue;
@@ -1049,32 +998,8 @@ client_stats client_impl::stats() const {
     s.retries = retries_;
     s.rejected = rejected_;
     lazy_now now;
-    for (const auto& p : pools_) {
-        endpoint_stats e;
-        e.where = p.where;
-        e.open = p.conns.size();
-        for (const auto& pc : p.conns) {
-            // Idle means ready: a slot still held by a finished request's source or sink is not.
-            const bool ready = pc->connected && pc->conn->is_idle() && pc->conn->has_free_slot();
-            e.idle += ready;
-            e.busy += pc->connected && !ready;
-            e.unserved += unserved(*pc->conn, pc->connected);
-        }
-        e.reconnects = p.closed;
-        e.backlog_reliefs = p.backlog_reliefs;
-        e.failed_by_reason = p.failed_by_reason;
-        e.in_flight = p.in_flight;
-        e.down = p.hold.down(now) || p.hold.holding_requests(now);
-        e.max_in_flight_per_connection = p.max_in_flight;
-        e.probe = p.probed;
-        e.probe_error = p.probe_error;
-        e.last_down_error = p.last_error;
-        e.connects = p.connects;
-        e.connect_failures = p.connect_failures;
-        e.completed = p.completed;
-        e.failed = p.failed;
-        s.endpoints.push_back(std::move(e));
-    }
+    for (const auto& p : pools_)
+        s.endpoints.push_back(p.stats(p.hold.down(now) || p.hold.holding_requests(now)));
     return s;
 }
 

@@ -18,6 +18,7 @@
 #include "fcgi/detail/any_handler.hpp"
 #include "fcgi/detail/connection_impl.hpp"
 #include "fcgi/detail/endpoint_backoff.hpp"
+#include "fcgi/detail/endpoint_pool.hpp"
 
 namespace fcgi::detail {
 
@@ -48,46 +49,6 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
 
   private:
     struct pending_op;
-    struct pooled_connection {
-        std::shared_ptr<connection_impl> conn;
-        // Names it for on_connected(): an address may be reused by a later connection.
-        std::uint64_t id = 0;
-        bool connected = false;
-        // When its first request was handed to it; a relief was tried for it (backlog_relief).
-        std::chrono::steady_clock::time_point first_dispatch{};
-        bool relieved = false;
-        std::uint64_t dispatched = 0;                    // requests handed to it
-        std::chrono::steady_clock::time_point opened{};  // when its connect started
-    };
-    struct endpoint_pool {
-        endpoint where;
-        std::vector<std::unique_ptr<pooled_connection>> conns;
-        // When every endpoint is down with none open, queued requests fail with no_endpoint.
-        endpoint_backoff hold;
-        std::error_code last_error;
-        std::size_t in_flight = 0;
-        std::uint64_t connects = 0, connect_failures = 0, completed = 0, failed = 0;
-        std::uint64_t closed = 0;  // connections that were open and closed since
-        std::uint64_t backlog_reliefs = 0;
-        // Connects refused for a full listen backlog since the last one that succeeded: a
-        // request that waits out its deadline meanwhile says so.
-        std::uint64_t backlog_full_connects = 0;
-        std::chrono::steady_clock::time_point last_backlog_full{};
-        void note_backlog_full(std::chrono::steady_clock::time_point now) {
-            ++backlog_full_connects;
-            last_backlog_full = now;
-        }
-        std::map<std::error_code, std::uint64_t> failed_by_reason;
-        enum class probe { needed, running, done } probe_state = probe::done;
-        // Stops a running probe when the client stops. The probe's handler owns the signal: its
-        // slot must outlive the operation, which may outlive the pool.
-        std::weak_ptr<asio::cancellation_signal> probe_stopper;
-        std::chrono::steady_clock::time_point probe_started{};  // for a request's timeout text
-        std::uint16_t max_in_flight = 1;  // per connection: 1, or the multiplexing limit
-        probe_result probed = probe_result::not_asked;  // how auto_detect set max_in_flight
-        std::error_code probe_error;
-    };
-
     void enqueue(std::unique_ptr<pending_op> op, std::chrono::steady_clock::time_point called);
     /// Arms the timer that fails `op` with request_timeout if it is still queued at its
     /// deadline (at once when that has passed); nothing when it has none.
@@ -106,15 +67,12 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// an idle used connection is retired at the limit), unless enough are connecting for the
     /// queue. False when none was opened.
     bool open_for(endpoint_pool& ep, bool fresh, lazy_now& now);
-    pooled_connection* find_usable(endpoint_pool& ep, bool fresh);
-    /// The open connection of `ep` idle the longest, or null when none is idle.
-    static pooled_connection* longest_idle(endpoint_pool& ep);
-    pooled_connection* find_idle(endpoint_pool& ep);
-    /// Has had its max_requests_per_connection_lifetime: takes no more, also while busy (a
-    /// multiplexed one may never be idle), and closes once idle.
+    pooled_connection* find_usable(endpoint_pool& ep, bool fresh) {
+        return ep.find_usable(fresh, opts_.max_requests_per_connection_lifetime);
+    }
+    /// Has had its max_requests_per_connection_lifetime (see pooled_connection::retiring).
     bool retiring(const pooled_connection& pc) const noexcept {
-        return opts_.max_requests_per_connection_lifetime > 0 &&
-               pc.dispatched >= opts_.max_requests_per_connection_lifetime;
+        return pc.retiring(opts_.max_requests_per_connection_lifetime);
     }
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
     /// The head of the queue is a retry waiting for a fresh connection or another endpoint:
@@ -151,7 +109,6 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// holds while the wait is pending.
     void wait_then(asio::steady_timer& timer, bool client_impl::*armed,
                    std::chrono::steady_clock::time_point at, void (client_impl::*then)());
-    void remove_closed(endpoint_pool& ep);
     /// Backs `ep` off after a refused connect or (`failed_over`) a failing connection, the
     /// wait jittered.
     void back_off(endpoint_pool& ep, bool failed_over);
