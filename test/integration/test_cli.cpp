@@ -130,6 +130,14 @@ BOOST_AUTO_TEST_CASE(query_string_reaches_the_script) {
     BOOST_TEST(typed.out.find(R"("get":{"b":"two words","c":"\t"})") != std::string::npos,
                typed.out);
     BOOST_TEST(typed.out.find("section-2") == std::string::npos, typed.out);
+
+    // A fragment with no query, or with a '?' in it: not part of SCRIPT, nor a query (the
+    // script was "echo.php#top", a 404).
+    for (const std::string tail : {"#top", "#top?x=1"}) {
+        auto frag = fcgi_cli({"request", "-c", unix_ep, php_fpm::script("echo.php") + tail});
+        BOOST_TEST(frag.exit_code == 0, frag.err);
+        BOOST_TEST(frag.out.find(R"("query":"")") != std::string::npos, frag.out);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(data_from_file_and_stdin) {
@@ -503,10 +511,20 @@ BOOST_AUTO_TEST_CASE(open_stderr_line_ended_and_unknown_script_named) {
     const std::string missing = php_fpm::script("no-such-script.php");
     spec.args = {"request", "-c", unix_ep, missing};
     const std::string hint = "fcgi: " + unix_ep + ": php-fpm found no script at SCRIPT_FILENAME " +
-                             missing + ": does that path exist where php-fpm runs?";
+                             missing +
+                             ": is there a file it can read at that path where php-fpm runs? "
+                             "(set it with SCRIPT and --root)";
     auto piped = run(spec);
     BOOST_TEST(piped.exit_code == 0);
     BOOST_TEST(piped.err.starts_with("Primary script unknown\n" + hint), piped.err);
+    // Set by --param, where SCRIPT and --root cannot change it.
+    auto by_param = fcgi_cli({"request", "-c", unix_ep, "-p", "SCRIPT_FILENAME=" + missing,
+                              php_fpm::script("hello.php")});
+    BOOST_TEST(by_param.exit_code == 0);
+    BOOST_TEST(by_param.err.find("SCRIPT_FILENAME " + missing +
+                                 ": is there a file it can read at that path where php-fpm "
+                                 "runs? (set by --param SCRIPT_FILENAME)") != std::string::npos,
+               by_param.err);
     spec.stderr_terminal = true;
     auto terminal = run(spec);
     BOOST_TEST(terminal.exit_code == 0);
@@ -574,6 +592,9 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
              {"--data", "@/nonexistent/file"},
              {"--root", "/nonexistent-root"},  // the script is not below it
              {"--no-such-flag"},
+             // Too large for a PARAMS record: found before connecting, not after.
+             {"--header", "X-Big: " + std::string(70000, 'h')},
+             {"--param", "BIG=" + std::string(70000, 'p')},
          }) {
         std::vector<std::string> args{"request", "-c", nowhere};
         args.insert(args.end(), bad.begin(), bad.end());
@@ -584,6 +605,16 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
             BOOST_TEST(is_one_error_line(r.err), r.err);
         }
     }
+    // Named by the flag that made it, not by the library's request field.
+    auto big = fcgi_cli({"request", "-c", nowhere, "--header", "X-Big: " + std::string(70000, 'h'),
+                         php_fpm::script("hello.php")});
+    BOOST_TEST(big.err.find("param HTTP_X_BIG (from a --header) takes 70015 bytes encoded") !=
+                   std::string::npos,
+               big.err);
+    auto long_query = fcgi_cli(
+        {"request", "-c", nowhere, php_fpm::script("hello.php") + "?" + std::string(70000, 'q')});
+    BOOST_TEST(long_query.exit_code == 2);
+    BOOST_TEST(long_query.err.find("SCRIPT?QUERY) takes") != std::string::npos, long_query.err);
     // A flag error names the help of the subcommand it was given to.
     auto bad_flag = fcgi_cli({"bench", "-c", nowhere, "--no-such-flag", "x.php"});
     BOOST_TEST(bad_flag.exit_code == 2);

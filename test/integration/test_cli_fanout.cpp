@@ -620,6 +620,55 @@ BOOST_AUTO_TEST_CASE(wrong_field_types_are_invalid_jobs) {
     BOOST_TEST(messages[1] == "line 2: arrays and objects nest deeper than 64 levels");
 }
 
+// A NUL byte ended the JSON reader's input: the job after it on the line was dropped, and
+// the line ran as the job before it. An unclosed string's message quoted the whole line. An
+// empty body was a GET here and a POST for `fcgi request -d ''`. A too-large param was named
+// by the library's field ("a request::headers entry").
+BOOST_AUTO_TEST_CASE(odd_lines_and_empty_bodies) {
+    const std::string echo = php_fpm::script("echo.php");
+    std::string input = line_of({{"id", 1}, {"script", echo}});
+    input.back() = '\0';
+    input += line_of({{"id", 2}, {"script", echo}});
+    input += R"({"id": 3, "script": ")" + std::string(100000, 'x') + "\n";
+    input += line_of({{"id", 4}, {"script", echo}, {"body", ""}});
+    input += line_of({{"id", 5}, {"script", echo}, {"body_base64", ""}});
+    input += line_of({{"id", 6}, {"script", echo}, {"body", ""}, {"method", "PUT"}});
+    input +=
+        line_of({{"id", 7}, {"script", echo}, {"headers", {{"X-Big", std::string(70000, 'h')}}}});
+    input += line_of({{"id", 8}, {"script", echo + "#top?x=1"}, {"query", "y=2"}});
+    auto r = fanout({"--connect", unix_ep}, input);
+    BOOST_TEST(r.exit_code == 6, r.err);
+    auto lines = result_lines(r.out);
+    // Line 1 holds jobs 1 and 2 (a NUL between them) and line 2 job 3: no id to give.
+    BOOST_REQUIRE_EQUAL(lines.size(), 7u);
+    int no_id = 0;
+    for (const auto& j : lines) {
+        BOOST_TEST_CONTEXT(j.dump()) {
+            const std::string message =
+                j["error"].is_null() ? "" : j["error"]["message"].get<std::string>();
+            if (j["id"].is_null()) {
+                ++no_id;
+                BOOST_TEST(j["error"]["code"] == "invalid_job");
+                BOOST_TEST(message.size() < 300u);
+                BOOST_TEST((message.starts_with("line 1: holds a NUL byte at column ") ||
+                            message.starts_with("line 2: not valid JSON")),
+                           message);
+            } else if (j["id"] == 7) {
+                BOOST_TEST(j["error"]["code"] == "param_too_large");
+                BOOST_TEST(has(message, "param HTTP_X_BIG (from a \"headers\" entry)"), message);
+            } else if (j["id"] == 8) {
+                BOOST_TEST(j["error"].is_null());
+                BOOST_TEST(has(j["body"].get<std::string>(), R"("query":"y=2")"));
+            } else {
+                BOOST_REQUIRE(j["error"].is_null());
+                const std::string method = j["id"] == 6 ? "PUT" : "POST";
+                BOOST_TEST(has(j["body"].get<std::string>(), R"("method":")" + method + "\""));
+            }
+        }
+    }
+    BOOST_TEST(no_id == 2);
+}
+
 BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     const std::string job = line_of({{"id", 1}, {"script", php_fpm::script("hello.php")}});
     for (const auto& args : std::vector<std::vector<std::string>>{

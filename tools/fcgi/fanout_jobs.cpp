@@ -79,6 +79,20 @@ std::string parse_error_text(const char* what) {
         s.erase(0, p + 2);
     if (auto p = s.find("at line 1, column"); p != std::string::npos)
         s.replace(p, std::string_view("at line 1, column").size(), "at column");
+    // The token quoted after "last read" can be the rest of the line (an unclosed string of
+    // megabytes): keep its start, cut on a UTF-8 character boundary.
+    constexpr std::string_view last_read = "; last read: '";
+    constexpr std::size_t max_quoted = 80;
+    if (auto p = s.find(last_read); p != std::string::npos) {
+        const std::size_t from = p + last_read.size();
+        if (s.size() > from + max_quoted + 1) {  // + 1: the closing quote
+            std::size_t cut = from + max_quoted;
+            while (cut > from && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80)
+                --cut;
+            s.resize(cut);
+            s += "...'";
+        }
+    }
     return s;
 }
 
@@ -158,7 +172,7 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
     req.script = std::move(resolved.script);
     req.document_root = std::move(resolved.document_root);
     if (query) {
-        if (flags.target.find('?') != std::string::npos)
+        if (flags.target.substr(0, flags.target.find('#')).find('?') != std::string::npos)
             reject("give the query either after '?' in \"script\" or in \"query\", not both");
         // As the part after '?' in "script": a job file written either way sends the same.
         req.query = query_as_sent(string_field(*query, "query"));
@@ -167,6 +181,10 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
     }
     if (body && body_base64)
         reject("give \"body\" or \"body_base64\", not both");
+    // A body given, even an empty one, makes the default method POST, as --data does for
+    // `fcgi request`.
+    if ((body || body_base64) && req.method.empty())
+        req.method = "POST";
     if (body)
         req.body = string_field(*body, "body");
     if (body_base64 && !base64_decode(string_field(*body_base64, "body_base64"), req.body))
@@ -181,6 +199,11 @@ fanout_job parse_job(std::string_view text, std::size_t line, const std::string&
     fanout_job job;
     job.line = line;
     try {
+        // The JSON reader takes a NUL byte for the end of its input: a job after it on the same
+        // line would be dropped without a word.
+        if (auto nul = text.find('\0'); nul != std::string_view::npos)
+            reject("holds a NUL byte at column " + std::to_string(nul + 1) +
+                   " (a line is one JSON object)");
         if (nesting_depth(text) > max_nesting)
             reject("arrays and objects nest deeper than " + std::to_string(max_nesting) +
                    " levels");

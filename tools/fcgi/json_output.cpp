@@ -100,8 +100,10 @@ std::string result_line(const ordered_json& id, const fcgi::fanout_result& r) {
     // 2: sent again after its kept-alive connection closed, so its script may have run twice.
     j["times_sent"] = r.resp.times_sent;
     if (r.ec) {
-        j["error"] = error_object(error_name(r.ec),
-                                  error_text(r.ec, in_flag_terms(r.resp.diagnostics, true)));
+        j["error"] =
+            error_object(error_name(r.ec),
+                         error_text(r.ec, in_request_terms(in_flag_terms(r.resp.diagnostics, true),
+                                                           request_terms::job_keys)));
     } else {
         j["error"] = nullptr;
     }

@@ -23,6 +23,11 @@ bool write_all(std::FILE* f, std::string_view bytes) {
     return std::fflush(f) == 0;
 }
 
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+    for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+}
+
 }  // namespace
 
 bool write_stdout(std::string_view bytes) {
@@ -90,15 +95,29 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
 }
 
 std::string in_flag_terms(std::string diagnostics, bool has_max_output) {
-    auto replace = [&](std::string_view from, std::string_view to) {
-        for (auto at = diagnostics.find(from); at != std::string::npos;
-             at = diagnostics.find(from, at + to.size()))
-            diagnostics.replace(at, from.size(), to);
-    };
-    replace("; client_options::connection in a client", "");
-    replace("connection_options::max_stderr_size", "--max-stderr");
+    replace_all(diagnostics, "; client_options::connection in a client", "");
+    replace_all(diagnostics, "connection_options::max_stderr_size", "--max-stderr");
     if (has_max_output)
-        replace("connection_options::max_stdout_size", "--max-output");
+        replace_all(diagnostics, "connection_options::max_stdout_size", "--max-output");
+    return diagnostics;
+}
+
+std::string in_request_terms(std::string diagnostics, request_terms terms) {
+    struct words {
+        std::string_view library, flag, job_key;
+    };
+    // The longer names first: "request::script and request::query" holds the shorter ones.
+    static constexpr words names[] = {
+        {"request::script and request::query", "SCRIPT?QUERY", "\"script\" and \"query\""},
+        {"a request::headers entry", "a --header", "a \"headers\" entry"},
+        {"request::params", "--param", "\"params\""},
+        {"request::query", "the QUERY of SCRIPT?QUERY", "\"query\""},
+        {"request::script", "SCRIPT", "\"script\""},
+        {"request::document_root", "--root", "--root"},
+        {"request::method", "--method", "\"method\""},
+    };
+    for (const auto& w : names)
+        replace_all(diagnostics, w.library, terms == request_terms::flags ? w.flag : w.job_key);
     return diagnostics;
 }
 

@@ -38,6 +38,15 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
 /// "--max-output" when `has_max_output`): a CLI user cannot act on a C++ option's name.
 std::string in_flag_terms(std::string diagnostics, bool has_max_output);
 
+/// How the user named a request's fields: by `fcgi request`'s and `bench`'s flags, or by the
+/// keys of a `fcgi fanout` job.
+enum class request_terms { flags, job_keys };
+
+/// `diagnostics` with the library's request field names ("request::params", "a
+/// request::headers entry") replaced by what set them (`--param`, `--header`; `"params"`,
+/// `"headers"`).
+std::string in_request_terms(std::string diagnostics, request_terms terms);
+
 /// "cannot connect: " and why, in a CLI user's terms: a connect still pending at its limit is
 /// named by `limit` ("--timeout", "5 s") and its likely causes, not by the library's
 /// connect_timeout option.

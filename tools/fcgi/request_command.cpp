@@ -53,9 +53,12 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
 
     // Named in the hint for php-fpm's "Primary script unknown" (the request is moved below).
     std::string script_filename = req.script;
+    std::string_view set_by = "set it with SCRIPT and --root";
     for (const auto& [name, value] : req.params)
-        if (name == "SCRIPT_FILENAME")
+        if (name == "SCRIPT_FILENAME") {
             script_filename = value;
+            set_by = "set by --param SCRIPT_FILENAME";
+        }
 
     // The body streams to stdout or --output as it arrives.
     auto output = std::make_shared<response_output_state>();
@@ -106,7 +109,8 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
         // php-fpm could not open SCRIPT_FILENAME: in a container, or on another host, the path
         // it sees may not be the one given here.
         print_error(where + ": php-fpm found no script at SCRIPT_FILENAME " + script_filename +
-                    ": does that path exist where php-fpm runs? (set it with SCRIPT and --root)");
+                    ": is there a file it can read at that path where php-fpm runs? (" +
+                    std::string(set_by) + ")");
     if (output->refused_status) {
         std::string status = std::to_string(resp.status);
         if (!resp.reason.empty())

@@ -16,6 +16,10 @@
 #include <limits>
 #include <string_view>
 
+#include "fcgi/error.hpp"
+#include "fcgi/prepared_request.hpp"
+#include "output.hpp"
+
 namespace fcgi_cli {
 namespace {
 
@@ -34,6 +38,37 @@ std::string format_number(double s) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.15g", s);
     return buf;
+}
+
+// Whether every param of `req` fits in a PARAMS record, found as a send would find it (after
+// connecting, and as "request failed", exit 6): its params derived and encoded from a copy
+// without the body, whose Content-Length checks validate() has done and whose own param is a
+// few digits.
+bool params_fit(const fcgi::request& req, std::string& why) {
+    fcgi::request shape;
+    shape.script = req.script;
+    shape.method = req.method;
+    shape.query = req.query;
+    shape.document_root = req.document_root;
+    auto content_length = [](std::string_view name) {
+        constexpr std::string_view cl = "content-length";
+        return name.size() == cl.size() &&
+               std::equal(name.begin(), name.end(), cl.begin(), [](char a, char b) {
+                   return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+               });
+    };
+    for (const auto& h : req.headers)
+        if (!content_length(h.first))
+            shape.headers.push_back(h);
+    for (const auto& p : req.params)
+        if (p.first != "CONTENT_LENGTH")
+            shape.params.push_back(p);
+    fcgi::prepared_request prepared;
+    std::string text;
+    if (fcgi::prepare_request(std::move(shape), prepared, text) != fcgi::error::param_too_large)
+        return true;
+    why = in_request_terms(std::move(text), request_terms::flags);
+    return false;
 }
 
 }  // namespace
@@ -228,10 +263,13 @@ void add_request_flags(CLI::App& cmd, request_flags& f) {
 }
 
 bool build_request(const request_flags& f, fcgi::request& req, std::string& why) {
-    auto qmark = f.target.find('?');
-    std::string script = f.target.substr(0, qmark);
+    // A #fragment is the browser's, never sent, whether or not a query comes before it: a '?'
+    // after the '#' is part of the fragment.
+    const std::string_view target = std::string_view(f.target).substr(0, f.target.find('#'));
+    auto qmark = target.find('?');
+    std::string script(target.substr(0, qmark));
     if (qmark != std::string::npos)
-        req.query = query_as_sent(std::string_view(f.target).substr(qmark + 1));
+        req.query = query_as_sent(target.substr(qmark + 1));
     if (script.empty()) {
         why = "SCRIPT is empty";
         return false;
@@ -298,7 +336,7 @@ bool build_request(const request_flags& f, fcgi::request& req, std::string& why)
     }
     if (fcgi::validate(req, why))
         return false;
-    return true;
+    return params_fit(req, why);
 }
 
 std::chrono::milliseconds seconds_to_ms(double seconds) {
