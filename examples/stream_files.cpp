@@ -28,8 +28,8 @@ std::uint32_t crc32_update(std::uint32_t crc, std::string_view bytes) {
         return t;
     }();
     crc = ~crc;
-    for (unsigned char b : bytes)
-        crc = table[(crc ^ b) & 0xff] ^ (crc >> 8);
+    for (char c : bytes)
+        crc = table[(crc ^ static_cast<unsigned char>(c)) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 
@@ -62,7 +62,7 @@ asio::awaitable<int> run(fcgi::endpoint where, std::string php_dir, int megabyte
         std::string piece(64 * 1024, '\0');
         for (int i = 0; i < megabytes * 16; ++i) {
             for (std::size_t k = 0; k < piece.size(); ++k)
-                piece[k] = static_cast<char>((i * 7 + k * 13) & 0xff);
+                piece[k] = static_cast<char>((static_cast<std::size_t>(i) * 7 + k * 13) & 0xff);
             sent_crc = crc32_update(sent_crc, piece);
             f.write(piece.data(), static_cast<std::streamsize>(piece.size()));
         }

@@ -41,3 +41,23 @@ if out=$("$gs/build/my_jobs" "unix:$gs/no-such.sock" /srv/hello.php 2>&1); then
 fi
 grep -q "no endpoint is available" <<<"$out" || { echo "getting-started program printed '$out'"; exit 1; }
 echo "install: docs/getting-started.md's project built and ran"
+
+# Absolute libdir and includedir, as GNUInstallDirs allows and distribution packagers give: the
+# .pc file goes to that libdir and names both as they are, and a shared build's tool finds the
+# library there (its RUNPATH from bindir to libdir). The library and tool only, unoptimised.
+abs="$prefix/absolute"
+cmake -S "$src" -B "$abs/build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBUILD_SHARED_LIBS=ON \
+  -DFCGI_BUILD_TESTS=OFF -DFCGI_BUILD_EXAMPLES=OFF -DFCGI_BUILD_BENCHMARKS=OFF \
+  -DCMAKE_INSTALL_PREFIX="$abs/prefix" -DCMAKE_INSTALL_LIBDIR="$abs/lib64" \
+  -DCMAKE_INSTALL_INCLUDEDIR="$abs/inc" >/dev/null
+cmake --build "$abs/build" >/dev/null
+cmake --install "$abs/build" >/dev/null
+test -f "$abs/lib64/pkgconfig/asio-fcgi.pc" || { echo "no .pc in the absolute libdir"; exit 1; }
+# shellcheck disable=SC2046
+g++ -std=c++20 -o "$abs/consumer-pc" "$src/test/consumer/main.cpp" \
+  $(PKG_CONFIG_PATH="$abs/lib64/pkgconfig" pkg-config --cflags --libs asio-fcgi) \
+  -Wl,-rpath,"$abs/lib64"
+out=$("$abs/consumer-pc")
+[ "$out" = "unix:/run/php/php8.2-fpm.sock" ] || { echo "absolute-dirs consumer printed '$out'"; exit 1; }
+"$abs/prefix/bin/fcgi" --version >/dev/null || { echo "installed shared fcgi did not run"; exit 1; }
+echo "install: absolute libdir and includedir: pkg-config consumer and shared CLI ran"

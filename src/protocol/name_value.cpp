@@ -1,5 +1,6 @@
 #include "fcgi/protocol/name_value.hpp"
 
+#include <cassert>
 #include <cstring>
 
 #include "fcgi/error.hpp"
@@ -56,6 +57,7 @@ inline char* copy_bytes(char* out, std::string_view s) noexcept {
 }  // namespace
 
 char* encode_name_value(char* out, std::string_view name, std::string_view value) noexcept {
+    assert(name.size() <= max_name_value_length && value.size() <= max_name_value_length);
     out = encode_length(out, static_cast<std::uint32_t>(name.size()));
     out = encode_length(out, static_cast<std::uint32_t>(value.size()));
     out = copy_bytes(out, name);

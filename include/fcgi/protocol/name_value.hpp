@@ -51,6 +51,8 @@ inline char* encode_length(char* out, std::uint32_t n) noexcept {
 }
 
 /// Writes a pair at `out`, which must have encoded_size(name, value) bytes; returns the end.
+/// Requires both sizes <= max_name_value_length: the wire has 31 bits for a length, and a longer
+/// one would be written wrong (fits_one_record() checks a pair for one record, which is less).
 char* encode_name_value(char* out, std::string_view name, std::string_view value) noexcept;
 
 /// Reads one pair from the front of `in` and advances `in` past it. A truncated length or a
