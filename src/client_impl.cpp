@@ -83,9 +83,11 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
         std::clamp<std::uint16_t>(opts_.max_requests_per_connection, 1, max_in_flight_limit);
     // A zero backoff would never mark a refusing endpoint down: every queued request would
     // reconnect at once, again and again, instead of failing with no_endpoint.
+    // max_backoff is the promise (a server that comes back is found at most this late): an
+    // initial_backoff beyond it is cut to it.
+    opts_.max_backoff = std::clamp(opts_.max_backoff, std::chrono::milliseconds(1), forever);
     opts_.initial_backoff =
-        std::clamp(opts_.initial_backoff, std::chrono::milliseconds(1), forever);
-    opts_.max_backoff = std::clamp(opts_.max_backoff, opts_.initial_backoff, forever);
+        std::clamp(opts_.initial_backoff, std::chrono::milliseconds(1), opts_.max_backoff);
     opts_.idle_timeout = capped(opts_.idle_timeout);
     opts_.backlog_relief = capped(opts_.backlog_relief);
     // Zero would mean no deadline to async_get_values: a server that never answers a lone
@@ -189,8 +191,12 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
 std::size_t client_impl::waiting_beyond_connecting() const {
     std::size_t connecting = 0;
     for (const auto& p : pools_) {
+        // A connection that retires after `lifetime` requests takes no more than that.
+        const auto lifetime = opts_.max_requests_per_connection_lifetime;
+        const std::size_t places =
+            lifetime > 0 ? std::min<std::uint64_t>(p.max_in_flight, lifetime) : p.max_in_flight;
         for (const auto& pc : p.conns)
-            connecting += pc->connected ? 0u : std::size_t{p.max_in_flight};
+            connecting += pc->connected ? 0u : places;
         // Probing (auto_detect): its connections open when the answer comes, each taking one
         // request at least.
         if (p.probe_state != endpoint_pool::probe::done)
@@ -374,14 +380,15 @@ void client_impl::start_probe(endpoint_pool& ep) {
                     const auto now = clock::now();
                     epp->note_backlog_full(now);
                     epp->hold.pause_growth(now + probe_pause);
-                } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec)) {
+                } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec) &&
+                           !self->probe_deadline_ended_connect(ec)) {
                     // Refused: probe again when the backoff ends.
                     epp->probe_state = endpoint_pool::probe::needed;
                     self->mark_down(*epp, ec);
                 } else {
-                    // Answered, or accepted and then closed or reset without answering: either
-                    // way the server is up, and one that does not answer GET_VALUES is not
-                    // trusted to multiplex.
+                    // Answered, accepted and then closed or reset without answering, or slow to
+                    // connect: the server is not known to be down, and one that does not answer
+                    // GET_VALUES in time is not trusted to multiplex.
                     bool mpx = !ec && r.mpxs_conns.value_or(false);
                     epp->probed = ec    ? probe_result::no_answer
                                   : mpx ? probe_result::multiplexes
@@ -395,6 +402,12 @@ void client_impl::start_probe(endpoint_pool& ep) {
                 }
                 self->pump();
             }));
+}
+
+bool client_impl::probe_deadline_ended_connect(std::error_code ec) const {
+    const auto connect_limit = opts_.connection.connect_timeout;
+    return ec == error::connect_timeout &&
+           (connect_limit.count() <= 0 || opts_.probe_timeout < connect_limit);
 }
 
 void client_impl::pump() {
@@ -519,6 +532,15 @@ std::string client_impl::pending_connects() const {
                    " (multiplexing::auto_detect) has been unanswered for " +
                    ms_since(p.probe_started) + " ms (probe_timeout " +
                    std::to_string(opts_.probe_timeout.count()) + " ms)";
+        if (p.hold.holding_until() > now)
+            // A connection may sit idle meanwhile: "waiting for a connection" alone misleads.
+            why += "; " + p.where.to_string() +
+                   " answered OVERLOADED: no request goes to it for another " +
+                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      p.hold.holding_until() - now)
+                                      .count()) +
+                   " ms (the backoff, at least client_options::initial_backoff " +
+                   std::to_string(opts_.initial_backoff.count()) + " ms)";
         if (p.backlog_full_connects > 0)
             why +=
                 "; " + p.where.to_string() + " refused " + std::to_string(p.backlog_full_connects) +
@@ -531,7 +553,9 @@ std::string client_impl::pending_connects() const {
         if (oldest != clock::time_point::max())
             why += "; a connect to " + p.where.to_string() + " has been pending for " +
                    ms_since(oldest) + " ms (connect_timeout " +
-                   std::to_string(opts_.connection.connect_timeout.count()) + " ms)";
+                   (opts_.connection.connect_timeout.count() > 0
+                        ? std::to_string(opts_.connection.connect_timeout.count()) + " ms)"
+                        : std::string("0: no limit but the system's)"));
     }
     return why;
 }

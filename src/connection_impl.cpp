@@ -45,7 +45,7 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
       socket_(ex),
       resolver_(ex),
       connect_timer_(ex),
-      read_buffer_(std::max<std::size_t>(opts.read_buffer_size, 1024)),
+      read_buffer_(std::clamp<std::size_t>(opts.read_buffer_size, 1024, 16u << 20)),
       ids_(std::clamp<std::uint16_t>(opts.max_in_flight, 1, max_in_flight_limit)) {
     opts_.connect_timeout = capped(opts_.connect_timeout);
     opts_.abort_timeout = capped(opts_.abort_timeout);

@@ -63,8 +63,8 @@ class client_category_impl final : public std::error_category {
             case error::client_stopped:
                 return "the client was stopped (stop() or destroyed) or is shutting down";
             case error::no_endpoint:
-                return "no endpoint is available: the last connect to each one failed (refused or "
-                       "timed out)";
+                return "no endpoint is available: the last connect to each one failed (refused, "
+                       "no such socket, timed out; the response's diagnostics name each error)";
             case error::body_length_unknown:
                 return "the request body source has no known length: FastCGI sends CONTENT_LENGTH "
                        "before the body, so give the length; nothing was sent";

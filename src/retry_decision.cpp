@@ -17,6 +17,15 @@ std::string both_readings(std::chrono::milliseconds after, const char* which,
            " closes it too, and then it ran. It is not idempotent, so it was not sent again";
 }
 
+// Why a close on a reused connection was not taken for a stale one: it came after the window,
+// or the caller set none.
+std::string beyond_window(std::chrono::milliseconds window) {
+    if (window.count() <= 0)
+        return " (client_options::stale_close_window is 0: none is sent again once written)";
+    return ", later than client_options::stale_close_window (" + std::to_string(window.count()) +
+           " ms)";
+}
+
 }  // namespace
 
 // A connection lost before any response byte: at once after sending, the script did not run
@@ -79,10 +88,11 @@ retry_decision decide_retry(const retry_input& in) {
                 d.fresh_only = true;
             } else if (unanswered) {
                 d.said_when = true;
-                d.diagnostics = "; not sent again: the connection closed " +
-                                std::to_string(in.after.count()) +
-                                " ms after the request was sent, so its script may have run (a "
-                                "killed worker: request_terminate_timeout?)";
+                d.diagnostics =
+                    "; not sent again: the connection closed " + std::to_string(in.after.count()) +
+                    " ms after the request was sent" + beyond_window(in.stale_close_window) +
+                    ", so its script may have run (a killed worker: "
+                    "request_terminate_timeout?)";
             } else {
                 // An idempotent request goes once to another endpoint when its own is failing.
                 d.retry = d.failing_endpoint && ec == error::connection_lost;
@@ -104,11 +114,13 @@ retry_decision decide_retry(const retry_input& in) {
     if (!d.retry && lost && !d.said_when)
         // The clue to what closed it: at once, a server that fails new connections (or a script
         // that crashed); after about request_terminate_timeout, php-fpm killing the script.
-        d.diagnostics += "; the connection closed " + std::to_string(in.after.count()) +
-                         " ms after the request was sent" +
-                         (in.reused && !at_once ? ", so its script may have run (a killed worker: "
-                                                  "request_terminate_timeout?)"
-                                                : "");
+        d.diagnostics +=
+            "; the connection closed " + std::to_string(in.after.count()) +
+            " ms after the request was sent" +
+            (in.reused && !at_once ? beyond_window(in.stale_close_window) +
+                                         ", so its script may have run (a killed worker: "
+                                         "request_terminate_timeout?)"
+                                   : "");
     return d;
 }
 

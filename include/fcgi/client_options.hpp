@@ -37,9 +37,11 @@ struct client_options {
     /// answers CANT_MPX_CONN drops that endpoint's connections to one, now and later. Zero is taken
     /// as 1, more than max_in_flight_limit as that.
     std::uint16_t max_requests_per_connection = 16;
-    /// auto_detect: deadline of the GET_VALUES probe. A server that does not answer within it
-    /// (libfcgi waits for more bytes before it answers) is treated as not multiplexing. Zero or
-    /// less means the default.
+    /// auto_detect: deadline of the GET_VALUES probe, its connect included. A server that does
+    /// not answer within it (libfcgi waits for more bytes before it answers), or is not
+    /// connected to by then, is treated as not multiplexing; only a connect refused (or failed
+    /// within connection.connect_timeout) marks the endpoint down. Zero or less means the
+    /// default.
     std::chrono::milliseconds probe_timeout{1000};
     /// Requests waiting for a busy connection (a request a new connection is being opened for
     /// does not count, nor, while an auto_detect probe runs, one per connection the pool may
@@ -75,7 +77,8 @@ struct client_options {
     std::chrono::milliseconds initial_backoff{100};
     /// The longest backoff of a refused endpoint. A server that comes back (a php-fpm restart)
     /// is found at most this late; a refused connect to a unix socket or a local port costs
-    /// microseconds, so a second is cheap. client::reset_backoff() cuts a wait short.
+    /// microseconds, so a second is cheap. client::reset_backoff() cuts a wait short. An
+    /// initial_backoff longer than it is taken as it.
     std::chrono::milliseconds max_backoff{1000};
     /// When every endpoint is down (its last connect failed, none open): false fails queued
     /// and new requests at once with error::no_endpoint; true keeps them queued, connecting
@@ -89,7 +92,8 @@ struct client_options {
     /// requests a deadline, or they wait as long as the endpoints are down (`max_pending` still
     /// bounds the queue), and so does async_shutdown, which waits for them.
     bool wait_when_down = false;
-    /// Connect timeout, default request deadline, response limits.
+    /// Connect timeout, default request deadline, response limits. Its max_in_flight is not
+    /// used: the pool sets it per endpoint from `mode` and max_requests_per_connection.
     connection_options connection;
 };
 
@@ -98,7 +102,8 @@ enum class probe_result {
     not_asked,    ///< multiplexing is set by option, or no question has ended yet
     multiplexes,  ///< the server said FCGI_MPXS_CONNS=1
     declined,     ///< the server answered without FCGI_MPXS_CONNS=1 (php-fpm says 0)
-    no_answer,    ///< accepted, then closed, reset or silent past probe_timeout: see probe_error
+    no_answer,    ///< accepted, then closed, reset or silent past probe_timeout, or not
+                  ///< connected within it: see probe_error
 };
 
 /// Counters of one endpoint's pool.

@@ -52,10 +52,12 @@ struct connection_options {
     /// slot fail with error::not_connected) and is closed once its other requests are done, so
     /// a server that ignores aborts cannot use up every ID. Zero: no limit.
     std::chrono::milliseconds abort_timeout{2000};
-    /// Size of the read buffer; records larger than it are handed on in pieces.
+    /// Size of the read buffer (64 KiB), allocated when the connection is made; records larger
+    /// than it are handed on in pieces. Taken as 1 KiB when smaller and 16 MiB when larger:
+    /// beyond that a read gains nothing (records are at most 64 KiB each).
     std::size_t read_buffer_size = 64u << 10;
-    /// Bytes read from a request's body source per step (256 KiB); one such buffer exists per
-    /// request streaming its body.
+    /// Bytes read from a request's body source per step (256 KiB; 0 is taken as 1); one such
+    /// buffer, no larger than the body, exists per request streaming its body.
     std::size_t source_chunk_size = 256u << 10;
     /// STDOUT buffered for a request whose sink is busy (1 MiB). When a request's buffer is full
     /// the connection stops reading until its sink catches up (on a multiplexed connection this

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -200,6 +201,7 @@ fcgi::client_options plain_pool(fcgi::endpoint where, std::size_t connections,
     opts.max_connections_per_endpoint = connections;
     opts.mode = fcgi::multiplexing::off;
     opts.initial_backoff = backoff;
+    opts.max_backoff = std::max(opts.max_backoff, backoff);  // not cut to the default 1 s
     return opts;
 }
 
@@ -1858,6 +1860,32 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_still_opens_the_pool) {
     }
 }
 
+// A multiplexed connection being opened was counted as max_requests_per_connection places (16)
+// for the queue, even when it retires after one request: with max_pending 0, 16 of 20 were
+// admitted to wait for one connection at a time.
+BOOST_AUTO_TEST_CASE(max_pending_zero_counts_a_retiring_connection_as_its_lifetime) {
+    asio::io_context ctx;
+    fake_responder fake(fcgi::test::fake_responder_options{});
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 100ms);
+    opts.mode = fcgi::multiplexing::on;
+    opts.max_requests_per_connection_lifetime = 1;
+    opts.max_pending = 0;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    for (int i = 0; i < 20; ++i)
+        start(client, fcgi::test::tagged_request("r" + std::to_string(i)),
+              o["r" + std::to_string(i)]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return all_done(o); }));
+    std::size_t served = 0, rejected = 0;
+    for (const auto& [id, out] : o) {
+        served += !out.ec;
+        rejected += out.ec == fcgi::error::pool_exhausted;
+    }
+    BOOST_TEST(served == 1u);
+    BOOST_TEST(rejected == 19u);
+    shutdown(ctx, client);
+}
+
 // max_pending 0 with no connection open (the endpoint down, wait_when_down): the rejection says
 // so and why, not "every connection is busy".
 BOOST_AUTO_TEST_CASE(max_pending_zero_with_the_endpoint_down_says_so) {
@@ -3491,6 +3519,76 @@ BOOST_AUTO_TEST_CASE(queue_timeout_names_a_pending_connect,
     BOOST_TEST(o.resp.diagnostics.find("has been pending for") != std::string::npos,
                o.resp.diagnostics);
     BOOST_TEST(o.resp.times_sent == 0u);
+    shutdown(ctx, client);
+}
+
+// auto_detect's probe_timeout (100 ms) ending a slow connect (connect_timeout 5 s): the
+// endpoint was marked down as if it refused ("could not connect within the connect timeout",
+// no_endpoint after 100 ms); it is slow, so the request waits out its own deadline behind the
+// pool's connect, which has its whole connect_timeout.
+BOOST_AUTO_TEST_CASE(probe_timeout_ending_a_connect_does_not_mark_the_endpoint_down,
+                     *boost::unit_test::precondition(fcgi::test::syns_dropped_when_backlog_full)) {
+    asio::io_context ctx;
+    fcgi::test::unaccepted_listener listener;
+    fcgi::client_options opts;
+    opts.endpoints = {listener.endpoint()};
+    opts.mode = fcgi::multiplexing::auto_detect;
+    opts.probe_timeout = 100ms;
+    fcgi::client client(ctx.get_executor(), opts);
+    auto req = fcgi::test::tagged_request("slow");
+    req.timeout = 600ms;
+    outcome o;
+    start(client, std::move(req), o);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o.done; }));
+    BOOST_TEST(o.ec == fcgi::error::request_timeout, o.ec.message() << ": " << o.resp.diagnostics);
+    BOOST_TEST(o.resp.diagnostics.find("has been pending for") != std::string::npos,
+               o.resp.diagnostics);
+    const auto ep = client.stats().endpoints.at(0);
+    BOOST_TEST(!ep.down);
+    BOOST_TEST((ep.probe == fcgi::probe_result::no_answer));
+    BOOST_TEST(ep.probe_error == fcgi::error::connect_timeout, ep.probe_error.message());
+    shutdown(ctx, client);
+}
+
+// An endpoint holding requests after OVERLOADED, with an idle connection open: a request that
+// waited out its deadline said only "waiting for a connection".
+BOOST_AUTO_TEST_CASE(queue_timeout_names_an_overloaded_hold) {
+    fake_responder fake({.script_for = refusing_by_attempt(
+                             [](const std::string& id, int) -> std::optional<protocol_status> {
+                                 if (id == "refused")
+                                     return protocol_status::overloaded;
+                                 return std::nullopt;
+                             })});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.tcp_endpoint(), 1, 2000ms));
+    auto refused = fcgi::test::tagged_request("refused");
+    refused.timeout = 300ms;
+    outcome first;
+    start(client, std::move(refused), first);
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.done; }));
+    BOOST_TEST(first.ec == fcgi::error::request_timeout, first.ec.message());
+    BOOST_TEST(first.resp.diagnostics.find("answered OVERLOADED: no request goes to it for "
+                                           "another ") != std::string::npos,
+               first.resp.diagnostics);
+    BOOST_TEST(
+        first.resp.diagnostics.find("client_options::initial_backoff 2000 ms") != std::string::npos,
+        first.resp.diagnostics);
+    shutdown(ctx, client);
+}
+
+// A read buffer asked for beyond what can be allocated: std::length_error came out of
+// io_context::run(), and the queued request never completed. It is capped at 16 MiB.
+BOOST_AUTO_TEST_CASE(a_huge_read_buffer_size_is_capped) {
+    fake_responder fake;
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.tcp_endpoint(), 1, 100ms);
+    opts.connection.read_buffer_size = std::numeric_limits<std::size_t>::max();
+    fcgi::client client(ctx.get_executor(), opts);
+    outcome o;
+    start(client, fcgi::test::tagged_request("big-buffer"), o);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o.done; }));
+    BOOST_TEST(!o.ec, o.ec.message() << ": " << o.resp.diagnostics);
+    BOOST_TEST(o.resp.body == fcgi::test::tagged_body("big-buffer"));
     shutdown(ctx, client);
 }
 

@@ -141,19 +141,26 @@ BOOST_AUTO_TEST_CASE(a_later_close_is_not_sent_again_and_names_the_time) {
     BOOST_TEST(!get.back_off);
     BOOST_TEST(get.said_when);
     BOOST_TEST(get.diagnostics ==
-               "; not sent again: the connection closed 501 ms after the request was sent, so "
-               "its script may have run (a killed worker: request_terminate_timeout?)");
+               "; not sent again: the connection closed 501 ms after the request was sent, "
+               "later than client_options::stale_close_window (500 ms), so its script may have "
+               "run (a killed worker: request_terminate_timeout?)");
     // A POST: the time, and the same reading (the request is not sent again either way).
     auto post = decide_retry(lost_on_reused(ms(30000), false));
     BOOST_TEST(!post.retry);
     BOOST_TEST(!post.said_when);
     BOOST_TEST(post.diagnostics ==
-               "; the connection closed 30000 ms after the request was sent, so its script may "
-               "have run (a killed worker: request_terminate_timeout?)");
-    // A zero window: never at once, not even a close timed at 0 ms (it once was).
+               "; the connection closed 30000 ms after the request was sent, later than "
+               "client_options::stale_close_window (500 ms), so its script may have run (a "
+               "killed worker: request_terminate_timeout?)");
+    // A zero window: never at once, not even a close timed at 0 ms (it once was), and the text
+    // says the window is why, not a killed worker alone.
     auto in = lost_on_reused(ms(0), true);
     in.stale_close_window = ms(0);
     BOOST_TEST(!decide_retry(in).retry);
+    BOOST_TEST(decide_retry(in).diagnostics.find(
+                   "(client_options::stale_close_window is 0: none is sent again once "
+                   "written)") != std::string::npos,
+               decide_retry(in).diagnostics);
     in.after = ms(1);
     BOOST_TEST(!decide_retry(in).retry);
     in.stale_close_window = ms(1);

@@ -88,6 +88,8 @@ class endpoint_backoff {
     bool failing() const noexcept { return backoff_.count() != 0; }
     /// Requests are held after OVERLOADED.
     bool holding_requests(lazy_now& now) const { return now.before(overloaded_until_); }
+    /// When the hold after OVERLOADED ends ({} when none was set).
+    clock::time_point holding_until() const noexcept { return overloaded_until_; }
     /// A new connection may be opened (neither down nor paused).
     bool may_connect(lazy_now& now) const {
         return !now.before(down_until_) && !now.before(grow_after_);
