@@ -104,6 +104,35 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
     }
 }
 
+std::shared_ptr<client_impl> client_impl::create(asio::any_io_executor ex, client_options opts) {
+    auto c = std::make_shared<client_impl>(std::move(ex), std::move(opts));
+    register_for_shutdown(c->ex_, c->weak_from_this());
+    return c;
+}
+
+void client_impl::on_context_shutdown() {
+    stopped_ = true;
+    // Moved out first, destroyed last: their destructors may reach this client again (a
+    // frame's fcgi::client posts its stop), which must find it settled. Nothing is called:
+    // see connection_impl::on_context_shutdown().
+    auto queue = std::move(queue_);
+    queue_.clear();
+    auto shutdown_handlers = std::move(shutdown_handlers_);
+    shutdown_handlers_.clear();
+    in_flight_.clear();  // owned by the connections' handlers
+    std::vector<std::shared_ptr<connection_impl>> conns;
+    for (auto& p : pools_) {
+        for (auto& pc : p.conns) {
+            pc->conn->set_event_callback(nullptr);
+            conns.push_back(std::move(pc->conn));
+        }
+        p.conns.clear();
+        p.in_flight = 0;
+    }
+    for (auto& c : conns)
+        c->on_context_shutdown();  // also registered: whichever comes first does it
+}
+
 client_impl::~client_impl() {
     halt();  // usually done already (stop()); what a pool still holds closes here
 }
@@ -608,7 +637,7 @@ void client_impl::arm_retry_timer(lazy_now& now) {
 
 void client_impl::open_connection(endpoint_pool& ep) {
     auto pc = std::make_unique<pooled_connection>(pooled_connection{
-        std::make_shared<connection_impl>(ex_, connection_options_for(ep)), ++connection_ids_});
+        connection_impl::create(ex_, connection_options_for(ep)), ++connection_ids_});
     pooled_connection* raw = pc.get();
     endpoint_pool* epp = &ep;
     std::uint64_t id = pc->id;

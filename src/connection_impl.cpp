@@ -57,6 +57,52 @@ connection_impl::connection_impl(asio::any_io_executor ex, const connection_opti
 
 connection_impl::~connection_impl() = default;
 
+std::shared_ptr<connection_impl> connection_impl::create(asio::any_io_executor ex,
+                                                         const connection_options& opts) {
+    auto conn = std::make_shared<connection_impl>(std::move(ex), opts);
+    register_for_shutdown(conn->ex_, conn->weak_from_this());
+    return conn;
+}
+
+void connection_impl::on_context_shutdown() {
+    // Nothing of this runs a handler: Asio destroys the operations of a context that shuts
+    // down, and a handler may own this connection (a coroutine frame awaiting it).
+    state_ = connection_state::closed;
+    closed_with_ = asio::error::operation_aborted;
+    closed_why_ = "its execution context was shut down";
+    closed_at_ = std::chrono::steady_clock::now();
+    std::error_code ignored;
+    socket_.close(ignored);
+    resolver_.cancel();
+    connect_timer_.cancel();
+    // Moved out first, destroyed last: their destructors may reach this connection again
+    // (a frame's fcgi::connection posts its close), which must find it settled.
+    auto connect = std::move(connect_handler_);
+    std::vector<std::unique_ptr<request_op>> ops;
+    for (auto& s : slots_) {
+        if (s.op)
+            ops.push_back(std::move(s.op));
+        s = slot{};
+    }
+    for (auto& op : waiting_)
+        ops.push_back(std::move(op));
+    waiting_.clear();
+    auto deferred = std::move(deferred_);
+    deferred_.clear();
+    if (!flushing_busy_) {
+        for (auto& d : flushing_)
+            deferred.push_back(std::move(d));
+        flushing_.clear();
+    }
+    auto event = std::move(on_event_);
+    on_event_ = nullptr;
+    in_use_ = 0;
+    slot_handlers_ = 0;
+    write_queue_.clear();
+    writing_slots_.clear();
+    gather_.clear();
+}
+
 std::size_t connection_impl::outstanding() const noexcept {
     return waiting_.size() + slot_handlers_;
 }

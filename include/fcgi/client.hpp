@@ -50,7 +50,9 @@ struct client_access;
 /// any thread, and so may the destructor (it stops the client on the executor); the rest on
 /// the executor. Never wait for a `use_future` result on the client's executor (in one of its
 /// handlers, on its strand): the wait blocks the very handler that would answer it. Destroy the
-/// client before its io_context or thread_pool.
+/// client before its io_context or thread_pool, unless a handler of its own owns it (a coroutine
+/// frame awaiting it): when the context is destroyed first, the client closes its connections
+/// and destroys the handlers it holds without calling them, as Asio's own operations are.
 class client {
   public:
     /// The executor every handler of the client runs on, unless it has its own.
@@ -58,7 +60,7 @@ class client {
 
     /// A client on `ex`; nothing connects until the first request.
     client(executor_type ex, client_options options)
-        : impl_(std::make_shared<detail::client_impl>(std::move(ex), std::move(options))) {}
+        : impl_(detail::client_impl::create(std::move(ex), std::move(options))) {}
 
     /// A client on `ctx.get_executor()` (an io_context, say), as Asio's I/O objects take one,
     /// or on a strand of it when `ctx` is an asio::thread_pool (its threads run handlers at once).

@@ -40,7 +40,9 @@ namespace fcgi {
 /// the connection's executor), and so may the destructor; the other member functions must be
 /// called on that executor. Use a strand as the executor when io_context::run runs on several
 /// threads, or on an asio::thread_pool (the constructor taking the pool itself makes one).
-/// Destroy the connection before its io_context.
+/// Destroy the connection before its io_context, unless a handler of its own owns it (a
+/// coroutine frame awaiting it): when the context is destroyed first, the connection closes and
+/// the handlers it holds are destroyed without being called, as Asio's own operations are.
 class connection {
   public:
     /// The connection's I/O executor; a handler runs on its own associated executor, this one
@@ -49,7 +51,7 @@ class connection {
 
     /// A closed connection using `ex`.
     explicit connection(executor_type ex, const connection_options& options = {})
-        : impl_(std::make_shared<detail::connection_impl>(std::move(ex), options)) {}
+        : impl_(detail::connection_impl::create(std::move(ex), options)) {}
 
     /// A closed connection using `ctx.get_executor()` (an io_context, say), or a strand of it
     /// when `ctx` is an asio::thread_pool.

@@ -6,6 +6,7 @@
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -14,6 +15,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
 #include <atomic>
@@ -3070,9 +3072,10 @@ BOOST_AUTO_TEST_CASE(handler_owning_its_signal_does_not_leak_the_pool) {
                 auto handler = asio::bind_cancellation_slot(
                     sig->slot(), [sig](std::error_code, fcgi::response) {});
                 std::optional<fcgi::client> client;
-                std::optional<fcgi::connection> conn;
+                // Not std::optional: GCC 12 warns, wrongly, of its pointer read uninitialised.
+                std::unique_ptr<fcgi::connection> conn;
                 if (direct) {
-                    conn.emplace(ctx);
+                    conn = std::make_unique<fcgi::connection>(ctx);
                     std::optional<std::error_code> connected;
                     conn->async_connect(fake.unix_endpoint(),
                                         [&](std::error_code ec) { connected = ec; });
@@ -3590,6 +3593,56 @@ BOOST_AUTO_TEST_CASE(a_huge_read_buffer_size_is_capped) {
     BOOST_TEST(!o.ec, o.ec.message() << ": " << o.resp.diagnostics);
     BOOST_TEST(o.resp.body == fcgi::test::tagged_body("big-buffer"));
     shutdown(ctx, client);
+}
+
+// A connection or client owned by the coroutine awaiting it, its io_context destroyed while
+// the request is out (a run_for() that ran out, an early return): the frame owned the object,
+// which held the frame's handler, so neither was ever freed and the socket stayed open (a
+// php-fpm worker held until the process ended). The context's shutdown now closes the socket
+// and destroys the handler, and the frame with it.
+BOOST_AUTO_TEST_CASE(context_destroyed_under_an_awaiting_coroutine_frees_it) {
+    fake_responder fake({.silent = true});
+    struct on_destroy {
+        bool* flag;
+        ~on_destroy() { *flag = true; }
+    };
+    for (bool direct : {true, false}) {
+        BOOST_TEST_CONTEXT("fcgi::" << (direct ? "connection" : "client")) {
+            const auto before = fake.snapshot();
+            bool frame_destroyed = false;
+            bool resumed = false;
+            {
+                asio::io_context ctx;
+                fcgi::test::ticker look(ctx);  // wakes run_until while the server is silent
+                auto body = [&]() -> asio::awaitable<void> {
+                    on_destroy guard{&frame_destroyed};
+                    auto ex = co_await asio::this_coro::executor;
+                    auto req = fcgi::test::tagged_request("held");
+                    if (direct) {
+                        fcgi::connection conn(ex);
+                        co_await conn.async_connect(fake.unix_endpoint(), asio::use_awaitable);
+                        co_await conn.async_request(std::move(req), asio::use_awaitable);
+                    } else {
+                        fcgi::client client(ex, plain_pool(fake.unix_endpoint(), 1, 100ms));
+                        co_await client.async_request(std::move(req), asio::use_awaitable);
+                    }
+                    resumed = true;
+                };
+                asio::co_spawn(ctx, body(), asio::detached);
+                BOOST_REQUIRE(run_until(
+                    ctx,
+                    [&] { return fake.snapshot().requests.size() == before.requests.size() + 1; },
+                    10s));
+            }
+            BOOST_TEST(frame_destroyed);
+            BOOST_TEST(!resumed);  // destroyed, not called
+            BOOST_TEST(fake.wait_for(
+                [&](const fake_snapshot& s) {
+                    return s.connections_closed_by_peer == before.connections_closed_by_peer + 1;
+                },
+                5s));
+        }
+    }
 }
 
 // Every kind of completion token the brief names, on each of the client's operations: a

@@ -17,13 +17,16 @@
 #include "fcgi/client_options.hpp"
 #include "fcgi/detail/any_handler.hpp"
 #include "fcgi/detail/connection_impl.hpp"
+#include "fcgi/detail/context_shutdown.hpp"
 #include "fcgi/detail/endpoint_backoff.hpp"
 #include "fcgi/detail/endpoint_pool.hpp"
 
 namespace fcgi::detail {
 
-class client_impl : public std::enable_shared_from_this<client_impl> {
+class client_impl : public std::enable_shared_from_this<client_impl>, public context_bound {
   public:
+    /// A client registered for its execution context's shutdown (context_shutdown.hpp).
+    static std::shared_ptr<client_impl> create(asio::any_io_executor ex, client_options opts);
     client_impl(asio::any_io_executor ex, client_options opts);
     ~client_impl();
 
@@ -46,6 +49,9 @@ class client_impl : public std::enable_shared_from_this<client_impl> {
     /// Ends every endpoint's backoff and connects again for what waits.
     void reset_backoff();
     client_stats stats() const;
+    /// The execution context shuts down: closes every connection and destroys every handler
+    /// held, queued requests' too, without calling them.
+    void on_context_shutdown() override;
 
   private:
     struct pending_op;

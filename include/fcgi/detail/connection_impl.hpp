@@ -20,6 +20,7 @@
 #include "fcgi/connection_options.hpp"
 #include "fcgi/detail/any_handler.hpp"
 #include "fcgi/detail/cgi_params.hpp"
+#include "fcgi/detail/context_shutdown.hpp"
 #include "fcgi/detail/request_ids.hpp"
 #include "fcgi/detail/response_assembler.hpp"
 #include "fcgi/endpoint.hpp"
@@ -110,8 +111,12 @@ struct request_op {
     std::optional<bool>* silent_connection = nullptr;
 };
 
-class connection_impl : public std::enable_shared_from_this<connection_impl> {
+class connection_impl : public std::enable_shared_from_this<connection_impl>, public context_bound {
   public:
+    /// A connection registered for its execution context's shutdown (context_shutdown.hpp).
+    static std::shared_ptr<connection_impl> create(asio::any_io_executor ex,
+                                                   const connection_options& opts);
+    /// An unregistered one: create() is the library's way.
     connection_impl(asio::any_io_executor ex, const connection_options& opts);
     ~connection_impl();
     connection_impl(const connection_impl&) = delete;
@@ -166,6 +171,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     std::size_t free_list_size() const noexcept { return free_list_.size(); }
     /// Called after a request completes or the connection closes (for pools).
     void set_event_callback(connection_event_fn fn) { on_event_ = std::move(fn); }
+    /// The execution context shuts down: closes the socket and destroys every handler, source
+    /// and sink held, without calling them.
+    void on_context_shutdown() override;
 
   private:
     struct slot {
