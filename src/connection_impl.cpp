@@ -79,10 +79,16 @@ void connection_impl::on_context_shutdown() {
     // (a frame's fcgi::connection posts its close), which must find it settled.
     auto connect = std::move(connect_handler_);
     std::vector<std::unique_ptr<request_op>> ops;
+    std::vector<request_handler> handlers;
     for (auto& s : slots_) {
-        if (s.op)
+        if (!s.op)
+            continue;
+        if (s.op->stream && s.op->stream->io_busy())
+            // Its source or sink (on a thread of its own, say) still uses the op's buffers:
+            // the op stays until this connection goes, only its handler goes now.
+            handlers.push_back(std::move(s.op->handler));
+        else
             ops.push_back(std::move(s.op));
-        s = slot{};
     }
     for (auto& op : waiting_)
         ops.push_back(std::move(op));

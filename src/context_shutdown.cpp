@@ -29,8 +29,10 @@ void context_shutdown_service::shutdown() {
     // Each is kept alive through its own call: the handlers it destroys may hold its last
     // owner (the coroutine frame that held the connection).
     for (auto& w : objects)
-        if (auto object = w.lock())
+        if (auto object = w.lock()) {
+            object->context_gone_.store(true, std::memory_order_release);
             object->on_context_shutdown();
+        }
 }
 
 void register_for_shutdown(const asio::any_io_executor& ex, std::weak_ptr<context_bound> object) {

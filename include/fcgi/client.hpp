@@ -71,7 +71,8 @@ class client {
 
     /// Stops the client: outstanding requests complete with error::client_stopped.
     ~client() {
-        if (impl_)
+        // A context already shut down stopped the client then, and is no executor to use.
+        if (impl_ && !impl_->context_gone())
             asio::dispatch(impl_->get_executor(), [i = impl_] { i->stop(); });
     }
     /// Moves the client; the moved-from one must only be destroyed.

@@ -165,7 +165,8 @@ class connection {
     // close() touches state the executor's handlers use: called there, it runs at once; from
     // another thread it is posted there.
     void close_on_executor() noexcept {
-        if (!impl_)
+        // A context already shut down closed the connection then, and is no executor to use.
+        if (!impl_ || impl_->context_gone())
             return;
         if (detail::running_in_this_thread(impl_->get_executor()))
             impl_->close(asio::error::operation_aborted);

@@ -83,14 +83,15 @@ std::string parse_error_text(const char* what) {
     // megabytes): keep its start, cut on a UTF-8 character boundary.
     constexpr std::string_view last_read = "; last read: '";
     constexpr std::size_t max_quoted = 80;
+    // What follows the token's closing quote ("; expected string literal") is kept.
     if (auto p = s.find(last_read); p != std::string::npos) {
         const std::size_t from = p + last_read.size();
-        if (s.size() > from + max_quoted + 1) {  // + 1: the closing quote
+        const std::size_t close = s.rfind('\'');
+        if (close != std::string::npos && close >= from && close - from > max_quoted) {
             std::size_t cut = from + max_quoted;
             while (cut > from && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80)
                 --cut;
-            s.resize(cut);
-            s += "...'";
+            s.replace(cut, close - cut, "...");
         }
     }
     return s;
@@ -167,7 +168,7 @@ void fill_request(const ordered_json& j, const std::string& root, fcgi::request&
     // Resolved by `fcgi request`'s own code, so both commands agree on paths and DOCUMENT_ROOT.
     fcgi::request resolved;
     std::string why;
-    if (!build_request(flags, resolved, why))
+    if (!build_request(flags, resolved, why, request_terms::job_keys))
         reject(why);
     req.script = std::move(resolved.script);
     req.document_root = std::move(resolved.document_root);

@@ -44,7 +44,7 @@ std::string format_number(double s) {
 // connecting, and as "request failed", exit 6): its params derived and encoded from a copy
 // without the body, whose Content-Length checks validate() has done and whose own param is a
 // few digits.
-bool params_fit(const fcgi::request& req, std::string& why) {
+bool params_fit(const fcgi::request& req, std::string& why, request_terms terms) {
     fcgi::request shape;
     shape.script = req.script;
     shape.method = req.method;
@@ -67,7 +67,7 @@ bool params_fit(const fcgi::request& req, std::string& why) {
     std::string text;
     if (fcgi::prepare_request(std::move(shape), prepared, text) != fcgi::error::param_too_large)
         return true;
-    why = in_request_terms(std::move(text), request_terms::flags);
+    why = in_request_terms(std::move(text), terms);
     return false;
 }
 
@@ -262,7 +262,8 @@ void add_request_flags(CLI::App& cmd, request_flags& f) {
     cmd.add_option("script", f.target, "SCRIPT[?QUERY]: the script to run")->required();
 }
 
-bool build_request(const request_flags& f, fcgi::request& req, std::string& why) {
+bool build_request(const request_flags& f, fcgi::request& req, std::string& why,
+                   request_terms terms) {
     // A #fragment is the browser's, never sent, whether or not a query comes before it: a '?'
     // after the '#' is part of the fragment.
     const std::string_view target = std::string_view(f.target).substr(0, f.target.find('#'));
@@ -336,7 +337,7 @@ bool build_request(const request_flags& f, fcgi::request& req, std::string& why)
     }
     if (fcgi::validate(req, why))
         return false;
-    return params_fit(req, why);
+    return params_fit(req, why, terms);
 }
 
 std::chrono::milliseconds seconds_to_ms(double seconds) {

@@ -9,6 +9,7 @@
 
 #include "fcgi/connection_options.hpp"
 #include "fcgi/request.hpp"
+#include "output.hpp"
 
 namespace CLI {
 class App;
@@ -83,7 +84,9 @@ void add_request_flags(CLI::App& cmd, request_flags& flags);
 
 /// Builds the request from `flags`: splits off the query, resolves a relative script against
 /// --root or the current directory, reads --data, parses headers and params, and runs
-/// fcgi::validate. On a usage error returns false and sets `why`; nothing has been sent.
-bool build_request(const request_flags& flags, fcgi::request& out, std::string& why);
+/// fcgi::validate, and checks that every param fits in a record. On a usage error returns false
+/// and sets `why`, naming request fields in `terms`; nothing has been sent.
+bool build_request(const request_flags& flags, fcgi::request& out, std::string& why,
+                   request_terms terms = request_terms::flags);
 
 }  // namespace fcgi_cli

@@ -4,6 +4,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/execution_context.hpp>
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -20,10 +21,19 @@ class context_bound {
     /// handler held without calling it.
     virtual void on_context_shutdown() = 0;
     virtual ~context_bound() = default;
+
+    /// Its context has shut down. The public object's destructor then has no executor to hand
+    /// its stop or close to: a coroutine on another context, whose frame Asio unwinds there,
+    /// destroys the object after this one's context is gone. Any thread.
+    bool context_gone() const noexcept { return context_gone_.load(std::memory_order_acquire); }
+
+  private:
+    friend class context_shutdown_service;
+    std::atomic<bool> context_gone_{false};
 };
 
 /// The execution context's service that calls on_context_shutdown() of the objects registered
-/// with it when the context shuts down (io_context destroyed, thread_pool joined).
+/// with it when the context shuts down (an io_context or thread_pool destroyed).
 class context_shutdown_service : public asio::execution_context::service {
   public:
     static inline asio::execution_context::id id;
