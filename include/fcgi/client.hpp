@@ -51,8 +51,9 @@ struct client_access;
 /// the executor. Never wait for a `use_future` result on the client's executor (in one of its
 /// handlers, on its strand): the wait blocks the very handler that would answer it. Destroy the
 /// client before its io_context or thread_pool, unless a handler of its own owns it (a coroutine
-/// frame awaiting it): when the context is destroyed first, the client closes its connections
-/// and destroys the handlers it holds without calling them, as Asio's own operations are.
+/// on the same context awaiting it): when the context is destroyed first, the client closes its
+/// connections and destroys the handlers it holds without calling them, as Asio's own
+/// operations are. A coroutine on another context unwinds there, later, and must not own it.
 class client {
   public:
     /// The executor every handler of the client runs on, unless it has its own.
@@ -71,7 +72,7 @@ class client {
 
     /// Stops the client: outstanding requests complete with error::client_stopped.
     ~client() {
-        // A context already shut down stopped the client then, and is no executor to use.
+        // A context already shut down stopped the client then: there is nothing to hand on.
         if (impl_ && !impl_->context_gone())
             asio::dispatch(impl_->get_executor(), [i = impl_] { i->stop(); });
     }

@@ -41,8 +41,9 @@ namespace fcgi {
 /// called on that executor. Use a strand as the executor when io_context::run runs on several
 /// threads, or on an asio::thread_pool (the constructor taking the pool itself makes one).
 /// Destroy the connection before its io_context, unless a handler of its own owns it (a
-/// coroutine frame awaiting it): when the context is destroyed first, the connection closes and
-/// the handlers it holds are destroyed without being called, as Asio's own operations are.
+/// coroutine on the same context awaiting it): when the context is destroyed first, the
+/// connection closes and the handlers it holds are destroyed without being called, as Asio's own
+/// operations are. A coroutine on another context unwinds there, later, and must not own it.
 class connection {
   public:
     /// The connection's I/O executor; a handler runs on its own associated executor, this one

@@ -3645,39 +3645,6 @@ BOOST_AUTO_TEST_CASE(context_destroyed_under_an_awaiting_coroutine_frees_it) {
     }
 }
 
-// The same with the coroutine on a second io_context: destroying its handler makes Asio unwind
-// the frame on that context, later, and the client's destructor then handed its stop to the
-// destroyed context's executor (a use-after-free). A client whose context is gone stops
-// nothing more.
-BOOST_AUTO_TEST_CASE(client_outliving_its_context_in_a_frame_on_another) {
-    fake_responder fake({.silent = true});
-    bool frame_destroyed = false;
-    struct on_destroy {
-        bool* flag;
-        ~on_destroy() { *flag = true; }
-    };
-    asio::io_context other;
-    {
-        auto own = std::make_unique<asio::io_context>();
-        auto body = [&, ex = own->get_executor()]() -> asio::awaitable<void> {
-            on_destroy guard{&frame_destroyed};
-            fcgi::client client(ex, plain_pool(fake.unix_endpoint(), 1, 100ms));
-            co_await client.async_request(fcgi::test::tagged_request("held"), asio::use_awaitable);
-        };
-        asio::co_spawn(other, body(), asio::detached);
-        other.poll();  // the coroutine runs to its await, which hops onto `own`
-        fcgi::test::ticker look(*own);
-        BOOST_REQUIRE(run_until(
-            *own, [&] { return fake.snapshot().requests.size() == 1; }, 10s));
-        own.reset();  // the client's context goes; the frame's unwinding is posted to `other`
-    }
-    BOOST_TEST(!frame_destroyed);
-    other.poll();
-    BOOST_TEST(frame_destroyed);
-    BOOST_TEST(fake.wait_for(
-        [](const fake_snapshot& s) { return s.connections_closed_by_peer == 1; }, 5s));
-}
-
 // Every kind of completion token the brief names, on each of the client's operations: a
 // callback, use_future, use_awaitable (plain and as_tuple), and deferred, launched later with a
 // token of its own. Each must run its request (or fan-out, or shutdown) exactly once and hand

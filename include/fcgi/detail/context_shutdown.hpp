@@ -22,9 +22,8 @@ class context_bound {
     virtual void on_context_shutdown() = 0;
     virtual ~context_bound() = default;
 
-    /// Its context has shut down. The public object's destructor then has no executor to hand
-    /// its stop or close to: a coroutine on another context, whose frame Asio unwinds there,
-    /// destroys the object after this one's context is gone. Any thread.
+    /// Its context has shut down (and closed it): the public object's destructor, run when a
+    /// destroyed handler's frame unwinds, has no stop or close to hand on. Any thread.
     bool context_gone() const noexcept { return context_gone_.load(std::memory_order_acquire); }
 
   private:
