@@ -115,8 +115,7 @@ void client_impl::on_context_shutdown() {
     // Moved out first, destroyed last: their destructors may reach this client again (a
     // frame's fcgi::client posts its stop), which must find it settled. Nothing is called:
     // see connection_impl::on_context_shutdown().
-    auto queue = std::move(queue_);
-    queue_.clear();
+    auto queue = queue_.take_all();
     auto shutdown_handlers = std::move(shutdown_handlers_);
     shutdown_handlers_.clear();
     in_flight_.clear();  // owned by the connections' handlers
@@ -174,18 +173,18 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
     auto timeout = own.count() > 0 ? own : opts_.connection.request_timeout;
     if (timeout.count() > 0)
         op->deadline = (called == clock::time_point{} ? clock::now() : called) + capped(timeout);
-    pending_op* raw = op.get();
-    queue_.push_back(std::move(op));
+    const std::uint64_t serial = op->serial;
+    queue_.insert(std::move(op));
     pump();
-    // pump() takes from the front: still at the back means still waiting (usually not: a free
-    // connection took it, and it needs no timer).
-    if (queue_.empty() || queue_.back().get() != raw)
+    // Still queued means still waiting (usually not: a free connection took it, and it needs
+    // no timer).
+    pending_op* raw = queue_.find(serial);
+    if (!raw)
         return;
     if (queue_.size() > opts_.max_pending) {
         std::size_t waiting = waiting_beyond_connecting();
         if (waiting > opts_.max_pending) {
-            auto rejected = std::move(queue_.back());
-            queue_.pop_back();
+            auto rejected = queue_.take(serial);
             ++rejected_;
             std::string reason;
             if (opts_.max_pending == 0) {
@@ -206,9 +205,15 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
                                          : "every connection is busy") +
                          ", and with max_pending 0 no request may wait for one" + down;
             } else {
+                // More than max_pending when requests were let in for connections being opened
+                // that then failed (an endpoint down under wait_when_down): the reason follows.
                 reason = std::to_string(waiting - 1) +
                          " requests already wait for a connection (max_pending " +
-                         std::to_string(opts_.max_pending) + ")";
+                         std::to_string(opts_.max_pending) +
+                         (waiting - 1 > opts_.max_pending
+                              ? "; the rest were let in for connects that then failed"
+                              : "") +
+                         ")" + down_reason();
             }
             fail(std::move(rejected), error::pool_exhausted, std::move(reason));
             return;
@@ -246,23 +251,20 @@ void client_impl::wait_deadline(pending_op& op) {
         if (ec || !self)
             return;
         if (auto expired = self->take_queued(serial)) {
-            self->fail(
-                std::move(expired), error::request_timeout,
-                std::string(expired_in_queue) + self->down_reason() + self->pending_connects());
+            auto own = expired->sendable()->timeout;
+            auto waited = own.count() > 0 ? own : self->opts_.connection.request_timeout;
+            std::string why = self->down_reason() + self->pending_connects(waited / 2);
+            if (why.empty())
+                why = self->all_busy();
+            self->fail(std::move(expired), error::request_timeout,
+                       std::string(expired_in_queue) + why);
             self->check_shutdown_done();
         }
     });
 }
 
 std::unique_ptr<client_impl::pending_op> client_impl::take_queued(std::uint64_t serial) {
-    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
-        if ((*it)->serial == serial) {
-            auto op = std::move(*it);
-            queue_.erase(it);
-            return op;
-        }
-    }
-    return nullptr;
+    return queue_.take(serial);
 }
 
 void client_impl::fail(std::unique_ptr<pending_op> op, std::error_code ec, std::string why) {
@@ -453,20 +455,18 @@ void client_impl::pump() {
             start_probe(p);
     }
     while (!queue_.empty()) {
-        bool fresh = queue_.front()->fresh_only;
-        endpoint_pool* ep = pick_endpoint(fresh, now, queue_.front()->avoid);
+        bool fresh = queue_.front().fresh_only;
+        endpoint_pool* ep = pick_endpoint(fresh, now, queue_.front().avoid);
         pooled_connection* pc = ep ? find_usable(*ep, fresh) : nullptr;
         if (pc) {
-            auto op = std::move(queue_.front());
-            queue_.pop_front();
-            dispatch(*ep, *pc, std::move(op));
+            dispatch(*ep, *pc, queue_.pop_front());
             continue;
         }
         if (ep && open_for(*ep, fresh, now))
             continue;
         // A retry waiting for a connection of its own kind (a new one, one on another endpoint)
         // must not hold up requests behind it that could go now.
-        if ((fresh || queue_.front()->avoid) && dispatch_behind(now))
+        if ((fresh || queue_.front().avoid) && dispatch_behind(now))
             continue;
         break;
     }
@@ -485,11 +485,8 @@ void client_impl::pump() {
         for (const auto& p : pools_)
             why += (&p == &pools_.front() ? "" : "; ") + p.where.to_string() + ": " +
                    connect_error_text(p.where, p.last_error);
-        while (!queue_.empty()) {
-            auto op = std::move(queue_.front());
-            queue_.pop_front();
-            fail(std::move(op), error::no_endpoint, why);
-        }
+        while (!queue_.empty())
+            fail(queue_.pop_front(), error::no_endpoint, why);
     }
     check_shutdown_done();
 }
@@ -530,13 +527,14 @@ bool client_impl::dispatch_behind(lazy_now& now) {
     // Retries wait at the head for what the requests behind them do not need. Past them, the
     // first request without such a wait goes if it can; if it cannot, neither can those behind
     // it, so the scan stops there.
-    for (auto it = std::next(queue_.begin()); it != queue_.end(); ++it) {
-        pending_op& op = **it;
+    for (std::size_t i = 1; i < queue_.span(); ++i) {
+        pending_op* at = queue_.at(i);
+        if (!at)
+            continue;  // a gap left by a request taken out
+        pending_op& op = *at;
         endpoint_pool* ep = pick_endpoint(op.fresh_only, now, op.avoid);
         if (pooled_connection* pc = ep ? find_usable(*ep, op.fresh_only) : nullptr) {
-            auto taken = std::move(*it);
-            queue_.erase(it);
-            dispatch(*ep, *pc, std::move(taken));
+            dispatch(*ep, *pc, queue_.take_at(i));
             return true;
         }
         if (ep && open_for(*ep, op.fresh_only, now))
@@ -547,7 +545,16 @@ bool client_impl::dispatch_behind(lazy_now& now) {
     return false;
 }
 
-std::string client_impl::pending_connects() const {
+std::string client_impl::all_busy() const {
+    std::size_t open = 0;
+    for (const auto& p : pools_)
+        open += p.conns.size();
+    return "; every connection was busy with other requests (" + std::to_string(open) +
+           " open, max_connections_per_endpoint " +
+           std::to_string(opts_.max_connections_per_endpoint) + ")";
+}
+
+std::string client_impl::pending_connects(clock::duration at_least) const {
     const auto now = clock::now();
     auto ms_since = [&](clock::time_point t) {
         return std::to_string(
@@ -579,7 +586,9 @@ std::string client_impl::pending_connects() const {
         for (const auto& c : p.conns)
             if (!c->connected)
                 oldest = std::min(oldest, c->opened);
-        if (oldest != clock::time_point::max())
+        // One opened just now (a connection closed under the request a moment ago) was not
+        // what it waited for: every connection was busy.
+        if (oldest != clock::time_point::max() && now - oldest >= at_least)
             why += "; a connect to " + p.where.to_string() + " has been pending for " +
                    ms_since(oldest) + " ms (connect_timeout " +
                    (opts_.connection.connect_timeout.count() > 0
@@ -816,8 +825,8 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         if (d.fresh_only)
             op->fresh_only = true;
         pending_op& queued = *op;
-        queue_.push_front(std::move(op));
-        wait_deadline(queued);  // the deadline still counts from the first call
+        queue_.insert(std::move(op));  // among the others by when it was called
+        wait_deadline(queued);         // the deadline still counts from the first call
         after_request(*ep, conn);
         return;
     }
@@ -982,11 +991,8 @@ void client_impl::stop() {
     if (stopped_)
         return;
     stopped_by_call_ = true;
-    while (!queue_.empty()) {
-        auto op = std::move(queue_.front());
-        queue_.pop_front();
-        fail(std::move(op), error::client_stopped, "the client was stopped");
-    }
+    while (!queue_.empty())
+        fail(queue_.pop_front(), error::client_stopped, "the client was stopped");
     halt();
     hold_for_shutdown();
     check_shutdown_done();

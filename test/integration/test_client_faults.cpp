@@ -29,6 +29,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string>
@@ -1013,6 +1014,45 @@ BOOST_AUTO_TEST_CASE(pool_remembers_cant_mpx_conn_across_connections) {
     shutdown(ctx, client);
 }
 
+// -- 5d''. Requests refused together (CANT_MPX_CONN: the server takes one at a time) go back to
+// the queue in the order they were called, and run in it: each used to go to the front, ahead
+// of the ones refused before it, so they ran newest first.
+BOOST_AUTO_TEST_CASE(refused_requests_run_in_the_order_they_were_called) {
+    fake_responder fake{fcgi::test::one_live_request_options()};
+    asio::io_context ctx;
+    auto opts = refusing_server_pool::options(fake);
+    opts.max_requests_per_connection = 16;
+    fcgi::client client{ctx.get_executor(), opts};
+    std::vector<int> completed;
+    outcomes o;
+    for (int i = 0; i < 20; ++i) {
+        auto id = "r" + std::to_string(i);
+        auto& out = o[id];
+        client.async_request(
+            fcgi::test::tagged_request(id),
+            [&completed, rec = recorder(out), i](std::error_code ec, fcgi::response r) mutable {
+                completed.push_back(i);
+                rec(ec, std::move(r));
+            });
+    }
+    BOOST_REQUIRE(run_until(
+        ctx, [&] { return all_done(o); }, 10s));
+    for (const auto& [id, out] : o)
+        BOOST_TEST(!out.ec, id << ": " << out.ec.message() << " " << out.resp.diagnostics);
+    std::vector<int> in_order(20);
+    std::iota(in_order.begin(), in_order.end(), 0);
+    BOOST_TEST(completed == in_order, boost::test_tools::per_element());
+    std::vector<std::string> ran;
+    for (const auto& r : fake.snapshot().requests)
+        if (!r.refused)
+            ran.push_back(r.param("X_ID").value_or(""));
+    BOOST_REQUIRE(ran.size() == 20u);
+    for (int i = 0; i < 20; ++i)
+        BOOST_TEST(ran[static_cast<std::size_t>(i)] == "r" + std::to_string(i));
+    BOOST_TEST(client.stats().retries >= 15u);
+    shutdown(ctx, client);
+}
+
 // -- 5e. OVERLOADED every time for a POST: sent once more (a refused request did not run),
 // then the caller's answer; the endpoint backs off after each refusal.
 BOOST_AUTO_TEST_CASE(overloaded_post_backs_the_endpoint_off) {
@@ -1912,6 +1952,33 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_with_the_endpoint_down_says_so) {
     client.stop();
     BOOST_REQUIRE(run_until(ctx, [&] { return o["first"].done; }));
     BOOST_TEST(o["first"].ec == fcgi::error::client_stopped, o["first"].ec.message());
+}
+
+// max_pending above 0, the endpoint down (wait_when_down): the rejection names it too. The
+// requests let in for the connect that failed wait beyond max_pending, which it says why.
+BOOST_AUTO_TEST_CASE(max_pending_with_the_endpoint_down_says_so) {
+    fcgi::test::temp_socket_path nowhere;  // nothing listens there
+    asio::io_context ctx;
+    auto opts = plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 1, 5s);
+    opts.max_pending = 1;
+    opts.wait_when_down = true;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcomes o;
+    for (const char* id : {"a", "b"})  // a connect is opened for "a"; "b" may wait
+        start(client, fcgi::test::tagged_request(id), o[id]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return client.stats().endpoints.at(0).down; }));
+    start(client, fcgi::test::tagged_request("c"), o["c"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["c"].done; }));
+    BOOST_TEST(o["c"].ec == fcgi::error::pool_exhausted, o["c"].ec.message());
+    BOOST_TEST(o["c"].resp.diagnostics.starts_with(
+                   "2 requests already wait for a connection (max_pending 1; the rest were let "
+                   "in for connects that then failed); endpoints down: " +
+                   fcgi::endpoint::unix_socket(nowhere.path).to_string() + ": "),
+               o["c"].resp.diagnostics);
+    BOOST_TEST(!o["a"].done);
+    BOOST_TEST(!o["b"].done);
+    client.stop();
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["a"].done && o["b"].done; }));
 }
 
 // -- initial_backoff 0 still marks a refusing endpoint down (as 1 ms): the request fails with
@@ -3460,6 +3527,33 @@ BOOST_AUTO_TEST_CASE(request_past_its_deadline_is_not_sent) {
     BOOST_TEST(o["late"].resp.diagnostics == "deadline passed while waiting for a connection");
     BOOST_TEST(times_seen(fake.snapshot(), "late") == 0u);
     shutdown(ctx, client);
+}
+
+// A request that waited out its deadline behind busy connections says so; a connect opened
+// for it a moment before the deadline (another request's connection closed) is not named as
+// what it waited for. It used to end with "a connect ... has been pending for 0 ms".
+BOOST_AUTO_TEST_CASE(request_timed_out_behind_busy_connections_says_so) {
+    fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
+        return r.param("X_ID") == "hang" ? fcgi::test::script{} : fcgi::test::echo_script(r);
+    }});
+    asio::io_context ctx;
+    fcgi::client client(ctx.get_executor(), plain_pool(fake.unix_endpoint(), 1, 100ms));
+    outcomes o;
+    auto hang = fcgi::test::tagged_request("hang");
+    hang.timeout = 10s;
+    start(client, std::move(hang), o["hang"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return fake.snapshot().requests.size() == 1; }));
+    auto queued = fcgi::test::tagged_request("queued");
+    queued.timeout = 100ms;
+    start(client, std::move(queued), o["queued"]);
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["queued"].done; }));
+    BOOST_TEST(o["queued"].ec == fcgi::error::request_timeout, o["queued"].ec.message());
+    BOOST_TEST(o["queued"].resp.diagnostics ==
+               "deadline passed while waiting for a connection; every connection was busy with "
+               "other requests (1 open, max_connections_per_endpoint 1)");
+    BOOST_TEST(!o["hang"].done);
+    client.stop();
+    BOOST_REQUIRE(run_until(ctx, [&] { return o["hang"].done; }));
 }
 
 // A retry after a stale kept-alive connection needs a new connection; while it waits for one

@@ -20,6 +20,7 @@
 #include "fcgi/detail/context_shutdown.hpp"
 #include "fcgi/detail/endpoint_backoff.hpp"
 #include "fcgi/detail/endpoint_pool.hpp"
+#include "fcgi/detail/wait_queue.hpp"
 
 namespace fcgi::detail {
 
@@ -94,10 +95,14 @@ class client_impl : public std::enable_shared_from_this<client_impl>, public con
     void arm_retry_timer(lazy_now& now);
     /// "; endpoints down: <each with its error>", or empty when none is.
     std::string down_reason() const;
-    /// "; a connect to X has been pending for N ms" per endpoint with one still connecting (and
-    /// the like for an unanswered auto_detect probe, and for connects refused for a full listen
-    /// backlog): a request that waited out its deadline in the queue says what it waited for.
-    std::string pending_connects() const;
+    /// "; a connect to X has been pending for N ms" per endpoint with one connecting for
+    /// `at_least` (and the like for an unanswered auto_detect probe, and for connects refused
+    /// for a full listen backlog): a request that waited out its deadline in the queue says
+    /// what it waited for.
+    std::string pending_connects(std::chrono::steady_clock::duration at_least) const;
+    /// "; every connection was busy …": what a request waited out its deadline for when
+    /// nothing else was.
+    std::string all_busy() const;
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec);
@@ -134,7 +139,7 @@ class client_impl : public std::enable_shared_from_this<client_impl>, public con
     asio::any_io_executor ex_;
     client_options opts_;
     std::vector<endpoint_pool> pools_;
-    std::deque<std::unique_ptr<pending_op>> queue_;
+    wait_queue<pending_op> queue_;
     std::vector<pending_op*> in_flight_;  // non-owning: owned by the connection's handler
     std::atomic<std::uint64_t> serial_{0};
     bool stopped_ = false;
