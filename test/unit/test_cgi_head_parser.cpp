@@ -143,6 +143,19 @@ BOOST_AUTO_TEST_CASE(mixed_line_ends) {
     }
 }
 
+// A script writing "\r\n" in text mode on Windows ends its lines in CR CR LF: the extra CR is
+// trimmed with the spaces, not a control byte that fails the response.
+BOOST_AUTO_TEST_CASE(value_before_cr_cr_lf_is_trimmed) {
+    auto p = parse_every_split("Status: 404 Not Found\r\r\nX-A: a\r\r\n\r\nbody");
+    BOOST_TEST(!p.ec, p.ec.message());
+    BOOST_TEST(p.done);
+    BOOST_TEST(p.status == 404);
+    BOOST_TEST(p.reason == "Not Found");
+    BOOST_TEST_REQUIRE(p.headers.size() == 1u);
+    BOOST_TEST(p.headers[0].value == "a");
+    BOOST_TEST(p.body == "body");
+}
+
 BOOST_AUTO_TEST_CASE(body_with_blank_lines_is_untouched) {
     std::string body = "\r\n\r\nStatus: 500\r\n\nX: y\r\n\r\n";
     auto p = parse_every_split("X-A: 1\r\n\r\n" + body);

@@ -312,6 +312,18 @@ BOOST_AUTO_TEST_CASE(parse_go_get_values_result_with_extra_empty_record) {
     BOOST_TEST(result.all[0].second == "1");
 }
 
+// "A number; not 0 means true": a server may answer 2 or 255, and must not be taken as one that
+// does not multiplex.
+BOOST_AUTO_TEST_CASE(mpxs_conns_any_nonzero_number_is_true) {
+    for (std::string v : {"0"s, "1"s, "2"s, "255"s}) {
+        std::string content = "\x0F"s + static_cast<char>(v.size()) + "FCGI_MPXS_CONNS" + v;
+        p::get_values_result r;
+        BOOST_TEST(!p::parse_get_values_result(content, r));
+        BOOST_TEST_REQUIRE(r.mpxs_conns.has_value());
+        BOOST_TEST(*r.mpxs_conns == (v != "0"), "value " << v);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(parse_get_values_result_all_fields) {
     const p::name_value values[] = {
         {"FCGI_MAX_CONNS", "10"}, {"FCGI_MAX_REQS", "50"}, {"FCGI_MPXS_CONNS", "0"}};

@@ -12,7 +12,7 @@ namespace fcgi::protocol {
 /// One response header as the script sent it.
 struct header_field {
     std::string name;   ///< as sent (case kept)
-    std::string value;  ///< with surrounding spaces and tabs trimmed
+    std::string value;  ///< with surrounding spaces and tabs (and a CR before CR LF) trimmed
     /// Field-wise (case-sensitive) equality.
     friend bool operator==(const header_field&, const header_field&) = default;
 };
