@@ -81,6 +81,10 @@ void connection_impl::on_context_shutdown() {
     std::vector<std::unique_ptr<request_op>> ops;
     std::vector<request_handler> handlers;
     for (auto& s : slots_) {
+        // Every ID is given up (in_use_ is 0 below), kept ops included: nothing is sent again.
+        s.in_use = false;
+        s.queued = false;
+        s.abandoned = false;
         if (!s.op)
             continue;
         if (s.op->stream && s.op->stream->io_busy())
