@@ -45,6 +45,7 @@ struct client_impl::pending_op {
     request_handler handler;
     std::uint64_t serial;
     clock::time_point deadline = clock::time_point::max();
+    clock::time_point queued_at{};  // when it last went into the queue (a retry: again)
     // The deadline while queued; found again by serial. Only made for requests with a deadline:
     // a timer per request is measurable at benchmark rates.
     std::optional<asio::steady_timer> timer;
@@ -174,6 +175,7 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
     if (timeout.count() > 0)
         op->deadline = (called == clock::time_point{} ? clock::now() : called) + capped(timeout);
     const std::uint64_t serial = op->serial;
+    op->queued_at = called == clock::time_point{} ? clock::now() : called;
     queue_.insert(std::move(op));
     pump();
     // Still queued means still waiting (usually not: a free connection took it, and it needs
@@ -206,12 +208,14 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
                          ", and with max_pending 0 no request may wait for one" + down;
             } else {
                 // More than max_pending when requests were let in for connections being opened
-                // that then failed (an endpoint down under wait_when_down): the reason follows.
+                // that then failed (an endpoint down under wait_when_down) or took fewer than
+                // counted on (CANT_MPX_CONN), or retries came back: a down endpoint follows.
                 reason = std::to_string(waiting - 1) +
                          " requests already wait for a connection (max_pending " +
                          std::to_string(opts_.max_pending) +
                          (waiting - 1 > opts_.max_pending
-                              ? "; the rest were let in for connects that then failed"
+                              ? "; more were let in earlier, for connections being opened or "
+                                "back for a retry"
                               : "") +
                          ")" + down_reason();
             }
@@ -251,11 +255,12 @@ void client_impl::wait_deadline(pending_op& op) {
         if (ec || !self)
             return;
         if (auto expired = self->take_queued(serial)) {
-            auto own = expired->sendable()->timeout;
-            auto waited = own.count() > 0 ? own : self->opts_.connection.request_timeout;
+            // A connect opened in the last half of the wait (another request's connection closed
+            // a moment ago) is not what the request waited for.
+            const auto waited = clock::now() - expired->queued_at;
             std::string why = self->down_reason() + self->pending_connects(waited / 2);
             if (why.empty())
-                why = self->all_busy();
+                why = self->waited_for(*expired);
             self->fail(std::move(expired), error::request_timeout,
                        std::string(expired_in_queue) + why);
             self->check_shutdown_done();
@@ -505,7 +510,7 @@ bool client_impl::open_for(endpoint_pool& ep, bool fresh, lazy_now& now) {
         }
     // A request opens one more connection unless enough are already connecting for the queue;
     // a retry that needs a fresh one, unless one is connecting there already (it will take it,
-    // being first in the queue).
+    // being ahead of the requests called after it).
     if (fresh ? connecting_here > 0 : connecting >= queue_.size())
         return false;
     if (ep.conns.size() >= opts_.max_connections_per_endpoint) {
@@ -524,7 +529,7 @@ bool client_impl::open_for(endpoint_pool& ep, bool fresh, lazy_now& now) {
 }
 
 bool client_impl::dispatch_behind(lazy_now& now) {
-    // Retries wait at the head for what the requests behind them do not need. Past them, the
+    // Retries at the head wait for what the requests behind them do not need. Past them, the
     // first request without such a wait goes if it can; if it cannot, neither can those behind
     // it, so the scan stops there.
     for (std::size_t i = 1; i < queue_.span(); ++i) {
@@ -545,10 +550,19 @@ bool client_impl::dispatch_behind(lazy_now& now) {
     return false;
 }
 
-std::string client_impl::all_busy() const {
+std::string client_impl::waited_for(const pending_op& op) const {
+    if (op.fresh_only)
+        return "; as a retry after a kept-alive connection closed under it, it waited for a new "
+               "connection";
+    if (op.avoid && pools_.size() > 1)
+        return "; as a retry, it waited for an endpoint other than " + op.avoid->where.to_string() +
+               ", where it failed";
     std::size_t open = 0;
     for (const auto& p : pools_)
-        open += p.conns.size();
+        for (const auto& pc : p.conns)
+            open += pc->connected;
+    if (open == 0)
+        return {};
     return "; every connection was busy with other requests (" + std::to_string(open) +
            " open, max_connections_per_endpoint " +
            std::to_string(opts_.max_connections_per_endpoint) + ")";
@@ -825,6 +839,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         if (d.fresh_only)
             op->fresh_only = true;
         pending_op& queued = *op;
+        queued.queued_at = clock::now();
         queue_.insert(std::move(op));  // among the others by when it was called
         wait_deadline(queued);         // the deadline still counts from the first call
         after_request(*ep, conn);

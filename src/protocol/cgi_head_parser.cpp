@@ -71,7 +71,7 @@ cgi_head_parser::result cgi_head_parser::feed(std::string_view piece) {
     std::size_t take = std::min(piece.size(), room);
     buffer_.append(piece.data(), take);
     // A blank line split across pieces is seen from its last newline, which looks back at the
-    // bytes before it; starting two bytes back only re-reads what was read.
+    // bytes before it; starting two bytes back is a harmless margin, kept.
     std::size_t end = find_head_end(buffer_, scanned_ >= 2 ? scanned_ - 2 : 0);
     scanned_ = buffer_.size();
     if (end == std::string_view::npos) {

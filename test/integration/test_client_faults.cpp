@@ -1971,8 +1971,9 @@ BOOST_AUTO_TEST_CASE(max_pending_with_the_endpoint_down_says_so) {
     BOOST_REQUIRE(run_until(ctx, [&] { return o["c"].done; }));
     BOOST_TEST(o["c"].ec == fcgi::error::pool_exhausted, o["c"].ec.message());
     BOOST_TEST(o["c"].resp.diagnostics.starts_with(
-                   "2 requests already wait for a connection (max_pending 1; the rest were let "
-                   "in for connects that then failed); endpoints down: " +
+                   "2 requests already wait for a connection (max_pending 1; more were let in "
+                   "earlier, for connections being opened or back for a retry); endpoints "
+                   "down: " +
                    fcgi::endpoint::unix_socket(nowhere.path).to_string() + ": "),
                o["c"].resp.diagnostics);
     BOOST_TEST(!o["a"].done);
@@ -3529,9 +3530,9 @@ BOOST_AUTO_TEST_CASE(request_past_its_deadline_is_not_sent) {
     shutdown(ctx, client);
 }
 
-// A request that waited out its deadline behind busy connections says so; a connect opened
-// for it a moment before the deadline (another request's connection closed) is not named as
-// what it waited for. It used to end with "a connect ... has been pending for 0 ms".
+// A request that waited out its deadline behind busy connections says so (it used to say
+// nothing more; behind a connection that had just closed under another request, it blamed the
+// reconnect, "pending for 0 ms").
 BOOST_AUTO_TEST_CASE(request_timed_out_behind_busy_connections_says_so) {
     fake_responder fake({.script_for = [](const fcgi::test::seen_request& r) {
         return r.param("X_ID") == "hang" ? fcgi::test::script{} : fcgi::test::echo_script(r);

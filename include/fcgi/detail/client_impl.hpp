@@ -84,7 +84,7 @@ class client_impl : public std::enable_shared_from_this<client_impl>, public con
     void dispatch(endpoint_pool& ep, pooled_connection& pc, std::unique_ptr<pending_op> op);
     /// The head of the queue is a retry waiting for a fresh connection or another endpoint:
     /// sends the first request behind it that can go now, or opens a connection for it; false
-    /// when none can.
+    /// when none can. (A retry further back waits until the requests ahead of it go.)
     bool dispatch_behind(lazy_now& now);
     void open_connection(endpoint_pool& ep);
     void start_probe(endpoint_pool& ep);
@@ -100,9 +100,10 @@ class client_impl : public std::enable_shared_from_this<client_impl>, public con
     /// for a full listen backlog): a request that waited out its deadline in the queue says
     /// what it waited for.
     std::string pending_connects(std::chrono::steady_clock::duration at_least) const;
-    /// "; every connection was busy …": what a request waited out its deadline for when
-    /// nothing else was.
-    std::string all_busy() const;
+    /// What `op` waited out its deadline for when no endpoint was down and no connect or probe
+    /// was pending long: a connection of its own kind (a retry), or "; every connection was
+    /// busy …"; empty when no connection is open.
+    std::string waited_for(const pending_op& op) const;
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec);

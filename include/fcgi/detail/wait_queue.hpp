@@ -21,12 +21,8 @@ template <class Op>
 class wait_queue {
   public:
     wait_queue() = default;
-    /// Takes `other`'s requests; `other` is left empty.
-    wait_queue(wait_queue&& other) noexcept
-        : entries_(std::move(other.entries_)), live_(std::exchange(other.live_, 0)) {
-        other.entries_.clear();
-    }
-    wait_queue& operator=(wait_queue&&) = delete;
+    wait_queue(const wait_queue&) = delete;  // take_all() moves the requests out
+    wait_queue& operator=(const wait_queue&) = delete;
 
     /// True when no request waits.
     bool empty() const noexcept { return live_ == 0; }
@@ -42,8 +38,7 @@ class wait_queue {
         assert(live_ > 0);
         auto op = std::move(entries_.front().op);
         entries_.pop_front();
-        --live_;
-        trim();
+        removed();
         return op;
     }
     /// Adds `op` in serial order: at the back for a new call (O(1)), among the others for a
@@ -93,13 +88,7 @@ class wait_queue {
     std::unique_ptr<Op> take_at(std::size_t i) {
         assert(entries_[i].op);
         auto op = std::move(entries_[i].op);
-        --live_;
-        trim();
-        // Gaps behind a front that stays (a retry waiting for a fresh connection while those
-        // behind it go) would make each walk longer: squeezed out once they outnumber the
-        // requests, which keeps a removal O(1) amortized.
-        if (entries_.size() > 2 * live_ + 64)
-            std::erase_if(entries_, [](const entry& e) { return !e.op; });
+        removed();
         return op;
     }
 
@@ -114,11 +103,17 @@ class wait_queue {
                                 [](const entry& e, std::uint64_t s) { return e.serial < s; });
     }
     // The ends are always requests, so front() and the search at the back need no skipping.
-    void trim() noexcept {
+    // Gaps behind a front that stays (a retry waiting for a fresh connection while those
+    // behind it go) would make each walk longer: squeezed out once they outnumber the
+    // requests, which keeps a removal O(1) amortized.
+    void removed() {
+        --live_;
         while (!entries_.empty() && !entries_.front().op)
             entries_.pop_front();
         while (!entries_.empty() && !entries_.back().op)
             entries_.pop_back();
+        if (entries_.size() > 2 * live_ + 64)
+            std::erase_if(entries_, [](const entry& e) { return !e.op; });
     }
 
     std::deque<entry> entries_;
