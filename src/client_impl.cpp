@@ -45,7 +45,8 @@ struct client_impl::pending_op {
     request_handler handler;
     std::uint64_t serial;
     clock::time_point deadline = clock::time_point::max();
-    clock::time_point queued_at{};  // when it last went into the queue (a retry: again)
+    // When it last went into the queue (a retry: again); set only with a deadline.
+    clock::time_point queued_at{};
     // The deadline while queued; found again by serial. Only made for requests with a deadline:
     // a timer per request is measurable at benchmark rates.
     std::optional<asio::steady_timer> timer;
@@ -172,10 +173,13 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
         return;
     }
     auto timeout = own.count() > 0 ? own : opts_.connection.request_timeout;
-    if (timeout.count() > 0)
-        op->deadline = (called == clock::time_point{} ? clock::now() : called) + capped(timeout);
+    if (timeout.count() > 0) {
+        // Only a request with a deadline reads when it was queued (wait_deadline()): one
+        // clock reading, and none for the rest.
+        op->queued_at = called == clock::time_point{} ? clock::now() : called;
+        op->deadline = op->queued_at + capped(timeout);
+    }
     const std::uint64_t serial = op->serial;
-    op->queued_at = called == clock::time_point{} ? clock::now() : called;
     queue_.insert(std::move(op));
     pump();
     // Still queued means still waiting (usually not: a free connection took it, and it needs

@@ -1928,15 +1928,31 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_counts_a_retiring_connection_as_its_lifeti
     shutdown(ctx, client);
 }
 
+// A pool of one connection to a socket nobody listens on, waiting for it (wait_when_down) with
+// a 5 s backoff, so no reconnect comes during a test.
+struct pool_with_the_endpoint_down {
+    explicit pool_with_the_endpoint_down(std::size_t max_pending)
+        : client(ctx.get_executor(), options(nowhere, max_pending)) {}
+    static fcgi::client_options options(const fcgi::test::temp_socket_path& p,
+                                        std::size_t max_pending) {
+        auto opts = plain_pool(fcgi::endpoint::unix_socket(p.path), 1, 5s);
+        opts.max_pending = max_pending;
+        opts.wait_when_down = true;
+        return opts;
+    }
+    std::string where() const { return fcgi::endpoint::unix_socket(nowhere.path).to_string(); }
+
+    fcgi::test::temp_socket_path nowhere;  // nothing listens there
+    asio::io_context ctx;
+    fcgi::client client;
+};
+
 // max_pending 0 with no connection open (the endpoint down, wait_when_down): the rejection says
 // so and why, not "every connection is busy".
 BOOST_AUTO_TEST_CASE(max_pending_zero_with_the_endpoint_down_says_so) {
-    fcgi::test::temp_socket_path nowhere;  // nothing listens there
-    asio::io_context ctx;
-    auto opts = plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 1, 5s);
-    opts.max_pending = 0;
-    opts.wait_when_down = true;
-    fcgi::client client(ctx.get_executor(), opts);
+    pool_with_the_endpoint_down p(0);
+    auto& ctx = p.ctx;
+    auto& client = p.client;
     outcomes o;
     start(client, fcgi::test::tagged_request("first"), o["first"]);  // a connect is opened for it
     BOOST_REQUIRE(run_until(ctx, [&] { return client.stats().endpoints.at(0).down; }));
@@ -1946,7 +1962,7 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_with_the_endpoint_down_says_so) {
     BOOST_TEST(o["second"].resp.diagnostics.starts_with(
                    "no connection is open, and with max_pending 0 no request may wait for one; "
                    "endpoints down: " +
-                   fcgi::endpoint::unix_socket(nowhere.path).to_string() + ": "),
+                   p.where() + ": "),
                o["second"].resp.diagnostics);
     BOOST_TEST(!o["first"].done);  // it waits for the endpoint, as wait_when_down says
     client.stop();
@@ -1957,12 +1973,9 @@ BOOST_AUTO_TEST_CASE(max_pending_zero_with_the_endpoint_down_says_so) {
 // max_pending above 0, the endpoint down (wait_when_down): the rejection names it too. The
 // requests let in for the connect that failed wait beyond max_pending, which it says why.
 BOOST_AUTO_TEST_CASE(max_pending_with_the_endpoint_down_says_so) {
-    fcgi::test::temp_socket_path nowhere;  // nothing listens there
-    asio::io_context ctx;
-    auto opts = plain_pool(fcgi::endpoint::unix_socket(nowhere.path), 1, 5s);
-    opts.max_pending = 1;
-    opts.wait_when_down = true;
-    fcgi::client client(ctx.get_executor(), opts);
+    pool_with_the_endpoint_down p(1);
+    auto& ctx = p.ctx;
+    auto& client = p.client;
     outcomes o;
     for (const char* id : {"a", "b"})  // a connect is opened for "a"; "b" may wait
         start(client, fcgi::test::tagged_request(id), o[id]);
@@ -1974,7 +1987,7 @@ BOOST_AUTO_TEST_CASE(max_pending_with_the_endpoint_down_says_so) {
                    "2 requests already wait for a connection (max_pending 1; more were let in "
                    "earlier, for connections being opened or back for a retry); endpoints "
                    "down: " +
-                   fcgi::endpoint::unix_socket(nowhere.path).to_string() + ": "),
+                   p.where() + ": "),
                o["c"].resp.diagnostics);
     BOOST_TEST(!o["a"].done);
     BOOST_TEST(!o["b"].done);
