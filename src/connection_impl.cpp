@@ -160,7 +160,7 @@ void connection_impl::start_connect(endpoint ep, error_handler h, std::uint64_t 
         });
     }
     async_connect_endpoint(
-        socket_, resolver_, endpoint_,
+        socket_, resolver_, endpoint_, opts_.connect_attempt_delay,
         asio::bind_cancellation_slot(connect_cancel_.slot(),
                                      [self](std::error_code ec) { self->finish_connect(ec); }));
 }

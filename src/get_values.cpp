@@ -63,9 +63,10 @@ struct canceller {
     }
 };
 
-asio::awaitable<std::error_code> connect_socket(socket_type& sock, const endpoint& ep) {
+asio::awaitable<std::error_code> connect_socket(socket_type& sock, const endpoint& ep,
+                                                std::chrono::milliseconds attempt_delay) {
     asio::ip::tcp::resolver resolver(co_await asio::this_coro::executor);
-    auto [ec] = co_await async_connect_endpoint(sock, resolver, ep, use_tuple);
+    auto [ec] = co_await async_connect_endpoint(sock, resolver, ep, attempt_delay, use_tuple);
     co_return ec;
 }
 
@@ -130,13 +131,14 @@ asio::awaitable<std::error_code> exchange(socket_type& sock, const endpoint& ep,
     std::error_code ec;
     if (opts.connect_timeout.count() > 0) {
         asio::steady_timer timer(ex, capped(opts.connect_timeout));
-        auto r = co_await (connect_socket(sock, ep) || timer.async_wait(use_tuple));
+        auto r = co_await (connect_socket(sock, ep, opts.connect_attempt_delay) ||
+                           timer.async_wait(use_tuple));
         if (r.index() == 1)
             co_return std::get<0>(std::get<1>(r)) ? std::error_code(asio::error::operation_aborted)
                                                   : std::error_code(error::connect_timeout);
         ec = std::get<0>(r);
     } else {
-        ec = co_await connect_socket(sock, ep);
+        ec = co_await connect_socket(sock, ep, opts.connect_attempt_delay);
     }
     if (ec)
         co_return ec;

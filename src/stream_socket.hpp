@@ -8,10 +8,14 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
+#include <chrono>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
+#include "connect_attempts.hpp"
+#include "fcgi/detail/address_order.hpp"
 #include "fcgi/endpoint.hpp"
 #include "fcgi/error.hpp"
 
@@ -31,8 +35,9 @@ inline std::error_code map_stream_error(std::error_code ec) {
 /// The steps of async_connect_endpoint().
 class connect_endpoint_op {
   public:
-    connect_endpoint_op(stream_socket& sock, asio::ip::tcp::resolver& resolver, const endpoint& ep)
-        : sock_(sock), resolver_(resolver), ep_(ep) {}
+    connect_endpoint_op(stream_socket& sock, asio::ip::tcp::resolver& resolver, const endpoint& ep,
+                        std::chrono::milliseconds attempt_delay)
+        : sock_(sock), resolver_(resolver), ep_(ep), attempt_delay_(attempt_delay) {}
 
     /// Starts, or completes with an error found before any I/O (posted there, so the handler
     /// never runs inside the initiating call).
@@ -44,7 +49,6 @@ class connect_endpoint_op {
             resolver_.async_resolve(ep_.host, std::to_string(ep_.port), std::move(self));
             return;
         }
-        unix_ = true;
         if (ep_.path.size() > endpoint::max_unix_path)
             return fail(self, error::invalid_endpoint);  // Asio's endpoint would throw
         asio::generic::stream_protocol::endpoint target{
@@ -56,25 +60,26 @@ class connect_endpoint_op {
         sock_.async_connect(target, std::move(self));
     }
 
-    /// The host name resolved.
+    /// The host name resolved: its addresses race.
     template <class Self>
     void operator()(Self& self, std::error_code ec, asio::ip::tcp::resolver::results_type r) {
         if (ec)
             return self.complete(ec);
-        results_ = std::move(r);
-        next_ = results_.begin();
-        last_ = asio::error::host_not_found;
-        try_next(self);
+        // Cancelled while resolving (the caller's connect timeout, or a close): no address.
+        if (self.get_cancellation_state().cancelled() != asio::cancellation_type::none)
+            return self.complete(asio::error::operation_aborted);
+        std::vector<asio::ip::tcp::endpoint> addresses;
+        addresses.reserve(r.size());
+        for (const auto& entry : r)
+            addresses.push_back(entry.endpoint());
+        async_connect_attempts(sock_, interleave_families(std::move(addresses)), attempt_delay_,
+                               std::move(self));
     }
 
-    /// A connect ended: done, or the next address.
+    /// The unix socket's connect, or the race, ended.
     template <class Self>
     void operator()(Self& self, std::error_code ec) {
-        if (!ec || unix_)
-            return self.complete(ec);
-        last_ = ec;
-        ++next_;
-        try_next(self);
+        self.complete(ec);
     }
 
   private:
@@ -85,49 +90,26 @@ class connect_endpoint_op {
         asio::post(sock_.get_executor(), std::move(self));
     }
 
-    template <class Self>
-    void try_next(Self& self) {
-        for (; next_ != results_.end(); ++next_) {
-            // Cancelled (the caller's connect timeout, or a close): no next address.
-            if (last_ == asio::error::operation_aborted ||
-                self.get_cancellation_state().cancelled() != asio::cancellation_type::none)
-                return self.complete(asio::error::operation_aborted);
-            asio::generic::stream_protocol::endpoint target{next_->endpoint()};
-            std::error_code ec;
-            sock_.close(ec);
-            sock_.open(target.protocol(), ec);
-            if (ec) {
-                last_ = ec;
-                continue;
-            }
-            sock_.async_connect(target, std::move(self));
-            return;
-        }
-        self.complete(last_);
-    }
-
     stream_socket& sock_;
     asio::ip::tcp::resolver& resolver_;
     endpoint ep_;
-    asio::ip::tcp::resolver::results_type results_;
-    asio::ip::tcp::resolver::results_type::const_iterator next_;
+    std::chrono::milliseconds attempt_delay_;
     std::error_code last_;
-    bool unix_ = false;
     bool failed_ = false;
 };
 
 /// Opens `sock` and connects it to `ep`: a unix socket by its path (error::invalid_endpoint when
-/// it is too long), a TCP endpoint through `resolver`, each address it resolves to in turn until
-/// one accepts (then the last address's error): the next only once a connect fails, so one whose
-/// SYNs are dropped holds the rest back until the caller's timeout cancels the whole attempt.
-/// Terminal cancellation through the token's cancellation slot ends it with
-/// asio::error::operation_aborted, as does closing the socket under it. Completes with
-/// void(std::error_code).
+/// it is too long), a TCP endpoint through `resolver`, the addresses it resolves to raced as
+/// async_connect_attempts() does with `attempt_delay` (all failing: the error of the last to
+/// fail). Terminal cancellation through the token's cancellation slot ends it with
+/// asio::error::operation_aborted, closing every attempt; so does closing the socket of a unix
+/// endpoint's connect. Completes with void(std::error_code).
 template <class Token>
 auto async_connect_endpoint(stream_socket& sock, asio::ip::tcp::resolver& resolver,
-                            const endpoint& ep, Token&& token) {
+                            const endpoint& ep, std::chrono::milliseconds attempt_delay,
+                            Token&& token) {
     return asio::async_compose<Token, void(std::error_code)>(
-        connect_endpoint_op(sock, resolver, ep), token, sock);
+        connect_endpoint_op(sock, resolver, ep, attempt_delay), token, sock);
 }
 
 }  // namespace fcgi::detail

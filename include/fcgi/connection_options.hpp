@@ -28,11 +28,15 @@ enum class stderr_overflow : std::uint8_t {
 /// How a connection behaves. Every field has a usable default.
 struct connection_options {
     /// Time allowed for resolving and connecting; error::connect_timeout after it. Zero or
-    /// negative: no limit (the system's own, about two minutes for TCP). A host name's
-    /// addresses are tried one after another within it, the next when one fails: an address
-    /// that drops the connect (a firewall) uses it all up, and the next is not tried. Name the
-    /// address, or give each as an endpoint of its own (client_options::endpoints).
+    /// negative: no limit (the system's own, about two minutes for TCP).
     std::chrono::milliseconds connect_timeout{5000};
+    /// A host name with several addresses (IPv6 and IPv4, say): how long a connect to one of
+    /// them may go unanswered before the next address is tried beside it (RFC 8305's
+    /// Connection Attempt Delay). The first to connect wins and the others are closed; a
+    /// failure starts the next at once. The families alternate, starting with the resolver's
+    /// first. Zero or negative: one address at a time, the next only after a failure, so one
+    /// that drops the connect (a firewall) uses up connect_timeout.
+    std::chrono::milliseconds connect_attempt_delay{250};
     /// Deadline of a request that sets none itself; zero (or negative) means no deadline.
     std::chrono::milliseconds request_timeout{0};
     /// Request IDs in flight at once. 1 (the default) is right for php-fpm, which cannot

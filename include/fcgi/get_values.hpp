@@ -19,6 +19,9 @@ namespace fcgi {
 struct get_values_options {
     /// Time allowed for resolving and connecting; error::connect_timeout after it.
     std::chrono::milliseconds connect_timeout{5000};
+    /// A host name with several addresses: how long one may go unanswered before the next is
+    /// tried beside it, as connection_options::connect_attempt_delay (zero: one at a time).
+    std::chrono::milliseconds connect_attempt_delay{250};
     /// Deadline for the whole exchange, connecting included; error::request_timeout after it,
     /// or error::connect_timeout when the connect had not completed by then.
     /// Zero means no deadline (only connect_timeout then bounds anything).

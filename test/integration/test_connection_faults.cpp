@@ -289,10 +289,11 @@ std::error_code accept_now(asio::ip::tcp::acceptor& listening) {
     return ec;
 }
 
-// Whether the kernel shows a connect to `port` that is still in SYN_SENT (/proc/net/tcp*).
-bool syn_sent_to(std::uint16_t port) {
+// How many connects to `port` the kernel shows still in SYN_SENT (/proc/net/tcp*).
+int syn_sent_count(std::uint16_t port) {
     char want[8];
     std::snprintf(want, sizeof want, ":%04X", port);
+    int n = 0;
     for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
         std::ifstream in(table);
         std::string line;
@@ -302,10 +303,32 @@ bool syn_sent_to(std::uint16_t port) {
             std::string slot, local, remote, state;
             fields >> slot >> local >> remote >> state;
             if (state == "02" && remote.size() > 5 && remote.ends_with(want))
-                return true;
+                ++n;
         }
     }
-    return false;
+    return n;
+}
+
+// Whether the kernel shows a connect to `port` that is still in SYN_SENT.
+bool syn_sent_to(std::uint16_t port) {
+    return syn_sent_count(port) > 0;
+}
+
+// Fills `full`'s listen queue (a backlog of 0 holds one connection) with `filler`: the kernel
+// then drops further SYNs to it, so a connect there stays pending, as behind a firewall.
+void drop_further_connects(asio::ip::tcp::acceptor& full, asio::ip::tcp::socket& filler) {
+    full.listen(0);
+    filler.connect(full.local_endpoint());
+}
+
+// Connects `conn` by the name "" (both loopback addresses, as bound_on_one_port binds them) on
+// `port`, running `ctx` until the connect completes; its result, or none if it never did.
+std::optional<std::error_code> connect_by_name(asio::io_context& ctx, fcgi::connection& conn,
+                                               std::uint16_t port) {
+    std::optional<std::error_code> connected;
+    conn.async_connect(fcgi::endpoint::tcp("", port), [&](std::error_code ec) { connected = ec; });
+    run_until(ctx, [&] { return connected.has_value(); });
+    return connected;
 }
 
 }  // namespace
@@ -526,7 +549,8 @@ BOOST_AUTO_TEST_CASE(unix_path_too_long_is_invalid_endpoint) {
 }
 
 // A name whose first address refuses is connected through the next one (php-fpm listens on
-// 127.0.0.1:9000 by default, while "localhost" may resolve to ::1 first).
+// 127.0.0.1:9000 by default, while "localhost" may resolve to ::1 first). The refusal starts
+// the next address at once: waiting for the attempt delay, an hour, it would not connect.
 BOOST_AUTO_TEST_CASE(connect_falls_back_to_the_next_address) {
     asio::io_context ctx;
     auto sockets = bound_on_one_port(ctx);
@@ -534,11 +558,11 @@ BOOST_AUTO_TEST_CASE(connect_falls_back_to_the_next_address) {
         return;
     auto& [refusing, listening] = *sockets;
     listening.listen();
-    fcgi::connection conn(ctx.get_executor());
-    std::optional<std::error_code> connected;
-    conn.async_connect(fcgi::endpoint::tcp("", listening.local_endpoint().port()),
-                       [&](std::error_code ec) { connected = ec; });
-    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    fcgi::connection_options co;
+    co.connect_attempt_delay = 1h;
+    fcgi::connection conn(ctx, co);
+    auto connected = connect_by_name(ctx, conn, listening.local_endpoint().port());
+    BOOST_REQUIRE(connected.has_value());
     BOOST_TEST(!*connected, connected->message());
     BOOST_TEST(conn.is_open());
     auto ec = accept_now(listening);
@@ -554,15 +578,14 @@ BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
     if (!sockets)
         return;
     auto& [full, listening] = *sockets;
-    // A backlog of 0 holds one connection; with it taken, the kernel drops further SYNs, so a
-    // connect to the first address stays pending.
-    full.listen(0);
-    listening.listen();
     asio::ip::tcp::socket filler(ctx);
-    filler.connect(full.local_endpoint());
+    drop_further_connects(full, filler);
+    listening.listen();
     auto port = listening.local_endpoint().port();
     fcgi::test::ticker wake(ctx);
-    fcgi::connection conn(ctx.get_executor());
+    fcgi::connection_options co;
+    co.connect_attempt_delay = 0ms;  // no second attempt beside the first: the close ends it
+    fcgi::connection conn(ctx, co);
     std::optional<std::error_code> connected;
     conn.async_connect(fcgi::endpoint::tcp("", port), [&](std::error_code ec) { connected = ec; });
     BOOST_REQUIRE(run_until(ctx, [&] { return syn_sent_to(port) || connected.has_value(); }));
@@ -575,6 +598,109 @@ BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
     ctx.run_for(5s);  // every handler the close released (a next connect would complete too)
     BOOST_TEST(accept_now(listening) == asio::error::would_block,
                "a connection reached " << listening.local_endpoint());
+    BOOST_TEST(!conn.is_open());
+}
+
+// An address that drops the connect (a firewall, a dead route) holds the next one back for the
+// attempt delay, not for connect_timeout: the next starts beside it and wins, and the first
+// attempt is closed. One address at a time, the first used up connect_timeout.
+BOOST_AUTO_TEST_CASE(connect_races_past_an_address_that_drops_the_connect) {
+    asio::io_context ctx;
+    auto sockets = bound_on_one_port(ctx);
+    if (!sockets)
+        return;
+    auto& [full, listening] = *sockets;
+    asio::ip::tcp::socket filler(ctx);
+    drop_further_connects(full, filler);
+    listening.listen();
+    const auto port = listening.local_endpoint().port();
+    fcgi::test::ticker wake(ctx);
+    fcgi::connection_options co;
+    co.connect_timeout = 60s;  // far past run_until's limit: only the race connects in time
+    fcgi::connection conn(ctx, co);
+    auto connected = connect_by_name(ctx, conn, port);
+    BOOST_REQUIRE(connected.has_value());
+    BOOST_TEST(!*connected, connected->message());
+    BOOST_TEST(conn.is_open());
+    auto ec = accept_now(listening);
+    BOOST_TEST(!ec, "nothing connected to " << listening.local_endpoint() << ": " << ec.message());
+    BOOST_TEST(run_until(ctx, [&] { return !syn_sent_to(port); }),
+               "the attempt at " << full.local_endpoint() << " was left connecting");
+    wake.stop();
+}
+
+// With the attempt delay at zero, addresses go one at a time: the first, dropping the connect,
+// uses up connect_timeout and the next is never tried.
+BOOST_AUTO_TEST_CASE(connect_attempt_delay_zero_tries_one_address_at_a_time) {
+    asio::io_context ctx;
+    auto sockets = bound_on_one_port(ctx);
+    if (!sockets)
+        return;
+    auto& [full, listening] = *sockets;
+    asio::ip::tcp::socket filler(ctx);
+    drop_further_connects(full, filler);
+    listening.listen();
+    fcgi::connection_options co;
+    co.connect_timeout = 500ms;
+    co.connect_attempt_delay = 0ms;
+    fcgi::connection conn(ctx, co);
+    auto connected = connect_by_name(ctx, conn, listening.local_endpoint().port());
+    BOOST_REQUIRE(connected.has_value());
+    BOOST_TEST(*connected == fcgi::error::connect_timeout, connected->message());
+    BOOST_TEST(accept_now(listening) == asio::error::would_block,
+               "a connection reached " << listening.local_endpoint());
+}
+
+// close() while two attempts race (both addresses drop the connect) closes both, and the
+// connect completes once, with an error.
+BOOST_AUTO_TEST_CASE(close_while_attempts_race_closes_every_attempt) {
+    asio::io_context ctx;
+    auto sockets = bound_on_one_port(ctx);
+    if (!sockets)
+        return;
+    auto& [first, second] = *sockets;
+    asio::ip::tcp::socket filler1(ctx), filler2(ctx);
+    drop_further_connects(first, filler1);
+    drop_further_connects(second, filler2);
+    const auto port = first.local_endpoint().port();
+    fcgi::test::ticker wake(ctx);
+    fcgi::connection_options co;
+    co.connect_timeout = 60s;
+    co.connect_attempt_delay = 10ms;
+    fcgi::connection conn(ctx, co);
+    int calls = 0;
+    std::optional<std::error_code> connected;
+    conn.async_connect(fcgi::endpoint::tcp("", port), [&](std::error_code ec) {
+        ++calls;
+        connected = ec;
+    });
+    BOOST_REQUIRE(run_until(ctx, [&] { return syn_sent_count(port) >= 2 || connected; }));
+    BOOST_REQUIRE_MESSAGE(!connected, "connected while both backlogs were full");
+    conn.close();
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_TEST(*connected);
+    BOOST_TEST(run_until(ctx, [&] { return syn_sent_count(port) == 0; }),
+               syn_sent_count(port) << " attempts left connecting to port " << port);
+    wake.stop();
+    ctx.restart();
+    ctx.run_for(1s);  // the attempts' handlers, aborted by the close
+    BOOST_TEST(calls == 1);
+    BOOST_TEST(!conn.is_open());
+}
+
+// Every address refusing: the connect fails at once with the refusal, whatever the delay.
+BOOST_AUTO_TEST_CASE(connect_fails_with_the_refusal_when_every_address_refuses) {
+    asio::io_context ctx;
+    auto sockets = bound_on_one_port(ctx);
+    if (!sockets)
+        return;
+    auto& [a, b] = *sockets;
+    fcgi::connection_options co;
+    co.connect_attempt_delay = 1h;
+    fcgi::connection conn(ctx, co);
+    auto connected = connect_by_name(ctx, conn, a.local_endpoint().port());
+    BOOST_REQUIRE(connected.has_value());
+    BOOST_TEST(*connected == asio::error::connection_refused, connected->message());
     BOOST_TEST(!conn.is_open());
 }
 
