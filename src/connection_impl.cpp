@@ -525,6 +525,7 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
     } else if (aborts_alone(s)) {
         // A multiplexing server can abort one request; its ID stays taken until END_REQUEST.
         s.abandoned = true;
+        let_go_of_streams(s);
         if (s.queued) {
             // A streamed body's next chunk waiting to go: after ABORT_REQUEST the server would
             // get records for a request it has forgotten.
@@ -552,6 +553,19 @@ void connection_impl::abandon(slot& s, std::error_code ec, std::string diagnosti
     }
     resume_reading();
     notify();
+}
+
+void connection_impl::let_go_of_streams(slot& s) noexcept {
+    if (!s.op || !s.op->stream)
+        return;
+    auto& st = *s.op->stream;
+    // Every call into a source or sink holds a share of it, so one on the stack stays alive.
+    if (!st.source_busy)
+        s.op->req.stdin_source = {};
+    if (!st.sink_busy) {
+        s.op->req.stdout_sink = {};
+        std::string().swap(st.sink_pending);
+    }
 }
 
 bool connection_impl::aborts_alone(const slot& s) const noexcept {

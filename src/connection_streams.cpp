@@ -100,6 +100,8 @@ void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, 
             free_list_.push_back(index);
             pump_waiting();
             notify();  // the slot was busy when its release was announced
+        } else if (s.abandoned) {
+            let_go_of_streams(s);
         }
         return;
     }
@@ -214,6 +216,8 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
             free_list_.push_back(index);
             pump_waiting();
             notify();  // the slot was busy when its release was announced
+        } else if (s.abandoned) {
+            let_go_of_streams(s);
         }
         resume_reading();
         return;

@@ -20,6 +20,7 @@
 #include <functional>
 #include <future>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -169,6 +170,20 @@ struct stalled_sink {
         held.clear();
     }
 };
+
+// How many of this process's descriptors are open on the file at `path`.
+int descriptors_open_on(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto want = fs::canonical(path, ec);
+    int n = 0;
+    for (const auto& fd : fs::directory_iterator("/proc/self/fd", ec)) {
+        std::error_code link_ec;
+        if (fs::read_symlink(fd.path(), link_ec) == want && !link_ec)
+            ++n;
+    }
+    return n;
+}
 
 // A sink that holds its chunks' completions, or answers them and then fails finish(): for
 // failures that come after the server ended the request.
@@ -1097,6 +1112,79 @@ BOOST_AUTO_TEST_CASE(fifo_without_a_peer_is_refused_not_waited_for) {
     }
     BOOST_TEST(fake.snapshot().requests.empty());
     ::unlink(fifo.c_str());
+}
+
+// A multiplexed connection whose aborted requests keep their IDs for a minute unless the
+// server ends them.
+fcgi::connection_options aborted_ids_held_for_a_minute() {
+    fcgi::connection_options copts;
+    copts.max_in_flight = 4;
+    copts.abort_timeout = 60s;
+    return copts;
+}
+
+// A request abandoned on a multiplexed connection (its deadline passed) keeps its ID until the
+// server ends it, here never (the server ignores ABORT_REQUEST; abort_timeout is a minute):
+// its file source and sink are closed at once all the same. They stayed open until END_REQUEST
+// or abort_timeout, a descriptor each per abandoned request.
+BOOST_AUTO_TEST_CASE(abandoned_request_closes_its_files_while_its_id_is_held) {
+    fake_responder fake({.script_for =
+                             [](const fcgi::test::seen_request&) {
+                                 return fcgi::test::script{};  // never answers
+                             },
+                         .answer_abort = false});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor(), aborted_ids_held_for_a_minute());
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+
+    temp_file upload(pattern(100000)), output("");
+    auto req = fcgi::test::tagged_request("abandoned");
+    req.method = "POST";
+    req.stdin_source = body_source::file(upload.path);
+    req.stdout_sink = body_sink::file(output.path);
+    req.timeout = 200ms;
+    std::optional<std::error_code> result;
+    conn.async_request(std::move(req), [&](std::error_code ec, fcgi::response) { result = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
+    BOOST_TEST(*result == fcgi::error::request_timeout, result->message());
+    BOOST_REQUIRE(run_until(ctx, [&] { return fake.snapshot().aborts.size() == 1; }));
+    BOOST_TEST(conn.is_open());
+    BOOST_TEST(descriptors_open_on(upload.path) == 0);
+    BOOST_TEST(descriptors_open_on(output.path) == 0);
+}
+
+// The same with the sink in the middle of a write when the request is abandoned: it is let go
+// of once it calls `done`, not when the ID comes back.
+BOOST_AUTO_TEST_CASE(abandoned_request_lets_go_of_a_busy_sink_when_it_is_done) {
+    fake_responder fake({.script_for =
+                             [](const fcgi::test::seen_request&) {
+                                 // Some output, then nothing more: no END_REQUEST.
+                                 return fcgi::test::script{act::stdout_("Status: 200 OK\r\n\r\nx")};
+                             },
+                         .answer_abort = false});
+    asio::io_context ctx;
+    fcgi::connection conn(ctx.get_executor(), aborted_ids_held_for_a_minute());
+    connect_or_fail(ctx, conn, fake.unix_endpoint());
+
+    auto impl = std::make_shared<late_failing_sink>();
+    std::weak_ptr<late_failing_sink> alive = impl;
+    auto req = fcgi::test::tagged_request("busy");
+    req.stdout_sink = body_sink(std::move(impl));
+    req.timeout = 300ms;
+    std::optional<std::error_code> result;
+    conn.async_request(std::move(req), [&](std::error_code ec, fcgi::response) { result = ec; });
+    BOOST_REQUIRE(run_until(ctx, [&] { return result.has_value(); }));
+    BOOST_TEST(*result == fcgi::error::request_timeout, result->message());
+    auto sink = alive.lock();
+    BOOST_REQUIRE_MESSAGE(sink && sink->held.size() == 1, "the sink was not in a write");
+    auto done = std::move(sink->held.front());
+    sink->held.clear();
+    sink.reset();
+    BOOST_TEST(!alive.expired(), "let go of while its write was in progress");
+    done({});
+    BOOST_TEST(run_until(ctx, [&] { return alive.expired(); }),
+               "the sink is kept until the request's ID is free");
+    BOOST_TEST(conn.is_open());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

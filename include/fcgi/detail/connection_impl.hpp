@@ -224,6 +224,10 @@ class connection_impl : public std::enable_shared_from_this<connection_impl>, pu
     bool sink_buffer_full() const noexcept;
     void resume_reading();
     void abandon(slot& s, std::error_code ec, std::string diagnostics);
+    /// An abandoned request's source and sink get nothing more: lets go of them now (a file
+    /// sink closes its file), not when END_REQUEST or abort_timeout frees its ID. One still
+    /// reading or writing is let go of when it calls `done`.
+    static void let_go_of_streams(slot& s) noexcept;
     void on_abort_timeout(std::uint64_t serial);
     void close_if_retired();
     /// Fails the requests waiting for a slot with not_connected: nothing of them was sent, so a
