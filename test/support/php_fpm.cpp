@@ -46,36 +46,56 @@ bool can_connect_unix(const std::string& path) {
     return ok;
 }
 
-bool can_connect_tcp(std::uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// The loopback address of either family on `port`, for bind() and connect().
+struct loopback_address {
+    loopback_address(bool v6, std::uint16_t port) {
+        if (v6) {
+            auto& a = storage.v6;
+            a.sin6_family = AF_INET6;
+            a.sin6_port = htons(port);
+            a.sin6_addr = in6addr_loopback;
+            len = sizeof a;
+        } else {
+            auto& a = storage.v4;
+            a.sin_family = AF_INET;
+            a.sin_port = htons(port);
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            len = sizeof a;
+        }
+    }
+    sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
+    union {
+        sockaddr_in v4;
+        sockaddr_in6 v6;
+    } storage{};
+    socklen_t len = 0;
+};
+
+bool can_connect_tcp(bool v6, std::uint16_t port) {
+    int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return false;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    loopback_address addr(v6, port);
+    bool ok = ::connect(fd, addr.get(), addr.len) == 0;
     ::close(fd);
     return ok;
 }
 
 }  // namespace
 
-std::uint16_t free_tcp_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+std::uint16_t free_tcp_port(bool v6) {
+    int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         throw std::runtime_error("socket() failed");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    loopback_address addr(v6, 0);
+    socklen_t len = addr.len;
+    if (::bind(fd, addr.get(), addr.len) != 0 || ::getsockname(fd, addr.get(), &len) != 0) {
         ::close(fd);
-        throw std::runtime_error("could not find a free port");
+        throw std::runtime_error(v6 ? "could not find a free port on ::1 (no IPv6 loopback?)"
+                                    : "could not find a free port");
     }
     ::close(fd);
-    return ntohs(addr.sin_port);
+    return ntohs(v6 ? addr.storage.v6.sin6_port : addr.storage.v4.sin_port);
 }
 
 std::string php_fpm::script_dir() {
@@ -93,7 +113,7 @@ php_fpm::php_fpm(php_fpm_options options) : options_(std::move(options)) {
     dir_ = tmpl;
     unix_socket_ = dir_ + "/fpm.sock";
     if (options_.tcp)
-        tcp_port_ = free_tcp_port();
+        tcp_port_ = free_tcp_port(options_.tcp_v6);
     // free_tcp_port() lets the port go before php-fpm binds it, and a test executable running
     // beside this one (ctest -j) may bind it in between: then php-fpm exits at startup, and a
     // fresh port is tried, a few times.
@@ -106,7 +126,7 @@ php_fpm::php_fpm(php_fpm_options options) : options_(std::move(options)) {
             std::error_code ec;
             if (options_.tcp && attempt < 3 && pid_ <= 0 &&
                 log().find("Address already in use") != std::string::npos) {
-                tcp_port_ = free_tcp_port();
+                tcp_port_ = free_tcp_port(options_.tcp_v6);
                 for (const auto& stale :
                      {dir_ + "/php-fpm.log", dir_ + "/stdout.log", unix_socket_})
                     std::filesystem::remove(stale, ec);
@@ -157,7 +177,8 @@ void php_fpm::write_config() const {
     };
     pool("unix", unix_socket_);
     if (options_.tcp)
-        pool("tcp", "127.0.0.1:" + std::to_string(tcp_port_));
+        pool("tcp", options_.tcp_v6 ? "[::1]:" + std::to_string(tcp_port_)
+                                    : "127.0.0.1:" + std::to_string(tcp_port_));
 }
 
 void php_fpm::start() {
@@ -209,7 +230,8 @@ void php_fpm::wait_ready() {
             pid_ = -1;
             throw std::runtime_error("php-fpm exited at startup:\n" + log());
         }
-        if (can_connect_unix(unix_socket_) && (!options_.tcp || can_connect_tcp(tcp_port_)))
+        if (can_connect_unix(unix_socket_) &&
+            (!options_.tcp || can_connect_tcp(options_.tcp_v6, tcp_port_)))
             return;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

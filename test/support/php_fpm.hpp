@@ -17,6 +17,7 @@ struct php_fpm_options {
     int request_terminate_timeout = 0;          ///< seconds; 0 = off
     int listen_backlog = 511;                   ///< listen.backlog
     bool tcp = true;                            ///< also listen on 127.0.0.1:<free port>
+    bool tcp_v6 = false;                        ///< that listener on [::1] instead
     std::string post_max_size = "2G";           ///< Debian's 8M drops larger POST bodies silently
     std::string status_path;                    ///< pm.status_path, empty = none
     std::vector<std::string> extra_pool_lines;  ///< appended verbatim to each pool
@@ -35,12 +36,14 @@ class php_fpm {
 
     /// Path of the unix socket.
     const std::string& unix_socket() const noexcept { return unix_socket_; }
-    /// Port of the 127.0.0.1 TCP listener (0 when options.tcp is false).
+    /// Port of the TCP listener (0 when options.tcp is false).
     std::uint16_t tcp_port() const noexcept { return tcp_port_; }
     /// "unix:/path" endpoint string.
     std::string unix_endpoint() const { return "unix:" + unix_socket_; }
-    /// "127.0.0.1:port" endpoint string.
-    std::string tcp_endpoint() const { return "127.0.0.1:" + std::to_string(tcp_port_); }
+    /// "127.0.0.1:port" endpoint string ("[::1]:port" with options.tcp_v6).
+    std::string tcp_endpoint() const {
+        return (options_.tcp_v6 ? "[::1]:" : "127.0.0.1:") + std::to_string(tcp_port_);
+    }
     /// The PID of the php-fpm master.
     pid_t pid() const noexcept { return pid_; }
     /// PIDs of the master's live worker processes (children of pid(), read from /proc): for
@@ -76,7 +79,8 @@ class php_fpm {
     pid_t pid_ = -1;
 };
 
-/// A free TCP port on 127.0.0.1 (bound and released; used for listeners started right after).
-std::uint16_t free_tcp_port();
+/// A free TCP port on 127.0.0.1, or on ::1 with `v6` (bound and released; used for listeners
+/// started right after). Throws when none can be bound.
+std::uint16_t free_tcp_port(bool v6 = false);
 
 }  // namespace fcgi::test
