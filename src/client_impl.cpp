@@ -401,6 +401,7 @@ void client_impl::start_probe(endpoint_pool& ep) {
     ep.probe_started = clock::now();
     get_values_options gv;
     gv.connect_timeout = opts_.connection.connect_timeout;
+    gv.connect_attempt_delay = opts_.connection.connect_attempt_delay;
     gv.timeout = opts_.probe_timeout;
     auto stop = std::make_shared<asio::cancellation_signal>();
     ep.probe_stopper = stop;

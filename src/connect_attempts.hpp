@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "fcgi/detail/capped_duration.hpp"
+
 namespace fcgi::detail {
 
 /// The steps of async_connect_attempts().
@@ -27,7 +29,7 @@ class connect_attempts_op {
   public:
     connect_attempts_op(Socket& sock, std::vector<asio::ip::tcp::endpoint> addresses,
                         std::chrono::milliseconds delay)
-        : sock_(sock), addresses_(std::move(addresses)), delay_(delay) {}
+        : sock_(sock), addresses_(std::move(addresses)), delay_(capped(delay)) {}
 
     /// Starts; then each time the wake timer ends: the delay passed, an attempt ended, or the
     /// caller cancelled.
@@ -110,7 +112,7 @@ class connect_attempts_op {
 
     Socket& sock_;
     std::vector<asio::ip::tcp::endpoint> addresses_;
-    std::chrono::milliseconds delay_;
+    std::chrono::milliseconds delay_;  // capped: milliseconds::max() would overflow the timer
     std::shared_ptr<race> race_;
     std::size_t next_ = 0;
 };

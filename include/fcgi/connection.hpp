@@ -83,8 +83,9 @@ class connection {
     /// thread; the handler runs on its own associated executor, the connection's when it has
     /// none, never inside this call.
     ///
-    /// Handler: void(std::error_code) — error::connect_timeout, or the system error of the last
-    /// address tried (connection_refused, no such file for a missing socket, ...).
+    /// Handler: void(std::error_code) — error::connect_timeout, or the system error of the
+    /// address whose attempt failed last (connection_refused, no such file for a missing socket,
+    /// ...); a host name's addresses race as connection_options::connect_attempt_delay says.
     /// A connection connects once; make a new one to reconnect. A second call fails with
     /// asio::error::already_started while the first connects, already_connected once it is
     /// open, and error::not_connected once it is closed. Terminal or partial cancellation

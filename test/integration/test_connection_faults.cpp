@@ -630,25 +630,30 @@ BOOST_AUTO_TEST_CASE(connect_races_past_an_address_that_drops_the_connect) {
 }
 
 // With the attempt delay at zero, addresses go one at a time: the first, dropping the connect,
-// uses up connect_timeout and the next is never tried.
-BOOST_AUTO_TEST_CASE(connect_attempt_delay_zero_tries_one_address_at_a_time) {
-    asio::io_context ctx;
-    auto sockets = bound_on_one_port(ctx);
-    if (!sockets)
-        return;
-    auto& [full, listening] = *sockets;
-    asio::ip::tcp::socket filler(ctx);
-    drop_further_connects(full, filler);
-    listening.listen();
-    fcgi::connection_options co;
-    co.connect_timeout = 500ms;
-    co.connect_attempt_delay = 0ms;
-    fcgi::connection conn(ctx, co);
-    auto connected = connect_by_name(ctx, conn, listening.local_endpoint().port());
-    BOOST_REQUIRE(connected.has_value());
-    BOOST_TEST(*connected == fcgi::error::connect_timeout, connected->message());
-    BOOST_TEST(accept_now(listening) == asio::error::would_block,
-               "a connection reached " << listening.local_endpoint());
+// uses up connect_timeout and the next is never tried. A delay too long to add to the clock
+// (milliseconds::max()) is capped, as every duration option is: it fired at once, overflowed.
+BOOST_AUTO_TEST_CASE(connect_attempt_delay_zero_or_endless_tries_one_address_at_a_time) {
+    for (auto delay : {0ms, std::chrono::milliseconds::max()}) {
+        BOOST_TEST_CONTEXT("connect_attempt_delay " << delay.count() << " ms") {
+            asio::io_context ctx;
+            auto sockets = bound_on_one_port(ctx);
+            if (!sockets)
+                return;
+            auto& [full, listening] = *sockets;
+            asio::ip::tcp::socket filler(ctx);
+            drop_further_connects(full, filler);
+            listening.listen();
+            fcgi::connection_options co;
+            co.connect_timeout = 500ms;
+            co.connect_attempt_delay = delay;
+            fcgi::connection conn(ctx, co);
+            auto connected = connect_by_name(ctx, conn, listening.local_endpoint().port());
+            BOOST_REQUIRE(connected.has_value());
+            BOOST_TEST(*connected == fcgi::error::connect_timeout, connected->message());
+            BOOST_TEST(accept_now(listening) == asio::error::would_block,
+                       "a connection reached " << listening.local_endpoint());
+        }
+    }
 }
 
 // close() while two attempts race (both addresses drop the connect) closes both, and the
