@@ -321,6 +321,26 @@ void drop_further_connects(asio::ip::tcp::acceptor& full, asio::ip::tcp::socket&
     filler.connect(full.local_endpoint());
 }
 
+// Both loopback addresses on one port: the first drops connects, the second listens.
+struct dropping_then_listening {
+    asio::ip::tcp::acceptor full, listening;
+    asio::ip::tcp::socket filler;
+    std::uint16_t port() const { return listening.local_endpoint().port(); }
+};
+
+// bound_on_one_port's pair set up as dropping_then_listening; none where it gives none.
+std::optional<dropping_then_listening> first_drops_second_listens(asio::io_context& ctx) {
+    auto sockets = bound_on_one_port(ctx);
+    if (!sockets)
+        return std::nullopt;
+    std::optional<dropping_then_listening> out(std::in_place, std::move(sockets->first),
+                                               std::move(sockets->second),
+                                               asio::ip::tcp::socket(ctx));
+    drop_further_connects(out->full, out->filler);
+    out->listening.listen();
+    return out;
+}
+
 // Connects `conn` by the name "" (both loopback addresses, as bound_on_one_port binds them) on
 // `port`, running `ctx` until the connect completes; its result, or none if it never did.
 std::optional<std::error_code> connect_by_name(asio::io_context& ctx, fcgi::connection& conn,
@@ -574,14 +594,11 @@ BOOST_AUTO_TEST_CASE(connect_falls_back_to_the_next_address) {
 // would close (against php-fpm, a worker pinned until its idle kill).
 BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
     asio::io_context ctx;
-    auto sockets = bound_on_one_port(ctx);
+    auto sockets = first_drops_second_listens(ctx);
     if (!sockets)
         return;
-    auto& [full, listening] = *sockets;
-    asio::ip::tcp::socket filler(ctx);
-    drop_further_connects(full, filler);
-    listening.listen();
-    auto port = listening.local_endpoint().port();
+    auto& listening = sockets->listening;
+    auto port = sockets->port();
     fcgi::test::ticker wake(ctx);
     fcgi::connection_options co;
     co.connect_attempt_delay = 0ms;  // no second attempt beside the first: the close ends it
@@ -606,14 +623,11 @@ BOOST_AUTO_TEST_CASE(close_while_connecting_tries_no_further_address) {
 // attempt is closed. One address at a time, the first used up connect_timeout.
 BOOST_AUTO_TEST_CASE(connect_races_past_an_address_that_drops_the_connect) {
     asio::io_context ctx;
-    auto sockets = bound_on_one_port(ctx);
+    auto sockets = first_drops_second_listens(ctx);
     if (!sockets)
         return;
-    auto& [full, listening] = *sockets;
-    asio::ip::tcp::socket filler(ctx);
-    drop_further_connects(full, filler);
-    listening.listen();
-    const auto port = listening.local_endpoint().port();
+    auto& [full, listening, filler] = *sockets;
+    const auto port = sockets->port();
     fcgi::test::ticker wake(ctx);
     fcgi::connection_options co;
     co.connect_timeout = 60s;  // far past run_until's limit: only the race connects in time
@@ -636,13 +650,10 @@ BOOST_AUTO_TEST_CASE(connect_attempt_delay_zero_or_endless_tries_one_address_at_
     for (auto delay : {0ms, std::chrono::milliseconds::max()}) {
         BOOST_TEST_CONTEXT("connect_attempt_delay " << delay.count() << " ms") {
             asio::io_context ctx;
-            auto sockets = bound_on_one_port(ctx);
+            auto sockets = first_drops_second_listens(ctx);
             if (!sockets)
                 return;
-            auto& [full, listening] = *sockets;
-            asio::ip::tcp::socket filler(ctx);
-            drop_further_connects(full, filler);
-            listening.listen();
+            auto& listening = sockets->listening;
             fcgi::connection_options co;
             co.connect_timeout = 500ms;
             co.connect_attempt_delay = delay;
