@@ -4,9 +4,11 @@
 #include <array>
 #include <cassert>
 #include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string_view>
+#include <system_error>
 #include <unordered_map>
 
 #include "fcgi/detail/ascii.hpp"
@@ -120,10 +122,18 @@ std::optional<std::string_view> script_name_below(std::string_view root, std::st
     return below(normal_root, scratch);
 }
 
-// The body's length as CONTENT_LENGTH gives it, printed only once something compares with it.
+// The body's length as CONTENT_LENGTH gives it, printed only once a message needs it.
 class body_length {
   public:
     explicit body_length(const request& req) : req_(req) {}
+    // Whether `value` is the body's length in decimal digits: "05" is 5 (RFC 9110's 1*DIGIT;
+    // PHP reads it so too), while a sign, a space or anything else is not a length.
+    bool matches(std::string_view value) const {
+        std::uint64_t n = 0;
+        const char* end = value.data() + value.size();
+        auto [stop, ec] = std::from_chars(value.data(), end, n);
+        return ec == std::errc() && stop == end && n == req_.body_size();
+    }
     std::string_view text() {
         if (text_.empty()) {
             auto end = std::to_chars(digits_, digits_ + sizeof(digits_), req_.body_size()).ptr;
@@ -240,7 +250,7 @@ std::error_code check_headers(const request& req, body_length& length, std::stri
             }
             content_type = true;
         }
-        if (iequals(name, "Content-Length") && value != length.text()) {
+        if (iequals(name, "Content-Length") && !length.matches(value)) {
             why = "Content-Length header " + in_quotes(value) + " differs from the body's " +
                   std::string(length.text()) + " bytes";
             return error::invalid_request;
@@ -261,7 +271,7 @@ std::error_code check_params(const request& req, body_length& length, std::strin
                   " has a NUL byte in its value (PHP would cut it there)";
             return error::invalid_request;
         }
-        if (name == "CONTENT_LENGTH" && value != length.text()) {
+        if (name == "CONTENT_LENGTH" && !length.matches(value)) {
             why = "param CONTENT_LENGTH=" + in_quotes(value) + " differs from the body's " +
                   std::string(length.text()) + " bytes";
             return error::invalid_request;

@@ -98,10 +98,11 @@ struct request {
 /// error::invalid_request (or error::body_length_unknown) and sets `why` to a sentence naming the
 /// offending field.
 ///
-/// A Content-Length header or CONTENT_LENGTH param that differs from the body is
-/// error::invalid_request. It does not derive the params, so one error shows only when they
-/// are built, by prepare_request() or at send time (still before anything goes out): a
-/// name-value pair too large for one record (error::param_too_large).
+/// A Content-Length header or CONTENT_LENGTH param that is not the body's length in decimal
+/// digits ("05" is 5; a sign or a space is not a length) is error::invalid_request. It does
+/// not derive the params, so one error shows only when they are built, by prepare_request() or
+/// at send time (still before anything goes out): a name-value pair too large for one record
+/// (error::param_too_large).
 std::error_code validate(const request& req, std::string& why);
 
 }  // namespace fcgi

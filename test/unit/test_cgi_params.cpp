@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -238,6 +239,27 @@ BOOST_AUTO_TEST_CASE(invalid_requests_are_rejected_with_reasons) {
         BOOST_TEST(why == "Content-Length header '4' differs from the body's 3 bytes", why);
         r.headers = {{name, "3"}};
         BOOST_TEST(!fcgi::validate(r, why), why);
+    }
+    // A length is compared as a number: leading zeros are the same length (RFC 9110 1*DIGIT),
+    // a sign, a space, a fraction or a number past 64 bits is not a length at all.
+    for (auto name : {"Content-Length", "CONTENT_LENGTH"}) {
+        const bool header = std::string_view(name) == "Content-Length";
+        for (auto same : {"3", "03", "0000000000000000000000003"}) {
+            r.headers.clear();
+            r.params.clear();
+            (header ? r.headers : r.params) = {{name, same}};
+            std::string why;
+            BOOST_TEST(!fcgi::validate(r, why), name << ": " << same << ": " << why);
+        }
+        for (auto other :
+             {"", "+3", "-3", " 3", "3 ", "3.0", "0x3", "3a", "18446744073709551619"}) {
+            r.headers.clear();
+            r.params.clear();
+            (header ? r.headers : r.params) = {{name, other}};
+            std::string why;
+            BOOST_TEST(fcgi::validate(r, why) == fcgi::error::invalid_request,
+                       name << ": '" << other << "'");
+        }
     }
     r.headers.clear();
     r.params = {{"CONTENT_LENGTH", "0"}};
