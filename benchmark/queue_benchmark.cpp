@@ -14,18 +14,16 @@
 //
 // Run: queue_benchmark [--benchmark_repetitions=3]; the socket goes in a temp dir under
 // $TMPDIR (/tmp).
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -58,53 +56,41 @@ constexpr std::size_t chunk = 1000;
 // client's request sits in the socket buffer and its connection stays busy until closed.
 class silent_server {
   public:
-    silent_server() {
+    explicit silent_server(asio::io_context& ioc) : acceptor_(ioc), peer_(ioc) {
         const char* tmp = std::getenv("TMPDIR");
         std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/fcgi-queue-XXXXXX";
         if (!mkdtemp(tmpl.data()))
             throw std::runtime_error("mkdtemp");
         dir_ = tmpl;
         path_ = dir_ + "/silent.sock";
-        listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
-        if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) ||
-            ::listen(listener_, 16)) {
-            close_all();
-            throw std::runtime_error("silent server: cannot listen");
-        }
+        acceptor_ = asio::local::stream_protocol::acceptor(ioc, path_);
+        acceptor_.async_accept(peer_, [this](std::error_code ec) { accepted_ = !ec; });
     }
-    ~silent_server() { close_all(); }
+    ~silent_server() {
+        std::error_code ignored;
+        peer_.close(ignored);
+        acceptor_.close(ignored);
+        ::unlink(path_.c_str());
+        ::rmdir(dir_.c_str());
+    }
     silent_server(const silent_server&) = delete;
     silent_server& operator=(const silent_server&) = delete;
 
     const std::string& path() const { return path_; }
-    // Accepts the client's connection if it is there (non-blocking); true once accepted.
-    bool accepted() {
-        if (conn_ < 0)
-            conn_ = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        return conn_ >= 0;
-    }
+    // True once the client's connection was accepted (by the io_context's run).
+    bool accepted() const { return accepted_; }
 
   private:
-    void close_all() {
-        if (conn_ >= 0)
-            ::close(conn_);
-        if (listener_ >= 0)
-            ::close(listener_);
-        ::unlink(path_.c_str());
-        ::rmdir(dir_.c_str());
-    }
-
     std::string dir_, path_;
-    int listener_ = -1, conn_ = -1;
+    asio::local::stream_protocol::acceptor acceptor_;
+    asio::local::stream_protocol::socket peer_;
+    bool accepted_ = false;
 };
 
 // Runs handlers until `done()` holds or `limit` passes; returns `done()`. For the untimed
-// parts: run_one_for wakes every 10 ms to look again even when no handler comes (the server's
-// accept is none of ours). A bare run() or run_one() would wait for good: the busy connection
-// is work that never ends.
+// parts: run_one_for wakes every 10 ms to look again even when no handler comes (the client's
+// stats change without one). A bare run() or run_one() would wait for good: the busy
+// connection is work that never ends.
 template <class Done>
 bool run_until(asio::io_context& ioc, steady_clock::duration limit, Done done) {
     const auto deadline = steady_clock::now() + limit;
@@ -126,8 +112,8 @@ struct tally {
 std::string run_once(std::size_t n, order how, double& seconds) {
     // Declared first, destroyed last: the slots hold the client's cancellers.
     std::unique_ptr<asio::cancellation_signal[]> signals(new asio::cancellation_signal[n]);
-    silent_server server;
     asio::io_context ioc(1);
+    silent_server server(ioc);
 
     fcgi::client_options options;
     options.endpoints.push_back(fcgi::endpoint::unix_socket(server.path()));
