@@ -757,7 +757,9 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     ++ep.in_flight;
     op->in_flight_index = in_flight_.size();
     in_flight_.push_back(op.get());
+    // Untracked: the user's handler, held by the op inside, keeps the work outstanding.
     rop->handler = request_handler(
+        untracked,
         [w = weak_from_this(), op = std::move(op), epp = &ep, reused](std::error_code ec,
                                                                       response&& r) mutable {
             if (auto self = w.lock()) {
