@@ -834,6 +834,40 @@ BOOST_AUTO_TEST_CASE(silent_server_unanswered) {
     BOOST_TEST(r.err.find("2 of 2 connections never received a byte") != std::string::npos, r.err);
 }
 
+// --recycle-after N: no connection carries more than N requests, so a php-fpm that closes a
+// worker's connection after its pm.max_requests-th response never has a request written to it
+// first; a POST that must not be sent twice then never fails for it.
+BOOST_AUTO_TEST_CASE(recycle_after_closes_connections_before_php_fpm_does) {
+    fcgi::test::fake_responder fake;
+    auto r = bench({"--connect", fake.unix_endpoint().to_string(), "--requests", "40",
+                    "--concurrency", "2", "--multiplex", "off", "--recycle-after", "5", "--json",
+                    php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(report_of(r)["ok"].get<int>() == 40);
+    const auto seen = fake.snapshot();
+    std::size_t most = 0;
+    for (const auto& req : seen.requests)
+        most = std::max(most, req.index_on_conn);
+    BOOST_TEST(most == 5u);  // 20 a connection without the flag
+    BOOST_TEST(seen.connections_accepted >= 8u);
+
+    php_fpm fpm({.children = 2, .max_requests = 5, .tcp = false});
+    r = bench({"--connect", fpm.unix_endpoint(), "--requests", "60", "--concurrency", "2",
+               "--connections", "2", "--multiplex", "off", "--no-retry", "--recycle-after", "5",
+               "-X", "POST", "--data", "x", "--json", php_fpm::script("echo.php")});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    auto j = report_of(r);
+    BOOST_TEST(j["ok"].get<int>() == 60, j.dump());
+    BOOST_TEST(j["errors"].empty(), j.dump());
+    BOOST_TEST(r.err.find("hint:") == std::string::npos, r.err);
+
+    for (const char* bad : {"-1", "x"}) {
+        auto u = bench({"--connect", fpm.unix_endpoint(), "--recycle-after", bad,
+                        php_fpm::script("hello.php")});
+        BOOST_TEST(u.exit_code == 2, u.err);
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 #endif  // FCGI_CLI_PATH

@@ -875,6 +875,25 @@ BOOST_AUTO_TEST_CASE(script_outside_the_root) {
     }
 }
 
+// --recycle-after N: a connection carries N jobs at most (client_options'
+// max_requests_per_connection_lifetime), as php-fpm's pm.max_requests would have it.
+BOOST_AUTO_TEST_CASE(recycle_after_limits_jobs_per_connection) {
+    fcgi::test::fake_responder fake;
+    std::string jobs;
+    for (int i = 1; i <= 9; ++i)
+        jobs += line_of({{"id", i}, {"script", php_fpm::script("hello.php")}});
+    auto r = fanout({"-c", fake.unix_endpoint().to_string(), "--concurrency", "1", "--connections",
+                     "1", "--recycle-after", "2"},
+                    jobs);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(result_lines(r.out).size() == 9u);
+    const auto seen = fake.snapshot();
+    BOOST_TEST(seen.requests.size() == 9u);
+    for (const auto& req : seen.requests)
+        BOOST_TEST(req.index_on_conn <= 2u);
+    BOOST_TEST(seen.connections_accepted == 5u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 #else

@@ -83,6 +83,24 @@ BOOST_AUTO_TEST_CASE(clean_run_has_no_warnings) {
 
 // Connections that never got a byte: a run that ended by itself advises a longer --timeout; an
 // interrupted one does not (the interrupt, not --timeout, ended the wait).
+// connection_lost without --recycle-after names it (php-fpm's pm.max_requests); with it, or on
+// a multiplexed run (not php-fpm), or with no such failure, nothing is said.
+BOOST_AUTO_TEST_CASE(connection_lost_hints_at_recycle_after) {
+    auto c = ten_ok();
+    auto hint = [](const std::vector<std::string>& lines) { return line_with(lines, "hint:"); };
+    BOOST_TEST(hint(count_warnings(c, four_connections())).empty());
+    c.errors["connection_lost"] = 3;
+    c.failed = 3;
+    BOOST_TEST(hint(count_warnings(c, four_connections())) ==
+               "hint: 3 requests failed with connection_lost: if php-fpm recycles its workers "
+               "(pm.max_requests = N), --recycle-after N closes each connection before php-fpm "
+               "does");
+    BOOST_TEST(hint(count_warnings(c, four_connections(), 500)).empty());
+    auto mux = four_connections();
+    mux.multiplexed = true;
+    BOOST_TEST(hint(count_warnings(c, mux)).empty());
+}
+
 BOOST_AUTO_TEST_CASE(unserved_connections_advice_fits_how_the_run_ended) {
     auto c = ten_ok();
     c.sent = 12;

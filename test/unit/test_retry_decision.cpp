@@ -132,7 +132,8 @@ BOOST_AUTO_TEST_CASE(a_stale_kept_alive_connection_gives_a_post_both_readings) {
                "kept-alive connection when its worker exits (pm.max_requests, a reload), within a "
                "few ms, and then the request did not run; a worker that died mid-script (killed, "
                "crashed) closes it too, and then it ran. It is not idempotent, so it was not sent "
-               "again");
+               "again; with pm.max_requests, client_options::max_requests_per_connection_lifetime "
+               "set to it closes connections before php-fpm does");
 }
 
 BOOST_AUTO_TEST_CASE(a_later_close_is_not_sent_again_and_names_the_time) {

@@ -114,6 +114,7 @@ fcgi::client_options pool_options(const bench_flags& f, const fcgi::endpoint& ep
     // Measure the pool as configured: connections beyond php-fpm's workers are reported as
     // unserved, not relieved by closing served ones.
     options.backlog_relief = milliseconds(0);
+    options.max_requests_per_connection_lifetime = f.recycle_after;
     options.connection.max_stdout_size = f.max_output;
     options.connection.max_stderr_size = f.request.max_stderr;
     if (request_timeout.count() > 0) {
@@ -194,7 +195,7 @@ int report_bench(const bench_flags& f, const bench_setup& setup, const bench_run
                     "it a FastCGI responder, not an HTTP port?)");
         return protocol_failure;
     }
-    for (const auto& line : count_warnings(c, setup))
+    for (const auto& line : count_warnings(c, setup, f.recycle_after))
         print_error(line);
     return exit_code(f, c);
 }
@@ -268,6 +269,7 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
                  "Never send a request twice: one whose kept-alive connection closes under it "
                  "fails (connection_lost) instead of going again on a new connection, so every "
                  "worker that dies mid-request shows");
+    add_recycle_flag(cmd, f.recycle_after);
     add_response_limit_flags(cmd, f.max_output, r.max_stderr, "response");
     cmd.add_option("--fpm-status", f.fpm_status,
                    "php-fpm's pm.status_path (e.g. /status): poll it every 500 ms and report "

@@ -32,6 +32,8 @@ struct bench_flags {
     /// --max-output BYTES: connection_options::max_stdout_size (--max-stderr is in `request`).
     std::size_t max_output = fcgi::connection_options{}.max_stdout_size;
     bool no_retry = false;  ///< --no-retry: request::idempotent = false
+    /// --recycle-after N: client_options::max_requests_per_connection_lifetime (0: never).
+    std::uint64_t recycle_after = 0;
 };
 
 /// Declares the flags of `fcgi bench` on `cmd`, storing into `flags`.

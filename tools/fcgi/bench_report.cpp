@@ -195,7 +195,8 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup) {
+std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup,
+                                        std::uint64_t recycle_after) {
     std::vector<std::string> lines;
     if (c.interrupted)
         lines.push_back("interrupted: the report covers the run until then");
@@ -230,6 +231,13 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
                         "and waited in php-fpm's listen backlog (php-fpm keeps a worker per "
                         "kept-alive connection; use --connections at most its number of workers: "
                         "--fpm-status shows it)");
+    if (auto lost = c.errors.find("connection_lost");
+        lost != c.errors.end() && recycle_after == 0 && !setup.multiplexed)
+        // The usual cause of these on a run that sends nothing twice (POST, --no-retry).
+        lines.push_back("hint: " + std::to_string(lost->second) +
+                        " requests failed with connection_lost: if php-fpm recycles its workers "
+                        "(pm.max_requests = N), --recycle-after N closes each connection before "
+                        "php-fpm does");
     if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
         // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
         std::string seen;

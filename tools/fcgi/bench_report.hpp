@@ -1,6 +1,7 @@
 // `fcgi bench`: the report of a run, for people or as one JSON object.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
 /// What in the counts needs a word after the report, one line each for stderr: an interrupt,
 /// requests never answered or kept waiting in the client, connections that never received a
 /// byte, statuses that suggest a wrong script.
-std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup);
+std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup,
+                                        std::uint64_t recycle_after = 0);
 
 }  // namespace fcgi_cli

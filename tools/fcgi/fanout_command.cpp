@@ -140,6 +140,7 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
                  "restarting), keep jobs waiting for one to come back, up to their deadline, "
                  "instead of failing them at once with no_endpoint (GET jobs: connection_lost); "
                  "give a --timeout");
+    add_recycle_flag(cmd, f.recycle_after);
     add_response_limit_flags(cmd, f.max_output, f.max_stderr, "job");
     cmd.add_option("file", f.input, "Jobs, one JSON object per line (default or '-': stdin)");
 }
@@ -180,6 +181,7 @@ int run_fanout(const fanout_flags& flags) {
     }
     options.max_connections_per_endpoint = flags.connections;
     options.wait_when_down = flags.wait_when_down;
+    options.max_requests_per_connection_lifetime = flags.recycle_after;
     options.connection.max_stdout_size = flags.max_output;
     options.connection.max_stderr_size = flags.max_stderr;
     options.mode = flags.multiplex == "on"    ? fcgi::multiplexing::on

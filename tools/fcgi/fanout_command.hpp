@@ -26,6 +26,8 @@ struct fanout_flags {
     /// --max-output / --max-stderr BYTES: the response limits of connection_options.
     std::size_t max_output = fcgi::connection_options{}.max_stdout_size;
     std::size_t max_stderr = fcgi::connection_options{}.max_stderr_size;
+    /// --recycle-after N: client_options::max_requests_per_connection_lifetime (0: never).
+    std::uint64_t recycle_after = 0;
 };
 
 /// Declares the flags of `fcgi fanout` on `cmd`, storing into `flags`.

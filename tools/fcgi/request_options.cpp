@@ -204,6 +204,19 @@ void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_
             " (units as --max-output); the rest is dropped and counted (default 1M)"));
 }
 
+void add_recycle_flag(CLI::App& cmd, std::uint64_t& recycle_after) {
+    // php-fpm closes a worker's connection right after its pm.max_requests-th response; a
+    // request written a moment before that close was never read, and one that must not be
+    // sent twice (POST, --no-retry) then fails with connection_lost.
+    check_count(
+        *cmd.add_option("--recycle-after", recycle_after,
+                        "Close each kept-alive connection after N responses and open a new one; "
+                        "set it to php-fpm's pm.max_requests so that requests which are not sent "
+                        "twice (POST, --no-retry) do not meet a connection php-fpm is closing "
+                        "(default 0: never)"),
+        0, std::numeric_limits<std::uint64_t>::max());
+}
+
 void check_number(CLI::Option& option, double lo, double hi, std::string unit, bool above_lo) {
     option.check(CLI::Validator(
         [lo, hi, above_lo, unit](std::string& value) -> std::string {

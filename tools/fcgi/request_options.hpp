@@ -69,6 +69,10 @@ void size_flag(CLI::Option& option);
 void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
                               const std::string& unit);
 
+/// Declares --recycle-after N on `cmd`, for fanout and bench:
+/// client_options::max_requests_per_connection_lifetime.
+void add_recycle_flag(CLI::App& cmd, std::uint64_t& recycle_after);
+
 /// The help of -c/--connect, every command's: the address forms endpoint::parse takes.
 inline constexpr const char* connect_help =
     "Server address: unix:/path.sock, /path.sock, ./path.sock, tcp:host:port, host:port, "
