@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -892,6 +894,40 @@ BOOST_AUTO_TEST_CASE(recycle_after_limits_jobs_per_connection) {
     for (const auto& req : seen.requests)
         BOOST_TEST(req.index_on_conn <= 2u);
     BOOST_TEST(seen.connections_accepted == 5u);
+}
+
+// A job that is not sent twice (POST) and meets a closing connection fails with
+// connection_lost; the summary then names --recycle-after, unless it was given.
+BOOST_AUTO_TEST_CASE(connection_lost_hints_at_recycle_after) {
+    for (bool given : {false, true}) {
+        BOOST_TEST_CONTEXT("--recycle-after given: " << given) {
+            auto seen = std::make_shared<std::atomic<int>>(0);
+            fcgi::test::fake_responder fake(
+                {.script_for = [seen](const fcgi::test::seen_request& r) {
+                    if (++*seen == 2)
+                        return fcgi::test::script{fcgi::test::act::close()};
+                    return fcgi::test::echo_script(r);
+                }});
+            std::string jobs;
+            for (int i = 1; i <= 3; ++i)
+                jobs += line_of({{"id", i},
+                                 {"script", php_fpm::script("echo.php")},
+                                 {"method", "POST"},
+                                 {"body", "x"}});
+            std::vector<std::string> args = {
+                "-c", fake.unix_endpoint().to_string(), "--concurrency", "1", "--connections", "1"};
+            if (given)
+                args.insert(args.end(), {"--recycle-after", "100"});
+            auto r = fanout(args, jobs);
+            BOOST_TEST(r.exit_code == 6, r.err);
+            BOOST_TEST(has(r.err, "connection_lost 1"), r.err);
+            BOOST_TEST(has(r.err,
+                           "hint: 1 request failed with connection_lost: if php-fpm "
+                           "recycles its workers (pm.max_requests = N), --recycle-after "
+                           "N closes each connection before php-fpm does\n") != given,
+                       r.err);
+        }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

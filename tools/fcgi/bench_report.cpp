@@ -9,6 +9,7 @@
 
 #include "error_names.hpp"
 #include "output.hpp"
+#include "run_hints.hpp"
 
 namespace fcgi_cli {
 namespace {
@@ -234,10 +235,7 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
     if (auto lost = c.errors.find("connection_lost");
         lost != c.errors.end() && recycle_after == 0 && !setup.multiplexed)
         // The usual cause of these on a run that sends nothing twice (POST, --no-retry).
-        lines.push_back("hint: " + std::to_string(lost->second) +
-                        " requests failed with connection_lost: if php-fpm recycles its workers "
-                        "(pm.max_requests = N), --recycle-after N closes each connection before "
-                        "php-fpm does");
+        lines.push_back(recycle_hint(lost->second));
     if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
         // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
         std::string seen;

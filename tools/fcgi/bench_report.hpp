@@ -32,7 +32,8 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
 
 /// What in the counts needs a word after the report, one line each for stderr: an interrupt,
 /// requests never answered or kept waiting in the client, connections that never received a
-/// byte, statuses that suggest a wrong script.
+/// byte, statuses that suggest a wrong script, connection_lost failures without --recycle-after
+/// (`recycle_after`).
 std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup,
                                         std::uint64_t recycle_after = 0);
 

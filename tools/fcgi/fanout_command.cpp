@@ -22,6 +22,7 @@
 #include "json_output.hpp"
 #include "output.hpp"
 #include "request_options.hpp"
+#include "run_hints.hpp"
 
 namespace fcgi_cli {
 namespace {
@@ -318,6 +319,9 @@ int run_fanout(const fanout_flags& flags) {
     for (const auto& e : stats.endpoints)
         if (e.backlog_reliefs > 0)
             print_error(backlog_line(e, options.backlog_relief));
+    if (auto lost = summary.failures("connection_lost");
+        lost > 0 && flags.recycle_after == 0 && options.mode == fcgi::multiplexing::off)
+        print_error(recycle_hint(lost));
     if (interrupted)
         print_error("interrupted: the jobs not finished by then failed with client_stopped");
     if (output_failed || summary.failed() > 0)

@@ -27,6 +27,11 @@ void fanout_summary::add_failure(std::string_view code, std::chrono::microsecond
     latencies_us_.push_back(took.count());
 }
 
+std::size_t fanout_summary::failures(std::string_view code) const {
+    auto it = failures_.find(code);
+    return it == failures_.end() ? 0 : it->second;
+}
+
 void fanout_summary::add_untimed(std::string_view code) {
     ++failed_;
     auto it = failures_.find(code);

@@ -25,6 +25,8 @@ class fanout_summary {
 
     std::size_t jobs() const noexcept { return ok_ + failed_; }
     std::size_t failed() const noexcept { return failed_; }
+    /// Jobs that failed with the error named `code`.
+    std::size_t failures(std::string_view code) const;
 
     /// Two lines for stderr, e.g.
     ///   fanout: 300 jobs, 298 ok, 2 failed (invalid_job 1, request_timeout 1)
