@@ -757,9 +757,7 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     ++ep.in_flight;
     op->in_flight_index = in_flight_.size();
     in_flight_.push_back(op.get());
-    // Untracked: the user's handler, held by the op inside, keeps the work outstanding.
     rop->handler = request_handler(
-        untracked,
         [w = weak_from_this(), op = std::move(op), epp = &ep, reused](std::error_code ec,
                                                                       response&& r) mutable {
             if (auto self = w.lock()) {
@@ -827,6 +825,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         .endpoints = pools_.size(),
         .wait_when_down = opts_.wait_when_down,
         .stale_close_window = opts_.stale_close_window,
+        .recycling = opts_.max_requests_per_connection_lifetime > 0,
         .sendable = again != nullptr,
         .idempotent = ec && again && again->is_idempotent(),
         .restartable = ec && again && again->stdin_source.restartable(),

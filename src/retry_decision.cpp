@@ -102,10 +102,11 @@ retry_decision decide_retry(const retry_input& in) {
             d.diagnostics = both_readings(in.after, "connection",
                                           "php-fpm closes a kept-alive connection when its worker "
                                           "exits (pm.max_requests, a reload), within a few ms",
-                                          "a worker that died mid-script (killed, crashed)") +
-                            "; with pm.max_requests, client_options::"
-                            "max_requests_per_connection_lifetime set to it closes connections "
-                            "before php-fpm does";
+                                          "a worker that died mid-script (killed, crashed)");
+            if (!in.recycling)
+                d.diagnostics +=
+                    "; with pm.max_requests, client_options::max_requests_per_connection_lifetime "
+                    "set to it closes most connections before php-fpm does";
         } else if (stopping_endpoint) {
             d.said_when = true;
             d.diagnostics =

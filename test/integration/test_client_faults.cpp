@@ -43,6 +43,7 @@
 #include "fcgi/error.hpp"
 #include "fcgi/fanout.hpp"
 #include "support/fake_responder.hpp"
+#include "support/held_sink.hpp"
 #include "support/php_fpm.hpp"
 #include "support/run_until.hpp"
 #include "support/temp_file.hpp"
@@ -219,6 +220,35 @@ fcgi::client_options one_connection_each(fcgi::endpoint first, fcgi::endpoint se
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(client_faults)
+
+// The client's twin of connection_faults/pending_request_keeps_run_going_for_a_handler_elsewhere:
+// a user's handler on another executor (use_future) counts no work on the client's io_context,
+// and a reader paused for a sink that completes from a thread of its own leaves nothing pending
+// there either. The pool's own handler to its connection must count it (dropping that tracking,
+// to save an atomic pair a request, was tried and is what this catches). No idle or relief
+// timer here: either would keep run() going for a while and hide the bug.
+BOOST_AUTO_TEST_CASE(pending_request_keeps_run_going_for_a_handler_elsewhere) {
+    fake_responder fake;
+    asio::io_context ctx;
+    fcgi::client_options opts;
+    opts.endpoints = {fake.unix_endpoint()};
+    opts.idle_timeout = 0ms;
+    opts.backlog_relief = 0ms;
+    opts.connection.sink_buffer_size = 1;  // every chunk waits for the sink
+    fcgi::client client(ctx.get_executor(), opts);
+
+    fcgi::test::held_sink held;
+    auto req = fcgi::test::tagged_request("elsewhere");
+    req.stdout_sink = held.sink();
+    auto response = client.async_request(std::move(req), asio::use_future);
+    // Stopped at the end: the pooled connection's reader would keep run() going.
+    BOOST_TEST(!fcgi::test::run_returned_early(ctx, held, response, [&] { client.stop(); }),
+               "io_context::run() returned with the request pending");
+    BOOST_REQUIRE(response.wait_for(0s) == std::future_status::ready);
+    auto r = response.get();
+    BOOST_TEST(held.body() == fcgi::test::tagged_body("elsewhere"));
+    BOOST_TEST(r.status == 200);
+}
 
 // -- 1. More concurrency than connections: requests queue in the client; php-fpm never sees
 // more connections than it has workers (PROTOCOL.md item 2: a connection beyond

@@ -41,6 +41,7 @@
 #include "fcgi/get_values.hpp"
 #include "fcgi/protocol/record_decoder.hpp"
 #include "support/fake_responder.hpp"
+#include "support/held_sink.hpp"
 #include "support/run_until.hpp"
 #include "support/temp_file.hpp"
 #include "support/unaccepted_listener.hpp"
@@ -371,40 +372,15 @@ BOOST_AUTO_TEST_CASE(pending_request_keeps_run_going_for_a_handler_elsewhere) {
         ctx, [&] { return connected.has_value(); }, 10s));
     BOOST_REQUIRE(!*connected);
 
-    std::promise<void> release;
-    std::shared_future<void> released = release.get_future().share();
-    std::vector<std::thread> workers;
-    std::string body;
+    fcgi::test::held_sink held;
     auto req = fcgi::test::tagged_request("elsewhere");
-    req.stdout_sink =
-        fcgi::body_sink::consumer([&](std::string_view chunk, fcgi::sink_write_handler done) {
-            body += chunk;
-            workers.emplace_back([released, done = std::move(done)]() mutable {
-                released.wait();
-                done({});
-            });
-        });
+    req.stdout_sink = held.sink();
     auto response = conn.async_request(std::move(req), asio::use_future);
-    ctx.restart();
-    auto runner = std::async(std::launch::async, [&] { ctx.run(); });
-    // run() must not return while the request is pending, however long the sink takes.
-    const bool returned_early = runner.wait_for(300ms) == std::future_status::ready;
-    BOOST_TEST(!returned_early, "io_context::run() returned with the request pending");
-    release.set_value();
-    auto ready = [&] { return response.wait_for(0s) == std::future_status::ready; };
-    if (returned_early)  // finish it here, so that the threads can be joined
-        run_until(ctx, ready, 10s);
-    else
-        response.wait_for(10s);
-    asio::post(ctx, [&] { conn.close(); });  // the reader re-armed: close, so run() returns
-    if (returned_early)
-        ctx.restart(), ctx.run();
-    runner.wait();
-    for (auto& w : workers)
-        w.join();
-    BOOST_REQUIRE(ready());
+    BOOST_TEST(!fcgi::test::run_returned_early(ctx, held, response, [&] { conn.close(); }),
+               "io_context::run() returned with the request pending");
+    BOOST_REQUIRE(response.wait_for(0s) == std::future_status::ready);
     auto r = response.get();
-    BOOST_TEST(body == fcgi::test::tagged_body("elsewhere"));
+    BOOST_TEST(held.body() == fcgi::test::tagged_body("elsewhere"));
     BOOST_TEST(r.status == 200);
 }
 

@@ -320,7 +320,9 @@ int run_fanout(const fanout_flags& flags) {
         if (e.backlog_reliefs > 0)
             print_error(backlog_line(e, options.backlog_relief));
     if (auto lost = summary.failures("connection_lost");
-        lost > 0 && flags.recycle_after == 0 && options.mode == fcgi::multiplexing::off)
+        lost > 0 && flags.recycle_after == 0 &&
+        std::none_of(stats.endpoints.begin(), stats.endpoints.end(),
+                     [](const auto& e) { return e.max_in_flight_per_connection > 1; }))
         print_error(recycle_hint(lost));
     if (interrupted)
         print_error("interrupted: the jobs not finished by then failed with client_stopped");

@@ -97,6 +97,9 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
 std::string in_flag_terms(std::string diagnostics, bool has_max_output) {
     replace_all(diagnostics, "; client_options::connection in a client", "");
     replace_all(diagnostics, "connection_options::max_stderr_size", "--max-stderr");
+    // Only bench and fanout reuse connections, and both have the flag.
+    replace_all(diagnostics, "client_options::max_requests_per_connection_lifetime",
+                "--recycle-after");
     if (has_max_output)
         replace_all(diagnostics, "connection_options::max_stdout_size", "--max-output");
     return diagnostics;

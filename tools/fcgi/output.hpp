@@ -35,7 +35,8 @@ std::string describe_failure(std::string_view where, std::string_view what, std:
 
 /// `diagnostics` with the library's size limits named by the flags that set them
 /// ("connection_options::max_stderr_size" becomes "--max-stderr"; "max_stdout_size" becomes
-/// "--max-output" when `has_max_output`): a CLI user cannot act on a C++ option's name.
+/// "--max-output" when `has_max_output`; "max_requests_per_connection_lifetime" becomes
+/// "--recycle-after"): a CLI user cannot act on a C++ option's name.
 std::string in_flag_terms(std::string diagnostics, bool has_max_output);
 
 /// How the user named a request's fields: by `fcgi request`'s and `bench`'s flags, or by the

@@ -5,7 +5,7 @@ namespace fcgi_cli {
 std::string recycle_hint(std::uint64_t lost) {
     return "hint: " + std::to_string(lost) + (lost == 1 ? " request" : " requests") +
            " failed with connection_lost: if php-fpm recycles its workers "
-           "(pm.max_requests = N), --recycle-after N closes each connection before php-fpm does";
+           "(pm.max_requests = N), --recycle-after N closes most connections before php-fpm does";
 }
 
 }  // namespace fcgi_cli

@@ -21,15 +21,6 @@ namespace fcgi::detail {
 template <class Signature>
 class any_handler;
 
-/// Tag: the handler's executor is kept as it is, without counting outstanding work. For the
-/// library's own handlers between its layers, which run on the executor of an object that
-/// already keeps work outstanding (an I/O object with a read in progress, or a user's handler
-/// held further up): tracking again costs two type-erased calls and an atomic pair a request.
-struct untracked_t {
-    explicit untracked_t() = default;
-};
-inline constexpr untracked_t untracked{};
-
 /// Holds a completion handler of signature void(Args...) and the outstanding work of its
 /// executor. The holder is allocated with the handler's associated allocator (Asio's
 /// thread-local recycling allocator by default, so steady state does not hit malloc) and freed
@@ -47,29 +38,20 @@ class any_handler<void(Args...)> {
         ~base() = default;
     };
 
-    template <class Handler, bool Tracked = true>
+    template <class Handler>
     struct holder final : base {
         using handler_executor = asio::associated_executor_t<Handler, asio::any_io_executor>;
         // decay: for executors without outstanding_work (use_future's) the result is E&&.
-        using work_executor = std::conditional_t<
-            Tracked,
-            std::decay_t<typename asio::prefer_result<
-                handler_executor, asio::execution::outstanding_work_t::tracked_t>::type>,
-            handler_executor>;
+        using work_executor = std::decay_t<typename asio::prefer_result<
+            handler_executor, asio::execution::outstanding_work_t::tracked_t>::type>;
         using allocator_type = typename std::allocator_traits<asio::associated_allocator_t<
             Handler, asio::recycling_allocator<void>>>::template rebind_alloc<holder>;
 
         template <class H>
         holder(H&& h, const asio::any_io_executor& io)
-            : handler(std::forward<H>(h)), work(make_work(handler, io)) {}
-
-        static work_executor make_work(const Handler& h, const asio::any_io_executor& io) {
-            if constexpr (Tracked)
-                return asio::prefer(asio::get_associated_executor(h, io),
-                                    asio::execution::outstanding_work.tracked);
-            else
-                return asio::get_associated_executor(h, io);
-        }
+            : handler(std::forward<H>(h)),
+              work(asio::prefer(asio::get_associated_executor(handler, io),
+                                asio::execution::outstanding_work.tracked)) {}
 
         // `h` may be an lvalue: a named callback passed as the completion token is copied.
         template <class H>
@@ -134,11 +116,6 @@ class any_handler<void(Args...)> {
     template <class Handler>
     any_handler(Handler&& h, const asio::any_io_executor& io)
         : p_(holder<std::decay_t<Handler>>::create(std::forward<Handler>(h), io)) {}
-
-    /// Wraps `h` without keeping its executor's work outstanding (see untracked_t).
-    template <class Handler>
-    any_handler(untracked_t, Handler&& h, const asio::any_io_executor& io)
-        : p_(holder<std::decay_t<Handler>, false>::create(std::forward<Handler>(h), io)) {}
 
     any_handler(any_handler&&) noexcept = default;
     any_handler& operator=(any_handler&&) noexcept = default;

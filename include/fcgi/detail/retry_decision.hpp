@@ -30,6 +30,9 @@ struct retry_input {
     bool wait_when_down = false;
     /// client_options::stale_close_window.
     std::chrono::milliseconds stale_close_window{500};
+    /// client_options::max_requests_per_connection_lifetime is set: the diagnostics do not
+    /// suggest it.
+    bool recycling = false;
     /// The connection handed the request back, so it can be sent again without a copy.
     bool sendable = false;
     /// request::is_idempotent(); read only when `ec` is set and `sendable`.

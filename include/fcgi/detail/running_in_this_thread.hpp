@@ -26,8 +26,9 @@ bool running_in_this_thread(const Executor& ex) noexcept {
         if (!ex)
             return false;
         // One type-erased call, then the type_info objects by address: within one binary each
-        // type has one, and a full compare is a strcmp of two long mangled names that differ
-        // near their end (twice a request on the hot path).
+        // type has one, and a mismatch under a full compare is a strcmp of two long mangled
+        // names that differ near their end (the handlers hold the tracked executor, which the
+        // plain one, asked first, missed: twice a request on the hot path).
         const std::type_info& type = ex.target_type();
         auto is = [&](const std::type_info& t, bool by_name) {
             return by_name ? type == t : &type == &t;
