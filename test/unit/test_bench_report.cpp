@@ -1,6 +1,7 @@
 // `fcgi bench`: the report's wording from flags, setup, counts and times, and the lines that
 // follow it on stderr (tools/fcgi/bench_report.cpp).
 #include "fcgi/bench_report.hpp"
+#include "fcgi/run_hints.hpp"
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -97,6 +98,16 @@ BOOST_AUTO_TEST_CASE(connection_lost_hints_at_recycle_after) {
     auto mux = four_connections();
     mux.multiplexed = true;
     BOOST_TEST(hint(count_warnings(c, mux)).empty());
+}
+
+// The hint itself, as fanout asks for it too: one request in the singular, nothing to say when
+// nothing was lost, the flag was given or a connection multiplexed.
+BOOST_AUTO_TEST_CASE(recycle_hint_speaks_only_when_it_has_advice) {
+    BOOST_TEST(fcgi_cli::recycle_hint(1, 0, false)
+                   .starts_with("hint: 1 request failed with connection_lost:"));
+    BOOST_TEST(fcgi_cli::recycle_hint(0, 0, false).empty());
+    BOOST_TEST(fcgi_cli::recycle_hint(4, 100, false).empty());
+    BOOST_TEST(fcgi_cli::recycle_hint(4, 0, true).empty());
 }
 
 // Connections that never got a byte: a run that ended by itself advises a longer --timeout; an

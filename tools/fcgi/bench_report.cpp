@@ -232,10 +232,10 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
                         "and waited in php-fpm's listen backlog (php-fpm keeps a worker per "
                         "kept-alive connection; use --connections at most its number of workers: "
                         "--fpm-status shows it)");
-    if (auto lost = c.errors.find("connection_lost");
-        lost != c.errors.end() && recycle_after == 0 && !setup.multiplexed)
-        // The usual cause of these on a run that sends nothing twice (POST, --no-retry).
-        lines.push_back(recycle_hint(lost->second));
+    // The usual cause of connection_lost on a run that sends nothing twice (POST, --no-retry).
+    if (auto lost = c.errors.find("connection_lost"); lost != c.errors.end())
+        if (auto hint = recycle_hint(lost->second, recycle_after, setup.multiplexed); !hint.empty())
+            lines.push_back(std::move(hint));
     if (c.ok > 0 && c.status.lower_bound(200) == c.status.lower_bound(300)) {
         // Throughput counts any status, so a run of 404s (a mistyped script) looks healthy.
         std::string seen;

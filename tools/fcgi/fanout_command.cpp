@@ -319,11 +319,13 @@ int run_fanout(const fanout_flags& flags) {
     for (const auto& e : stats.endpoints)
         if (e.backlog_reliefs > 0)
             print_error(backlog_line(e, options.backlog_relief));
-    if (auto lost = summary.failures("connection_lost");
-        lost > 0 && flags.recycle_after == 0 &&
-        std::none_of(stats.endpoints.begin(), stats.endpoints.end(),
-                     [](const auto& e) { return e.max_in_flight_per_connection > 1; }))
-        print_error(recycle_hint(lost));
+    const bool multiplexed =
+        std::any_of(stats.endpoints.begin(), stats.endpoints.end(),
+                    [](const auto& e) { return e.max_in_flight_per_connection > 1; });
+    if (auto hint =
+            recycle_hint(summary.failures("connection_lost"), flags.recycle_after, multiplexed);
+        !hint.empty())
+        print_error(hint);
     if (interrupted)
         print_error("interrupted: the jobs not finished by then failed with client_stopped");
     if (output_failed || summary.failed() > 0)
