@@ -308,6 +308,69 @@ BOOST_AUTO_TEST_CASE(client_on_a_thread_pool_strand) {
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 
+// docs/performance.md says an io_context with ASIO_CONCURRENCY_HINT_UNSAFE_IO (no lock per
+// socket operation) is safe for a client while one thread runs it, as fcgi bench and fcgi
+// fanout do: the library touches its sockets only on that thread. Here plain threads submit
+// with use_future, so requests hop onto the context from elsewhere, and the endpoint is a host
+// name, so each connect's resolution completes from Asio's resolver thread. Under TSan a socket
+// touched from another thread shows as a race on the socket's state.
+BOOST_AUTO_TEST_CASE(client_on_a_context_without_socket_locks) {
+    fake_responder fake;
+    asio::io_context ctx{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+    auto work = asio::make_work_guard(ctx);
+    std::thread runner([&] { ctx.run(); });
+    fcgi::client_options opts;
+    // "" is both loopback addresses: ::1 refuses (the fake listens on 127.0.0.1), the next
+    // connects.
+    opts.endpoints = {fcgi::endpoint::tcp("", fake.tcp_endpoint().port)};
+    opts.max_connections_per_endpoint = 2;
+    opts.max_requests_per_connection_lifetime = 7;  // reconnects: more resolutions and connects
+    opts.connection.request_timeout = 20s;
+    std::optional<fcgi::client> client;
+    client.emplace(ctx.get_executor(), opts);
+    failures fails;
+    const int per_thread = scaled(300);
+    std::atomic<int> ok{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < 2; ++t)
+        submitters.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                auto id = tag("unlocked" + std::to_string(t), i);
+                auto f = client->async_request(fcgi::test::tagged_request(id), asio::use_future);
+                if (f.wait_for(30s) != std::future_status::ready) {
+                    fails.add(id + ": future not ready within 30 s");
+                    return;
+                }
+                try {
+                    if (auto r = f.get(); r.body == fcgi::test::tagged_body(id))
+                        ++ok;
+                    else
+                        fails.add(id + ": body " + r.body.substr(0, 200));
+                } catch (const std::system_error& e) {
+                    fails.add(id + ": " + e.what());
+                }
+            }
+        });
+    for (auto& th : submitters)
+        th.join();
+    auto stats = asio::post(ctx, asio::use_future([&] { return client->stats(); })).get();
+    auto shut = client->async_shutdown(asio::use_future);
+    BOOST_REQUIRE(shut.wait_for(10s) == std::future_status::ready);
+    BOOST_CHECK_NO_THROW(shut.get());
+    asio::post(ctx, asio::use_future([&] { client.reset(); })).get();
+    work.reset();
+    runner.join();
+
+    for (const auto& f : fails.list)
+        BOOST_TEST_MESSAGE(f);
+    BOOST_TEST(fails.list.empty());
+    BOOST_TEST(ok.load() == 2 * per_thread);
+    BOOST_REQUIRE(stats.endpoints.size() == 1u);
+    // 600 requests at 7 a connection: at least 86 connects, each through a resolution.
+    BOOST_TEST(stats.endpoints[0].connects >= static_cast<std::uint64_t>(2 * per_thread / 7));
+    BOOST_TEST(fake.snapshot().violations.empty());
+}
+
 // One io_context run by two threads, the client on a strand of it, and callers elsewhere on
 // the same context: coroutines on a strand of their own and on the plain executor. A caller
 // must stay on its strand after each co_await, and the client's code on the client's. Both

@@ -256,7 +256,7 @@ int run_fanout(const fanout_flags& flags) {
     }
     jobs = std::vector<fanout_job>();
 
-    asio::io_context ctx;
+    asio::io_context ctx{ASIO_CONCURRENCY_HINT_UNSAFE_IO};  // one thread: as fcgi bench's
     fcgi::client client(ctx.get_executor(), std::move(options));
     const auto start = steady_clock::now();
     auto finish = start;
