@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -53,7 +54,10 @@ asio::awaitable<void> worker(fcgi::client& client, const std::string& php_dir,
 asio::awaitable<void> run(fcgi::endpoint where, std::string php_dir, std::size_t concurrency,
                           std::vector<job_result>& results) {
     auto ex = co_await asio::this_coro::executor;
-    fcgi::client client(ex, {.endpoints = {where}, .max_connections_per_endpoint = concurrency});
+    fcgi::client_options options;
+    options.endpoints = {where};
+    options.max_connections_per_endpoint = concurrency;
+    fcgi::client client(ex, std::move(options));
     std::size_t next = 0;
     std::size_t running = concurrency;
     // N workers; the last one to finish wakes the runner through a timer used as an event.
@@ -91,7 +95,7 @@ int main(int argc, char** argv) {
     std::istream& in = argc > 4 ? file : std::cin;
     for (std::string line; std::getline(in, line);)
         if (!line.empty())
-            results.push_back({.job = line});
+            results.emplace_back().job = line;
 
     asio::io_context ctx;
     asio::co_spawn(ctx, run(where, argv[2], concurrency, results), [](std::exception_ptr e) {
