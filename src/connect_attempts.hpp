@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "fcgi/detail/capped_duration.hpp"
+#include "fcgi/detail/telling_connect_error.hpp"
 
 namespace fcgi::detail {
 
@@ -54,7 +55,9 @@ class connect_attempts_op {
         if (race_->running == 0) {
             if (first)  // not from inside the initiating call: the next resume completes
                 return asio::post(sock_.get_executor(), std::move(self));
-            return self.complete(race_->last);  // every address failed
+            // Every address failed; none at all is the resolver's "not found".
+            return self.complete(race_->failure ? race_->failure
+                                                : std::error_code(asio::error::host_not_found));
         }
         if (next_ < addresses_.size() && delay_.count() > 0)
             race_->wake.expires_after(delay_);
@@ -71,7 +74,8 @@ class connect_attempts_op {
         asio::steady_timer wake;
         std::size_t running = 0;
         std::optional<std::size_t> winner;
-        std::error_code last = asio::error::host_not_found;  // no address at all
+        // What to report if every address fails: the most telling failure so far.
+        std::error_code failure;
     };
 
     template <class Self>
@@ -83,7 +87,8 @@ class connect_attempts_op {
             std::error_code ec;
             s.open(target.protocol(), ec);
             if (ec) {
-                race_->last = ec;  // no such family here, say: the next one at once
+                // No such family here, say: the next one at once.
+                race_->failure = more_telling_connect_error(race_->failure, ec);
                 continue;
             }
             ++race_->running;
@@ -96,7 +101,7 @@ class connect_attempts_op {
                                 if (!result)
                                     r->winner = i;
                                 else if (result != asio::error::operation_aborted)
-                                    r->last = result;
+                                    r->failure = more_telling_connect_error(r->failure, result);
                                 r->wake.cancel();
                             }));
             ++next_;
@@ -121,9 +126,10 @@ class connect_attempts_op {
 /// at once, each next one when the one before it fails or after `delay` without an answer,
 /// beside those still running; the first to connect wins and the others are closed. Zero or a
 /// negative `delay`: one address at a time, the next only after a failure. All failing, it
-/// completes with the error of the last to fail. Terminal cancellation through the token's
-/// slot closes every attempt and completes with asio::error::operation_aborted. Completes with
-/// void(std::error_code).
+/// completes with the most telling of their errors (more_telling_connect_error(): a refusal
+/// rather than ::1's "cannot assign requested address" on a host without IPv6). Terminal
+/// cancellation through the token's slot closes every attempt and completes with
+/// asio::error::operation_aborted. Completes with void(std::error_code).
 template <class Socket, class Token>
 auto async_connect_attempts(Socket& sock, std::vector<asio::ip::tcp::endpoint> addresses,
                             std::chrono::milliseconds delay, Token&& token) {

@@ -35,7 +35,9 @@ struct connection_options {
     /// Connection Attempt Delay). The first to connect wins and the others are closed; a
     /// failure starts the next at once. The families alternate, starting with the resolver's
     /// first. Zero or negative: one address at a time, the next only after a failure, so one
-    /// that drops the connect (a firewall) uses up connect_timeout.
+    /// that drops the connect (a firewall) uses up connect_timeout. Every address failing, the
+    /// connect reports the most telling failure: a refusal before a timeout before an address
+    /// this machine cannot use.
     std::chrono::milliseconds connect_attempt_delay{250};
     /// Deadline of a request that sets none itself; zero (or negative) means no deadline.
     std::chrono::milliseconds request_timeout{0};
