@@ -100,8 +100,8 @@ class connect_endpoint_op {
 
 /// Opens `sock` and connects it to `ep`: a unix socket by its path (error::invalid_endpoint when
 /// it is too long), a TCP endpoint through `resolver`, the addresses it resolves to raced as
-/// async_connect_attempts() does with `attempt_delay` (all failing: the error of the last to
-/// fail). Terminal cancellation through the token's cancellation slot ends it with
+/// async_connect_attempts() does with `attempt_delay` (all failing: the most telling of their
+/// errors). Terminal cancellation through the token's cancellation slot ends it with
 /// asio::error::operation_aborted, closing every attempt; so does closing the socket of a unix
 /// endpoint's connect. Completes with void(std::error_code).
 template <class Token>

@@ -1,7 +1,8 @@
 #include "fcgi/detail/telling_connect_error.hpp"
 
-#include <asio/error.hpp>
 #include <cerrno>
+
+#include "last_error.hpp"
 
 namespace fcgi::detail {
 
@@ -10,10 +11,8 @@ namespace {
 int rank(std::error_code ec) {
     if (!ec)
         return 0;
-    // Asio reports a connect's errno in its own system category, which compares equal to no
-    // std::errc condition: compare the errno itself.
-    if (ec.category() != asio::error::get_system_category() &&
-        ec.category() != std::system_category())
+    // Asio's system category matches no std::errc condition: compare the errno itself.
+    if (!is_system(ec))
         return 2;
     switch (ec.value()) {
         case ECONNREFUSED:

@@ -84,8 +84,10 @@ class connection {
     /// none, never inside this call.
     ///
     /// Handler: void(std::error_code) — error::connect_timeout, or the system error of the
-    /// address whose attempt failed last (connection_refused, no such file for a missing socket,
-    /// ...); a host name's addresses race as connection_options::connect_attempt_delay says.
+    /// connect (connection_refused, no such file for a missing socket, ...); a host name's
+    /// addresses race as connection_options::connect_attempt_delay says, and when all fail the
+    /// most telling of their errors is the one reported (a refusal before a timeout before an
+    /// address this machine cannot use).
     /// A connection connects once; make a new one to reconnect. A second call fails with
     /// asio::error::already_started while the first connects, already_connected once it is
     /// open, and error::not_connected once it is closed. Terminal or partial cancellation

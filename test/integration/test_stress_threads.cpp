@@ -319,9 +319,21 @@ BOOST_AUTO_TEST_CASE(client_on_a_context_without_socket_locks) {
     asio::io_context ctx{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     auto work = asio::make_work_guard(ctx);
     std::thread runner([&] { ctx.run(); });
+    // However the test ends (a failed REQUIRE throws), the runner is joined: a joinable thread's
+    // destructor would end the whole binary.
+    struct joiner {
+        asio::io_context& ctx;
+        std::thread& runner;
+        ~joiner() {
+            if (runner.joinable()) {
+                ctx.stop();
+                runner.join();
+            }
+        }
+    } join_at_exit{ctx, runner};
     fcgi::client_options opts;
-    // "" is both loopback addresses: ::1 refuses (the fake listens on 127.0.0.1), the next
-    // connects.
+    // "" is both loopback addresses; where the resolver lists ::1 first it refuses (the fake
+    // listens on 127.0.0.1) and the next connects.
     opts.endpoints = {fcgi::endpoint::tcp("", fake.tcp_endpoint().port)};
     opts.max_connections_per_endpoint = 2;
     opts.max_requests_per_connection_lifetime = 7;  // reconnects: more resolutions and connects
@@ -353,7 +365,13 @@ BOOST_AUTO_TEST_CASE(client_on_a_context_without_socket_locks) {
         });
     for (auto& th : submitters)
         th.join();
-    auto stats = asio::post(ctx, asio::use_future([&] { return client->stats(); })).get();
+    for (const auto& f : fails.list)
+        BOOST_TEST_MESSAGE(f);
+    BOOST_TEST(fails.list.empty());
+    BOOST_TEST(ok.load() == 2 * per_thread);
+    auto stats_f = asio::post(ctx, asio::use_future([&] { return client->stats(); }));
+    BOOST_REQUIRE(stats_f.wait_for(10s) == std::future_status::ready);
+    auto stats = stats_f.get();
     auto shut = client->async_shutdown(asio::use_future);
     BOOST_REQUIRE(shut.wait_for(10s) == std::future_status::ready);
     BOOST_CHECK_NO_THROW(shut.get());
@@ -361,13 +379,9 @@ BOOST_AUTO_TEST_CASE(client_on_a_context_without_socket_locks) {
     work.reset();
     runner.join();
 
-    for (const auto& f : fails.list)
-        BOOST_TEST_MESSAGE(f);
-    BOOST_TEST(fails.list.empty());
-    BOOST_TEST(ok.load() == 2 * per_thread);
     BOOST_REQUIRE(stats.endpoints.size() == 1u);
-    // 600 requests at 7 a connection: at least 86 connects, each through a resolution.
-    BOOST_TEST(stats.endpoints[0].connects >= static_cast<std::uint64_t>(2 * per_thread / 7));
+    // 600 requests at most 7 a connection: at least 86 connects, each through a resolution.
+    BOOST_TEST(stats.endpoints[0].connects >= static_cast<std::uint64_t>((2 * per_thread + 6) / 7));
     BOOST_TEST(fake.snapshot().violations.empty());
 }
 

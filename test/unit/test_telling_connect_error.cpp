@@ -16,8 +16,9 @@ const std::error_code timed_out = asio::error::timed_out;
 const std::error_code reset = asio::error::connection_reset;
 const std::error_code unreachable = asio::error::network_unreachable;
 const std::error_code no_family = asio::error::address_family_not_supported;
-// ::1 on a host with IPv6 switched off: EADDRNOTAVAIL, "Cannot assign requested address".
-const std::error_code cannot_assign(EADDRNOTAVAIL, std::system_category());
+// ::1 on a host with IPv6 switched off: EADDRNOTAVAIL, "Cannot assign requested address", in
+// Asio's system category as a connect reports it.
+const std::error_code cannot_assign(EADDRNOTAVAIL, asio::error::get_system_category());
 
 }  // namespace
 
@@ -42,6 +43,13 @@ BOOST_AUTO_TEST_CASE(the_order_is_refused_timed_out_other_unusable_none) {
 }
 
 // Two of a kind: the later one, as before the ranking (the last to fail).
+// std::system_category() carries errno values too (the library's own system calls).
+BOOST_AUTO_TEST_CASE(either_system_category_is_ranked_by_its_errno) {
+    const std::error_code std_refused(ECONNREFUSED, std::system_category());
+    BOOST_TEST(more_telling_connect_error(std_refused, cannot_assign) == std_refused);
+    BOOST_TEST(more_telling_connect_error(reset, std_refused) == std_refused);
+}
+
 BOOST_AUTO_TEST_CASE(a_tie_keeps_the_later) {
     const std::error_code aborted_conn = asio::error::connection_aborted;
     BOOST_TEST(more_telling_connect_error(reset, aborted_conn) == aborted_conn);

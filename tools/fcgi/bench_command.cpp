@@ -292,8 +292,9 @@ int run_bench(const bench_flags& f) {
     const bench_setup setup = plan_connections(f, ep, request_timeout);
 
     // One thread runs it and touches the sockets: Asio may skip the lock per socket operation
-    // (about 3 lock pairs a request; callgrind: 1.5 % of the instructions). Posts keep theirs:
-    // a host name's resolution completes from Asio's resolver thread.
+    // (about 3 lock pairs a request; callgrind: 1.5 % of the instructions). The scheduler keeps
+    // its lock (not ASIO_CONCURRENCY_HINT_UNSAFE): resolutions complete from Asio's resolver
+    // thread, and under UNSAFE async_resolve fails with operation_not_supported.
     asio::io_context ctx{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<fpm_status_poller> poller;
     if (!f.fpm_status.empty())
