@@ -143,6 +143,42 @@ std::string tag(const std::string& who, int i) {
     return who + "-" + std::to_string(i);
 }
 
+// Two plain threads each send `per_thread` requests through `client` with use_future, one at a
+// time, blocking on each: calls from outside the client's executor. `make` builds the request
+// for an ID, `check` says what is wrong with its response (empty: right). Returns how many
+// were right; the rest go to `fails`.
+int submit_from_plain_threads(
+    fcgi::client& client, const std::string& who, int per_thread,
+    const std::function<fcgi::request(const std::string&)>& make,
+    const std::function<std::string(const std::string&, const fcgi::response&)>& check,
+    failures& fails) {
+    std::atomic<int> ok{0};
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < 2; ++t)
+        submitters.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                auto id = tag(who + std::to_string(t), i);
+                auto f = client.async_request(make(id), asio::use_future);
+                if (f.wait_for(30s) != std::future_status::ready) {
+                    fails.add(id + ": future not ready within 30 s");
+                    return;
+                }
+                try {
+                    auto r = f.get();
+                    if (auto bad = check(id, r); !bad.empty())
+                        fails.add(id + ": " + bad);
+                    else
+                        ++ok;
+                } catch (const std::system_error& e) {
+                    fails.add(id + ": " + e.what());
+                }
+            }
+        });
+    for (auto& th : submitters)
+        th.join();
+    return ok.load();
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(stress_threads)
@@ -259,30 +295,7 @@ BOOST_AUTO_TEST_CASE(client_on_a_thread_pool_strand) {
 
     // Plain threads blocking on futures.
     const int per_thread = scaled(500);
-    std::atomic<int> future_ok{0};
-    std::vector<std::thread> submitters;
-    for (int t = 0; t < 2; ++t)
-        submitters.emplace_back([&, t] {
-            for (int i = 0; i < per_thread; ++i) {
-                auto id = tag("fut" + std::to_string(t), i);
-                auto f = client->async_request(make(id), asio::use_future);
-                if (f.wait_for(30s) != std::future_status::ready) {
-                    fails.add(id + ": future not ready within 30 s");
-                    return;
-                }
-                try {
-                    auto r = f.get();
-                    if (auto bad = check(id, r); !bad.empty())
-                        fails.add(id + ": " + bad);
-                    else
-                        ++future_ok;
-                } catch (const std::system_error& e) {
-                    fails.add(id + ": " + e.what());
-                }
-            }
-        });
-    for (auto& th : submitters)
-        th.join();
+    const int future_ok = submit_from_plain_threads(*client, "fut", per_thread, make, check, fails);
     auto chains = chains_done.get_future();
     BOOST_REQUIRE_MESSAGE(chains.wait_for(60s) == std::future_status::ready,
                           "chained requests did not finish within 60 s");
@@ -298,7 +311,7 @@ BOOST_AUTO_TEST_CASE(client_on_a_thread_pool_strand) {
     for (const auto& f : fails.list)
         BOOST_TEST_MESSAGE(f);
     BOOST_TEST(fails.list.empty());
-    BOOST_TEST(future_ok.load() == 2 * per_thread);
+    BOOST_TEST(future_ok == 2 * per_thread);
     BOOST_TEST(chained_done.load() == chained_total);
     BOOST_TEST(off_strand.load() == 0);
     BOOST_TEST(stats.completed == static_cast<std::uint64_t>(2 * per_thread + chained_total));
@@ -342,33 +355,18 @@ BOOST_AUTO_TEST_CASE(client_on_a_context_without_socket_locks) {
     client.emplace(ctx.get_executor(), opts);
     failures fails;
     const int per_thread = scaled(300);
-    std::atomic<int> ok{0};
-    std::vector<std::thread> submitters;
-    for (int t = 0; t < 2; ++t)
-        submitters.emplace_back([&, t] {
-            for (int i = 0; i < per_thread; ++i) {
-                auto id = tag("unlocked" + std::to_string(t), i);
-                auto f = client->async_request(fcgi::test::tagged_request(id), asio::use_future);
-                if (f.wait_for(30s) != std::future_status::ready) {
-                    fails.add(id + ": future not ready within 30 s");
-                    return;
-                }
-                try {
-                    if (auto r = f.get(); r.body == fcgi::test::tagged_body(id))
-                        ++ok;
-                    else
-                        fails.add(id + ": body " + r.body.substr(0, 200));
-                } catch (const std::system_error& e) {
-                    fails.add(id + ": " + e.what());
-                }
-            }
-        });
-    for (auto& th : submitters)
-        th.join();
+    const int ok = submit_from_plain_threads(
+        *client, "unlocked", per_thread,
+        [](const std::string& id) { return fcgi::test::tagged_request(id); },
+        [](const std::string& id, const fcgi::response& r) {
+            return r.body == fcgi::test::tagged_body(id) ? std::string()
+                                                         : "body " + r.body.substr(0, 200);
+        },
+        fails);
     for (const auto& f : fails.list)
         BOOST_TEST_MESSAGE(f);
     BOOST_TEST(fails.list.empty());
-    BOOST_TEST(ok.load() == 2 * per_thread);
+    BOOST_TEST(ok == 2 * per_thread);
     auto stats_f = asio::post(ctx, asio::use_future([&] { return client->stats(); }));
     BOOST_REQUIRE(stats_f.wait_for(10s) == std::future_status::ready);
     auto stats = stats_f.get();
