@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "fcgi/detail/capped_duration.hpp"
+#include "fcgi/detail/probe_verdict.hpp"
 #include "fcgi/detail/retry_decision.hpp"
 #include "fcgi/error.hpp"
 #include "fcgi/get_values.hpp"
@@ -314,21 +315,6 @@ std::shared_ptr<void> client_impl::handler_watch() {
 
 namespace {
 
-// A unix socket whose listen backlog is full refuses connects for a moment (EAGAIN, seen as
-// ENOBUFS through Asio 1.22): the server is up.
-bool backlog_full(const endpoint& where, std::error_code ec) {
-    return where.type == endpoint::kind::unix_socket &&
-           (ec == asio::error::no_buffer_space || ec == asio::error::try_again ||
-            ec == asio::error::would_block);
-}
-
-// Errors after the server accepted the connection: it is up, whatever it did next.
-bool accepted_then_failed(std::error_code ec) {
-    return ec == error::connection_lost || ec == error::not_connected ||
-           ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-           ec == asio::error::connection_aborted;
-}
-
 // Before probing again an endpoint whose backlog was full.
 constexpr std::chrono::milliseconds probe_pause{10};
 
@@ -414,21 +400,21 @@ void client_impl::start_probe(endpoint_pool& ep) {
                 if (!self)
                     return;
                 epp->probe_state = endpoint_pool::probe::done;
-                if (backlog_full(epp->where, ec)) {
+                const auto verdict = judge_probe(epp->where, ec, self->opts_.probe_timeout,
+                                                 self->opts_.connection.connect_timeout);
+                if (verdict == probe_verdict::ask_again_soon) {
                     // Transient, the server is up: probe again after a short pause. Counted for
                     // a queued request's timeout text, as the pool's own connects are.
                     epp->probe_state = endpoint_pool::probe::needed;
                     const auto now = clock::now();
                     epp->note_backlog_full(now);
                     epp->hold.pause_growth(now + probe_pause);
-                } else if (ec && ec == condition::transport_error && !accepted_then_failed(ec) &&
-                           !self->probe_deadline_ended_connect(ec)) {
+                } else if (verdict == probe_verdict::down) {
                     // Refused: probe again when the backoff ends.
                     epp->probe_state = endpoint_pool::probe::needed;
                     self->mark_down(*epp, ec);
                 } else {
-                    // Answered, accepted and then closed or reset without answering, or slow to
-                    // connect: the server is not known to be down, and one that does not answer
+                    // Not known to be down (probe_verdict::settled); one that does not answer
                     // GET_VALUES in time is not trusted to multiplex.
                     bool mpx = !ec && r.mpxs_conns.value_or(false);
                     epp->probed = ec    ? probe_result::no_answer
@@ -443,12 +429,6 @@ void client_impl::start_probe(endpoint_pool& ep) {
                 }
                 self->pump();
             }));
-}
-
-bool client_impl::probe_deadline_ended_connect(std::error_code ec) const {
-    const auto connect_limit = opts_.connection.connect_timeout;
-    return ec == error::connect_timeout &&
-           (connect_limit.count() <= 0 || opts_.probe_timeout < connect_limit);
 }
 
 void client_impl::pump() {

@@ -88,10 +88,6 @@ class client_impl : public std::enable_shared_from_this<client_impl>, public con
     bool dispatch_behind(lazy_now& now);
     void open_connection(endpoint_pool& ep);
     void start_probe(endpoint_pool& ep);
-    /// The probe failed with `ec` because probe_timeout, shorter than connect_timeout, ended
-    /// its connect: the endpoint is slow, not refusing, and the pool's connects get the whole
-    /// connect_timeout.
-    bool probe_deadline_ended_connect(std::error_code ec) const;
     void arm_retry_timer(lazy_now& now);
     /// "; endpoints down: <each with its error>", or empty when none is.
     std::string down_reason() const;
