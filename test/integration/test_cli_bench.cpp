@@ -510,6 +510,26 @@ BOOST_AUTO_TEST_CASE(protocol_error_before_any_answer_stops_the_run) {
     BOOST_TEST(r.err.find("broke the FastCGI protocol") != std::string::npos, r.err);
 }
 
+// A bad CGI head ("Status: abc") comes in well-formed records: the script is at fault, not the
+// address. The run goes on and counts it by reason, like any failing script, rather than stopping
+// as for an HTTP port.
+BOOST_AUTO_TEST_CASE(a_bad_cgi_head_is_counted_not_taken_for_a_wrong_port) {
+    fcgi::test::fake_responder fake({.script_for = [](const fcgi::test::seen_request&) {
+        return fcgi::test::script{fcgi::test::act::stdout_("Status: abc\r\n\r\nbody"),
+                                  fcgi::test::act::end()};
+    }});
+    auto r =
+        bench({"--connect", fake.unix_endpoint().to_string(), "--requests", "12", "--concurrency",
+               "2", "--multiplex", "off", "--json", php_fpm::script("hello.php")},
+              30s);
+    BOOST_TEST(r.exit_code == 6, r.err);  // requests failed; not 5, the protocol's
+    auto j = report_of(r);
+    BOOST_TEST(j["ok"].get<int>() == 0);
+    BOOST_TEST(j["errors"]["bad_response_head"].get<int>() == 12, j.dump());
+    BOOST_TEST(fake.snapshot().requests.size() == 12u);
+    BOOST_TEST(r.err.find("broke the FastCGI protocol") == std::string::npos, r.err);
+}
+
 // A request whose kept-alive connection closes under it goes again, and the report says so
 // (a worker dying mid-request hid behind the retry); --no-retry counts it as a failure.
 BOOST_AUTO_TEST_CASE(resent_requests_are_reported) {

@@ -141,6 +141,21 @@ BOOST_AUTO_TEST_CASE(statuses_that_suggest_a_wrong_script) {
                "warning: no response had a 2xx status (10 x 404): check the script path and "
                "--root");
 
+    c.status = {{500, 10}};
+    BOOST_TEST(
+        line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
+        "warning: no response had a 2xx status (10 x 500): a 5xx is usually the script failing: "
+        "`fcgi request` on it shows its stderr");
+    c.status = {{404, 4}, {502, 6}};
+    BOOST_TEST(
+        line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
+        "warning: no response had a 2xx status (4 x 404, 6 x 502): check the script path "
+        "and --root; a 5xx is usually the script failing: `fcgi request` on it shows its stderr");
+    c.status = {{302, 10}};
+    BOOST_TEST(line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
+               "warning: no response had a 2xx status (10 x 302): check the script and the "
+               "request (--method, --data, --header)");
+
     c.status = {{200, 7}, {503, 3}};
     c.status_5xx = 3;
     BOOST_TEST(line_with(count_warnings(c, four_connections()), "5xx") ==

@@ -241,8 +241,16 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
         std::string seen;
         for (const auto& [code, n] : c.status)
             seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
-        lines.push_back("warning: no response had a 2xx status (" + seen +
-                        "): check the script path and --root");
+        // php-fpm answers 404 for a script it cannot find, 500 for one that failed.
+        std::string advice;
+        if (c.status.contains(404))
+            advice = "check the script path and --root";
+        if (c.status.lower_bound(500) != c.status.end())
+            advice += std::string(advice.empty() ? "" : "; ") +
+                      "a 5xx is usually the script failing: `fcgi request` on it shows its stderr";
+        if (advice.empty())
+            advice = "check the script and the request (--method, --data, --header)";
+        lines.push_back("warning: no response had a 2xx status (" + seen + "): " + advice);
     } else if (c.status_5xx > 0) {
         lines.push_back("warning: " + std::to_string(c.status_5xx) + " of " + std::to_string(c.ok) +
                         " responses had a 5xx status; throughput counts them (--fail exits 22)");
