@@ -88,6 +88,18 @@ BOOST_AUTO_TEST_CASE(get_hello_over_unix_and_tcp) {
     }
 }
 
+// -o - is stdout, as for curl: no file named "-".
+BOOST_AUTO_TEST_CASE(output_dash_is_stdout) {
+    fcgi::test::temp_dir dir;
+    run_spec spec;
+    spec.args = {"request", "-c", unix_ep, "-o", "-", php_fpm::script("hello.php")};
+    spec.cwd = dir.path.string();
+    auto r = run(spec);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out == "Hello, world!\n");
+    BOOST_TEST(!std::filesystem::exists(dir.path / "-"));
+}
+
 BOOST_AUTO_TEST_CASE(connect_from_environment) {
     run_spec spec;
     spec.args = {"request", php_fpm::script("hello.php")};
@@ -621,7 +633,27 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(bad_flag.err.find("see 'fcgi bench --help'") != std::string::npos, bad_flag.err);
     auto no_sub = fcgi_cli({"--no-such-flag"});
     BOOST_TEST(no_sub.err.find("see 'fcgi --help'") != std::string::npos, no_sub.err);
-    BOOST_TEST(fcgi_cli({}).exit_code == 2);                          // no subcommand
+    BOOST_TEST(fcgi_cli({}).exit_code == 2);  // no subcommand
+    auto misspelt = fcgi_cli({"reqest", "-c", nowhere, "x.php"});
+    BOOST_TEST(misspelt.exit_code == 2);
+    BOOST_TEST(misspelt.err.find("unknown command 'reqest'") != std::string::npos, misspelt.err);
+    // An empty -o is a mistake, not stdout (-o - is).
+    auto empty_output = fcgi_cli({"request", "-c", nowhere, "-o", "", "x.php"});
+    BOOST_TEST(empty_output.exit_code == 2);
+    BOOST_TEST(is_one_error_line(empty_output.err), empty_output.err);
+    // An empty --connect overrides FCGI_CONNECT: said so, not "set FCGI_CONNECT".
+    for (const char* command : {"request", "probe", "bench", "fanout"}) {
+        run_spec spec;
+        spec.args = {command, "-c", ""};
+        if (std::string(command) != "probe")
+            spec.args.push_back(php_fpm::script("hello.php"));
+        spec.env = {"FCGI_CONNECT=" + unix_ep};
+        auto r = run(spec);
+        BOOST_TEST_CONTEXT(command) {
+            BOOST_TEST(r.exit_code == 2);
+            BOOST_TEST(r.err.find("--connect is empty") != std::string::npos, r.err);
+        }
+    }
     BOOST_TEST(fcgi_cli({"request", "-c", unix_ep}).exit_code == 2);  // no script
     BOOST_TEST(fcgi_cli({"request", "-c", "not an address", "x.php"}).exit_code == 2);
 

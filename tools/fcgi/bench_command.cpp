@@ -60,14 +60,8 @@ void probe_server(const fcgi::endpoint& ep, milliseconds request_timeout, bench_
 // The server and the request from the flags, the request prepared once; false (after saying
 // why) on a usage error.
 bool prepare_bench(const bench_flags& f, fcgi::endpoint& ep, fcgi::prepared_request& prepared) {
-    if (f.request.connect.empty()) {
-        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
+    if (!parse_connect_flag(f.request.connect, ep))
         return false;
-    }
-    if (auto ec = fcgi::parse_endpoint(f.request.connect, ep)) {
-        print_error("'" + f.request.connect + "': " + ec.message());
-        return false;
-    }
     if (!f.fpm_status.empty() && !f.fpm_status.starts_with('/')) {
         print_error("--fpm-status '" + f.fpm_status + "' must be an absolute path like /status");
         return false;

@@ -147,17 +147,13 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
 }
 
 int run_fanout(const fanout_flags& flags) {
-    if (flags.connect.empty()) {
-        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
-        return usage_error;
-    }
     fcgi::client_options options;
+    if (fcgi::endpoint none; flags.connect.empty() && !parse_connect_flag({}, none))
+        return usage_error;  // says there is no address
     for (const auto& text : flags.connect) {
         fcgi::endpoint ep;
-        if (auto ec = fcgi::parse_endpoint(text, ep)) {
-            print_error("'" + text + "': " + ec.message());
+        if (!parse_connect_flag(text, ep))
             return usage_error;
-        }
         // Each endpoint gets a pool of --connections: one named twice would get twice that,
         // more than php-fpm has workers for. A socket path is compared resolved (x.sock,
         // ./x.sock, a symlink to it); two names of one host are not known here.

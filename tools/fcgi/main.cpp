@@ -30,8 +30,17 @@ int main(int argc, char** argv) {
         "Run SCRIPT[?QUERY]: the body streams to stdout (or --output), the script's FCGI_STDERR "
         "goes to stderr");
     add_request_flags(*request_cmd, request);
-    request_cmd->add_option("-o,--output", request.output,
-                            "Write the body to FILE as it arrives instead of stdout");
+    // "-" is stdout, as for curl; an empty name is a mistake, not stdout.
+    request_cmd
+        ->add_option_function<std::string>(
+            "-o,--output", [&request](const std::string& v) { request.output = v == "-" ? "" : v; },
+            "Write the body to FILE as it arrives instead of stdout (- for stdout)")
+        ->check(CLI::Validator(
+            [](std::string& v) {
+                return v.empty() ? std::string("a file name is needed (- for stdout)")
+                                 : std::string();
+            },
+            "FILE"));
     size_flag(*request_cmd->add_option(
         "--max-stderr", request.max_stderr,
         "Most FCGI_STDERR bytes kept (units k, M, G: 1024s); the rest is dropped, with a note "
@@ -60,10 +69,18 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         // Point at the help that lists the flags in question: the subcommand's.
         std::string help = "fcgi --help";
+        bool in_command = false;
         for (const auto* sub : {request_cmd, probe_cmd, fanout_cmd, bench_cmd})
-            if (sub->parsed())
+            if (sub->parsed()) {
                 help = "fcgi " + sub->get_name() + " --help";
-        print_error(std::string(e.what()) + "; see '" + help + "'");
+                in_command = true;
+            }
+        // CLI11 says "A subcommand is required" of a misspelt one: name it instead.
+        std::string what = e.what();
+        if (!in_command && argc > 1 && argv[1][0] != '-')
+            what = "unknown command '" + std::string(argv[1]) +
+                   "': the commands are request, probe, fanout and bench";
+        print_error(what + "; see '" + help + "'");
         return usage_error;
     }
     if (probe_cmd->parsed())

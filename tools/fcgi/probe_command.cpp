@@ -57,15 +57,9 @@ void add_probe_flags(CLI::App& cmd, probe_flags& f) {
 }
 
 int run_probe(const probe_flags& flags) {
-    if (flags.connect.empty()) {
-        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
-        return usage_error;
-    }
     fcgi::endpoint ep;
-    if (auto ec = fcgi::parse_endpoint(flags.connect, ep)) {
-        print_error("'" + flags.connect + "': " + ec.message());
+    if (!parse_connect_flag(flags.connect, ep))
         return usage_error;
-    }
     fcgi::get_values_options options;
     options.timeout = seconds_to_ms(flags.timeout);
     options.connect_timeout = options.timeout;

@@ -124,15 +124,9 @@ asio::awaitable<int> run(fcgi::endpoint ep, fcgi::request req, const request_fla
 }  // namespace
 
 int run_request(const request_flags& flags) {
-    if (flags.connect.empty()) {
-        print_error("no server address: give --connect ADDR or set FCGI_CONNECT");
-        return usage_error;
-    }
     fcgi::endpoint ep;
-    if (auto ec = fcgi::parse_endpoint(flags.connect, ep)) {
-        print_error("'" + flags.connect + "': " + ec.message());
+    if (!parse_connect_flag(flags.connect, ep))
         return usage_error;
-    }
     fcgi::request req;
     std::string why;
     if (!flags.output.empty() && !output_path_usable(flags.output, why)) {

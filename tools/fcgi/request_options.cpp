@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -19,6 +20,7 @@
 #include "fcgi/error.hpp"
 #include "fcgi/prepared_request.hpp"
 #include "output.hpp"
+#include "read_body.hpp"
 
 namespace fcgi_cli {
 namespace {
@@ -93,14 +95,6 @@ std::string query_as_sent(std::string_view raw) {
 
 namespace {
 
-bool read_stream(std::FILE* f, std::string& out) {
-    char buf[1 << 16];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
-        out.append(buf, n);
-    return !std::ferror(f);
-}
-
 // Whether a regular file's size is its length. procfs reports 0 and sysfs 4096 whatever the
 // content, so CONTENT_LENGTH from stat() would send an empty or a failing body; a real empty
 // file reads the same into memory.
@@ -135,23 +129,15 @@ bool read_data(const std::string& spec, std::string& out, std::string& why) {
         return true;
     }
     std::string name = spec.substr(1);
-    if (name == "-") {
-        if (!read_stream(stdin, out)) {
-            why = "cannot read the body from stdin: " + std::string(std::strerror(errno));
-            return false;
-        }
-        return true;
-    }
+    if (name == "-")
+        return read_body(stdin, "stdin", out, why);
     std::FILE* f = std::fopen(name.c_str(), "rb");
     if (!f) {
         why = "cannot open '" + name + "' for --data: " + std::strerror(errno);
         return false;
     }
-    bool ok = read_stream(f, out);
-    int err = errno;
+    bool ok = read_body(f, "'" + name + "'", out, why);
     std::fclose(f);
-    if (!ok)
-        why = "cannot read '" + name + "' for --data: " + std::strerror(err);
     return ok;
 }
 
@@ -253,6 +239,21 @@ void check_count(CLI::Option& option, std::uint64_t lo, std::uint64_t hi) {
             return {};
         },
         "in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]"));
+}
+
+bool parse_connect_flag(const std::string& connect, fcgi::endpoint& ep) {
+    if (connect.empty()) {
+        const char* env = std::getenv("FCGI_CONNECT");
+        print_error(env && *env ? "--connect is empty: give a server address (an empty --connect "
+                                  "overrides FCGI_CONNECT)"
+                                : "no server address: give --connect ADDR or set FCGI_CONNECT");
+        return false;
+    }
+    if (auto ec = fcgi::parse_endpoint(connect, ep)) {
+        print_error("'" + connect + "': " + ec.message());
+        return false;
+    }
+    return true;
 }
 
 void add_request_flags(CLI::App& cmd, request_flags& f) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "fcgi/connection_options.hpp"
+#include "fcgi/endpoint.hpp"
 #include "fcgi/request.hpp"
 #include "output.hpp"
 
@@ -82,6 +83,11 @@ inline constexpr const char* root_help =
     "DOCUMENT_ROOT; a relative SCRIPT is resolved against it, and SCRIPT must be below it "
     "(default: the current directory for a relative SCRIPT below it, otherwise the script's own "
     "directory)";
+
+/// The endpoint a --connect value (or FCGI_CONNECT, which fills it) names. On a usage error
+/// prints why (no address at all, an empty --connect overriding FCGI_CONNECT, a bad address)
+/// and returns false.
+bool parse_connect_flag(const std::string& connect, fcgi::endpoint& ep);
 
 /// Declares the flags of `fcgi request` on `cmd`, storing into `flags`.
 void add_request_flags(CLI::App& cmd, request_flags& flags);
