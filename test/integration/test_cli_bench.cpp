@@ -238,6 +238,18 @@ BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
                r.err);
     BOOST_TEST(r.err.find("--connections 3 leaves one for them") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("listen backlog") == std::string::npos, r.err);
+
+    // A path that is no status page: every poll fails, and what only a poll can tell is null,
+    // not a made-up 0 processes of manager "".
+    r = bench({"--connect", ep, "--requests", "4", "--fpm-status", "/no-such-status", "--json",
+               php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 0, r.err);
+    j = report_of(r);
+    BOOST_REQUIRE(j.contains("fpm_status"));
+    BOOST_TEST(j["fpm_status"]["polls"].get<int>() == 0, j.dump());
+    BOOST_TEST(j["fpm_status"]["failures"].get<int>() >= 1, j.dump());
+    BOOST_TEST(j["fpm_status"]["total_processes"].is_null(), j.dump());
+    BOOST_TEST(j["fpm_status"]["process_manager"].is_null(), j.dump());
 }
 
 // Connections beyond the workers on TCP: the polls during the run wait in the backlog behind
@@ -260,8 +272,8 @@ BOOST_AUTO_TEST_CASE(fpm_status_polled_after_a_saturating_run) {
     auto human = bench({"--connect", fpm.tcp_endpoint(), "--duration", "0.8", "--concurrency", "4",
                         "--timeout", "0", "--fpm-status", "/status",
                         php_fpm::script("sleep.php") + "?ms=5"});
-    BOOST_TEST(human.out.find("max active processes unknown (every poll during the run waited "
-                              "behind it)") != std::string::npos,
+    BOOST_TEST(human.out.find("max active processes unknown (none answered during the run: "
+                              "each poll waited behind the load") != std::string::npos,
                human.out);
 }
 
@@ -280,6 +292,11 @@ BOOST_FIXTURE_TEST_CASE(bad_usage, fpm_fixture) {
     BOOST_TEST(r.exit_code == 2);
     r = bench({php_fpm::script("hello.php")});
     BOOST_TEST(r.exit_code == 2);
+    // A query would be sent inside SCRIPT_NAME, and a 404 would follow.
+    r = bench({"--connect", ep, "--requests", "2", "--fpm-status", "/status?full",
+               php_fpm::script("hello.php")});
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(r.err.find("without a query") != std::string::npos, r.err);
     // CLI11's own range checks let NaN through (an open loop at NaN req/s ran as a closed
     // loop) and described a refusal with the whole range of a double.
     for (const auto& bad :

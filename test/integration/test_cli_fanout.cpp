@@ -556,7 +556,7 @@ BOOST_AUTO_TEST_CASE(repeated_headers_query_field_and_posing_header_names) {
             } else {
                 BOOST_TEST(j["error"]["code"] == "invalid_job");
                 BOOST_TEST(has(j["error"]["message"].get<std::string>(),
-                               "\"headers\".\"X-A\" must be a string or an array of strings"));
+                               "\"headers\".\"X-A\"[1] must be a string, not number"));
             }
         }
     }

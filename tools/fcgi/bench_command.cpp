@@ -66,6 +66,12 @@ bool prepare_bench(const bench_flags& f, fcgi::endpoint& ep, fcgi::prepared_requ
         print_error("--fpm-status '" + f.fpm_status + "' must be an absolute path like /status");
         return false;
     }
+    if (f.fpm_status.find_first_of("?#") != std::string::npos) {
+        // The polls send the path as SCRIPT_NAME and ask for ?json&full themselves.
+        print_error("--fpm-status '" + f.fpm_status +
+                    "' must be pm.status_path alone, without a query: bench asks for ?json&full");
+        return false;
+    }
     fcgi::request req;
     std::string why;
     // Prepared once: every send then skips the checks and the params' encoding, which were a

@@ -178,7 +178,8 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
     j["client_cpu_s"] = cpu;
     j["client_cpu_us_per_request"] = completed ? cpu * 1e6 / double(completed) : 0.0;
     if (st) {
-        // null where unknown: no poll answered during the run, or a unix socket's queue.
+        // null where unknown: no poll answered (at all, or during the run), or a unix socket's
+        // queue.
         auto known = [&](std::int64_t v, bool ok) {
             return ok ? nlohmann::ordered_json(v) : nullptr;
         };
@@ -187,8 +188,9 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
             {"failures", st->failures},
             {"max_listen_queue", known(st->max_listen_queue, st->queue_known())},
             {"max_active_processes", known(st->max_active_processes, st->seen_during_run())},
-            {"total_processes", st->total_processes},
-            {"process_manager", st->process_manager}};
+            {"total_processes", known(st->total_processes, st->answered())},
+            {"process_manager",
+             st->answered() ? nlohmann::ordered_json(st->process_manager) : nullptr}};
         if (!st->last_error.empty())
             j["fpm_status"]["last_error"] = st->last_error;
     }

@@ -45,10 +45,14 @@ std::vector<std::pair<std::string, std::string>> string_pairs(const ordered_json
         }
         if (!arrays || !value.is_array())
             bad();
+        std::size_t i = 0;
         for (const auto& v : value) {
             if (!v.is_string())
-                bad();
+                // Name the element: "not array" of an array of strings would read as wrong.
+                reject(std::string("\"") + name + "\".\"" + key + "\"[" + std::to_string(i) +
+                       "] must be a string, not " + v.type_name());
             out.emplace_back(key, v.get<std::string>());
+            ++i;
         }
     }
     return out;

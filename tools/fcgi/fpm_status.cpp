@@ -164,7 +164,9 @@ std::string fpm_status_line(const fpm_status_summary& st) {
     if (st.seen_during_run())
         o << st.max_active_processes << " of " << st.total_processes;
     else
-        o << "unknown (every poll during the run waited behind it)";
+        // Polls are not counted until answered: which of the two is not known here.
+        o << "unknown (none answered during the run: each poll waited behind the load, or "
+             "the run was shorter than the 500 ms between polls)";
     o << ", " << st.polls << " polls";
     if (st.failures)
         o << ", " << st.failures << " failed (" << st.last_error << ")";

@@ -64,6 +64,9 @@ struct fpm_status_summary {
     void add_failure(std::string why);
     /// Whether a poll was answered while the load ran (max_active_processes is the run's).
     bool seen_during_run() const noexcept { return polls > polls_before_run + polls_after_run; }
+    /// Whether any poll was answered, before, during or after the run: total_processes and
+    /// process_manager are known.
+    bool answered() const noexcept { return polls > 0; }
     /// Whether max_listen_queue says something of the run: a poll during or after it, on a
     /// socket whose queue php-fpm can read.
     bool queue_known() const noexcept {
