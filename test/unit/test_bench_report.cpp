@@ -151,9 +151,17 @@ BOOST_AUTO_TEST_CASE(statuses_that_suggest_a_wrong_script) {
         line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
         "warning: no response had a 2xx status (4 x 404, 6 x 502): check the script path "
         "and --root; a 5xx is usually the script failing: `fcgi request` on it shows its stderr");
+    c.status = {{403, 10}};
+    BOOST_TEST(line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
+               "warning: no response had a 2xx status (10 x 403): a 403 is php-fpm refusing the "
+               "script's extension (security.limit_extensions)");
     c.status = {{302, 10}};
     BOOST_TEST(line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
                "warning: no response had a 2xx status (10 x 302): check the script and the "
+               "request (--method, --data, --header)");
+    c.status = {{600, 10}};  // the head parser takes any three digits: not a 5xx
+    BOOST_TEST(line_with(count_warnings(c, four_connections()), "no response had a 2xx status") ==
+               "warning: no response had a 2xx status (10 x 600): check the script and the "
                "request (--method, --data, --header)");
 
     c.status = {{200, 7}, {503, 3}};

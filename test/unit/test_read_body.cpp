@@ -57,7 +57,7 @@ BOOST_AUTO_TEST_CASE(a_source_longer_than_the_limit_is_refused) {
     BOOST_TEST(why ==
                "'/dev/zero' gave more than 100000 bytes, the most --data reads into memory (it "
                "has no length to send first): save it to a regular file and give --data @FILE, "
-               "which is streamed");
+               "whose length is known");
 }
 
 BOOST_AUTO_TEST_CASE(a_read_error_is_named) {

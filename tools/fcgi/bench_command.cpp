@@ -69,7 +69,8 @@ bool prepare_bench(const bench_flags& f, fcgi::endpoint& ep, fcgi::prepared_requ
     if (f.fpm_status.find_first_of("?#") != std::string::npos) {
         // The polls send the path as SCRIPT_NAME and ask for ?json&full themselves.
         print_error("--fpm-status '" + f.fpm_status +
-                    "' must be pm.status_path alone, without a query: bench asks for ?json&full");
+                    "' must be pm.status_path alone, without a query or fragment: bench asks "
+                    "for ?json&full");
         return false;
     }
     fcgi::request req;
@@ -212,7 +213,8 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
         "status), not failures (counted by name) nor never-answered requests.\n"
         "Throughput counts responses (any status), not failures, over the measured period:\n"
         "a timed closed loop counts those that came within it. A run stops early when no\n"
-        "connection can be made, or the server breaks the protocol, before the first response.\n"
+        "connection can be made, or the server breaks the protocol, before the first response\n"
+        "(a malformed CGI head is the script's failure: counted, the run goes on).\n"
         "Ctrl-C ends the run early and still reports it; a second Ctrl-C stops waiting for the\n"
         "requests out; SIGTERM does not wait.\n"
         "Exit: 0 when every counted request got a response (any status, unless --fail), 3 when\n"

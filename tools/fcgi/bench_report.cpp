@@ -243,13 +243,18 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
         std::string seen;
         for (const auto& [code, n] : c.status)
             seen += (seen.empty() ? "" : ", ") + std::to_string(n) + " x " + std::to_string(code);
-        // php-fpm answers 404 for a script it cannot find, 500 for one that failed.
+        // php-fpm answers 404 for a script it cannot find, 403 for an extension outside
+        // security.limit_extensions, 500 for a script that failed.
         std::string advice;
+        auto also = [&](const char* more) {
+            advice += std::string(advice.empty() ? "" : "; ") + more;
+        };
         if (c.status.contains(404))
-            advice = "check the script path and --root";
-        if (c.status.lower_bound(500) != c.status.end())
-            advice += std::string(advice.empty() ? "" : "; ") +
-                      "a 5xx is usually the script failing: `fcgi request` on it shows its stderr";
+            also("check the script path and --root");
+        if (c.status.contains(403))
+            also("a 403 is php-fpm refusing the script's extension (security.limit_extensions)");
+        if (auto five = c.status.lower_bound(500); five != c.status.end() && five->first < 600)
+            also("a 5xx is usually the script failing: `fcgi request` on it shows its stderr");
         if (advice.empty())
             advice = "check the script and the request (--method, --data, --header)";
         lines.push_back("warning: no response had a 2xx status (" + seen + "): " + advice);

@@ -147,10 +147,17 @@ void add_fanout_flags(CLI::App& cmd, fanout_flags& f) {
 }
 
 int run_fanout(const fanout_flags& flags) {
+    if (flags.connect.empty()) {
+        print_missing_connect();
+        return usage_error;
+    }
     fcgi::client_options options;
-    if (fcgi::endpoint none; flags.connect.empty() && !parse_connect_flag({}, none))
-        return usage_error;  // says there is no address
     for (const auto& text : flags.connect) {
+        if (text.empty() && flags.connect.size() > 1) {
+            print_error("one of the " + std::to_string(flags.connect.size()) +
+                        " --connect values is empty: each names a server address");
+            return usage_error;
+        }
         fcgi::endpoint ep;
         if (!parse_connect_flag(text, ep))
             return usage_error;

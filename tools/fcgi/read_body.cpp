@@ -15,8 +15,9 @@ std::string size_text(std::size_t bytes) {
     return std::to_string(bytes) + " bytes";
 }
 
+// A regular file has a length: `fcgi request` streams it, bench holds it whatever its size.
 constexpr const char* use_a_file =
-    ": save it to a regular file and give --data @FILE, which is streamed";
+    ": save it to a regular file and give --data @FILE, whose length is known";
 
 }  // namespace
 
@@ -35,9 +36,10 @@ bool read_body(std::FILE* f, const std::string& what, std::string& out, std::str
             out.append(buf, n);
         }
     } catch (const std::bad_alloc&) {
-        why = "out of memory after reading " + std::to_string(out.size()) + " bytes of " + what +
+        const std::size_t read = out.size();
+        out = std::string();  // first: building the message below needs memory too
+        why = "out of memory after reading " + std::to_string(read) + " bytes of " + what +
               " for --data" + use_a_file;
-        out = std::string();  // gives the memory back for the error's own output
         return false;
     }
     if (std::ferror(f)) {

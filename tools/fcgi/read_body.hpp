@@ -8,9 +8,9 @@
 
 namespace fcgi_cli {
 
-/// The most of a body read into memory: a source that never ends (`yes |`, @/dev/zero) stops
-/// there with an error instead of taking every byte of memory. (PHP's post_max_size is 8 MiB by
-/// default; a larger body belongs in a regular file, which is streamed.)
+/// The most of a body with no length of its own read into memory: a source that never ends
+/// (`yes |`, @/dev/zero) stops there with an error instead of taking every byte of memory.
+/// PHP's post_max_size is 8 MiB by default; a larger body belongs in a regular file.
 inline constexpr std::size_t max_read_body = std::size_t(1) << 30;
 
 /// Reads `f` to its end into `out` (empty on entry). False, with `why` naming the source as `what`

@@ -136,7 +136,11 @@ bool read_data(const std::string& spec, std::string& out, std::string& why) {
         why = "cannot open '" + name + "' for --data: " + std::strerror(errno);
         return false;
     }
-    bool ok = read_body(f, "'" + name + "'", out, why);
+    // A regular file says its length (bench holds even a large one in memory, as before); only
+    // a source without one may never end.
+    const std::size_t limit =
+        size_is_length(name) ? std::numeric_limits<std::size_t>::max() : max_read_body;
+    bool ok = read_body(f, "'" + name + "'", out, why, limit);
     std::fclose(f);
     return ok;
 }
@@ -241,12 +245,16 @@ void check_count(CLI::Option& option, std::uint64_t lo, std::uint64_t hi) {
         "in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]"));
 }
 
+void print_missing_connect() {
+    const char* env = std::getenv("FCGI_CONNECT");
+    print_error(env && *env ? "--connect is empty: give a server address (an empty --connect "
+                              "overrides FCGI_CONNECT)"
+                            : "no server address: give --connect ADDR or set FCGI_CONNECT");
+}
+
 bool parse_connect_flag(const std::string& connect, fcgi::endpoint& ep) {
     if (connect.empty()) {
-        const char* env = std::getenv("FCGI_CONNECT");
-        print_error(env && *env ? "--connect is empty: give a server address (an empty --connect "
-                                  "overrides FCGI_CONNECT)"
-                                : "no server address: give --connect ADDR or set FCGI_CONNECT");
+        print_missing_connect();
         return false;
     }
     if (auto ec = fcgi::parse_endpoint(connect, ep)) {

@@ -84,9 +84,12 @@ inline constexpr const char* root_help =
     "(default: the current directory for a relative SCRIPT below it, otherwise the script's own "
     "directory)";
 
+/// Prints why there is no server address: none given, or an empty --connect overriding
+/// FCGI_CONNECT.
+void print_missing_connect();
+
 /// The endpoint a --connect value (or FCGI_CONNECT, which fills it) names. On a usage error
-/// prints why (no address at all, an empty --connect overriding FCGI_CONNECT, a bad address)
-/// and returns false.
+/// prints why (an empty one as print_missing_connect(), a bad address) and returns false.
 bool parse_connect_flag(const std::string& connect, fcgi::endpoint& ep);
 
 /// Declares the flags of `fcgi request` on `cmd`, storing into `flags`.

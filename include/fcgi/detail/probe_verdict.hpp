@@ -19,8 +19,10 @@ bool backlog_full(const endpoint& where, std::error_code ec) noexcept;
 enum class probe_verdict {
     /// The listen backlog was full (backlog_full()): ask again after a short pause.
     ask_again_soon,
-    /// Refused, or failed to connect within the connection's own connect_timeout: mark the
-    /// endpoint down and ask again when its backoff ends.
+    /// A connect failure of condition::transport_error that is not one of the others: refused,
+    /// no socket file (ENOENT), unreachable, timed out within the connection's own
+    /// connect_timeout (also EAGAIN over TCP, this host out of local ports). Mark the endpoint
+    /// down and ask again when its backoff ends.
     down,
     /// Answered; or accepted and then closed, reset or silent; or slow to connect, the probe's
     /// deadline ending a connect the pool's own connects give longer; or failed in a way that
