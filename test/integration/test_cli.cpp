@@ -633,6 +633,13 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(bad_flag.err.find("see 'fcgi bench --help'") != std::string::npos, bad_flag.err);
     auto no_sub = fcgi_cli({"--no-such-flag"});
     BOOST_TEST(no_sub.err.find("see 'fcgi --help'") != std::string::npos, no_sub.err);
+    BOOST_TEST(no_sub.err.find("unknown option '--no-such-flag'") != std::string::npos, no_sub.err);
+    // A command's flag before the command.
+    auto flag_first = fcgi_cli({"-c", nowhere, "request", "x.php"});
+    BOOST_TEST(flag_first.exit_code == 2);
+    BOOST_TEST(flag_first.err.find("'-c' comes before the command: flags follow it (fcgi "
+                                   "request -c ...)") != std::string::npos,
+               flag_first.err);
     BOOST_TEST(fcgi_cli({}).exit_code == 2);  // no subcommand
     auto misspelt = fcgi_cli({"reqest", "-c", nowhere, "x.php"});
     BOOST_TEST(misspelt.exit_code == 2);

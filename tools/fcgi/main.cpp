@@ -69,17 +69,23 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         // Point at the help that lists the flags in question: the subcommand's.
         std::string help = "fcgi --help";
-        bool in_command = false;
+        std::string command;
         for (const auto* sub : {request_cmd, probe_cmd, fanout_cmd, bench_cmd})
             if (sub->parsed()) {
-                help = "fcgi " + sub->get_name() + " --help";
-                in_command = true;
+                command = sub->get_name();
+                help = "fcgi " + command + " --help";
             }
-        // CLI11 says "A subcommand is required" of a misspelt one: name it instead.
+        // CLI11 says "A subcommand is required" of a misspelt one, and of a flag before any,
+        // and "not expected" of a command's flag given before it: say what was given.
         std::string what = e.what();
-        if (!in_command && argc > 1 && argv[1][0] != '-')
-            what = "unknown command '" + std::string(argv[1]) +
-                   "': the commands are request, probe, fanout and bench";
+        if (command.empty() && argc > 1)
+            what = std::string(argv[1][0] == '-' ? "unknown option '" : "unknown command '") +
+                   argv[1] + "': the commands are request, probe, fanout and bench, each " +
+                   "followed by its own flags";
+        else if (argc > 1 && argv[1][0] == '-')
+            what = "'" + std::string(argv[1]) +
+                   "' comes before the command: flags follow it (fcgi " + command + " " + argv[1] +
+                   " ...)";
         print_error(what + "; see '" + help + "'");
         return usage_error;
     }
