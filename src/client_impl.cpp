@@ -128,7 +128,7 @@ void client_impl::on_context_shutdown() {
             pc->conn->set_event_callback(nullptr);
             conns.push_back(std::move(pc->conn));
         }
-        p.conns.clear();
+        p.clear();
         p.in_flight = 0;
     }
     for (auto& c : conns)
@@ -505,9 +505,7 @@ bool client_impl::open_for(endpoint_pool& ep, bool fresh, lazy_now& now) {
         pooled_connection* idle = ep.find_idle();
         if (!idle)
             return false;
-        idle->conn->set_event_callback(nullptr);
-        idle->conn->close(asio::error::operation_aborted);
-        ep.remove_closed();
+        ep.close_now(*idle, asio::error::operation_aborted);
     }
     open_connection(ep);
     return true;
@@ -649,9 +647,13 @@ void client_impl::open_connection(endpoint_pool& ep) {
     pooled_connection* raw = pc.get();
     endpoint_pool* epp = &ep;
     std::uint64_t id = pc->id;
-    raw->conn->set_event_callback([w = weak_from_this()] {
-        if (auto self = w.lock())
+    // Every path that drops a connection from the pool clears this first: `raw` and `epp`
+    // outlive the callback.
+    raw->conn->set_event_callback([w = weak_from_this(), epp, raw] {
+        if (auto self = w.lock()) {
+            epp->note_event(*raw);
             self->on_connection_event();
+        }
     });
     raw->opened = clock::now();
     ++ep.connects;
@@ -671,8 +673,7 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
     if (it == ep->conns.end())
         return;  // stopped, or retired while connecting
     if (ec) {
-        (*it)->conn->set_event_callback(nullptr);
-        ep->conns.erase(it);
+        ep->erase_unconnected(**it);
         ++ep->connect_failures;  // the pool's own: the auto_detect question's are not
         if (backlog_full(ep->where, ec)) {
             // The listen backlog is full: transient, the server is up. Retry soon.
@@ -685,7 +686,7 @@ void client_impl::on_connected(endpoint_pool* ep, std::uint64_t id, std::error_c
         pump();
         return;
     }
-    (*it)->connected = true;
+    ep->note_connected(**it);
     ep->backlog_full_connects = 0;
     ep->hold.connected();
     pump();
@@ -738,10 +739,10 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
     op->in_flight_index = in_flight_.size();
     in_flight_.push_back(op.get());
     rop->handler = request_handler(
-        [w = weak_from_this(), op = std::move(op), epp = &ep, reused](std::error_code ec,
-                                                                      response&& r) mutable {
+        [w = weak_from_this(), op = std::move(op), epp = &ep, pcp = &pc, reused](
+            std::error_code ec, response&& r) mutable {
             if (auto self = w.lock()) {
-                self->on_request_done(std::move(op), epp, reused, ec, std::move(r));
+                self->on_request_done(std::move(op), {epp, pcp}, reused, ec, std::move(r));
                 return;
             }
             // The client is gone, so nothing is retried; a response that had come in full
@@ -755,8 +756,9 @@ void client_impl::dispatch(endpoint_pool& ep, pooled_connection& pc,
         relieve_backlog();  // arms the check for this connection
 }
 
-void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
+void client_impl::on_request_done(std::unique_ptr<pending_op> op, sent_on on, bool reused,
                                   std::error_code ec, response&& r) {
+    endpoint_pool* ep = on.ep;
     --ep->in_flight;
     // Swap with the last: O(1) with thousands in flight.
     pending_op* last = in_flight_.back();
@@ -828,7 +830,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
         queued.queued_at = clock::now();
         queue_.insert(std::move(op));  // among the others by when it was called
         wait_deadline(queued);         // the deadline still counts from the first call
-        after_request(*ep, conn);
+        after_request(on, conn);
         return;
     }
     r.diagnostics += d.diagnostics;
@@ -843,7 +845,7 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     // A shutdown that this request ends completes after its handler has run, as documented,
     // wherever it runs: counted out before after_request() can find the pool drained.
     auto watch = handler_watch();
-    after_request(*ep, conn);
+    after_request(on, conn);
     // Last, and inline when already on its executor: this runs from a completion of the
     // connection (never inside the initiating call), the pool's state is settled, and a handler
     // that sends the next request does so in the same turn of the event loop, without a trip
@@ -854,12 +856,13 @@ void client_impl::on_request_done(std::unique_ptr<pending_op> op, endpoint_pool*
     handler.dispatch_holding(std::move(watch), ec, std::move(r));
 }
 
-void client_impl::after_request(endpoint_pool& ep, const std::shared_ptr<connection_impl>& conn) {
-    if (conn && opts_.max_requests_per_connection_lifetime > 0 && conn->is_idle()) {
-        auto it = std::find_if(ep.conns.begin(), ep.conns.end(),
-                               [&](const auto& pc) { return pc->conn == conn; });
-        if (it != ep.conns.end() && retiring(**it))
+void client_impl::after_request(sent_on on, const std::shared_ptr<connection_impl>& conn) {
+    // Still open, it is still in the pool (endpoint_pool::conns), so `on.pc` is too.
+    if (conn && conn->state() == connection_state::open) {
+        if (conn->is_idle() && retiring(*on.pc))
             conn->close(error::connection_lost);
+        else
+            on.ep->note_request_done(*on.pc);
     }
     // Under a steady queue no connection ever sits idle for the relief: the one that just
     // finished frees its worker for a waiting connection before pump() hands it the next
@@ -1019,7 +1022,7 @@ void client_impl::halt() {
             pc->conn->set_event_callback(nullptr);
             pc->conn->close(error::client_stopped, "the client was stopped");
         }
-        p.conns.clear();
+        p.clear();
         stop_probe(p);
     }
 }

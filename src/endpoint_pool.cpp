@@ -7,17 +7,64 @@ bool pooled_connection::unserved() const {
            conn->stats().bytes_read == 0;
 }
 
+void endpoint_pool::hint(pooled_connection& pc) {
+    if (pc.hinted)
+        return;
+    hints.push_back(&pc);
+    pc.hinted = true;
+}
+
+void endpoint_pool::forget(pooled_connection& pc) noexcept {
+    if (pc.hinted)
+        std::erase(hints, &pc);
+    pc.hinted = false;
+}
+
+void endpoint_pool::note_event(pooled_connection& pc) {
+    if (pc.conn->state() == connection_state::closed)
+        closed_pending = true;
+    else
+        hint(pc);
+}
+
+void endpoint_pool::note_connected(pooled_connection& pc) {
+    pc.connected = true;
+    hint(pc);
+    // It may have closed before its connect's completion ran (the first read found the server
+    // gone): its close event came while remove_closed() would skip it.
+    if (pc.conn->state() == connection_state::closed)
+        closed_pending = true;
+}
+
 void endpoint_pool::remove_closed() {
+    if (!closed_pending)
+        return;
+    closed_pending = false;
     // One that never connected is client_impl::on_connected()'s to remove: it counts the
     // failure.
     std::erase_if(conns, [&](const std::unique_ptr<pooled_connection>& pc) {
         bool dead = pc->connected && pc->conn->state() == connection_state::closed;
         if (dead) {
             pc->conn->set_event_callback(nullptr);
+            forget(*pc);
             ++closed;
         }
         return dead;
     });
+}
+
+void endpoint_pool::close_now(pooled_connection& pc, std::error_code ec) {
+    pc.conn->set_event_callback(nullptr);
+    pc.conn->close(ec);
+    closed_pending = true;
+    remove_closed();
+}
+
+void endpoint_pool::erase_unconnected(pooled_connection& pc) {
+    pc.conn->set_event_callback(nullptr);
+    forget(pc);
+    std::erase_if(conns,
+                  [&](const std::unique_ptr<pooled_connection>& p) { return p.get() == &pc; });
 }
 
 namespace {
@@ -35,6 +82,15 @@ bool usable(const pooled_connection& pc, bool fresh) {
 }  // namespace
 
 pooled_connection* endpoint_pool::find_usable(bool fresh, std::uint64_t lifetime) {
+    // A retry that wants a fresh connection scans: the hints are mostly connections that sat
+    // idle, which it does not take, and dropping those would lose them for everyone else.
+    while (!fresh && !hints.empty()) {
+        pooled_connection* pc = hints.back();
+        if (usable(*pc, false) && !pc->retiring(lifetime))
+            return pc;
+        hints.pop_back();  // busy again; its next event brings it back
+        pc->hinted = false;
+    }
     for (auto& pc : conns)
         if (usable(*pc, fresh) && !pc->retiring(lifetime))
             return pc.get();

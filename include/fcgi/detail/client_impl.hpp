@@ -103,11 +103,17 @@ class client_impl : public std::enable_shared_from_this<client_impl>, public con
     void mark_down(endpoint_pool& ep, std::error_code ec);
     connection_options connection_options_for(const endpoint_pool& ep) const;
     void on_connected(endpoint_pool* ep, std::uint64_t id, std::error_code ec);
-    void on_request_done(std::unique_ptr<pending_op> op, endpoint_pool* ep, bool reused,
+    /// Where a request was sent. `pc` is one of `ep`'s connections only while that connection
+    /// is open: a connection leaves the pool once closed.
+    struct sent_on {
+        endpoint_pool* ep;
+        pooled_connection* pc;
+    };
+    void on_request_done(std::unique_ptr<pending_op> op, sent_on on, bool reused,
                          std::error_code ec, response&& r);
     /// After a request on `conn` ended (answered, failed or queued again): closes the
     /// connection if it is idle and retiring, serves the queue, watches what went idle.
-    void after_request(endpoint_pool& ep, const std::shared_ptr<connection_impl>& conn);
+    void after_request(sent_on on, const std::shared_ptr<connection_impl>& conn);
     /// Keeps the pool alive while a shutdown waits for requests that stop() failed, or for
     /// request handlers still to report back (handler_watch()).
     void hold_for_shutdown();

@@ -27,6 +27,7 @@ struct pooled_connection {
     bool relieved = false;
     std::uint64_t dispatched = 0;                    // requests handed to it
     std::chrono::steady_clock::time_point opened{};  // when its connect started
+    bool hinted = false;                             // in endpoint_pool's hints
 
     /// Has had `lifetime` requests (0: no limit): takes no more, also while busy (a multiplexed
     /// one may never be idle), and closes once idle.
@@ -67,8 +68,25 @@ struct endpoint_pool {
         ++backlog_full_connects;
         last_backlog_full = now;
     }
+    /// `pc` reported an event (a request slot given back, or a close): among the first tried
+    /// for the next request, or swept by the next remove_closed().
+    void note_event(pooled_connection& pc);
+    /// A request on `pc`, one of `conns`, has ended: among the first tried for the next one.
+    void note_request_done(pooled_connection& pc) { hint(pc); }
+    /// `pc`, one of `conns`, has just connected.
+    void note_connected(pooled_connection& pc);
     /// Drops the connections that were open and have closed since.
     void remove_closed();
+    /// Closes and drops `pc`, one of `conns`, without an event (counted as closed).
+    void close_now(pooled_connection& pc, std::error_code ec);
+    /// Drops `pc`, one of `conns`, that never connected.
+    void erase_unconnected(pooled_connection& pc);
+    /// Drops every connection (whose callbacks the caller has cleared).
+    void clear() noexcept {
+        conns.clear();
+        hints.clear();
+        closed_pending = false;
+    }
     /// A connection that can take a request now and is not retiring after `lifetime`
     /// requests (`fresh`: a stale-close retry, which a connection that sat idle does not
     /// take), or null.
@@ -79,6 +97,20 @@ struct endpoint_pool {
     pooled_connection* longest_idle();
     /// Its figures for client_stats (`down` as the caller reckons it).
     endpoint_stats stats(bool down) const;
+
+  private:
+    // With hundreds of connections, touching each one per request cost more than a tenth of
+    // the client's CPU (docs/benchmarks.md, "The pool's per-request scans"). Both are kept
+    // as the connections' events come in.
+    // Set when a connection that was open may have closed: remove_closed() has work then.
+    bool closed_pending = false;
+    // Connections that reported an event since they were last found busy, most recent last:
+    // those whose requests just ended. Tried before the scan, which stays for whatever frees
+    // a connection without an event. Each one of `conns`, once.
+    std::vector<pooled_connection*> hints;
+
+    void hint(pooled_connection& pc);
+    void forget(pooled_connection& pc) noexcept;
 };
 
 }  // namespace fcgi::detail
