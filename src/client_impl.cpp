@@ -658,7 +658,7 @@ void client_impl::open_connection(endpoint_pool& ep) {
     raw->opened = clock::now();
     ++ep.connects;
     ++tie_start_;
-    ep.conns.push_back(std::move(pc));
+    ep.add(std::move(pc));
     raw->conn->start_connect(ep.where, error_handler(
                                            [w = weak_from_this(), epp, id](std::error_code ec) {
                                                if (auto self = w.lock())

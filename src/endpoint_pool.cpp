@@ -7,10 +7,16 @@ bool pooled_connection::unserved() const {
            conn->stats().bytes_read == 0;
 }
 
-void endpoint_pool::hint(pooled_connection& pc) {
+pooled_connection& endpoint_pool::add(std::unique_ptr<pooled_connection> pc) {
+    conns.push_back(std::move(pc));
+    hints.reserve(conns.size());
+    return *conns.back();
+}
+
+void endpoint_pool::hint(pooled_connection& pc) noexcept {
     if (pc.hinted)
         return;
-    hints.push_back(&pc);
+    hints.push_back(&pc);  // within capacity (add())
     pc.hinted = true;
 }
 
@@ -20,16 +26,15 @@ void endpoint_pool::forget(pooled_connection& pc) noexcept {
     pc.hinted = false;
 }
 
-void endpoint_pool::note_event(pooled_connection& pc) {
+void endpoint_pool::note_event(pooled_connection& pc) noexcept {
     if (pc.conn->state() == connection_state::closed)
         closed_pending = true;
     else
         hint(pc);
 }
 
-void endpoint_pool::note_connected(pooled_connection& pc) {
+void endpoint_pool::note_connected(pooled_connection& pc) noexcept {
     pc.connected = true;
-    hint(pc);
     // It may have closed before its connect's completion ran (the first read found the server
     // gone): its close event came while remove_closed() would skip it.
     if (pc.conn->state() == connection_state::closed)

@@ -1650,7 +1650,7 @@ BOOST_AUTO_TEST_CASE(idle_timeout_closes_only_the_connection_left_idle) {
     BOOST_REQUIRE(client.stats().endpoints[0].open == 2u);
 
     // Then one at a time, every 50 ms for 2 s: the pool takes the same connection each time
-    // (the first usable), so the other one idles.
+    // (the one whose request ended last), so the other one idles.
     asio::steady_timer pace(ctx);
     int sent = 0;
     bool chain_done = false;

@@ -68,13 +68,16 @@ struct endpoint_pool {
         ++backlog_full_connects;
         last_backlog_full = now;
     }
+    /// Adds a connection (not yet connected) to `conns`.
+    pooled_connection& add(std::unique_ptr<pooled_connection> pc);
     /// `pc` reported an event (a request slot given back, or a close): among the first tried
     /// for the next request, or swept by the next remove_closed().
-    void note_event(pooled_connection& pc);
+    void note_event(pooled_connection& pc) noexcept;
     /// A request on `pc`, one of `conns`, has ended: among the first tried for the next one.
-    void note_request_done(pooled_connection& pc) { hint(pc); }
-    /// `pc`, one of `conns`, has just connected.
-    void note_connected(pooled_connection& pc);
+    void note_request_done(pooled_connection& pc) noexcept { hint(pc); }
+    /// `pc`, one of `conns`, has just connected. Not tried first: beyond pm.max_children a new
+    /// connection waits in php-fpm's listen backlog, where a used one is being served.
+    void note_connected(pooled_connection& pc) noexcept;
     /// Drops the connections that were open and have closed since.
     void remove_closed();
     /// Closes and drops `pc`, one of `conns`, without an event (counted as closed).
@@ -103,13 +106,16 @@ struct endpoint_pool {
     // the client's CPU (docs/benchmarks.md, "The pool's per-request scans"). Both are kept
     // as the connections' events come in.
     // Set when a connection that was open may have closed: remove_closed() has work then.
+    // (A connection closed by its execution context's shutdown says nothing, but then the
+    // client clears every pool before anything else runs.)
     bool closed_pending = false;
-    // Connections that reported an event since they were last found busy, most recent last:
-    // those whose requests just ended. Tried before the scan, which stays for whatever frees
-    // a connection without an event. Each one of `conns`, once.
+    // Connections whose requests ended (or that reported an event) since they were last found
+    // busy, each once, in the order first reported: tried last added first, before the scan,
+    // which stays for whatever frees a connection without a word. Its capacity is kept at
+    // conns' size, so adding one never allocates (inside a connection's callback).
     std::vector<pooled_connection*> hints;
 
-    void hint(pooled_connection& pc);
+    void hint(pooled_connection& pc) noexcept;
     void forget(pooled_connection& pc) noexcept;
 };
 
