@@ -8,8 +8,9 @@ bool pooled_connection::unserved() const {
 }
 
 pooled_connection& endpoint_pool::add(std::unique_ptr<pooled_connection> pc) {
+    // Before the insertion: out of memory, the pool is as it was.
+    hints.reserve(conns.size() + 1);
     conns.push_back(std::move(pc));
-    hints.reserve(conns.size());
     return *conns.back();
 }
 
