@@ -62,12 +62,16 @@ void endpoint_pool::remove_closed() {
 void endpoint_pool::close_now(pooled_connection& pc, std::error_code ec) {
     pc.conn->set_event_callback(nullptr);
     pc.conn->close(ec);
-    closed_pending = true;
-    remove_closed();
+    ++closed;
+    erase(pc);
 }
 
 void endpoint_pool::erase_unconnected(pooled_connection& pc) {
     pc.conn->set_event_callback(nullptr);
+    erase(pc);
+}
+
+void endpoint_pool::erase(pooled_connection& pc) {
     forget(pc);
     std::erase_if(conns,
                   [&](const std::unique_ptr<pooled_connection>& p) { return p.get() == &pc; });

@@ -117,6 +117,8 @@ struct endpoint_pool {
 
     void hint(pooled_connection& pc) noexcept;
     void forget(pooled_connection& pc) noexcept;
+    /// Takes `pc`, whose callback is cleared, out of `conns` and the hints.
+    void erase(pooled_connection& pc);
 };
 
 }  // namespace fcgi::detail
