@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Shared by benchmark/macro/run.sh and bodies.sh (sourced, not run): installs the tools the macro
-# benchmarks need, starts a private php-fpm and a private nginx in a temp dir, and stops both by
-# PID on exit. Every server listens on a unix socket or 127.0.0.1.
+# Shared by benchmark/macro/run.sh, clients.sh (through runs.sh), bodies.sh, ab.sh and
+# fpm_cost.sh (sourced, not run): installs the tools the macro benchmarks need, starts a
+# private php-fpm and a private nginx in a temp dir, and stops both by PID on exit.
+# Every server listens on a unix socket or 127.0.0.1.
 #
 # After fcgi_macro_start: $MACRO_DIR (temp dir), $FPM_SOCK, $FPM_PID, $NGINX_PORT, and
 # $SCRIPT_ROOT=/srv, where php-fpm sees the scripts of benchmark/macro/php: the pool runs in a
