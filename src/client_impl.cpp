@@ -98,6 +98,10 @@ client_impl::client_impl(asio::any_io_executor ex, client_options opts)
     if (opts_.probe_timeout.count() <= 0)
         opts_.probe_timeout = client_options{}.probe_timeout;
     pools_.reserve(opts_.endpoints.size());  // pointers into pools_ are kept: never grows
+    for (std::size_t i = 0; i < opts_.endpoints.size() && bad_endpoint_.empty(); ++i)
+        if (std::string why; validate(opts_.endpoints[i], why))
+            bad_endpoint_ = "client_options::endpoints[" + std::to_string(i) +
+                            "] cannot be connected to: " + why;
     for (auto& e : opts_.endpoints) {
         auto& p = pools_.emplace_back();
         p.where = e;
@@ -166,6 +170,12 @@ void client_impl::enqueue(std::unique_ptr<pending_op> op, clock::time_point call
     if (pools_.empty()) {
         fail(std::move(op), error::invalid_endpoint,
              "the client has no endpoint configured (client_options::endpoints is empty)");
+        return;
+    }
+    if (!bad_endpoint_.empty()) {
+        // A configuration mistake fails every request, loudly: taken for a server that refuses
+        // connections, it would back off and fail as no_endpoint, or wait under wait_when_down.
+        fail(std::move(op), error::invalid_endpoint, bad_endpoint_);
         return;
     }
     auto own = op->sendable()->timeout;

@@ -50,7 +50,8 @@ std::string connect_error_text(const endpoint& where, std::error_code ec) {
     if (where.type == endpoint::kind::unix_socket)
         hint = unix_hint(where.path, ec);
     else if (is_errno(ec, ECONNREFUSED))
-        hint = "nothing listens on port " + std::to_string(where.port) + " of " + where.host;
+        hint = "nothing listens on port " + std::to_string(where.port) + " of " +
+               (where.host.empty() ? "this machine's loopback addresses" : where.host);
     if (!hint.empty())
         text += " (" + hint + ")";
     return text;

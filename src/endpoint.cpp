@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "fcgi/detail/ascii.hpp"
 #include "fcgi/error.hpp"
 
 static_assert(fcgi::endpoint::max_unix_path == sizeof(sockaddr_un::sun_path) - 1);
@@ -42,11 +43,37 @@ bool parse_host_port(std::string_view s, endpoint& out) {
     std::uint16_t p = 0;
     if (host.empty() || !parse_port(port, p))
         return false;
-    for (char c : host)
-        if (static_cast<unsigned char>(c) <= ' ' || c == '/')
-            return false;
     out = endpoint::tcp(std::string(host), p);
     return true;
+}
+
+bool control(char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+}
+
+// Why `e` cannot be connected to as it is, or nullptr.
+const char* problem(const endpoint& e) {
+    if (e.type == endpoint::kind::unix_socket) {
+        if (e.path.empty())
+            return "the unix socket path is empty";
+        // Asio's endpoint would throw; the kernel would refuse it anyway.
+        if (e.path.size() > endpoint::max_unix_path)
+            return "the unix socket path is longer than 107 bytes, the most Linux accepts";
+        // A control byte or a space at either end is a line end or a blank copied with the
+        // text (a CRLF .env file), never meant: it would fail later as "no such file", naming
+        // a path that looks right.
+        if (std::any_of(e.path.begin(), e.path.end(), control))
+            return "the unix socket path has a control byte (a line end or a NUL copied with it?)";
+        if (e.path.front() == ' ' || e.path.back() == ' ')
+            return "the unix socket path starts or ends with a space";
+        return nullptr;
+    }
+    if (std::any_of(e.host.begin(), e.host.end(),
+                    [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == '/'; }))
+        return "the host has a space, a control byte or a '/'";
+    if (e.port == 0)
+        return "the TCP port is 0";
+    return nullptr;
 }
 
 }  // namespace
@@ -72,26 +99,29 @@ std::error_code parse_endpoint(std::string_view text, endpoint& out) {
     const bool bare_path =
         text.starts_with("/") || text.starts_with("./") || text.starts_with("../");
     if (bare_path || text.starts_with("unix:")) {
-        std::string_view path = bare_path ? text : text.substr(5);
-        // A longer path cannot be connected to at all: say so now, not at the first request.
-        if (path.empty() || path.size() > endpoint::max_unix_path)
+        e = endpoint::unix_socket(std::string(bare_path ? text : text.substr(5)));
+    } else {
+        if (text.starts_with("tcp:"))
+            text.remove_prefix(4);
+        if (!parse_host_port(text, e))
             return error::invalid_endpoint;
-        // A control byte or a space at either end is a line end or a blank copied with the
-        // text (a CRLF .env file), never meant: it would fail later as "no such file", naming
-        // a path that looks right.
-        auto control = [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; };
-        if (std::any_of(path.begin(), path.end(), control) || path.front() == ' ' ||
-            path.back() == ' ')
-            return error::invalid_endpoint;
-        out = endpoint::unix_socket(std::string(path));
-        return {};
     }
-    if (text.starts_with("tcp:"))
-        text.remove_prefix(4);
-    if (!parse_host_port(text, e))
+    // What cannot be connected to at all is refused now, not at the first request.
+    if (problem(e))
         return error::invalid_endpoint;
     out = std::move(e);
     return {};
+}
+
+std::error_code validate(const endpoint& e, std::string& why) {
+    const char* p = problem(e);
+    if (!p)
+        return {};
+    // Escaped: the endpoint may hold the very bytes that make it invalid (a NUL, a line end).
+    why = std::string(p) + " (";
+    detail::append_escaped(why, e.to_string(), '\0');
+    why += ")";
+    return error::invalid_endpoint;
 }
 
 endpoint endpoint::parse(std::string_view text) {

@@ -45,12 +45,14 @@ class connect_endpoint_op {
     void operator()(Self& self) {
         if (failed_)
             return self.complete(last_);
+        // One built with endpoint::unix_socket() or tcp() skipped parse()'s checks: an over-long
+        // path would make Asio's endpoint throw, a line end in a path fail as "no such file".
+        if (std::string why; validate(ep_, why))
+            return fail(self, error::invalid_endpoint);
         if (ep_.type == endpoint::kind::tcp) {
             resolver_.async_resolve(ep_.host, std::to_string(ep_.port), std::move(self));
             return;
         }
-        if (ep_.path.size() > endpoint::max_unix_path)
-            return fail(self, error::invalid_endpoint);  // Asio's endpoint would throw
         asio::generic::stream_protocol::endpoint target{
             asio::local::stream_protocol::endpoint(ep_.path)};
         std::error_code ec;
@@ -98,9 +100,9 @@ class connect_endpoint_op {
     bool failed_ = false;
 };
 
-/// Opens `sock` and connects it to `ep`: a unix socket by its path (error::invalid_endpoint when
-/// it is too long), a TCP endpoint through `resolver`, the addresses it resolves to raced as
-/// async_connect_attempts() does with `attempt_delay` (all failing: the most telling of their
+/// Opens `sock` and connects it to `ep`: error::invalid_endpoint when validate() refuses it, a
+/// unix socket by its path, a TCP endpoint through `resolver`, the addresses it resolves to raced
+/// as async_connect_attempts() does with `attempt_delay` (all failing: the most telling of their
 /// errors). Terminal cancellation through the token's cancellation slot ends it with
 /// asio::error::operation_aborted, closing every attempt; so does closing the socket of a unix
 /// endpoint's connect. Completes with void(std::error_code).

@@ -23,7 +23,8 @@ enum class multiplexing {
 
 /// How a client's pool behaves. Every field but `endpoints` has a usable default.
 struct client_options {
-    /// The servers (php-fpm pools) to balance over: least outstanding requests first.
+    /// The servers (php-fpm pools) to balance over: least outstanding requests first. None, or
+    /// one that validate() refuses, fails every request with error::invalid_endpoint.
     std::vector<endpoint> endpoints;
     /// Connections per endpoint: the real concurrency limit against php-fpm; keep it <=
     /// pm.max_children. Each kept-alive connection pins one worker, so one beyond that waits in

@@ -83,8 +83,9 @@ class connection {
     /// thread; the handler runs on its own associated executor, the connection's when it has
     /// none, never inside this call.
     ///
-    /// Handler: void(std::error_code) — error::connect_timeout, or the system error of the
-    /// connect (connection_refused, no such file for a missing socket, ...); a host name's
+    /// Handler: void(std::error_code) — error::connect_timeout, error::invalid_endpoint (one
+    /// validate() refuses), or the system error of the connect (connection_refused, no such
+    /// file for a missing socket, ...); a host name's
     /// addresses race as connection_options::connect_attempt_delay says, and when all fail the
     /// most telling of their errors is the one reported (a refusal before a timeout before an
     /// address this machine cannot use).

@@ -32,7 +32,8 @@ struct endpoint {
 
     /// A unix socket endpoint.
     static endpoint unix_socket(std::string path);
-    /// A TCP endpoint.
+    /// A TCP endpoint. An empty host is this machine's loopback addresses, both families (a
+    /// resolver given no name), tried as a name's addresses are; parse() has no text for it.
     static endpoint tcp(std::string host, std::uint16_t port);
 
     /// Parses `text`; throws std::system_error(error::invalid_endpoint) quoting it when malformed.
@@ -48,6 +49,13 @@ struct endpoint {
 
 /// Parses `text` into `out`; error::invalid_endpoint when malformed (out is then unchanged).
 std::error_code parse_endpoint(std::string_view text, endpoint& out);
+
+/// error::invalid_endpoint, with why in `why`, when `e` cannot be connected to as it is: an
+/// empty socket path or one longer than endpoint::max_unix_path, a control byte in it or a space
+/// at either end, a host with a control byte, a space or a '/', port 0. parse() refuses the same
+/// (and an empty host); the clients, connection::async_connect and async_get_values check an
+/// endpoint built with unix_socket() or tcp() before connecting.
+std::error_code validate(const endpoint& e, std::string& why);
 
 /// What failing to connect to `where` with `ec` means: `ec.message()`, then in parentheses what
 /// to check when the cause is a common one ("Connection refused (/run/php is a directory, not a

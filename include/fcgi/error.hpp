@@ -24,7 +24,7 @@ enum class error {
     // -- caller input, reported before anything is sent --
     param_too_large,   ///< one name-value pair cannot fit in a PARAMS record (65528 bytes)
     invalid_request,   ///< the request is malformed (relative script path, bad header name, ...)
-    invalid_endpoint,  ///< an endpoint string could not be parsed
+    invalid_endpoint,  ///< an endpoint that cannot be connected to (see validate(endpoint))
     // -- connection lifecycle --
     connection_lost,  ///< the server closed or reset the connection before END_REQUEST
     connect_timeout,  ///< the connection was not established within connect_timeout

@@ -51,12 +51,12 @@ void start_get_values(asio::any_io_executor ex, endpoint ep, get_values_options 
 /// as the first one are merged (Go's net/http/fcgi adds an empty one), up to the first other or
 /// broken record; anything after the answer is ignored, broken or not, in whatever read it
 /// comes. Errors: the system error of connecting (connection_refused, no such file for a
-/// missing unix socket, ...), error::invalid_endpoint (a unix socket path longer than 107 bytes,
-/// from endpoint::unix_socket), error::connect_timeout, error::request_timeout (the overall
-/// deadline passed), error::connection_lost (the server closed before answering),
-/// error::unknown_type_reply (the server does not know GET_VALUES), error::unexpected_record or
-/// error::unknown_record_type (any other record came back, or one of these two with a request ID
-/// other than 0), and the decoder's protocol errors.
+/// missing unix socket, ...), error::invalid_endpoint (one validate() refuses: built with
+/// endpoint::unix_socket() or tcp(), parse() refuses it at once), error::connect_timeout,
+/// error::request_timeout (the overall deadline passed), error::connection_lost (the server closed
+/// before answering), error::unknown_type_reply (the server does not know GET_VALUES),
+/// error::unexpected_record or error::unknown_record_type (any other record came back, or one of
+/// these two with a request ID other than 0), and the decoder's protocol errors.
 ///
 /// Cancellation: terminal, partial and total cancellation through the handler's slot stop the
 /// exchange, close the connection and complete with asio::error::operation_aborted.

@@ -2175,6 +2175,43 @@ BOOST_AUTO_TEST_CASE(no_endpoint_configured_is_a_caller_error) {
     BOOST_TEST(drains(ctx));
 }
 
+// An endpoint built with unix_socket() or tcp() that cannot be connected to is the caller's
+// mistake too: every request fails at once with invalid_endpoint naming it, also beside a good
+// endpoint and under wait_when_down, rather than back off as a refusing server (no_endpoint, or
+// a wait until the deadline).
+BOOST_AUTO_TEST_CASE(an_endpoint_that_cannot_be_connected_to_is_a_caller_error) {
+    fake_responder fake({.tcp = false});
+    asio::io_context ctx;
+    auto opts = plain_pool(fake.unix_endpoint(), 1, 60s);
+    opts.endpoints.push_back(fcgi::endpoint::unix_socket("/tmp/" + std::string(200, 'l')));
+    opts.wait_when_down = true;
+    fcgi::client client(ctx.get_executor(), opts);
+    outcome first, second;
+    start(client, fcgi::test::tagged_request("one"), first);
+    start(client, fcgi::test::tagged_request("two"), second);
+    BOOST_REQUIRE(run_until(ctx, [&] { return first.done && second.done; }));
+    for (auto* o : {&first, &second}) {
+        BOOST_TEST(o->ec == fcgi::error::invalid_endpoint, o->ec.message());
+        BOOST_TEST(o->resp.diagnostics.find("client_options::endpoints[1] cannot be connected "
+                                            "to: the unix socket path is longer than 107") !=
+                       std::string::npos,
+                   o->resp.diagnostics);
+        BOOST_TEST(o->resp.times_sent == 0u);
+    }
+    BOOST_TEST(fake.snapshot().connections_accepted == 0u);
+    client.stop();
+    BOOST_TEST(drains(ctx));
+
+    // The connection refuses one too, before resolving a host name no resolver would take.
+    fcgi::connection conn(ctx.get_executor());
+    std::optional<std::error_code> connected;
+    conn.async_connect(fcgi::endpoint::tcp("local\nhost", 9000),
+                       [&](std::error_code ec) { connected = ec; });
+    ctx.restart();
+    BOOST_REQUIRE(run_until(ctx, [&] { return connected.has_value(); }));
+    BOOST_TEST(*connected == fcgi::error::invalid_endpoint, connected->message());
+}
+
 // reset_backoff() ends a backoff the caller knows is stale: php-fpm is back, and neither a new
 // request nor one waiting for it (wait_when_down) waits the rest of a 60 s backoff.
 BOOST_AUTO_TEST_CASE(reset_backoff_connects_at_once) {

@@ -92,6 +92,10 @@ BOOST_AUTO_TEST_CASE(tcp_and_other_errors) {
     auto generic = fcgi::connect_error_text(endpoint::tcp("::1", 9000),
                                             std::make_error_code(std::errc::connection_refused));
     BOOST_TEST(has(generic, "nothing listens on port 9000 of ::1"), generic);
+    // An empty host is the loopback addresses: said so, not "of " and nothing.
+    auto unnamed = fcgi::connect_error_text(endpoint::tcp("", 9000), sys(ECONNREFUSED));
+    BOOST_TEST(has(unnamed, "nothing listens on port 9000 of this machine's loopback addresses"),
+               unnamed);
     // No hint for what has no common cause to name.
     // And from Asio's own system category, as a socket reports it.
     auto from_asio = fcgi::connect_error_text(

@@ -1,6 +1,9 @@
 // Endpoint parsing: every accepted form, and malformed ones quoted in the error.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <string>
+
 #include "fcgi/endpoint.hpp"
 #include "fcgi/error.hpp"
 
@@ -78,6 +81,50 @@ BOOST_AUTO_TEST_CASE(unix_path_with_control_bytes_or_edge_blanks) {
         BOOST_TEST(fcgi::parse_endpoint(bad, out) == fcgi::error::invalid_endpoint, bad);
     }
     BOOST_TEST(endpoint::parse("unix:/run/my php.sock").path == "/run/my php.sock");
+}
+
+// An endpoint built with unix_socket() or tcp() skips parse(): validate() refuses what parse()
+// does, says why and names the endpoint with its bytes escaped.
+BOOST_AUTO_TEST_CASE(validate_what_the_factories_build) {
+    const std::string too_long = "/tmp/" + std::string(endpoint::max_unix_path - 4, 'x');
+    struct bad_case {
+        endpoint e;
+        std::string reason;
+    };
+    const bad_case cases[] = {
+        {endpoint::unix_socket(""), "the unix socket path is empty"},
+        {endpoint::unix_socket(too_long), "longer than 107 bytes"},
+        {endpoint::unix_socket(std::string("/tmp/a\0b", 8)), "control byte"},
+        {endpoint::unix_socket("/tmp/a.sock\n"), "control byte"},
+        {endpoint::unix_socket(" /tmp/a.sock"), "starts or ends with a space"},
+        {endpoint::tcp("a b", 9000), "has a space"},
+        {endpoint::tcp("h/x", 9000), "'/'"},
+        {endpoint::tcp("localhost", 0), "port is 0"},
+    };
+    for (const auto& c : cases) {
+        std::string why;
+        BOOST_TEST(fcgi::validate(c.e, why) == fcgi::error::invalid_endpoint, c.reason);
+        BOOST_TEST(why.find(c.reason) != std::string::npos, why);
+        BOOST_TEST(std::none_of(why.begin(), why.end(),
+                                [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }),
+                   why);
+    }
+    std::string why;
+    BOOST_TEST(fcgi::validate(endpoint::unix_socket(std::string("/tmp/a\0b", 8)), why) ==
+               fcgi::error::invalid_endpoint);
+    BOOST_TEST(why.find("(unix:/tmp/a\\x00b)") != std::string::npos, why);
+    BOOST_TEST(fcgi::validate(endpoint::tcp("h/x", 9000), why) == fcgi::error::invalid_endpoint);
+    BOOST_TEST(why.find("(h/x:9000)") != std::string::npos, why);
+    for (const auto& good :
+         {endpoint::unix_socket("/run/x.sock"), endpoint::unix_socket("fpm.sock"),
+          endpoint::unix_socket("/tmp/" + std::string(endpoint::max_unix_path - 5, 'x')),
+          endpoint::tcp("127.0.0.1", 9000), endpoint::tcp("::1", 1),
+          endpoint::tcp("", 9000),  // the loopback addresses, as a resolver given no name
+          endpoint::tcp("localhost", 65535)}) {
+        std::string none;
+        BOOST_TEST(!fcgi::validate(good, none), good.to_string());
+        BOOST_TEST(none.empty());
+    }
 }
 
 // to_string() reads back as the same endpoint, whatever the host is named.

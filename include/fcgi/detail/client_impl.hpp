@@ -142,6 +142,9 @@ class client_impl : public std::enable_shared_from_this<client_impl>, public con
     asio::any_io_executor ex_;
     client_options opts_;
     std::vector<endpoint_pool> pools_;
+    // Why an endpoint of client_options::endpoints cannot be connected to (validate()), for
+    // every request to fail with at once; empty when all can.
+    std::string bad_endpoint_;
     wait_queue<pending_op> queue_;
     std::vector<pending_op*> in_flight_;  // non-owning: owned by the connection's handler
     std::atomic<std::uint64_t> serial_{0};
