@@ -188,6 +188,13 @@ std::error_code check_paths(const request& req, std::string& why) {
             root.remove_suffix(1);
         std::string scratch;
         const bool is_below = script_name_below(root, req.script, scratch).has_value();
+        if (!is_below && !find_param(req, "SCRIPT_NAME") && !root.starts_with('/')) {
+            // The script's path is absolute: no script is ever below a relative root.
+            why = "document_root " + in_quotes(req.document_root) +
+                  " is not an absolute path (the script's path is: make the root absolute too, "
+                  "std::filesystem::absolute)";
+            return error::invalid_request;
+        }
         if (!is_below && !find_param(req, "SCRIPT_NAME")) {
             why = "script " + in_quotes(req.script) + " is not below document_root " +
                   in_quotes(req.document_root) +

@@ -14,6 +14,21 @@ namespace fcgi::detail {
 
 namespace proto = fcgi::protocol;
 
+namespace {
+
+// What a body source or sink that failed with `ec` says of it, `text` being its own account
+// (failure_text()). The coroutine adapters fail with `own` (source_failed, sink_failed) on a
+// throw: then their words say it all.
+std::string failure_cause(std::error_code ec, std::error_code own, const std::string& text) {
+    if (text.empty())
+        return ec.message();
+    if (ec == own)
+        return text;
+    return ec.message() + " (" + text + ")";
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // Streamed bodies
 
@@ -111,8 +126,8 @@ void connection_impl::on_source_read(std::uint16_t index, std::uint64_t serial, 
         std::string sent =
             std::to_string(total - st.upload_left) + " of " + std::to_string(total) + " bytes";
         std::string text = ec ? s.op->req.stdin_source.get()->failure_text() : std::string();
-        std::string what = ec ? "request body source failed after " + sent + ": " + ec.message() +
-                                    (text.empty() ? "" : " (" + text + ")")
+        std::string what = ec ? "request body source failed after " + sent + ": " +
+                                    failure_cause(ec, error::source_failed, text)
                            : n == 0 ? "request body source ended after " + sent
                                     : "request body source returned more bytes than asked";
         abandon(s, ec || n > asked ? error::source_failed : error::source_ended_early,
@@ -224,13 +239,10 @@ void connection_impl::on_sink_written(std::uint16_t index, std::uint64_t serial,
     }
     if (ec) {
         std::string text = s.op->req.stdout_sink.get()->failure_text();
-        // The coroutine sink fails with sink_failed itself: its own words say it all.
-        std::string cause = ec == error::sink_failed && !text.empty() ? text
-                            : text.empty()                            ? ec.message()
-                                           : ec.message() + " (" + text + ")";
         abandon(s, error::sink_failed,
                 "response sink failed after " + std::to_string(st.sink_delivered) +
-                    " bytes of body: " + cause + "; " + describe(s));
+                    " bytes of body: " + failure_cause(ec, error::sink_failed, text) + "; " +
+                    describe(s));
         return;
     }
     if (!st.sink_pending.empty())

@@ -27,8 +27,8 @@ class client_category_impl final : public std::error_category {
             case error::bad_name_value:
                 return "name-value pair whose lengths run past the end of its record";
             case error::bad_response_head:
-                return "malformed CGI response head on STDOUT (a header line without ':', a bad "
-                       "Status line, or a control byte in a value)";
+                return "malformed CGI response head on STDOUT (a header line without ':', a bad or "
+                       "second Status line, or a control byte in a value)";
             case error::response_head_too_large:
                 return "CGI response head did not end within the configured limit "
                        "(max_head_size)";

@@ -311,6 +311,39 @@ BOOST_AUTO_TEST_CASE(coroutine_source_and_sink) {
     BOOST_TEST((received == data));
 }
 
+// A coroutine source or sink that throws: the diagnostics give its words once, not wrapped in
+// the error's own message ("the request body source failed (...)") as well.
+BOOST_AUTO_TEST_CASE(coroutine_source_or_sink_that_throws_says_so_once) {
+    fake_responder fake;
+    for (bool source_side : {true, false}) {
+        BOOST_TEST_CONTEXT((source_side ? "source" : "sink")) {
+            auto req = fcgi::test::tagged_request("throws");
+            if (source_side)
+                req.stdin_source =
+                    body_source::coroutine(10, [](asio::mutable_buffer) -> awaitable<std::size_t> {
+                        throw std::runtime_error("co boom");
+                        co_return 0;
+                    });
+            else
+                req.stdout_sink = body_sink::coroutine([](std::string_view) -> awaitable<void> {
+                    throw std::runtime_error("co boom");
+                    co_return;
+                });
+            auto [ec, resp] = on_a_new_connection(fake.unix_endpoint(), std::move(req));
+            const auto own = source_side ? fcgi::make_error_code(fcgi::error::source_failed)
+                                         : fcgi::make_error_code(fcgi::error::sink_failed);
+            BOOST_TEST(ec == own, ec.message());
+            const std::string said = source_side
+                                         ? "request body source failed after 0 of 10 bytes: "
+                                           "threw: co boom; "
+                                         : "response sink failed after 0 bytes of body: "
+                                           "threw: co boom; ";
+            BOOST_TEST(resp.diagnostics.find(said) != std::string::npos, resp.diagnostics);
+            BOOST_TEST(resp.diagnostics.find(own.message()) == std::string::npos, resp.diagnostics);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(source_failing_halfway_closes_the_connection) {
     php_fpm fpm({.children = 1});
     auto data = std::make_shared<const std::string>(pattern(1u << 20));

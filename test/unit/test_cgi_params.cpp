@@ -169,10 +169,16 @@ BOOST_AUTO_TEST_CASE(invalid_requests_are_rejected_with_reasons) {
         r.headers = {{"X-Ok", "fine"}, {"X-Ok", c + std::string("value")}};
         reject(r, "CR, LF or NUL");
     }
-    for (const char* root : {"/a/b", "/x", "/a/bb", "relative"}) {  // /a/b.php is not below
+    for (const char* root : {"/a/b", "/x", "/a/bb"}) {  // /a/b.php is not below
         r = base;
         r.document_root = root;
         reject(r, "not below document_root");
+    }
+    // Nothing is below a relative root: that is what the error says.
+    for (const char* root : {"relative", "a", "./a", "a/"}) {
+        r = base;
+        r.document_root = root;
+        reject(r, "is not an absolute path");
     }
     r = base;
     r.document_root = "/x";

@@ -43,6 +43,34 @@ BOOST_AUTO_TEST_CASE(head_and_body_across_pieces) {
     BOOST_TEST(r.app_status == 7u);
 }
 
+// A request the server refused (OVERLOADED and the like) gets no status: the 200 of a head-less
+// success read as one, by a caller who looked at the status before the error.
+BOOST_AUTO_TEST_CASE(a_refusal_before_a_head_has_no_status) {
+    for (auto refusal : {proto::protocol_status::overloaded, proto::protocol_status::cant_mpx_conn,
+                         proto::protocol_status::unknown_role}) {
+        response_assembler a;
+        a.reset({});
+        BOOST_TEST(!a.on_stdout("Status: 503\r\nX-A"));  // a head cut short
+        BOOST_TEST(!a.on_end({0, refusal}));
+        auto r = a.take();
+        BOOST_TEST(r.status == 0);
+        BOOST_TEST(r.reason.empty());
+        BOOST_TEST(r.headers.empty());
+        BOOST_TEST((r.protocol_status == refusal));
+    }
+    // Nothing at all and complete: CGI's default, 200.
+    response_assembler ok;
+    ok.reset({});
+    BOOST_TEST(!ok.on_end({}));
+    BOOST_TEST(ok.take().status == 200);
+    // A whole head before the refusal is what the server said: kept.
+    response_assembler headed;
+    headed.reset({});
+    BOOST_TEST(!headed.on_stdout("Status: 503 Busy\r\n\r\n"));
+    BOOST_TEST(!headed.on_end({0, proto::protocol_status::overloaded}));
+    BOOST_TEST(headed.take().status == 503);
+}
+
 BOOST_AUTO_TEST_CASE(stdout_past_its_limit_fails) {
     response_assembler a;
     a.reset(small(16, true));
