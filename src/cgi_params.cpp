@@ -191,8 +191,8 @@ std::error_code check_paths(const request& req, std::string& why) {
         if (!is_below && !find_param(req, "SCRIPT_NAME") && !root.starts_with('/')) {
             // The script's path is absolute: no script is ever below a relative root.
             why = "document_root " + in_quotes(req.document_root) +
-                  " is not an absolute path (the script's path is: make the root absolute too, "
-                  "std::filesystem::absolute)";
+                  " is not an absolute path, and the script's is: no script is below it (make "
+                  "it absolute: std::filesystem::absolute)";
             return error::invalid_request;
         }
         if (!is_below && !find_param(req, "SCRIPT_NAME")) {

@@ -59,6 +59,9 @@ const char* problem(const endpoint& e) {
         // Asio's endpoint would throw; the kernel would refuse it anyway.
         if (e.path.size() > endpoint::max_unix_path)
             return "the unix socket path is longer than 107 bytes, the most Linux accepts";
+        // A leading NUL is Linux's abstract namespace (unix_socket() only): any bytes may follow.
+        if (e.path.front() == '\0')
+            return nullptr;
         // A control byte or a space at either end is a line end or a blank copied with the
         // text (a CRLF .env file), never meant: it would fail later as "no such file", naming
         // a path that looks right.
@@ -69,7 +72,7 @@ const char* problem(const endpoint& e) {
         return nullptr;
     }
     if (std::any_of(e.host.begin(), e.host.end(),
-                    [](char c) { return static_cast<unsigned char>(c) <= ' ' || c == '/'; }))
+                    [](char c) { return control(c) || c == ' ' || c == '/'; }))
         return "the host has a space, a control byte or a '/'";
     if (e.port == 0)
         return "the TCP port is 0";
@@ -118,9 +121,12 @@ std::error_code validate(const endpoint& e, std::string& why) {
     if (!p)
         return {};
     // Escaped: the endpoint may hold the very bytes that make it invalid (a NUL, a line end).
+    // Cut: every request the client fails carries this text, and a path may be any length.
+    constexpr std::size_t shown = 200;
+    const std::string text = e.to_string();
     why = std::string(p) + " (";
-    detail::append_escaped(why, e.to_string(), '\0');
-    why += ")";
+    detail::append_escaped(why, std::string_view(text).substr(0, shown), '\0');
+    why += text.size() > shown ? "...)" : ")";
     return error::invalid_endpoint;
 }
 

@@ -11,18 +11,21 @@
 #   cgi-fcgi loop         libfcgi-bin's bridge (C, the FastCGI reference library), 4 shell loops
 #                         starting one process and one connection per request
 #   fcgi request loop     the same loops with `fcgi request`
+#   /bin/echo loop        the same loops with /bin/echo printing the answer: no request, what
+#                         the loops themselves cost (a fork and an exec per run)
 #
 # ROUNDS rounds (default 3) of SECONDS_PER_RUN s (default 10) per client, alternating; prints
-# each run, then the medians as a markdown table. Client CPU is the client's processes (for the
-# loops, the shell too: that is what running a client per request costs). Every server is on a
-# unix socket or 127.0.0.1, every run bounded by `timeout`.
+# each run, then the medians as a markdown table. fcgi bench and the floor measure themselves
+# (requests/s and CPU over the measured period, their own process); the others are timed whole
+# by /usr/bin/time, start-up included: CPU of every process of the client (for the loops, the
+# shell too: that is what running a client per request costs), requests/s over the elapsed
+# time. Every server is on a unix socket or 127.0.0.1, every run bounded by `timeout`.
 #
 # Usage: benchmark/macro/clients.sh   (needs build/bin/fcgi; root for apt)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=runs.sh
 source "$here/runs.sh"
-
 
 fcgi_macro_install
 # The two other clients, only when missing (policy as in fcgi_macro_install: no service starts).
@@ -58,7 +61,7 @@ loop_clients() {
 # and /usr/bin/time's "elapsed user system".
 summarize() {
   python3 - "$@" <<'EOF'
-import glob, sys
+import glob, math, sys
 prefix, time_file, f0, f1 = sys.argv[1:]
 ok = failed = 0
 lat = []
@@ -66,10 +69,14 @@ for name in glob.glob(prefix + ".*"):
     lines = open(name).read().split()
     ok += int(lines[0]); failed += int(lines[1])
     lat += [int(x) for x in lines[2:]]
-elapsed, user, system = map(float, open(time_file).read().split()[-3:])
+try:
+    elapsed, user, system = map(float, open(time_file).read().split()[-3:])
+except (OSError, ValueError):  # killed by its timeout: no figures, all failed
+    print(f"0 - 0 0 {max(failed, 1)}")
+    sys.exit()
 n = max(ok, 1)
 lat.sort()
-p99 = f"{lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1000:.3f}" if lat else "-"
+p99 = f"{lat[max(0, math.ceil(len(lat) * 0.99) - 1)] / 1000:.3f}" if lat else "-"  # nearest rank
 fpm = (float(f1) - float(f0)) / n * 1e6
 print(f"{ok / elapsed:.0f} {p99} {(user + system) / n * 1e6:.2f} {fpm:.1f} {failed}")
 EOF
@@ -86,29 +93,35 @@ run_perl() {
   summarize "$out.n" "$out.time" "$f0" "$f1"
 }
 
-# run_loop NAME SECONDS CMD... -> as run_fcgi, for 4 loops of CMD
+# run_loop NAME SECONDS CMD... -> as run_fcgi, for 4 loops of CMD; the loops run in the
+# environment of `loop_env` (an env command line, set by the caller), so that a client whose
+# params are its environment pays for no extra exec per request.
 run_loop() {
   local out=$MACRO_DIR/$1 s=$2 f0 f1
   shift 2
   rm -f "$out".*
   f0=$(fcgi_macro_fpm_cpu)
-  timeout $((s + 30)) /usr/bin/time -f '%e %U %S' -o "$out.time" \
+  timeout $((s + 30)) /usr/bin/time -f '%e %U %S' -o "$out.time" "${loop_env[@]}" \
     bash -c "$(declare -f loop_clients); loop_clients \"\$@\"" _ 4 "$s" "$out.n" "$@" || true
   f1=$(fcgi_macro_fpm_cpu)
   summarize "$out.n" "$out.time" "$f0" "$f1"
 }
 
-# The params php-fpm gets from cgi-fcgi are its environment: the same set as the Perl client's.
-cgi_env=(env -i GATEWAY_INTERFACE=CGI/1.1 SERVER_PROTOCOL=HTTP/1.1 SERVER_SOFTWARE=cgi-fcgi
-         REQUEST_METHOD=GET "SCRIPT_FILENAME=$SCRIPT_ROOT/hello.php" SCRIPT_NAME=/hello.php
-         REQUEST_URI=/hello.php "DOCUMENT_ROOT=$SCRIPT_ROOT" QUERY_STRING= CONTENT_LENGTH=0
-         REMOTE_ADDR=127.0.0.1 SERVER_NAME=localhost SERVER_PORT=80 HTTP_HOST=localhost
-         HTTP_USER_AGENT=asio-fcgi-bench 'HTTP_ACCEPT=*/*' HTTP_ACCEPT_ENCODING=gzip)
+# Both loops start from an empty environment; cgi-fcgi's also holds the params php-fpm gets from
+# it (cgi-fcgi sends its whole environment): the floor's set (benchmark/floor), as the Perl
+# client's. LC_ALL=C keeps EPOCHREALTIME's decimal point a point.
+plain_env=(env -i "PATH=$PATH" LC_ALL=C)
+cgi_env=("${plain_env[@]}" GATEWAY_INTERFACE=CGI/1.1 SERVER_PROTOCOL=HTTP/1.1
+         SERVER_SOFTWARE=cgi-fcgi REQUEST_METHOD=GET "SCRIPT_FILENAME=$SCRIPT_ROOT/hello.php"
+         SCRIPT_NAME=/hello.php "DOCUMENT_ROOT=$SCRIPT_ROOT" REQUEST_URI=/hello.php QUERY_STRING=
+         CONTENT_LENGTH=0 CONTENT_TYPE= REMOTE_ADDR=127.0.0.1 REMOTE_PORT=0 SERVER_ADDR=127.0.0.1
+         SERVER_NAME=localhost SERVER_PORT=80 HTTP_HOST=localhost HTTP_USER_AGENT=asio-fcgi-bench
+         'HTTP_ACCEPT=*/*' HTTP_ACCEPT_ENCODING=gzip)
 request_cmd=("$FCGI_BIN" request --connect "unix:$FPM_SOCK" --root "$SCRIPT_ROOT"
              "${FLOOR_HEADERS[@]}" hello.php)
 
 tools=("fcgi bench" "fcgi bench recycle 1" "wrk -> nginx" "FCGI::Client (Perl)" "cgi-fcgi loop"
-       "fcgi request loop")
+       "fcgi request loop" "/bin/echo loop")
 [ -x "$floor_bin" ] && tools+=("C epoll floor") ||
   echo "no $floor_bin (cmake --build build --target epoll_floor_client): floor skipped" >&2
 
@@ -121,8 +134,15 @@ run_tool() {
     "wrk -> nginx") run_wrk 4 "$2" ;;
     "C epoll floor") read -r rps cpu fpm < <(run_floor 4 "$2"); echo "$rps - $cpu $fpm -" ;;
     "FCGI::Client (Perl)") run_perl "$2" ;;
-    "cgi-fcgi loop") run_loop cgi "$2" "${cgi_env[@]}" cgi-fcgi -bind -connect "$FPM_SOCK" ;;
-    "fcgi request loop") run_loop request "$2" "${request_cmd[@]}" ;;
+    "cgi-fcgi loop")
+      loop_env=("${cgi_env[@]}")
+      run_loop cgi "$2" cgi-fcgi -bind -connect "$FPM_SOCK" ;;
+    "fcgi request loop")
+      loop_env=("${plain_env[@]}")
+      run_loop request "$2" "${request_cmd[@]}" ;;
+    "/bin/echo loop")
+      loop_env=("${plain_env[@]}")
+      run_loop echo "$2" /bin/echo 'Hello, world!' ;;
   esac
 }
 
@@ -152,7 +172,7 @@ def med(tool, i, fmt):
     xs = [float(v[i]) for v in runs[tool] if v[i] != "-"]
     return fmt.format(statistics.median(xs)) if xs else "-"
 base = statistics.median(float(v[0]) for v in runs["fcgi bench"])
-print("| client | req/s | vs fcgi bench | p99 ms | client CPU µs/req | php-fpm CPU µs/req | failed |")
+print("| client | req/s | vs fcgi bench | p99 ms | client CPU µs/req | php-fpm CPU µs/req | failed (all rounds) |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for tool, vs in runs.items():
     rps = statistics.median(float(v[0]) for v in vs)

@@ -16,7 +16,8 @@ use Time::HiRes qw(time);
 my ($socket, $processes, $seconds, $root, $out) = @ARGV;
 die "usage: $0 SOCKET PROCESSES SECONDS SCRIPT_ROOT OUT_PREFIX\n" unless defined $out;
 
-# The params fcgi bench derives for the same request, headers included (FLOOR_HEADERS).
+# The params fcgi bench derives for the same request, headers included (FLOOR_HEADERS), as
+# benchmark/floor/epoll_floor_client.c lists them; only SERVER_SOFTWARE differs.
 my %env = (
     GATEWAY_INTERFACE => 'CGI/1.1',
     SERVER_PROTOCOL   => 'HTTP/1.1',
@@ -28,7 +29,10 @@ my %env = (
     DOCUMENT_ROOT     => $root,
     QUERY_STRING      => '',
     CONTENT_LENGTH    => '0',
+    CONTENT_TYPE      => '',
     REMOTE_ADDR       => '127.0.0.1',
+    REMOTE_PORT       => '0',
+    SERVER_ADDR       => '127.0.0.1',
     SERVER_NAME       => 'localhost',
     SERVER_PORT       => '80',
     HTTP_HOST         => 'localhost',

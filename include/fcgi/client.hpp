@@ -91,6 +91,7 @@ class client {
     ///
     /// Handler: void(std::error_code, fcgi::response), as connection::async_request, plus
     /// error::pool_exhausted (queue full), error::no_endpoint (all endpoints down),
+    /// error::invalid_endpoint (client_options::endpoints empty, or one validate() refuses),
     /// error::client_stopped. The deadline (`req.timeout` or the default) counts from this call,
     /// queueing included. Cancellation through the handler's slot completes it with
     /// asio::error::operation_aborted: a queued request is removed (any type); a sent one is

@@ -30,7 +30,8 @@ struct endpoint {
     std::string host;               ///< host name or address without brackets (kind::tcp)
     std::uint16_t port = 0;         ///< TCP port (kind::tcp)
 
-    /// A unix socket endpoint.
+    /// A unix socket endpoint; a path starting with a NUL names a socket in Linux's abstract
+    /// namespace (no file; parse() has no text for it).
     static endpoint unix_socket(std::string path);
     /// A TCP endpoint. An empty host is this machine's loopback addresses, both families (a
     /// resolver given no name), tried as a name's addresses are; parse() has no text for it.
@@ -52,9 +53,10 @@ std::error_code parse_endpoint(std::string_view text, endpoint& out);
 
 /// error::invalid_endpoint, with why in `why`, when `e` cannot be connected to as it is: an
 /// empty socket path or one longer than endpoint::max_unix_path, a control byte in it or a space
-/// at either end, a host with a control byte, a space or a '/', port 0. parse() refuses the same
-/// (and an empty host); the clients, connection::async_connect and async_get_values check an
-/// endpoint built with unix_socket() or tcp() before connecting.
+/// at either end (an abstract name, after its leading NUL, may hold any byte), a host with a
+/// control byte, a space or a '/', port 0. parse() refuses the same (and an empty host); the
+/// clients, connection::async_connect and async_get_values check an endpoint built with
+/// unix_socket() or tcp() before connecting.
 std::error_code validate(const endpoint& e, std::string& why);
 
 /// What failing to connect to `where` with `ec` means: `ec.message()`, then in parentheses what

@@ -1363,11 +1363,13 @@ BOOST_AUTO_TEST_CASE(end_request_protocol_statuses) {
             BOOST_TEST(ec == fcgi::server_error::overloaded, ec.message());
             BOOST_TEST(fcgi::is_retryable(ec));
             BOOST_TEST(names(resp.diagnostics, ep), resp.diagnostics);
+            BOOST_TEST(resp.status == 0);  // not the 200 of a head-less success
         }
         {
             auto [ec, resp] =
                 co_await conn.async_request(fcgi::test::tagged_request("cant"), as_tuple_awaitable);
             BOOST_TEST(ec == fcgi::server_error::cant_mpx_conn, ec.message());
+            BOOST_TEST(resp.status == 0);
         }
         {
             auto req = fcgi::test::tagged_request("auth");

@@ -99,6 +99,7 @@ BOOST_AUTO_TEST_CASE(validate_what_the_factories_build) {
         {endpoint::unix_socket(" /tmp/a.sock"), "starts or ends with a space"},
         {endpoint::tcp("a b", 9000), "has a space"},
         {endpoint::tcp("h/x", 9000), "'/'"},
+        {endpoint::tcp("h\x7f", 9000), "control byte"},
         {endpoint::tcp("localhost", 0), "port is 0"},
     };
     for (const auto& c : cases) {
@@ -115,11 +116,17 @@ BOOST_AUTO_TEST_CASE(validate_what_the_factories_build) {
     BOOST_TEST(why.find("(unix:/tmp/a\\x00b)") != std::string::npos, why);
     BOOST_TEST(fcgi::validate(endpoint::tcp("h/x", 9000), why) == fcgi::error::invalid_endpoint);
     BOOST_TEST(why.find("(h/x:9000)") != std::string::npos, why);
+    // A path of any length is shown cut, so each failed request's diagnostics stay short.
+    BOOST_TEST(fcgi::validate(endpoint::unix_socket("/" + std::string(5000, 'p')), why) ==
+               fcgi::error::invalid_endpoint);
+    BOOST_TEST(why.size() < 300u, why.size());
+    BOOST_TEST(why.ends_with("...)"), why);
     for (const auto& good :
          {endpoint::unix_socket("/run/x.sock"), endpoint::unix_socket("fpm.sock"),
           endpoint::unix_socket("/tmp/" + std::string(endpoint::max_unix_path - 5, 'x')),
           endpoint::tcp("127.0.0.1", 9000), endpoint::tcp("::1", 1),
           endpoint::tcp("", 9000),  // the loopback addresses, as a resolver given no name
+          endpoint::unix_socket(std::string("\0abstract\n", 10)),  // any bytes after the NUL
           endpoint::tcp("localhost", 65535)}) {
         std::string none;
         BOOST_TEST(!fcgi::validate(good, none), good.to_string());

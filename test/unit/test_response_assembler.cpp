@@ -57,6 +57,11 @@ BOOST_AUTO_TEST_CASE(a_refusal_before_a_head_has_no_status) {
         BOOST_TEST(r.reason.empty());
         BOOST_TEST(r.headers.empty());
         BOOST_TEST((r.protocol_status == refusal));
+        // No STDOUT at all, as php-fpm and the fake refuse: no status either.
+        response_assembler bare;
+        bare.reset({});
+        BOOST_TEST(!bare.on_end({0, refusal}));
+        BOOST_TEST(bare.take().status == 0);
     }
     // Nothing at all and complete: CGI's default, 200.
     response_assembler ok;

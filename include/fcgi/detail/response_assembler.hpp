@@ -43,8 +43,9 @@ class response_assembler {
     /// A piece of STDERR. Past the limit it is cut and counted in response::stderr_dropped, or,
     /// without truncate_stderr, an error: response_too_large.
     std::error_code on_stderr(std::string_view bytes);
-    /// END_REQUEST: finishes the head (a stream may end before its blank line) and stores
-    /// appStatus and protocolStatus.
+    /// END_REQUEST: stores appStatus and protocolStatus and finishes the head (a stream may end
+    /// before its blank line), unless the server refused the request before a whole head:
+    /// then the response has no status.
     std::error_code on_end(const protocol::end_request_body& end);
 
     /// Bytes of STDOUT and STDERR received so far (for diagnostics and retry decisions).
