@@ -103,6 +103,10 @@ std::error_code parse_endpoint(std::string_view text, endpoint& out) {
         text.starts_with("/") || text.starts_with("./") || text.starts_with("../");
     if (bare_path || text.starts_with("unix:")) {
         e = endpoint::unix_socket(std::string(bare_path ? text : text.substr(5)));
+        // An abstract name (a leading NUL) is unix_socket()'s alone: in text, a NUL is a
+        // control byte like any other.
+        if (!e.path.empty() && e.path.front() == '\0')
+            return error::invalid_endpoint;
     } else {
         if (text.starts_with("tcp:"))
             text.remove_prefix(4);

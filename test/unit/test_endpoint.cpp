@@ -81,6 +81,10 @@ BOOST_AUTO_TEST_CASE(unix_path_with_control_bytes_or_edge_blanks) {
         BOOST_TEST(fcgi::parse_endpoint(bad, out) == fcgi::error::invalid_endpoint, bad);
     }
     BOOST_TEST(endpoint::parse("unix:/run/my php.sock").path == "/run/my php.sock");
+    // A leading NUL too, though unix_socket() takes it as an abstract name.
+    endpoint out;
+    BOOST_TEST(fcgi::parse_endpoint(std::string_view("unix:\0abstract", 14), out) ==
+               fcgi::error::invalid_endpoint);
 }
 
 // An endpoint built with unix_socket() or tcp() skips parse(): validate() refuses what parse()
