@@ -107,7 +107,7 @@ run_loop() {
   summarize "$out.n" "$out.time" "$f0" "$f1"
 }
 
-# Both loops start from an empty environment; cgi-fcgi's also holds the params php-fpm gets from
+# The loops start from an empty environment; cgi-fcgi's also holds the params php-fpm gets from
 # it (cgi-fcgi sends its whole environment): the floor's set (benchmark/floor), as the Perl
 # client's. LC_ALL=C keeps EPOCHREALTIME's decimal point a point.
 plain_env=(env -i "PATH=$PATH" LC_ALL=C)
