@@ -31,10 +31,7 @@ bool contains_any(std::string_view s, char a, char b, char c) {
 
 // Bytes no URI holds raw, and no web server passes in QUERY_STRING: controls and DEL.
 bool has_control(std::string_view s) {
-    return std::any_of(s.begin(), s.end(), [](char c) {
-        auto u = static_cast<unsigned char>(c);
-        return u < 0x20 || u == 0x7f;
-    });
+    return std::any_of(s.begin(), s.end(), detail::is_control);
 }
 
 // Case-insensitive three-way comparison of header names (letters, digits and '-' only).

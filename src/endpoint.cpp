@@ -47,10 +47,6 @@ bool parse_host_port(std::string_view s, endpoint& out) {
     return true;
 }
 
-bool control(char c) {
-    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-}
-
 // Why `e` cannot be connected to as it is, or nullptr.
 const char* problem(const endpoint& e) {
     if (e.type == endpoint::kind::unix_socket) {
@@ -65,14 +61,14 @@ const char* problem(const endpoint& e) {
         // A control byte or a space at either end is a line end or a blank copied with the
         // text (a CRLF .env file), never meant: it would fail later as "no such file", naming
         // a path that looks right.
-        if (std::any_of(e.path.begin(), e.path.end(), control))
+        if (std::any_of(e.path.begin(), e.path.end(), detail::is_control))
             return "the unix socket path has a control byte (a line end or a NUL copied with it?)";
         if (e.path.front() == ' ' || e.path.back() == ' ')
             return "the unix socket path starts or ends with a space";
         return nullptr;
     }
     if (std::any_of(e.host.begin(), e.host.end(),
-                    [](char c) { return control(c) || c == ' ' || c == '/'; }))
+                    [](char c) { return detail::is_control(c) || c == ' ' || c == '/'; }))
         return "the host has a space, a control byte or a '/'";
     if (e.port == 0)
         return "the TCP port is 0";

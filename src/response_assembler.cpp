@@ -70,11 +70,11 @@ std::error_code response_assembler::on_stderr(std::string_view bytes) {
 std::error_code response_assembler::on_end(const protocol::end_request_body& end) {
     response_.app_status = end.app_status;
     response_.protocol_status = end.status;
-    // A refusal (OVERLOADED, CANT_MPX_CONN, UNKNOWN_ROLE) before a whole head: no status, as on
-    // any other failure, rather than the 200 a head-less success gets.
-    if (end.status != protocol::protocol_status::request_complete && !head_.done())
-        return {};
     if (!head_.done()) {
+        // A refusal (OVERLOADED, CANT_MPX_CONN, UNKNOWN_ROLE) before a whole head: no status,
+        // as on any other failure, rather than the 200 a head-less success gets.
+        if (end.status != protocol::protocol_status::request_complete)
+            return {};
         if (auto r = head_.finish(); r.ec)
             return r.ec;
     }

@@ -82,29 +82,33 @@ print(f"{ok / elapsed:.0f} {p99} {(user + system) / n * 1e6:.2f} {fpm:.1f} {fail
 EOF
 }
 
-# run_perl SECONDS -> as run_fcgi
-run_perl() {
-  local out=$MACRO_DIR/perl f0 f1
-  rm -f "$out".*
+# timed OUT SECONDS CMD... -> as run_fcgi: CMD (which writes OUT.n.*) under /usr/bin/time, bounded,
+# then summarized with php-fpm's CPU over the run.
+timed() {
+  local out=$1 s=$2 f0 f1
+  shift 2
   f0=$(fcgi_macro_fpm_cpu)
-  timeout $(($1 + 30)) /usr/bin/time -f '%e %U %S' -o "$out.time" \
-    perl "$here/perl_fcgi_client.pl" "$FPM_SOCK" 4 "$1" "$SCRIPT_ROOT" "$out.n" || true
+  timeout $((s + 30)) /usr/bin/time -f '%e %U %S' -o "$out.time" "$@" || true
   f1=$(fcgi_macro_fpm_cpu)
   summarize "$out.n" "$out.time" "$f0" "$f1"
+}
+
+# run_perl SECONDS -> as run_fcgi
+run_perl() {
+  local out=$MACRO_DIR/perl
+  rm -f "$out".*
+  timed "$out" "$1" perl "$here/perl_fcgi_client.pl" "$FPM_SOCK" 4 "$1" "$SCRIPT_ROOT" "$out.n"
 }
 
 # run_loop NAME SECONDS CMD... -> as run_fcgi, for 4 loops of CMD; the loops run in the
 # environment of `loop_env` (an env command line, set by the caller), so that a client whose
 # params are its environment pays for no extra exec per request.
 run_loop() {
-  local out=$MACRO_DIR/$1 s=$2 f0 f1
+  local out=$MACRO_DIR/$1 s=$2
   shift 2
   rm -f "$out".*
-  f0=$(fcgi_macro_fpm_cpu)
-  timeout $((s + 30)) /usr/bin/time -f '%e %U %S' -o "$out.time" "${loop_env[@]}" \
-    bash -c "$(declare -f loop_clients); loop_clients \"\$@\"" _ 4 "$s" "$out.n" "$@" || true
-  f1=$(fcgi_macro_fpm_cpu)
-  summarize "$out.n" "$out.time" "$f0" "$f1"
+  timed "$out" "$s" "${loop_env[@]}" \
+    bash -c "$(declare -f loop_clients); loop_clients \"\$@\"" _ 4 "$s" "$out.n" "$@"
 }
 
 # The loops start from an empty environment; cgi-fcgi's also holds the params php-fpm gets from
