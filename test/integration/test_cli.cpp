@@ -673,6 +673,23 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(help.exit_code == 0);
     BOOST_TEST(help.out.find("Exit codes:") != std::string::npos);
     BOOST_TEST(help.out.find("22") != std::string::npos);
+    // Only the command named first gets its flags built (start-up): the top-level help still
+    // lists every command, and each command's help its own flags.
+    for (const char* command : {"request", "probe", "fanout", "bench"})
+        BOOST_TEST(help.out.find(std::string("  ") + command + " ") != std::string::npos,
+                   command << " in " << help.out);
+    for (const auto& [command, flag] :
+         std::vector<std::pair<std::string, std::string>>{{"request", "--max-stderr"},
+                                                          {"request", "--output"},
+                                                          {"request", "--header"},
+                                                          {"fanout", "--wait-when-down"},
+                                                          {"bench", "--concurrency"},
+                                                          {"probe", "--connect"}}) {
+        auto command_help = fcgi_cli({command, "--help"});
+        BOOST_TEST(command_help.exit_code == 0);
+        BOOST_TEST(command_help.out.find(flag) != std::string::npos,
+                   flag << " in " << command_help.out);
+    }
     auto version = fcgi_cli({"--version"});
     BOOST_TEST(version.exit_code == 0);
     BOOST_TEST(version.out.starts_with("fcgi 0."), version.out);

@@ -156,6 +156,13 @@ bool absolute_path(const fs::path& p, fs::path& out, std::string& why) {
     return true;
 }
 
+// Building an AsSizeValue checks its table of units, which cost more than the rest of a
+// command's flags together: each flag copies the one built here.
+const CLI::Validator& size_units() {
+    static const CLI::AsSizeValue units(false);
+    return units;
+}
+
 }  // namespace
 
 void size_flag(CLI::Option& option) {
@@ -179,7 +186,7 @@ void size_flag(CLI::Option& option) {
                 return {};
             },
             "", "non-negative"))
-        ->transform(CLI::AsSizeValue(false));
+        ->transform(size_units());
 }
 
 void add_response_limit_flags(CLI::App& cmd, std::size_t& max_output, std::size_t& max_stderr,
