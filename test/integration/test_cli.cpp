@@ -673,8 +673,8 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     BOOST_TEST(help.exit_code == 0);
     BOOST_TEST(help.out.find("Exit codes:") != std::string::npos);
     BOOST_TEST(help.out.find("22") != std::string::npos);
-    // Only the command named first gets its flags built (start-up): the top-level help still
-    // lists every command, and each command's help its own flags.
+    // Only the command named first gets its flags built (start-up): each command's help must
+    // still list its own flags (the second loop; the first guards the top-level list).
     for (const char* command : {"request", "probe", "fanout", "bench"})
         BOOST_TEST(help.out.find(std::string("  ") + command + " ") != std::string::npos,
                    command << " in " << help.out);
