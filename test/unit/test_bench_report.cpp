@@ -82,6 +82,18 @@ BOOST_AUTO_TEST_CASE(clean_run_has_no_warnings) {
     BOOST_TEST(lines.empty());
 }
 
+// An open loop far beyond the server fills the client's queue: said in bench's terms, not the
+// library's (max_pending has no flag).
+BOOST_AUTO_TEST_CASE(a_full_client_queue_is_a_warning) {
+    auto c = ten_ok();
+    c.errors["pool_exhausted"] = 79208;
+    c.failed = 79208;
+    BOOST_TEST(line_with(count_warnings(c, four_connections()), "warning: 79208") ==
+               "warning: 79208 requests failed unsent: the client's queue of waiting requests "
+               "was full, the pace far beyond what the server answered (lower --rate, or raise "
+               "--concurrency and --connections)");
+}
+
 // connection_lost without --recycle-after names it (php-fpm's pm.max_requests); with it, or on
 // a multiplexed run (not php-fpm), or with no such failure, nothing is said.
 BOOST_AUTO_TEST_CASE(connection_lost_hints_at_recycle_after) {

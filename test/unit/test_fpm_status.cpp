@@ -208,6 +208,58 @@ BOOST_AUTO_TEST_CASE(poll_after_the_run_gives_the_queue_only) {
     no_baseline.add_after_run(sample(0, 9, 0));
     BOOST_TEST(!no_baseline.queue_known());
     BOOST_TEST(no_baseline.max_listen_queue == 0);
+    BOOST_TEST(!no_baseline.queue_at_most());
+}
+
+namespace {
+
+// A run with a poll before it and one after it, none answered during it.
+fpm_status_summary before_and_after(const fpm_status_sample& before,
+                                    const fpm_status_sample& after) {
+    fpm_status_summary sum;
+    sum.add_before_run(before);
+    sum.add_after_run(after);
+    return sum;
+}
+
+}  // namespace
+
+// No poll answered during the run, and php-fpm's count did not rise past an earlier run's 7:
+// the run's queue is at most 7, not 0 (which the report said). From 0 it stays exact.
+BOOST_AUTO_TEST_CASE(a_count_that_did_not_rise_only_bounds_the_queue) {
+    auto sum = before_and_after(sample(0, 7, 1), sample(0, 7, 1));
+    BOOST_TEST(!sum.queue_known());
+    BOOST_REQUIRE(sum.queue_at_most());
+    BOOST_TEST(*sum.queue_at_most() == 7);
+    auto text = fcgi_cli::fpm_status_line(sum);
+    BOOST_TEST(text.find("max listen queue unknown, at most 7 (php-fpm's count since it "
+                         "started, which this run did not raise)") != std::string::npos,
+               text);
+
+    auto from_zero = before_and_after(sample(0, 0, 1), sample(0, 0, 1));
+    BOOST_TEST(from_zero.queue_known());
+    BOOST_TEST(from_zero.max_listen_queue == 0);
+    BOOST_TEST(!from_zero.queue_at_most());
+}
+
+// A poll that waited in the backlog may be in php-fpm's count, not in a polled queue (a poll
+// is answered once a worker has taken it out of the backlog).
+BOOST_AUTO_TEST_CASE(a_waiting_poll_is_named_when_the_count_is_used) {
+    auto counted = before_and_after(sample(0, 1, 1), sample(0, 3, 1));
+    counted.poll_waited = true;
+    BOOST_TEST(counted.queue_from_count());
+    auto text = fcgi_cli::fpm_status_line(counted);
+    BOOST_TEST(text.find("max listen queue 3 (one of them may be the status poll's own "
+                         "connection") != std::string::npos,
+               text);
+
+    fpm_status_summary polled;
+    polled.add_before_run(sample(0, 9, 1));
+    polled.add(sample(2, 9, 2));
+    polled.poll_waited = true;
+    BOOST_TEST(!polled.queue_from_count());
+    text = fcgi_cli::fpm_status_line(polled);
+    BOOST_TEST(text.find("max listen queue 2, max active") != std::string::npos, text);
 }
 
 // On a unix socket php-fpm cannot tell its listen queue: an answered poll after the run is still

@@ -187,6 +187,10 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
             {"polls", st->polls},
             {"failures", st->failures},
             {"max_listen_queue", known(st->max_listen_queue, st->queue_known())},
+            // php-fpm's count bounds an unknown queue; a poll's own connection may be in it.
+            {"max_listen_queue_at_most",
+             known(st->queue_at_most().value_or(0), st->queue_at_most().has_value())},
+            {"status_poll_waited", st->poll_waited},
             {"max_active_processes", known(st->max_active_processes, st->seen_during_run())},
             {"total_processes", known(st->total_processes, st->answered())},
             {"process_manager",
@@ -234,6 +238,13 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
                         "and waited in php-fpm's listen backlog (php-fpm keeps a worker per "
                         "kept-alive connection; use --connections at most its number of workers: "
                         "--fpm-status shows it)");
+    // The pool's queue of waiting requests is bounded: an open loop far beyond the server fails
+    // the rest at once, and the library's advice (raise max_pending) has no flag here.
+    if (auto full = c.errors.find("pool_exhausted"); full != c.errors.end())
+        lines.push_back("warning: " + std::to_string(full->second) +
+                        " requests failed unsent: the client's queue of waiting requests was "
+                        "full, the pace far beyond what the server answered (lower --rate, or "
+                        "raise --concurrency and --connections)");
     // The usual cause of connection_lost on a run that sends nothing twice (POST, --no-retry).
     if (auto lost = c.errors.find("connection_lost"); lost != c.errors.end())
         if (auto hint = recycle_hint(lost->second, recycle_after, setup.multiplexed); !hint.empty())

@@ -46,9 +46,10 @@ class bench_run {
     /// is the answers, as in ab), else to the end of sending (--duration, Ctrl-C, an open
     /// loop's schedule), so that a slow last batch does not stretch the whole run.
     double duration_s() const;
-    /// Responses per second of duration_s(): a timed closed loop counts those that came
-    /// within it (the drain after it is not throughput); an open loop, every response to a
-    /// request its schedule sent, since at a fixed pace what is sent is the load.
+    /// Responses per second of duration_s(), counting those that came within it (the drain
+    /// after it is not throughput; an open loop's counted too would make an overloaded server
+    /// look as fast as the schedule), but all of them for a closed loop of --requests, whose
+    /// period runs to its last answer. Without --warmup the period's first latency has none.
     double rps() const;
     /// How long after the measured period the last response came (0: none after it).
     double drain_s() const;

@@ -107,13 +107,23 @@ bool parse_fpm_status(std::string_view body, std::string_view own_uri, fpm_statu
     }
 }
 
+void fpm_status_summary::take_count(std::int64_t count) noexcept {
+    if (count > max_listen_queue) {
+        max_listen_queue = count;
+        from_count_ = true;
+    }
+}
+
 void fpm_status_summary::add(const fpm_status_sample& s) {
     ++polls;
     if (!first_max_listen_queue_)
         first_max_listen_queue_ = s.max_listen_queue;
-    max_listen_queue = std::max(max_listen_queue, s.listen_queue);
+    if (s.listen_queue > max_listen_queue) {
+        max_listen_queue = s.listen_queue;
+        from_count_ = false;
+    }
     if (s.max_listen_queue > *first_max_listen_queue_)
-        max_listen_queue = std::max(max_listen_queue, s.max_listen_queue);
+        take_count(s.max_listen_queue);
     max_active_processes = std::max(max_active_processes, s.active_processes);
     total_processes = s.total_processes;
     listen_queue_known = s.listen_queue_len != 0;
@@ -135,8 +145,9 @@ void fpm_status_summary::add_after_run(const fpm_status_sample& s) {
     ++polls_after_run;
     // Without a poll before it there is nothing to tell this run's queue from an earlier one's.
     after_run_queue_ = first_max_listen_queue_.has_value();
-    if (after_run_queue_ && s.max_listen_queue > *first_max_listen_queue_)
-        max_listen_queue = std::max(max_listen_queue, s.max_listen_queue);
+    after_run_rose_ = after_run_queue_ && s.max_listen_queue > *first_max_listen_queue_;
+    if (after_run_rose_)
+        take_count(s.max_listen_queue);
     total_processes = s.total_processes;
     listen_queue_known = s.listen_queue_len != 0;
     process_manager = s.process_manager;
@@ -154,10 +165,18 @@ std::string fpm_status_line(const fpm_status_summary& st) {
         return o.str();
     }
     o << "fpm status:  max listen queue ";
-    if (st.queue_known())
+    if (st.queue_known()) {
         o << st.max_listen_queue;
-    else if (!st.listen_queue_known)
+        if (st.queue_from_count() && st.poll_waited)
+            o << " (one of them may be the status poll's own connection, which waited behind "
+                 "the load)";
+    } else if (!st.listen_queue_known)
         o << "n/a (php-fpm cannot read a unix socket's queue)";
+    else if (auto most = st.queue_at_most())
+        // php-fpm's count is a high-water mark since it started: one set before this run hides
+        // any smaller queue this run caused.
+        o << "unknown, at most " << *most
+          << " (php-fpm's count since it started, which this run did not raise)";
     else
         o << "unknown";
     o << ", max active processes ";

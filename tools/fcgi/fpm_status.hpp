@@ -47,6 +47,9 @@ struct fpm_status_summary {
     /// False when php-fpm cannot tell its listen queue (a unix socket): max_listen_queue is 0
     /// whatever waits.
     bool listen_queue_known = true;
+    /// A poll during the run waited behind the load in php-fpm's backlog (the poller sets it):
+    /// a max_listen_queue taken from php-fpm's count may include that poll's own connection.
+    bool poll_waited = false;
     std::string process_manager;  ///< from the last successful poll
     std::string last_error;       ///< why the last failed poll failed
 
@@ -67,15 +70,29 @@ struct fpm_status_summary {
     /// Whether any poll was answered, before, during or after the run: total_processes and
     /// process_manager are known.
     bool answered() const noexcept { return polls > 0; }
-    /// Whether max_listen_queue says something of the run: a poll during or after it, on a
-    /// socket whose queue php-fpm can read.
+    /// Whether max_listen_queue says something of the run, on a socket whose queue php-fpm can
+    /// read: a poll during the run, or one after it that saw php-fpm's count rise (or stay at
+    /// 0). A count that did not rise only bounds the run's queue: see queue_at_most().
     bool queue_known() const noexcept {
-        return listen_queue_known && (seen_during_run() || after_run_queue_);
+        return listen_queue_known && (seen_during_run() || after_run_rose_ ||
+                                      (after_run_queue_ && *first_max_listen_queue_ == 0));
     }
+    /// When the queue is not known but php-fpm's count, which the run did not raise, bounds it.
+    std::optional<std::int64_t> queue_at_most() const noexcept {
+        if (queue_known() || !listen_queue_known || !after_run_queue_)
+            return std::nullopt;
+        return first_max_listen_queue_;
+    }
+    /// Whether max_listen_queue is php-fpm's count (it rose during the run), not a polled queue.
+    bool queue_from_count() const noexcept { return from_count_; }
 
   private:
     std::optional<std::int64_t> first_max_listen_queue_;
     bool after_run_queue_ = false;  // the poll after the run had a first poll to compare with
+    bool after_run_rose_ = false;   // ... and php-fpm's count had risen past it
+    bool from_count_ = false;       // max_listen_queue came from php-fpm's count
+
+    void take_count(std::int64_t count) noexcept;
 };
 
 /// The report's "fpm status:" line, newline included: the maxima, or why they are unknown. An

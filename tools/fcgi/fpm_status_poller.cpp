@@ -41,6 +41,7 @@ void fpm_status_poller::start(std::chrono::milliseconds every) {
 }
 
 void fpm_status_poller::stop() {
+    note_wait();  // a poll still in flight
     stopped_ = true;
     timer_.cancel();
     client_->stop();
@@ -79,15 +80,21 @@ void fpm_status_poller::poll(std::function<void()> done) {
         return;
     }
     busy_ = true;
+    poll_started_ = std::chrono::steady_clock::now();
     // php-fpm answers its status page only when SCRIPT_NAME (and SCRIPT_FILENAME) equal
     // pm.status_path; no file is read.
     fcgi::request req;
     req.script = path_;
     req.query = "json&full";
     req.params = {{"SCRIPT_NAME", path_}, {"REQUEST_URI", path_ + "?json&full"}};
-    req.timeout = std::chrono::milliseconds(1000);
+    // During the run a poll waits as long as it takes: one given up on leaves its connection in
+    // php-fpm's backlog until a worker takes it, and each next poll's would add one more to
+    // the queue being measured. Before and after the run a worker is free to answer at once.
+    if (!started_ || after_run_)
+        req.timeout = std::chrono::milliseconds(1000);
     client_->async_request(
         std::move(req), [this, done = std::move(done)](std::error_code ec, fcgi::response r) {
+            note_wait();
             busy_ = false;
             if (stopped_) {
                 if (done)
@@ -113,6 +120,15 @@ void fpm_status_poller::poll(std::function<void()> done) {
             if (done)
                 done();
         });
+}
+
+void fpm_status_poller::note_wait() {
+    // A status page is answered in well under a millisecond once a worker has the connection:
+    // a poll that took this long waited in the backlog, counted in the queue it measures.
+    constexpr auto in_backlog = std::chrono::milliseconds(100);
+    if (busy_ && started_ && !after_run_ && !stopped_ &&
+        std::chrono::steady_clock::now() - poll_started_ >= in_backlog)
+        summary_.poll_waited = true;
 }
 
 }  // namespace fcgi_cli

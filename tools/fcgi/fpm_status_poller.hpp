@@ -17,8 +17,10 @@ namespace fcgi_cli {
 /// Polls the status page through its own one-connection client. The connection is closed
 /// after each poll (idle timeout of 1 ms): php-fpm pins a worker to each open connection, so a
 /// kept-alive poller would steal a worker from the load it measures. Polls never overlap: a
-/// poll still waiting when the next is due is not doubled. Single-threaded: call everything
-/// on `ex`'s thread; the poller must outlive the io_context's run().
+/// poll still waiting when the next is due is not doubled, and during the run one waits as
+/// long as it takes (so the poller adds at most one connection to the queue it measures).
+/// Single-threaded: call everything on `ex`'s thread; the poller must outlive the io_context's
+/// run().
 class fpm_status_poller {
   public:
     fpm_status_poller(asio::any_io_executor ex, fcgi::endpoint where, std::string path);
@@ -38,6 +40,9 @@ class fpm_status_poller {
   private:
     void poll(std::function<void()> done);
     void schedule();
+    /// Sets summary().poll_waited when the poll in flight during the run has waited long
+    /// enough to have been in php-fpm's backlog.
+    void note_wait();
 
     fcgi::client& make_client();
 
@@ -48,6 +53,7 @@ class fpm_status_poller {
     std::string path_;
     std::chrono::milliseconds every_{500};
     bool busy_ = false;
+    std::chrono::steady_clock::time_point poll_started_;
     bool stopped_ = false;
     bool after_run_ = false;
     bool started_ = false;  // start() was called: a poll before it is the baseline only
