@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
                                           std::string(fcgi::version()) + ")");
     app.require_subcommand(1);
 
-    // Building a command's flags costs more CPU than `fcgi request` spends on a local php-fpm,
+    // Building every command's flags cost more CPU than `fcgi request` spends on its request,
     // and a shell loop of requests pays it every time: only the command named first gets its
     // flags. The others keep their name and description, all that `fcgi --help` shows of them;
     // when none is named first (help, a misspelling, a flag before the command), all get theirs.

@@ -156,8 +156,8 @@ bool absolute_path(const fs::path& p, fs::path& out, std::string& why) {
     return true;
 }
 
-// Building an AsSizeValue checks its table of units, which cost more than the rest of a
-// command's flags together: each flag copies the one built here.
+// Building an AsSizeValue checks its table of units: over a quarter of building every
+// command's flags when each size flag built its own. Each flag copies the one built here.
 const CLI::Validator& size_units() {
     static const CLI::AsSizeValue units(false);
     return units;
