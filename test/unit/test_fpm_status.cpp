@@ -208,7 +208,7 @@ BOOST_AUTO_TEST_CASE(poll_after_the_run_gives_the_queue_only) {
     no_baseline.add_after_run(sample(0, 9, 0));
     BOOST_TEST(!no_baseline.queue_known());
     BOOST_TEST(no_baseline.max_listen_queue == 0);
-    BOOST_TEST(!no_baseline.queue_at_most());
+    BOOST_TEST(!no_baseline.count_stayed_at());
 }
 
 namespace {
@@ -225,29 +225,46 @@ fpm_status_summary before_and_after(const fpm_status_sample& before,
 }  // namespace
 
 // No poll answered during the run, and php-fpm's count did not rise past an earlier run's 7:
-// the run's queue is at most 7, not 0 (which the report said). From 0 it stays exact.
-BOOST_AUTO_TEST_CASE(a_count_that_did_not_rise_only_bounds_the_queue) {
+// the queue was not seen (it said 0). php-fpm samples it once a second, so a count that stayed
+// at 0 says no more.
+BOOST_AUTO_TEST_CASE(a_count_that_did_not_rise_says_the_queue_was_not_seen) {
     auto sum = before_and_after(sample(0, 7, 1), sample(0, 7, 1));
     BOOST_TEST(!sum.queue_known());
-    BOOST_REQUIRE(sum.queue_at_most());
-    BOOST_TEST(*sum.queue_at_most() == 7);
+    BOOST_REQUIRE(sum.count_stayed_at());
+    BOOST_TEST(*sum.count_stayed_at() == 7);
     auto text = fcgi_cli::fpm_status_line(sum);
-    BOOST_TEST(text.find("max listen queue unknown, at most 7 (php-fpm's count since it "
-                         "started, which this run did not raise)") != std::string::npos,
+    BOOST_TEST(text.find("max listen queue not seen (php-fpm's count, sampled once a second, "
+                         "stayed at 7)") != std::string::npos,
                text);
 
     auto from_zero = before_and_after(sample(0, 0, 1), sample(0, 0, 1));
-    BOOST_TEST(from_zero.queue_known());
-    BOOST_TEST(from_zero.max_listen_queue == 0);
-    BOOST_TEST(!from_zero.queue_at_most());
+    BOOST_TEST(!from_zero.queue_known());
+    BOOST_REQUIRE(from_zero.count_stayed_at());
+    BOOST_TEST(*from_zero.count_stayed_at() == 0);
+}
+
+// SIGTERM skips the poll after the run, and a poll during it waits without failing: the
+// report said the run was shorter than the time between polls.
+BOOST_AUTO_TEST_CASE(a_poll_that_waited_until_the_end_is_said) {
+    fpm_status_summary sum;
+    sum.add_before_run(sample(0, 0, 1));
+    sum.poll_waited = true;
+    auto text = fcgi_cli::fpm_status_line(sum);
+    BOOST_TEST(
+        text.find("no poll was answered during or after the run (a poll waited behind "
+                  "the load until the run ended, and none followed it)") != std::string::npos,
+        text);
+    BOOST_TEST(text.find("shorter than") == std::string::npos, text);
 }
 
 // A poll that waited in the backlog may be in php-fpm's count, not in a polled queue (a poll
 // is answered once a worker has taken it out of the backlog).
 BOOST_AUTO_TEST_CASE(a_waiting_poll_is_named_when_the_count_is_used) {
     auto counted = before_and_after(sample(0, 1, 1), sample(0, 3, 1));
+    BOOST_TEST(!counted.queue_may_include_poll());
     counted.poll_waited = true;
     BOOST_TEST(counted.queue_from_count());
+    BOOST_TEST(counted.queue_may_include_poll());
     auto text = fcgi_cli::fpm_status_line(counted);
     BOOST_TEST(text.find("max listen queue 3 (one of them may be the status poll's own "
                          "connection") != std::string::npos,
@@ -258,6 +275,7 @@ BOOST_AUTO_TEST_CASE(a_waiting_poll_is_named_when_the_count_is_used) {
     polled.add(sample(2, 9, 2));
     polled.poll_waited = true;
     BOOST_TEST(!polled.queue_from_count());
+    BOOST_TEST(!polled.queue_may_include_poll());
     text = fcgi_cli::fpm_status_line(polled);
     BOOST_TEST(text.find("max listen queue 2, max active") != std::string::npos, text);
 }

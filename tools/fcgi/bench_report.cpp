@@ -187,10 +187,10 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
             {"polls", st->polls},
             {"failures", st->failures},
             {"max_listen_queue", known(st->max_listen_queue, st->queue_known())},
-            // php-fpm's count bounds an unknown queue; a poll's own connection may be in it.
-            {"max_listen_queue_at_most",
-             known(st->queue_at_most().value_or(0), st->queue_at_most().has_value())},
-            {"status_poll_waited", st->poll_waited},
+            // Why the queue is unknown: php-fpm's count did not rise; or whose it may be.
+            {"listen_queue_count_stayed_at",
+             known(st->count_stayed_at().value_or(0), st->count_stayed_at().has_value())},
+            {"max_listen_queue_may_include_poll", st->queue_may_include_poll()},
             {"max_active_processes", known(st->max_active_processes, st->seen_during_run())},
             {"total_processes", known(st->total_processes, st->answered())},
             {"process_manager",

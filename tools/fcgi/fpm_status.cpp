@@ -160,6 +160,10 @@ std::string fpm_status_line(const fpm_status_summary& st) {
         o << "fpm status:  unknown: no poll was answered during or after the run";
         if (st.failures)
             o << ", " << st.failures << " failed (" << st.last_error << ")\n";
+        else if (st.poll_waited)
+            // A poll during the run waits as long as it takes, so none failed; SIGTERM skips
+            // the one after the run.
+            o << " (a poll waited behind the load until the run ended, and none followed it)\n";
         else
             o << " (shorter than the 500 ms between polls)\n";
         return o.str();
@@ -167,16 +171,15 @@ std::string fpm_status_line(const fpm_status_summary& st) {
     o << "fpm status:  max listen queue ";
     if (st.queue_known()) {
         o << st.max_listen_queue;
-        if (st.queue_from_count() && st.poll_waited)
+        if (st.queue_may_include_poll())
             o << " (one of them may be the status poll's own connection, which waited behind "
                  "the load)";
     } else if (!st.listen_queue_known)
         o << "n/a (php-fpm cannot read a unix socket's queue)";
-    else if (auto most = st.queue_at_most())
-        // php-fpm's count is a high-water mark since it started: one set before this run hides
-        // any smaller queue this run caused.
-        o << "unknown, at most " << *most
-          << " (php-fpm's count since it started, which this run did not raise)";
+    else if (auto stayed = st.count_stayed_at())
+        // php-fpm's count is a high-water mark since it started, of samples taken once a
+        // second: one set before this run hides a smaller queue, and a short one goes unseen.
+        o << "not seen (php-fpm's count, sampled once a second, stayed at " << *stayed << ")";
     else
         o << "unknown";
     o << ", max active processes ";

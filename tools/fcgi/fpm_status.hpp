@@ -71,20 +71,25 @@ struct fpm_status_summary {
     /// process_manager are known.
     bool answered() const noexcept { return polls > 0; }
     /// Whether max_listen_queue says something of the run, on a socket whose queue php-fpm can
-    /// read: a poll during the run, or one after it that saw php-fpm's count rise (or stay at
-    /// 0). A count that did not rise only bounds the run's queue: see queue_at_most().
+    /// read: a poll during the run, or one after it that saw php-fpm's count rise. (Both are
+    /// php-fpm's samples, taken once a second: a shorter queue can pass unseen.)
     bool queue_known() const noexcept {
-        return listen_queue_known && (seen_during_run() || after_run_rose_ ||
-                                      (after_run_queue_ && *first_max_listen_queue_ == 0));
+        return listen_queue_known && (seen_during_run() || after_run_rose_);
     }
-    /// When the queue is not known but php-fpm's count, which the run did not raise, bounds it.
-    std::optional<std::int64_t> queue_at_most() const noexcept {
+    /// When the queue is not known because php-fpm's count, a high-water mark since it started,
+    /// did not rise during the run: the count it stayed at.
+    std::optional<std::int64_t> count_stayed_at() const noexcept {
         if (queue_known() || !listen_queue_known || !after_run_queue_)
             return std::nullopt;
         return first_max_listen_queue_;
     }
     /// Whether max_listen_queue is php-fpm's count (it rose during the run), not a polled queue.
     bool queue_from_count() const noexcept { return from_count_; }
+    /// Whether max_listen_queue may count the status poll's own connection: it is php-fpm's
+    /// count, and a poll waited in the backlog.
+    bool queue_may_include_poll() const noexcept {
+        return queue_known() && from_count_ && poll_waited;
+    }
 
   private:
     std::optional<std::int64_t> first_max_listen_queue_;
