@@ -198,6 +198,8 @@ int report_bench(const bench_flags& f, const bench_setup& setup, const bench_run
     }
     for (const auto& line : count_warnings(c, setup, f.recycle_after))
         print_error(line);
+    if (auto line = slow_start_warning(f, c, times); !line.empty())
+        print_error(line);
     return exit_code(f, c);
 }
 

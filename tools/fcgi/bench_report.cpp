@@ -1,6 +1,7 @@
 #include "bench_report.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -274,6 +275,23 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
                         " responses had a 5xx status; throughput counts them (--fail exits 22)");
     }
     return lines;
+}
+
+std::string slow_start_warning(const bench_flags& f, const bench_counts& c, const bench_times& t) {
+    // A closed loop of --requests counts every response over a period that runs to the last:
+    // its start is part of the run's time, as in ab.
+    const bool counts_within_period = f.rate > 0 || f.requests == 0;
+    if (f.warmup > 0 || !counts_within_period || c.latency.count() == 0 || t.duration_s <= 0)
+        return {};
+    const double median_s = double(c.latency.percentile(50).count()) / 1e6;
+    if (median_s < t.duration_s / 20)
+        return {};
+    const double share = std::min(100.0, 100 * median_s / t.duration_s);
+    return "warning: the median response took " + seconds_or_ms(median_s) + ", " +
+           std::to_string(int(share)) + " % of the " + seconds_or_ms(t.duration_s) +
+           " measured, whose start had no response to count: the throughput reads low by up "
+           "to that much (give --warmup " +
+           as_given(std::ceil(median_s * 10) / 10) + " or more, or a longer --duration)";
 }
 
 }  // namespace fcgi_cli

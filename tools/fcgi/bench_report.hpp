@@ -37,4 +37,9 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
 std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup,
                                         std::uint64_t recycle_after = 0);
 
+/// A warning when throughput reads low because the period's start had no response to count:
+/// a timed run without --warmup whose median latency is a twentieth of the period or more
+/// (only responses within the period count). Empty otherwise.
+std::string slow_start_warning(const bench_flags& f, const bench_counts& c, const bench_times& t);
+
 }  // namespace fcgi_cli
