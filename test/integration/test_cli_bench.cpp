@@ -139,7 +139,7 @@ BOOST_FIXTURE_TEST_CASE(human_report, fpm_fixture) {
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(r.out.find("20 sent, 20 ok, 0 failed, 0 never answered") != std::string::npos,
                r.out);
-    BOOST_TEST(r.out.find("status:      200 20") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("status:      20 x 200\n") != std::string::npos, r.out);
     BOOST_TEST(r.out.find("p99.9") != std::string::npos, r.out);
     BOOST_TEST(r.err.find("2xx") == std::string::npos, r.err);
 }

@@ -65,6 +65,20 @@ BOOST_AUTO_TEST_CASE(header_prints_rate_and_warmup_as_given) {
     BOOST_TEST(has(text, ", 1.5 s warmup"), text);
 }
 
+// Statuses as "count x status" ("200 600 404 200" read as four numbers).
+BOOST_AUTO_TEST_CASE(statuses_are_counted_in_words) {
+    bench_flags f;
+    auto c = ten_ok();
+    c.status[200] = 6;
+    c.status[404] = 3;
+    c.status[500] = 1;
+    auto text = human_report(f, four_connections(), c, bench_times{1, 10, 0, 0.01}, nullptr);
+    BOOST_TEST(has(text, "status:      6 x 200, 3 x 404, 1 x 500\n"), text);
+    c.status.clear();
+    text = human_report(f, four_connections(), c, bench_times{1, 10, 0, 0.01}, nullptr);
+    BOOST_TEST(has(text, "status:      none\n"), text);
+}
+
 // A drain under a second in milliseconds (it once read "came 0.000 s after it").
 BOOST_AUTO_TEST_CASE(drain_is_said_in_the_unit_that_shows_it) {
     bench_flags f;

@@ -98,11 +98,15 @@ std::string human_report(const bench_flags& f, const bench_setup& setup, const b
               << " failed or never answered are not in it)";
         o << "\n";
     }
-    o << "status:     ";
+    // "count x status", as the no-2xx warning says it: "200 600 404 200" read as four numbers.
+    o << "status:      ";
     if (c.status.empty())
-        o << " none";
-    for (const auto& [code, n] : c.status)
-        o << " " << code << " " << n;
+        o << "none";
+    const char* sep = "";
+    for (const auto& [code, n] : c.status) {
+        o << sep << n << " x " << code;
+        sep = ", ";
+    }
     o << "\n";
     o << "bytes:       in " << c.bytes_in << " (body+stderr), out " << c.bytes_out << " (body)\n";
     o << "client cpu:  " << fixed(cpu, 3) << " s, "
