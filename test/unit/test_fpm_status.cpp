@@ -257,6 +257,49 @@ BOOST_AUTO_TEST_CASE(a_poll_that_waited_until_the_end_is_said) {
     BOOST_TEST(text.find("shorter than") == std::string::npos, text);
 }
 
+// php-fpm samples its listen queue once a second: a poll in the run's first second may read a
+// sample from before it (an earlier run's closed connections, still in the backlog), which a
+// run of one connection on two workers reported as its own queue of 1.
+BOOST_AUTO_TEST_CASE(a_queue_sampled_before_the_run_is_not_its) {
+    fpm_status_summary sum;
+    sum.add_before_run(sample(0, 2, 1));
+    sum.add(sample(1, 2, 1), false);  // 0.5 s into the run
+    BOOST_TEST(sum.max_listen_queue == 0);
+    BOOST_TEST(sum.queue_known());
+    sum.add(sample(1, 2, 1));  // later: php-fpm sampled it during the run
+    BOOST_TEST(sum.max_listen_queue == 1);
+}
+
+// A run whose connections held every worker of a static pool polls nothing during it: the
+// report says so rather than blame the polls' wait or the run's length.
+BOOST_AUTO_TEST_CASE(polls_skipped_during_the_run_are_said) {
+    fpm_status_sample pool = sample(0, 0, 1);
+    pool.process_manager = "static";
+    pool.total_processes = 4;
+    fpm_status_summary sum;
+    sum.add_before_run(pool);
+    BOOST_TEST(fcgi_cli::holds_every_worker(sum, 4));
+    BOOST_TEST(fcgi_cli::holds_every_worker(sum, 5));
+    BOOST_TEST(!fcgi_cli::holds_every_worker(sum, 3));
+    sum.run_polls_skipped = true;
+    auto text = fcgi_cli::fpm_status_line(sum);  // SIGTERM: no poll after the run either
+    BOOST_TEST(text.find("no poll was answered during or after the run (none was made during "
+                         "it: its connections held every worker)") != std::string::npos,
+               text);
+    sum.add_after_run(sample(0, 2, 1));
+    text = fcgi_cli::fpm_status_line(sum);
+    BOOST_TEST(text.find("max listen queue 2, max active processes unknown (not polled during "
+                         "the run: its connections held every worker)") != std::string::npos,
+               text);
+
+    fpm_status_sample dynamic = pool;
+    dynamic.process_manager = "dynamic";  // starts more workers as connections come
+    fpm_status_summary grows;
+    grows.add_before_run(dynamic);
+    BOOST_TEST(!fcgi_cli::holds_every_worker(grows, 8));
+    BOOST_TEST(!fcgi_cli::holds_every_worker(fpm_status_summary{}, 8));  // no poll answered
+}
+
 // A poll that waited in the backlog may be in php-fpm's count, not in a polled queue (a poll
 // is answered once a worker has taken it out of the backlog).
 BOOST_AUTO_TEST_CASE(a_waiting_poll_is_named_when_the_count_is_used) {

@@ -114,11 +114,11 @@ void fpm_status_summary::take_count(std::int64_t count) noexcept {
     }
 }
 
-void fpm_status_summary::add(const fpm_status_sample& s) {
+void fpm_status_summary::add(const fpm_status_sample& s, bool queue_is_current) {
     ++polls;
     if (!first_max_listen_queue_)
         first_max_listen_queue_ = s.max_listen_queue;
-    if (s.listen_queue > max_listen_queue) {
+    if (queue_is_current && s.listen_queue > max_listen_queue) {
         max_listen_queue = s.listen_queue;
         from_count_ = false;
     }
@@ -153,12 +153,19 @@ void fpm_status_summary::add_after_run(const fpm_status_sample& s) {
     process_manager = s.process_manager;
 }
 
+bool holds_every_worker(const fpm_status_summary& s, std::size_t connections) {
+    return s.polls > 0 && s.process_manager == "static" &&
+           std::int64_t(connections) >= s.total_processes;
+}
+
 std::string fpm_status_line(const fpm_status_summary& st) {
     std::ostringstream o;
     if (!st.seen_during_run() && st.polls_after_run == 0) {
         // Only the poll before the run was answered: its figures are not the run's maxima.
         o << "fpm status:  unknown: no poll was answered during or after the run";
-        if (st.failures)
+        if (st.run_polls_skipped)
+            o << " (none was made during it: its connections held every worker)\n";
+        else if (st.failures)
             o << ", " << st.failures << " failed (" << st.last_error << ")\n";
         else if (st.poll_waited)
             // A poll during the run waits as long as it takes, so none failed; SIGTERM skips
@@ -185,6 +192,8 @@ std::string fpm_status_line(const fpm_status_summary& st) {
     o << ", max active processes ";
     if (st.seen_during_run())
         o << st.max_active_processes << " of " << st.total_processes;
+    else if (st.run_polls_skipped)
+        o << "unknown (not polled during the run: its connections held every worker)";
     else
         // Polls are not counted until answered: which of the two is not known here.
         o << "unknown (none answered during the run: each poll waited behind the load, or "

@@ -2,6 +2,7 @@
 // page and the maxima over a run.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -50,13 +51,17 @@ struct fpm_status_summary {
     /// A poll during the run waited behind the load in php-fpm's backlog (the poller sets it):
     /// a max_listen_queue taken from php-fpm's count may include that poll's own connection.
     bool poll_waited = false;
+    /// No poll was made during the run: its connections held every worker of a static pool.
+    bool run_polls_skipped = false;
     std::string process_manager;  ///< from the last successful poll
     std::string last_error;       ///< why the last failed poll failed
 
     /// Counts a parsed poll. php-fpm's "max listen queue" counts since the pool started, so
     /// before the run's first poll it may hold an earlier run's queue: it counts only when it
-    /// rises above what the first poll saw.
-    void add(const fpm_status_sample& s);
+    /// rises above what the first poll saw. php-fpm samples "listen queue" once a second: in
+    /// the run's first second it may be from before the run (an earlier run's leftovers), and
+    /// is not counted unless `queue_is_current`.
+    void add(const fpm_status_sample& s, bool queue_is_current = true);
     /// Counts the poll before the run (the one that sizes the pool): a baseline only. Its queue
     /// and active processes are other load's, not the run's maxima.
     void add_before_run(const fpm_status_sample& s);
@@ -99,6 +104,10 @@ struct fpm_status_summary {
 
     void take_count(std::int64_t count) noexcept;
 };
+
+/// Whether `connections` kept-alive connections hold every worker of the pool the first poll
+/// saw (static only: dynamic and ondemand start more, up to a limit the page does not tell).
+bool holds_every_worker(const fpm_status_summary& s, std::size_t connections);
 
 /// The report's "fpm status:" line, newline included: the maxima, or why they are unknown. An
 /// answered poll after the run counts, also on a unix socket, whose queue php-fpm cannot read.

@@ -36,8 +36,11 @@ void fpm_status_poller::poll_once(std::function<void()> done) {
 void fpm_status_poller::start(std::chrono::milliseconds every) {
     every_ = every;
     started_ = true;
+    run_started_ = std::chrono::steady_clock::now();
     summary_.polls_before_run = summary_.polls;
-    schedule();
+    summary_.run_polls_skipped = skip_run_;
+    if (!skip_run_)
+        schedule();
 }
 
 void fpm_status_poller::stop() {
@@ -114,7 +117,9 @@ void fpm_status_poller::poll(std::function<void()> done) {
                 else if (!started_)
                     summary_.add_before_run(s);
                 else
-                    summary_.add(s);
+                    // php-fpm samples its queue once a second (and a little late, at worst).
+                    summary_.add(s, std::chrono::steady_clock::now() - run_started_ >=
+                                        std::chrono::milliseconds(1100));
             } else
                 summary_.add_failure(std::move(why));
             if (done)

@@ -29,6 +29,9 @@ class fpm_status_poller {
     void poll_once(std::function<void()> done);
     /// Polls every `every` until stop().
     void start(std::chrono::milliseconds every);
+    /// Makes start() poll nothing during the run (when its connections hold every worker, a
+    /// poll cannot be answered before it ends, and would only wait in the queue it measures).
+    void skip_run_polls() noexcept { skip_run_ = true; }
     /// Stops polling and abandons a poll in flight.
     void stop();
     /// After stop() and the run: one more poll on a fresh connection, counted with
@@ -54,9 +57,11 @@ class fpm_status_poller {
     std::chrono::milliseconds every_{500};
     bool busy_ = false;
     std::chrono::steady_clock::time_point poll_started_;
+    std::chrono::steady_clock::time_point run_started_;
     bool stopped_ = false;
     bool after_run_ = false;
     bool started_ = false;  // start() was called: a poll before it is the baseline only
+    bool skip_run_ = false;
     fpm_status_summary summary_;
 };
 
