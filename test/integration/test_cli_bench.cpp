@@ -236,7 +236,7 @@ BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
                "/status", php_fpm::script("hello.php")});
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_TEST(r.err.find("4 connections take all of the pool's processes: no status poll is "
-                          "made until the run ends") != std::string::npos,
+                          "made while they hold every worker") != std::string::npos,
                r.err);
     BOOST_TEST(r.out.find("max active processes unknown (not polled during the run: its "
                           "connections held every worker)") != std::string::npos,
@@ -262,9 +262,9 @@ BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
 // which shows what queued; the active count is unknown rather than the poll before the run's.
 BOOST_AUTO_TEST_CASE(fpm_status_polled_after_a_saturating_run) {
     php_fpm fpm({.children = 2, .status_path = "/status"});
-    // Two of the four connections wait in the backlog the whole run: polls given up on after a
-    // second each left a connection beside them, and the count grew with the run (5 after
-    // 3 s).
+    // Two of the four connections wait in the backlog the whole run. Polls given up on after a
+    // second each left a connection beside them (the count grew with the run: 5 after 3 s);
+    // now none is made while the run's connections hold every worker.
     auto r = bench({"--connect", fpm.tcp_endpoint(), "--duration", "3", "--concurrency", "4",
                     "--timeout", "0", "--fpm-status", "/status", "--json",
                     php_fpm::script("sleep.php") + "?ms=5"});

@@ -110,30 +110,26 @@ BOOST_AUTO_TEST_CASE(a_full_client_queue_is_a_warning) {
 
 // Only responses within the period count, and its start has none: with 1 s responses in a 4 s
 // run the throughput read a quarter low, without a word (the helper's open loop: 37.5 req/s at
-// a pace of 50). A warmup, a short latency or a closed loop of --requests needs none.
+// a pace of 50). The gap to the first response counted tells, not the latency: an overloaded
+// open loop's responses wait long, but come from the start.
 BOOST_AUTO_TEST_CASE(a_slow_start_is_a_warning) {
-    bench_flags f;
-    f.duration = 4;
-    bench_counts c;
-    for (int i = 0; i < 100; ++i)
-        c.latency.record(std::chrono::milliseconds(1000));
-    c.ok = 100;
-    const bench_times t{4, 25, 0, 0.01};
-    BOOST_TEST(fcgi_cli::slow_start_warning(f, c, t) ==
-               "warning: the median response took 1.000 s, 25 % of the 4.000 s measured, whose "
-               "start had no response to count: the throughput reads low by up to that much "
-               "(give --warmup 1 or more, or a longer --duration)");
-    f.warmup = 1;
-    BOOST_TEST(fcgi_cli::slow_start_warning(f, c, t).empty());
-    f.warmup = 0;
-    f.requests = 100;  // closed loop of --requests: its period runs to the last answer
-    BOOST_TEST(fcgi_cli::slow_start_warning(f, c, t).empty());
-    f.rate = 50;  // an open loop counts within the period, --requests or not
-    BOOST_TEST(!fcgi_cli::slow_start_warning(f, c, t).empty());
-    bench_counts fast;
-    for (int i = 0; i < 100; ++i)
-        fast.latency.record(std::chrono::milliseconds(150));
-    BOOST_TEST(fcgi_cli::slow_start_warning(f, fast, t).empty());  // under a twentieth
+    bench_counts c = ten_ok();
+    bench_times t{4, 25, 0, 0.01, 1.0};
+    BOOST_TEST(fcgi_cli::slow_start_warning(c, t) ==
+               "warning: the first response counted came 1.000 s into the 4.000 s measured "
+               "(25 %): the throughput reads low by up to that much (give --warmup 1 or more, "
+               "or a longer --duration)");
+    t.start_gap_s = 0.236;  // 5.9 %: said as 6
+    BOOST_TEST(fcgi_cli::slow_start_warning(c, t).find("(6 %)") != std::string::npos);
+    t.start_gap_s = 0.19;  // under a twentieth
+    BOOST_TEST(fcgi_cli::slow_start_warning(c, t).empty());
+    t.start_gap_s = -1;  // a closed loop of --requests counts every response
+    BOOST_TEST(fcgi_cli::slow_start_warning(c, t).empty());
+    t.start_gap_s = 4;  // none within the period: the latency is the warmup (1 ms here)
+    BOOST_TEST(fcgi_cli::slow_start_warning(c, t) ==
+               "warning: no response came within the 4.000 s measured: the throughput reads "
+               "low by up to that much (give --warmup 0.1 or more, or a longer --duration)");
+    BOOST_TEST(fcgi_cli::slow_start_warning(bench_counts{}, t).empty());  // no response at all
 }
 
 // connection_lost without --recycle-after names it (php-fpm's pm.max_requests); with it, or on

@@ -265,8 +265,14 @@ BOOST_AUTO_TEST_CASE(a_queue_sampled_before_the_run_is_not_its) {
     sum.add_before_run(sample(0, 2, 1));
     sum.add(sample(1, 2, 1), false);  // 0.5 s into the run
     BOOST_TEST(sum.max_listen_queue == 0);
-    BOOST_TEST(sum.queue_known());
+    BOOST_TEST(sum.seen_during_run());  // its active count is the run's
+    BOOST_TEST(!sum.queue_known());     // its queue is not: no "max listen queue 0"
+    auto text = fcgi_cli::fpm_status_line(sum);
+    BOOST_TEST(
+        text.find("max listen queue unknown, max active processes 1 of") != std::string::npos,
+        text);
     sum.add(sample(1, 2, 1));  // later: php-fpm sampled it during the run
+    BOOST_TEST(sum.queue_known());
     BOOST_TEST(sum.max_listen_queue == 1);
 }
 
@@ -281,11 +287,17 @@ BOOST_AUTO_TEST_CASE(polls_skipped_during_the_run_are_said) {
     BOOST_TEST(fcgi_cli::holds_every_worker(sum, 4));
     BOOST_TEST(fcgi_cli::holds_every_worker(sum, 5));
     BOOST_TEST(!fcgi_cli::holds_every_worker(sum, 3));
-    sum.run_polls_skipped = true;
+    sum.polls_skipped = 3;
     auto text = fcgi_cli::fpm_status_line(sum);  // SIGTERM: no poll after the run either
     BOOST_TEST(text.find("no poll was answered during or after the run (none was made during "
-                         "it: its connections held every worker)") != std::string::npos,
+                         "it: its connections held every worker)\n") != std::string::npos,
                text);
+    fpm_status_summary failed_after = sum;  // the poll after the run failed: said too
+    failed_after.add_failure("request_timeout: no answer");
+    text = fcgi_cli::fpm_status_line(failed_after);
+    BOOST_TEST(
+        text.find("held every worker), 1 failed (request_timeout: no answer)") != std::string::npos,
+        text);
     sum.add_after_run(sample(0, 2, 1));
     text = fcgi_cli::fpm_status_line(sum);
     BOOST_TEST(text.find("max listen queue 2, max active processes unknown (not polled during "

@@ -139,13 +139,13 @@ void warn_about_pool(const fpm_status_summary& s, const std::string& status_path
         print_error("warning: " + std::to_string(connections) + " connections > the pool's " +
                     std::to_string(s.total_processes) +
                     " processes: connections beyond pm.max_children wait in the "
-                    "listen backlog, and no status poll is made until the run ends");
+                    "listen backlog, and no status poll is made while they hold every worker");
     } else if (sized && std::int64_t(connections) == s.total_processes) {
         print_error("warning: " +
                     (connections == 1 ? std::string("the connection takes the pool's only process")
                                       : std::to_string(connections) +
                                             " connections take all of the pool's processes") +
-                    ": no status poll is made until the run ends" +
+                    ": no status poll is made while they hold every worker" +
                     (connections > 1 ? "; --connections " + std::to_string(connections - 1) +
                                            " leaves one for them"
                                      : std::string()));
@@ -173,7 +173,8 @@ int exit_code(const bench_flags& f, const bench_counts& c) {
 int report_bench(const bench_flags& f, const bench_setup& setup, const bench_run& run,
                  const fpm_status_summary* st) {
     const auto& c = run.counts();
-    const bench_times times{run.duration_s(), run.rps(), run.drain_s(), run.cpu_s()};
+    const bench_times times{run.duration_s(), run.rps(), run.drain_s(), run.cpu_s(),
+                            run.start_gap_s()};
     std::string report =
         f.json ? json_report(f, setup, c, times, st) : human_report(f, setup, c, times, st);
     if (!write_stdout(report)) {
@@ -198,7 +199,7 @@ int report_bench(const bench_flags& f, const bench_setup& setup, const bench_run
     }
     for (const auto& line : count_warnings(c, setup, f.recycle_after))
         print_error(line);
-    if (auto line = slow_start_warning(f, c, times); !line.empty())
+    if (auto line = slow_start_warning(c, times); !line.empty())
         print_error(line);
     return exit_code(f, c);
 }
@@ -276,8 +277,9 @@ void add_bench_flags(CLI::App& cmd, bench_flags& f) {
     add_recycle_flag(cmd, f.recycle_after);
     add_response_limit_flags(cmd, f.max_output, r.max_stderr, "response");
     cmd.add_option("--fpm-status", f.fpm_status,
-                   "php-fpm's pm.status_path (e.g. /status): poll it every 500 ms and report "
-                   "the largest listen queue and active process count");
+                   "php-fpm's pm.status_path (e.g. /status): poll it every 500 ms (not while "
+                   "the run's connections hold every worker) and report the largest listen "
+                   "queue and active process count");
     cmd.add_option("script", r.target, "SCRIPT[?QUERY]: the script to run")->required();
 }
 
@@ -309,9 +311,13 @@ int run_bench(const bench_flags& f) {
         // One poll first: the pool's size tells whether --connections can be served at all.
         poller->poll_once([&] {
             warn_about_pool(poller->summary(), f.fpm_status, setup.connections);
-            // A poll could only wait in the backlog, counted in the queue it would measure.
-            if (!setup.multiplexed && holds_every_worker(poller->summary(), setup.connections))
-                poller->skip_run_polls();
+            // While the run's connections hold every worker, a poll could only wait in the
+            // backlog, counted in the queue it would measure. (The pool opens connections as it
+            // needs them: an open loop may never open as many as it may.)
+            if (pool_is_fixed(poller->summary()))
+                poller->skip_polls_while([&run, &p = *poller] {
+                    return holds_every_worker(p.summary(), run.open_connections());
+                });
             run.start();
         });
     } else {

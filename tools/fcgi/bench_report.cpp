@@ -196,6 +196,7 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
             {"listen_queue_count_stayed_at",
              known(st->count_stayed_at().value_or(0), st->count_stayed_at().has_value())},
             {"max_listen_queue_may_include_poll", st->queue_may_include_poll()},
+            {"polls_skipped", st->polls_skipped},
             {"max_active_processes", known(st->max_active_processes, st->seen_during_run())},
             {"total_processes", known(st->total_processes, st->answered())},
             {"process_manager",
@@ -281,21 +282,22 @@ std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup
     return lines;
 }
 
-std::string slow_start_warning(const bench_flags& f, const bench_counts& c, const bench_times& t) {
-    // A closed loop of --requests counts every response over a period that runs to the last:
-    // its start is part of the run's time, as in ab.
-    const bool counts_within_period = f.rate > 0 || f.requests == 0;
-    if (f.warmup > 0 || !counts_within_period || c.latency.count() == 0 || t.duration_s <= 0)
+std::string slow_start_warning(const bench_counts& c, const bench_times& t) {
+    // The gap, not the latency: a queued response's wait was spent within the period, with
+    // other responses counted meanwhile.
+    if (t.start_gap_s < 0 || t.duration_s <= 0 || c.ok == 0 || t.start_gap_s < t.duration_s / 20)
         return {};
-    const double median_s = double(c.latency.percentile(50).count()) / 1e6;
-    if (median_s < t.duration_s / 20)
-        return {};
-    const double share = std::min(100.0, 100 * median_s / t.duration_s);
-    return "warning: the median response took " + seconds_or_ms(median_s) + ", " +
-           std::to_string(int(share)) + " % of the " + seconds_or_ms(t.duration_s) +
-           " measured, whose start had no response to count: the throughput reads low by up "
-           "to that much (give --warmup " +
-           as_given(std::ceil(median_s * 10) / 10) + " or more, or a longer --duration)";
+    const long share = std::min(100L, std::lround(100 * t.start_gap_s / t.duration_s));
+    // No response within the period at all: the responses' own time is the warmup to give.
+    const bool none = t.start_gap_s >= t.duration_s;
+    const double warmup_s = none ? double(c.latency.percentile(50).count()) / 1e6 : t.start_gap_s;
+    return "warning: " +
+           (none
+                ? "no response came within the " + seconds_or_ms(t.duration_s) + " measured"
+                : "the first response counted came " + seconds_or_ms(t.start_gap_s) + " into the " +
+                      seconds_or_ms(t.duration_s) + " measured (" + std::to_string(share) + " %)") +
+           ": the throughput reads low by up to that much (give --warmup " +
+           as_given(std::ceil(warmup_s * 10) / 10) + " or more, or a longer --duration)";
 }
 
 }  // namespace fcgi_cli

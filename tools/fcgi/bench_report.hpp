@@ -18,6 +18,9 @@ struct bench_times {
     double rps = 0;         ///< responses per second of it
     double drain_s = 0;     ///< how long after it the last response came
     double cpu_s = 0;       ///< the client's CPU seconds over it
+    /// From the period's start to the first response counted in it (bench_run::start_gap_s);
+    /// -1 when throughput counts every response (a closed loop of --requests).
+    double start_gap_s = -1;
 };
 
 /// The report for a terminal: what was asked, then one line per figure. `st` may be null
@@ -37,9 +40,9 @@ std::string json_report(const bench_flags& f, const bench_setup& setup, const be
 std::vector<std::string> count_warnings(const bench_counts& c, const bench_setup& setup,
                                         std::uint64_t recycle_after = 0);
 
-/// A warning when throughput reads low because the period's start had no response to count:
-/// a timed run without --warmup whose median latency is a twentieth of the period or more
-/// (only responses within the period count). Empty otherwise.
-std::string slow_start_warning(const bench_flags& f, const bench_counts& c, const bench_times& t);
+/// A warning when throughput reads low because the period's start had no response to count
+/// (a run without --warmup, or with one shorter than a response takes): a twentieth of the
+/// period or more before the first response counted. Empty otherwise.
+std::string slow_start_warning(const bench_counts& c, const bench_times& t);
 
 }  // namespace fcgi_cli

@@ -128,6 +128,21 @@ double bench_run::drain_s() const {
     return stopping_ && d > 0 ? d : 0.0;
 }
 
+std::size_t bench_run::open_connections() const {
+    std::size_t n = 0;
+    for (const auto& e : client_.stats().endpoints)
+        n += e.open;
+    return n;
+}
+
+double bench_run::start_gap_s() const {
+    if (flags_.rate <= 0 && limit_reached())
+        return -1;  // rps() counts every response, over a period that runs to the last
+    if (!first_in_period_)
+        return duration_s();
+    return std::max(0.0, duration<double>(*first_in_period_ - measure_start_).count());
+}
+
 bool bench_run::limit_reached() const noexcept {
     return flags_.requests != 0 && counts_.sent >= flags_.requests;
 }
@@ -232,8 +247,10 @@ void bench_run::on_complete(clock_type::time_point intended, bool counted, std::
         answered_ = true;
     // Throughput is every response in the period: a warmup request's answered within it too,
     // or the first latency's worth of the period would hold none (rps low by latency/duration).
-    if (!counted && !ec && now >= measure_start_ && (!stopping_ || now <= stop_time_))
+    if (!counted && !ec && now >= measure_start_ && (!stopping_ || now <= stop_time_)) {
         ++counts_.ok_in_period;
+        first_in_period_ = first_in_period_.value_or(now);
+    }
     if (counted) {
         --counted_in_flight_;
         last_completion_ = now;
@@ -248,8 +265,10 @@ void bench_run::on_complete(clock_type::time_point intended, bool counted, std::
             ++counts_.ok;
             // An open loop of --requests stops sending at its last send; its period runs on to
             // when the next one would have been due (stop_sending).
-            if (!stopping_ || now <= stop_time_)
+            if (!stopping_ || now <= stop_time_) {
                 ++counts_.ok_in_period;
+                first_in_period_ = first_in_period_.value_or(now);
+            }
             counts_.resent += r.times_sent > 1;
             counts_.status_4xx_5xx += r.status >= 400;
             counts_.status_5xx += r.status >= 500;

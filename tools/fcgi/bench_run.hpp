@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <system_error>
 
 #include "bench_command.hpp"
@@ -53,6 +54,11 @@ class bench_run {
     double rps() const;
     /// How long after the measured period the last response came (0: none after it).
     double drain_s() const;
+    /// Connections the run's client has open or connecting now.
+    std::size_t open_connections() const;
+    /// When rps() counts the responses within the period: from its start to the first one
+    /// counted (the whole period when none was), a stretch with none to count. Else -1.
+    double start_gap_s() const;
     /// The process's CPU seconds over the measured period (the warmup's excluded).
     double cpu_s() const noexcept { return cpu_end_ - cpu_start_; }
     /// True when the run stopped because no connection could be made before any response.
@@ -95,6 +101,7 @@ class bench_run {
     clock_type::duration grace_{};
     bool progress_ = false;
     clock_type::time_point start_, measure_start_, end_, stop_time_, last_completion_;
+    std::optional<clock_type::time_point> first_in_period_;  // the first response rps() counts
     double interval_ = 0;
     std::uint64_t next_k_ = 0;
     std::size_t in_flight_ = 0;

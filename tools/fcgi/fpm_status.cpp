@@ -118,6 +118,7 @@ void fpm_status_summary::add(const fpm_status_sample& s, bool queue_is_current) 
     ++polls;
     if (!first_max_listen_queue_)
         first_max_listen_queue_ = s.max_listen_queue;
+    queue_sampled_ = queue_sampled_ || queue_is_current;
     if (queue_is_current && s.listen_queue > max_listen_queue) {
         max_listen_queue = s.listen_queue;
         from_count_ = false;
@@ -153,9 +154,12 @@ void fpm_status_summary::add_after_run(const fpm_status_sample& s) {
     process_manager = s.process_manager;
 }
 
+bool pool_is_fixed(const fpm_status_summary& s) {
+    return s.polls > 0 && s.process_manager == "static" && s.total_processes > 0;
+}
+
 bool holds_every_worker(const fpm_status_summary& s, std::size_t connections) {
-    return s.polls > 0 && s.process_manager == "static" &&
-           std::int64_t(connections) >= s.total_processes;
+    return pool_is_fixed(s) && std::int64_t(connections) >= s.total_processes;
 }
 
 std::string fpm_status_line(const fpm_status_summary& st) {
@@ -163,10 +167,12 @@ std::string fpm_status_line(const fpm_status_summary& st) {
     if (!st.seen_during_run() && st.polls_after_run == 0) {
         // Only the poll before the run was answered: its figures are not the run's maxima.
         o << "fpm status:  unknown: no poll was answered during or after the run";
-        if (st.run_polls_skipped)
-            o << " (none was made during it: its connections held every worker)\n";
-        else if (st.failures)
+        if (st.polls_skipped)
+            o << " (none was made during it: its connections held every worker)";
+        if (st.failures)
             o << ", " << st.failures << " failed (" << st.last_error << ")\n";
+        else if (st.polls_skipped)
+            o << "\n";
         else if (st.poll_waited)
             // A poll during the run waits as long as it takes, so none failed; SIGTERM skips
             // the one after the run.
@@ -192,7 +198,7 @@ std::string fpm_status_line(const fpm_status_summary& st) {
     o << ", max active processes ";
     if (st.seen_during_run())
         o << st.max_active_processes << " of " << st.total_processes;
-    else if (st.run_polls_skipped)
+    else if (st.polls_skipped)
         o << "unknown (not polled during the run: its connections held every worker)";
     else
         // Polls are not counted until answered: which of the two is not known here.

@@ -51,8 +51,8 @@ struct fpm_status_summary {
     /// A poll during the run waited behind the load in php-fpm's backlog (the poller sets it):
     /// a max_listen_queue taken from php-fpm's count may include that poll's own connection.
     bool poll_waited = false;
-    /// No poll was made during the run: its connections held every worker of a static pool.
-    bool run_polls_skipped = false;
+    /// Polls not made during the run while its connections held every worker of a static pool.
+    std::uint64_t polls_skipped = 0;
     std::string process_manager;  ///< from the last successful poll
     std::string last_error;       ///< why the last failed poll failed
 
@@ -79,7 +79,7 @@ struct fpm_status_summary {
     /// read: a poll during the run, or one after it that saw php-fpm's count rise. (Both are
     /// php-fpm's samples, taken once a second: a shorter queue can pass unseen.)
     bool queue_known() const noexcept {
-        return listen_queue_known && (seen_during_run() || after_run_rose_);
+        return listen_queue_known && (queue_sampled_ || from_count_ || after_run_rose_);
     }
     /// When the queue is not known because php-fpm's count, a high-water mark since it started,
     /// did not rise during the run: the count it stayed at.
@@ -101,6 +101,7 @@ struct fpm_status_summary {
     bool after_run_queue_ = false;  // the poll after the run had a first poll to compare with
     bool after_run_rose_ = false;   // ... and php-fpm's count had risen past it
     bool from_count_ = false;       // max_listen_queue came from php-fpm's count
+    bool queue_sampled_ = false;    // a poll during the run counted its "listen queue"
 
     void take_count(std::int64_t count) noexcept;
 };
@@ -108,6 +109,9 @@ struct fpm_status_summary {
 /// Whether `connections` kept-alive connections hold every worker of the pool the first poll
 /// saw (static only: dynamic and ondemand start more, up to a limit the page does not tell).
 bool holds_every_worker(const fpm_status_summary& s, std::size_t connections);
+/// Whether the pool the first poll saw is one whose every worker a run's connections can hold
+/// (static, and answered): holds_every_worker() can be true for some number of connections.
+bool pool_is_fixed(const fpm_status_summary& s);
 
 /// The report's "fpm status:" line, newline included: the maxima, or why they are unknown. An
 /// answered poll after the run counts, also on a unix socket, whose queue php-fpm cannot read.

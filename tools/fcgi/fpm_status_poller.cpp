@@ -38,9 +38,7 @@ void fpm_status_poller::start(std::chrono::milliseconds every) {
     started_ = true;
     run_started_ = std::chrono::steady_clock::now();
     summary_.polls_before_run = summary_.polls;
-    summary_.run_polls_skipped = skip_run_;
-    if (!skip_run_)
-        schedule();
+    schedule();
 }
 
 void fpm_status_poller::stop() {
@@ -70,8 +68,12 @@ void fpm_status_poller::schedule() {
     timer_.async_wait([this](std::error_code ec) {
         if (ec || stopped_)
             return;
-        if (!busy_)
-            poll(nullptr);
+        if (!busy_) {  // a poll still waiting is not doubled
+            if (skip_ && skip_())
+                ++summary_.polls_skipped;
+            else
+                poll(nullptr);
+        }
         schedule();
     });
 }

@@ -29,9 +29,10 @@ class fpm_status_poller {
     void poll_once(std::function<void()> done);
     /// Polls every `every` until stop().
     void start(std::chrono::milliseconds every);
-    /// Makes start() poll nothing during the run (when its connections hold every worker, a
-    /// poll cannot be answered before it ends, and would only wait in the queue it measures).
-    void skip_run_polls() noexcept { skip_run_ = true; }
+    /// During the run, skips each poll due while `skip()` is true (the run's connections hold
+    /// every worker: a poll could not be answered before the run ends, and would only wait in
+    /// the queue it measures); counted in summary().polls_skipped.
+    void skip_polls_while(std::function<bool()> skip) { skip_ = std::move(skip); }
     /// Stops polling and abandons a poll in flight.
     void stop();
     /// After stop() and the run: one more poll on a fresh connection, counted with
@@ -61,7 +62,7 @@ class fpm_status_poller {
     bool stopped_ = false;
     bool after_run_ = false;
     bool started_ = false;  // start() was called: a poll before it is the baseline only
-    bool skip_run_ = false;
+    std::function<bool()> skip_;
     fpm_status_summary summary_;
 };
 
