@@ -232,7 +232,8 @@ BOOST_FIXTURE_TEST_CASE(fpm_status_polled, fpm_fixture) {
 
     // Four take every worker: no connection waits in the backlog, and no poll is made during
     // the run (it would wait there, counted in the queue it measures).
-    r = bench({"--connect", ep, "--duration", "0.5", "--concurrency", "4", "--fpm-status",
+    // (1.2 s: polls are due at 0.5 s and 1 s.)
+    r = bench({"--connect", ep, "--duration", "1.2", "--concurrency", "4", "--fpm-status",
                "/status", php_fpm::script("hello.php")});
     BOOST_TEST(r.exit_code == 0, r.err);
     BOOST_TEST(r.err.find("4 connections take all of the pool's processes: no status poll is "
