@@ -741,8 +741,10 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
         {{"--multiplex", "on"}, 0, {.interleave = 4, .mpxs_conns = "0"}, 0, 2, 4, ""},
         {{"--multiplex", "auto"}, 0, {.interleave = 4, .mpxs_conns = "0"}, 1, 1, 1, declined},
         // No answer: the jobs wait for the question (half of the shortest deadline at most:
-        // --timeout, or the jobs' own), then go one per connection with the rest of it.
-        {{"--multiplex", "auto", "--timeout", "0.8"},
+        // --timeout, or the jobs' own), then go one per connection with the rest of it. (3 s:
+        // under ASan on a loaded machine 40 jobs on 2 connections once took more than the
+        // 0.4 s that a 0.8 s deadline left them.)
+        {{"--multiplex", "auto", "--timeout", "3"},
          0,
          {.interleave = 4, .answer_get_values = false},
          1,
@@ -750,7 +752,7 @@ BOOST_AUTO_TEST_CASE(multiplex_flag) {
          1,
          silent},
         {{"--multiplex", "auto"},
-         0.8,
+         3,
          {.interleave = 4, .answer_get_values = false},
          1,
          1,
